@@ -1,0 +1,62 @@
+"""The `arscale` command.
+
+Each command group lives in its own module under `arscale.commands` and exposes
+`register(subparsers)`; the handler it sets as `func` receives the parsed args and returns an
+exit code. User errors are raised as `ArscaleError` and printed as one line, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from arscale import __version__
+from arscale.errors import ArscaleError
+
+# Command modules, in the order they appear in `arscale --help`.
+COMMAND_MODULES = [
+    "arscale.commands.generate",
+    "arscale.commands.shapeworld",
+    "arscale.commands.eval",
+    "arscale.commands.train",
+    "arscale.commands.bench",
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="arscale",
+        description="Test-time scaling for autoregressive image generators.",
+    )
+    parser.add_argument("--version", action="version", version=f"arscale {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name == name:  # command group not built yet
+                continue
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except ArscaleError as exc:
+        print(f"arscale: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("arscale: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Command groups of the `arscale` CLI, one module each."""

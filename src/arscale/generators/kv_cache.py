@@ -1,0 +1,62 @@
+"""A preallocated per-layer key/value cache whose batch rows can be gathered.
+
+Layout per layer: keys and values of shape [rows, heads, capacity, head_dim], filled up to
+`length`. With classifier-free guidance the rows are the conditional half followed by the
+unconditional half; `Trajectories.select` builds the matching row index for both halves.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+class KVCache:
+    def __init__(self, num_layers: int, capacity: int):
+        if capacity <= 0:
+            raise ValueError("KV cache capacity must be positive")
+        self.num_layers = num_layers
+        self.capacity = capacity
+        self.keys: list[torch.Tensor | None] = [None] * num_layers
+        self.values: list[torch.Tensor | None] = [None] * num_layers
+        self.lengths = [0] * num_layers
+
+    @property
+    def length(self) -> int:
+        return self.lengths[0]
+
+    def append(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Store the new keys/values [rows, heads, n, dim]; return all cached ones so far."""
+        rows, heads, n, dim = k.shape
+        if self.keys[layer] is None:
+            self.keys[layer] = k.new_empty(rows, heads, self.capacity, dim)
+            self.values[layer] = v.new_empty(rows, heads, self.capacity, v.shape[-1])
+        start = self.lengths[layer]
+        end = start + n
+        if end > self.capacity:
+            raise RuntimeError(f"KV cache overflow: {end} positions > capacity {self.capacity}")
+        keys, values = self.keys[layer], self.values[layer]
+        if keys.shape[0] != rows:
+            raise RuntimeError(f"KV cache holds {keys.shape[0]} rows but got {rows}")
+        keys[:, :, start:end] = k
+        values[:, :, start:end] = v
+        self.lengths[layer] = end
+        return keys[:, :, :end], values[:, :, :end]
+
+    def select(self, index: torch.Tensor) -> "KVCache":
+        """Gather rows (duplicates allowed) into a new cache: one copy of the filled part, no more."""
+        out = KVCache(self.num_layers, self.capacity)
+        for i, (k, v) in enumerate(zip(self.keys, self.values)):
+            n = self.lengths[i]
+            out.lengths[i] = n
+            if k is None:
+                continue
+            idx = index.to(k.device)
+            nk = k.new_empty(len(idx), k.shape[1], self.capacity, k.shape[3])
+            nv = v.new_empty(len(idx), v.shape[1], self.capacity, v.shape[3])
+            nk[:, :, :n] = k[idx, :, :n]
+            nv[:, :, :n] = v[idx, :, :n]
+            out.keys[i], out.values[i] = nk, nv
+        return out
+
+    def nbytes(self) -> int:
+        return sum(t.numel() * t.element_size() for t in self.keys + self.values if t is not None)

@@ -1,0 +1,56 @@
+"""The two generator protocols (see DESIGN.md). A generator knows nothing about search."""
+
+from __future__ import annotations
+
+from typing import Protocol, Sequence, runtime_checkable
+
+import torch
+
+from arscale.generators.trajectories import Trajectories
+
+
+@runtime_checkable
+class NextScaleGenerator(Protocol):
+    """VAR-style: each `step` generates one whole scale for every row."""
+
+    name: str
+    num_scales: int
+    image_size: int
+
+    def start(self, prompts: Sequence[str], rows_per_prompt: int | Sequence[int], seed: int,
+              *, prompt_offset: int = 0, cfg: float | None = None) -> Trajectories: ...
+
+    def step(self, traj: Trajectories) -> Trajectories: ...
+
+    def preview(self, traj: Trajectories, size: int | None = None) -> torch.Tensor:
+        """Decode the accumulated latent after the current scale: [R, 3, size, size] in [0, 1]."""
+        ...
+
+    def finish(self, traj: Trajectories) -> torch.Tensor:
+        """Final images [R, 3, H, W] in [0, 1]."""
+        ...
+
+    def flops_per_scale(self, rows: int) -> list[float]:
+        """Analytic transformer FLOPs of generating each scale for `rows` rows (CFG included)."""
+        ...
+
+
+@runtime_checkable
+class NextTokenGenerator(Protocol):
+    """LlamaGen-style: raster-order tokens, one per `advance`."""
+
+    name: str
+    num_tokens: int
+    image_size: int
+
+    def start(self, prompts: Sequence[str], rows_per_prompt: int | Sequence[int], seed: int,
+              *, prompt_offset: int = 0) -> Trajectories: ...
+
+    def next_logits(self, traj: Trajectories) -> tuple[torch.Tensor, torch.Tensor]:
+        """Conditional and unconditional logits [R, V] for the next token."""
+        ...
+
+    def advance(self, traj: Trajectories, tokens: torch.Tensor, guidance: torch.Tensor | None = None) -> Trajectories:
+        ...
+
+    def finish(self, traj: Trajectories) -> torch.Tensor: ...

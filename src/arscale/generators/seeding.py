@@ -1,0 +1,40 @@
+"""Deterministic per-row seeds.
+
+Every row carries a 63-bit key. A row's random draws at a step come from a generator seeded
+with `mix(key, step)`, so results depend on (prompt index, candidate index, step) only — never
+on batch layout, process rank or how many prompts share a forward. A row duplicated by
+`select` gets a fresh key derived from its parent's, so copies diverge after resampling.
+"""
+
+from __future__ import annotations
+
+import torch
+
+_MASK = (1 << 64) - 1
+
+
+def _splitmix64(x: int) -> int:
+    x = (x + 0x9E3779B97F4A7C15) & _MASK
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK
+    return x ^ (x >> 31)
+
+
+def mix(*values: int) -> int:
+    """Hash any number of integers into one non-negative 63-bit seed."""
+    h = 0x5EED
+    for v in values:
+        h = _splitmix64(h ^ (int(v) & _MASK))
+    return h >> 1
+
+
+def row_key(seed: int, prompt_index: int, candidate: int) -> int:
+    """The key of candidate `candidate` of global prompt `prompt_index` under run seed `seed`."""
+    return mix(seed, prompt_index, candidate)
+
+
+def generator_for(key: int, step: int, device: torch.device | str = "cpu") -> torch.Generator:
+    """A fresh generator for one row at one step."""
+    g = torch.Generator(device=device)
+    g.manual_seed(mix(key, step))
+    return g

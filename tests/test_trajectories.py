@@ -1,0 +1,60 @@
+import pytest
+import torch
+
+from arscale.generators.kv_cache import KVCache
+from arscale.generators.trajectories import Trajectories
+
+
+def make(rows=3):
+    t = Trajectories.for_prompts(["a", "b"], [rows, 2], seed=7)
+    n = len(t)
+    t.rows["latent"] = torch.arange(n).float().view(n, 1)
+    t.paired["mask"] = torch.arange(2 * n).view(2 * n, 1)
+    t.cache = KVCache(num_layers=2, capacity=8)
+    for layer in range(2):
+        k = torch.arange(2 * n).float().view(2 * n, 1, 1, 1).expand(2 * n, 1, 3, 2).clone()
+        t.cache.append(layer, k, k + 100)
+    t.record("reward", 0, torch.arange(n).float())
+    return t
+
+
+def test_select_gathers_everything_with_duplicates():
+    t = make()
+    n = len(t)
+    idx = [4, 0, 0, 2]
+    t.step = 1
+    t.select(idx, reason="resample")
+    assert t.rows["latent"].flatten().tolist() == idx
+    assert t.paired["mask"].flatten().tolist() == idx + [i + n for i in idx]
+    k, v = t.cache.keys[1][:, 0, :3, 0], t.cache.values[0][:, 0, :3, 0]
+    assert k[:, 0].tolist() == idx + [i + n for i in idx]
+    assert (v - 100)[:, 0].tolist() == idx + [i + n for i in idx]
+    assert t.history["reward"][:, 0].tolist() == idx
+    assert t.prompt_index.tolist() == [1, 0, 0, 0]
+    # the duplicate of row 0 is a child node with its own seed
+    assert t.node[1] != t.node[2] and t.tree.parent[int(t.node[2])] == int(t.node[1])
+    assert t.seed_key[1] != t.seed_key[2]
+    # rows 1 and 3 were cut, with the reason
+    assert t.tree.reason[1] == "resample" and t.tree.reason[3] == "resample"
+    assert t.tree.ended[0] is None
+
+
+def test_select_rejects_bad_rows():
+    t = make()
+    with pytest.raises(IndexError):
+        t.select([0, 9])
+    with pytest.raises(ValueError):
+        t.select([])
+
+
+def test_cache_overflow_is_an_error():
+    c = KVCache(1, capacity=2)
+    x = torch.zeros(1, 1, 3, 4)
+    with pytest.raises(RuntimeError, match="overflow"):
+        c.append(0, x, x)
+
+
+def test_seed_keys_depend_on_prompt_and_candidate_only():
+    a = Trajectories.for_prompts(["x", "y"], 2, seed=1, prompt_offset=10)
+    b = Trajectories.for_prompts(["y"], 2, seed=1, prompt_offset=11)
+    assert a.seed_key[2:] == b.seed_key
