@@ -1,0 +1,28 @@
+"""`arscale train ...`: training of the shipped ShapeWorld models. Each trainer module under
+`arscale.train` exposes `register(subparsers)`."""
+
+from __future__ import annotations
+
+import importlib
+
+TRAINERS = [
+    "arscale.train.tokenizer_multiscale",  # arscale train shapeworld-tokenizer
+    "arscale.train.var",  # arscale train shapeworld-var
+    "arscale.train.tokenizer_vq",  # arscale train shapeworld-ar-tokenizer
+    "arscale.train.ar",  # arscale train shapeworld-ar
+    "arscale.train.reward",  # arscale train shapeworld-reward
+]
+
+
+def register(sub) -> None:
+    parser = sub.add_parser("train", help="train the shipped ShapeWorld models")
+    trainers = parser.add_subparsers(dest="model", metavar="MODEL")
+    for name in TRAINERS:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name == name:  # trainer not built yet
+                continue
+            raise
+        module.register(trainers)
+    parser.set_defaults(func=lambda args: parser.print_help() or 2)

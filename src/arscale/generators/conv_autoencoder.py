@@ -1,0 +1,70 @@
+"""Small convolutional encoder/decoder shared by the ShapeWorld tokenizers (next-scale and next-token)."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+
+def _norm(ch: int) -> nn.GroupNorm:
+    return nn.GroupNorm(min(32, ch // 4) if ch >= 8 else 1, ch, eps=1e-6)
+
+
+class ResBlock(nn.Module):
+    def __init__(self, cin: int, cout: int):
+        super().__init__()
+        self.norm1, self.conv1 = _norm(cin), nn.Conv2d(cin, cout, 3, padding=1)
+        self.norm2, self.conv2 = _norm(cout), nn.Conv2d(cout, cout, 3, padding=1)
+        self.skip = nn.Conv2d(cin, cout, 1) if cin != cout else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.conv1(F.silu(self.norm1(x)))
+        h = self.conv2(F.silu(self.norm2(h)))
+        return self.skip(x) + h
+
+
+class Encoder(nn.Module):
+    """Image [B,3,H,W] in [-1,1] -> latent [B,z,H/2^(n-1),W/2^(n-1)] for n = len(ch_mult)."""
+
+    def __init__(self, z_channels: int, ch: int = 64, ch_mult: Sequence[int] = (1, 2, 2), num_res: int = 1):
+        super().__init__()
+        layers: list[nn.Module] = [nn.Conv2d(3, ch * ch_mult[0], 3, padding=1)]
+        cin = ch * ch_mult[0]
+        for i, m in enumerate(ch_mult):
+            for _ in range(num_res):
+                layers.append(ResBlock(cin, ch * m))
+                cin = ch * m
+            if i < len(ch_mult) - 1:
+                layers.append(nn.Conv2d(cin, cin, 4, stride=2, padding=1))
+        layers += [ResBlock(cin, cin), _norm(cin), nn.SiLU(), nn.Conv2d(cin, z_channels, 3, padding=1)]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class Decoder(nn.Module):
+    """Latent -> image [B,3,H,W] in [-1,1] (not clamped: the caller clamps for display)."""
+
+    def __init__(self, z_channels: int, ch: int = 64, ch_mult: Sequence[int] = (1, 2, 2), num_res: int = 1):
+        super().__init__()
+        cin = ch * ch_mult[-1]
+        layers: list[nn.Module] = [nn.Conv2d(z_channels, cin, 3, padding=1), ResBlock(cin, cin)]
+        for i, m in reversed(list(enumerate(ch_mult))):
+            for _ in range(num_res):
+                layers.append(ResBlock(cin, ch * m))
+                cin = ch * m
+            if i > 0:
+                layers += [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(cin, cin, 3, padding=1)]
+        layers += [_norm(cin), nn.SiLU(), nn.Conv2d(cin, 3, 3, padding=1)]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z)
+
+
+def downsample_factor(ch_mult: Sequence[int]) -> int:
+    return 2 ** (len(ch_mult) - 1)

@@ -1,0 +1,75 @@
+"""Token sampling: temperature, top-k, top-p, on explicit generators.
+
+Two entry points:
+- `sample_per_row`: each row draws from its own generator (seeded by its key and the step), so
+  a row's tokens do not depend on the batch it is in. This is what strategies use.
+- `sample_batch`: one generator for the whole batch, drawn in row order, for parity with
+  upstream code that samples `multinomial(softmax(logits.view(-1, V)), 1, generator=rng)`.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+
+from arscale.generators.seeding import generator_for
+
+
+def filter_logits(logits: torch.Tensor, top_k: int = 0, top_p: float = 0.0) -> torch.Tensor:
+    """Mask logits outside top-k / top-p with -inf (a new tensor).
+
+    top-k keeps every logit >= the k-th largest (ties survive). top-p sorts ascending and drops
+    entries whose ascending cumulative probability is <= 1 - top_p; the largest always stays.
+    `top_k <= 0` or `top_k >= V` and `top_p <= 0` or `top_p >= 1` disable the filters.
+    """
+    V = logits.shape[-1]
+    out = logits.clone()
+    if 0 < top_k < V:
+        kth = torch.topk(out, top_k, dim=-1).values[..., -1:]
+        out = out.masked_fill(out < kth, float("-inf"))
+    if 0.0 < top_p < 1.0:
+        sorted_logits, order = torch.sort(out, dim=-1, descending=False)
+        cum = sorted_logits.softmax(-1).cumsum(-1)
+        drop_sorted = cum <= (1.0 - top_p)
+        drop_sorted[..., -1] = False
+        drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
+        out = out.masked_fill(drop, float("-inf"))
+    return out
+
+
+def _probs(logits: torch.Tensor, temperature: float, top_k: int, top_p: float) -> torch.Tensor:
+    if temperature <= 0:
+        raise ValueError(f"temperature must be positive, got {temperature}")
+    logits = logits.float() / temperature
+    return filter_logits(logits, top_k, top_p).softmax(-1)
+
+
+def sample_batch(logits: torch.Tensor, generator: torch.Generator | None, *, temperature: float = 1.0,
+                 top_k: int = 0, top_p: float = 0.0) -> torch.Tensor:
+    """Sample [..., V] logits with one generator; returns [...] long tokens."""
+    shape = logits.shape[:-1]
+    probs = _probs(logits, temperature, top_k, top_p).reshape(-1, logits.shape[-1])
+    return torch.multinomial(probs, 1, generator=generator).reshape(shape)
+
+
+def sample_per_row(logits: torch.Tensor, keys: Sequence[int], step: int, *, temperature: float = 1.0,
+                   top_k: int = 0, top_p: float = 0.0) -> torch.Tensor:
+    """Sample [R, ..., V] logits, row r from the generator of (keys[r], step); returns [R, ...]."""
+    if logits.shape[0] != len(keys):
+        raise ValueError(f"{logits.shape[0]} rows of logits but {len(keys)} keys")
+    probs = _probs(logits, temperature, top_k, top_p)
+    R, V = probs.shape[0], probs.shape[-1]
+    flat = probs.reshape(R, -1, V)
+    out = torch.empty(flat.shape[:2], dtype=torch.long, device=logits.device)
+    for r, key in enumerate(keys):
+        g = generator_for(key, step, device=logits.device)
+        out[r] = torch.multinomial(flat[r], 1, generator=g).squeeze(-1)
+    return out.reshape(probs.shape[:-1])
+
+
+def cfg_mix(cond: torch.Tensor, uncond: torch.Tensor, scale: torch.Tensor | float) -> torch.Tensor:
+    """Classifier-free guidance on logits: uncond + scale * (cond - uncond), per row if `scale` is [R]."""
+    if isinstance(scale, torch.Tensor) and scale.dim() == 1:
+        scale = scale.view(-1, *([1] * (cond.dim() - 1))).to(cond)
+    return uncond + scale * (cond - uncond)

@@ -1,0 +1,94 @@
+"""The ShapeWorld text encoder: a word-level vocabulary from the grammar and a tiny transformer.
+
+The unconditional text for classifier-free guidance is the one-token sequence `<null>`; training
+replaces prompts by it with some probability.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from arscale.errors import ArscaleError
+
+PAD, NULL = "<pad>", "<null>"
+
+
+def shapeworld_vocabulary() -> tuple[str, ...]:
+    from arscale.shapeworld import VOCABULARY
+
+    return (PAD, NULL) + tuple(VOCABULARY)
+
+
+class UnknownWordError(ArscaleError):
+    pass
+
+
+@dataclass
+class TextEncoderConfig:
+    width: int = 128
+    depth: int = 2
+    heads: int = 4
+    max_len: int = 12
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class WordTokenizer:
+    def __init__(self, vocabulary: Sequence[str] | None = None, max_len: int = 12):
+        self.vocabulary = tuple(vocabulary) if vocabulary is not None else shapeworld_vocabulary()
+        self.index = {w: i for i, w in enumerate(self.vocabulary)}
+        self.max_len = max_len
+
+    def words(self, prompt: str) -> list[str]:
+        words = prompt.strip().lower().split()
+        if not words:
+            raise ArscaleError("empty prompt: give a ShapeWorld prompt such as 'a photo of a red circle'")
+        unknown = [w for w in words if w not in self.index or w in (PAD, NULL)]
+        if unknown:
+            known = ", ".join(w for w in self.vocabulary if w not in (PAD, NULL))
+            raise UnknownWordError(f"unknown word {unknown[0]!r} in prompt {prompt!r}; the vocabulary is: {known}")
+        if len(words) > self.max_len:
+            raise ArscaleError(f"prompt has {len(words)} words, more than the encoder's {self.max_len}")
+        return words
+
+    def __call__(self, prompts: Sequence[str | None]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Token ids [B, max_len] and a validity mask; `None` is the unconditional text."""
+        ids = torch.zeros(len(prompts), self.max_len, dtype=torch.long)
+        mask = torch.zeros(len(prompts), self.max_len, dtype=torch.bool)
+        for i, p in enumerate(prompts):
+            toks = [self.index[NULL]] if p is None else [self.index[w] for w in self.words(p)]
+            ids[i, : len(toks)] = torch.tensor(toks)
+            mask[i, : len(toks)] = True
+        return ids, mask
+
+
+class TextEncoder(nn.Module):
+    """Words -> contextual token features [B, L, width] + mask + pooled vector [B, width]."""
+
+    def __init__(self, config: TextEncoderConfig | None = None, vocabulary: Sequence[str] | None = None):
+        super().__init__()
+        self.config = config or TextEncoderConfig()
+        c = self.config
+        self.tokenizer = WordTokenizer(vocabulary, c.max_len)
+        self.embed = nn.Embedding(len(self.tokenizer.vocabulary), c.width)
+        self.pos = nn.Parameter(torch.zeros(1, c.max_len, c.width))
+        nn.init.normal_(self.pos, std=0.02)
+        layer = nn.TransformerEncoderLayer(c.width, c.heads, 4 * c.width, dropout=0.0, activation="gelu",
+                                           batch_first=True, norm_first=True)
+        self.blocks = nn.TransformerEncoder(layer, c.depth, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(c.width)
+
+    def forward(self, prompts: Sequence[str | None]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        ids, mask = self.tokenizer(prompts)
+        device = self.embed.weight.device
+        ids, mask = ids.to(device), mask.to(device)
+        x = self.embed(ids) + self.pos
+        x = self.norm(self.blocks(x, src_key_padding_mask=~mask))
+        m = mask.unsqueeze(-1).to(x.dtype)
+        pooled = (x * m).sum(1) / m.sum(1).clamp_min(1.0)
+        return x, mask, pooled

@@ -1,0 +1,89 @@
+"""What a strategy returns: chosen images, all final candidates, the search tree and the cost."""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from typing import Any, Iterator
+
+import numpy as np
+
+from arscale.generators.trajectories import SearchTree
+
+PHASES = ("model", "decode", "features", "reward", "selection")
+
+
+@dataclass
+class CostRecord:
+    """Compute spent by one search. FLOPs are analytic; wall time is measured per phase."""
+
+    transformer_flops: float = 0.0
+    decode_count: int = 0
+    decode_flops: float = 0.0
+    scorer_calls: int = 0  # images passed through a scorer (reward or features)
+    generated_tokens: int = 0  # image tokens sampled; a CFG pair counts once
+    wall: dict[str, float] = field(default_factory=lambda: {p: 0.0 for p in PHASES})
+    total_wall: float = 0.0
+
+    @contextmanager
+    def timer(self, phase: str) -> Iterator[None]:
+        if phase not in self.wall:
+            raise KeyError(f"unknown phase {phase!r}; phases are {PHASES}")
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.wall[phase] += time.perf_counter() - t0
+
+    @property
+    def overhead(self) -> float:
+        """Wall time outside model forwards, decodes and scorers."""
+        return max(self.total_wall - self.wall["model"] - self.wall["decode"] - self.wall["features"]
+                   - self.wall["reward"], 0.0)
+
+    def add(self, other: "CostRecord") -> "CostRecord":
+        self.transformer_flops += other.transformer_flops
+        self.decode_count += other.decode_count
+        self.decode_flops += other.decode_flops
+        self.scorer_calls += other.scorer_calls
+        self.generated_tokens += other.generated_tokens
+        for k, v in other.wall.items():
+            self.wall[k] = self.wall.get(k, 0.0) + v
+        self.total_wall += other.total_wall
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["overhead"] = self.overhead
+        return d
+
+
+@dataclass
+class Candidate:
+    prompt_index: int  # index into SearchResult.prompts
+    node: int  # id in the search tree
+    image: np.ndarray  # uint8 [H, W, 3]
+    score: float | None  # final reward or confidence, whatever the strategy picks by
+    chosen: bool = False
+
+
+@dataclass
+class SearchResult:
+    prompts: list[str]
+    candidates: list[list[Candidate]]  # per prompt, every final candidate
+    tree: SearchTree
+    cost: CostRecord
+    strategy: str
+    config: dict[str, Any]
+    telemetry: dict[str, Any] = field(default_factory=dict)  # strategy-specific traces for plots
+
+    def chosen(self, prompt: int) -> Candidate:
+        picks = [c for c in self.candidates[prompt] if c.chosen]
+        if len(picks) != 1:
+            raise RuntimeError(f"prompt {prompt} has {len(picks)} chosen candidates, expected 1")
+        return picks[0]
+
+    @property
+    def images(self) -> list[np.ndarray]:
+        return [self.chosen(i).image for i in range(len(self.prompts))]
