@@ -1,0 +1,125 @@
+"""Output layouts that the official evaluators read unchanged (GenEval's lives in geneval_layout.py).
+
+- T2I-CompBench: a flat `samples/` folder of `<prompt>_<6-digit image index>.png`; the evaluator
+  takes the last six digits as `question_id`. The image index runs over the whole suite:
+  `prompt_index * images_per_prompt + sample`.
+- DPG-Bench: one image per prompt file, named like the prompt file, holding a 2×2 grid of four
+  samples (the evaluator crops it into tiles).
+- TIIF-Bench: `<dimension>/<model>/<short|long>_description/<line index>.png`.
+
+Every file is written atomically (temporary name in the same folder, then rename), so a run killed
+at any moment never leaves a half-written image that a resumed run would count.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+from PIL import Image
+
+from arscale.bench.suites import SuitePrompt
+from arscale.errors import ArscaleError
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_save_png(image: np.ndarray, path: str | Path) -> None:
+    import io
+
+    buf = io.BytesIO()
+    Image.fromarray(np.asarray(image, dtype=np.uint8)).save(buf, format="PNG")
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def grid(images: Sequence[np.ndarray], columns: int | None = None) -> np.ndarray:
+    """Tile equally sized uint8 HWC images row by row."""
+    if not images:
+        raise ValueError("grid needs at least one image")
+    h, w, c = images[0].shape
+    cols = columns or int(np.ceil(np.sqrt(len(images))))
+    rows = int(np.ceil(len(images) / cols))
+    out = np.zeros((rows * h, cols * w, c), dtype=np.uint8)
+    for i, im in enumerate(images):
+        r, q = divmod(i, cols)
+        out[r * h:(r + 1) * h, q * w:(q + 1) * w] = im
+    return out
+
+
+def compbench_name(prompt: str, image_index: int) -> str:
+    # The evaluator splits on the last "_" and reads six digits; "/" cannot appear in a file name.
+    return f"{prompt.replace('/', ' ')}_{image_index:06d}.png"
+
+
+class CompBenchLayout:
+    def __init__(self, root: str | Path, images_per_prompt: int):
+        self.root = Path(root) / "samples"
+        self.k = images_per_prompt
+
+    def paths(self, sp: SuitePrompt) -> list[Path]:
+        return [self.root / compbench_name(sp.prompt, sp.index * self.k + j) for j in range(self.k)]
+
+    def is_complete(self, sp: SuitePrompt) -> bool:
+        return all(p.exists() for p in self.paths(sp))
+
+    def write(self, sp: SuitePrompt, images: Sequence[np.ndarray]) -> list[Path]:
+        if len(images) != self.k:
+            raise ArscaleError(f"T2I-CompBench layout expects {self.k} images per prompt, got {len(images)}")
+        paths = self.paths(sp)
+        for im, p in zip(images, paths):
+            atomic_save_png(im, p)
+        return paths
+
+
+class DPGLayout:
+    """Four samples per prompt as one 2×2 grid named after the prompt file."""
+
+    def __init__(self, root: str | Path, images_per_prompt: int = 4):
+        if images_per_prompt != 4:
+            raise ArscaleError("DPG-Bench expects a 2x2 grid of 4 samples per prompt (use --n-images 4)")
+        self.root = Path(root)
+
+    def path(self, sp: SuitePrompt) -> Path:
+        return self.root / f"{sp.metadata.get('file', f'{sp.index:05d}')}.png"
+
+    def is_complete(self, sp: SuitePrompt) -> bool:
+        return self.path(sp).exists()
+
+    def write(self, sp: SuitePrompt, images: Sequence[np.ndarray]) -> list[Path]:
+        if len(images) != 4:
+            raise ArscaleError(f"DPG-Bench needs 4 images per prompt, got {len(images)}")
+        atomic_save_png(grid(images, columns=2), self.path(sp))
+        return [self.path(sp)]
+
+
+class TIIFLayout:
+    def __init__(self, root: str | Path, model_name: str, images_per_prompt: int = 1):
+        if images_per_prompt != 1:
+            raise ArscaleError("TIIF-Bench takes one image per prompt")
+        self.root, self.model = Path(root), model_name
+
+    def path(self, sp: SuitePrompt) -> Path:
+        m = sp.metadata
+        return self.root / m["dimension"] / self.model / m["description"] / f"{m['line']}.png"
+
+    def is_complete(self, sp: SuitePrompt) -> bool:
+        return self.path(sp).exists()
+
+    def write(self, sp: SuitePrompt, images: Sequence[np.ndarray]) -> list[Path]:
+        atomic_save_png(images[0], self.path(sp))
+        return [self.path(sp)]

@@ -1,0 +1,83 @@
+import json
+import re
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from arscale.bench.layouts import CompBenchLayout, DPGLayout, TIIFLayout, atomic_save_png, grid
+from arscale.bench.suites import load_compbench, load_dpg, load_geneval, load_prompts, load_tiif
+from arscale.errors import ArscaleError
+
+
+def _img(v):
+    return np.full((8, 8, 3), v, dtype=np.uint8)
+
+
+def test_geneval_loader_keeps_order_and_metadata(tmp_path):
+    rows = [{"tag": "single_object", "include": [{"class": "dog", "count": 1}], "prompt": "a photo of a dog"},
+            {"tag": "counting", "include": [{"class": "cat", "count": 2}], "exclude": [{"class": "cat", "count": 3}],
+             "prompt": "a photo of two cats"}]
+    f = tmp_path / "evaluation_metadata.jsonl"
+    f.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    prompts = load_geneval(f)
+    assert [p.index for p in prompts] == [0, 1]
+    assert prompts[1].metadata["exclude"][0]["count"] == 3
+    kind, again = load_prompts(str(f))
+    assert kind == "geneval" and again == prompts  # dogs are not ShapeWorld
+
+
+def test_geneval_loader_errors_name_the_line(tmp_path):
+    f = tmp_path / "bad.jsonl"
+    f.write_text('{"prompt": "x", "include": []}\n{oops\n')
+    with pytest.raises(ArscaleError, match="bad.jsonl:2"):
+        load_geneval(f)
+    with pytest.raises(ArscaleError, match="not found"):
+        load_geneval(tmp_path / "missing.jsonl")
+
+
+def test_compbench_directory_and_layout_names(tmp_path):
+    (tmp_path / "color_val.txt").write_text("a red book\na blue car\n")
+    (tmp_path / "shape_val.txt").write_text("a round clock\n")
+    prompts = load_compbench(tmp_path)
+    assert [(p.index, p.prompt, p.metadata["category"]) for p in prompts] == [
+        (0, "a red book", "color"), (1, "a blue car", "color"), (2, "a round clock", "shape")]
+    layout = CompBenchLayout(tmp_path / "out", images_per_prompt=2)
+    paths = layout.write(prompts[1], [_img(1), _img(2)])
+    # the evaluator reads the question id from the last six digits
+    assert [re.search(r"_(\d{6})\.png$", p.name).group(1) for p in paths] == ["000002", "000003"]
+    assert paths[0].name.startswith("a blue car_")
+    assert layout.is_complete(prompts[1]) and not layout.is_complete(prompts[0])
+    with pytest.raises(ArscaleError):
+        layout.write(prompts[0], [_img(0)])
+
+
+def test_dpg_grid_is_two_by_two_named_like_the_prompt_file(tmp_path):
+    d = tmp_path / "prompts"
+    d.mkdir()
+    (d / "zebra.txt").write_text("A zebra.\n")
+    (d / "apple.txt").write_text("An apple.")
+    prompts = load_dpg(d)
+    assert [p.metadata["file"] for p in prompts] == ["apple", "zebra"]
+    layout = DPGLayout(tmp_path / "out")
+    (path,) = layout.write(prompts[1], [_img(10), _img(20), _img(30), _img(40)])
+    im = np.asarray(Image.open(path))
+    assert path.name == "zebra.png" and im.shape == (16, 16, 3)
+    assert [im[0, 0, 0], im[0, 8, 0], im[8, 0, 0], im[8, 8, 0]] == [10, 20, 30, 40]
+    with pytest.raises(ArscaleError, match="2x2"):
+        DPGLayout(tmp_path, images_per_prompt=2)
+
+
+def test_tiif_gives_short_and_long_descriptions(tmp_path):
+    f = tmp_path / "2d_spatial.jsonl"
+    f.write_text(json.dumps({"type": "2d", "short_description": "s0", "long_description": "l0"}) + "\n")
+    prompts = load_tiif(f)
+    assert [p.prompt for p in prompts] == ["s0", "l0"]
+    path = TIIFLayout(tmp_path / "out", "arscale").write(prompts[1], [_img(5)])[0]
+    assert path.relative_to(tmp_path / "out").as_posix() == "2d_spatial/arscale/long_description/0.png"
+
+
+def test_atomic_save_leaves_no_temporary_files(tmp_path):
+    atomic_save_png(_img(7), tmp_path / "a" / "x.png")
+    assert [p.name for p in (tmp_path / "a").iterdir()] == ["x.png"]
+    assert grid([_img(1)] * 3).shape == (16, 16, 3)
