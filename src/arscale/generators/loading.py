@@ -1,0 +1,221 @@
+"""Reading released checkpoints: where the file is, which container holds the weights, which keys to rename.
+
+Everything goes through `torch.load(weights_only=True)` or safetensors: no code is ever unpickled.
+The one object that older LlamaGen training checkpoints carry besides tensors, an `argparse.Namespace`,
+is allowed explicitly through `torch.serialization.safe_globals`.
+
+Loading is strict: after the family's renames, every key the model expects must be present and every
+key in the file must be used, apart from an explicit list of buffers that upstream stores but that we
+recompute (masks, level indices, all-zero key biases). Anything else is an `ArscaleError` that names
+the keys.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import os
+import re
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from arscale.errors import ArscaleError
+
+# The containers released checkpoints use, in the order they are tried.
+GPT_CONTAINERS = ("model", "module", "state_dict")
+VAE_CONTAINERS = ("vae",)
+
+# Buffers the released files carry that our modules rebuild themselves. `zero_k_bias` entries are checked
+# to be zero (our attention has no key bias), the rest are ignored.
+VAR_IGNORED = ("lvl_1L", "attn_bias_for_masking", "blocks.*.attn.zero_k_bias")
+VAR_VAE_IGNORED = ("quantize.ema_vocab_hit_SV",)
+INFINITY_IGNORED = (
+    "lvl_1L", "attn_bias_for_masking", "Infinity_visible_kvlen", "Infinity_invisible_qlen",
+    "blocks.*.sa.zero_k_bias", "blocks.*.ca.zero_k_bias", "text_proj_for_sos.ca.zero_k_bias",
+)
+INFINITY_VAE_IGNORED = ("quantizer.lfq.mask", "quantize.lfq.mask")
+LLAMAGEN_IGNORED = ("freqs_cis", "causal_mask", "layers.*.attention.kv_cache.*")
+ZERO_CHECKED = ("*zero_k_bias",)
+
+_BLOCK_CHUNK = re.compile(r"^block_chunks\.(\d+)\.module\.(\d+)\.(.*)$")
+_WRAPPED_VAE = re.compile(r"\.(conv|norm)\.(weight|bias)$")
+
+
+# -- finding and reading files ------------------------------------------------------------------------
+def resolve(source: str | os.PathLike, filename: str | None = None) -> Path:
+    """A local file, a directory holding `filename`, or a hub id `owner/repo` (downloaded through huggingface_hub)."""
+    path = Path(source).expanduser()
+    if path.is_file():
+        return path
+    if path.is_dir():
+        if filename is None:
+            raise ArscaleError(f"{path} is a directory; name the checkpoint file inside it")
+        if (path / filename).is_file():
+            return path / filename
+        raise ArscaleError(f"{path} has no {filename}; download it there or pass the file itself")
+    text = str(source)
+    if re.fullmatch(r"[\w.-]+/[\w.-]+", text) and not text.startswith((".", "/")):
+        if filename is None:
+            raise ArscaleError(f"hub id {text!r} needs a file name inside the repository")
+        try:
+            from huggingface_hub import hf_hub_download
+        except ImportError as exc:  # optional dependency: only real-weight users need it
+            raise ArscaleError(
+                f"{text!r} is not a local file and huggingface_hub is not installed; "
+                "`pip install arscale[real]` or pass a local path"
+            ) from exc
+        try:
+            return Path(hf_hub_download(repo_id=text, filename=filename))
+        except Exception as exc:  # network, auth, missing file: one clear line for the user
+            raise ArscaleError(f"could not fetch {filename} from the hub repository {text}: {exc}") from exc
+    raise ArscaleError(f"checkpoint {text!r} not found (neither a local file nor a hub id owner/repo)")
+
+
+def read_checkpoint(path: str | os.PathLike) -> Any:
+    """The object stored in a checkpoint file, tensors on the CPU, without unpickling any code."""
+    path = Path(path)
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(str(path), device="cpu")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as first:
+        if "Namespace" not in str(first):
+            raise ArscaleError(f"{path} cannot be read as a tensor-only checkpoint: {first}") from first
+    # LlamaGen training checkpoints carry their argparse.Namespace next to the weights.
+    with torch.serialization.safe_globals([argparse.Namespace]):
+        return torch.load(path, map_location="cpu", weights_only=True)
+
+
+# -- containers and renames ---------------------------------------------------------------------------
+def unwrap(obj: Any, containers: Iterable[str]) -> dict[str, torch.Tensor]:
+    """The tensor dict inside a checkpoint container (`{'model': sd}`, `{'vae': sd}`, ...) or a flat one."""
+    if not isinstance(obj, Mapping):
+        raise ArscaleError(f"a checkpoint must hold a dict of tensors, got {type(obj).__name__}")
+    for key in containers:
+        if key in obj and isinstance(obj[key], Mapping):
+            obj = obj[key]
+            break
+    tensors = {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+    if not tensors:
+        raise ArscaleError(
+            f"no tensors found; expected a flat state_dict or one under {', '.join(map(repr, containers))}; "
+            f"top-level keys: {', '.join(list(map(str, obj))[:10])}"
+        )
+    return tensors
+
+
+def flatten_block_chunks(sd: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Infinity's `block_chunks.{c}.module.{j}.*` -> `blocks.{c*per_chunk+j}.*`, the chunk count read from the keys."""
+    found = [(int(m.group(1)), int(m.group(2))) for k in sd if (m := _BLOCK_CHUNK.match(k))]
+    if not found:
+        return dict(sd)
+    chunks = max(c for c, _ in found) + 1
+    per_chunk = max(j for _, j in found) + 1
+    if {c for c, _ in found} != set(range(chunks)) or {j for _, j in found} != set(range(per_chunk)):
+        raise ArscaleError(f"block_chunks keys are not a full {chunks}x{per_chunk} grid; the checkpoint is damaged")
+    out = {}
+    for k, v in sd.items():
+        m = _BLOCK_CHUNK.match(k)
+        out[f"blocks.{int(m.group(1)) * per_chunk + int(m.group(2))}.{m.group(3)}" if m else k] = v
+    return out
+
+
+def bare_vae_key(key: str) -> str:
+    """Infinity VAE: the wrapped name `...conv1.conv.weight` in its bare form `...conv1.weight`."""
+    return _WRAPPED_VAE.sub(r".\2", key)
+
+
+def match_vae_keys(sd: Mapping[str, torch.Tensor], expected: Iterable[str]) -> dict[str, torch.Tensor]:
+    """Accept both Infinity VAE key forms: a key is taken as is or as the bare form of an expected key."""
+    by_bare: dict[str, str] = {}
+    for name in expected:
+        by_bare.setdefault(bare_vae_key(name), name)
+    expected = set(expected)
+    out = {}
+    for k, v in sd.items():
+        out[k if k in expected else by_bare.get(k, k)] = v
+    return out
+
+
+def drop(sd: Mapping[str, torch.Tensor], patterns: Iterable[str]) -> dict[str, torch.Tensor]:
+    patterns = tuple(patterns)
+    return {k: v for k, v in sd.items() if not any(fnmatch.fnmatchcase(k, p) for p in patterns)}
+
+
+def upcast(sd: Mapping[str, torch.Tensor], dtype: torch.dtype = torch.float32) -> dict[str, torch.Tensor]:
+    """Floating tensors to `dtype` (released weights may be bf16/fp16); integer buffers unchanged."""
+    return {k: (v.to(dtype) if v.is_floating_point() else v) for k, v in sd.items()}
+
+
+# -- strict loading -----------------------------------------------------------------------------------
+def _listing(keys: list[str], limit: int = 8) -> str:
+    head = ", ".join(keys[:limit])
+    return head + (f" and {len(keys) - limit} more" if len(keys) > limit else "")
+
+
+def load_strict(module: nn.Module, sd: Mapping[str, torch.Tensor], *, ignore: Iterable[str] = (),
+                what: str = "checkpoint") -> None:
+    """Load `sd` into `module`; every expected key must be present and every given key used.
+
+    Keys matching `ignore` may be present or absent; those that also match `*zero_k_bias` must be zero.
+    """
+    ignore = tuple(ignore)
+    expected = module.state_dict()
+    ignored = {k for k in sd if k not in expected and any(fnmatch.fnmatchcase(k, p) for p in ignore)}
+    for k in ignored:
+        if any(fnmatch.fnmatchcase(k, p) for p in ZERO_CHECKED) and torch.count_nonzero(sd[k]) > 0:
+            raise ArscaleError(f"{what}: {k} is expected to be all zero (a fixed key bias) but is not")
+    leftover = sorted(k for k in sd if k not in expected and k not in ignored)
+    missing = sorted(k for k in expected if k not in sd)
+    if missing and len(missing) == len(expected):
+        raise ArscaleError(
+            f"{what}: none of the model's keys are in this file (it holds {_listing(sorted(sd), 4)}); "
+            "is it a training checkpoint instead of the released weights?"
+        )
+    if missing or leftover:
+        parts = []
+        if missing:
+            parts.append(f"missing keys: {_listing(missing)}")
+        if leftover:
+            parts.append(f"unexpected keys: {_listing(leftover)}")
+        raise ArscaleError(f"{what} does not fit the model; " + "; ".join(parts))
+    wrong = [f"{k} {tuple(sd[k].shape)} vs {tuple(expected[k].shape)}" for k in expected
+             if tuple(sd[k].shape) != tuple(expected[k].shape)]
+    if wrong:
+        raise ArscaleError(f"{what} has tensors of the wrong shape for this config: {_listing(wrong, 4)}")
+    module.load_state_dict({k: v for k, v in sd.items() if k in expected}, strict=True)
+
+
+# -- per-family preparation (container -> our key names) --------------------------------------------
+def fit_length(t: torch.Tensor, length: int) -> torch.Tensor:
+    """Truncate or zero-pad dim 0 to `length` (Infinity's cfg_uncond against the model's text_maxlen)."""
+    if t.shape[0] >= length:
+        return t[:length]
+    return torch.cat([t, t.new_zeros(length - t.shape[0], *t.shape[1:])])
+
+
+def infinity_state(obj: Any, text_maxlen: int | None = None) -> dict[str, torch.Tensor]:
+    sd = flatten_block_chunks(unwrap(obj, GPT_CONTAINERS))
+    if text_maxlen is not None and "cfg_uncond" in sd:
+        sd["cfg_uncond"] = fit_length(sd["cfg_uncond"], text_maxlen)
+    return upcast(sd)
+
+
+def infinity_vae_state(obj: Any, expected: Iterable[str]) -> dict[str, torch.Tensor]:
+    return upcast(match_vae_keys(unwrap(obj, VAE_CONTAINERS), expected))
+
+
+def var_state(obj: Any) -> dict[str, torch.Tensor]:
+    return upcast(unwrap(obj, GPT_CONTAINERS))
+
+
+def llamagen_state(obj: Any) -> dict[str, torch.Tensor]:
+    sd = unwrap(obj, GPT_CONTAINERS)
+    sd = {k.removeprefix("_orig_mod.").removeprefix("module."): v for k, v in sd.items()}
+    return upcast(drop(sd, ("freqs_cis",)))

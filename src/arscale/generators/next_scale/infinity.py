@@ -1,0 +1,491 @@
+"""Infinity (FoundationVision/Infinity): text-to-image next-scale prediction with bitwise BSQ tokens.
+
+What distinguishes it from VAR (facts from shared/methods/MODELS.md §2; our own code):
+- the text path: Flan-T5 features -> RMSNorm -> (a) an attention pool with a learned query, whose output is
+  both the start token and the AdaLN condition, and (b) an MLP giving the cross-attention memory. The
+  unconditional half uses the learned `cfg_uncond` truncated to each prompt's own length;
+- shared AdaLN: one SiLU->Linear(C, 6C) on the condition, plus a learned per-block offset `ada_gss`;
+- self-attention with l2-normalised q/k (per-head learned scale, clamped at ln 100) and then 2-D RoPE whose
+  positions are the scale's grid normalised to the last scale of the 1M schedule of that aspect ratio;
+- cross-attention of every token to its own prompt's text (padded here, with a key mask);
+- the level embedding is added only before block 0; there is no absolute position table;
+- the head predicts 2 logits per bit (pairs (2j, 2j+1) = bit j is 0 / 1); CFG is cfg*cond + (1-cfg)*uncond
+  on logits/tau; codes accumulate by trilinear upsampling (see `bsq.py`).
+
+This module holds the transformer and `InfinityGenerator`, a `NextScaleGenerator` over `Trajectories`
+(shared KV cache, CFG-paired rows, per-row seeds). Until the shared next-scale step loop lands, the loop
+is written here against the protocol; it is to be folded onto the shared machinery.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from arscale.errors import ArscaleError
+from arscale.generators.kv_cache import KVCache
+from arscale.generators.next_scale.bsq import BSQAutoEncoder, bits_to_codes
+from arscale.generators.sampling import sample_batch, sample_per_row
+from arscale.generators.trajectories import Trajectories
+
+# Aspect-ratio templates h/w -> the 13 scales (h, w) of the 1M schedule; 0.06M/0.25M/0.60M are prefixes.
+_RATIO_SCALES: dict[float, list[tuple[int, int]]] = {
+    1.000: [(1, 1), (2, 2), (4, 4), (6, 6), (8, 8), (12, 12), (16, 16), (20, 20), (24, 24), (32, 32), (40, 40),
+            (48, 48), (64, 64)],
+    1.250: [(1, 1), (2, 2), (3, 3), (5, 4), (10, 8), (15, 12), (20, 16), (25, 20), (30, 24), (35, 28), (45, 36),
+            (55, 44), (70, 56)],
+    1.333: [(1, 1), (2, 2), (4, 3), (8, 6), (12, 9), (16, 12), (20, 15), (24, 18), (28, 21), (36, 27), (48, 36),
+            (60, 45), (72, 54)],
+    1.500: [(1, 1), (2, 2), (3, 2), (6, 4), (9, 6), (15, 10), (21, 14), (27, 18), (33, 22), (39, 26), (48, 32),
+            (63, 42), (78, 52)],
+    1.750: [(1, 1), (2, 2), (3, 3), (7, 4), (11, 6), (14, 8), (21, 12), (28, 16), (35, 20), (42, 24), (56, 32),
+            (70, 40), (84, 48)],
+    2.000: [(1, 1), (2, 2), (4, 2), (6, 3), (10, 5), (16, 8), (22, 11), (30, 15), (38, 19), (46, 23), (60, 30),
+            (74, 37), (90, 45)],
+    2.500: [(1, 1), (2, 2), (5, 2), (10, 4), (15, 6), (20, 8), (25, 10), (30, 12), (40, 16), (50, 20), (65, 26),
+            (80, 32), (100, 40)],
+    3.000: [(1, 1), (2, 2), (6, 2), (9, 3), (15, 5), (21, 7), (27, 9), (36, 12), (45, 15), (54, 18), (72, 24),
+            (90, 30), (111, 37)],
+}
+SCALES_FOR_PIXELS = {"0.06M": 7, "0.25M": 10, "0.60M": 12, "1M": 13}
+VAE_STRIDE = 16
+
+
+def _templates() -> dict[float, list[tuple[int, int]]]:
+    out = {}
+    for ratio, hws in _RATIO_SCALES.items():
+        out[ratio] = hws
+        if ratio != 1.0:
+            out[int(1 / ratio * 1000) / 1000] = [(w, h) for h, w in hws]
+    return out
+
+
+RATIO_TEMPLATES = _templates()
+
+
+def nearest_ratio(h_div_w: float) -> float:
+    return min(RATIO_TEMPLATES, key=lambda r: abs(r - h_div_w))
+
+
+def scale_schedule(h_div_w: float = 1.0, pixels: str = "1M") -> list[tuple[int, int, int]]:
+    """The (t=1, h, w) scales of Infinity's schedule for the template nearest `h_div_w`."""
+    if pixels not in SCALES_FOR_PIXELS:
+        raise ArscaleError(f"unknown Infinity resolution {pixels!r}; choose from {', '.join(SCALES_FOR_PIXELS)}")
+    hws = RATIO_TEMPLATES[nearest_ratio(h_div_w)][: SCALES_FOR_PIXELS[pixels]]
+    return [(1, h, w) for h, w in hws]
+
+
+def rope_positions(schedule: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Row and column RoPE positions of every token: each scale's grid stretched to the 1M last scale."""
+    h, w = schedule[-1][1], schedule[-1][2]
+    ref = RATIO_TEMPLATES[nearest_ratio(h / w)][-1]
+    rows, cols = [], []
+    for _, ph, pw in schedule:
+        # float32 arithmetic and round-half-even, as upstream builds its table
+        r = (torch.arange(ph) * (ref[0] / ph)).round().long()
+        c = (torch.arange(pw) * (ref[1] / pw)).round().long()
+        rows.append(r[:, None].expand(ph, pw).reshape(-1))
+        cols.append(c[None, :].expand(ph, pw).reshape(-1))
+    return torch.cat(rows), torch.cat(cols)
+
+
+def rope_tables(head_dim: int, schedule: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos/sin [L, head_dim/2]: the first half of the rotation pairs turn with the row, the second with the column."""
+    half = head_dim // 2
+    inv_freq = 1.0 / (10000.0 ** (torch.arange(0, half, 2, dtype=torch.int64).float() / half))
+    rows, cols = rope_positions(schedule)
+    angles = torch.cat([torch.outer(rows.float(), inv_freq), torch.outer(cols.float(), inv_freq)], dim=-1)
+    return angles.cos(), angles.sin()
+
+
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate adjacent channel pairs (2i, 2i+1) of x [B, H, L, D] by the angles of cos/sin [L, D/2]."""
+    pairs = x.reshape(*x.shape[:-1], -1, 2)
+    a, b = pairs[..., 0], pairs[..., 1]
+    return torch.stack([cos * a - sin * b, sin * a + cos * b], dim=-1).reshape(x.shape)
+
+
+# -- transformer ----------------------------------------------------------------------------------------
+@dataclass
+class InfinityConfig:
+    embed_dim: int = 2048
+    depth: int = 32
+    num_heads: int = 16
+    mlp_ratio: float = 4.0
+    text_channels: int = 2048
+    text_maxlen: int = 512
+    codebook_dim: int = 32
+    norm_eps: float = 1e-6
+
+    @property
+    def ffn_dim(self) -> int:
+        return round(self.embed_dim * self.mlp_ratio / 256) * 256  # Python round: half to even, like upstream
+
+    @property
+    def pool_heads(self) -> int:
+        return self.text_channels // (128 if self.embed_dim <= 4096 else 64)
+
+    @classmethod
+    def from_upstream(cls, kw: dict) -> InfinityConfig:
+        return cls(embed_dim=kw["embed_dim"], depth=kw["depth"], num_heads=kw["num_heads"],
+                   mlp_ratio=kw.get("mlp_ratio", 4.0), text_channels=kw["text_channels"],
+                   text_maxlen=kw["text_maxlen"], codebook_dim=kw.get("codebook_dim", 32),
+                   norm_eps=kw.get("norm_eps", 1e-6))
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, dim: int, eps: float):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(dim))
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.float()
+        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
+
+
+def _ada_ln(x: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor, eps: float) -> torch.Tensor:
+    return F.layer_norm(x.float(), (x.shape[-1],), eps=eps).mul(scale + 1).add(shift)
+
+
+class SelfAttention(nn.Module):
+    def __init__(self, dim: int, heads: int):
+        super().__init__()
+        self.heads, self.head_dim = heads, dim // heads
+        self.scale_mul_1H11 = nn.Parameter(torch.full((1, heads, 1, 1), math.log(4.0)))
+        self.mat_qkv = nn.Linear(dim, 3 * dim, bias=False)
+        self.q_bias, self.v_bias = nn.Parameter(torch.zeros(dim)), nn.Parameter(torch.zeros(dim))
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x, cos, sin, *, mask=None, cache: KVCache | None = None, layer: int = 0):
+        B, L, C = x.shape
+        bias = torch.cat([self.q_bias, torch.zeros_like(self.q_bias), self.v_bias])
+        q, k, v = F.linear(x, self.mat_qkv.weight, bias).view(B, L, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        scale = self.scale_mul_1H11.clamp_max(math.log(100)).exp()
+        q = apply_rope(F.normalize(q, dim=-1).mul(scale), cos, sin)
+        k = apply_rope(F.normalize(k, dim=-1), cos, sin)
+        if cache is not None:
+            k, v = cache.append(layer, k, v)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=1.0)
+        return self.proj(out.transpose(1, 2).reshape(B, L, C))
+
+
+class CrossAttention(nn.Module):
+    """Queries attend to their own row's text memory [B, T, kv_dim] (mask [B, T], True = a real token)."""
+
+    def __init__(self, dim: int, kv_dim: int, heads: int, *, pool: bool = False):
+        super().__init__()
+        self.heads, self.head_dim = heads, dim // heads
+        if pool:
+            self.mat_q = nn.Parameter(torch.zeros(1, heads, self.head_dim))
+        else:
+            self.mat_q = nn.Linear(dim, dim)
+        self.mat_kv = nn.Linear(kv_dim, 2 * dim, bias=False)
+        self.v_bias = nn.Parameter(torch.zeros(dim))
+        self.proj = nn.Linear(dim, dim)
+        self.pool = pool
+
+    def forward(self, x: torch.Tensor | None, mem: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        B, T, _ = mem.shape
+        bias = torch.cat([torch.zeros_like(self.v_bias), self.v_bias])
+        k, v = F.linear(mem, self.mat_kv.weight, bias).view(B, T, 2, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        if self.pool:
+            q = self.mat_q.expand(B, -1, -1).unsqueeze(2)  # [B, H, 1, hd]
+        else:
+            q = self.mat_q(x).view(B, x.shape[1], self.heads, self.head_dim).transpose(1, 2)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask[:, None, None, :])
+        return self.proj(out.transpose(1, 2).reshape(B, q.shape[2], -1))
+
+
+class FFN(nn.Module):
+    def __init__(self, dim: int, hidden: int):
+        super().__init__()
+        self.fc1, self.fc2 = nn.Linear(dim, hidden), nn.Linear(hidden, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(F.gelu(self.fc1(x), approximate="tanh"))
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: InfinityConfig):
+        super().__init__()
+        C = cfg.embed_dim
+        self.eps = cfg.norm_eps
+        self.ada_gss = nn.Parameter(torch.zeros(1, 1, 6, C))
+        self.sa = SelfAttention(C, cfg.num_heads)
+        self.ca = CrossAttention(C, C, cfg.num_heads)
+        self.ffn = FFN(C, cfg.ffn_dim)
+        self.ca_norm = nn.LayerNorm(C, eps=cfg.norm_eps)
+
+    def forward(self, x, gss, mem, mem_mask, cos, sin, *, mask=None, cache=None, layer=0):
+        gamma1, gamma2, scale1, scale2, shift1, shift2 = (self.ada_gss + gss).unbind(2)
+        x = x + self.sa(_ada_ln(x, scale1, shift1, self.eps), cos, sin, mask=mask, cache=cache, layer=layer) * gamma1
+        x = x + self.ca(self.ca_norm(x), mem, mem_mask).float()
+        return x + self.ffn(_ada_ln(x, scale2, shift2, self.eps)) * gamma2
+
+
+class InfinityTransformer(nn.Module):
+    """Parameter names follow the released checkpoint after `block_chunks.c.module.j` -> `blocks.i`."""
+
+    def __init__(self, cfg: InfinityConfig):
+        super().__init__()
+        self.cfg = cfg
+        C, Ct5 = cfg.embed_dim, cfg.text_channels
+        self.cfg_uncond = nn.Parameter(torch.zeros(cfg.text_maxlen, Ct5))
+        self.pos_start = nn.Parameter(torch.zeros(1, 1, C))
+        self.text_norm = RMSNorm(Ct5, cfg.norm_eps)
+        self.text_proj_for_sos = nn.Module()
+        self.text_proj_for_sos.ca = CrossAttention(C, Ct5, cfg.pool_heads, pool=True)
+        self.text_proj_for_ca = nn.Sequential(nn.Linear(Ct5, C), nn.GELU(approximate="tanh"), nn.Linear(C, C))
+        self.lvl_embed = nn.Embedding(15, C)
+        self.word_embed = nn.Linear(cfg.codebook_dim, C)
+        self.shared_ada_lin = nn.Sequential(nn.SiLU(), nn.Linear(C, 6 * C))
+        self.blocks = nn.ModuleList([Block(cfg) for _ in range(cfg.depth)])
+        self.head_nm = nn.Module()
+        self.head_nm.ada_lin = nn.Sequential(nn.SiLU(), nn.Linear(C, 2 * C))
+        self.head = nn.Linear(C, 2 * cfg.codebook_dim)
+
+    # -- text ------------------------------------------------------------------------------------------
+    def encode_text(self, features: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Per-row T5 features [L_i, Ct5] -> (pooled condition [B, C], memory [B, T, C], mask [B, T])."""
+        lens = [int(f.shape[0]) for f in features]
+        if min(lens) < 1:
+            raise ArscaleError("every prompt needs at least one text token")
+        if max(lens) > self.cfg.text_maxlen:
+            raise ArscaleError(f"a prompt has {max(lens)} text tokens; this model takes at most {self.cfg.text_maxlen}")
+        T = max(lens)
+        dev = self.pos_start.device
+        padded = torch.zeros(len(features), T, self.cfg.text_channels, device=dev)
+        mask = torch.zeros(len(features), T, dtype=torch.bool, device=dev)
+        for i, f in enumerate(features):
+            padded[i, : lens[i]] = f.to(dev, torch.float32)
+            mask[i, : lens[i]] = True
+        normed = self.text_norm(padded)
+        pooled = self.text_proj_for_sos.ca(None, normed, mask).squeeze(1)
+        return pooled, self.text_proj_for_ca(normed), mask
+
+    def unconditional_features(self, lens: Sequence[int]) -> list[torch.Tensor]:
+        return [self.cfg_uncond[:n] for n in lens]
+
+    def gss(self, cond: torch.Tensor) -> torch.Tensor:
+        C = self.cfg.embed_dim
+        return self.shared_ada_lin(cond.float()).view(-1, 1, 6, C)
+
+    def logits(self, h: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        scale, shift = self.head_nm.ada_lin(cond.float()).view(-1, 1, 2, self.cfg.embed_dim).unbind(2)
+        return self.head(_ada_ln(h, scale, shift, self.cfg.norm_eps))
+
+    def run_blocks(self, x, gss, mem, mem_mask, cos, sin, *, mask=None, cache=None) -> torch.Tensor:
+        for i, block in enumerate(self.blocks):
+            x = block(x, gss, mem, mem_mask, cos, sin, mask=mask, cache=cache, layer=i)
+        return x
+
+    def teacher_forced(self, features: Sequence[torch.Tensor], x_in: torch.Tensor,
+                       schedule: Sequence[Sequence[int]]) -> torch.Tensor:
+        """Full-sequence forward with the block-causal mask: x_in [B, L-1, d] (next-scale inputs) -> [B, L, 2d]."""
+        cond, mem, mem_mask = self.encode_text(features)
+        gss = self.gss(cond)
+        sos = cond.unsqueeze(1) + self.pos_start
+        x = torch.cat([sos, self.word_embed(x_in.float())], dim=1)
+        sizes = [t * h * w for t, h, w in schedule]
+        level = torch.cat([torch.full((n,), i, device=x.device) for i, n in enumerate(sizes)])
+        x = x + self.lvl_embed(level)[None]
+        mask = torch.where(level[:, None] >= level[None, :], 0.0, float("-inf"))[None, None]
+        cos, sin = (t.to(x.device) for t in rope_tables(self.cfg.embed_dim // self.cfg.num_heads, schedule))
+        return self.logits(self.run_blocks(x, gss, mem, mem_mask, cos, sin, mask=mask), cond)
+
+
+# -- generator ------------------------------------------------------------------------------------------
+TextEncoderFn = Callable[[Sequence[str]], list[torch.Tensor]]
+
+
+@dataclass
+class InfinitySampling:
+    cfg: float | list[float] = 3.0
+    tau: float | list[float] = 0.5
+    top_k: int = 900
+    top_p: float = 0.97
+    h_div_w: float = 1.0
+    pixels: str = "1M"
+    schedule: list[tuple[int, int, int]] | None = field(default=None)
+
+
+class InfinityGenerator:
+    """A `NextScaleGenerator` over Infinity. Per-row state lives in the `Trajectories`:
+
+    rows:   `summed` [R, d, 1, H, W] running code sum; `next_in` [R, h*w, d] the next scale's input.
+    paired: `cond` [2R, C] pooled text, `gss` [2R, 1, 6, C] shared AdaLN, `mem` [2R, T, C] / `mem_mask` [2R, T].
+    cache:  the per-layer self-attention KV cache, post-RoPE keys.
+    """
+
+    def __init__(self, model: InfinityTransformer, vae: BSQAutoEncoder, sampling: InfinitySampling | None = None,
+                 *, text_encoder: TextEncoderFn | None = None, name: str = "infinity"):
+        self.model, self.vae = model.eval(), vae.eval()
+        self.sampling = sampling or InfinitySampling()
+        self.text_encoder = text_encoder
+        self.name = name
+        self.set_schedule(self.sampling.schedule or scale_schedule(self.sampling.h_div_w, self.sampling.pixels))
+
+    # -- configuration -----------------------------------------------------------------------------
+    def set_schedule(self, schedule: Sequence[Sequence[int]]) -> None:
+        self.schedule = [tuple(int(v) for v in s) for s in schedule]
+        if len(self.schedule) > self.model.lvl_embed.num_embeddings:
+            raise ArscaleError(f"Infinity has {self.model.lvl_embed.num_embeddings} level embeddings; "
+                               f"a schedule of {len(self.schedule)} scales does not fit")
+        self.sizes = [t * h * w for t, h, w in self.schedule]
+        self.offsets = [sum(self.sizes[:i]) for i in range(len(self.sizes))]
+        head_dim = self.model.cfg.embed_dim // self.model.cfg.num_heads
+        self.cos, self.sin = rope_tables(head_dim, self.schedule)
+        self.cfg_list = self._per_scale(self.sampling.cfg, "cfg")
+        self.tau_list = self._per_scale(self.sampling.tau, "tau")
+
+    def _per_scale(self, value, what: str) -> list[float]:
+        if isinstance(value, (int, float)):
+            return [float(value)] * len(self.schedule)
+        if len(value) < len(self.schedule):
+            raise ArscaleError(f"{what} list has {len(value)} entries for {len(self.schedule)} scales")
+        return [float(v) for v in value[: len(self.schedule)]]
+
+    @property
+    def num_scales(self) -> int:
+        return len(self.schedule)
+
+    @property
+    def image_size(self) -> int:
+        return max(self.schedule[-1][1], self.schedule[-1][2]) * self.vae.patch_size * 1
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.pos_start.device
+
+    # -- start -------------------------------------------------------------------------------------
+    def start(self, prompts: Sequence[str], rows_per_prompt: int | Sequence[int], seed: int,
+              *, prompt_offset: int = 0, cfg: float | None = None) -> Trajectories:
+        if self.text_encoder is None:
+            raise ArscaleError("this Infinity generator has no text encoder; load it with text_encoder=... "
+                               "(Flan-T5-XL) or call start_from_features with T5 features")
+        return self.start_from_features(self.text_encoder(prompts), prompts, rows_per_prompt, seed,
+                                        prompt_offset=prompt_offset, cfg=cfg)
+
+    @torch.no_grad()
+    def start_from_features(self, features: Sequence[torch.Tensor], prompts: Sequence[str],
+                            rows_per_prompt: int | Sequence[int], seed: int, *, prompt_offset: int = 0,
+                            cfg: float | None = None) -> Trajectories:
+        """Rows for each prompt given its T5 features [L_i, Ct5] (one tensor per prompt)."""
+        if len(features) != len(prompts):
+            raise ArscaleError(f"{len(features)} text feature tensors for {len(prompts)} prompts")
+        traj = Trajectories.for_prompts(prompts, rows_per_prompt, seed, prompt_offset=prompt_offset)
+        if cfg is not None:
+            self.cfg_list = [float(cfg)] * len(self.schedule)
+        per_row = [features[int(p)] for p in traj.prompt_index]
+        lens = [int(f.shape[0]) for f in per_row]
+        both = list(per_row) + self.model.unconditional_features(lens)
+        cond, mem, mem_mask = self.model.encode_text(both)
+        traj.paired.update(cond=cond, gss=self.model.gss(cond), mem=mem, mem_mask=mem_mask)
+        d = self.model.cfg.codebook_dim
+        _, H, W = self.schedule[-1]
+        traj.rows["summed"] = torch.zeros(len(traj), d, 1, H, W, device=self.device)
+        traj.cache = KVCache(len(self.model.blocks), sum(self.sizes))
+        traj.extra["schedule"] = list(self.schedule)
+        return traj
+
+    # -- one scale, in pieces (the parity tests call them one by one) -------------------------------
+    @torch.no_grad()
+    def forward_scale(self, traj: Trajectories) -> torch.Tensor:
+        """Run the transformer on the current scale for both halves: pre-CFG logits [2R, h*w, 2d]."""
+        si = traj.step
+        if si >= len(self.schedule):
+            raise ArscaleError("all scales are generated already")
+        cond = traj.paired["cond"]
+        if si == 0:
+            x = cond.unsqueeze(1) + self.model.pos_start
+        else:
+            x = self.model.word_embed(traj.rows["next_in"]).repeat(2, 1, 1)
+        x = x + self.model.lvl_embed.weight[si]
+        sl = slice(self.offsets[si], self.offsets[si] + self.sizes[si])
+        cos, sin = self.cos[sl].to(x.device), self.sin[sl].to(x.device)
+        h = self.model.run_blocks(x, traj.paired["gss"], traj.paired["mem"], traj.paired["mem_mask"], cos, sin,
+                                  cache=traj.cache)
+        return self.model.logits(h, cond)
+
+    def guide(self, traj: Trajectories, logits: torch.Tensor) -> torch.Tensor:
+        """CFG on logits/tau: [2R, h*w, 2d] -> the sampler input [R, h*w*d, 2]."""
+        si, R = traj.step, len(traj)
+        scaled = logits.mul(1 / self.tau_list[si])
+        cfg = self.cfg_list[si]
+        mixed = cfg * scaled[:R] + (1 - cfg) * scaled[R:]
+        return mixed.reshape(R, -1, 2)
+
+    def sample(self, traj: Trajectories, guided: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Bits [R, 1, h, w, d]: per-row seeded streams, or one generator over the batch (upstream order)."""
+        s = self.sampling
+        top_k = min(s.top_k, 2)
+        if generator is not None:
+            flat = sample_batch(guided, generator, top_k=top_k, top_p=s.top_p)
+        else:
+            flat = sample_per_row(guided, traj.seed_key, traj.step, top_k=top_k, top_p=s.top_p)
+        _, h, w = self.schedule[traj.step]
+        return flat.reshape(len(traj), 1, h, w, -1)
+
+    @torch.no_grad()
+    def commit(self, traj: Trajectories, bits: torch.Tensor) -> Trajectories:
+        """Accumulate the scale's codes and build the next scale's input; advances `traj.step`."""
+        si = traj.step
+        last = si == len(self.schedule) - 1
+        codes = bits_to_codes(bits.to(self.device))
+        traj.rows["summed"] = BSQAutoEncoder.accumulate(traj.rows["summed"], codes, self.schedule[-1], last)
+        if not last:
+            nxt = F.interpolate(traj.rows["summed"], size=self.schedule[si + 1], mode="trilinear").squeeze(2)
+            traj.rows["next_in"] = nxt.flatten(2).transpose(1, 2)
+        traj.rows[f"bits.{si}"] = bits.to(torch.int64)
+        traj.step += 1
+        return traj
+
+    def step(self, traj: Trajectories, *, generator: torch.Generator | None = None,
+             bits: torch.Tensor | None = None) -> Trajectories:
+        logits = self.forward_scale(traj)
+        guided = self.guide(traj, logits)
+        sampled = self.sample(traj, guided, generator)
+        return self.commit(traj, sampled if bits is None else bits)
+
+    # -- images ------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def decode(self, traj: Trajectories) -> torch.Tensor:
+        """The VAE decode of the running code sum, in [-1, 1] (what TTS-VAR scores at every scale)."""
+        return self.vae.decode(traj.rows["summed"])
+
+    def preview(self, traj: Trajectories, size: int | None = None) -> torch.Tensor:
+        img = (self.decode(traj) + 1) / 2
+        if size is not None and size != img.shape[-1]:
+            img = F.interpolate(img, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+        return img.clamp(0, 1)
+
+    def finish(self, traj: Trajectories) -> torch.Tensor:
+        if traj.step != len(self.schedule):
+            raise ArscaleError(f"finish after {traj.step} of {len(self.schedule)} scales")
+        traj.finish_tree()
+        return ((self.decode(traj) + 1) / 2).clamp(0, 1)
+
+    # -- cost --------------------------------------------------------------------------------------
+    def flops_per_scale(self, rows: int, text_tokens: int = 32) -> list[float]:
+        cfg = self.model.cfg
+        C, F_, depth, d = cfg.embed_dim, cfg.ffn_dim, cfg.depth, cfg.codebook_dim
+        out, seen = [], 0
+        for n in self.sizes:
+            seen += n
+            per_block = (2 * 3 * C * C * n + 2 * C * C * n + 4 * n * seen * C  # self-attention
+                         + 2 * C * C * n + 4 * C * C * text_tokens + 4 * n * text_tokens * C + 2 * C * C * n  # cross
+                         + 4 * C * F_ * n)  # FFN
+            head = 2 * C * 2 * d * n
+            out.append(float(2 * rows * (depth * per_block + head)))
+        return out
+
+
+def to_uint8_bgr(img_minus1_1: torch.Tensor) -> torch.Tensor:
+    """Upstream's final image: ((x+1)/2*255) truncated to uint8, [B, H, W, 3] with channels flipped to BGR."""
+    return ((img_minus1_1 + 1) / 2).permute(0, 2, 3, 1).mul(255).to(torch.uint8).flip(dims=(3,))
