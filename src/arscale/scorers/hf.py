@@ -1,0 +1,90 @@
+"""The transformers side of the real scorers and text encoders: lazy import, loading, dtypes, batching.
+
+`transformers` is imported only here and only when a real model is built, so the core package (and
+the ShapeWorld path) never needs it. Every failure to find weights becomes one `ArscaleError` that
+says what was looked for and how to provide it (a local path, or a hub id while online).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from arscale.errors import ArscaleError
+
+_DTYPES = {"float32": torch.float32, "fp32": torch.float32, "float16": torch.float16, "fp16": torch.float16,
+           "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}
+
+
+def require_transformers() -> Any:
+    try:
+        import transformers
+    except ImportError as exc:
+        raise ArscaleError(
+            "the real scorers and text encoders need `transformers`; install it with `pip install arscale[real]`"
+        ) from exc
+    return transformers
+
+
+def as_dtype(dtype: str | torch.dtype | None) -> torch.dtype:
+    if dtype is None:
+        return torch.float32
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype not in _DTYPES:
+        raise ArscaleError(f"unknown dtype {dtype!r}; choose from {', '.join(_DTYPES)}")
+    return _DTYPES[dtype]
+
+
+def offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "0") not in ("", "0", "false", "False")
+
+
+def from_pretrained(cls: Any, weights: str | os.PathLike, *, what: str, **kwargs: Any) -> Any:
+    """`cls.from_pretrained(weights)` (a local directory or a hub id) with a clear error when it is not there."""
+    source = str(Path(weights).expanduser()) if Path(weights).expanduser().exists() else str(weights)
+    try:
+        return cls.from_pretrained(source, **kwargs)
+    except (OSError, ValueError) as exc:
+        hint = ("HF_HUB_OFFLINE is set, so only the local cache is searched; " if offline() else "")
+        raise ArscaleError(
+            f"could not load the {what} from {weights!r}: {hint}pass weights= a local directory "
+            f"(a `save_pretrained` / hub snapshot) or a hub id reachable online ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0] if str(exc) else ''})"
+        ) from exc
+
+
+def hub_file(weights: str | os.PathLike, filename: str, *, what: str) -> Path:
+    """A single weight file: a local file, a directory holding `filename`, or a hub id `owner/repo`."""
+    from arscale.generators.loading import resolve
+
+    try:
+        return resolve(weights, filename)
+    except ArscaleError as exc:
+        hint = " (HF_HUB_OFFLINE is set: only the local hub cache is searched)" if offline() else ""
+        raise ArscaleError(f"{what}: {exc}{hint}") from exc
+
+
+def in_chunks(fn: Callable[..., torch.Tensor], batch_size: int, *arrays: Any) -> torch.Tensor:
+    """Run `fn` on slices of at most `batch_size` rows of every argument and concatenate the results."""
+    n = len(arrays[0])
+    if n == 0:
+        raise ArscaleError("a scorer was called with an empty batch")
+    parts = [fn(*(a[i: i + batch_size] for a in arrays)) for i in range(0, n, batch_size)]
+    return torch.cat(parts)
+
+
+def check_prompts(prompts: Any, count: int) -> list[str]:
+    if isinstance(prompts, str):
+        prompts = [prompts] * count  # one prompt for the whole batch is a common call
+    prompts = list(prompts)
+    if len(prompts) != count:
+        raise ArscaleError(f"got {count} images but {len(prompts)} prompts; give one prompt per image")
+    bad = [p for p in prompts if not isinstance(p, str) or not p.strip()]
+    if bad:
+        raise ArscaleError(f"prompts must be non-empty strings, got {bad[0]!r}")
+    return prompts

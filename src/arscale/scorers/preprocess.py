@@ -1,0 +1,120 @@
+"""Image preprocessing for the real scorers, in torch (no torchvision): resize, centre crop, normalise.
+
+Every released scorer was trained behind a torchvision/PIL pipeline on uint8 PIL images. Two backends
+reproduce it:
+
+- `torch` (default): `F.interpolate(..., antialias=True)`, whose antialiased bilinear/bicubic kernels
+  follow PIL's (bicubic a = -0.5, support scaled with the downscale factor); results are clamped to
+  [0, 1] like PIL's uint8 output. Runs on the scorer's device, batched, no uint8 round trip.
+- `pil`: the images are rounded to uint8 and resized by PIL itself, as the originals do. Bit-faithful to
+  the upstream pipelines, at the cost of a CPU round trip; use it for golden-value comparisons.
+
+The two agree to about one uint8 level (see tests/scorers_real/test_preprocess.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from arscale.errors import ArscaleError
+
+# OpenAI CLIP's statistics: used by CLIP, PickScore (LAION ViT-H processor), ImageReward (BLIP), LAION aesthetic.
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+# ImageNet statistics: DINOv2 (TTS-VAR's clustering features).
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+_PIL_FILTERS = {"bilinear": 2, "bicubic": 3}  # PIL.Image.Resampling.BILINEAR / BICUBIC
+
+
+def check_images(images: torch.Tensor) -> torch.Tensor:
+    """The scorer input contract: float [B, 3, H, W] in [0, 1]."""
+    if not isinstance(images, torch.Tensor) or images.dim() != 4 or images.shape[1] != 3:
+        shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
+        raise ArscaleError(f"scorers take images as a float tensor [B, 3, H, W] in [0, 1], got {shape}")
+    if not images.is_floating_point():
+        raise ArscaleError(f"scorers take float images in [0, 1], got dtype {images.dtype}; divide uint8 by 255")
+    return images
+
+
+def shorter_side_size(height: int, width: int, size: int) -> tuple[int, int]:
+    """torchvision `Resize(size)`: the shorter side becomes `size`, the longer one keeps the aspect (truncated)."""
+    if height <= width:
+        return size, int(size * width / height)
+    return int(size * height / width), size
+
+
+def resize(images: torch.Tensor, height: int, width: int, interpolation: str = "bicubic",
+           backend: str = "torch") -> torch.Tensor:
+    """Resize [B, 3, H, W] in [0, 1] to (height, width) with antialiasing, PIL-style."""
+    if interpolation not in _PIL_FILTERS:
+        raise ArscaleError(f"unknown interpolation {interpolation!r}; choose from {', '.join(_PIL_FILTERS)}")
+    if tuple(images.shape[-2:]) == (height, width):
+        return images
+    if backend == "pil":
+        return _resize_pil(images, height, width, interpolation)
+    if backend != "torch":
+        raise ArscaleError(f"unknown preprocessing backend {backend!r}; choose torch or pil")
+    out = F.interpolate(images.float(), size=(height, width), mode=interpolation, align_corners=False,
+                        antialias=True)
+    # PIL writes uint8, so its bicubic overshoot is clipped; do the same.
+    return out.clamp_(0.0, 1.0).to(images.dtype)
+
+
+def _resize_pil(images: torch.Tensor, height: int, width: int, interpolation: str) -> torch.Tensor:
+    from PIL import Image
+
+    arrays = to_uint8(images).permute(0, 2, 3, 1).cpu().numpy()
+    resized = [np.asarray(Image.fromarray(a).resize((width, height), resample=_PIL_FILTERS[interpolation]))
+               for a in arrays]
+    out = torch.from_numpy(np.stack(resized)).permute(0, 3, 1, 2).to(images.device)
+    return out.to(images.dtype) / 255.0
+
+
+def to_uint8(images: torch.Tensor) -> torch.Tensor:
+    """[0, 1] floats to uint8 the way image savers do (round to nearest)."""
+    return (images.detach().float().clamp(0, 1) * 255.0).round().to(torch.uint8)
+
+
+def center_crop(images: torch.Tensor, size: int) -> torch.Tensor:
+    """torchvision `CenterCrop(size)` on images at least `size` large (offsets rounded like torchvision)."""
+    h, w = images.shape[-2:]
+    if h < size or w < size:
+        raise ArscaleError(f"cannot centre-crop {size}x{size} from a {h}x{w} image; resize first")
+    top = round((h - size) / 2.0)
+    left = round((w - size) / 2.0)
+    return images[..., top: top + size, left: left + size]
+
+
+def normalize(images: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
+    m = torch.tensor(mean, dtype=images.dtype, device=images.device).view(1, -1, 1, 1)
+    s = torch.tensor(std, dtype=images.dtype, device=images.device).view(1, -1, 1, 1)
+    return (images - m) / s
+
+
+@dataclass(frozen=True)
+class ImageTransform:
+    """One scorer's pipeline. `crop=True`: shorter side to `size` then centre crop (CLIP, BLIP);
+    `crop=False`: stretch to `size`×`size` (TTS-VAR's DINOv2 input, no crop)."""
+
+    size: int
+    mean: tuple[float, ...] = CLIP_MEAN
+    std: tuple[float, ...] = CLIP_STD
+    interpolation: str = "bicubic"
+    crop: bool = True
+    backend: str = "torch"
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        images = check_images(images).float()
+        h, w = images.shape[-2:]
+        if self.crop:
+            images = resize(images, *shorter_side_size(h, w, self.size), self.interpolation, self.backend)
+            images = center_crop(images, self.size)
+        else:
+            images = resize(images, self.size, self.size, self.interpolation, self.backend)
+        return normalize(images, self.mean, self.std)
