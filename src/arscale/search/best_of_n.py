@@ -1,0 +1,37 @@
+"""Best-of-N: N full samples per prompt, keep the one with the best final reward."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+from arscale.search.base import StrategyConfig
+from arscale.search.result import SearchResult
+from arscale.search.rollout import check_n, make_search
+
+
+@dataclass
+class BestOfNConfig(StrategyConfig):
+    reward: str = "shapeworld-reward"  # scorer name, used when run() gets no scorer
+
+
+class BestOfN:
+    name = "best-of-n"
+    Config = BestOfNConfig
+
+    def __init__(self, config: BestOfNConfig | None = None):
+        self.config = config or BestOfNConfig()
+
+    def run(self, generator: Any, prompts: Sequence[str], n: int, *, seed: int = 0, prompt_offset: int = 0,
+            scorer: Any = None) -> SearchResult:
+        n = check_n(n)
+        search = make_search(generator, seed=seed, prompt_offset=prompt_offset, scorer=scorer,
+                             reward_name=self.config.reward)
+        traj = search.start(prompts, n)
+        search.run_to(traj, search.length)
+        images = search.finish(traj)
+        size = int(search.reward_scorer.input_size)
+        scored = images if images.shape[-1] == size else search.decode(traj, size)
+        rewards = search.rewards(traj, scored)
+        traj.record("reward", search.length - 1, rewards)
+        return search.result(traj, images, rewards, self.name, self.config.to_dict())

@@ -1,0 +1,96 @@
+"""Importance sampling (sequential Monte Carlo) baseline: a constant batch of N rows per prompt,
+multinomial resampling ∝ exp(λ·potential) at configured points, best final reward at the end.
+
+Next-scale generators resample after the scales in `resample_at` (default: TTS-VAR's resampling
+scales mapped onto the model, see `schedule.py`). Next-token generators resample after the token
+counts `checkpoints` (fractions of the raster; default 0.5 and 0.75), scoring `generator.preview`,
+the decode of the raster prefix.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import torch
+
+from arscale.errors import ArscaleError
+from arscale.search.base import StrategyConfig
+from arscale.search.potentials import POTENTIALS, potential, resample
+from arscale.search.result import SearchResult
+from arscale.search.rollout import Search, check_n, make_search
+from arscale.search.schedule import map_operation_scales
+
+
+@dataclass
+class ImportanceConfig(StrategyConfig):
+    resample_at: list[int] | None = None  # next-scale: 0-based scales; None = mapped paper scales
+    checkpoints: list[float] = field(default_factory=lambda: [0.5, 0.75])  # next-token: raster fractions
+    potential: str = "value"
+    lam: float = 10.0
+    reward: str = "shapeworld-reward"
+
+    def __post_init__(self):
+        if self.potential not in POTENTIALS:
+            raise ArscaleError(f"unknown potential {self.potential!r}; choose from {', '.join(POTENTIALS)}")
+
+
+def resample_per_prompt(search: Search, traj, column: int, kind: str, lam: float, keep: int | None = None,
+                        purpose: int = 0) -> tuple[list[int], dict]:
+    """Score-driven multinomial draw within each prompt; returns the new row order and a trace."""
+    history = traj.history["reward"]
+    phi = potential(history, column, kind)
+    chosen: list[int] = []
+    for p, rows in search.groups(traj):
+        count = len(rows) if keep is None else keep
+        draw = resample(phi[rows], lam, count, search.rng(p, purpose))
+        chosen += sorted(rows[draw].tolist())
+    trace = {"position": column, "op": "resample", "nodes": traj.node.tolist(), "prompt": traj.prompt_index.tolist(),
+             "reward": history[:, column].tolist(), "kept": chosen}
+    return chosen, trace
+
+
+class Importance:
+    name = "importance"
+    Config = ImportanceConfig
+
+    def __init__(self, config: ImportanceConfig | None = None):
+        self.config = config or ImportanceConfig()
+
+    def points(self, search: Search) -> list[int]:
+        """Positions (scales or tokens generated so far) after which to resample."""
+        if search.kind == "scale":
+            k = search.length
+            scales = self.config.resample_at
+            if scales is None:
+                scales = list(map_operation_scales(k)[1]) if k >= 5 else [max(0, k - 2)]
+            bad = [s for s in scales if not 0 <= s <= k - 2]
+            if bad:
+                raise ArscaleError(f"resample_at {bad} out of range 0..{k - 2} for a model with {k} scales")
+            return sorted(s + 1 for s in scales)
+        t = search.length
+        bad = [c for c in self.config.checkpoints if not 0.0 < c < 1.0]
+        if bad:
+            raise ArscaleError(f"checkpoints must be fractions in (0, 1) of the {t} tokens, got {bad}")
+        return sorted({max(1, min(t - 1, round(c * t))) for c in self.config.checkpoints})
+
+    def run(self, generator: Any, prompts: Sequence[str], n: int, *, seed: int = 0, prompt_offset: int = 0,
+            scorer: Any = None) -> SearchResult:
+        n = check_n(n)
+        c = self.config
+        search = make_search(generator, seed=seed, prompt_offset=prompt_offset, scorer=scorer, reward_name=c.reward)
+        traj = search.start(prompts, n)
+        trace = search.telemetry.setdefault("operations", [])
+        for point in self.points(search):
+            search.run_to(traj, point)
+            search.score_now(traj, point - 1)
+            with search.cost.timer("selection"):
+                rows, record = resample_per_prompt(search, traj, point - 1, c.potential, c.lam, purpose=point)
+                traj.select(torch.tensor(rows), "resample")
+                trace.append(record)
+        search.run_to(traj, search.length)
+        images = search.finish(traj)
+        size = int(search.reward_scorer.input_size)
+        rewards = search.rewards(traj, images if images.shape[-1] == size else search.decode(traj, size))
+        traj.record("reward", search.length - 1, rewards)
+        return search.result(traj, images, rewards, self.name, c.to_dict())

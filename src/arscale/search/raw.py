@@ -1,0 +1,34 @@
+"""Raw sampling: one sample per prompt, no search (the baseline every table starts from)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+from arscale.search.base import StrategyConfig
+from arscale.search.result import SearchResult
+from arscale.search.rollout import check_n, make_search
+
+
+@dataclass
+class RawConfig(StrategyConfig):
+    pass
+
+
+class Raw:
+    """Candidate 0 of each prompt (the same row Best-of-N starts from), whatever N is."""
+
+    name = "raw"
+    Config = RawConfig
+
+    def __init__(self, config: RawConfig | None = None):
+        self.config = config or RawConfig()
+
+    def run(self, generator: Any, prompts: Sequence[str], n: int = 1, *, seed: int = 0, prompt_offset: int = 0,
+            scorer: Any = None) -> SearchResult:
+        check_n(n)
+        search = make_search(generator, seed=seed, prompt_offset=prompt_offset, scorer=scorer)
+        traj = search.start(prompts, 1)
+        search.run_to(traj, search.length)
+        images = search.finish(traj)
+        return search.result(traj, images, None, self.name, self.config.to_dict())

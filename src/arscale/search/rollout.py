@@ -1,0 +1,230 @@
+"""The loops every strategy shares: advance a batch, decode what a consumer needs, score, pick, account.
+
+`Search` bundles a generator, the scorers and the `CostRecord` of one `Strategy.run`. Every model
+forward, decode and scorer call of a strategy goes through it, so the cost record is complete by
+construction: transformer FLOPs from the generator's analytic counts, decodes (count, FLOPs) and
+scorer calls, generated tokens, and wall time per phase. Strategies time their own selection
+logic with `search.cost.timer("selection")`.
+
+Works for both generator kinds:
+- next-scale: `advance()` runs `generator.step` (one whole scale for every row);
+- next-token: `advance()` runs `next_logits`, classifier-free guidance, per-row sampling (seeded by
+  each row's key and the token index) and `generator.advance`.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable, Iterator, Sequence
+
+import numpy as np
+import torch
+
+from arscale.errors import ArscaleError
+from arscale.generators.sampling import cfg_mix, sample_per_row
+from arscale.generators.seeding import generator_for, mix
+from arscale.generators.trajectories import Trajectories
+from arscale.scorers.base import load_scorer
+from arscale.search.potentials import check_finite
+from arscale.search.result import Candidate, CostRecord, SearchResult
+
+_SCORERS: dict[tuple[str, str], Any] = {}
+
+
+def cached_scorer(name: str, device: Any) -> Any:
+    """Load a scorer once per process and device (bench runs call strategies many times)."""
+    key = (name, str(device))
+    if key not in _SCORERS:
+        _SCORERS[key] = load_scorer(name, device=device)
+    return _SCORERS[key]
+
+
+def generator_kind(generator: Any) -> str:
+    if hasattr(generator, "step") and hasattr(generator, "num_scales"):
+        return "scale"
+    if hasattr(generator, "next_logits") and hasattr(generator, "num_tokens"):
+        return "token"
+    raise ArscaleError(f"{type(generator).__name__} is neither a next-scale nor a next-token generator")
+
+
+def _call_optional(obj: Any, names: Sequence[str], *args: Any) -> float:
+    for name in names:
+        fn = getattr(obj, name, None)
+        if callable(fn):
+            return float(fn(*args))
+    return 0.0
+
+
+def to_uint8(images: torch.Tensor) -> np.ndarray:
+    """[R,3,H,W] in [0,1] → uint8 [R,H,W,3] (rounded)."""
+    return (images.detach().float().clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+
+
+class Search:
+    """One strategy run's generator, scorers, seeds and cost record."""
+
+    def __init__(self, generator: Any, *, seed: int, prompt_offset: int, reward: Any = None,
+                 features: Any = None):
+        self.generator = generator
+        self.kind = generator_kind(generator)
+        self.seed = seed
+        self.prompt_offset = prompt_offset
+        self.reward_scorer = reward
+        self.feature_scorer = features
+        self.cost = CostRecord()
+        self.telemetry: dict[str, Any] = {}
+        self._t0 = time.perf_counter()
+        self.position = 0  # scales or tokens generated so far
+        self.diagnostic_wall = 0.0  # time spent on telemetry only (previews for plots); not part of the cost
+
+    # -- generation ------------------------------------------------------------------------------
+    def start(self, prompts: Sequence[str], rows_per_prompt: int | Sequence[int]) -> Trajectories:
+        with self.cost.timer("model"):
+            traj = self.generator.start(list(prompts), rows_per_prompt, self.seed, prompt_offset=self.prompt_offset)
+        self.position = 0
+        return traj
+
+    @property
+    def length(self) -> int:
+        """Number of scales (next-scale) or tokens (next-token) to generate."""
+        return int(self.generator.num_scales if self.kind == "scale" else self.generator.num_tokens)
+
+    def advance(self, traj: Trajectories) -> None:
+        """Generate the next scale / token for every row."""
+        rows = len(traj)
+        g = self.generator
+        with self.cost.timer("model"):
+            if self.kind == "scale":
+                g.step(traj)
+            else:
+                cond, uncond = g.next_logits(traj)
+                scale = float(getattr(g, "cfg", 1.0))
+                logits = cfg_mix(cond, uncond, scale) if scale != 1.0 else cond
+                tokens = sample_per_row(logits, traj.seed_key, self.position,
+                                        temperature=float(getattr(g, "temperature", 1.0)),
+                                        top_k=int(getattr(g, "top_k", 0) or 0),
+                                        top_p=float(getattr(g, "top_p", 0.0) or 0.0))
+                g.advance(traj, tokens, torch.full((rows,), scale))
+        if self.kind == "scale":
+            self.cost.transformer_flops += float(g.flops_per_scale(rows)[self.position])
+            self.cost.generated_tokens += rows * self._scale_tokens(self.position)
+        else:
+            self.cost.transformer_flops += _call_optional(g, ("flops_per_token",), rows, self.position)
+            self.cost.generated_tokens += rows
+        self.position += 1
+
+    def _scale_tokens(self, k: int) -> int:
+        g = self.generator
+        pn = getattr(g, "patch_nums", None)
+        if pn is not None:
+            side = pn[k]
+            return int(side[0] * side[1]) if isinstance(side, (tuple, list)) else int(side) ** 2
+        return int(_call_optional(g, ("tokens_in_scale",), k))
+
+    def run_to(self, traj: Trajectories, position: int, hook: Callable[[int], None] | None = None) -> None:
+        """Advance until `position` scales/tokens are generated, calling hook(position) after each."""
+        while self.position < position:
+            self.advance(traj)
+            if hook is not None:
+                hook(self.position)
+
+    # -- decoding and scoring ---------------------------------------------------------------------
+    def decode(self, traj: Trajectories, size: int) -> torch.Tensor:
+        """Partial decode of every row at `size` (what a consumer with that input size needs)."""
+        with self.cost.timer("decode"):
+            images = self.generator.preview(traj, size)
+        self._count_decode(len(traj), size)
+        return images
+
+    def finish(self, traj: Trajectories) -> torch.Tensor:
+        with self.cost.timer("decode"):
+            images = self.generator.finish(traj)
+        self._count_decode(len(traj), int(self.generator.image_size))
+        return images
+
+    def diagnostic_previews(self, traj: Trajectories, size: int) -> np.ndarray:
+        """Partial images for telemetry (search-tree plots), kept out of the cost record."""
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            pixels = to_uint8(self.generator.preview(traj, size))
+        self.diagnostic_wall += time.perf_counter() - t0
+        return pixels
+
+    def _count_decode(self, rows: int, size: int) -> None:
+        self.cost.decode_count += rows
+        self.cost.decode_flops += _call_optional(self.generator, ("decode_flops",), rows, size)
+
+    def rewards(self, traj: Trajectories, images: torch.Tensor) -> torch.Tensor:
+        if self.reward_scorer is None:
+            raise ArscaleError("this strategy needs a reward scorer")
+        prompts = [traj.prompts[int(p)] for p in traj.prompt_index]
+        with self.cost.timer("reward"):
+            r = self.reward_scorer.reward(images, prompts).detach().float().cpu().reshape(-1)
+        self.cost.scorer_calls += len(images)
+        check_finite(r, f"{self.reward_scorer.name} reward")
+        return r
+
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        if self.feature_scorer is None:
+            raise ArscaleError("this strategy needs a feature scorer")
+        with self.cost.timer("features"):
+            f = self.feature_scorer.features(images).detach().float().cpu()
+        self.cost.scorer_calls += len(images)
+        return f
+
+    def score_now(self, traj: Trajectories, column: int) -> torch.Tensor:
+        """Decode at the reward's input size, score, and record in the row's reward history."""
+        r = self.rewards(traj, self.decode(traj, int(self.reward_scorer.input_size)))
+        traj.record("reward", column, r)
+        return r
+
+    # -- per-prompt helpers -----------------------------------------------------------------------
+    def groups(self, traj: Trajectories) -> Iterator[tuple[int, torch.Tensor]]:
+        """(prompt, its rows) for every prompt with rows, in prompt order."""
+        for p in range(traj.num_prompts):
+            rows = traj.rows_of(p)
+            if len(rows):
+                yield p, rows
+
+    def rng(self, prompt: int, purpose: int) -> torch.Generator:
+        """Selection randomness of one prompt, from the global prompt index (not the batch layout)."""
+        return generator_for(mix(self.seed, self.prompt_offset + prompt, 0x5E1EC7), purpose)
+
+    # -- the end ----------------------------------------------------------------------------------
+    def result(self, traj: Trajectories, images: torch.Tensor, scores: torch.Tensor | None, strategy: str,
+               config: dict[str, Any]) -> SearchResult:
+        """Candidates per prompt, the best-scored (or, unscored, the first) chosen; closes the cost record."""
+        with self.cost.timer("selection"):
+            if scores is not None:
+                check_finite(scores, "final reward")
+            traj.finish_tree()
+            pixels = to_uint8(images)
+            candidates: list[list[Candidate]] = [[] for _ in range(traj.num_prompts)]
+            for p, rows in self.groups(traj):
+                best = int(rows[int(torch.argmax(scores[rows]))]) if scores is not None else int(rows[0])
+                for r in rows.tolist():
+                    candidates[p].append(Candidate(p, int(traj.node[r]), pixels[r],
+                                                   None if scores is None else float(scores[r]), r == best))
+        missing = [p for p, c in enumerate(candidates) if not c]
+        if missing:
+            raise RuntimeError(f"prompts {missing} lost all their rows")
+        self.cost.total_wall = time.perf_counter() - self._t0 - self.diagnostic_wall
+        return SearchResult(list(traj.prompts), candidates, traj.tree, self.cost, strategy, dict(config),
+                            self.telemetry)
+
+
+def make_search(generator: Any, *, seed: int, prompt_offset: int, scorer: Any = None,
+                reward_name: str | None = None, feature_name: str | None = None) -> Search:
+    """A `Search` with the reward scorer given (or loaded by name) and the feature scorer loaded by name."""
+    device = getattr(generator, "device", "cpu")
+    reward = scorer
+    if reward is None and reward_name:
+        reward = cached_scorer(reward_name, device)
+    features = cached_scorer(feature_name, device) if feature_name else None
+    return Search(generator, seed=seed, prompt_offset=prompt_offset, reward=reward, features=features)
+
+
+def check_n(n: int) -> int:
+    if int(n) < 1:
+        raise ArscaleError(f"N (candidates per prompt) must be at least 1, got {n}")
+    return int(n)

@@ -1,0 +1,64 @@
+"""`search_tree.png`: per scale, every candidate's partial image; which were clustered or resampled
+away; the lineage of the final pick."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from arscale.search.result import SearchResult
+
+COLORS = {"lineage": "#1a9850", "cluster": "#4575b4", "resample": "#d73027", "alive": "#bbbbbb"}
+
+
+def draw_search_tree(result: SearchResult, prompt: int, path: str | Path) -> bool:
+    """Draw one prompt's search; False when the result carries no previews (nothing drawn)."""
+    previews = [(e["scale"], [i for i, q in enumerate(e["prompt"]) if q == prompt], e)
+                for e in result.telemetry.get("previews", [])]
+    previews = [(k, idx, e) for k, idx, e in previews if idx]
+    if not previews:
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
+
+    chosen = result.chosen(prompt)
+    lineage = set(result.tree.lineage(chosen.node))
+    cut: dict[tuple[int, int], str] = {}  # (scale, node) -> operation that removed it
+    for op in result.telemetry.get("operations", []):
+        before = {n for n, q in zip(op["nodes"], op["prompt"]) if q == prompt}
+        kept = set(op["kept_nodes"])
+        for node in before - kept:
+            cut[(op["scale"], node)] = op["op"]
+    width = max(len(idx) for _, idx, _ in previews)
+    fig, axes = plt.subplots(len(previews), width, figsize=(1.1 * width + 1.4, 1.15 * len(previews) + 0.8),
+                             squeeze=False)
+    for r, (k, idx, entry) in enumerate(previews):
+        for col in range(width):
+            ax = axes[r][col]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if col >= len(idx):
+                ax.axis("off")
+                continue
+            node = entry["nodes"][idx[col]]
+            ax.imshow(np.asarray(entry["images"][idx[col]]))
+            status = "lineage" if node in lineage else cut.get((k, node), "alive")
+            for spine in ax.spines.values():
+                spine.set_edgecolor(COLORS[status])
+                spine.set_linewidth(3 if status != "alive" else 1)
+            if node == chosen.node and r == len(previews) - 1:
+                ax.set_title(f"pick {chosen.score:.2f}" if chosen.score is not None else "pick", fontsize=7)
+        axes[r][0].set_ylabel(f"scale {k}", fontsize=8)
+    legend = [Patch(edgecolor=c, facecolor="none", linewidth=2, label=label) for label, c in
+              (("lineage of the pick", COLORS["lineage"]), ("clustered away", COLORS["cluster"]),
+               ("resampled away", COLORS["resample"]), ("alive", COLORS["alive"]))]
+    fig.legend(handles=legend, loc="lower center", ncol=4, fontsize=7, frameon=False)
+    fig.suptitle(f"{result.strategy}: {result.prompts[prompt]}", fontsize=9)
+    fig.tight_layout(rect=(0, 0.05, 1, 0.95))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True

@@ -1,0 +1,136 @@
+"""TTS-VAR (arXiv 2507.18537) for next-scale generators.
+
+Per prompt, a descending batch schedule (`schedule.py`: `batch[k]` rows generate scale k):
+- after each clustering scale, the partial decodes' features (`shapeworld-features` here, DINOv2
+  in the paper) are reduced (`pca` per image as the official code, `pca-joint` without its sign
+  ambiguity, or `pool`), clustered by K-Means++ into `batch[k+1]` clusters, and the member nearest
+  each centre survives — diversity, not reward, because coarse rewards are unreliable;
+- after each resampling scale, the partial decodes are scored, the reward is recorded in the row's
+  history, and `batch[k+1]` rows are drawn with replacement ∝ exp(λ·potential) (VALUE, DIFF,
+  MAX or SUM, through log-sum-exp);
+- at the end, the row with the best final reward is the answer.
+Rows of many prompts share every forward; every selection is per prompt. Decodes happen only at
+operation scales and at the end, at the consuming scorer's input size.
+
+`write_extras(result, out_dir)` draws `search_tree.png`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+
+from arscale.errors import ArscaleError
+from arscale.search.base import StrategyConfig
+from arscale.search.clustering import REDUCTIONS, select_diverse
+from arscale.search.importance import resample_per_prompt
+from arscale.search.potentials import POTENTIALS
+from arscale.search.result import SearchResult
+from arscale.search.rollout import Search, cached_scorer, check_n, make_search, to_uint8
+from arscale.search.schedule import Schedule, build_schedule
+
+
+@dataclass
+class TTSVARConfig(StrategyConfig):
+    batch: list[int] | None = None  # rows ×N generating each scale; None = derived (schedule.py)
+    cluster_at: list[int] | None = None  # 0-based scales; None = the paper's 2, 5 mapped onto the model
+    resample_at: list[int] | None = None  # 0-based scales; None = the paper's 6, 9 mapped onto the model
+    potential: str = "value"
+    lam: float = 10.0
+    reduction: str = "pca"  # pca (official) | pca-joint | pool
+    reward: str = "shapeworld-reward"
+    features: str = "shapeworld-features"
+    record_previews: bool = True  # partial images of every scale in telemetry (not counted as cost)
+    preview_size: int = 64
+
+    def __post_init__(self):
+        if self.potential not in POTENTIALS:
+            raise ArscaleError(f"unknown potential {self.potential!r}; choose from {', '.join(POTENTIALS)}")
+        if self.reduction not in REDUCTIONS:
+            raise ArscaleError(f"unknown feature reduction {self.reduction!r}; choose from {', '.join(REDUCTIONS)}")
+        if self.lam < 0:
+            raise ArscaleError(f"lam (λ) must be non-negative, got {self.lam}")
+
+
+class TTSVAR:
+    name = "tts-var"
+    Config = TTSVARConfig
+
+    def __init__(self, config: TTSVARConfig | None = None, *, feature_scorer: Any = None):
+        self.config = config or TTSVARConfig()
+        self.feature_scorer = feature_scorer  # overrides config.features (a Scorer object, e.g. in tests)
+
+    def schedule(self, num_scales: int, n: int) -> Schedule:
+        c = self.config
+        return build_schedule(num_scales, n, batch=c.batch, cluster_at=c.cluster_at, resample_at=c.resample_at)
+
+    def run(self, generator: Any, prompts: Sequence[str], n: int, *, seed: int = 0, prompt_offset: int = 0,
+            scorer: Any = None) -> SearchResult:
+        n = check_n(n)
+        c = self.config
+        search = make_search(generator, seed=seed, prompt_offset=prompt_offset, scorer=scorer, reward_name=c.reward)
+        if search.kind != "scale":
+            raise ArscaleError("tts-var searches over scales: it needs a next-scale generator (VAR, Infinity, "
+                               "shapeworld-var); use scaling-ar, importance or best-of-n for next-token models")
+        plan = self.schedule(search.length, n)
+        if plan.cluster_at:
+            search.feature_scorer = self.feature_scorer or cached_scorer(c.features, getattr(generator, "device", "cpu"))
+        search.telemetry.update(schedule={"batch": list(plan.batch), "cluster_at": list(plan.cluster_at),
+                                          "resample_at": list(plan.resample_at)}, operations=[], previews=[])
+        traj = search.start(prompts, plan.batch[0])
+        for k in range(plan.num_scales):
+            search.advance(traj)
+            op = plan.operation(k)
+            if c.record_previews and k < plan.num_scales - 1:
+                search.telemetry["previews"].append(
+                    {"scale": k, "nodes": traj.node.tolist(), "prompt": traj.prompt_index.tolist(),
+                     "images": search.diagnostic_previews(traj, c.preview_size)})
+            if op == "cluster":
+                self._cluster(search, traj, k, plan.after(k))
+            elif op == "resample":
+                search.score_now(traj, k)
+                with search.cost.timer("selection"):
+                    rows, trace = resample_per_prompt(search, traj, k, c.potential, c.lam, keep=plan.after(k),
+                                                      purpose=k)
+                    traj.select(torch.tensor(rows), "resample")
+                    trace.update(scale=k, kept_nodes=traj.node.tolist())
+                    search.telemetry["operations"].append(trace)
+        images = search.finish(traj)
+        size = int(search.reward_scorer.input_size)
+        rewards = search.rewards(traj, images if images.shape[-1] == size else search.decode(traj, size))
+        traj.record("reward", plan.num_scales - 1, rewards)
+        if c.record_previews:
+            search.telemetry["previews"].append({"scale": plan.num_scales - 1, "nodes": traj.node.tolist(),
+                                                 "prompt": traj.prompt_index.tolist(), "images": to_uint8(images)})
+        return search.result(traj, images, rewards, self.name, c.to_dict())
+
+    def _cluster(self, search: Search, traj, k: int, keep: int) -> None:
+        images = search.decode(traj, int(search.feature_scorer.input_size))
+        feats = search.features(images)
+        with search.cost.timer("selection"):
+            chosen: list[int] = []
+            for p, rows in search.groups(traj):
+                picks = select_diverse(feats[rows], keep, search.rng(p, 1000 + k), self.config.reduction)
+                chosen += sorted(rows[picks].tolist())
+            record = {"scale": k, "op": "cluster", "nodes": traj.node.tolist(), "prompt": traj.prompt_index.tolist(),
+                      "kept": chosen}
+            traj.select(torch.tensor(chosen), "cluster")
+            record["kept_nodes"] = traj.node.tolist()
+            search.telemetry["operations"].append(record)
+
+
+def write_extras(result: SearchResult, out_dir: str | Path) -> list[Path]:
+    """`search_tree.png` (prompt 0) and `search_tree_<i>.png` (further prompts) into out_dir."""
+    from arscale.search.tree_plot import draw_search_tree
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for p in range(len(result.prompts)):
+        path = out / ("search_tree.png" if p == 0 else f"search_tree_{p}.png")
+        if draw_search_tree(result, p, path):
+            paths.append(path)
+    return paths

@@ -1,0 +1,282 @@
+"""`arscale train shapeworld-reward`: the learned ShapeWorld image–text reward.
+
+Each step draws B scenes over all six tags. Every scene gets hard-negative prompts from the
+grammar (changed color, count ±1, mirrored relation, swapped classes / colors, changed class), and
+one of them is also rendered, so every prompt is seen with a matching and a near-miss image.
+Images are degraded half of the time (down-and-up sampling, noise) because the reward must also
+judge blurry partial decodes and tokenizer reconstructions.
+
+Loss, over all (image, text) pairs of the step: binary cross-entropy against the construction's
+labels (the score is absolute, so rewards of different images of one prompt compare), plus a
+contrastive softmax over each image's texts (the positive against its hard negatives).
+After training the raw logit is standardised on a held-out calibration set (see scorers.shapeworld).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import asdict
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from arscale.errors import ArscaleError
+from arscale.scorers.shapeworld import WEIGHTS_DIR, RewardConfig, RewardModel
+from arscale.train.common import (
+    Timer,
+    TrainState,
+    add_training_args,
+    cosine_lr,
+    export_weights,
+    pick_device,
+    progress,
+    set_lr,
+    shapeworld_api,
+)
+
+SW = None
+
+
+def _sw():
+    global SW
+    if SW is None:
+        SW = shapeworld_api()
+    return SW
+
+
+def _a(word: str) -> str:
+    return ("an " if word[0] in "aeiou" else "a ") + word
+
+
+_PLURAL = {"circle": "circles", "square": "squares", "triangle": "triangles", "cross": "crosses"}
+_NUMBER = {2: "two", 3: "three", 4: "four"}
+_MIRROR = {"left of": "right of", "right of": "left of", "above": "below", "below": "above"}
+
+
+def _others(options, *exclude):
+    return [o for o in options if o not in exclude]
+
+
+def hard_negative_prompts(md: dict) -> list[str]:
+    """Prompts in the grammar that the scene for `md` (exactly the named objects) does NOT satisfy."""
+    sw = _sw()
+    classes, colors = list(sw.CLASSES), list(sw.COLORS)
+    tag, inc = md["tag"], md["include"]
+    out: list[str] = []
+    if tag == "single_object":
+        c = inc[0]["class"]
+        out += [f"a photo of {_a(o)}" for o in _others(classes, c)]
+        out.append(f"a photo of two {_PLURAL[c]}")
+    elif tag == "two_object":
+        c1, c2 = inc[0]["class"], inc[1]["class"]
+        out += [f"a photo of {_a(o)} and {_a(c2)}" for o in _others(classes, c1, c2)]
+        out += [f"a photo of {_a(c1)} and {_a(o)}" for o in _others(classes, c1, c2)]
+    elif tag == "counting":
+        c, k = inc[0]["class"], inc[0]["count"]
+        out += [f"a photo of {_NUMBER[j]} {_PLURAL[c]}" for j in (k - 1, k + 1) if j in _NUMBER]
+        out += [f"a photo of {_NUMBER[k]} {_PLURAL[o]}" for o in _others(classes, c)]
+    elif tag == "colors":
+        c, k = inc[0]["class"], inc[0]["color"]
+        out += [f"a photo of {_a(o)} {c}" for o in _others(colors, k)]
+        out += [f"a photo of {_a(k)} {o}" for o in _others(classes, c)]
+    elif tag == "position":
+        ref, obj = inc[0]["class"], inc[1]["class"]
+        rel = inc[1]["position"][0]
+        out.append(f"a photo of {_a(obj)} {_MIRROR[rel]} {_a(ref)}")  # mirrored relation
+        out.append(f"a photo of {_a(ref)} {rel} {_a(obj)}")  # swapped classes
+        out += [f"a photo of {_a(o)} {rel} {_a(ref)}" for o in _others(classes, obj, ref)]
+    elif tag == "color_attr":
+        (c1, k1), (c2, k2) = (inc[0]["class"], inc[0]["color"]), (inc[1]["class"], inc[1]["color"])
+        out.append(f"a photo of {_a(k2)} {c1} and {_a(k1)} {c2}")  # swapped colors
+        out += [f"a photo of {_a(o)} {c1} and {_a(k2)} {c2}" for o in _others(colors, k1, k2)]
+        out += [f"a photo of {_a(k1)} {c1} and {_a(o)} {c2}" for o in _others(colors, k1, k2)]
+        out += [f"a photo of {_a(k1)} {o} and {_a(k2)} {c2}" for o in _others(classes, c1, c2)]
+    else:
+        raise ArscaleError(f"unknown tag {tag!r}")
+    return out
+
+
+def degrade(images: torch.Tensor, generator: torch.Generator, p: float = 0.5) -> torch.Tensor:
+    """Blur some images by area-down / bilinear-up sampling (sizes 8..32) and add a little noise."""
+    out = images.clone()
+    pick = torch.rand(len(images), generator=generator) < p
+    sizes = (8, 12, 16, 24, 32)
+    for i in torch.nonzero(pick).flatten().tolist():
+        s = sizes[int(torch.randint(len(sizes), (1,), generator=generator))]
+        small = F.interpolate(out[i : i + 1], size=(s, s), mode="area")
+        out[i : i + 1] = F.interpolate(small, size=images.shape[-2:], mode="bilinear", align_corners=False)
+    noise = torch.randn(out.shape, generator=generator) * 0.03 * pick.view(-1, 1, 1, 1)
+    return (out + noise).clamp(0, 1)
+
+
+class PairBatch:
+    """Images, texts and the (image, text, label) pairs of one training step."""
+
+    def __init__(self, images: torch.Tensor, texts: list[str], image_index: torch.Tensor,
+                 text_index: torch.Tensor, labels: torch.Tensor, positive_first: int):
+        self.images, self.texts = images, texts
+        self.image_index, self.text_index, self.labels = image_index, text_index, labels
+        self.positive_first = positive_first  # pairs come in groups of this size, positive first
+
+
+def make_batch(batch_size: int, rng: np.random.Generator, negatives: int = 4) -> PairBatch:
+    sw = _sw()
+    metadata, partner = [], []
+    for _ in range(batch_size):
+        md = sw.random_metadata(rng)
+        negs = hard_negative_prompts(md)
+        metadata.append(md)
+        partner.append(sw.metadata_from_prompt(negs[int(rng.integers(len(negs)))]))
+    all_md = metadata + partner
+    pixels = sw.render_batch([sw.sample_scene(md, rng) for md in all_md])
+    images = torch.from_numpy(pixels).permute(0, 3, 1, 2).float().div_(255)
+    texts: list[str] = []
+    text_id: dict[str, int] = {}
+
+    def tid(p: str) -> int:
+        if p not in text_id:
+            text_id[p] = len(texts)
+            texts.append(p)
+        return text_id[p]
+
+    ii, tt, ll = [], [], []
+    for i, md in enumerate(all_md):
+        negs = hard_negative_prompts(md)
+        other = all_md[(i + batch_size) % len(all_md)]["prompt"]  # the partner's prompt: a hard negative
+        chosen = [negs[int(j)] for j in rng.choice(len(negs), size=min(negatives - 1, len(negs)), replace=False)]
+        group = [md["prompt"], other] + chosen
+        while len(group) < negatives + 1:
+            group.append(negs[int(rng.integers(len(negs)))])
+        for j, p in enumerate(group):
+            ii.append(i)
+            tt.append(tid(p))
+            ll.append(1.0 if j == 0 else 0.0)
+    return PairBatch(images, texts, torch.tensor(ii), torch.tensor(tt), torch.tensor(ll), negatives + 1)
+
+
+def batch_loss(model: RewardModel, batch: PairBatch, device: torch.device) -> tuple[torch.Tensor, dict]:
+    image_tokens = model.image(batch.images.to(device))
+    text_tokens, mask = model.encode_text(batch.texts)
+    logits = model.pair_logits(image_tokens[batch.image_index.to(device)], text_tokens[batch.text_index.to(device)],
+                               mask[batch.text_index.to(device)])
+    labels = batch.labels.to(device)
+    bce = F.binary_cross_entropy_with_logits(logits, labels)
+    groups = logits.view(-1, batch.positive_first)
+    ce = F.cross_entropy(groups, torch.zeros(len(groups), dtype=torch.long, device=device))
+    acc = (groups.argmax(1) == 0).float().mean().item()
+    return bce + ce, {"bce": bce.item(), "ce": ce.item(), "group_acc": acc}
+
+
+@torch.no_grad()
+def pairwise_accuracy(model: RewardModel, images: torch.Tensor, metadata: list[dict], rng: np.random.Generator,
+                      device: torch.device, per_image: int = 4) -> dict[str, float]:
+    """P(logit(image, true prompt) > logit(image, hard negative prompt)), overall and per tag."""
+    model.eval()
+    tokens = model.image(images.to(device))
+    ii, texts, pos_idx, tags = [], [], [], []
+    for i, md in enumerate(metadata):
+        negs = hard_negative_prompts(md)
+        pick = [negs[int(j)] for j in rng.choice(len(negs), size=min(per_image, len(negs)), replace=False)]
+        for p in pick:
+            ii += [i, i]
+            texts += [md["prompt"], p]
+            tags.append(md["tag"])
+    text_tokens, mask = model.encode_text(texts)
+    idx = torch.tensor(ii, device=device)
+    logits = model.pair_logits(tokens[idx], text_tokens, mask).view(-1, 2)
+    wins = (logits[:, 0] > logits[:, 1]).float().cpu()
+    out = {"all": float(wins.mean())}
+    for tag in sorted(set(tags)):
+        m = torch.tensor([t == tag for t in tags])
+        out[tag] = float(wins[m].mean())
+    model.train()
+    return out
+
+
+@torch.no_grad()
+def calibrate(model: RewardModel, rng: np.random.Generator, device: torch.device, batches: int = 8) -> tuple[float, float]:
+    """Mean and std of raw logits over matching and hard-negative pairs (half clean, half degraded)."""
+    model.eval()
+    g = torch.Generator().manual_seed(int(rng.integers(1 << 31)))
+    values = []
+    for _ in range(batches):
+        b = make_batch(64, rng)
+        b.images = degrade(b.images, g)
+        image_tokens = model.image(b.images.to(device))
+        text_tokens, mask = model.encode_text(b.texts)
+        values.append(model.pair_logits(image_tokens[b.image_index], text_tokens[b.text_index],
+                                        mask[b.text_index]).cpu())
+    v = torch.cat(values)
+    model.train()
+    return float(v.mean()), float(v.std().clamp_min(1e-3))
+
+
+def train(args: argparse.Namespace) -> int:
+    torch.set_num_threads(max(1, args.threads))
+    device = pick_device(args.device)
+    torch.manual_seed(args.seed)
+    config = RewardConfig()
+    model = RewardModel(config).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
+    state = TrainState(args.state_dir)
+    step, metrics = 0, {}
+    info = {}
+    if state.exists and not args.fresh:
+        info = state.load(model, optimizer)
+        step = info["step"]
+    timer = Timer(info.get("elapsed_seconds", 0.0), args.checkpoint_minutes, args.time_limit)
+    generator = torch.Generator().manual_seed(args.seed)
+    bar = progress(args.steps, step, "shapeworld-reward")
+    model.train()
+    while step < args.steps:
+        rng = np.random.default_rng([args.seed, step])
+        batch = make_batch(args.batch_size, rng)
+        batch.images = degrade(batch.images, generator)
+        set_lr(optimizer, cosine_lr(step, args.steps, args.lr, warmup=100))
+        loss, metrics = batch_loss(model, batch, device)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        step += 1
+        bar.update(1)
+        if step % 50 == 0:
+            bar.set_postfix(loss=f"{loss.item():.3f}", acc=f"{metrics['group_acc']:.3f}")
+        if timer.should_save():
+            state.save(model, optimizer, step=step, config=asdict(config), elapsed=timer.elapsed, metrics=metrics)
+        if timer.out_of_time():
+            break
+    bar.close()
+    state.save(model, optimizer, step=step, config=asdict(config), elapsed=timer.elapsed, metrics=metrics)
+    shift, scale = calibrate(model, np.random.default_rng([args.seed, 10**9]), device)
+    config.shift, config.scale = shift, scale
+    model.config = config
+    export_weights(model.state_dict(), asdict(config), args.out)
+    print(f"trained {step} steps in {timer.elapsed / 60:.1f} min; calibration shift {shift:.3f} scale {scale:.3f}; "
+          f"weights in {args.out}")
+    return 0
+
+
+def register(sub) -> None:
+    parser = sub.add_parser("shapeworld-reward", help="train the ShapeWorld image–text reward (and feature) model",
+                            description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_training_args(parser, steps=2000, batch_size=32, lr=1e-3, state_dir="runs/shapeworld-reward",
+                      out_dir=str(WEIGHTS_DIR))
+    parser.set_defaults(func=train)
+
+
+def _timing_probe() -> None:  # pragma: no cover - developer helper
+    torch.set_num_threads(1)
+    model = RewardModel()
+    opt = torch.optim.AdamW(model.parameters(), 1e-3)
+    rng = np.random.default_rng(0)
+    t = time.time()
+    for _ in range(3):
+        b = make_batch(32, rng)
+        loss, m = batch_loss(model, b, torch.device("cpu"))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    print("s/step", (time.time() - t) / 3, "params", sum(p.numel() for p in model.parameters()))
