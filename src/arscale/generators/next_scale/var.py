@@ -1,0 +1,332 @@
+"""VAR (FoundationVision/VAR): class-conditional next-scale prediction, on the shared next-scale machinery.
+
+The transformer is the shared `ScaleTransformer` (VAR's blocks: AdaLN, l2-normalised attention, absolute
+position table, level embedding) and the loop is the shared `ScaleGenerator` with VAR's linear CFG ramp
+(the first scale unguided). What is VAR-only lives here:
+- `VQVAE`: the LDM-style conv autoencoder of VAR's tokenizer (GroupNorm(32), swish, a single-`qkv`
+  self-attention at the lowest resolution and in the middle; 3x3 quant/post-quant convs) around the
+  shared multi-scale residual quantizer;
+- the mapping of VAR's released key names onto those modules;
+- `VARGenerator.step(generator=...)`: the upstream sampling order (one seeded generator for the whole
+  batch, VAR's exact CFG formula) used by the parity tests.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from arscale.errors import ArscaleError
+from arscale.generators import loading
+from arscale.generators.next_scale.conditioning import ClassConditioner
+from arscale.generators.next_scale.generator import SamplingConfig, ScaleGenerator
+from arscale.generators.next_scale.quantizer import MultiScaleResidualQuantizer
+from arscale.generators.next_scale.transformer import ScaleTransformer, ScaleTransformerConfig
+from arscale.generators.sampling import sample_batch
+from arscale.generators.trajectories import Trajectories
+
+PATCH_NUMS_256 = (1, 2, 3, 4, 5, 6, 8, 10, 13, 16)
+PATCH_NUMS_512 = (1, 2, 3, 4, 6, 9, 13, 18, 24, 32)
+
+
+# -- tokenizer --------------------------------------------------------------------------------------------
+def _norm(ch: int) -> nn.GroupNorm:
+    return nn.GroupNorm(32, ch, eps=1e-6)
+
+
+class ResnetBlock(nn.Module):
+    def __init__(self, cin: int, cout: int):
+        super().__init__()
+        self.norm1, self.conv1 = _norm(cin), nn.Conv2d(cin, cout, 3, padding=1)
+        self.norm2, self.conv2 = _norm(cout), nn.Conv2d(cout, cout, 3, padding=1)
+        self.nin_shortcut = nn.Conv2d(cin, cout, 1) if cin != cout else nn.Identity()
+
+    def forward(self, x):
+        h = self.conv1(F.silu(self.norm1(x)))
+        return self.nin_shortcut(x) + self.conv2(F.silu(self.norm2(h)))
+
+
+class AttnBlock(nn.Module):
+    """Single-head spatial self-attention through one 1x1 `qkv` conv, scale C^-1/2."""
+
+    def __init__(self, ch: int):
+        super().__init__()
+        self.norm, self.qkv, self.proj_out = _norm(ch), nn.Conv2d(ch, 3 * ch, 1), nn.Conv2d(ch, ch, 1)
+
+    def forward(self, x):
+        B, C, H, W = x.shape
+        q, k, v = self.qkv(self.norm(x)).reshape(B, 3, C, H * W).unbind(1)
+        w = torch.bmm(q.transpose(1, 2), k).mul(C ** -0.5).softmax(dim=2)  # [B, HWq, HWk]
+        h = torch.bmm(v, w.transpose(1, 2)).view(B, C, H, W)
+        return x + self.proj_out(h)
+
+
+class _Level(nn.Module):
+    def __init__(self, blocks, attns):
+        super().__init__()
+        self.block, self.attn = nn.ModuleList(blocks), nn.ModuleList(attns)
+
+    def run(self, h):
+        for i, b in enumerate(self.block):
+            h = b(h)
+            if len(self.attn):
+                h = self.attn[i](h)
+        return h
+
+
+class _Mid(nn.Module):
+    def __init__(self, ch: int, attn: bool):
+        super().__init__()
+        self.block_1, self.block_2 = ResnetBlock(ch, ch), ResnetBlock(ch, ch)
+        self.attn_1 = AttnBlock(ch) if attn else nn.Identity()
+
+    def forward(self, h):
+        return self.block_2(self.attn_1(self.block_1(h)))
+
+
+class VQEncoder(nn.Module):
+    def __init__(self, ch: int, ch_mult: Sequence[int], num_res_blocks: int, z_channels: int,
+                 using_sa: bool = True, using_mid_sa: bool = True):
+        super().__init__()
+        self.conv_in = nn.Conv2d(3, ch, 3, padding=1)
+        self.down = nn.ModuleList()
+        cin, last = ch, len(ch_mult) - 1
+        for i, mult in enumerate(ch_mult):
+            blocks, attns = [], []
+            for _ in range(num_res_blocks):
+                blocks.append(ResnetBlock(cin, ch * mult))
+                cin = ch * mult
+                if i == last and using_sa:
+                    attns.append(AttnBlock(cin))
+            level = _Level(blocks, attns)
+            if i != last:
+                level.downsample = nn.Module()
+                level.downsample.conv = nn.Conv2d(cin, cin, 3, stride=2)
+            self.down.append(level)
+        self.mid = _Mid(cin, using_mid_sa)
+        self.norm_out, self.conv_out = _norm(cin), nn.Conv2d(cin, z_channels, 3, padding=1)
+
+    def forward(self, x):
+        h = self.conv_in(x)
+        for level in self.down:
+            h = level.run(h)
+            if hasattr(level, "downsample"):
+                h = level.downsample.conv(F.pad(h, (0, 1, 0, 1)))
+        return self.conv_out(F.silu(self.norm_out(self.mid(h))))
+
+
+class VQDecoder(nn.Module):
+    def __init__(self, ch: int, ch_mult: Sequence[int], num_res_blocks: int, z_channels: int,
+                 using_sa: bool = True, using_mid_sa: bool = True):
+        super().__init__()
+        last = len(ch_mult) - 1
+        cin = ch * ch_mult[last]
+        self.conv_in = nn.Conv2d(z_channels, cin, 3, padding=1)
+        self.mid = _Mid(cin, using_mid_sa)
+        levels = []
+        for i in reversed(range(len(ch_mult))):
+            blocks, attns = [], []
+            for _ in range(num_res_blocks + 1):
+                blocks.append(ResnetBlock(cin, ch * ch_mult[i]))
+                cin = ch * ch_mult[i]
+                if i == last and using_sa:
+                    attns.append(AttnBlock(cin))
+            level = _Level(blocks, attns)
+            if i != 0:
+                level.upsample = nn.Module()
+                level.upsample.conv = nn.Conv2d(cin, cin, 3, padding=1)
+            levels.insert(0, level)
+        self.up = nn.ModuleList(levels)
+        self.norm_out, self.conv_out = _norm(cin), nn.Conv2d(cin, 3, 3, padding=1)
+
+    def forward(self, z):
+        h = self.mid(self.conv_in(z))
+        for level in reversed(self.up):
+            h = level.run(h)
+            if hasattr(level, "upsample"):
+                h = level.upsample.conv(F.interpolate(h, scale_factor=2, mode="nearest"))
+        return self.conv_out(F.silu(self.norm_out(h)))
+
+
+@dataclass
+class VQVAEConfig:
+    """What the shared generator reads from a tokenizer config (code_dim, vocab_size, image_size)."""
+
+    vocab_size: int = 4096
+    code_dim: int = 32
+    ch: int = 160
+    ch_mult: tuple[int, ...] = (1, 1, 2, 2, 4)
+    num_res_blocks: int = 2
+    patch_nums: tuple[int, ...] = PATCH_NUMS_256
+    share_quant_resi: int = 4
+    quant_resi: float = 0.5
+    quant_conv_ks: int = 3
+    using_sa: bool = True
+    using_mid_sa: bool = True
+
+    @property
+    def image_size(self) -> int:
+        return self.patch_nums[-1] * 2 ** (len(self.ch_mult) - 1)
+
+    @property
+    def num_phi(self) -> int:
+        return {0: len(self.patch_nums), 1: 1}.get(self.share_quant_resi, self.share_quant_resi)
+
+
+class VQVAE(nn.Module):
+    """VAR's tokenizer; duck-types the shared `MultiScaleTokenizer` (images in [0, 1] at the edges)."""
+
+    def __init__(self, config: VQVAEConfig):
+        super().__init__()
+        c = self.config = config
+        self.encoder = VQEncoder(c.ch, c.ch_mult, c.num_res_blocks, c.code_dim, c.using_sa, c.using_mid_sa)
+        self.decoder = VQDecoder(c.ch, c.ch_mult, c.num_res_blocks, c.code_dim, c.using_sa, c.using_mid_sa)
+        ks = c.quant_conv_ks
+        self.quant_conv = nn.Conv2d(c.code_dim, c.code_dim, ks, padding=ks // 2)
+        self.post_quant_conv = nn.Conv2d(c.code_dim, c.code_dim, ks, padding=ks // 2)
+        self.quantize = MultiScaleResidualQuantizer(c.vocab_size, c.code_dim, c.patch_nums, num_phi=c.num_phi,
+                                                    phi_ratio=c.quant_resi)
+        self.quantize.phi_for_scale = var_phi_for_scale(c.num_phi, len(c.patch_nums))
+
+    @property
+    def quantizer(self) -> MultiScaleResidualQuantizer:
+        return self.quantize
+
+    @property
+    def patch_nums(self) -> tuple[int, ...]:
+        return self.quantize.patch_nums
+
+    def latent_signed(self, x: torch.Tensor) -> torch.Tensor:
+        """Images in [-1, 1] -> the continuous latent f."""
+        return self.quant_conv(self.encoder(x))
+
+    def latent(self, images: torch.Tensor) -> torch.Tensor:
+        return self.latent_signed(images * 2 - 1)
+
+    @torch.no_grad()
+    def encode(self, images: torch.Tensor) -> list[torch.Tensor]:
+        return self.quantize.encode(self.latent(images))
+
+    def fhat_to_signed(self, f_hat: torch.Tensor) -> torch.Tensor:
+        return self.decoder(self.post_quant_conv(f_hat)).clamp(-1, 1)
+
+    def decode_fhat(self, f_hat: torch.Tensor, size: int | None = None) -> torch.Tensor:
+        img = (self.fhat_to_signed(f_hat) + 1) / 2
+        if size is not None and size != img.shape[-1]:
+            img = F.interpolate(img, size=(size, size), mode="area" if size < img.shape[-1] else "bicubic")
+        return img.clamp(0, 1)
+
+
+def var_phi_for_scale(num_phi: int, num_scales: int) -> list[int]:
+    """VAR's choice of φ per scale: the tick nearest si/(K-1), ticks in float64 as upstream's numpy.
+
+    With 4 φ and 5 scales, scale 2 (at 0.5) lies halfway between two ticks; float64 rounding decides the tie
+    (for index 2), float32 ticks would decide it the other way.
+    """
+    K = num_phi
+    lo = 1 / 3 / K if K == 4 else 1 / 2 / K
+    ticks = np.linspace(lo, 1 - lo, K)  # numpy, not torch: the two linspaces round differently for some K
+    return [int(np.argmin(np.abs(ticks - (si / (num_scales - 1) if num_scales > 1 else 1.0))))
+            for si in range(num_scales)]
+
+
+_PHI_KEYS = [
+    (re.compile(r"^quantize\.quant_resi\.qresi_ls\.(\d+)\."), r"quantize.phis.\1."),
+    (re.compile(r"^quantize\.quant_resi\.qresi\."), "quantize.phis.0."),
+    (re.compile(r"^quantize\.quant_resi\.(\d+)\."), r"quantize.phis.\1."),
+]
+
+
+def vqvae_state(obj) -> dict[str, torch.Tensor]:
+    """VAR's VAE file (flat) -> our key names (φ convs live in the shared quantizer's `phis`)."""
+    out = {}
+    for k, v in loading.var_state(obj).items():
+        for pattern, repl in _PHI_KEYS:
+            k = pattern.sub(repl, k)
+        out[k] = v
+    return out
+
+
+# -- transformer + generator ------------------------------------------------------------------------------
+class VARModel(nn.Module):
+    """The shared scale transformer plus the class embedding, laid out so VAR's flat keys map one to one."""
+
+    def __init__(self, config: ScaleTransformerConfig, num_classes: int):
+        super().__init__()
+        self.transformer = ScaleTransformer(config)
+        self.conditioner = ClassConditioner(num_classes, config.width)
+
+    @staticmethod
+    def checkpoint_keys(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {(f"conditioner.{k}" if k.startswith("class_emb.") else f"transformer.{k}"): v for k, v in sd.items()}
+
+    def load_released(self, obj, what: str = "VAR checkpoint") -> None:
+        ignore = tuple(f"transformer.{p}" for p in loading.VAR_IGNORED)
+        loading.load_strict(self, self.checkpoint_keys(loading.var_state(obj)), ignore=ignore, what=what)
+
+
+def var_transformer_config(*, depth: int, embed_dim: int | None = None, num_heads: int | None = None,
+                           patch_nums: Sequence[int] = PATCH_NUMS_256, vocab_size: int = 4096, code_dim: int = 32,
+                           shared_aln: bool = False, mlp_ratio: float = 4.0, norm_eps: float = 1e-6,
+                           attn_l2_norm: bool = True) -> ScaleTransformerConfig:
+    """VAR ties width and heads to depth (C = 64·depth, heads = depth) unless given."""
+    C = embed_dim or 64 * depth
+    return ScaleTransformerConfig(patch_nums=tuple(patch_nums), vocab_size=vocab_size, code_dim=code_dim, width=C,
+                                  depth=depth, heads=num_heads or depth, mlp_ratio=mlp_ratio,
+                                  attn_l2_norm=attn_l2_norm, shared_aln=shared_aln, norm_eps=norm_eps, cond_dim=C,
+                                  context_dim=0)
+
+
+class VARGenerator(ScaleGenerator):
+    """Prompts are class labels (ints). Guidance ramps linearly from 1 at the first scale (VAR's schedule)."""
+
+    def __init__(self, model: VARModel, vae: VQVAE, sampling: SamplingConfig | None = None, *, name: str = "var"):
+        sampling = sampling or SamplingConfig(cfg=1.5, cfg_schedule="linear", top_k=900, top_p=0.96)
+        super().__init__(vae, model.transformer, model.conditioner, sampling, name=name)
+
+    @torch.no_grad()
+    def step(self, traj: Trajectories, *, generator: torch.Generator | None = None) -> Trajectories:
+        """One scale; with `generator`, sample the whole batch from it in upstream's order and formula."""
+        if generator is None:
+            return super().step(traj)
+        si = traj.step
+        cond, uncond = self.scale_logits(traj)
+        t = (traj.rows["cfg"] * si / max(1, self.num_scales - 1)).view(-1, 1, 1)
+        logits = (1 + t) * cond - t * uncond
+        s = self.sampling
+        idx = sample_batch(logits, generator, temperature=s.temperature, top_k=s.top_k, top_p=s.top_p)
+        return self.commit(traj, idx)
+
+
+# -- released checkpoints ---------------------------------------------------------------------------------
+VAR_RELEASES = {16: "var_d16.pth", 20: "var_d20.pth", 24: "var_d24.pth", 30: "var_d30.pth", 36: "var_d36.pth"}
+VAE_FILE = "vae_ch160v4096z32.pth"
+HUB_REPO = "FoundationVision/var"
+
+
+def load_var(depth: int = 16, weights: str | Path | None = None, vae_weights: str | Path | None = None,
+             device: str | torch.device = "cpu", **sampling) -> VARGenerator:
+    """A released VAR model: `weights` is the var_d*.pth file, a directory holding it, or a hub id."""
+    if weights is None:
+        raise ArscaleError(
+            f"VAR-d{depth} needs its released weights: download {VAR_RELEASES[depth]} and {VAE_FILE} from "
+            f"https://huggingface.co/{HUB_REPO} and pass weights=PATH (file or directory) or weights={HUB_REPO!r}"
+        )
+    patch_nums = PATCH_NUMS_512 if depth == 36 else PATCH_NUMS_256
+    model = VARModel(var_transformer_config(depth=depth, patch_nums=patch_nums, shared_aln=depth == 36), 1000)
+    model.load_released(loading.read_checkpoint(loading.resolve(weights, VAR_RELEASES[depth])),
+                        f"VAR-d{depth} weights")
+    vae = VQVAE(VQVAEConfig(patch_nums=patch_nums))
+    vae_src = vae_weights or weights
+    loading.load_strict(vae, vqvae_state(loading.read_checkpoint(loading.resolve(vae_src, VAE_FILE))),
+                        ignore=loading.VAR_VAE_IGNORED, what="VAR VQVAE weights")
+    defaults = {"cfg": 1.5, "cfg_schedule": "linear", "top_k": 900, "top_p": 0.96}
+    defaults.update(sampling)
+    return VARGenerator(model, vae, SamplingConfig(**defaults), name=f"var-d{depth}").to(device).eval()
