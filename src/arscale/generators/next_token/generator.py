@@ -1,0 +1,219 @@
+"""The next-token generator: a raster-order transformer + VQ tokenizer behind `NextTokenGenerator`.
+
+API (see `generators/protocol.py`):
+
+- `start(prompts, rows_per_prompt, seed, *, prompt_offset=0, cfg=None) -> Trajectories`: encodes
+  each distinct prompt once, prefills the condition tokens of both CFG halves into a KV cache and
+  leaves the logits of image token 0 ready.
+- `next_logits(traj) -> (cond [R, V], uncond [R, V])`: the fp32 logits of token `traj.step`.
+  Nothing is computed here; `start`/`advance` already ran the forward.
+- `advance(traj, tokens [R], guidance=None) -> traj`: *receives* the sampled tokens (the strategy
+  samples, so it can look at the distributions first), writes them at column `traj.step`, runs one
+  cached forward of both halves and stores the next logits (skipped after the last token).
+  `guidance` [R] (or a float), if given, becomes each row's CFG scale for mixing the NEXT token's
+  logits in `guided_logits` / `sample`; rows keep their previous scale otherwise.
+- `guided_logits(traj)` = `cfg_mix(cond, uncond, traj.rows["guidance"])`, and `sample(traj)`
+  draws from them with the generator's temperature / top-k / top-p on each row's own
+  `torch.Generator` (seeded by the row key and step: results do not depend on the batch layout).
+- `preview(traj, size) -> [R, 3, size, size]` in [0, 1]: a partial decode of the raster prefix.
+  Unfilled positions are set to `preview_fill`: `"background"` (default) = the code the tokenizer
+  gives an empty background patch (found at load time by encoding a blank canvas), so a preview
+  shows the rows generated so far on a blank canvas below them. No model forward is spent.
+- `finish(traj) -> [R, 3, H, W]` in [0, 1]: decode the complete token grids.
+- Cost: `prefill_flops(rows)`, `step_flops(rows, step)`, `flops_per_token(rows)` (CFG pair
+  included) and `decode_flops(rows)`. `start`/`advance` also add the transformer FLOPs they spend
+  to `traj.extra["transformer_flops"]`.
+
+Trajectories keys: `rows["tokens"]` [R, T] long (-1 where not yet generated), `rows["guidance"]`
+[R] float; `paired["next_logits"]` [2R, V] fp32, `paired["prefix_mask"]` [2R, P] bool (valid
+left-padded condition positions: this per-row mask follows `select` with the KV cache, both CFG
+halves); `cache` the `KVCache`; `extra["transformer_flops"]`. `traj.step` = tokens generated.
+
+Importance sampling on next-token models (how `search/importance.py` uses this generator): at a
+few checkpoints along the raster order, the strategy calls `preview` — the prefix decoded with the
+rest of the grid set to the background code — scores those partial images with the reward model
+and resamples rows by softmax(reward / tau) with `traj.select`. A prefix preview shows the objects
+whose rows are already generated and nothing below them, so early checkpoints judge only the top
+part of the image; this is the weakness ScalingAR's reward-free signals avoid.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from arscale.errors import ArscaleError
+from arscale.generators.kv_cache import KVCache
+from arscale.generators.next_token.tokenizer import VQTokenizer
+from arscale.generators.next_token.transformer import Transformer
+from arscale.generators.sampling import cfg_mix, sample_per_row
+from arscale.generators.trajectories import Trajectories
+
+PREVIEW_FILLS = ("background",)
+
+# prompts (None = unconditional) -> (features [B, P, caption_dim], valid mask [B, P]), right-padded
+ConditionEncoder = Callable[[Sequence[str | None]], tuple[torch.Tensor, torch.Tensor]]
+
+
+def left_pad(features: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Move each row's valid (leading) positions to the end, zeroing the pads (LlamaGen's layout).
+
+    Left padding puts the last valid condition token at the last prefix position, whose logits
+    predict the first image token for every row alike.
+    """
+    _B, L = mask.shape
+    n = mask.sum(1, keepdim=True)
+    pos = torch.arange(L, device=mask.device)[None, :]
+    src = pos - (L - n)
+    new_mask = src >= 0
+    gathered = features.gather(1, src.clamp_min(0)[..., None].expand(-1, -1, features.shape[-1]))
+    return gathered * new_mask[..., None].to(features.dtype), new_mask
+
+
+class TokenGenerator:
+    """A `NextTokenGenerator` over any `Transformer` + `VQTokenizer` + condition encoder."""
+
+    def __init__(self, transformer: Transformer, tokenizer: VQTokenizer, encode_condition: ConditionEncoder, *,
+                 name: str, cfg: float = 3.0, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
+                 preview_fill: str = "background"):
+        if transformer.config.num_tokens != tokenizer.num_tokens:
+            raise ArscaleError(f"transformer expects {transformer.config.num_tokens} tokens but the tokenizer "
+                               f"makes {tokenizer.num_tokens}")
+        if preview_fill not in PREVIEW_FILLS:
+            raise ArscaleError(f"preview_fill must be one of {PREVIEW_FILLS}, got {preview_fill!r}")
+        self.transformer = transformer.eval()
+        self.tokenizer = tokenizer.eval()
+        self.encode_condition = encode_condition
+        self.name = name
+        self.cfg, self.temperature, self.top_k, self.top_p = cfg, temperature, top_k, top_p
+        self.preview_fill = preview_fill
+        self.num_tokens = tokenizer.num_tokens
+        self.grid = tokenizer.grid
+        self.image_size = tokenizer.config.image_size
+        self.vocab_size = transformer.config.vocab_size
+        self.prefix_len = transformer.prefix_len
+        self._background_code: int | None = None
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.transformer.parameters()).device
+
+    # -- protocol --------------------------------------------------------------------------------
+    @torch.no_grad()
+    def start(self, prompts: Sequence[str], rows_per_prompt: int | Sequence[int], seed: int, *,
+              prompt_offset: int = 0, cfg: float | None = None) -> Trajectories:
+        traj = Trajectories.for_prompts(prompts, rows_per_prompt, seed, prompt_offset=prompt_offset)
+        R, P = len(traj), self.prefix_len
+        features, mask = self.encode_condition(list(prompts) + [None])  # each distinct prompt once
+        features, mask = left_pad(features.float(), mask)
+        if features.shape[1] != P:
+            raise ArscaleError(f"condition encoder gave {features.shape[1]} positions, the model expects {P}")
+        index = torch.cat([traj.prompt_index, torch.full((R,), len(prompts), dtype=torch.long)]).to(self.device)
+        features, key_mask = features[index], mask[index]
+        traj.cache = KVCache(self.transformer.config.n_layer, P + self.num_tokens)
+        prefix = self.transformer.embed_condition(features)
+        logits = self.transformer(prefix, key_mask, start=0, cache=traj.cache)[:, -1]
+        traj.paired["next_logits"] = logits
+        traj.paired["prefix_mask"] = key_mask
+        traj.rows["tokens"] = torch.full((R, self.num_tokens), -1, dtype=torch.long, device=self.device)
+        traj.rows["guidance"] = torch.full((R,), float(self.cfg if cfg is None else cfg), device=self.device)
+        traj.extra["transformer_flops"] = self.prefill_flops(R)
+        traj.step = 0
+        return traj
+
+    def next_logits(self, traj: Trajectories) -> tuple[torch.Tensor, torch.Tensor]:
+        if traj.step >= self.num_tokens:
+            raise ArscaleError(f"all {self.num_tokens} tokens are generated; call finish")
+        logits = traj.paired["next_logits"]
+        R = len(traj)
+        return logits[:R], logits[R:]
+
+    @torch.no_grad()
+    def advance(self, traj: Trajectories, tokens: torch.Tensor,
+                guidance: torch.Tensor | float | None = None) -> Trajectories:
+        R, step = len(traj), traj.step
+        if step >= self.num_tokens:
+            raise ArscaleError(f"all {self.num_tokens} tokens are generated; call finish")
+        tokens = torch.as_tensor(tokens, dtype=torch.long, device=self.device).reshape(-1)
+        if tokens.shape[0] != R:
+            raise ArscaleError(f"advance got {tokens.shape[0]} tokens for {R} rows")
+        if int(tokens.min()) < 0 or int(tokens.max()) >= self.vocab_size:
+            raise ArscaleError(f"tokens must lie in [0, {self.vocab_size})")
+        if guidance is not None:
+            g = torch.as_tensor(guidance, dtype=torch.float32, device=self.device)
+            traj.rows["guidance"] = g.expand(R).clone() if g.dim() == 0 else g.reshape(R).clone()
+        traj.rows["tokens"][:, step] = tokens
+        traj.step = step + 1
+        if traj.step < self.num_tokens:
+            x = self.transformer.tok_embeddings(torch.cat([tokens, tokens]))[:, None]
+            logits = self.transformer(x, traj.paired["prefix_mask"], start=self.prefix_len + step,
+                                      cache=traj.cache)[:, -1]
+            traj.paired["next_logits"] = logits
+            traj.extra["transformer_flops"] = traj.extra.get("transformer_flops", 0.0) + self.step_flops(R, step)
+        return traj
+
+    def guided_logits(self, traj: Trajectories) -> torch.Tensor:
+        cond, uncond = self.next_logits(traj)
+        return cfg_mix(cond, uncond, traj.rows["guidance"])
+
+    def sample(self, traj: Trajectories, logits: torch.Tensor | None = None) -> torch.Tensor:
+        """Draw the next token of every row (from `guided_logits` unless `logits` are given)."""
+        logits = self.guided_logits(traj) if logits is None else logits
+        return sample_per_row(logits, traj.seed_key, traj.step, temperature=self.temperature,
+                              top_k=self.top_k, top_p=self.top_p)
+
+    @torch.no_grad()
+    def finish(self, traj: Trajectories) -> torch.Tensor:
+        if traj.step < self.num_tokens:
+            raise ArscaleError(f"only {traj.step} of {self.num_tokens} tokens are generated; use preview "
+                               "for partial images")
+        return self.tokenizer.decode_codes(traj.rows["tokens"])
+
+    @torch.no_grad()
+    def preview(self, traj: Trajectories, size: int | None = None) -> torch.Tensor:
+        codes = traj.rows["tokens"].clone()
+        codes[codes < 0] = self.background_code
+        images = self.tokenizer.decode_codes(codes)
+        if size is not None and size != images.shape[-1]:
+            images = F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False,
+                                   antialias=size < images.shape[-1]).clamp(0, 1)
+        return images
+
+    def generate(self, prompts: Sequence[str], rows_per_prompt: int = 1, seed: int = 0, *,
+                 prompt_offset: int = 0) -> torch.Tensor:
+        """Plain CFG sampling at the generator's defaults: images [R, 3, H, W] in [0, 1]."""
+        traj = self.start(prompts, rows_per_prompt, seed, prompt_offset=prompt_offset)
+        for _ in range(self.num_tokens):
+            self.advance(traj, self.sample(traj))
+        return self.finish(traj)
+
+    # -- helpers ---------------------------------------------------------------------------------
+    @property
+    def background_code(self) -> int:
+        if self._background_code is None:
+            from arscale.shapeworld import BACKGROUND
+
+            blank = torch.tensor(BACKGROUND, dtype=torch.float32, device=self.device).div(255)
+            blank = blank.view(1, 3, 1, 1).expand(1, 3, self.image_size, self.image_size)
+            with torch.no_grad():
+                codes = self.tokenizer.encode(blank).flatten()
+            self._background_code = int(torch.mode(codes).values)
+        return self._background_code
+
+    def prefill_flops(self, rows: int) -> float:
+        t = self.transformer
+        return 2.0 * rows * sum(t.flops_per_position(i + 1) for i in range(self.prefix_len))
+
+    def step_flops(self, rows: int, step: int) -> float:
+        """FLOPs of feeding image token `step` for `rows` rows, both CFG halves."""
+        return 2.0 * rows * self.transformer.flops_per_position(self.prefix_len + step + 1)
+
+    def flops_per_token(self, rows: int = 1) -> float:
+        """Average transformer FLOPs per generated token (CFG pair included), prefill amortised."""
+        total = self.prefill_flops(rows) + sum(self.step_flops(rows, s) for s in range(self.num_tokens - 1))
+        return total / self.num_tokens
+
+    def decode_flops(self, rows: int = 1) -> float:
+        return self.tokenizer.decode_flops(rows)

@@ -1,0 +1,429 @@
+"""ScalingAR (arXiv 2509.26376): reward-free test-time scaling for next-token image generators.
+
+For each prompt, N candidates decode in parallel (all prompts share one batched forward). Every
+step, from the model's own logits only:
+
+1. Profile (signals in `search.confidence`): token confidence s_tok (entropy + top-1/top-2 margin,
+   EMA), worst-block stability B (prompt-level z-score of the worst b x b block entropy), the
+   intrinsic score I = EMA(w_tok s_tok + w_blk B), the drift score D (prompt-level z-score of
+   KL(cond || uncond)), the unified confidence C = w_I I + w_D D and the rebound R over the running
+   minimum of C after warm-up.
+2. Guidance: s = clamp(s_base + a (1 - D) + b Var(I) - g clip(R, 0, 1), clamp_min, s_base + clamp_over),
+   per candidate; the token is drawn from uncond + s (cond - uncond) with the base sampler.
+3. Termination (after warm-up): theta = EMA of the p-quantile of the prompt's active C; a candidate
+   below theta is flagged; a flag clears when C >= theta or R >= delta_rec; a candidate still flagged
+   `recovery_window` steps after its flag is terminated: its rows leave the batch (`traj.select`),
+   so its KV cache rows stop costing compute. The last survivor and the current arg-max-C candidate
+   of a prompt are never terminated; freed budget is not reallocated.
+Final pick: the survivor with the highest final C. No partial decoding, no reward model.
+
+Step-count constants are given for LlamaGen's 1024-token sequences. With `scale_steps` (default),
+the recovery window and the Var(I) window are scaled by T / `reference_tokens` (at least
+`min_window` steps), e.g. 32 -> 2 steps on ShapeWorld-AR's 64 tokens; warm-up is a fraction of T
+already (12.5 % -> 8 steps). `recovery_window_steps` / `variance_window_steps` override the rule.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from arscale.errors import ArscaleError
+from arscale.generators.sampling import cfg_mix, sample_per_row
+from arscale.search import confidence as sig
+from arscale.search.base import StrategyConfig
+from arscale.search.result import Candidate, CostRecord, SearchResult
+
+
+@dataclass
+class ScalingARConfig(StrategyConfig):
+    # profile level (App. C.2)
+    alpha_h: float = 0.5
+    alpha_m: float = 0.5
+    lambda_tok: float = 0.2
+    lambda_i: float = 0.2
+    w_tok: float = 0.65
+    w_blk: float = 0.35
+    block: int = 4  # b x b tokens
+    worst_q: float = 0.1
+    w_i: float = 0.75
+    w_d: float = 0.25
+    kl_ema: float = 0.0  # [PROPOSAL] optional EMA rate on KL before the z-score; 0 = none (paper lists none)
+    z_clip: float = 3.0
+    rebound_eps: float = 1e-3
+    confidence_from: str = "conditional"  # [PROPOSAL] "conditional" softmax(l_c), or "guided" (CFG-mixed)
+    # policy level: termination
+    prune_quantile: float = 0.2  # p
+    lambda_theta: float = 0.2
+    warmup_fraction: float = 0.125  # W0
+    recovery_window: int = 32  # Delta_rec, in the paper's 1024-token steps
+    delta_rec: float = 0.05
+    min_survivors: int = 1  # [PROPOSAL]
+    protect_best: bool = True  # [PROPOSAL] never terminate the current arg-max-C candidate
+    # policy level: guidance scheduler
+    cfg_base: float | None = None  # None: the generator's default CFG scale
+    alpha: float = 0.3
+    beta: float = 0.4
+    gamma: float = 0.4
+    variance_window: int = 32  # [PROPOSAL] Var(I) window, in the paper's steps
+    clamp_min: float = 1.0  # [PROPOSAL]
+    clamp_over: float = 2.0  # [PROPOSAL] s <= s_base + clamp_over
+    # step-count scaling rule (ours)
+    scale_steps: bool = True
+    reference_tokens: int = 1024
+    min_window: int = 2
+    recovery_window_steps: int | None = None
+    variance_window_steps: int | None = None
+    # ablation switches (Tables 2 and 4)
+    use_token: bool = True
+    use_block: bool = True
+    use_conditional: bool = True
+    terminate: bool = True
+    schedule_guidance: bool = True
+    # base sampler (None: the generator's defaults)
+    temperature: float | None = None
+    top_k: int | None = None
+    top_p: float | None = None
+    prompt_batch: int = 64  # prompts per batched forward (memory bound)
+
+    def __post_init__(self):
+        def need(cond: bool, msg: str) -> None:
+            if not cond:
+                raise ArscaleError(f"invalid ScalingAR config: {msg}")
+
+        for name in ("alpha_h", "alpha_m", "w_tok", "w_blk", "w_i", "w_d", "alpha", "beta", "gamma", "delta_rec"):
+            need(getattr(self, name) >= 0, f"{name} must be >= 0, got {getattr(self, name)}")
+        for name in ("lambda_tok", "lambda_i", "lambda_theta"):
+            need(0 < getattr(self, name) <= 1, f"{name} must be in (0, 1], got {getattr(self, name)}")
+        need(0 <= self.kl_ema < 1, f"kl_ema must be in [0, 1), got {self.kl_ema}")
+        need(0 < self.prune_quantile < 1, f"prune_quantile must be in (0, 1), got {self.prune_quantile}")
+        need(0 < self.worst_q <= 1, f"worst_q must be in (0, 1], got {self.worst_q}")
+        need(0 <= self.warmup_fraction < 1, f"warmup_fraction must be in [0, 1), got {self.warmup_fraction}")
+        need(self.block >= 1, f"block must be >= 1, got {self.block}")
+        need(self.recovery_window >= 0 and self.variance_window >= 1, "windows must be positive")
+        need(self.min_survivors >= 1, f"min_survivors must be >= 1, got {self.min_survivors}")
+        need(self.reference_tokens >= 1 and self.min_window >= 1, "reference_tokens and min_window must be >= 1")
+        need(self.confidence_from in ("conditional", "guided"),
+             f"confidence_from must be 'conditional' or 'guided', got {self.confidence_from!r}")
+        need(self.clamp_min > 0 and self.clamp_over >= 0, "clamp_min must be > 0 and clamp_over >= 0")
+        need(self.use_token or self.use_block, "the intrinsic channel needs token confidence or block stability")
+        need(self.prompt_batch >= 1, "prompt_batch must be >= 1")
+        need(self.cfg_base is None or self.cfg_base > 0, f"cfg_base must be positive, got {self.cfg_base}")
+
+    # -- derived constants -----------------------------------------------------------------------
+    def warmup_steps(self, num_tokens: int) -> int:
+        return math.ceil(self.warmup_fraction * num_tokens)
+
+    def _scaled(self, paper_value: int, num_tokens: int) -> int:
+        if not self.scale_steps:
+            return paper_value
+        return max(self.min_window, round(paper_value * num_tokens / self.reference_tokens))
+
+    def recovery_steps(self, num_tokens: int) -> int:
+        if self.recovery_window_steps is not None:
+            return self.recovery_window_steps
+        return self._scaled(self.recovery_window, num_tokens)
+
+    def variance_steps(self, num_tokens: int) -> int:
+        if self.variance_window_steps is not None:
+            return self.variance_window_steps
+        return self._scaled(self.variance_window, num_tokens)
+
+    def weights(self) -> tuple[float, float, float, float]:
+        """(w_tok, w_blk, w_I, w_D) with switched-off channels removed and the rest renormalised."""
+        w_tok = self.w_tok if self.use_token else 0.0
+        w_blk = self.w_blk if self.use_block else 0.0
+        w_d = self.w_d if self.use_conditional else 0.0
+        s = w_tok + w_blk
+        if s <= 0:
+            raise ArscaleError("invalid ScalingAR config: the intrinsic weights sum to zero")
+        t = self.w_i + w_d
+        if t <= 0:
+            raise ArscaleError("invalid ScalingAR config: w_i + w_d must be positive")
+        return w_tok / s, w_blk / s, self.w_i / t, w_d / t
+
+
+class TerminationPolicy:
+    """Quantile threshold with EMA, probation window and rebound test (SCALINGAR.md §3.1).
+
+    Per-row state lives in tensors the caller gathers on `select` (`flagged`, `flag_step`); the
+    per-prompt threshold lives here. `step(...)` returns (events, rows to terminate).
+    """
+
+    def __init__(self, config: ScalingARConfig, num_prompts: int, window: int):
+        self.config = config
+        self.window = window
+        self.theta: list[float | None] = [None] * num_prompts
+
+    def update_threshold(self, c: torch.Tensor, prompt: torch.Tensor) -> torch.Tensor:
+        """Move each prompt's threshold toward the p-quantile of its active C; returns theta per row."""
+        lam = self.config.lambda_theta
+        for p in prompt.unique().tolist():
+            q = float(torch.quantile(c[prompt == p].double(), self.config.prune_quantile))
+            old = self.theta[p]
+            self.theta[p] = q if old is None else (1 - lam) * old + lam * q
+        return torch.tensor([self.theta[p] for p in prompt.tolist()], dtype=torch.float32)
+
+    def step(self, t: int, c: torch.Tensor, r: torch.Tensor, prompt: torch.Tensor, flagged: torch.Tensor,
+             flag_step: torch.Tensor) -> tuple[list[tuple[int, str]], list[int]]:
+        """Update flags in place (rows = positions in the current batch); returns events and terminations."""
+        theta = self.update_threshold(c, prompt)
+        events: list[tuple[int, str]] = []
+        below = c < theta
+        for i in range(len(c)):
+            if not flagged[i] and below[i]:
+                flagged[i], flag_step[i] = True, t
+                events.append((i, "flag"))
+            elif flagged[i] and (not below[i] or r[i] >= self.config.delta_rec):
+                flagged[i], flag_step[i] = False, -1
+                events.append((i, "recover"))
+        due = flagged & (flag_step >= 0) & (t - flag_step >= self.window)
+        doomed: list[int] = []
+        for p in prompt.unique().tolist():
+            rows = torch.nonzero(prompt == p).flatten()
+            cut = [int(i) for i in rows if due[i]]
+            if not cut:
+                continue
+            if self.config.protect_best:
+                best = int(rows[int(torch.argmax(c[rows]))])
+                cut = [i for i in cut if i != best]
+            room = len(rows) - self.config.min_survivors
+            if len(cut) > room:  # keep the most confident of the doomed ones
+                cut = sorted(cut, key=lambda i: float(c[i]))[:max(room, 0)]
+            doomed += cut
+        events += [(i, "terminate") for i in doomed]
+        return events, doomed
+
+
+class ScalingAR:
+    name = "scaling-ar"
+    Config = ScalingARConfig
+
+    def __init__(self, config: ScalingARConfig | None = None):
+        self.config = config or ScalingARConfig()
+
+    def run(self, generator: Any, prompts: Sequence[str], n: int, *, seed: int = 0, prompt_offset: int = 0,
+            scorer: Any = None) -> SearchResult:
+        if n < 1:
+            raise ArscaleError(f"ScalingAR needs n >= 1 candidates per prompt, got {n}")
+        for attr in ("next_logits", "advance", "finish"):
+            if not hasattr(generator, attr):
+                raise ArscaleError(f"ScalingAR needs a next-token generator; {type(generator).__name__} has no {attr}")
+        prompts = list(prompts)
+        cost = CostRecord()
+        t0 = time.perf_counter()
+        candidates: list[list[Candidate]] = []
+        telemetry: dict[str, Any] = {"prompts": [], "events": [], "threshold": []}
+        tree = None
+        step_size = self.config.prompt_batch
+        for start in range(0, len(prompts), step_size):
+            chunk = prompts[start:start + step_size]
+            cands, tele, chunk_tree = self._run_chunk(generator, chunk, n, seed, prompt_offset + start, start, cost)
+            candidates += cands
+            for key in ("prompts", "threshold"):
+                telemetry[key] += tele[key]
+            telemetry["events"] += tele["events"]
+            tree = chunk_tree if tree is None else _merge_trees(tree, chunk_tree)
+            telemetry.update({k: v for k, v in tele.items() if k not in ("prompts", "events", "threshold")})
+        cost.total_wall = time.perf_counter() - t0
+        telemetry["tokens_per_image"] = cost.generated_tokens / max(1, len(prompts))
+        return SearchResult(prompts, candidates, tree, cost, self.name, self.config.to_dict(), telemetry)
+
+    # -- one batch of prompts ----------------------------------------------------------------------
+    def _run_chunk(self, gen: Any, prompts: list[str], n: int, seed: int, prompt_offset: int, index_offset: int,
+                   cost: CostRecord):
+        cfg = self.config
+        T = gen.num_tokens
+        grid = round(math.sqrt(T))
+        warmup = cfg.warmup_steps(T)
+        window = cfg.recovery_steps(T)
+        var_window = cfg.variance_steps(T)
+        w_tok, w_blk, w_i, w_d = cfg.weights()
+        s_base = float(cfg.cfg_base if cfg.cfg_base is not None else getattr(gen, "cfg", 1.0))
+        temperature = cfg.temperature if cfg.temperature is not None else getattr(gen, "temperature", 1.0)
+        top_k = cfg.top_k if cfg.top_k is not None else getattr(gen, "top_k", 0)
+        top_p = cfg.top_p if cfg.top_p is not None else getattr(gen, "top_p", 1.0)
+
+        with cost.timer("model"):
+            traj = gen.start(prompts, n, seed, prompt_offset=prompt_offset)
+        P = len(prompts)
+        R0 = len(traj)
+        # strategy state, per row: gathered by traj.select together with the generator's state
+        nan = torch.full((R0,), float("nan"))
+        traj.rows["sar_s_tok"] = nan.clone()
+        traj.rows["sar_i"] = nan.clone()
+        traj.rows["sar_kl"] = nan.clone()
+        traj.rows["sar_c_min"] = nan.clone()
+        traj.rows["sar_flagged"] = torch.zeros(R0, dtype=torch.bool)
+        traj.rows["sar_flag_step"] = torch.full((R0,), -1, dtype=torch.long)
+        traj.rows["sar_candidate"] = torch.arange(R0) % n
+        block_z = sig.PromptZScore(P, cfg.z_clip)
+        kl_z = sig.PromptZScore(P, cfg.z_clip)
+        policy = TerminationPolicy(cfg, P, window)
+        thresholds = [[float("nan")] * T for _ in range(P)]
+        events: list[dict[str, Any]] = []
+        finished_traces: dict[int, dict[str, Any]] = {}  # node -> trace of a terminated candidate
+
+        def traces_of(rows: Sequence[int], ended: int | None, reason: str | None) -> None:
+            for r in rows:
+                node = int(traj.node[r])
+                finished_traces[node] = {
+                    "prompt": index_offset + int(traj.prompt_index[r]),
+                    "candidate": int(traj.rows["sar_candidate"][r]), "node": node,
+                    **{k: traj.history[k][r].tolist() for k in ("C", "I", "D", "R", "guidance", "s_tok", "B", "K")},
+                    "ended": ended, "reason": reason}
+
+        for t in range(T):
+            with cost.timer("model"):
+                cond, uncond = gen.next_logits(traj)
+            with cost.timer("selection"):
+                prompt = traj.prompt_index
+                guidance_prev = traj.rows["guidance"].float().cpu() if "guidance" in traj.rows else \
+                    torch.full((len(traj),), s_base)
+                if cfg.confidence_from == "guided":
+                    dist = cfg_mix(cond.float(), uncond.float(), guidance_prev.to(cond.device))
+                else:
+                    dist = cond.float()
+                h_norm = sig.normalized_entropy(dist).cpu()
+                x_tok = 1.0 - (cfg.alpha_h * h_norm + cfg.alpha_m * (1.0 - sig.top2_margin(dist).cpu()))
+                s_tok = sig.ema(traj.rows["sar_s_tok"], x_tok, cfg.lambda_tok)
+                traj.rows["sar_s_tok"] = s_tok
+                traj.record("entropy", t, h_norm)
+                worst = sig.worst_block_entropy(_pad_cols(traj.history["entropy"], T), grid, cfg.block, cfg.worst_q)
+                block_z.update(worst, prompt)
+                b = 1.0 - block_z.normalize(worst, prompt)
+                intrinsic_now = w_tok * s_tok + w_blk * b
+                intr = sig.ema(traj.rows["sar_i"], intrinsic_now, cfg.lambda_i)
+                traj.rows["sar_i"] = intr
+                kl = sig.kl_divergence(cond, uncond).cpu()
+                if cfg.kl_ema > 0:
+                    kl = sig.ema(traj.rows["sar_kl"], kl, cfg.kl_ema)
+                traj.rows["sar_kl"] = kl
+                kl_z.update(kl, prompt)
+                drift = kl_z.normalize(kl, prompt)
+                c = w_i * intr + w_d * drift
+                if t >= warmup:
+                    traj.rows["sar_c_min"] = torch.fmin(traj.rows["sar_c_min"], c)
+                r = sig.rebound(c, traj.rows["sar_c_min"], cfg.rebound_eps)
+                traj.record("I", t, intr)
+                traj.record("D", t, drift)
+                if cfg.schedule_guidance:
+                    var_i = sig.windowed_variance(traj.history["I"], var_window)
+                    s = s_base + cfg.alpha * (1 - drift) + cfg.beta * var_i - cfg.gamma * r.clamp(0, 1)
+                    s = s.clamp(cfg.clamp_min, s_base + cfg.clamp_over)
+                else:
+                    s = torch.full((len(traj),), s_base)
+                for name, v in (("C", c), ("R", r), ("guidance", s), ("s_tok", s_tok), ("B", b), ("K", kl)):
+                    traj.record(name, t, v)
+            with cost.timer("model"):
+                mixed = cfg_mix(cond, uncond, s.to(cond.device))
+                tokens = sample_per_row(mixed, traj.seed_key, t, temperature=temperature, top_k=top_k, top_p=top_p)
+                gen.advance(traj, tokens, guidance=s.to(cond.device))
+            cost.generated_tokens += len(traj)
+            if cfg.terminate and warmup <= t < T - 1:
+                with cost.timer("selection"):
+                    evs, doomed = policy.step(t, c, r, prompt, traj.rows["sar_flagged"],
+                                              traj.rows["sar_flag_step"])
+                    for p in prompt.unique().tolist():
+                        thresholds[p][t] = policy.theta[p]
+                    for row, kind in evs:
+                        events.append({"prompt": index_offset + int(prompt[row]),
+                                       "candidate": int(traj.rows["sar_candidate"][row]),
+                                       "node": int(traj.node[row]), "step": t, "event": kind,
+                                       "C": float(c[row])})
+                    if doomed:
+                        traces_of(doomed, t, "prune")
+                        keep = [i for i in range(len(traj)) if i not in set(doomed)]
+                        traj.select(keep, reason="prune")
+        cost.transformer_flops += float(traj.extra.get("transformer_flops", 0.0))
+        traj.finish_tree("final")
+
+        with cost.timer("decode"):
+            images = gen.finish(traj)
+        cost.decode_count += len(traj)
+        if hasattr(gen, "decode_flops"):
+            cost.decode_flops += float(gen.decode_flops(len(traj)))
+        traces_of(range(len(traj)), None, None)
+        final_c = traj.history["C"][:, T - 1]
+        pixels = (images.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+        candidates: list[list[Candidate]] = []
+        for p in range(P):
+            rows = traj.rows_of(p)
+            best = int(rows[int(torch.argmax(final_c[rows]))])
+            candidates.append([Candidate(index_offset + p, int(traj.node[r]), pixels[r], float(final_c[r]),
+                                         chosen=int(r) == best) for r in rows.tolist()])
+        per_prompt = [[tr for tr in finished_traces.values() if tr["prompt"] == index_offset + p] for p in range(P)]
+        for traces in per_prompt:
+            traces.sort(key=lambda tr: tr["candidate"])
+        telemetry = {"prompts": per_prompt, "events": events, "threshold": thresholds,
+                     "warmup_steps": warmup, "recovery_window_steps": window, "variance_window_steps": var_window,
+                     "num_tokens": T, "s_base": s_base}
+        return candidates, telemetry, traj.tree
+
+
+def _pad_cols(history: torch.Tensor, width: int) -> torch.Tensor:
+    out = torch.full((history.shape[0], width), float("nan"))
+    out[:, : history.shape[1]] = history
+    return out
+
+
+def _merge_trees(a, b):
+    """Append tree `b` (a later prompt chunk) to `a`, shifting node ids."""
+    shift = len(a)
+    for i in range(len(b)):
+        a.parent.append(b.parent[i] + shift if b.parent[i] >= 0 else -1)
+        a.prompt.append(b.prompt[i])
+        a.born.append(b.born[i])
+        a.ended.append(b.ended[i])
+        a.reason.append(b.reason[i])
+    return a
+
+
+def write_extras(result: SearchResult, out_dir: str | Path, max_prompts: int = 64) -> list[Path]:
+    """Plot each prompt's confidence trajectories C_t with prune events (the paper's Fig. 1, bottom left).
+
+    Writes `confidence_<prompt index>.png` into `out_dir`; returns the written paths.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    tele = result.telemetry
+    if "prompts" not in tele:
+        raise ArscaleError("this result has no ScalingAR telemetry to plot")
+    written = []
+    for p, traces in enumerate(tele["prompts"][:max_prompts]):
+        fig, ax = plt.subplots(figsize=(6, 3.2), dpi=100)
+        chosen_node = result.chosen(p).node if result.candidates[p] else None
+        for tr in traces:
+            c = np.asarray(tr["C"], dtype=float)
+            steps = np.arange(len(c))
+            style = {"lw": 2.2, "color": "tab:green"} if tr["node"] == chosen_node else \
+                {"lw": 1.0, "alpha": 0.75}
+            label = f"cand {tr['candidate']}" + (" (chosen)" if tr["node"] == chosen_node else "")
+            ax.plot(steps, c, label=label, **style)
+            if tr["reason"] == "prune" and tr["ended"] is not None:
+                ax.scatter([tr["ended"]], [c[tr["ended"]]], marker="x", color="tab:red", zorder=5, s=30)
+        theta = np.asarray(tele["threshold"][p], dtype=float)
+        ax.plot(np.arange(len(theta)), theta, ls="--", color="black", lw=1, label="threshold θ")
+        ax.axvline(tele.get("warmup_steps", 0), color="gray", lw=0.8, ls=":")
+        ax.set_xlabel("token step")
+        ax.set_ylabel("confidence C")
+        ax.set_title(result.prompts[p][:70], fontsize=9)
+        ax.legend(fontsize=6, ncol=2, loc="lower right")
+        fig.tight_layout()
+        path = out / f"confidence_{p:05d}.png"
+        fig.savefig(path)
+        plt.close(fig)
+        written.append(path)
+    return written

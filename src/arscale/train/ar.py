@@ -1,0 +1,168 @@
+"""`arscale train shapeworld-ar`: the text-conditioned next-token decoder of ShapeWorld-AR.
+
+Needs the trained VQ tokenizer (`arscale train shapeworld-ar-tokenizer`) in the output folder.
+Data: fresh scenes of all six tags, tokenised on the fly by the frozen tokenizer; prompts are
+replaced by the unconditional `<null>` text with probability `--text-dropout` (for CFG).
+Loss: next-token cross-entropy over the whole grid (teacher forcing, one pass).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from arscale.errors import ArscaleError
+from arscale.generators.next_token.generator import left_pad
+from arscale.generators.next_token.shapeworld import WEIGHTS_DIR, ShapeWorldAR, ShapeWorldARConfig
+from arscale.generators.next_token.tokenizer import VQConfig, VQTokenizer
+from arscale.generators.next_token.transformer import TransformerConfig
+from arscale.generators.text import TextEncoderConfig
+from arscale.train import common
+
+STATE_DIR = "train_state/shapeworld-ar"
+
+
+def register(sub) -> None:
+    p = sub.add_parser("shapeworld-ar", help="train the next-token decoder of ShapeWorld-AR")
+    common.add_training_args(p, steps=12000, batch_size=64, lr=1e-3, state_dir=STATE_DIR, out_dir=str(WEIGHTS_DIR))
+    p.add_argument("--config", default=None, help="JSON file with ShapeWorldARConfig fields (new runs only)")
+    p.add_argument("--tokenizer", default=None, help="folder with tokenizer.safetensors (default: --out)")
+    p.add_argument("--text-dropout", type=float, default=0.1, help="probability of the null prompt")
+    p.add_argument("--weight-decay", type=float, default=0.05)
+    p.add_argument("--fresh-fraction", type=float, default=0.5,
+                   help="share of each batch freshly rendered and tokenised; the rest is replayed from a buffer "
+                        "of recent samples (tokenising costs about as much as a training step on a CPU)")
+    p.add_argument("--replay-size", type=int, default=20000, help="samples kept for replay")
+    p.set_defaults(func=main)
+
+
+def load_tokenizer(folder: Path, device: torch.device) -> VQTokenizer:
+    from safetensors.torch import load_file
+
+    cfg_path, w_path = folder / "tokenizer_config.json", folder / "tokenizer.safetensors"
+    if not (cfg_path.exists() and w_path.exists()):
+        raise ArscaleError(f"no trained tokenizer in {folder}; run `arscale train shapeworld-ar-tokenizer` first")
+    info = json.loads(cfg_path.read_text())
+    tok = VQTokenizer(VQConfig(**info.get("tokenizer", info)))
+    common.load_strict(tok, load_file(str(w_path)), str(w_path))
+    return tok.to(device).eval()
+
+
+def default_config(tokenizer: VQTokenizer) -> ShapeWorldARConfig:
+    text = TextEncoderConfig(width=128, depth=2, heads=4, max_len=12)
+    transformer = TransformerConfig(dim=128, n_layer=4, n_head=4, vocab_size=tokenizer.config.codebook_size,
+                                    grid=tokenizer.grid, cls_token_num=text.max_len, caption_dim=text.width)
+    return ShapeWorldARConfig(text=text, transformer=transformer)
+
+
+def training_loss(model: ShapeWorldAR, prompts: list[str | None], codes: torch.Tensor) -> torch.Tensor:
+    features, mask = model.encode_condition(prompts)
+    features, mask = left_pad(features, mask)
+    t = model.transformer
+    logits = t.teacher_forced_logits(t.embed_condition(features), mask, codes)
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), codes.reshape(-1))
+
+
+class ReplayBuffer:
+    """The most recent tokenised samples, replayed to fill each batch (tokenising is the costly part)."""
+
+    def __init__(self, capacity: int, seed: int):
+        self.capacity = capacity
+        self.prompts: list[str] = []
+        self.codes: torch.Tensor | None = None
+        self.next = 0
+        self.rng = torch.Generator().manual_seed(seed)
+
+    def add(self, prompts: list[str], codes: torch.Tensor) -> None:
+        codes = codes.cpu()
+        if self.codes is None:
+            self.codes = torch.empty(self.capacity, codes.shape[1], dtype=torch.long)
+        for p, c in zip(prompts, codes):
+            if len(self.prompts) < self.capacity:
+                self.prompts.append(p)
+            else:
+                self.prompts[self.next] = p
+            self.codes[self.next] = c
+            self.next = (self.next + 1) % self.capacity
+
+    def sample(self, n: int) -> tuple[list[str], torch.Tensor]:
+        if n <= 0 or not self.prompts:
+            return [], torch.empty(0, 0 if self.codes is None else self.codes.shape[1], dtype=torch.long)
+        idx = torch.randint(len(self.prompts), (n,), generator=self.rng)
+        return [self.prompts[i] for i in idx.tolist()], self.codes[idx]
+
+
+def main(args: argparse.Namespace) -> int:
+    torch.set_num_threads(args.threads)
+    device = common.pick_device(args.device)
+    tokenizer = load_tokenizer(Path(args.tokenizer or args.out), device)
+    state = common.TrainState(args.state_dir)
+    resume = state.exists and not args.fresh
+    if resume:
+        config = ShapeWorldARConfig.from_dict(state.info()["config"])
+    elif args.config:
+        config = ShapeWorldARConfig.from_dict(json.loads(Path(args.config).read_text()))
+    else:
+        config = default_config(tokenizer)
+    if config.transformer.vocab_size != tokenizer.config.codebook_size or config.transformer.grid != tokenizer.grid:
+        raise ArscaleError("the decoder config does not match the tokenizer (vocab size / grid)")
+    torch.manual_seed(args.seed)
+    model = ShapeWorldAR(config).to(device)
+    decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
+    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay},
+                             {"params": no_decay, "weight_decay": 0.0}], lr=args.lr, betas=(0.9, 0.95))
+    step, elapsed, metrics = 0, 0.0, {}
+    if resume:
+        info = state.load(model, opt)
+        step, elapsed, metrics = info["step"], info["elapsed_seconds"], info.get("metrics", {})
+        print(f"resuming {args.state_dir} at step {step}")
+    stream = common.ShapeWorldStream(args.batch_size, args.seed, start_step=step)
+    drop_rng = torch.Generator().manual_seed(args.seed * 7919 + step)
+    timer = common.Timer(elapsed, args.checkpoint_minutes, args.time_limit)
+
+    def save():
+        state.save(model, opt, step=step, config=config.to_dict(), elapsed=timer.elapsed, metrics=metrics)
+        common.export_weights(model.state_dict(), config.to_dict(), args.out, "model.safetensors", "config.json")
+
+    bar = common.progress(args.steps, step, "shapeworld-ar")
+    model.train()
+    running = None
+    fresh_n = max(1, round(args.batch_size * args.fresh_fraction))
+    replay = ReplayBuffer(args.replay_size, seed=args.seed + step)
+    while step < args.steps:
+        common.set_lr(opt, common.cosine_lr(step, args.steps, args.lr, 300))
+        batch = stream.sample(fresh_n)
+        with torch.no_grad():
+            codes = tokenizer.encode(batch.images.to(device))
+        replay.add(batch.prompts, codes)
+        old_prompts, old_codes = replay.sample(args.batch_size - fresh_n)
+        codes = torch.cat([codes, old_codes.to(device)])
+        drop = torch.rand(len(codes), generator=drop_rng) < args.text_dropout
+        prompts = [None if d else p for p, d in zip(batch.prompts + old_prompts, drop.tolist())]
+        loss = training_loss(model, prompts, codes)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        step += 1
+        running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
+        bar.update(1)
+        if step % 20 == 0:
+            bar.set_postfix(loss=f"{running:.4f}")
+        if step % 500 == 0:
+            metrics = {"step": step, "loss_ema": running}
+            bar.write(json.dumps(metrics))
+        if timer.should_save():
+            save()
+        if timer.out_of_time():
+            break
+    bar.close()
+    metrics = {"step": step, "loss_ema": running}
+    save()
+    print(f"saved state to {args.state_dir} and weights to {args.out}")
+    return 0
