@@ -28,6 +28,12 @@ class Scorer(Protocol):
 SCORERS: dict[str, str] = {
     "shapeworld-reward": "arscale.scorers.shapeworld:load_reward",
     "shapeworld-features": "arscale.scorers.shapeworld:load_features",
+    # released models on transformers (pip install arscale[real]); see docs/scorers.md
+    "imagereward": "arscale.scorers.imagereward:load_imagereward",
+    "clip": "arscale.scorers.clip:load_clip",
+    "pickscore": "arscale.scorers.clip:load_pickscore",
+    "aesthetic": "arscale.scorers.aesthetic:load_aesthetic",
+    "dinov2": "arscale.scorers.dinov2:load_dinov2",
 }
 
 

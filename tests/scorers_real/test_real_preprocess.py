@@ -1,0 +1,86 @@
+"""Image preprocessing against hand-computed values (no transformers needed)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from arscale.errors import ArscaleError
+from arscale.scorers.preprocess import (
+    CLIP_MEAN,
+    CLIP_STD,
+    ImageTransform,
+    center_crop,
+    normalize,
+    resize,
+    shorter_side_size,
+)
+
+
+def test_shorter_side_keeps_aspect_and_truncates_like_torchvision():
+    assert shorter_side_size(40, 60, 224) == (224, 336)
+    assert shorter_side_size(60, 40, 224) == (336, 224)
+    assert shorter_side_size(30, 47, 20) == (20, 31)  # 20 * 47 / 30 = 31.33 -> 31
+
+
+def test_center_crop_offsets():
+    img = torch.arange(6 * 9, dtype=torch.float32).view(1, 1, 6, 9)
+    out = center_crop(img, 4)
+    # top = round((6 - 4) / 2) = 1, left = round((9 - 4) / 2) = round(2.5) = 2
+    assert torch.equal(out, img[..., 1:5, 2:6])
+    with pytest.raises(ArscaleError, match="cannot centre-crop"):
+        center_crop(img, 7)
+
+
+def test_normalisation_values():
+    grey = torch.full((1, 3, 2, 2), 0.5)
+    out = normalize(grey, CLIP_MEAN, CLIP_STD)[0, :, 0, 0]
+    # (0.5 - 0.48145466) / 0.26862954, (0.5 - 0.4578275) / 0.26130258, (0.5 - 0.40821073) / 0.27577711
+    torch.testing.assert_close(out, torch.tensor([0.0690369, 0.1613934, 0.3328386]), atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("backend", ["torch", "pil"])
+def test_antialiased_bilinear_halving_of_a_ramp(backend):
+    # a horizontal ramp 0, 1/7, ..., 1; halving with PIL's antialiased triangle filter (support 2 input px):
+    # interior outputs weigh 4 inputs 1/8, 3/8, 3/8, 1/8; edge outputs renormalise the clipped weights
+    # (3/7, 3/7, 1/7), giving [5/49, 2.5/7, 4.5/7, 44/49].
+    ramp = (torch.arange(8, dtype=torch.float32) / 7).view(1, 1, 1, 8).expand(1, 3, 8, 8).contiguous()
+    out = resize(ramp, 4, 4, "bilinear", backend)[0, 0, 0]
+    want = torch.tensor([5 / 49, 2.5 / 7, 4.5 / 7, 44 / 49])
+    tol = 1e-6 if backend == "torch" else 0.5 / 255 + 1e-6  # PIL rounds input and output to uint8
+    torch.testing.assert_close(out, want, atol=tol, rtol=0)
+
+
+def test_bicubic_resize_is_clamped_like_pil_output():
+    step = torch.zeros(1, 3, 16, 16)
+    step[..., 8:] = 1.0
+    out = resize(step, 6, 6, "bicubic")
+    assert out.min() >= 0.0 and out.max() <= 1.0
+    unclamped = torch.nn.functional.interpolate(step, size=(6, 6), mode="bicubic", antialias=True)
+    assert unclamped.min() < 0.0 or unclamped.max() > 1.0  # so the clamp really did something
+
+
+def test_torch_and_pil_backends_agree_to_about_one_level():
+    g = torch.Generator().manual_seed(0)
+    low = torch.rand(2, 3, 8, 8, generator=g)
+    img = torch.nn.functional.interpolate(low, size=(64, 48), mode="bilinear", align_corners=False)
+    img = (img * 255).round() / 255  # what a decoded uint8 image holds
+    for mode in ("bicubic", "bilinear"):
+        a = ImageTransform(24, interpolation=mode, backend="torch")(img)
+        b = ImageTransform(24, interpolation=mode, backend="pil")(img)
+        assert a.shape == b.shape == (2, 3, 24, 24)
+        # one uint8 level after normalisation is at most 1 / (255 * min std)
+        assert (a - b).abs().max() < 1.5 / (255 * min(CLIP_STD))
+
+
+def test_transform_without_crop_stretches():
+    img = torch.rand(1, 3, 30, 50)
+    out = ImageTransform(14, crop=False, interpolation="bilinear")(img)
+    assert out.shape == (1, 3, 14, 14)
+
+
+def test_input_contract_errors():
+    with pytest.raises(ArscaleError, match=r"\[B, 3, H, W\]"):
+        ImageTransform(8)(torch.rand(3, 8, 8))
+    with pytest.raises(ArscaleError, match="uint8"):
+        ImageTransform(8)(torch.zeros(1, 3, 8, 8, dtype=torch.uint8))
