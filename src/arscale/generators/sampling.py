@@ -73,3 +73,26 @@ def cfg_mix(cond: torch.Tensor, uncond: torch.Tensor, scale: torch.Tensor | floa
     if isinstance(scale, torch.Tensor) and scale.dim() == 1:
         scale = scale.view(-1, *([1] * (cond.dim() - 1))).to(cond)
     return uncond + scale * (cond - uncond)
+
+
+def filter_logits_hf(logits: torch.Tensor, top_k: int = 0, top_p: float = 1.0) -> torch.Tensor:
+    """LlamaGen's (Hugging Face style) filter; differs from `filter_logits` at the top-p boundary.
+
+    top-k keeps every logit >= the k-th largest. top-p (only when < 1) sorts descending and drops
+    entries whose cumulative probability exceeds top_p, shifted right by one so the entry that
+    crosses the threshold stays (and the largest always stays).
+    """
+    out = logits.clone()
+    V = out.shape[-1]
+    if top_k > 0:
+        kth = torch.topk(out, min(top_k, V), dim=-1).values[..., -1:]
+        out = out.masked_fill(out < kth, float("-inf"))
+    if top_p < 1.0:
+        sorted_logits, order = torch.sort(out, dim=-1, descending=True)
+        cum = sorted_logits.softmax(-1).cumsum(-1)
+        drop_sorted = cum > top_p
+        drop_sorted[..., 1:] = drop_sorted[..., :-1].clone()
+        drop_sorted[..., 0] = False
+        drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
+        out = out.masked_fill(drop, float("-inf"))
+    return out

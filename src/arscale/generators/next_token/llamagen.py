@@ -1,0 +1,459 @@
+"""LlamaGen (FoundationVision/LlamaGen): class- and text-conditional next-token models, on the shared
+next-token machinery.
+
+The transformer is the shared Llama-style `Transformer` (2-D RoPE, RMSNorm, SwiGLU, per-row prefix key
+mask, `KVCache`) in LlamaGen's layout with `prefix_rope="zero"`: condition positions get an all-zero
+rotation, so their q/k are exactly zero. The loop is the shared `TokenGenerator`. What is LlamaGen-only:
+- the condition embedders: `embedding_table` (c2i, one prefix token, null class = num_classes) and the
+  caption MLP with the learned `uncond_embedding` (t2i, 120 prefix tokens of T5 features, left-padded);
+  the unconditional half of a t2i batch reuses the conditional row's padding mask, as upstream does;
+- `VQGAN`, LlamaGen's image tokenizer (l2-normalised codebook, decode not clamped);
+- `sample_upstream`: HF-style filtering and one `torch.multinomial` per step on the global RNG, the
+  upstream order used by the parity tests (with `cfg_interval`: cond-only logits late in the raster).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from arscale.errors import ArscaleError
+from arscale.generators import loading
+from arscale.generators.kv_cache import KVCache
+from arscale.generators.next_token.generator import TokenGenerator
+from arscale.generators.next_token.transformer import CaptionEmbedder, Transformer, TransformerConfig
+from arscale.generators.sampling import cfg_mix, filter_logits_hf
+from arscale.generators.trajectories import Trajectories
+
+T2I_TOKENS = 120  # the length of LlamaGen's uncond_embedding: t2i models take exactly 120 caption tokens
+
+
+# -- transformer --------------------------------------------------------------------------------------------
+class LabelEmbedder(nn.Module):
+    def __init__(self, num_classes: int, dim: int):
+        super().__init__()
+        self.embedding_table = nn.Embedding(num_classes + 1, dim)  # the last row is the null class
+
+    def forward(self, labels: torch.Tensor) -> torch.Tensor:
+        return self.embedding_table(labels.long()).unsqueeze(1)
+
+
+class CaptionEmbedderWithNull(CaptionEmbedder):
+    def __init__(self, caption_dim: int, dim: int, tokens: int = T2I_TOKENS):
+        super().__init__(caption_dim, dim)
+        self.register_buffer("uncond_embedding", torch.zeros(tokens, caption_dim))
+
+
+@dataclass
+class LlamaGenConfig:
+    model_type: str = "t2i"  # or "c2i"
+    dim: int = 1280
+    n_layer: int = 36
+    n_head: int = 20
+    vocab_size: int = 16384
+    block_size: int = 1024  # image tokens; grid = sqrt(block_size)
+    num_classes: int = 1000
+    caption_dim: int = 2048
+    multiple_of: int = 256
+    norm_eps: float = 1e-5
+    rope_base: float = 10000.0
+
+    @property
+    def cls_token_num(self) -> int:
+        return T2I_TOKENS if self.model_type == "t2i" else 1
+
+    @classmethod
+    def from_upstream(cls, kw: dict) -> LlamaGenConfig:
+        if kw.get("n_kv_head") not in (None, kw["n_head"]) or kw.get("ffn_dim_multiplier") is not None:
+            raise ArscaleError("grouped-query attention and ffn_dim_multiplier are not used by released LlamaGen "
+                               "models and are not supported")
+        return cls(model_type=kw["model_type"], dim=kw["dim"], n_layer=kw["n_layer"], n_head=kw["n_head"],
+                   vocab_size=kw["vocab_size"], block_size=kw["block_size"], num_classes=kw["num_classes"],
+                   caption_dim=kw["caption_dim"], multiple_of=kw["multiple_of"], norm_eps=kw["norm_eps"],
+                   rope_base=float(kw["rope_base"]))
+
+
+class LlamaGenGPT(Transformer):
+    """The shared transformer with LlamaGen's condition embedder; key names match released checkpoints."""
+
+    def __init__(self, cfg: LlamaGenConfig):
+        grid = round(cfg.block_size ** 0.5)
+        if grid * grid != cfg.block_size:
+            raise ArscaleError(f"block_size {cfg.block_size} is not a square number of image tokens")
+        if cfg.model_type == "t2i" and cfg.cls_token_num != T2I_TOKENS:
+            raise ArscaleError(f"LlamaGen t2i models take exactly {T2I_TOKENS} caption tokens")
+        super().__init__(TransformerConfig(
+            dim=cfg.dim, n_layer=cfg.n_layer, n_head=cfg.n_head, vocab_size=cfg.vocab_size, grid=grid,
+            cls_token_num=cfg.cls_token_num, caption_dim=cfg.caption_dim, multiple_of=cfg.multiple_of,
+            norm_eps=cfg.norm_eps, rope_base=cfg.rope_base, prefix_rope="zero"))
+        self.llamagen = cfg
+        if cfg.model_type == "c2i":
+            self.cls_embedding = LabelEmbedder(cfg.num_classes, cfg.dim)
+        elif cfg.model_type == "t2i":
+            self.cls_embedding = CaptionEmbedderWithNull(cfg.caption_dim, cfg.dim)
+        else:
+            raise ArscaleError(f"unknown LlamaGen model_type {cfg.model_type!r}; use c2i or t2i")
+
+    def condition_prefix(self, cond: torch.Tensor, mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """CFG prefix for B rows: labels [B] or left-padded captions [B, 120, Dc] (+ mask [B, 120]).
+
+        Returns (prefix embeddings [2B, P, dim] = [cond; uncond], key mask [2B, P])."""
+        B = cond.shape[0]
+        if self.llamagen.model_type == "c2i":
+            labels = torch.cat([cond.long(), torch.full_like(cond.long(), self.llamagen.num_classes)])
+            key_mask = torch.ones(2 * B, 1, dtype=torch.bool, device=cond.device)
+            return self.cls_embedding(labels), key_mask
+        null = torch.zeros_like(cond) + self.cls_embedding.uncond_embedding
+        mask = torch.ones(cond.shape[:2], dtype=torch.bool, device=cond.device) if mask is None else mask.bool()
+        return self.cls_embedding(torch.cat([cond, null])), torch.cat([mask, mask])
+
+
+def gpt_state(obj) -> dict[str, torch.Tensor]:
+    return loading.llamagen_state(obj)
+
+
+# -- tokenizer ----------------------------------------------------------------------------------------------
+def _norm(ch: int) -> nn.GroupNorm:
+    return nn.GroupNorm(32, ch, eps=1e-6)
+
+
+class ResnetBlock(nn.Module):
+    def __init__(self, cin: int, cout: int):
+        super().__init__()
+        self.norm1, self.conv1 = _norm(cin), nn.Conv2d(cin, cout, 3, padding=1)
+        self.norm2, self.conv2 = _norm(cout), nn.Conv2d(cout, cout, 3, padding=1)
+        if cin != cout:
+            self.nin_shortcut = nn.Conv2d(cin, cout, 1)
+
+    def forward(self, x):
+        h = self.conv2(F.silu(self.norm2(self.conv1(F.silu(self.norm1(x))))))
+        return (self.nin_shortcut(x) if hasattr(self, "nin_shortcut") else x) + h
+
+
+class AttnBlock(nn.Module):
+    """Single-head spatial attention with separate q, k, v 1x1 convs (unlike VAR's fused qkv)."""
+
+    def __init__(self, ch: int):
+        super().__init__()
+        self.norm = _norm(ch)
+        self.q, self.k, self.v, self.proj_out = (nn.Conv2d(ch, ch, 1) for _ in range(4))
+
+    def forward(self, x):
+        B, C, H, W = x.shape
+        h = self.norm(x)
+        q, k, v = (m(h).reshape(B, C, H * W) for m in (self.q, self.k, self.v))
+        w = torch.bmm(q.transpose(1, 2), k).mul(C ** -0.5).softmax(dim=2)
+        return x + self.proj_out(torch.bmm(v, w.transpose(1, 2)).reshape(B, C, H, W))
+
+
+class _Level(nn.Module):
+    def __init__(self, blocks, attns):
+        super().__init__()
+        self.res, self.attn = nn.ModuleList(blocks), nn.ModuleList(attns)
+
+    def forward(self, h):
+        for i, b in enumerate(self.res):
+            h = b(h)
+            if len(self.attn):
+                h = self.attn[i](h)
+        return h
+
+
+class _Resample(nn.Module):
+    def __init__(self, ch: int, down: bool):
+        super().__init__()
+        self.conv = nn.Conv2d(ch, ch, 3, stride=2 if down else 1, padding=0 if down else 1)
+        self.down = down
+
+    def forward(self, x):
+        return self.conv(F.pad(x, (0, 1, 0, 1)) if self.down else F.interpolate(x, scale_factor=2.0, mode="nearest"))
+
+
+class VQEncoder(nn.Module):
+    def __init__(self, ch: int, ch_mult: Sequence[int], num_res_blocks: int, z_channels: int):
+        super().__init__()
+        self.conv_in = nn.Conv2d(3, ch, 3, padding=1)
+        self.conv_blocks = nn.ModuleList()
+        cin, last = ch, len(ch_mult) - 1
+        for i, mult in enumerate(ch_mult):
+            blocks, attns = [], []
+            for _ in range(num_res_blocks):
+                blocks.append(ResnetBlock(cin, ch * mult))
+                cin = ch * mult
+                if i == last:
+                    attns.append(AttnBlock(cin))
+            level = _Level(blocks, attns)
+            if i != last:
+                level.downsample = _Resample(cin, down=True)
+            self.conv_blocks.append(level)
+        self.mid = nn.ModuleList([ResnetBlock(cin, cin), AttnBlock(cin), ResnetBlock(cin, cin)])
+        self.norm_out, self.conv_out = _norm(cin), nn.Conv2d(cin, z_channels, 3, padding=1)
+
+    def forward(self, x):
+        h = self.conv_in(x)
+        for level in self.conv_blocks:
+            h = level(h)
+            if hasattr(level, "downsample"):
+                h = level.downsample(h)
+        for m in self.mid:
+            h = m(h)
+        return self.conv_out(F.silu(self.norm_out(h)))
+
+
+class VQDecoder(nn.Module):
+    def __init__(self, ch: int, ch_mult: Sequence[int], num_res_blocks: int, z_channels: int):
+        super().__init__()
+        last = len(ch_mult) - 1
+        cin = ch * ch_mult[last]
+        self.conv_in = nn.Conv2d(z_channels, cin, 3, padding=1)
+        self.mid = nn.ModuleList([ResnetBlock(cin, cin), AttnBlock(cin), ResnetBlock(cin, cin)])
+        self.conv_blocks = nn.ModuleList()  # lowest resolution first (appended, not prepended)
+        for i in reversed(range(len(ch_mult))):
+            blocks, attns = [], []
+            for _ in range(num_res_blocks + 1):
+                blocks.append(ResnetBlock(cin, ch * ch_mult[i]))
+                cin = ch * ch_mult[i]
+                if i == last:
+                    attns.append(AttnBlock(cin))
+            level = _Level(blocks, attns)
+            if i != 0:
+                level.upsample = _Resample(cin, down=False)
+            self.conv_blocks.append(level)
+        self.norm_out, self.conv_out = _norm(cin), nn.Conv2d(cin, 3, 3, padding=1)
+
+    def forward(self, z):
+        h = self.conv_in(z)
+        for m in self.mid:
+            h = m(h)
+        for level in self.conv_blocks:
+            h = level(h)
+            if hasattr(level, "upsample"):
+                h = level.upsample(h)
+        return self.conv_out(F.silu(self.norm_out(h)))
+
+
+@dataclass
+class VQGANConfig:
+    codebook_size: int = 16384
+    codebook_embed_dim: int = 8
+    z_channels: int = 256
+    ch: int = 128
+    ch_mult: tuple[int, ...] = (1, 1, 2, 2, 4)
+    decoder_ch_mult: tuple[int, ...] | None = None
+    num_res_blocks: int = 2
+    image_size: int = 256
+
+    @property
+    def grid(self) -> int:
+        return self.image_size // 2 ** (len(self.ch_mult) - 1)
+
+
+class _Codebook(nn.Module):
+    def __init__(self, n: int, dim: int):
+        super().__init__()
+        self.embedding = nn.Embedding(n, dim)
+        self.register_buffer("codebook_used", torch.zeros(65536))  # a usage log in the released files
+
+
+class VQGAN(nn.Module):
+    """LlamaGen's VQ tokenizer; duck-types the shared `VQTokenizer` (images in [0, 1] at the edges)."""
+
+    def __init__(self, config: VQGANConfig):
+        super().__init__()
+        c = self.config = config
+        self.encoder = VQEncoder(c.ch, c.ch_mult, c.num_res_blocks, c.z_channels)
+        self.decoder = VQDecoder(c.ch, c.decoder_ch_mult or c.ch_mult, c.num_res_blocks, c.z_channels)
+        self.quantize = _Codebook(c.codebook_size, c.codebook_embed_dim)
+        self.quant_conv = nn.Conv2d(c.z_channels, c.codebook_embed_dim, 1)
+        self.post_quant_conv = nn.Conv2d(c.codebook_embed_dim, c.z_channels, 1)
+
+    @property
+    def grid(self) -> int:
+        return self.config.grid
+
+    @property
+    def num_tokens(self) -> int:
+        return self.grid * self.grid
+
+    def codebook(self) -> torch.Tensor:
+        return F.normalize(self.quantize.embedding.weight, p=2, dim=-1)
+
+    def latent_signed(self, x: torch.Tensor) -> torch.Tensor:
+        return self.quant_conv(self.encoder(x))
+
+    def quantize_latent(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """z [B,E,g,g] -> (codes [B*g*g] raster order per image, quantised latent z + (z_q - z))."""
+        zn = F.normalize(z.permute(0, 2, 3, 1), p=2, dim=-1)
+        flat = zn.reshape(-1, zn.shape[-1])
+        book = self.codebook()
+        d = flat.pow(2).sum(1, keepdim=True) + book.pow(2).sum(1) - 2 * flat @ book.t()
+        codes = d.argmin(1)
+        zq = book[codes].view(zn.shape)
+        return codes, (zn + (zq - zn)).permute(0, 3, 1, 2)
+
+    def decode_signed(self, quant: torch.Tensor) -> torch.Tensor:
+        return self.decoder(self.post_quant_conv(quant))  # not clamped, as upstream
+
+    def decode_code_signed(self, codes: torch.Tensor) -> torch.Tensor:
+        g = self.grid
+        zq = self.codebook()[codes.reshape(-1, g, g).long()].permute(0, 3, 1, 2)
+        return self.decode_signed(zq)
+
+    @torch.no_grad()
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        codes, _ = self.quantize_latent(self.latent_signed(images * 2 - 1))
+        return codes.view(images.shape[0], -1)
+
+    def decode_codes(self, codes: torch.Tensor) -> torch.Tensor:
+        return ((self.decode_code_signed(codes) + 1) / 2).clamp(0, 1)
+
+    def decode_flops(self, rows: int = 1) -> float:
+        from arscale.generators.next_token.tokenizer import _conv_flops
+
+        return rows * _conv_flops(nn.Sequential(self.post_quant_conv, self.decoder),
+                                  (1, self.config.codebook_embed_dim, self.grid, self.grid))
+
+
+# -- generator ----------------------------------------------------------------------------------------------
+
+
+def left_pad_captions(features: Sequence[torch.Tensor], length: int = T2I_TOKENS) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-prompt features [L_i, D] -> ([B, length, D] with the valid tokens at the end, zeros before; mask)."""
+    D = features[0].shape[-1]
+    out = torch.zeros(len(features), length, D)
+    mask = torch.zeros(len(features), length, dtype=torch.bool)
+    for i, f in enumerate(features):
+        n = min(int(f.shape[0]), length)
+        if n == 0:
+            raise ArscaleError("a prompt produced no caption tokens")
+        out[i, length - n:] = f[:n].float().cpu()
+        mask[i, length - n:] = True
+    return out, mask
+
+
+class LlamaGenGenerator(TokenGenerator):
+    """Prompts are class labels (c2i) or strings encoded by `text_encoder` (t2i)."""
+
+    def __init__(self, gpt: LlamaGenGPT, vq: VQGAN, *, name: str = "llamagen", cfg: float = 4.0,
+                 temperature: float = 1.0, top_k: int = 2000, top_p: float = 1.0, cfg_interval: int = -1,
+                 text_encoder=None):
+        super().__init__(gpt, vq, self._no_encoder, name=name, cfg=cfg, temperature=temperature, top_k=top_k,
+                         top_p=top_p)
+        self.gpt, self.cfg_interval, self.text_encoder = gpt, cfg_interval, text_encoder
+
+    @staticmethod
+    def _no_encoder(_prompts):  # start() is overridden; the base class's encoder slot is unused
+        raise AssertionError("unreachable")
+
+    @property
+    def background_code(self) -> int:
+        """Unfilled preview positions: the code of a mid-grey patch (real models have no ShapeWorld canvas)."""
+        if self._background_code is None:
+            grey = torch.full((1, 3, self.image_size, self.image_size), 0.5, device=self.device)
+            self._background_code = int(torch.mode(self.tokenizer.encode(grey).flatten()).values)
+        return self._background_code
+
+    def start(self, prompts: Sequence, rows_per_prompt: int | Sequence[int], seed: int, *, prompt_offset: int = 0,
+              cfg: float | None = None) -> Trajectories:
+        if self.gpt.llamagen.model_type == "c2i":
+            for p in prompts:
+                if not isinstance(p, int) or not 0 <= p < self.gpt.llamagen.num_classes:
+                    raise ArscaleError(f"class label must be an integer in [0, {self.gpt.llamagen.num_classes}), "
+                                       f"got {p!r}")
+            cond, mask = torch.tensor(list(prompts)), None
+        else:
+            if self.text_encoder is None:
+                raise ArscaleError("this LlamaGen t2i generator has no text encoder; load it with text_encoder=... "
+                                   "(Flan-T5-XL) or call start_from_condition with caption features")
+            cond, mask = left_pad_captions(self.text_encoder(list(prompts)))
+        return self.start_from_condition(cond, mask, prompts, rows_per_prompt, seed, prompt_offset=prompt_offset,
+                                         cfg=cfg)
+
+    @torch.no_grad()
+    def start_from_condition(self, cond: torch.Tensor, mask: torch.Tensor | None, prompts: Sequence,
+                             rows_per_prompt: int | Sequence[int], seed: int, *, prompt_offset: int = 0,
+                             cfg: float | None = None) -> Trajectories:
+        """Per-prompt labels [P] or left-padded captions [P, 120, Dc] with masks [P, 120]; prefill both halves."""
+        traj = Trajectories.for_prompts(prompts, rows_per_prompt, seed, prompt_offset=prompt_offset)
+        R, dev = len(traj), self.device
+        idx = traj.prompt_index.to(cond.device)
+        prefix, key_mask = self.gpt.condition_prefix(cond[idx].to(dev), None if mask is None else mask[idx].to(dev))
+        traj.cache = KVCache(self.gpt.config.n_layer, self.prefix_len + self.num_tokens)
+        logits = self.gpt(prefix, key_mask, start=0, cache=traj.cache)[:, -1]
+        traj.paired["next_logits"] = logits
+        traj.paired["prefix_mask"] = key_mask
+        traj.rows["tokens"] = torch.full((R, self.num_tokens), -1, dtype=torch.long, device=dev)
+        traj.rows["guidance"] = torch.full((R,), float(self.cfg if cfg is None else cfg), device=dev)
+        traj.extra["transformer_flops"] = self.prefill_flops(R)
+        return traj
+
+    def guided_logits(self, traj: Trajectories) -> torch.Tensor:
+        cond, uncond = self.next_logits(traj)
+        # upstream's decode-loop index i = step - 1: cond-only logits once i > cfg_interval
+        if self.cfg_interval > -1 and traj.step - 1 > self.cfg_interval:
+            return cond
+        return cfg_mix(cond, uncond, traj.rows["guidance"])
+
+    def probs_upstream(self, logits: torch.Tensor) -> torch.Tensor:
+        """LlamaGen's sampling distribution: temperature, HF-style top-k / top-p, softmax."""
+        logits = logits / max(self.temperature, 1e-5)
+        if self.top_k > 0 or self.top_p < 1.0:
+            logits = filter_logits_hf(logits, self.top_k, self.top_p)
+        return logits.softmax(-1)
+
+    def sample_upstream(self, traj: Trajectories) -> tuple[torch.Tensor, torch.Tensor]:
+        """One multinomial over the whole batch on the global RNG (seed with torch.manual_seed): (tokens, probs)."""
+        probs = self.probs_upstream(self.guided_logits(traj))
+        return torch.multinomial(probs, num_samples=1).squeeze(1), probs
+
+
+# -- released checkpoints -----------------------------------------------------------------------------------
+C2I_MODELS = {  # name: (dim, layers, heads, file, image size)
+    "b": (768, 12, 12, "c2i_B_256.pt", 256), "l": (1024, 24, 16, "c2i_L_256.pt", 256),
+    "l-384": (1024, 24, 16, "c2i_L_384.pt", 384), "xl": (1280, 36, 20, "c2i_XL_384.pt", 384),
+    "xxl": (1536, 48, 24, "c2i_XXL_384.pt", 384), "3b": (3200, 24, 32, "c2i_3B_384.pt", 384),
+}
+HUB_REPO = "FoundationVision/LlamaGen"
+
+
+def _vq(path_or_hub, filename: str, image_size: int) -> VQGAN:
+    vq = VQGAN(VQGANConfig(image_size=image_size))
+    obj = loading.read_checkpoint(loading.resolve(path_or_hub, filename))
+    loading.load_strict(vq, loading.upcast(loading.unwrap(obj, loading.GPT_CONTAINERS)), what=f"LlamaGen {filename}")
+    return vq
+
+
+def load_llamagen_c2i(size: str = "xl", weights: str | Path | None = None, vq_weights: str | Path | None = None,
+                      device: str | torch.device = "cpu", **sampling) -> LlamaGenGenerator:
+    dim, layers, heads, filename, image = C2I_MODELS[size]
+    if weights is None:
+        raise ArscaleError(f"LlamaGen c2i-{size} needs its released weights: download {filename} and "
+                           f"vq_ds16_c2i.pt from https://huggingface.co/{HUB_REPO} and pass weights=PATH "
+                           f"(file or directory) or weights={HUB_REPO!r}")
+    gpt = LlamaGenGPT(LlamaGenConfig("c2i", dim, layers, heads, 16384, (image // 16) ** 2))
+    loading.load_strict(gpt, gpt_state(loading.read_checkpoint(loading.resolve(weights, filename))),
+                        ignore=loading.LLAMAGEN_IGNORED, what=f"LlamaGen {filename}")
+    vq = _vq(vq_weights or weights, "vq_ds16_c2i.pt", image)
+    kw = {"cfg": 4.0, "top_k": 2000, "top_p": 1.0, "temperature": 1.0, **sampling}
+    return LlamaGenGenerator(gpt.to(device), vq.to(device), name=f"llamagen-c2i-{size}", **kw)
+
+
+def load_llamagen_t2i_xl(weights: str | Path | None = None, vq_weights: str | Path | None = None,
+                         device: str | torch.device = "cpu", text_encoder=None, stage: int = 2,
+                         **sampling) -> LlamaGenGenerator:
+    filename, image = ("t2i_XL_stage2_512.pt", 512) if stage == 2 else ("t2i_XL_stage1_256.pt", 256)
+    if weights is None:
+        raise ArscaleError(f"LlamaGen t2i-XL needs its released weights: download {filename} and vq_ds16_t2i.pt "
+                           f"from https://huggingface.co/{HUB_REPO} (and google/flan-t5-xl for the text) and pass "
+                           f"weights=PATH (file or directory) or weights={HUB_REPO!r}")
+    gpt = LlamaGenGPT(LlamaGenConfig("t2i", 1280, 36, 20, 16384, (image // 16) ** 2))
+    loading.load_strict(gpt, gpt_state(loading.read_checkpoint(loading.resolve(weights, filename))),
+                        ignore=loading.LLAMAGEN_IGNORED, what=f"LlamaGen {filename}")
+    vq = _vq(vq_weights or weights, "vq_ds16_t2i.pt", image)
+    kw = {"cfg": 7.5, "top_k": 1000, "top_p": 1.0, "temperature": 1.0, **sampling}
+    return LlamaGenGenerator(gpt.to(device), vq.to(device), name="llamagen-t2i-xl", text_encoder=text_encoder, **kw)
