@@ -1,0 +1,58 @@
+"""ShapeWorld-VAR: the small text-to-image next-scale model shipped inside the package.
+
+Files in `arscale/weights/shapeworld-var/`:
+- `tokenizer.safetensors` + `tokenizer_config.json`: the multi-scale VQ tokenizer;
+- `model.safetensors` + `config.json`: the transformer (`transformer.*`) and text encoder
+  (`conditioner.*`); config.json holds {"transformer", "text_encoder", "sampling"} (and training notes);
+- `MODEL_CARD.md`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+
+from arscale.errors import ArscaleError
+from arscale.generators.next_scale.conditioning import TextConditioner
+from arscale.generators.next_scale.generator import SamplingConfig, ScaleGenerator
+from arscale.generators.next_scale.tokenizer import MultiScaleTokenizer, MultiScaleTokenizerConfig
+from arscale.generators.next_scale.transformer import ScaleTransformer, ScaleTransformerConfig
+from arscale.generators.text import TextEncoderConfig
+
+WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "weights" / "shapeworld-var"
+
+
+def build_shapeworld_var(tokenizer_config: dict, config: dict) -> ScaleGenerator:
+    """A ShapeWorld-VAR generator with freshly initialised weights, from the two config dicts."""
+    tokenizer = MultiScaleTokenizer(MultiScaleTokenizerConfig.from_dict(tokenizer_config))
+    text_cfg = TextEncoderConfig(**config.get("text_encoder", {}))
+    tcfg = dict(config["transformer"])
+    tcfg.update(cond_dim=text_cfg.width, context_dim=text_cfg.width if tcfg.get("context_dim", 1) else 0)
+    transformer = ScaleTransformer(ScaleTransformerConfig.from_dict(tcfg))
+    sampling = SamplingConfig(**config.get("sampling", {}))
+    return ScaleGenerator(tokenizer, transformer, TextConditioner(text_cfg), sampling, name="shapeworld-var")
+
+
+def load_shapeworld_var(device: str | torch.device = "cpu", weights: str | Path | None = None,
+                        **sampling_overrides) -> ScaleGenerator:
+    """Load the shipped model (or the one in directory `weights`); keyword overrides change sampling settings."""
+    directory = Path(weights) if weights is not None else WEIGHTS_DIR
+    files = [directory / n for n in ("config.json", "tokenizer_config.json", "model.safetensors",
+                                     "tokenizer.safetensors")]
+    missing = [f.name for f in files if not f.exists()]
+    if missing:
+        raise ArscaleError(f"ShapeWorld-VAR weights are incomplete in {directory}: missing {', '.join(missing)} "
+                           "(train them with `arscale train shapeworld-tokenizer` and `arscale train shapeworld-var`)")
+    config = json.loads(files[0].read_text())
+    config["sampling"] = {**config.get("sampling", {}), **sampling_overrides}
+    gen = build_shapeworld_var(json.loads(files[1].read_text()), config)
+    from arscale.train.common import load_strict
+
+    load_strict(gen.tokenizer, load_file(str(files[3])), str(files[3]))
+    model_state = load_file(str(files[2]))
+    load_strict(torch.nn.ModuleDict({"transformer": gen.transformer, "conditioner": gen.conditioner}),
+                model_state, str(files[2]))
+    return gen.to(device).eval()

@@ -1,0 +1,205 @@
+"""Shared training utilities for the shipped ShapeWorld models.
+
+Used by every ShapeWorld trainer (multi-scale tokenizer, VAR, VQ tokenizer, AR, reward):
+
+- `add_training_args(parser, ...)`: the common command-line options (steps, batch size, lr, seed,
+  device, threads, state dir, output dir, checkpoint interval, time limit, --fresh).
+- `pick_device(name)`: "auto" → CUDA when present, else CPU.
+- `ShapeWorldStream(batch_size, seed)`: an endless stream of freshly sampled scenes over all six
+  tags (uniform tag per sample) → `Batch(images [B,3,64,64] float in [0,1], prompts, metadata)`.
+  The stream is seeded from (seed, step), so a resumed run continues with new data, reproducibly.
+- `TrainState`: resumable checkpoints in a directory — `model.safetensors` (weights),
+  `optimizer.pt` (optimizer state, loaded with `weights_only=True`), `state.json` (step, config,
+  elapsed time, free-form metrics). `save` is atomic (write then rename).
+- `export_weights(state_dict, config, out_dir, filename)`: the shippable files (safetensors + config.json).
+- `progress(total, initial, desc)`: the tqdm bar every trainer shows.
+- `Timer`: elapsed wall time across resumes, and "time to checkpoint?" checks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from tqdm import tqdm
+
+from arscale.errors import ArscaleError
+from arscale.generators.seeding import mix
+
+
+def add_training_args(parser: argparse.ArgumentParser, *, steps: int, batch_size: int, lr: float,
+                      state_dir: str, out_dir: str) -> None:
+    parser.add_argument("--steps", type=int, default=steps, help="total optimizer steps (default %(default)s)")
+    parser.add_argument("--batch-size", type=int, default=batch_size, help="images per step (default %(default)s)")
+    parser.add_argument("--lr", type=float, default=lr, help="peak learning rate (default %(default)s)")
+    parser.add_argument("--seed", type=int, default=0, help="data and init seed (default %(default)s)")
+    parser.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:1 ...")
+    parser.add_argument("--threads", type=int, default=1, help="CPU threads for torch (default %(default)s)")
+    parser.add_argument("--state-dir", default=state_dir,
+                        help="resumable training state (default %(default)s); resumes when present")
+    parser.add_argument("--out", default=out_dir, help="where the final weights and config go (default %(default)s)")
+    parser.add_argument("--checkpoint-minutes", type=float, default=5.0,
+                        help="save the training state this often (default %(default)s)")
+    parser.add_argument("--time-limit", type=float, default=0.0,
+                        help="stop (and save) after this many minutes of this run; 0 = no limit")
+    parser.add_argument("--fresh", action="store_true", help="ignore an existing training state and start over")
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ArscaleError(f"device {name!r} requested but CUDA is not available; use --device cpu")
+    return torch.device(name)
+
+
+@dataclass
+class Batch:
+    images: torch.Tensor  # [B,3,64,64] float in [0,1]
+    prompts: list[str]
+    metadata: list[dict]
+
+
+class ShapeWorldStream:
+    """Endless batches of random scenes for prompts of all six tags (a uniform tag per sample)."""
+
+    def __init__(self, batch_size: int, seed: int, *, start_step: int = 0, tags: tuple[str, ...] | None = None):
+        self.sw = shapeworld_api()
+        self.batch_size = batch_size
+        self.tags = tuple(tags) if tags else tuple(self.sw.TAGS)
+        self.rng = np.random.default_rng(mix(seed, start_step, 0x5CE7E))
+
+    def sample(self, n: int) -> Batch:
+        metadata, scenes = [], []
+        for _ in range(n):
+            tag = self.tags[int(self.rng.integers(len(self.tags)))]
+            md = self.sw.random_metadata(self.rng, tag)
+            metadata.append(md)
+            scenes.append(self.sw.sample_scene(md, self.rng))
+        pixels = self.sw.render_batch(scenes)
+        images = torch.from_numpy(pixels).permute(0, 3, 1, 2).float().div_(255)
+        return Batch(images, [md["prompt"] for md in metadata], metadata)
+
+    def __iter__(self) -> Iterator[Batch]:
+        while True:
+            yield self.sample(self.batch_size)
+
+
+def shapeworld_api():
+    """The ShapeWorld module, imported on first use (trainers that never sample scenes do not need it)."""
+    from arscale import shapeworld
+
+    return shapeworld
+
+
+class TrainState:
+    """A resumable training state directory (weights, optimizer, step, config)."""
+
+    def __init__(self, directory: str | os.PathLike):
+        self.dir = Path(directory)
+
+    @property
+    def exists(self) -> bool:
+        return (self.dir / "state.json").exists()
+
+    def save(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None, *, step: int,
+             config: dict[str, Any], elapsed: float, metrics: dict[str, Any] | None = None) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        save_file(_contiguous(model.state_dict()), str(self.dir / "model.safetensors.tmp"))
+        os.replace(self.dir / "model.safetensors.tmp", self.dir / "model.safetensors")
+        if optimizer is not None:
+            torch.save(optimizer.state_dict(), self.dir / "optimizer.pt.tmp")
+            os.replace(self.dir / "optimizer.pt.tmp", self.dir / "optimizer.pt")
+        info = {"step": step, "config": config, "elapsed_seconds": elapsed, "metrics": metrics or {},
+                "saved_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "device": str(next(model.parameters()).device)}
+        (self.dir / "state.json.tmp").write_text(json.dumps(info, indent=2))
+        os.replace(self.dir / "state.json.tmp", self.dir / "state.json")
+
+    def info(self) -> dict[str, Any]:
+        return json.loads((self.dir / "state.json").read_text())
+
+    def load(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None = None) -> dict[str, Any]:
+        """Load weights (strict) and optimizer state; returns state.json's content."""
+        if not self.exists:
+            raise ArscaleError(f"no training state in {self.dir}")
+        device = next(model.parameters()).device
+        load_strict(model, load_file(str(self.dir / "model.safetensors"), device=str(device)), str(self.dir))
+        if optimizer is not None and (self.dir / "optimizer.pt").exists():
+            optimizer.load_state_dict(torch.load(self.dir / "optimizer.pt", map_location=device, weights_only=True))
+        return self.info()
+
+
+def load_strict(model: torch.nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+    """Load a state dict, naming missing and leftover keys in a user-facing error."""
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    extra = sorted(set(state) - set(own))
+    bad = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
+    if missing or extra or bad:
+        raise ArscaleError(f"weights in {source} do not fit the model: missing {missing[:5]}, leftover {extra[:5]}, "
+                           f"wrong shape {bad[:5]}")
+    model.load_state_dict(state)
+
+
+def export_weights(state_dict: dict[str, torch.Tensor], config: dict[str, Any], out_dir: str | os.PathLike,
+                   filename: str = "model.safetensors", config_name: str = "config.json") -> Path:
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    save_file(_contiguous(state_dict), str(out / filename))
+    (out / config_name).write_text(json.dumps(config, indent=2) + "\n")
+    return out / filename
+
+
+def _contiguous(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    # safetensors refuses shared or strided storage
+    return {k: v.detach().contiguous().clone().cpu() for k, v in state.items()}
+
+
+def progress(total: int, initial: int = 0, desc: str = "train") -> tqdm:
+    return tqdm(total=total, initial=initial, desc=desc, dynamic_ncols=True, mininterval=5.0)
+
+
+class Timer:
+    """Elapsed wall time including earlier runs (from the resumed state), and checkpoint cadence."""
+
+    def __init__(self, already: float = 0.0, checkpoint_minutes: float = 5.0, limit_minutes: float = 0.0):
+        self.start = time.monotonic()
+        self.already = already
+        self.last_save = self.start
+        self.every = checkpoint_minutes * 60
+        self.limit = limit_minutes * 60
+
+    @property
+    def elapsed(self) -> float:
+        return self.already + time.monotonic() - self.start
+
+    def should_save(self) -> bool:
+        if time.monotonic() - self.last_save >= self.every:
+            self.last_save = time.monotonic()
+            return True
+        return False
+
+    def out_of_time(self) -> bool:
+        return self.limit > 0 and time.monotonic() - self.start >= self.limit
+
+
+def cosine_lr(step: int, total: int, peak: float, warmup: int) -> float:
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    t = min(1.0, (step - warmup) / max(1, total - warmup))
+    return peak * (0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi * t)))
+
+
+def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    for g in optimizer.param_groups:
+        g["lr"] = lr

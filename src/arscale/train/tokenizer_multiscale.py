@@ -1,0 +1,130 @@
+"""`arscale train shapeworld-tokenizer`: the multi-scale residual VQ tokenizer of ShapeWorld-VAR.
+
+Loss: L1 + L2 reconstruction, a small edge (image-gradient) L1 term that keeps shape outlines sharp,
+and the multi-scale VQ loss. Codes unused for a while are re-seeded from current residual vectors,
+which keeps the small codebook alive on flat-colour data.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from arscale.generators.next_scale.tokenizer import MultiScaleTokenizer, MultiScaleTokenizerConfig
+from arscale.train import common
+
+WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights" / "shapeworld-var"
+STATE_DIR = "train_state/shapeworld-tokenizer"
+
+
+def register(sub) -> None:
+    p = sub.add_parser("shapeworld-tokenizer", help="train the multi-scale VQ tokenizer of ShapeWorld-VAR")
+    common.add_training_args(p, steps=6000, batch_size=32, lr=1e-3, state_dir=STATE_DIR, out_dir=str(WEIGHTS_DIR))
+    p.add_argument("--config", default=None, help="JSON file with MultiScaleTokenizerConfig fields (new runs)")
+    p.add_argument("--eval-every", type=int, default=500, help="evaluate reconstructions every N steps")
+    p.set_defaults(func=main)
+
+
+def edge_loss(recon: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    def grads(x):
+        return x[..., 1:, :] - x[..., :-1, :], x[..., :, 1:] - x[..., :, :-1]
+
+    (ry, rx), (ty, tx) = grads(recon), grads(target)
+    return F.l1_loss(ry, ty) + F.l1_loss(rx, tx)
+
+
+@torch.no_grad()
+def reconstruction_accuracy(model: MultiScaleTokenizer, per_tag: int = 10, seed: int = 12345) -> dict[str, float]:
+    """Exact-evaluator accuracy of reconstructions of freshly sampled clean renders, per tag."""
+    shapeworld = common.shapeworld_api()
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    scores = {}
+    for tag in shapeworld.TAGS:
+        stream = common.ShapeWorldStream(per_tag, seed, tags=(tag,))
+        batch = stream.sample(per_tag)
+        recon = model.decode_indices(model.encode(batch.images.to(device)))
+        pixels = (recon * 255).round().clamp(0, 255).byte().permute(0, 2, 3, 1).cpu().numpy()
+        scores[tag] = sum(bool(shapeworld.evaluate(px, md).correct) for px, md in zip(pixels, batch.metadata)) / per_tag
+    scores["overall"] = sum(scores.values()) / len(shapeworld.TAGS)
+    model.train(was_training)
+    return scores
+
+
+def main(args: argparse.Namespace) -> int:
+    torch.set_num_threads(args.threads)
+    device = common.pick_device(args.device)
+    state = common.TrainState(args.state_dir)
+    resume = state.exists and not args.fresh
+    if resume:
+        config = MultiScaleTokenizerConfig.from_dict(state.info()["config"])
+    elif args.config:
+        config = MultiScaleTokenizerConfig.from_dict(json.loads(Path(args.config).read_text()))
+    else:
+        config = MultiScaleTokenizerConfig()
+    torch.manual_seed(args.seed)
+    model = MultiScaleTokenizer(config).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=args.lr, betas=(0.9, 0.95))
+    step, elapsed, metrics = 0, 0.0, {}
+    if resume:
+        info = state.load(model, opt)
+        step, elapsed, metrics = info["step"], info["elapsed_seconds"], info.get("metrics", {})
+        print(f"resuming {args.state_dir} at step {step}")
+    stream = common.ShapeWorldStream(args.batch_size, args.seed, start_step=step)
+    timer = common.Timer(elapsed, args.checkpoint_minutes, args.time_limit)
+    usage = torch.zeros(config.vocab_size, device=device)
+
+    def save():
+        state.save(model, opt, step=step, config=config.to_dict(), elapsed=timer.elapsed, metrics=metrics)
+
+    bar = common.progress(args.steps, step, "shapeworld-tokenizer")
+    model.train()
+    while step < args.steps:
+        common.set_lr(opt, common.cosine_lr(step, args.steps, args.lr, 200))
+        images = stream.sample(args.batch_size).images.to(device)
+        recon, vq_loss, indices = model(images)
+        loss = F.l1_loss(recon, images) + F.mse_loss(recon, images) + 0.5 * edge_loss(recon, images) + vq_loss
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        step += 1
+        usage.mul_(0.99).add_(torch.bincount(torch.cat([i.flatten() for i in indices]), minlength=config.vocab_size))
+        if step % 50 == 0:
+            reseed_dead_codes(model, usage)
+        bar.update(1)
+        if step % 20 == 0:
+            bar.set_postfix(loss=f"{loss.item():.4f}", vq=f"{vq_loss.item():.4f}",
+                            used=int((usage > 0.05).sum()))
+        if step % args.eval_every == 0 or step == args.steps:
+            metrics = {"step": step, **reconstruction_accuracy(model)}
+            bar.write(f"step {step}: reconstruction accuracy {json.dumps(metrics)}")
+        if timer.should_save():
+            save()
+        if timer.out_of_time():
+            break
+    bar.close()
+    save()
+    common.export_weights(model.state_dict(), config.to_dict(), args.out, "tokenizer.safetensors",
+                          "tokenizer_config.json")
+    print(f"saved state to {args.state_dir} and weights to {args.out}")
+    return 0
+
+
+@torch.no_grad()
+def reseed_dead_codes(model: MultiScaleTokenizer, usage: torch.Tensor, threshold: float = 0.05) -> int:
+    q = model.quantizer
+    if q.last_residuals is None:
+        return 0
+    dead = torch.nonzero(usage < threshold).flatten()
+    if len(dead) == 0:
+        return 0
+    pool = q.last_residuals
+    pick = torch.randint(len(pool), (len(dead),), device=pool.device)
+    q.embedding.weight.data[dead] = pool[pick] + 0.01 * torch.randn_like(pool[pick])
+    usage[dead] = 1.0
+    return len(dead)

@@ -1,0 +1,158 @@
+"""`arscale train shapeworld-var`: the scale-wise transformer (and its text encoder) of ShapeWorld-VAR.
+
+Teacher forcing on freshly sampled scenes: the frozen tokenizer gives per-scale indices, the
+transformer predicts every scale from the condition and the coarser scales (block-causal mask),
+cross-entropy over all tokens. The prompt is replaced by the unconditional `<null>` text 10% of the
+time, which is what classifier-free guidance needs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file
+
+from arscale.errors import ArscaleError
+from arscale.generators.next_scale.generator import ScaleGenerator
+from arscale.generators.next_scale.shapeworld import WEIGHTS_DIR, build_shapeworld_var
+from arscale.train import common
+
+STATE_DIR = "train_state/shapeworld-var"
+
+DEFAULT_CONFIG = {
+    "transformer": {"width": 256, "depth": 6, "heads": 4, "mlp_ratio": 4.0, "attn_l2_norm": True,
+                    "shared_aln": False},
+    "text_encoder": {"width": 128, "depth": 2, "heads": 4, "max_len": 12},
+    "sampling": {"cfg": 3.0, "cfg_schedule": "constant", "top_k": 0, "top_p": 0.0, "temperature": 1.0},
+}
+
+
+def register(sub) -> None:
+    p = sub.add_parser("shapeworld-var", help="train the ShapeWorld-VAR transformer (needs the tokenizer)")
+    common.add_training_args(p, steps=20000, batch_size=64, lr=1e-3, state_dir=STATE_DIR, out_dir=str(WEIGHTS_DIR))
+    p.add_argument("--tokenizer", default=str(WEIGHTS_DIR),
+                   help="directory with tokenizer.safetensors + tokenizer_config.json (default %(default)s)")
+    p.add_argument("--config", default=None, help="JSON file overriding DEFAULT_CONFIG's sections (new runs)")
+    p.add_argument("--null-prob", type=float, default=0.1, help="probability of dropping the prompt (CFG)")
+    p.add_argument("--eval-every", type=int, default=1000, help="sample-and-evaluate every N steps")
+    p.set_defaults(func=main)
+
+
+def load_tokenizer_config(directory: str | Path) -> dict:
+    path = Path(directory) / "tokenizer_config.json"
+    if not path.exists():
+        raise ArscaleError(f"no tokenizer in {directory}; run `arscale train shapeworld-tokenizer` first")
+    return json.loads(path.read_text())
+
+
+def full_config(tokenizer_config: dict, overrides: dict | None) -> dict:
+    config = json.loads(json.dumps(DEFAULT_CONFIG))
+    for section, values in (overrides or {}).items():
+        config.setdefault(section, {}).update(values)
+    t = config["transformer"]
+    t.update(patch_nums=list(tokenizer_config["patch_nums"]), vocab_size=tokenizer_config["vocab_size"],
+             code_dim=tokenizer_config["code_dim"])
+    return config
+
+
+def trainable(gen: ScaleGenerator) -> torch.nn.ModuleDict:
+    """The trained part, with the key layout of the shipped model.safetensors."""
+    return torch.nn.ModuleDict({"transformer": gen.transformer, "conditioner": gen.conditioner})
+
+
+@torch.no_grad()
+def sample_accuracy(gen: ScaleGenerator, per_tag: int = 8, seed: int = 777, cfg: float | None = None
+                    ) -> dict[str, float]:
+    """Raw sampling (one image per prompt) scored by the exact evaluator, on freshly drawn prompts."""
+    sw = common.shapeworld_api()
+    rng = __import__("numpy").random.default_rng(seed)
+    scores = {}
+    was_training = gen.training
+    gen.eval()
+    for tag in sw.TAGS:
+        mds = [sw.random_metadata(rng, tag) for _ in range(per_tag)]
+        imgs = gen.generate([m["prompt"] for m in mds], 1, seed=seed, cfg=cfg)
+        px = (imgs * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+        scores[tag] = sum(bool(sw.evaluate(p, m).correct) for p, m in zip(px, mds)) / per_tag
+    scores["overall"] = sum(scores.values()) / len(sw.TAGS)
+    gen.train(was_training)
+    return scores
+
+
+def main(args: argparse.Namespace) -> int:
+    torch.set_num_threads(args.threads)
+    device = common.pick_device(args.device)
+    state = common.TrainState(args.state_dir)
+    resume = state.exists and not args.fresh
+    tok_cfg = load_tokenizer_config(args.tokenizer)
+    if resume:
+        config = state.info()["config"]
+    else:
+        overrides = json.loads(Path(args.config).read_text()) if args.config else None
+        config = full_config(tok_cfg, overrides)
+    torch.manual_seed(args.seed)
+    gen = build_shapeworld_var(tok_cfg, config).to(device)
+    tok_file = Path(args.tokenizer) / "tokenizer.safetensors"
+    common.load_strict(gen.tokenizer, load_file(str(tok_file), device=str(device)), str(tok_file))
+    gen.tokenizer.requires_grad_(False).eval()
+    model = trainable(gen)
+    decay = [p for n, p in model.named_parameters() if p.dim() >= 2 and "embed" not in n and "pos_" not in n]
+    other = [p for n, p in model.named_parameters() if not (p.dim() >= 2 and "embed" not in n and "pos_" not in n)]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.05}, {"params": other, "weight_decay": 0.0}],
+                            lr=args.lr, betas=(0.9, 0.95))
+    step, elapsed, metrics = 0, 0.0, {}
+    if resume:
+        info = state.load(model, opt)
+        step, elapsed, metrics = info["step"], info["elapsed_seconds"], info.get("metrics", {})
+        print(f"resuming {args.state_dir} at step {step}")
+    stream = common.ShapeWorldStream(args.batch_size, args.seed, start_step=step)
+    drop_rng = torch.Generator().manual_seed(args.seed * 1000003 + step)
+    timer = common.Timer(elapsed, args.checkpoint_minutes, args.time_limit)
+
+    def save():
+        state.save(model, opt, step=step, config=config, elapsed=timer.elapsed, metrics=metrics)
+
+    bar = common.progress(args.steps, step, "shapeworld-var")
+    model.train()
+    q = gen.tokenizer.quantizer
+    ema_loss = None
+    while step < args.steps:
+        common.set_lr(opt, common.cosine_lr(step, args.steps, args.lr, 300))
+        batch = stream.sample(args.batch_size)
+        with torch.no_grad():
+            indices = gen.tokenizer.encode(batch.images.to(device))
+            x = q.teacher_inputs(indices)
+            target = torch.cat([i.flatten(1) for i in indices], 1)
+        drop = torch.rand(len(batch.prompts), generator=drop_rng) < args.null_prob
+        prompts = [None if d else p for p, d in zip(batch.prompts, drop.tolist())]
+        cond = gen.conditioner(prompts)
+        logits = gen.transformer(cond.pooled, x, cond.context, cond.context_mask)
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 2.0)
+        opt.step()
+        step += 1
+        ema_loss = loss.item() if ema_loss is None else 0.98 * ema_loss + 0.02 * loss.item()
+        bar.update(1)
+        if step % 20 == 0:
+            bar.set_postfix(loss=f"{ema_loss:.4f}")
+        if step % args.eval_every == 0 or step == args.steps:
+            metrics = {"step": step, "loss": ema_loss, **sample_accuracy(gen)}
+            bar.write(f"step {step}: raw sampling accuracy {json.dumps(metrics)}")
+        if timer.should_save():
+            save()
+        if timer.out_of_time():
+            break
+    bar.close()
+    save()
+    export = dict(config, training={"steps": step, "batch_size": args.batch_size, "lr": args.lr,
+                                    "elapsed_seconds": round(timer.elapsed), "device": str(device),
+                                    "metrics": metrics})
+    common.export_weights(model.state_dict(), export, args.out)
+    print(f"saved state to {args.state_dir} and weights to {args.out}")
+    return 0
