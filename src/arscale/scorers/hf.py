@@ -40,6 +40,13 @@ def as_dtype(dtype: str | torch.dtype | None) -> torch.dtype:
     return _DTYPES[dtype]
 
 
+def dtype_kwarg(dtype: str | torch.dtype | None) -> dict[str, torch.dtype]:
+    """`from_pretrained`'s dtype argument: `dtype` from transformers 5, `torch_dtype` before."""
+    transformers = require_transformers()
+    major = int(transformers.__version__.split(".")[0])
+    return {"dtype" if major >= 5 else "torch_dtype": as_dtype(dtype)}
+
+
 def offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "0") not in ("", "0", "false", "False")
 
