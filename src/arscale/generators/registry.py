@@ -11,6 +11,12 @@ from arscale.errors import ArscaleError
 MODELS: dict[str, str] = {
     "shapeworld-var": "arscale.generators.next_scale.shapeworld:load_shapeworld_var",
     "shapeworld-ar": "arscale.generators.next_token.shapeworld:load_shapeworld_ar",
+    # Released checkpoints (weights=PATH_OR_HUB_ID; see docs/models.md), with the official sampling defaults.
+    **{f"var-d{d}": f"arscale.generators.next_scale.var:load_var_d{d}" for d in (16, 20, 24, 30, 36)},
+    "infinity-2b": "arscale.generators.next_scale.infinity:load_infinity_2b",
+    **{f"llamagen-c2i-{s}": f"arscale.generators.next_token.llamagen:load_llamagen_c2i_{s.replace('-', '_')}"
+       for s in ("b", "l", "l-384", "xl", "xxl", "3b")},
+    "llamagen-t2i-xl": "arscale.generators.next_token.llamagen:load_llamagen_t2i_xl",
 }
 
 

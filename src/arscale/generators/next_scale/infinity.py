@@ -357,7 +357,15 @@ class InfinityGenerator:
 
     @property
     def image_size(self) -> int:
-        return max(self.schedule[-1][1], self.schedule[-1][2]) * self.vae.patch_size * 1
+        return max(self.schedule[-1][1], self.schedule[-1][2]) * self.vae.patch_size
+
+    @property
+    def patch_nums(self) -> list[tuple[int, int]]:
+        """(h, w) of every scale (what strategies read to count generated tokens)."""
+        return [(h, w) for _, h, w in self.schedule]
+
+    def tokens_in_scale(self, si: int) -> int:
+        return self.sizes[si]
 
     @property
     def device(self) -> torch.device:
@@ -369,8 +377,11 @@ class InfinityGenerator:
         if self.text_encoder is None:
             raise ArscaleError("this Infinity generator has no text encoder; load it with text_encoder=... "
                                "(Flan-T5-XL) or call start_from_features with T5 features")
-        return self.start_from_features(self.text_encoder(prompts), prompts, rows_per_prompt, seed,
-                                        prompt_offset=prompt_offset, cfg=cfg)
+        features = self.text_encoder(list(prompts))
+        if hasattr(features, "rows"):  # arscale.generators.t5_text.TextFeatures
+            features = features.rows()
+        return self.start_from_features(features, prompts, rows_per_prompt, seed, prompt_offset=prompt_offset,
+                                        cfg=cfg)
 
     @torch.no_grad()
     def start_from_features(self, features: Sequence[torch.Tensor], prompts: Sequence[str],
@@ -468,7 +479,6 @@ class InfinityGenerator:
     def finish(self, traj: Trajectories) -> torch.Tensor:
         if traj.step != len(self.schedule):
             raise ArscaleError(f"finish after {traj.step} of {len(self.schedule)} scales")
-        traj.finish_tree()
         return ((self.decode(traj) + 1) / 2).clamp(0, 1)
 
     # -- cost --------------------------------------------------------------------------------------
@@ -489,3 +499,44 @@ class InfinityGenerator:
 def to_uint8_bgr(img_minus1_1: torch.Tensor) -> torch.Tensor:
     """Upstream's final image: ((x+1)/2*255) truncated to uint8, [B, H, W, 3] with channels flipped to BGR."""
     return ((img_minus1_1 + 1) / 2).permute(0, 2, 3, 1).mul(255).to(torch.uint8).flip(dims=(3,))
+
+
+# -- released checkpoint ----------------------------------------------------------------------------------
+HUB_REPO = "FoundationVision/Infinity"
+MODEL_FILE, VAE_FILE = "infinity_2b_reg.pth", "infinity_vae_d32reg.pth"
+INFINITY_2B = InfinityConfig(embed_dim=2048, depth=32, num_heads=16, text_channels=2048, text_maxlen=512,
+                             codebook_dim=32)
+
+
+def load_infinity_2b(weights: str | None = None, vae_weights: str | None = None, *,
+                     text_encoder: str | TextEncoderFn | None = "google/flan-t5-xl",
+                     device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
+                     **sampling) -> InfinityGenerator:
+    """Infinity-2B with its BSQ-VAE (d=32) and Flan-T5-XL; `weights` is a file, a directory or a hub id.
+
+    Sampling defaults follow the official script and TTS-VAR: cfg 3, tau 0.5, top-k 900 (a no-op on bits),
+    top-p 0.97, the 1M schedule (13 scales, 1024x1024) of the aspect ratio `h_div_w`.
+    """
+    from arscale.generators import loading
+
+    if weights is None:
+        raise ArscaleError(
+            f"Infinity-2B needs its released weights: download {MODEL_FILE} and {VAE_FILE} from "
+            f"https://huggingface.co/{HUB_REPO} (and google/flan-t5-xl) and pass weights=PATH (file or directory) "
+            f"or weights={HUB_REPO!r}"
+        )
+    model = InfinityTransformer(INFINITY_2B)
+    sd = loading.infinity_state(loading.read_checkpoint(loading.resolve(weights, MODEL_FILE)), INFINITY_2B.text_maxlen)
+    loading.load_strict(model, sd, ignore=loading.INFINITY_IGNORED, what=f"Infinity-2B ({MODEL_FILE})")
+    vae = BSQAutoEncoder(codebook_dim=32, base_ch=128, ch_mult=(1, 2, 4, 4, 4), num_res_blocks=2, patch_size=16)
+    vobj = loading.read_checkpoint(loading.resolve(vae_weights or weights, VAE_FILE))
+    loading.load_strict(vae, loading.infinity_vae_state(vobj, vae.state_dict().keys()),
+                        ignore=loading.INFINITY_VAE_IGNORED, what=f"Infinity VAE ({VAE_FILE})")
+    if isinstance(text_encoder, str):
+        from arscale.generators.t5_text import load_t5
+
+        text_encoder = load_t5(text_encoder, device=device).encode
+    defaults = {"cfg": 3.0, "tau": 0.5, "top_k": 900, "top_p": 0.97, "h_div_w": 1.0, "pixels": "1M"}
+    defaults.update(sampling)
+    return InfinityGenerator(model.to(device, dtype), vae.to(device), InfinitySampling(**defaults),
+                             text_encoder=text_encoder, name="infinity-2b")

@@ -330,3 +330,23 @@ def load_var(depth: int = 16, weights: str | Path | None = None, vae_weights: st
     defaults = {"cfg": 1.5, "cfg_schedule": "linear", "top_k": 900, "top_p": 0.96}
     defaults.update(sampling)
     return VARGenerator(model, vae, SamplingConfig(**defaults), name=f"var-d{depth}").to(device).eval()
+
+
+def load_var_d16(**options) -> VARGenerator:
+    return load_var(16, **options)
+
+
+def load_var_d20(**options) -> VARGenerator:
+    return load_var(20, **options)
+
+
+def load_var_d24(**options) -> VARGenerator:
+    return load_var(24, **options)
+
+
+def load_var_d30(**options) -> VARGenerator:
+    return load_var(30, **options)
+
+
+def load_var_d36(**options) -> VARGenerator:
+    return load_var(36, **options)

@@ -370,7 +370,9 @@ class LlamaGenGenerator(TokenGenerator):
             if self.text_encoder is None:
                 raise ArscaleError("this LlamaGen t2i generator has no text encoder; load it with text_encoder=... "
                                    "(Flan-T5-XL) or call start_from_condition with caption features")
-            cond, mask = left_pad_captions(self.text_encoder(list(prompts)))
+            encoded = self.text_encoder(list(prompts))
+            # either (left-padded features [B, 120, D], mask) like T5TextEncoder.llamagen, or per-prompt features
+            cond, mask = encoded if isinstance(encoded, tuple) else left_pad_captions(encoded)
         return self.start_from_condition(cond, mask, prompts, rows_per_prompt, seed, prompt_offset=prompt_offset,
                                          cfg=cfg)
 
@@ -418,7 +420,8 @@ C2I_MODELS = {  # name: (dim, layers, heads, file, image size)
     "l-384": (1024, 24, 16, "c2i_L_384.pt", 384), "xl": (1280, 36, 20, "c2i_XL_384.pt", 384),
     "xxl": (1536, 48, 24, "c2i_XXL_384.pt", 384), "3b": (3200, 24, 32, "c2i_3B_384.pt", 384),
 }
-HUB_REPO = "FoundationVision/LlamaGen"
+HUB_REPO = "FoundationVision/LlamaGen"  # c2i models and both VQ tokenizers
+HUB_REPO_T2I = "peizesun/llamagen_t2i"  # t2i models, as listed in LlamaGen's README
 
 
 def _vq(path_or_hub, filename: str, image_size: int) -> VQGAN:
@@ -444,16 +447,44 @@ def load_llamagen_c2i(size: str = "xl", weights: str | Path | None = None, vq_we
 
 
 def load_llamagen_t2i_xl(weights: str | Path | None = None, vq_weights: str | Path | None = None,
-                         device: str | torch.device = "cpu", text_encoder=None, stage: int = 2,
+                         device: str | torch.device = "cpu", text_encoder="google/flan-t5-xl", stage: int = 2,
                          **sampling) -> LlamaGenGenerator:
     filename, image = ("t2i_XL_stage2_512.pt", 512) if stage == 2 else ("t2i_XL_stage1_256.pt", 256)
     if weights is None:
         raise ArscaleError(f"LlamaGen t2i-XL needs its released weights: download {filename} and vq_ds16_t2i.pt "
-                           f"from https://huggingface.co/{HUB_REPO} (and google/flan-t5-xl for the text) and pass "
-                           f"weights=PATH (file or directory) or weights={HUB_REPO!r}")
+                           f"from https://huggingface.co/{HUB_REPO_T2I} (and google/flan-t5-xl for the text) and pass "
+                           f"weights=PATH (file or directory) or weights={HUB_REPO_T2I!r}")
     gpt = LlamaGenGPT(LlamaGenConfig("t2i", 1280, 36, 20, 16384, (image // 16) ** 2))
     loading.load_strict(gpt, gpt_state(loading.read_checkpoint(loading.resolve(weights, filename))),
                         ignore=loading.LLAMAGEN_IGNORED, what=f"LlamaGen {filename}")
     vq = _vq(vq_weights or weights, "vq_ds16_t2i.pt", image)
+    if isinstance(text_encoder, str):
+        from arscale.generators.t5_text import load_t5
+
+        text_encoder = load_t5(text_encoder, device=device).llamagen
     kw = {"cfg": 7.5, "top_k": 1000, "top_p": 1.0, "temperature": 1.0, **sampling}
     return LlamaGenGenerator(gpt.to(device), vq.to(device), name="llamagen-t2i-xl", text_encoder=text_encoder, **kw)
+
+
+def load_llamagen_c2i_b(**options) -> LlamaGenGenerator:
+    return load_llamagen_c2i("b", **options)
+
+
+def load_llamagen_c2i_l(**options) -> LlamaGenGenerator:
+    return load_llamagen_c2i("l", **options)
+
+
+def load_llamagen_c2i_l_384(**options) -> LlamaGenGenerator:
+    return load_llamagen_c2i("l-384", **options)
+
+
+def load_llamagen_c2i_xl(**options) -> LlamaGenGenerator:
+    return load_llamagen_c2i("xl", **options)
+
+
+def load_llamagen_c2i_xxl(**options) -> LlamaGenGenerator:
+    return load_llamagen_c2i("xxl", **options)
+
+
+def load_llamagen_c2i_3b(**options) -> LlamaGenGenerator:
+    return load_llamagen_c2i("3b", **options)
