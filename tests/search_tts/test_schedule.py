@@ -37,13 +37,13 @@ def test_derived_batch_for_fewer_operations():
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    (dict(batch=[8, 8, 6, 6, 4, 2]), "entries but the model has 7"),
-    (dict(batch=[8, 6, 6, 4, 4, 4, 4], cluster_at=[0], resample_at=[]), "no clustering or resampling"),
-    (dict(batch=[8, 8, 9, 6, 6, 6, 6], cluster_at=[2], resample_at=[]), "non-increasing"),
-    (dict(batch=[8, 8, 8, 8, 8, 8, 8], cluster_at=[1], resample_at=[]), "must shrink"),
-    (dict(cluster_at=[6], resample_at=[]), "out of range"),
-    (dict(cluster_at=[2], resample_at=[2]), "both clustering and resampling"),
-    (dict(batch=[8, 8, 0, 0, 0, 0, 0], cluster_at=[1], resample_at=[]), "at least 1"),
+    ({"batch": [8, 8, 6, 6, 4, 2]}, "entries but the model has 7"),
+    ({"batch": [8, 6, 6, 4, 4, 4, 4], "cluster_at": [0], "resample_at": []}, "no clustering or resampling"),
+    ({"batch": [8, 8, 9, 6, 6, 6, 6], "cluster_at": [2], "resample_at": []}, "non-increasing"),
+    ({"batch": [8, 8, 8, 8, 8, 8, 8], "cluster_at": [1], "resample_at": []}, "must shrink"),
+    ({"cluster_at": [6], "resample_at": []}, "out of range"),
+    ({"cluster_at": [2], "resample_at": [2]}, "both clustering and resampling"),
+    ({"batch": [8, 8, 0, 0, 0, 0, 0], "cluster_at": [1], "resample_at": []}, "at least 1"),
 ])
 def test_invalid_schedules_name_the_problem(kwargs, message):
     with pytest.raises(ArscaleError, match=message):

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 import torch
+from search_fakes import FakeNextScale, FakeNextToken, FakeScorer
 
 from arscale.errors import ArscaleError
 from arscale.search.base import make_strategy
@@ -8,7 +9,6 @@ from arscale.search.best_of_n import BestOfN
 from arscale.search.importance import Importance, ImportanceConfig
 from arscale.search.raw import Raw
 from arscale.search.tts_var import TTSVAR, TTSVARConfig, write_extras
-from search_fakes import FakeNextScale, FakeNextToken, FakeScorer
 
 PROMPTS = ["a photo of a red circle", "a photo of two squares", "a photo of a cross"]
 
@@ -43,9 +43,9 @@ def test_rows_do_not_depend_on_batch_layout():
 
 
 @pytest.mark.parametrize("reduction", ["pca", "pca-joint", "pool"])
-def test_tts_var_end_to_end_follows_the_schedule(reduction, tmp_path):
+def test_tts_var_end_to_end_follows_the_schedule(reduction):
     gen, scorer = FakeNextScale(), FakeScorer()
-    strategy = _tts(reduction=reduction)
+    strategy = _tts(reduction=reduction, record_previews=False)
     res = strategy.run(gen, PROMPTS, 2, seed=0, scorer=scorer)
     plan = strategy.schedule(gen.num_scales, 2)
     assert plan.batch == (16, 16, 12, 12, 8, 4, 2)
@@ -61,8 +61,15 @@ def test_tts_var_end_to_end_follows_the_schedule(reduction, tmp_path):
         assert len(res.candidates[p]) == 2
         assert res.chosen(p).score == max(c.score for c in res.candidates[p])
     assert all(w >= 0 for w in res.cost.wall.values()) and res.cost.total_wall > 0
+    assert "previews" not in res.telemetry or not res.telemetry["previews"]
+
+
+def test_search_tree_png(tmp_path):
+    res = _tts().run(FakeNextScale(), PROMPTS[:1], 1, seed=0, scorer=FakeScorer())
+    scales = [e["scale"] for e in res.telemetry["previews"]]
+    assert scales == list(range(FakeNextScale.num_scales))
     paths = write_extras(res, tmp_path)
-    assert (tmp_path / "search_tree.png").stat().st_size > 1000 and len(paths) == len(PROMPTS)
+    assert paths == [tmp_path / "search_tree.png"] and paths[0].stat().st_size > 1000
 
 
 def test_tts_var_selection_keeps_cfg_halves_and_cache_consistent():

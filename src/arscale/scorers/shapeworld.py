@@ -16,9 +16,9 @@ self-attend and cross-attend to the image tokens; a linear head on the query.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import torch
 from safetensors.torch import load_file
@@ -44,7 +44,7 @@ class RewardConfig:
     scale: float = 1.0
 
     @classmethod
-    def from_dict(cls, data: dict) -> "RewardConfig":
+    def from_dict(cls, data: dict) -> RewardConfig:
         return cls(**data)
 
 

@@ -17,9 +17,10 @@ operation scales and at the end, at the consuming scorer's input size.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 

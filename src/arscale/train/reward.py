@@ -175,7 +175,7 @@ def pairwise_accuracy(model: RewardModel, images: torch.Tensor, metadata: list[d
     """P(logit(image, true prompt) > logit(image, hard negative prompt)), overall and per tag."""
     model.eval()
     tokens = model.image(images.to(device))
-    ii, texts, pos_idx, tags = [], [], [], []
+    ii, texts, _pos_idx, tags = [], [], [], []
     for i, md in enumerate(metadata):
         negs = hard_negative_prompts(md)
         pick = [negs[int(j)] for j in rng.choice(len(negs), size=min(per_image, len(negs)), replace=False)]
@@ -275,7 +275,7 @@ def _timing_probe() -> None:  # pragma: no cover - developer helper
     t = time.time()
     for _ in range(3):
         b = make_batch(32, rng)
-        loss, m = batch_loss(model, b, torch.device("cpu"))
+        loss, _m = batch_loss(model, b, torch.device("cpu"))
         opt.zero_grad()
         loss.backward()
         opt.step()
