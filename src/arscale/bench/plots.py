@@ -1,0 +1,66 @@
+"""`score_vs_n.png` (the paper's Fig. 3) and `score_vs_compute.png` (Fig. 8) from run summaries."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+
+def _by_label(summaries: Sequence[dict]) -> dict[str, list[dict]]:
+    out: dict[str, list[dict]] = {}
+    for s in summaries:
+        if s.get("overall") is not None:
+            out.setdefault(s["label"], []).append(s)
+    return {k: sorted(v, key=lambda s: s["n"]) for k, v in out.items()}
+
+
+def plot_all(summaries: Sequence[dict], out_dir: str | Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    groups = _by_label(summaries)
+    if not groups:
+        return []
+    out = Path(out_dir)
+    paths = []
+
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    for label, runs in groups.items():
+        ax.errorbar([s["n"] for s in runs], [s["overall"] for s in runs],
+                    yerr=[s.get("overall_se", 0.0) for s in runs], marker="o", capsize=3, label=label)
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("N (candidate budget per prompt)")
+    ax.set_ylabel("overall (ShapeWorld GenEval)")
+    ax.set_title("score vs N")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    paths.append(out / "score_vs_n.png")
+    fig.savefig(paths[-1], dpi=120)
+    plt.close(fig)
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for label, runs in groups.items():
+        flops = [max(s["cost_per_prompt"]["flops"], 1.0) for s in runs]
+        wall = [max(s["cost_per_prompt"]["total_wall"], 1e-6) for s in runs]
+        score = [s["overall"] for s in runs]
+        se = [s.get("overall_se", 0.0) for s in runs]
+        axes[0].errorbar(flops, score, yerr=se, marker="o", capsize=3, label=label)
+        axes[1].errorbar(wall, score, yerr=se, marker="o", capsize=3, label=label)
+        for s, x in zip(runs, flops):
+            axes[0].annotate(f"N={s['n']}", (x, s["overall"]), fontsize=6, xytext=(2, 2), textcoords="offset points")
+    axes[0].set_xlabel("FLOPs per prompt (transformer + decode)")
+    axes[1].set_xlabel("wall seconds per prompt")
+    for ax in axes:
+        ax.set_xscale("log")
+        ax.set_ylabel("overall")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.suptitle("score vs compute")
+    fig.tight_layout()
+    paths.append(out / "score_vs_compute.png")
+    fig.savefig(paths[-1], dpi=120)
+    plt.close(fig)
+    return paths

@@ -1,0 +1,206 @@
+"""The bench runner: strategies × N over a prompt suite, in the GenEval layout, resumable.
+
+Output, per run (a strategy label and a budget N)::
+
+    <out>/<label>/n<N>/<5-digit index>/metadata.jsonl, samples/00000.png   (GenEval layout)
+    <out>/<label>/n<N>/<5-digit index>/record.json    verdict, reward, cost share (written last)
+    <out>/<label>/n<N>/results.jsonl, summary.json     recomputed from every record.json
+    <out>/table.md, score_vs_n.png, score_vs_compute.png   over every run under <out>
+
+A prompt is finished when its record.json exists (written atomically after its image), so
+`resume=True` skips exactly the finished prompts. Seeds derive from the global prompt index (the
+suite position), so a resumed or sharded run reproduces an uninterrupted one. Prompts run in
+batches of contiguous indices: rows of many prompts share every forward, selection stays per prompt.
+A label is a strategy name, optionally with a suffix after '@' for variants with their own config
+(`tts-var@lam1`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+from tqdm import tqdm
+
+from arscale.bench import geneval_layout as layout
+from arscale.bench.metrics import summarize
+from arscale.bench.suites import SuitePrompt
+from arscale.errors import ArscaleError
+from arscale.search.base import STRATEGIES, make_strategy
+
+RECORD_FILE = "record.json"
+
+
+@dataclass
+class RunSpec:
+    label: str
+    strategy: str
+    config: dict[str, Any] = field(default_factory=dict)
+
+    def folder(self, out: Path, n: int) -> Path:
+        return out / self.label / f"n{n}"
+
+
+def parse_runs(strategies: str, configs: Sequence[str] = ()) -> list[RunSpec]:
+    """`raw,tts-var,tts-var@lam1` + configs `LABEL=JSON` → run specs (config JSON may be a file path)."""
+    given: dict[str, dict] = {}
+    for item in configs:
+        label, sep, text = item.partition("=")
+        if not sep:
+            raise ArscaleError(f"--config expects LABEL=JSON (e.g. tts-var='{{\"lam\": 1}}'), got {item!r}")
+        path = Path(text)
+        try:
+            given[label.strip()] = json.loads(path.read_text() if path.is_file() else text)
+        except json.JSONDecodeError as exc:
+            raise ArscaleError(f"--config {label}: not valid JSON ({exc.msg})") from None
+    specs = []
+    for label in [s.strip() for s in strategies.split(",") if s.strip()]:
+        name = label.split("@", 1)[0]
+        if name not in STRATEGIES:
+            raise ArscaleError(f"unknown strategy {name!r} in {label!r}; choose from {', '.join(STRATEGIES)}")
+        specs.append(RunSpec(label, name, given.get(label, {})))
+    unused = sorted(set(given) - {s.label for s in specs})
+    if unused:
+        raise ArscaleError(f"--config given for {unused}, which are not in --strategies")
+    if not specs:
+        raise ArscaleError("no strategies given")
+    return specs
+
+
+def parse_ns(text: str) -> list[int]:
+    try:
+        ns = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise ArscaleError(f"--n expects comma-separated integers such as 1,2,4,8, got {text!r}") from None
+    if not ns or any(n < 1 for n in ns):
+        raise ArscaleError(f"--n values must be at least 1, got {text!r}")
+    return ns
+
+
+def contiguous_batches(prompts: Sequence[SuitePrompt], size: int) -> list[list[SuitePrompt]]:
+    """Batches of at most `size` prompts with consecutive indices (the seeding needs an offset + i layout)."""
+    batches: list[list[SuitePrompt]] = []
+    for sp in prompts:
+        if batches and len(batches[-1]) < size and batches[-1][-1].index + 1 == sp.index:
+            batches[-1].append(sp)
+        else:
+            batches.append([sp])
+    return batches
+
+
+def _record_path(root: Path, index: int) -> Path:
+    return layout.prompt_dir(root, index) / RECORD_FILE
+
+
+def is_done(root: Path, sp: SuitePrompt) -> bool:
+    return _record_path(root, sp.index).is_file() and layout.sample_path(root, sp.index, 0).is_file()
+
+
+class Bench:
+    def __init__(self, generator: Any, reward_scorer: Any, *, kind: str, seed: int = 0, batch_prompts: int = 8,
+                 quiet: bool = False):
+        self.generator = generator
+        self.reward = reward_scorer
+        self.kind = kind
+        self.seed = seed
+        self.batch_prompts = max(1, int(batch_prompts))
+        self.quiet = quiet
+
+    def run(self, specs: Sequence[RunSpec], ns: Sequence[int], prompts: Sequence[SuitePrompt], out: str | Path,
+            *, resume: bool = False) -> list[dict]:
+        out = Path(out)
+        plan = []
+        for spec in specs:
+            for n in ns:
+                root = spec.folder(out, n)
+                todo = [sp for sp in prompts if not (resume and is_done(root, sp))]
+                plan.append((spec, n, root, todo))
+        total = sum(len(t) for *_, t in plan)
+        summaries = []
+        with tqdm(total=total, desc="bench", dynamic_ncols=True, disable=self.quiet, mininterval=2.0) as bar:
+            for spec, n, root, todo in plan:
+                bar.set_postfix_str(f"{spec.label} N={n}")
+                strategy = make_strategy(spec.strategy, spec.config)
+                for batch in contiguous_batches(todo, self.batch_prompts):
+                    self._run_batch(strategy, spec, n, root, batch)
+                    bar.update(len(batch))
+                summaries.append(self.summarize(spec, n, root, prompts))
+        return summaries
+
+    def _run_batch(self, strategy: Any, spec: RunSpec, n: int, root: Path, batch: list[SuitePrompt]) -> None:
+        result = strategy.run(self.generator, [sp.prompt for sp in batch], n, seed=self.seed,
+                              prompt_offset=batch[0].index, scorer=self.reward)
+        share = _cost_share(result.cost.to_dict(), len(batch))
+        chosen = [result.chosen(i) for i in range(len(batch))]
+        unscored = [i for i, c in enumerate(chosen) if c.score is None]
+        rewards = {i: c.score for i, c in enumerate(chosen) if c.score is not None}
+        if unscored and self.reward is not None:  # evaluation only (raw): not part of the strategy's cost
+            images = torch.from_numpy(np.stack([chosen[i].image for i in unscored])).permute(0, 3, 1, 2).float() / 255
+            size = int(self.reward.input_size)
+            if images.shape[-1] != size:
+                images = F.interpolate(images, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+            values = self.reward.reward(images, [batch[i].prompt for i in unscored])
+            rewards.update({i: float(v) for i, v in zip(unscored, values)})
+        for i, sp in enumerate(batch):
+            metadata = sp.metadata if sp.metadata else {"tag": "plain", "prompt": sp.prompt}
+            layout.write_prompt(root, sp.index, metadata, [chosen[i].image])
+            correct, reason = None, None
+            if self.kind == "shapeworld":
+                from arscale.shapeworld import evaluate
+
+                verdict = evaluate(chosen[i].image, metadata)
+                correct, reason = bool(verdict.correct), verdict.reason
+            record = {"index": sp.index, "prompt": sp.prompt, "tag": metadata.get("tag"), "label": spec.label,
+                      "strategy": spec.strategy, "n": n, "seed": self.seed, "correct": correct, "reason": reason,
+                      "reward": rewards.get(i), "candidate_rewards": [c.score for c in result.candidates[i]],
+                      "cost": share}
+            layout.atomic_write_text(_record_path(root, sp.index), json.dumps(record) + "\n")
+
+    def summarize(self, spec: RunSpec, n: int, root: Path, prompts: Sequence[SuitePrompt]) -> dict:
+        """Recompute results.jsonl and summary.json from every finished prompt's record."""
+        records, rows = [], []
+        for sp in prompts:
+            path = _record_path(root, sp.index)
+            if not path.is_file():
+                continue
+            rec = json.loads(path.read_text())
+            records.append(rec)
+            if rec.get("correct") is not None:
+                md = sp.metadata if sp.metadata else {"tag": rec["tag"], "prompt": sp.prompt}
+                rows.append(layout.result_row(layout.sample_path(root, sp.index, 0), md, rec["correct"],
+                                              rec.get("reason") or ""))
+        if rows:
+            layout.write_results(root / layout.RESULTS_FILE, rows)
+        summary = summarize(records, rows)
+        summary.update(label=spec.label, strategy=spec.strategy, n=n, config=spec.config, seed=self.seed,
+                       model=getattr(self.generator, "name", "?"), prompts_total=len(prompts))
+        layout.atomic_write_text(root / layout.SUMMARY_FILE, json.dumps(summary, indent=2) + "\n")
+        return summary
+
+
+def _cost_share(cost: dict, prompts: int) -> dict:
+    """A batch's cost split evenly over its prompts (every prompt runs the same schedule)."""
+    out = {}
+    for k, v in cost.items():
+        if isinstance(v, dict):
+            out[k] = {kk: vv / prompts for kk, vv in v.items()}
+        else:
+            out[k] = v / prompts
+    return out
+
+
+def collect_summaries(out: str | Path) -> list[dict]:
+    """Every run summary under `out` (also from earlier invocations), ordered by label and N."""
+    found = []
+    for path in sorted(Path(out).glob(f"*/n*/{layout.SUMMARY_FILE}")):
+        try:
+            found.append(json.loads(path.read_text()))
+        except json.JSONDecodeError:
+            continue
+    return sorted(found, key=lambda s: (s.get("label", ""), s.get("n", 0)))

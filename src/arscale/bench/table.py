@@ -1,0 +1,35 @@
+"""`table.md`: one row per (strategy label, N) — the paper's Table 6/7 shape plus reward and cost."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+TAG_SHORT = {"single_object": "single", "two_object": "two", "counting": "count", "colors": "colors",
+             "position": "pos", "color_attr": "attr"}
+
+
+def _pct(x) -> str:
+    return "–" if x is None else f"{100 * x:.1f}"
+
+
+def format_table(summaries: Sequence[dict]) -> str:
+    tags = []
+    for s in summaries:
+        tags += [t for t in s.get("tags", {}) if t not in tags]
+    head = (["strategy", "N", "prompts", "overall ± SE"] + [TAG_SHORT.get(t, t) for t in tags]
+            + ["mean reward", "TFLOPs/prompt (model + decode)", "decodes", "scorer calls", "wall s/prompt",
+               "selection overhead"])
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for s in summaries:
+        c = s.get("cost_per_prompt", {})
+        overall = s.get("overall")
+        cells = [s.get("label", "?"), str(s.get("n", "?")), str(s.get("prompts_done", "?")),
+                 "–" if overall is None else f"{_pct(overall)} ± {_pct(s.get('overall_se', 0.0))}"]
+        cells += [_pct(s["tags"][t]["accuracy"]) if t in s.get("tags", {}) else "–" for t in tags]
+        mr = s.get("mean_reward")
+        cells += ["–" if mr is None or mr != mr else f"{mr:.3f}",
+                  f"{c.get('transformer_flops', 0) / 1e12:.4f} + {c.get('decode_flops', 0) / 1e12:.4f}",
+                  f"{c.get('decode_count', 0):.1f}", f"{c.get('scorer_calls', 0):.1f}",
+                  f"{c.get('total_wall', 0):.3f}", f"{100 * c.get('overhead_fraction', 0):.1f} %"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"

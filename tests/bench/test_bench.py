@@ -1,0 +1,75 @@
+import json
+
+import pytest
+from search_fakes import FakeNextScale, FakeScorer
+
+from arscale.bench.geneval_layout import sample_path
+from arscale.bench.plots import plot_all
+from arscale.bench.runner import Bench, collect_summaries, contiguous_batches, parse_ns, parse_runs
+from arscale.bench.suites import SuitePrompt
+from arscale.bench.table import format_table
+from arscale.errors import ArscaleError
+from arscale.search import rollout
+from arscale.shapeworld import build_suite
+
+
+@pytest.fixture
+def setup(monkeypatch):
+    monkeypatch.setitem(rollout._SCORERS, ("fake-features", "cpu"), FakeScorer())
+    gen = FakeNextScale()
+    gen.image_size = 64
+    prompts = [SuitePrompt(i, md["prompt"], md) for i, md in enumerate(build_suite(1, 3))]
+    specs = parse_runs("raw,best-of-n,tts-var", [
+        'best-of-n={"reward": "fake-reward"}',
+        'tts-var={"features": "fake-features", "record_previews": false}'])
+    return gen, prompts, specs
+
+
+def test_bench_writes_layout_summaries_and_resumes(setup, tmp_path):
+    gen, prompts, specs = setup
+    bench = Bench(gen, FakeScorer(), kind="shapeworld", seed=1, batch_prompts=4, quiet=True)
+    summaries = bench.run(specs, [1, 2], prompts, tmp_path)
+    assert len(summaries) == 6
+    for s in summaries:
+        assert s["prompts_done"] == len(prompts) and s["images"] == len(prompts)
+        assert 0.0 <= s["overall"] <= 1.0 and s["overall_se"] >= 0
+        assert s["cost_per_prompt"]["total_wall"] > 0
+    tts = next(s for s in summaries if s["label"] == "tts-var" and s["n"] == 2)
+    bon = next(s for s in summaries if s["label"] == "best-of-n" and s["n"] == 2)
+    assert tts["cost_per_prompt"]["transformer_flops"] > bon["cost_per_prompt"]["transformer_flops"] / 10
+    root = tmp_path / "tts-var" / "n2"
+    assert sample_path(root, 5, 0).is_file()
+    assert json.loads((root / "00005" / "metadata.jsonl").read_text())["prompt"] == prompts[5].prompt
+    assert len((root / "results.jsonl").read_text().splitlines()) == len(prompts)
+
+    # resume: delete one prompt's record; only that prompt is recomputed, identically
+    rec = root / "00003" / "record.json"
+    before = json.loads(rec.read_text())
+    rec.unlink()
+    png = sample_path(root, 3, 0).read_bytes()
+    again = bench.run([specs[2]], [2], prompts, tmp_path, resume=True)
+    after = json.loads(rec.read_text())
+    assert after["reward"] == before["reward"] and sample_path(root, 3, 0).read_bytes() == png
+    assert again[0]["overall"] == tts["overall"]
+
+    summaries = collect_summaries(tmp_path)
+    table = format_table(summaries)
+    assert table.count("\n") == 2 + 6 and "tts-var" in table
+    paths = plot_all(summaries, tmp_path)
+    assert [p.name for p in paths] == ["score_vs_n.png", "score_vs_compute.png"]
+
+
+def test_parsing_errors():
+    with pytest.raises(ArscaleError, match="unknown strategy"):
+        parse_runs("raw,beam")
+    with pytest.raises(ArscaleError, match="not in --strategies"):
+        parse_runs("raw", ['tts-var={"lam": 1}'])
+    with pytest.raises(ArscaleError, match="at least 1"):
+        parse_ns("1,0")
+    assert [s.label for s in parse_runs("tts-var,tts-var@lam1", ['tts-var@lam1={"lam": 1}'])] == \
+        ["tts-var", "tts-var@lam1"]
+
+
+def test_contiguous_batches_break_at_gaps():
+    sps = [SuitePrompt(i, "p") for i in (0, 1, 2, 5, 6, 9)]
+    assert [[s.index for s in b] for b in contiguous_batches(sps, 2)] == [[0, 1], [2], [5, 6], [9]]
