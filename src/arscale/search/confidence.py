@@ -22,7 +22,7 @@ import torch
 def entropy(logits: torch.Tensor) -> torch.Tensor:
     """Shannon entropy (nats) of softmax(logits) over the last dim, computed through log-softmax."""
     logp = torch.log_softmax(logits.float(), dim=-1)
-    return -(logp.exp() * logp).sum(-1).clamp_min(0.0)
+    return (-(logp.exp() * logp).sum(-1)).clamp_min(0.0)
 
 
 def normalized_entropy(logits: torch.Tensor) -> torch.Tensor:

@@ -150,6 +150,14 @@ class ScalingARConfig(StrategyConfig):
         return w_tok / s, w_blk / s, self.w_i / t, w_d / t
 
 
+def guidance_schedule(config: ScalingARConfig, s_base: float, drift: torch.Tensor, var_intrinsic: torch.Tensor,
+                      rebound: torch.Tensor) -> torch.Tensor:
+    """Per-candidate CFG scale (Eq. 10, Algorithm 1 line 12), rebound clipped to [0, 1], then clamped
+    to [clamp_min, s_base + clamp_over]."""
+    s = s_base + config.alpha * (1 - drift) + config.beta * var_intrinsic - config.gamma * rebound.clamp(0, 1)
+    return s.clamp(config.clamp_min, s_base + config.clamp_over)
+
+
 class TerminationPolicy:
     """Quantile threshold with EMA, probation window and rebound test (SCALINGAR.md §3.1).
 
@@ -315,9 +323,7 @@ class ScalingAR:
                 traj.record("I", t, intr)
                 traj.record("D", t, drift)
                 if cfg.schedule_guidance:
-                    var_i = sig.windowed_variance(traj.history["I"], var_window)
-                    s = s_base + cfg.alpha * (1 - drift) + cfg.beta * var_i - cfg.gamma * r.clamp(0, 1)
-                    s = s.clamp(cfg.clamp_min, s_base + cfg.clamp_over)
+                    s = guidance_schedule(cfg, s_base, drift, sig.windowed_variance(traj.history["I"], var_window), r)
                 else:
                     s = torch.full((len(traj),), s_base)
                 for name, v in (("C", c), ("R", r), ("guidance", s), ("s_tok", s_tok), ("B", b), ("K", kl)):

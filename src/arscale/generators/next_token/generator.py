@@ -20,8 +20,8 @@ API (see `generators/protocol.py`):
   gives an empty background patch (found at load time by encoding a blank canvas), so a preview
   shows the rows generated so far on a blank canvas below them. No model forward is spent.
 - `finish(traj) -> [R, 3, H, W]` in [0, 1]: decode the complete token grids.
-- Cost: `prefill_flops(rows)`, `step_flops(rows, step)`, `flops_per_token(rows)` (CFG pair
-  included) and `decode_flops(rows)`. `start`/`advance` also add the transformer FLOPs they spend
+- Cost: `prefill_flops(rows)`, `step_flops(rows, step)`, `flops_per_token(rows, position)` (CFG
+  pair included; what producing token `position` costs) and `decode_flops(rows, size)`. `start`/`advance` also add the transformer FLOPs they spend
   to `traj.extra["transformer_flops"]`.
 
 Trajectories keys: `rows["tokens"]` [R, T] long (-1 where not yet generated), `rows["guidance"]`
@@ -95,6 +95,7 @@ class TokenGenerator:
         self.vocab_size = transformer.config.vocab_size
         self.prefix_len = transformer.prefix_len
         self._background_code: int | None = None
+        self._decode_flops: float | None = None
 
     @property
     def device(self) -> torch.device:
@@ -210,10 +211,17 @@ class TokenGenerator:
         """FLOPs of feeding image token `step` for `rows` rows, both CFG halves."""
         return 2.0 * rows * self.transformer.flops_per_position(self.prefix_len + step + 1)
 
-    def flops_per_token(self, rows: int = 1) -> float:
-        """Average transformer FLOPs per generated token (CFG pair included), prefill amortised."""
+    def flops_per_token(self, rows: int = 1, position: int | None = None) -> float:
+        """Transformer FLOPs (CFG pair included) spent to produce the logits of token `position`:
+        the prefill for position 0, feeding token position-1 otherwise. Without `position`: the
+        average over the grid, so `num_tokens * flops_per_token(rows)` is one full generation."""
+        if position is not None:
+            return self.prefill_flops(rows) if position == 0 else self.step_flops(rows, position - 1)
         total = self.prefill_flops(rows) + sum(self.step_flops(rows, s) for s in range(self.num_tokens - 1))
         return total / self.num_tokens
 
-    def decode_flops(self, rows: int = 1) -> float:
-        return self.tokenizer.decode_flops(rows)
+    def decode_flops(self, rows: int = 1, size: int | None = None) -> float:
+        """Tokenizer-decoder FLOPs for `rows` images (the resize to `size` is negligible)."""
+        if self._decode_flops is None:
+            self._decode_flops = self.tokenizer.decode_flops(1)
+        return rows * self._decode_flops
