@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 TAG_SHORT = {"single_object": "single", "two_object": "two", "counting": "count", "colors": "colors",
@@ -27,7 +28,7 @@ def format_table(summaries: Sequence[dict]) -> str:
                  "–" if overall is None else f"{_pct(overall)} ± {_pct(s.get('overall_se', 0.0))}"]
         cells += [_pct(s["tags"][t]["accuracy"]) if t in s.get("tags", {}) else "–" for t in tags]
         mr = s.get("mean_reward")
-        cells += ["–" if mr is None or mr != mr else f"{mr:.3f}",
+        cells += ["–" if mr is None or math.isnan(mr) else f"{mr:.3f}",
                   f"{c.get('transformer_flops', 0) / 1e12:.4f} + {c.get('decode_flops', 0) / 1e12:.4f}",
                   f"{c.get('decode_count', 0):.1f}", f"{c.get('scorer_calls', 0):.1f}",
                   f"{c.get('total_wall', 0):.3f}", f"{100 * c.get('overhead_fraction', 0):.1f} %"]

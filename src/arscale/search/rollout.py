@@ -30,6 +30,7 @@ from arscale.search.potentials import check_finite
 from arscale.search.result import Candidate, CostRecord, SearchResult
 
 _SCORERS: dict[tuple[str, str], Any] = {}
+_DECODE_FLOPS_PER_ROW: dict[tuple[int, int], float] = {}
 
 
 def cached_scorer(name: str, device: Any) -> Any:
@@ -133,14 +134,32 @@ class Search:
     def decode(self, traj: Trajectories, size: int) -> torch.Tensor:
         """Partial decode of every row at `size` (what a consumer with that input size needs)."""
         with self.cost.timer("decode"):
-            images = self.generator.preview(traj, size)
-        self._count_decode(len(traj), size)
+            images = self._counted(lambda: self.generator.preview(traj, size), len(traj), size)
         return images
 
     def finish(self, traj: Trajectories) -> torch.Tensor:
+        size = int(self.generator.image_size)
         with self.cost.timer("decode"):
-            images = self.generator.finish(traj)
-        self._count_decode(len(traj), int(self.generator.image_size))
+            images = self._counted(lambda: self.generator.finish(traj), len(traj), size)
+        return images
+
+    def _counted(self, decode: Callable[[], torch.Tensor], rows: int, size: int) -> torch.Tensor:
+        """Run a decode and add its FLOPs: the generator's analytic `decode_flops(rows, size)` when it has
+        one, else counted once per (generator, size) with torch's FLOP counter and cached per row."""
+        self.cost.decode_count += rows
+        if callable(getattr(self.generator, "decode_flops", None)):
+            self.cost.decode_flops += float(self.generator.decode_flops(rows, size))
+            return decode()
+        key = (id(self.generator), size)
+        if key not in _DECODE_FLOPS_PER_ROW:
+            from torch.utils.flop_counter import FlopCounterMode
+
+            with FlopCounterMode(display=False) as counter:
+                images = decode()
+            _DECODE_FLOPS_PER_ROW[key] = counter.get_total_flops() / max(rows, 1)
+        else:
+            images = decode()
+        self.cost.decode_flops += _DECODE_FLOPS_PER_ROW[key] * rows
         return images
 
     def diagnostic_previews(self, traj: Trajectories, size: int) -> np.ndarray:
@@ -150,10 +169,6 @@ class Search:
             pixels = to_uint8(self.generator.preview(traj, size))
         self.diagnostic_wall += time.perf_counter() - t0
         return pixels
-
-    def _count_decode(self, rows: int, size: int) -> None:
-        self.cost.decode_count += rows
-        self.cost.decode_flops += _call_optional(self.generator, ("decode_flops",), rows, size)
 
     def rewards(self, traj: Trajectories, images: torch.Tensor) -> torch.Tensor:
         if self.reward_scorer is None:
