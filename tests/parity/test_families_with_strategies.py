@@ -129,3 +129,18 @@ def test_var_under_strategies(strategy):
 @pytest.mark.parametrize("strategy", ["raw", "best-of-n", "scaling-ar"])
 def test_llamagen_under_strategies(strategy):
     _check(make_strategy(strategy, {}).run(tiny_llamagen(), [1, 4], 2, seed=0, scorer=BrightnessScorer()), [1, 4], 2)
+
+
+def test_infinity_previews_decode_only_what_the_scorer_needs():
+    gen = tiny_infinity()
+    traj = gen.start(["a red cube"], 2, seed=0)
+    for _ in range(3):
+        gen.step(traj)
+    full = gen.preview(traj)
+    assert torch.allclose(full, ((gen.decode(traj) + 1) / 2).clamp(0, 1))
+    small = gen.preview(traj, 16)
+    assert small.shape == (2, 3, 16, 16) and 0 <= small.min() and small.max() <= 1
+    assert gen.preview_latent(16) == (8, 8) and gen.decode_flops(2, 16) < gen.decode_flops(2) / 3
+    gen.sampling.preview_decode = "full"
+    assert gen.preview_latent(16) == (16, 16)
+    assert not torch.allclose(gen.preview(traj, 16), small)

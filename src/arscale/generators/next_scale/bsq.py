@@ -188,6 +188,10 @@ class BSQAutoEncoder(nn.Module):
                  decoder_ch_mult: Sequence[int] | None = None, num_res_blocks: int = 2, patch_size: int = 16):
         super().__init__()
         self.codebook_dim, self.patch_size = codebook_dim, patch_size
+        self.arch = {"codebook_dim": codebook_dim, "base_ch": base_ch, "ch_mult": tuple(ch_mult),
+                     "decoder_ch_mult": tuple(decoder_ch_mult or ch_mult), "num_res_blocks": num_res_blocks,
+                     "patch_size": patch_size}
+        self._decode_flops: dict[tuple[int, int], float] = {}
         self.encoder = BSQEncoder(base_ch, ch_mult, num_res_blocks, codebook_dim, patch_size)
         self.decoder = BSQDecoder(base_ch, decoder_ch_mult or ch_mult, num_res_blocks, codebook_dim, patch_size)
 
@@ -228,6 +232,28 @@ class BSQAutoEncoder(nn.Module):
         if summed.dim() == 5:
             summed = summed.squeeze(2)
         return self.decoder(summed).clamp(-1, 1)
+
+
+    def decode_flops(self, h: int, w: int) -> float:
+        """2 x multiply-adds of the decoder's convolutions for one [d, h, w] latent (counted on the meta device)."""
+        if (h, w) not in self._decode_flops:
+            a = self.arch
+            with torch.device("meta"):
+                dec = BSQDecoder(a["base_ch"], a["decoder_ch_mult"], a["num_res_blocks"], a["codebook_dim"],
+                                 a["patch_size"])
+            total = 0.0
+
+            def hook(mod, _inp, out):
+                nonlocal total
+                total += 2.0 * mod.kernel_size[0] * mod.kernel_size[1] * mod.in_channels // mod.groups * out.numel()
+
+            handles = [m.register_forward_hook(hook) for m in dec.modules() if isinstance(m, nn.Conv2d)]
+            with torch.no_grad():
+                dec(torch.empty(1, a["codebook_dim"], h, w, device="meta"))
+            for handle in handles:
+                handle.remove()
+            self._decode_flops[(h, w)] = total
+        return self._decode_flops[(h, w)]
 
 
 def autoencoder_from_config(cfg: dict) -> BSQAutoEncoder:

@@ -313,6 +313,10 @@ class InfinitySampling:
     h_div_w: float = 1.0
     pixels: str = "1M"
     schedule: list[tuple[int, int, int]] | None = field(default=None)
+    # Partial images for a scorer of input size s: "downsampled" decodes the code sum area-resized to the
+    # latent that yields about s pixels (a 224-px scorer costs ~1/20 of a 1024-px decode); "full" decodes
+    # the full latent and resizes the image, as the official TTS-VAR loop does.
+    preview_decode: str = "downsampled"
 
 
 class InfinityGenerator:
@@ -470,11 +474,30 @@ class InfinityGenerator:
         """The VAE decode of the running code sum, in [-1, 1] (what TTS-VAR scores at every scale)."""
         return self.vae.decode(traj.rows["summed"])
 
+    def preview_latent(self, size: int | None) -> tuple[int, int]:
+        """The latent (h, w) a preview of `size` pixels is decoded from."""
+        _, H, W = self.schedule[-1]
+        if size is None or self.sampling.preview_decode == "full" or size >= self.image_size:
+            return H, W
+        f = size / self.image_size
+        return max(1, math.ceil(H * f)), max(1, math.ceil(W * f))
+
+    @torch.no_grad()
     def preview(self, traj: Trajectories, size: int | None = None) -> torch.Tensor:
-        img = (self.decode(traj) + 1) / 2
-        if size is not None and size != img.shape[-1]:
+        if self.sampling.preview_decode not in ("downsampled", "full"):
+            raise ArscaleError(f"preview_decode must be 'downsampled' or 'full', got {self.sampling.preview_decode!r}")
+        summed = traj.rows["summed"].squeeze(2)
+        h, w = self.preview_latent(size)
+        if (h, w) != tuple(summed.shape[-2:]):
+            summed = F.interpolate(summed, size=(h, w), mode="area")
+        img = (self.vae.decode(summed) + 1) / 2
+        if size is not None and tuple(img.shape[-2:]) != (size, size):
             img = F.interpolate(img, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
         return img.clamp(0, 1)
+
+    def decode_flops(self, rows: int, size: int | None = None) -> float:
+        """Decoder FLOPs of `rows` previews at `size` (the full image when None)."""
+        return rows * self.vae.decode_flops(*self.preview_latent(size))
 
     def finish(self, traj: Trajectories) -> torch.Tensor:
         if traj.step != len(self.schedule):
