@@ -20,6 +20,7 @@ is written here against the protocol; it is to be folded onto the shared machine
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -535,18 +536,22 @@ def load_infinity_2b(weights: str | None = None, vae_weights: str | None = None,
                      text_encoder: str | TextEncoderFn | None = "google/flan-t5-xl",
                      device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
                      **sampling) -> InfinityGenerator:
-    """Infinity-2B with its BSQ-VAE (d=32) and Flan-T5-XL; `weights` is a file, a directory or a hub id.
+    """Infinity-2B with its BSQ-VAE (d=32) and Flan-T5-XL; `weights` is a file, a directory or a hub id
+    ($ARSCALE_INFINITY_WEIGHTS when not given; $ARSCALE_T5_WEIGHTS overrides the T5 hub id).
 
     Sampling defaults follow the official script and TTS-VAR: cfg 3, tau 0.5, top-k 900 (a no-op on bits),
     top-p 0.97, the 1M schedule (13 scales, 1024x1024) of the aspect ratio `h_div_w`.
     """
     from arscale.generators import loading
 
+    weights = weights or os.environ.get("ARSCALE_INFINITY_WEIGHTS")
+    if isinstance(text_encoder, str) and text_encoder == "google/flan-t5-xl":
+        text_encoder = os.environ.get("ARSCALE_T5_WEIGHTS", text_encoder)
     if weights is None:
         raise ArscaleError(
             f"Infinity-2B needs its released weights: download {MODEL_FILE} and {VAE_FILE} from "
             f"https://huggingface.co/{HUB_REPO} (and google/flan-t5-xl) and pass weights=PATH (file or directory) "
-            f"or weights={HUB_REPO!r}"
+            f"or weights={HUB_REPO!r}, or set ARSCALE_INFINITY_WEIGHTS to the download directory"
         )
     model = InfinityTransformer(INFINITY_2B)
     sd = loading.infinity_state(loading.read_checkpoint(loading.resolve(weights, MODEL_FILE)), INFINITY_2B.text_maxlen)

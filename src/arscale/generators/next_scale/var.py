@@ -13,6 +13,7 @@ position table, level embedding) and the loop is the shared `ScaleGenerator` wit
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -291,6 +292,12 @@ class VARGenerator(ScaleGenerator):
         sampling = sampling or SamplingConfig(cfg=1.5, cfg_schedule="linear", top_k=900, top_p=0.96)
         super().__init__(vae, model.transformer, model.conditioner, sampling, name=name)
 
+    def start(self, prompts: Sequence, rows_per_prompt: int | Sequence[int], seed: int, *, prompt_offset: int = 0,
+              cfg: float | None = None) -> Trajectories:
+        """Prompts are ImageNet class indices; digit strings ("207", e.g. from the CLI) are accepted too."""
+        labels = [int(p) if isinstance(p, str) and p.strip().isdigit() else p for p in prompts]
+        return super().start(labels, rows_per_prompt, seed, prompt_offset=prompt_offset, cfg=cfg)
+
     @torch.no_grad()
     def step(self, traj: Trajectories, *, generator: torch.Generator | None = None) -> Trajectories:
         """One scale; with `generator`, sample the whole batch from it in upstream's order and formula."""
@@ -313,11 +320,16 @@ HUB_REPO = "FoundationVision/var"
 
 def load_var(depth: int = 16, weights: str | Path | None = None, vae_weights: str | Path | None = None,
              device: str | torch.device = "cpu", **sampling) -> VARGenerator:
-    """A released VAR model: `weights` is the var_d*.pth file, a directory holding it, or a hub id."""
+    """A released VAR model: `weights` is the var_d*.pth file, a directory holding it, or a hub id.
+
+    Without `weights`, the directory in $ARSCALE_VAR_WEIGHTS is used (so the CLI can find them).
+    """
+    weights = weights or os.environ.get("ARSCALE_VAR_WEIGHTS")
     if weights is None:
         raise ArscaleError(
             f"VAR-d{depth} needs its released weights: download {VAR_RELEASES[depth]} and {VAE_FILE} from "
-            f"https://huggingface.co/{HUB_REPO} and pass weights=PATH (file or directory) or weights={HUB_REPO!r}"
+            f"https://huggingface.co/{HUB_REPO} and pass weights=PATH (file or directory) or weights={HUB_REPO!r}, "
+            "or set ARSCALE_VAR_WEIGHTS to the download directory"
         )
     patch_nums = PATCH_NUMS_512 if depth == 36 else PATCH_NUMS_256
     model = VARModel(var_transformer_config(depth=depth, patch_nums=patch_nums, shared_aln=depth == 36), 1000)

@@ -14,6 +14,7 @@ rotation, so their q/k are exactly zero. The loop is the shared `TokenGenerator`
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -361,6 +362,7 @@ class LlamaGenGenerator(TokenGenerator):
     def start(self, prompts: Sequence, rows_per_prompt: int | Sequence[int], seed: int, *, prompt_offset: int = 0,
               cfg: float | None = None) -> Trajectories:
         if self.gpt.llamagen.model_type == "c2i":
+            prompts = [int(p) if isinstance(p, str) and p.strip().isdigit() else p for p in prompts]
             for p in prompts:
                 if not isinstance(p, int) or not 0 <= p < self.gpt.llamagen.num_classes:
                     raise ArscaleError(f"class label must be an integer in [0, {self.gpt.llamagen.num_classes}), "
@@ -434,10 +436,11 @@ def _vq(path_or_hub, filename: str, image_size: int) -> VQGAN:
 def load_llamagen_c2i(size: str = "xl", weights: str | Path | None = None, vq_weights: str | Path | None = None,
                       device: str | torch.device = "cpu", **sampling) -> LlamaGenGenerator:
     dim, layers, heads, filename, image = C2I_MODELS[size]
+    weights = weights or os.environ.get("ARSCALE_LLAMAGEN_WEIGHTS")
     if weights is None:
         raise ArscaleError(f"LlamaGen c2i-{size} needs its released weights: download {filename} and "
                            f"vq_ds16_c2i.pt from https://huggingface.co/{HUB_REPO} and pass weights=PATH "
-                           f"(file or directory) or weights={HUB_REPO!r}")
+                           f"(file or directory) or weights={HUB_REPO!r}, or set ARSCALE_LLAMAGEN_WEIGHTS")
     gpt = LlamaGenGPT(LlamaGenConfig("c2i", dim, layers, heads, 16384, (image // 16) ** 2))
     loading.load_strict(gpt, gpt_state(loading.read_checkpoint(loading.resolve(weights, filename))),
                         ignore=loading.LLAMAGEN_IGNORED, what=f"LlamaGen {filename}")
@@ -450,10 +453,13 @@ def load_llamagen_t2i_xl(weights: str | Path | None = None, vq_weights: str | Pa
                          device: str | torch.device = "cpu", text_encoder="google/flan-t5-xl", stage: int = 2,
                          **sampling) -> LlamaGenGenerator:
     filename, image = ("t2i_XL_stage2_512.pt", 512) if stage == 2 else ("t2i_XL_stage1_256.pt", 256)
+    weights = weights or os.environ.get("ARSCALE_LLAMAGEN_T2I_WEIGHTS")
+    if isinstance(text_encoder, str) and text_encoder == "google/flan-t5-xl":
+        text_encoder = os.environ.get("ARSCALE_T5_WEIGHTS", text_encoder)
     if weights is None:
         raise ArscaleError(f"LlamaGen t2i-XL needs its released weights: download {filename} and vq_ds16_t2i.pt "
                            f"from https://huggingface.co/{HUB_REPO_T2I} (and google/flan-t5-xl for the text) and pass "
-                           f"weights=PATH (file or directory) or weights={HUB_REPO_T2I!r}")
+                           f"weights=PATH (file or directory) or weights={HUB_REPO_T2I!r}, or set ARSCALE_LLAMAGEN_T2I_WEIGHTS")
     gpt = LlamaGenGPT(LlamaGenConfig("t2i", 1280, 36, 20, 16384, (image // 16) ** 2))
     loading.load_strict(gpt, gpt_state(loading.read_checkpoint(loading.resolve(weights, filename))),
                         ignore=loading.LLAMAGEN_IGNORED, what=f"LlamaGen {filename}")
