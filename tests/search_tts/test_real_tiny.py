@@ -52,3 +52,22 @@ def test_baselines_on_a_real_tiny_generator(tiny):
     assert bon.cost.transformer_flops == pytest.approx(sum(tiny.flops_per_scale(6)))
     assert imp.cost.transformer_flops == pytest.approx(sum(tiny.flops_per_scale(6)))
     assert len(imp.telemetry["operations"]) == 2
+
+
+def test_next_token_baselines_on_a_real_tiny_generator():
+    from arscale.generators.next_token.shapeworld import random_shapeworld_ar
+    from arscale.search.importance import ImportanceConfig
+    from arscale.search.raw import Raw
+
+    gen = random_shapeworld_ar(0, grid=4, vocab_size=32)
+    scorer = FakeScorer()
+    with torch.no_grad():
+        raw = Raw().run(gen, PROMPTS, 2, seed=3)
+        bon = BestOfN().run(gen, PROMPTS, 2, seed=3, scorer=scorer)
+        imp = Importance(ImportanceConfig(checkpoints=[0.5])).run(gen, PROMPTS, 2, seed=3, scorer=scorer)
+    for p in range(len(PROMPTS)):
+        assert np.array_equal(raw.chosen(p).image, bon.candidates[p][0].image)
+    full = 4 * sum(gen.flops_per_token(1, t) for t in range(gen.num_tokens))
+    assert bon.cost.transformer_flops == pytest.approx(full)
+    assert imp.telemetry["operations"][0]["position"] == gen.num_tokens // 2 - 1  # index of the last token
+    assert bon.cost.decode_flops == pytest.approx(gen.decode_flops(4))

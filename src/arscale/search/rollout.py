@@ -98,6 +98,8 @@ class Search:
         with self.cost.timer("model"):
             if self.kind == "scale":
                 g.step(traj)
+            elif callable(getattr(g, "sample", None)):  # the generator's own guidance and sampler settings
+                g.advance(traj, g.sample(traj))
             else:
                 cond, uncond = g.next_logits(traj)
                 scale = float(getattr(g, "cfg", 1.0))
