@@ -10,13 +10,16 @@ import torch
 WORDS = ["a", "photo", "of", "red", "blue", "green", "circle", "square", "triangle", "left", "right", "the", "and"]
 
 
-def word_tokenizer(bos: str | None = "<s>", eos: str = "</s>", pad: str = "<pad>"):
-    """A word-level fast tokenizer that appends `eos` (and prepends `bos` when given), like CLIP/T5 tokenizers."""
+def word_tokenizer(bos: str | None = "<s>", eos: str = "</s>", pad: str = "<pad>", eos_last: bool = False):
+    """A word-level fast tokenizer that appends `eos` (and prepends `bos` when given), like CLIP/T5 tokenizers.
+
+    `eos_last`: give `eos` the largest id, as CLIP's BPE does (open_clip pools at the argmax token id)."""
     from tokenizers import Tokenizer, models, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
 
-    specials = [pad, eos, "<unk>"] + ([bos] if bos else [])
-    vocab = {w: i for i, w in enumerate(specials + WORDS)}
+    specials = [pad, "<unk>"] + ([bos] if bos else [])
+    order = specials + WORDS + [eos] if eos_last else [pad, eos, "<unk>"] + specials[2:] + WORDS
+    vocab = {w: i for i, w in enumerate(order)}
     tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
     template = f"{bos} $A {eos}" if bos else f"$A {eos}"

@@ -199,3 +199,11 @@ def test_released_aesthetic_range():
 def test_released_dinov2_shape():
     feats = dinov2.load_dinov2(_real("ARSCALE_DINOV2"))
     assert feats.features(images(2, 256)).shape == (2, 256, 1024)
+
+
+def test_hub_ids_do_not_download_in_tests(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "empty-cache"))
+    with pytest.raises(ArscaleError, match="HF_HUB_OFFLINE"):
+        load_scorer("imagereward", weights="THUDM/ImageReward")
+    with pytest.raises(ArscaleError, match="HF_HUB_OFFLINE"):
+        load_scorer("dinov2", weights="facebook/dinov2-with-registers-large")

@@ -75,7 +75,7 @@ def test_torch_and_pil_backends_agree_to_about_one_level():
 
 def test_transform_without_crop_stretches():
     img = torch.rand(1, 3, 30, 50)
-    out = ImageTransform(14, crop=False, interpolation="bilinear")(img)
+    out = ImageTransform(14, fit="stretch", interpolation="bilinear")(img)
     assert out.shape == (1, 3, 14, 14)
 
 
@@ -84,3 +84,17 @@ def test_input_contract_errors():
         ImageTransform(8)(torch.rand(3, 8, 8))
     with pytest.raises(ArscaleError, match="uint8"):
         ImageTransform(8)(torch.zeros(1, 3, 8, 8, dtype=torch.uint8))
+
+
+def test_longer_side_and_padding():
+    from arscale.scorers.preprocess import longer_side_size, pad_to_square
+
+    assert longer_side_size(30, 47, 20) == (13, 20)  # 30 * 20 / 47 = 12.77 -> 13
+    assert longer_side_size(47, 30, 20) == (20, 13)
+    img = torch.ones(1, 3, 3, 6)
+    out = pad_to_square(img, 6)
+    # pad_h = 3: one row on top, two at the bottom (open_clip ResizeMaxSize puts the extra row last)
+    assert out.shape == (1, 3, 6, 6)
+    assert out[0, 0, :, 0].tolist() == [0, 1, 1, 1, 0, 0]
+    with pytest.raises(ArscaleError, match="unknown fit"):
+        ImageTransform(8, fit="squash")

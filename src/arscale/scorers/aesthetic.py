@@ -63,7 +63,7 @@ class AestheticScorer:
         self.head = head.eval().requires_grad_(False).to(self.device)  # tiny: kept in fp32
         self.batch_size = batch_size
         self.input_size = int(vision.config.image_size)
-        self.transform = ImageTransform(self.input_size, CLIP_MEAN, CLIP_STD, "bicubic", crop=True, backend=backend)
+        self.transform = ImageTransform(self.input_size, CLIP_MEAN, CLIP_STD, "bicubic", fit="crop", backend=backend)
 
     def embeddings(self, images: torch.Tensor) -> torch.Tensor:
         pixels = self.transform(images.to(self.device)).to(self.dtype)

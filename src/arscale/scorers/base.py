@@ -34,6 +34,7 @@ SCORERS: dict[str, str] = {
     "pickscore": "arscale.scorers.clip:load_pickscore",
     "aesthetic": "arscale.scorers.aesthetic:load_aesthetic",
     "dinov2": "arscale.scorers.dinov2:load_dinov2",
+    "hpsv2": "arscale.scorers.hpsv2:load_hpsv2",
 }
 
 

@@ -46,7 +46,7 @@ class ClipSimilarityScorer:
         self.batch_size = batch_size
         self.input_size = int(model.config.vision_config.image_size)
         self.max_tokens = int(model.config.text_config.max_position_embeddings)
-        self.transform = ImageTransform(self.input_size, CLIP_MEAN, CLIP_STD, "bicubic", crop=True, backend=backend)
+        self.transform = ImageTransform(self.input_size, CLIP_MEAN, CLIP_STD, "bicubic", fit="crop", backend=backend)
 
     def image_embeddings(self, images: torch.Tensor) -> torch.Tensor:
         pixels = self.transform(images.to(self.device)).to(self.dtype)

@@ -43,7 +43,7 @@ class Dinov2Features:
         self.batch_size = batch_size
         self.input_size = input_size
         self.grid = input_size // patch
-        self.transform = ImageTransform(input_size, IMAGENET_MEAN, IMAGENET_STD, "bilinear", crop=False,
+        self.transform = ImageTransform(input_size, IMAGENET_MEAN, IMAGENET_STD, "bilinear", fit="stretch",
                                         backend=backend)
 
     @torch.no_grad()

@@ -209,7 +209,7 @@ class ImageRewardScorer:
         self.tokenizer = tokenizer
         self.batch_size = batch_size
         self.input_size = model.config.image_size
-        self.transform = ImageTransform(self.input_size, CLIP_MEAN, CLIP_STD, "bicubic", crop=True, backend=backend)
+        self.transform = ImageTransform(self.input_size, CLIP_MEAN, CLIP_STD, "bicubic", fit="crop", backend=backend)
         vocab = len(tokenizer)
         if vocab > model.config.vocab_size:
             raise ArscaleError(f"the tokenizer has {vocab} tokens but the model's vocabulary is "

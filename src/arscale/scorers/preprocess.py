@@ -50,8 +50,10 @@ def shorter_side_size(height: int, width: int, size: int) -> tuple[int, int]:
 
 
 def resize(images: torch.Tensor, height: int, width: int, interpolation: str = "bicubic",
-           backend: str = "torch") -> torch.Tensor:
-    """Resize [B, 3, H, W] in [0, 1] to (height, width) with antialiasing, PIL-style."""
+           backend: str = "torch", clamp: bool = True) -> torch.Tensor:
+    """Resize [B, 3, H, W] in [0, 1] to (height, width) with antialiasing, PIL-style.
+
+    `clamp=False` keeps bicubic overshoot, as torchvision's resize of a float tensor does (HPSv2)."""
     if interpolation not in _PIL_FILTERS:
         raise ArscaleError(f"unknown interpolation {interpolation!r}; choose from {', '.join(_PIL_FILTERS)}")
     if tuple(images.shape[-2:]) == (height, width):
@@ -63,7 +65,7 @@ def resize(images: torch.Tensor, height: int, width: int, interpolation: str = "
     out = F.interpolate(images.float(), size=(height, width), mode=interpolation, align_corners=False,
                         antialias=True)
     # PIL writes uint8, so its bicubic overshoot is clipped; do the same.
-    return out.clamp_(0.0, 1.0).to(images.dtype)
+    return (out.clamp_(0.0, 1.0) if clamp else out).to(images.dtype)
 
 
 def _resize_pil(images: torch.Tensor, height: int, width: int, interpolation: str) -> torch.Tensor:
@@ -91,30 +93,57 @@ def center_crop(images: torch.Tensor, size: int) -> torch.Tensor:
     return images[..., top: top + size, left: left + size]
 
 
+def longer_side_size(height: int, width: int, size: int) -> tuple[int, int]:
+    """open_clip `ResizeMaxSize(size)`: the longer side becomes `size`, the other is rounded."""
+    scale = size / float(max(height, width))
+    return round(height * scale), round(width * scale)
+
+
+def pad_to_square(images: torch.Tensor, size: int, fill: float = 0.0) -> torch.Tensor:
+    """Centre the image on a `size`×`size` canvas (extra pixel right/bottom), as open_clip's ResizeMaxSize does."""
+    h, w = images.shape[-2:]
+    pad_h, pad_w = size - h, size - w
+    return F.pad(images, (pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2), value=fill)
+
+
 def normalize(images: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
     m = torch.tensor(mean, dtype=images.dtype, device=images.device).view(1, -1, 1, 1)
     s = torch.tensor(std, dtype=images.dtype, device=images.device).view(1, -1, 1, 1)
     return (images - m) / s
 
 
+FITS = ("crop", "stretch", "pad")
+
+
 @dataclass(frozen=True)
 class ImageTransform:
-    """One scorer's pipeline. `crop=True`: shorter side to `size` then centre crop (CLIP, BLIP);
-    `crop=False`: stretch to `size`×`size` (TTS-VAR's DINOv2 input, no crop)."""
+    """One scorer's pipeline; `fit` says how a non-`size` image is brought to `size`×`size`:
+
+    - `crop`: shorter side to `size`, then centre crop (CLIP, BLIP / ImageReward, PickScore);
+    - `stretch`: straight to `size`×`size`, no crop (TTS-VAR's DINOv2 input);
+    - `pad`: longer side to `size`, then zero padding to a square (HPSv2's `ResizeMaxSize`).
+    """
 
     size: int
     mean: tuple[float, ...] = CLIP_MEAN
     std: tuple[float, ...] = CLIP_STD
     interpolation: str = "bicubic"
-    crop: bool = True
+    fit: str = "crop"
     backend: str = "torch"
+    clamp: bool = True
+
+    def __post_init__(self) -> None:
+        if self.fit not in FITS:
+            raise ArscaleError(f"unknown fit {self.fit!r}; choose from {', '.join(FITS)}")
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         images = check_images(images).float()
         h, w = images.shape[-2:]
-        if self.crop:
-            images = resize(images, *shorter_side_size(h, w, self.size), self.interpolation, self.backend)
+        resize_to = {"crop": shorter_side_size(h, w, self.size), "stretch": (self.size, self.size),
+                     "pad": longer_side_size(h, w, self.size)}[self.fit]
+        images = resize(images, *resize_to, self.interpolation, self.backend, self.clamp)
+        if self.fit == "crop":
             images = center_crop(images, self.size)
-        else:
-            images = resize(images, self.size, self.size, self.interpolation, self.backend)
+        elif self.fit == "pad":
+            images = pad_to_square(images, self.size)
         return normalize(images, self.mean, self.std)
