@@ -91,7 +91,5 @@ class Importance:
                 trace.append(record)
         search.run_to(traj, search.length)
         images = search.finish(traj)
-        size = int(search.reward_scorer.input_size)
-        rewards = search.rewards(traj, images if images.shape[-1] == size else search.decode(traj, size))
-        traj.record("reward", search.length - 1, rewards)
+        rewards = search.final_rewards(traj, images)
         return search.result(traj, images, rewards, self.name, c.to_dict())

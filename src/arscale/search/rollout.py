@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch.nn import functional as F
 
 from arscale.errors import ArscaleError
 from arscale.generators.sampling import cfg_mix, sample_per_row
@@ -171,6 +172,17 @@ class Search:
             pixels = to_uint8(self.generator.preview(traj, size))
         self.diagnostic_wall += time.perf_counter() - t0
         return pixels
+
+    def final_rewards(self, traj: Trajectories, images: torch.Tensor) -> torch.Tensor:
+        """Rewards of the finished images (resized to the scorer's input, not decoded again), recorded in
+        the reward history's last column."""
+        size = int(self.reward_scorer.input_size)
+        if images.shape[-1] != size or images.shape[-2] != size:
+            images = F.interpolate(images.float(), size=(size, size), mode="bilinear", align_corners=False,
+                                   antialias=size < images.shape[-1])
+        r = self.rewards(traj, images)
+        traj.record("reward", self.length - 1, r)
+        return r
 
     def rewards(self, traj: Trajectories, images: torch.Tensor) -> torch.Tensor:
         if self.reward_scorer is None:

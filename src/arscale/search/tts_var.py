@@ -100,9 +100,7 @@ class TTSVAR:
                     trace.update(scale=k, kept_nodes=traj.node.tolist())
                     search.telemetry["operations"].append(trace)
         images = search.finish(traj)
-        size = int(search.reward_scorer.input_size)
-        rewards = search.rewards(traj, images if images.shape[-1] == size else search.decode(traj, size))
-        traj.record("reward", plan.num_scales - 1, rewards)
+        rewards = search.final_rewards(traj, images)
         if c.record_previews:
             search.telemetry["previews"].append({"scale": plan.num_scales - 1, "nodes": traj.node.tolist(),
                                                  "prompt": traj.prompt_index.tolist(), "images": to_uint8(images)})
