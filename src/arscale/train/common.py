@@ -197,7 +197,7 @@ def cosine_lr(step: int, total: int, peak: float, warmup: int) -> float:
     if step < warmup:
         return peak * (step + 1) / warmup
     t = min(1.0, (step - warmup) / max(1, total - warmup))
-    return peak * (0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi * t)))
+    return float(peak * (0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi * t))))
 
 
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:

@@ -1,0 +1,95 @@
+"""Next-scale generation throughput: images/s and peak memory against batch size.
+
+    python benchmarks/generation.py [--model shapeworld-var] [--batch-sizes 1 8 32 64] [--device cpu]
+
+Each row: raw sampling of `batch` images (one prompt per row, full CFG pair per row, all scales and
+the final decode), timed after one warm-up run. Peak memory is the process's peak RSS growth on CPU
+(sampled in a thread) and `torch.cuda.max_memory_allocated` on a GPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import threading
+import time
+
+import torch
+
+from arscale.generators.registry import load_generator
+
+PROMPTS = ["a photo of a red circle", "a photo of two squares", "a photo of a cross above a triangle",
+           "a photo of a blue square and a yellow circle"]
+
+
+def rss_bytes() -> int:
+    with open(f"/proc/{os.getpid()}/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+class PeakRSS:
+    """Samples the resident set size every few ms while active."""
+
+    def __enter__(self):
+        self.base = self.peak = rss_bytes()
+        self.running = True
+        self.thread = threading.Thread(target=self._poll, daemon=True)
+        self.thread.start()
+        return self
+
+    def _poll(self):
+        while self.running:
+            self.peak = max(self.peak, rss_bytes())
+            time.sleep(0.002)
+
+    def __exit__(self, *exc):
+        self.running = False
+        self.thread.join()
+        self.peak = max(self.peak, rss_bytes())
+
+    @property
+    def growth_mib(self) -> float:
+        return (self.peak - self.base) / 2**20
+
+
+def run(gen, batch: int, device: torch.device) -> tuple[float, float]:
+    prompts = [PROMPTS[i % len(PROMPTS)] for i in range(batch)]
+    gen.generate(prompts, 1, seed=0)  # warm-up
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        t0 = time.perf_counter()
+        gen.generate(prompts, 1, seed=1)
+        torch.cuda.synchronize()
+        return batch / (time.perf_counter() - t0), torch.cuda.max_memory_allocated() / 2**20
+    with PeakRSS() as mem:
+        t0 = time.perf_counter()
+        gen.generate(prompts, 1, seed=1)
+        dt = time.perf_counter() - t0
+    return batch / dt, mem.growth_mib
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default="shapeworld-var")
+    p.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8, 32, 64])
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
+    args = p.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    gen = load_generator(args.model, device=device)
+    print(f"# {args.model} on {device} ({platform.processor() or platform.machine()}, "
+          f"{torch.get_num_threads()} torch threads), torch {torch.__version__}, {time.strftime('%Y-%m-%d')}")
+    label = "peak GPU MiB" if device.type == "cuda" else "peak RSS growth MiB"
+    print(f"| batch (rows) | images/s | ms/image | {label} |")
+    print("|---:|---:|---:|---:|")
+    for b in args.batch_sizes:
+        ips, mib = run(gen, b, device)
+        print(f"| {b} | {ips:.1f} | {1000 / ips:.1f} | {mib:.1f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
