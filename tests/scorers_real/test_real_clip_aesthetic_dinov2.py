@@ -209,3 +209,11 @@ def test_hub_ids_do_not_download_in_tests(tmp_path, monkeypatch):
         load_scorer("imagereward", weights="THUDM/ImageReward")
     with pytest.raises(ArscaleError, match="HF_HUB_OFFLINE"):
         load_scorer("dinov2", weights="facebook/dinov2-with-registers-large")
+
+
+def test_every_tiny_scorer_satisfies_the_scorer_protocol(clip_model, tokenizer, dino_model):
+    from arscale.scorers.base import Scorer
+
+    made = [clip.ClipSimilarityScorer(clip_model, tokenizer), dinov2.Dinov2Features(dino_model, input_size=28)]
+    for scorer in made:
+        assert isinstance(scorer, Scorer) and isinstance(scorer.name, str) and scorer.input_size > 0
