@@ -1,0 +1,102 @@
+import json
+from dataclasses import asdict
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from arscale import shapeworld as sw
+from arscale.errors import ArscaleError
+from arscale.scorers.base import Scorer, load_scorer
+from arscale.scorers.shapeworld import WEIGHTS_DIR, RewardConfig, RewardModel, load_features, load_reward
+from arscale.train.reward import batch_loss, degrade, hard_negative_prompts, make_batch
+
+PROMPTS = ["a photo of a red circle", "a photo of two squares"]
+
+
+@pytest.fixture(scope="module")
+def weights_dir(tmp_path_factory):
+    torch.manual_seed(0)
+    model = RewardModel(RewardConfig(shift=0.5, scale=2.0))
+    d = tmp_path_factory.mktemp("reward")
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(d / "model.safetensors"))
+    (d / "config.json").write_text(json.dumps(asdict(model.config)))
+    return d
+
+
+def test_scorer_protocol_shapes_and_standardisation(weights_dir):
+    reward, features = load_reward(weights=weights_dir), load_features(weights=weights_dir)
+    assert isinstance(reward, Scorer) and reward.name == "shapeworld-reward"
+    assert features.name == "shapeworld-features" and features.input_size == 64
+    images = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    r = reward.reward(images, PROMPTS)
+    assert r.shape == (2,) and torch.isfinite(r).all()
+    raw = reward.model.logits(images, PROMPTS)
+    assert torch.allclose(r, (raw - 0.5) / 2.0, atol=1e-5)
+    assert features.features(images).shape == (2, 64, 96)
+    small = torch.nn.functional.interpolate(images, size=(32, 32), mode="area")
+    assert reward.reward(small, PROMPTS).shape == (2,)  # resized to the input size
+
+
+def test_scorer_errors(weights_dir, tmp_path):
+    reward = load_reward(weights=weights_dir)
+    with pytest.raises(ArscaleError, match="one prompt per image"):
+        reward.reward(torch.rand(2, 3, 64, 64), PROMPTS[:1])
+    with pytest.raises(ArscaleError, match="arscale train shapeworld-reward"):
+        load_reward(weights=tmp_path)
+    with pytest.raises(ArscaleError, match="unknown word"):
+        reward.reward(torch.rand(1, 3, 64, 64), ["a photo of a dog"])
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "config.json").write_text((weights_dir / "config.json").read_text())
+    save_file({"extra.weight": torch.zeros(1)}, str(bad / "model.safetensors"))
+    with pytest.raises(ArscaleError, match="leftover"):
+        load_reward(weights=bad)
+
+
+@pytest.mark.parametrize("tag", sw.TAGS)
+def test_hard_negatives_are_grammatical_and_really_wrong(tag):
+    rng = np.random.default_rng(5)
+    for _ in range(6):
+        md = sw.random_metadata(rng, tag)
+        image = sw.render(sw.sample_scene(md, rng))
+        negatives = hard_negative_prompts(md)
+        assert negatives and md["prompt"] not in negatives
+        for p in negatives:
+            neg = sw.metadata_from_prompt(p)  # raises on anything outside the grammar
+            assert not sw.evaluate(image, neg).correct, (md["prompt"], p)
+
+
+def test_training_batch_and_a_few_steps_reduce_the_loss():
+    torch.manual_seed(0)
+    batch = make_batch(4, np.random.default_rng(0), negatives=3)
+    assert len(batch.labels) == 8 * 4 and float(batch.labels.sum()) == 8
+    model = RewardModel()
+    opt = torch.optim.AdamW(model.parameters(), lr=2e-3)
+    first, _ = batch_loss(model, batch, torch.device("cpu"))
+    for _ in range(12):
+        loss, _ = batch_loss(model, batch, torch.device("cpu"))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert loss.item() < first.item() * 0.8
+    images = degrade(batch.images, torch.Generator().manual_seed(0), p=1.0)
+    assert images.shape == batch.images.shape and not torch.equal(images, batch.images)
+
+
+@pytest.mark.skipif(not (WEIGHTS_DIR / "model.safetensors").exists(), reason="shipped reward weights not built yet")
+def test_shipped_reward_prefers_the_true_prompt_on_clean_renders():
+    scorer = load_scorer("shapeworld-reward")
+    rng = np.random.default_rng(12345)  # not the training stream
+    images, true, wrong = [], [], []
+    for tag in sw.TAGS:
+        for _ in range(10):
+            md = sw.random_metadata(rng, tag)
+            negs = hard_negative_prompts(md)
+            images.append(sw.render(sw.sample_scene(md, rng)))
+            true.append(md["prompt"])
+            wrong.append(negs[int(rng.integers(len(negs)))])
+    x = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float() / 255
+    wins = (scorer.reward(x, true) > scorer.reward(x, wrong)).float().mean()
+    assert wins > 0.75
