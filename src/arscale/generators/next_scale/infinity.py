@@ -12,9 +12,11 @@ What distinguishes it from VAR (facts from shared/methods/MODELS.md §2; our own
 - the head predicts 2 logits per bit (pairs (2j, 2j+1) = bit j is 0 / 1); CFG is cfg*cond + (1-cfg)*uncond
   on logits/tau; codes accumulate by trilinear upsampling (see `bsq.py`).
 
-This module holds the transformer and `InfinityGenerator`, a `NextScaleGenerator` over `Trajectories`
-(shared KV cache, CFG-paired rows, per-row seeds). Until the shared next-scale step loop lands, the loop
-is written here against the protocol; it is to be folded onto the shared machinery.
+Shared with the rest of arscale: the KV cache, `Trajectories` (CFG-paired rows, selection), per-row seeded
+sampling, and the VAR-style FFN and AdaLN head of the shared scale transformer. Infinity's own parts stay
+here because the shared `ScaleTransformer` / `ScaleGenerator` assume square scales of codebook indices, an
+absolute position table and a different cross-attention layout: bit tokens, non-square schedules, 2-D RoPE
+after the qk-norm, the varlen text path and trilinear accumulation are Infinity-only.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from torch import nn
 from arscale.errors import ArscaleError
 from arscale.generators.kv_cache import KVCache
 from arscale.generators.next_scale.bsq import BSQAutoEncoder, bits_to_codes
+from arscale.generators.next_scale.transformer import FFN, AdaLNBeforeHead
 from arscale.generators.sampling import sample_batch, sample_per_row
 from arscale.generators.trajectories import Trajectories
 
@@ -203,15 +206,6 @@ class CrossAttention(nn.Module):
         return self.proj(out.transpose(1, 2).reshape(B, q.shape[2], -1))
 
 
-class FFN(nn.Module):
-    def __init__(self, dim: int, hidden: int):
-        super().__init__()
-        self.fc1, self.fc2 = nn.Linear(dim, hidden), nn.Linear(hidden, dim)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(F.gelu(self.fc1(x), approximate="tanh"))
-
-
 class Block(nn.Module):
     def __init__(self, cfg: InfinityConfig):
         super().__init__()
@@ -247,8 +241,7 @@ class InfinityTransformer(nn.Module):
         self.word_embed = nn.Linear(cfg.codebook_dim, C)
         self.shared_ada_lin = nn.Sequential(nn.SiLU(), nn.Linear(C, 6 * C))
         self.blocks = nn.ModuleList([Block(cfg) for _ in range(cfg.depth)])
-        self.head_nm = nn.Module()
-        self.head_nm.ada_lin = nn.Sequential(nn.SiLU(), nn.Linear(C, 2 * C))
+        self.head_nm = AdaLNBeforeHead(C, C, cfg.norm_eps)
         self.head = nn.Linear(C, 2 * cfg.codebook_dim)
 
     # -- text ------------------------------------------------------------------------------------------
@@ -278,8 +271,7 @@ class InfinityTransformer(nn.Module):
         return self.shared_ada_lin(cond.float()).view(-1, 1, 6, C)
 
     def logits(self, h: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        scale, shift = self.head_nm.ada_lin(cond.float()).view(-1, 1, 2, self.cfg.embed_dim).unbind(2)
-        return self.head(_ada_ln(h, scale, shift, self.cfg.norm_eps))
+        return self.head(self.head_nm(h.float(), cond.float()))
 
     def run_blocks(self, x, gss, mem, mem_mask, cos, sin, *, mask=None, cache=None) -> torch.Tensor:
         for i, block in enumerate(self.blocks):
