@@ -70,8 +70,8 @@ def test_hard_negatives_are_grammatical_and_really_wrong(tag):
 
 def test_training_batch_and_a_few_steps_reduce_the_loss():
     torch.manual_seed(0)
-    batch = make_batch(4, np.random.default_rng(0), negatives=3)
-    assert len(batch.labels) == 8 * 4 and float(batch.labels.sum()) == 8
+    batch = make_batch(2, np.random.default_rng(0), negatives=3)
+    assert len(batch.labels) == 4 * 4 and float(batch.labels.sum()) == 4
     model = RewardModel()
     opt = torch.optim.AdamW(model.parameters(), lr=2e-3)
     first, _ = batch_loss(model, batch, torch.device("cpu"))
@@ -80,7 +80,7 @@ def test_training_batch_and_a_few_steps_reduce_the_loss():
         opt.zero_grad()
         loss.backward()
         opt.step()
-    assert loss.item() < first.item() * 0.8
+    assert loss.item() < first.item() * 0.9
     images = degrade(batch.images, torch.Generator().manual_seed(0), p=1.0)
     assert images.shape == batch.images.shape and not torch.equal(images, batch.images)
 
