@@ -144,3 +144,14 @@ def test_infinity_previews_decode_only_what_the_scorer_needs():
     gen.sampling.preview_decode = "full"
     assert gen.preview_latent(16) == (16, 16)
     assert not torch.allclose(gen.preview(traj, 16), small)
+
+
+def test_llamagen_rows_sample_from_the_hf_style_distribution_on_their_own_streams():
+    gen = tiny_llamagen()
+    gen.top_p = 0.5
+    traj = gen.start([1, 1, 4], 1, seed=0)
+    probs = gen.probs_upstream(gen.guided_logits(traj))
+    tokens = gen.sample(traj)
+    assert all(probs[r, tokens[r]] > 0 for r in range(3))  # never a token the nucleus filter removed
+    alone = gen.start([4], 1, seed=0, prompt_offset=2)
+    assert gen.sample(alone)[0] == tokens[2]

@@ -29,6 +29,7 @@ from arscale.generators.kv_cache import KVCache
 from arscale.generators.next_token.generator import TokenGenerator
 from arscale.generators.next_token.transformer import CaptionEmbedder, Transformer, TransformerConfig
 from arscale.generators.sampling import cfg_mix, filter_logits_hf
+from arscale.generators.seeding import generator_for
 from arscale.generators.trajectories import Trajectories
 
 T2I_TOKENS = 120  # the length of LlamaGen's uncond_embedding: t2i models take exactly 120 caption tokens
@@ -409,6 +410,14 @@ class LlamaGenGenerator(TokenGenerator):
         if self.top_k > 0 or self.top_p < 1.0:
             logits = filter_logits_hf(logits, self.top_k, self.top_p)
         return logits.softmax(-1)
+
+    def sample(self, traj: Trajectories, logits: torch.Tensor | None = None) -> torch.Tensor:
+        """Per-row seeded draws (batch-independent, what strategies use) from LlamaGen's own distribution."""
+        probs = self.probs_upstream(self.guided_logits(traj) if logits is None else logits)
+        out = torch.empty(len(traj), dtype=torch.long, device=probs.device)
+        for r, key in enumerate(traj.seed_key):
+            out[r] = torch.multinomial(probs[r], 1, generator=generator_for(key, traj.step, probs.device))[0]
+        return out
 
     def sample_upstream(self, traj: Trajectories) -> tuple[torch.Tensor, torch.Tensor]:
         """One multinomial over the whole batch on the global RNG (seed with torch.manual_seed): (tokens, probs)."""
