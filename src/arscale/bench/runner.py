@@ -126,7 +126,10 @@ class Bench:
         with tqdm(total=total, desc="bench", dynamic_ncols=True, disable=self.quiet, mininterval=2.0) as bar:
             for spec, n, root, todo in plan:
                 bar.set_postfix_str(f"{spec.label} N={n}")
-                strategy = make_strategy(spec.strategy, spec.config)
+                config = dict(spec.config)
+                if spec.strategy == "tts-var":
+                    config.setdefault("record_previews", False)  # search-tree images: not needed here
+                strategy = make_strategy(spec.strategy, config)
                 for batch in contiguous_batches(todo, self.batch_prompts):
                     self._run_batch(strategy, spec, n, root, batch)
                     bar.update(len(batch))

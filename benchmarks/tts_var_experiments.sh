@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# The paper's experiments on ShapeWorld-VAR, one command each (issue 4, item 6).
+# Prompts are fresh grammar draws (draw:PER_TAG:SEED), never the public 600 (no tuning on it).
+# Usage: benchmarks/tts_var_experiments.sh [main|ablations|consistency|reward|all] [PER_TAG]
+# Every bench command is resumable: re-run with the same arguments (it passes --resume).
+set -euo pipefail
+what=${1:-all}
+per_tag=${2:-200}          # 200 per tag = 1200 prompt draws for the headline table
+abl_per_tag=${ABL_PER_TAG:-50}
+out=${OUT:-out/tts-var-experiments}
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
+
+main() {  # Table 6/7 shape, Fig. 3 (score vs N) and Fig. 8 (score vs compute)
+  arscale bench --model shapeworld-var --strategies raw,best-of-n,importance,tts-var --n 1,2,4,8 \
+    --prompts "draw:${per_tag}:1" --out "$out/main" --seed 0 --resume
+}
+
+ablations() {  # N=4; the default is cluster_at [1,3], resample_at [4,5], batch x N 8,8,6,6,4,2,1 (7 scales)
+  arscale bench --model shapeworld-var --n 4 --prompts "draw:${abl_per_tag}:2" --out "$out/ablations" --seed 0 --resume \
+    --strategies best-of-n,tts-var,tts-var@resample-only,tts-var@cluster-only,tts-var@cluster-0-2,tts-var@cluster-2-3,tts-var@resample-5,tts-var@resample-3-5,tts-var@diff,tts-var@max,tts-var@sum,tts-var@lam0.1,tts-var@lam1,tts-var@lam5,tts-var@pca-joint,tts-var@pool \
+    --config 'tts-var@resample-only={"cluster_at": [], "resample_at": [4, 5], "batch": [4, 4, 4, 4, 4, 2, 1]}' \
+    --config 'tts-var@cluster-only={"cluster_at": [1, 3], "resample_at": [], "batch": [8, 8, 6, 6, 4, 4, 4]}' \
+    --config 'tts-var@cluster-0-2={"cluster_at": [0, 2], "resample_at": [4, 5]}' \
+    --config 'tts-var@cluster-2-3={"cluster_at": [2, 3], "resample_at": [4, 5]}' \
+    --config 'tts-var@resample-5={"cluster_at": [1, 3], "resample_at": [5], "batch": [8, 8, 6, 6, 4, 4, 1]}' \
+    --config 'tts-var@resample-3-5={"cluster_at": [1, 2], "resample_at": [3, 5], "batch": [8, 8, 6, 4, 2, 2, 1]}' \
+    --config 'tts-var@diff={"potential": "diff"}' --config 'tts-var@max={"potential": "max"}' \
+    --config 'tts-var@sum={"potential": "sum"}' \
+    --config 'tts-var@lam0.1={"lam": 0.1}' --config 'tts-var@lam1={"lam": 1.0}' --config 'tts-var@lam5={"lam": 5.0}' \
+    --config 'tts-var@pca-joint={"reduction": "pca-joint"}' --config 'tts-var@pool={"reduction": "pool"}'
+}
+
+consistency() {  # Fig. 5b
+  python benchmarks/reward_consistency.py --per-tag 20 --n 8 --json "$out/consistency.json" --plot "$out/consistency.png"
+}
+
+reward() {  # the reward's pairwise accuracy on hard negatives (clean renders and tokenizer reconstructions)
+  python benchmarks/reward_accuracy.py --per-tag 200 --tokenizer src/arscale/weights/shapeworld-var \
+    --json "$out/reward_accuracy.json"
+}
+
+mkdir -p "$out"
+case "$what" in
+  main) main ;; ablations) ablations ;; consistency) consistency ;; reward) reward ;;
+  all) reward; consistency; main; ablations ;;
+  *) echo "usage: $0 [main|ablations|consistency|reward|all] [PER_TAG]" >&2; exit 2 ;;
+esac
