@@ -73,3 +73,12 @@ def test_parsing_errors():
 def test_contiguous_batches_break_at_gaps():
     sps = [SuitePrompt(i, "p") for i in (0, 1, 2, 5, 6, 9)]
     assert [[s.index for s in b] for b in contiguous_batches(sps, 2)] == [[0, 1], [2], [5, 6], [9]]
+
+
+def test_cli_reports_bad_arguments_in_one_line(capsys, tmp_path):
+    from arscale.cli import main
+
+    assert main(["bench", "--n", "1,x", "--out", str(tmp_path)]) == 2
+    assert "--n expects comma-separated integers" in capsys.readouterr().err
+    assert main(["bench", "--strategies", "beam", "--out", str(tmp_path)]) == 2
+    assert "unknown strategy 'beam'" in capsys.readouterr().err
