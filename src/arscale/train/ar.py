@@ -4,6 +4,12 @@ Needs the trained VQ tokenizer (`arscale train shapeworld-ar-tokenizer`) in the 
 Data: fresh scenes of all six tags, tokenised on the fly by the frozen tokenizer; prompts are
 replaced by the unconditional `<null>` text with probability `--text-dropout` (for CFG).
 Loss: next-token cross-entropy over the whole grid (teacher forcing, one pass).
+
+Decoder tuning (`--tune-decoder-every K`, default 3): every K steps the tokenizer's decoder (and
+`post_quant_conv`) takes one reconstruction step on the fresh images while the encoder and codebook
+stay frozen. The codes the decoder model learns are therefore unchanged, and the reconstructions
+keep sharpening during the long decoder-model run instead of needing a separate tokenizer run. The
+tuned tokenizer is saved beside the decoder model (state dir and output folder).
 """
 
 from __future__ import annotations
@@ -37,6 +43,9 @@ def register(sub) -> None:
                    help="share of each batch freshly rendered and tokenised; the rest is replayed from a buffer "
                         "of recent samples (tokenising costs about as much as a training step on a CPU)")
     p.add_argument("--replay-size", type=int, default=20000, help="samples kept for replay")
+    p.add_argument("--tune-decoder-every", type=int, default=3,
+                   help="one tokenizer-decoder step (codes frozen) every K steps; 0 = never")
+    p.add_argument("--decoder-lr", type=float, default=3e-4)
     p.set_defaults(func=main)
 
 
@@ -96,12 +105,32 @@ class ReplayBuffer:
         return [self.prompts[i] for i in idx.tolist()], self.codes[idx]
 
 
+def decoder_step(tokenizer: VQTokenizer, opt: torch.optim.Optimizer, images: torch.Tensor) -> float:
+    """One reconstruction step of decoder + post_quant_conv on frozen codes."""
+    from arscale.train.tokenizer_vq import edge_loss
+
+    with torch.no_grad():
+        _, zq = tokenizer.quantize(tokenizer.encode_latent(images))
+    recon = tokenizer.decoder(tokenizer.post_quant_conv(zq))
+    target = images * 2 - 1
+    loss = F.l1_loss(recon, target) + F.mse_loss(recon, target) + 0.5 * edge_loss(recon, target)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return loss.item()
+
+
 def main(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
     device = common.pick_device(args.device)
-    tokenizer = load_tokenizer(Path(args.tokenizer or args.out), device)
     state = common.TrainState(args.state_dir)
     resume = state.exists and not args.fresh
+    tuned = Path(args.state_dir) / "tokenizer"
+    tokenizer = load_tokenizer(tuned if resume and tuned.exists() else Path(args.tokenizer or args.out), device)
+    dec_params = list(tokenizer.decoder.parameters()) + list(tokenizer.post_quant_conv.parameters())
+    dec_opt = torch.optim.Adam(dec_params, lr=args.decoder_lr, betas=(0.9, 0.95))
+    if resume and (tuned / "optimizer.pt").exists():
+        dec_opt.load_state_dict(torch.load(tuned / "optimizer.pt", map_location=device, weights_only=True))
     if resume:
         config = ShapeWorldARConfig.from_dict(state.info()["config"])
     elif args.config:
@@ -125,13 +154,20 @@ def main(args: argparse.Namespace) -> int:
     drop_rng = torch.Generator().manual_seed(args.seed * 7919 + step)
     timer = common.Timer(elapsed, args.checkpoint_minutes, args.time_limit)
 
+    tok_config = {"tokenizer": tokenizer.config.to_dict()}
+
     def save():
         state.save(model, opt, step=step, config=config.to_dict(), elapsed=timer.elapsed, metrics=metrics)
         common.export_weights(model.state_dict(), config.to_dict(), args.out, "model.safetensors", "config.json")
+        if args.tune_decoder_every > 0:
+            for folder in (tuned, Path(args.out)):
+                common.export_weights(tokenizer.state_dict(), tok_config, folder, "tokenizer.safetensors",
+                                      "tokenizer_config.json")
+            torch.save(dec_opt.state_dict(), tuned / "optimizer.pt")
 
     bar = common.progress(args.steps, step, "shapeworld-ar")
     model.train()
-    running = None
+    running, rec_loss = None, float("nan")
     fresh_n = max(1, round(args.batch_size * args.fresh_fraction))
     replay = ReplayBuffer(args.replay_size, seed=args.seed + step)
     while step < args.steps:
@@ -151,11 +187,20 @@ def main(args: argparse.Namespace) -> int:
         opt.step()
         step += 1
         running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
+        if args.tune_decoder_every > 0 and step % args.tune_decoder_every == 0:
+            tokenizer.train()
+            common.set_lr(dec_opt, common.cosine_lr(step, args.steps, args.decoder_lr, 0))
+            rec_loss = decoder_step(tokenizer, dec_opt, batch.images.to(device))
+            tokenizer.eval()
         bar.update(1)
         if step % 20 == 0:
-            bar.set_postfix(loss=f"{running:.4f}")
+            bar.set_postfix(loss=f"{running:.4f}", rec=f"{rec_loss:.4f}")
         if step % 500 == 0:
+            from arscale.train.tokenizer_vq import reconstruction_accuracy
+
             metrics = {"step": step, "loss_ema": running}
+            if args.tune_decoder_every > 0:
+                metrics["reconstruction"] = reconstruction_accuracy(tokenizer)
             bar.write(json.dumps(metrics))
         if timer.should_save():
             save()
