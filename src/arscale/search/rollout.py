@@ -137,33 +137,34 @@ class Search:
     def decode(self, traj: Trajectories, size: int) -> torch.Tensor:
         """Partial decode of every row at `size` (what a consumer with that input size needs)."""
         with self.cost.timer("decode"):
-            images = self._counted(lambda: self.generator.preview(traj, size), len(traj), size)
+            images = self.generator.preview(traj, size)
+        self._count_decode(len(traj), size, lambda: self.generator.preview(traj, size))
         return images
 
     def finish(self, traj: Trajectories) -> torch.Tensor:
-        size = int(self.generator.image_size)
         with self.cost.timer("decode"):
-            images = self._counted(lambda: self.generator.finish(traj), len(traj), size)
+            images = self.generator.finish(traj)
+        self._count_decode(len(traj), int(self.generator.image_size), lambda: self.generator.finish(traj))
         return images
 
-    def _counted(self, decode: Callable[[], torch.Tensor], rows: int, size: int) -> torch.Tensor:
-        """Run a decode and add its FLOPs: the generator's analytic `decode_flops(rows, size)` when it has
-        one, else counted once per (generator, size) with torch's FLOP counter and cached per row."""
+    def _count_decode(self, rows: int, size: int, decode: Callable[[], torch.Tensor]) -> None:
+        """Decode count and FLOPs: the generator's analytic `decode_flops(rows, size)` when it has one, else
+        counted once per (generator, size) with torch's FLOP counter on a repeat of the decode (kept out
+        of the wall time) and cached per row."""
         self.cost.decode_count += rows
         if callable(getattr(self.generator, "decode_flops", None)):
             self.cost.decode_flops += float(self.generator.decode_flops(rows, size))
-            return decode()
+            return
         key = (id(self.generator), size)
         if key not in _DECODE_FLOPS_PER_ROW:
             from torch.utils.flop_counter import FlopCounterMode
 
-            with FlopCounterMode(display=False) as counter:
-                images = decode()
+            t0 = time.perf_counter()
+            with torch.no_grad(), FlopCounterMode(display=False) as counter:
+                decode()
             _DECODE_FLOPS_PER_ROW[key] = counter.get_total_flops() / max(rows, 1)
-        else:
-            images = decode()
+            self.diagnostic_wall += time.perf_counter() - t0
         self.cost.decode_flops += _DECODE_FLOPS_PER_ROW[key] * rows
-        return images
 
     def diagnostic_previews(self, traj: Trajectories, size: int) -> np.ndarray:
         """Partial images for telemetry (search-tree plots), kept out of the cost record."""
