@@ -234,7 +234,7 @@ def train(args: argparse.Namespace) -> int:
         rng = np.random.default_rng([args.seed, step])
         batch = make_batch(args.batch_size, rng)
         batch.images = degrade(batch.images, generator)
-        set_lr(optimizer, cosine_lr(step, args.steps, args.lr, warmup=100))
+        set_lr(optimizer, float(cosine_lr(step, args.steps, args.lr, warmup=100)))  # float: numpy scalars break weights_only resume
         loss, metrics = batch_loss(model, batch, device)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
