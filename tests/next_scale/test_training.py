@@ -61,3 +61,21 @@ def test_both_trainers_run_resume_and_ship_loadable_weights(tmp_path):
     assert gen.patch_nums == (1, 2, 4)
     images = gen.generate(["a photo of a red circle"], 2, seed=0)
     assert images.shape == (2, 3, 64, 64)
+
+
+def test_decoder_only_fine_tuning_keeps_the_codes(tmp_path):
+    from safetensors.torch import load_file
+
+    tok_cfg = {"patch_nums": [1, 2, 4], "vocab_size": 16, "code_dim": 4, "ch": 4, "ch_mult": [1, 2, 2, 2, 2]}
+    (tmp_path / "tok.json").write_text(json.dumps(tok_cfg))
+    args = ["train", "shapeworld-tokenizer", "--batch-size", "4", "--eval-every", "1000", "--out",
+            str(tmp_path / "w"), "--state-dir", str(tmp_path / "s"), "--config", str(tmp_path / "tok.json")]
+    assert cli([*args, "--steps", "2"]) == 0
+    before = load_file(str(tmp_path / "w" / "tokenizer.safetensors"))
+    assert cli([*args, "--steps", "4", "--decoder-only"]) == 0
+    after = load_file(str(tmp_path / "w" / "tokenizer.safetensors"))
+    frozen = [k for k in before if not k.startswith(("decoder.", "post_quant_conv."))]
+    assert frozen and all(torch.equal(before[k], after[k]) for k in frozen)
+    assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith("decoder."))
+    info = common.TrainState(tmp_path / "s").info()
+    assert info["step"] == 4 and info["metrics"]["phase"] == "decoder" and info["metrics"]["phase_start"] == 2

@@ -26,6 +26,11 @@ def register(sub) -> None:
     common.add_training_args(p, steps=6000, batch_size=32, lr=1e-3, state_dir=STATE_DIR, out_dir=str(WEIGHTS_DIR))
     p.add_argument("--config", default=None, help="JSON file with MultiScaleTokenizerConfig fields (new runs)")
     p.add_argument("--eval-every", type=int, default=500, help="evaluate reconstructions every N steps")
+    p.add_argument("--boundary-weight", type=float, default=4.0,
+                   help="extra loss weight on pixels near object outlines, where same-colour objects nearly touch")
+    p.add_argument("--decoder-only", action="store_true",
+                   help="fine-tune only post_quant_conv + decoder: codes stay fixed, so a transformer trained "
+                        "on them stays valid")
     p.set_defaults(func=main)
 
 
@@ -35,6 +40,15 @@ def edge_loss(recon: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
     (ry, rx), (ty, tx) = grads(recon), grads(target)
     return F.l1_loss(ry, ty) + F.l1_loss(rx, tx)
+
+
+def boundary_weights(images: torch.Tensor, extra: float) -> torch.Tensor:
+    """1 + extra on a band around every object outline (gaps between objects are 3 px wide)."""
+    background = torch.tensor([240, 240, 240], device=images.device).view(1, 3, 1, 1) / 255
+    fg = ((images - background).abs().sum(1, keepdim=True) > 1e-3).float()
+    grown = F.max_pool2d(fg, 5, 1, 2)
+    shrunk = -F.max_pool2d(-fg, 3, 1, 1)
+    return 1 + extra * (grown - shrunk)
 
 
 @torch.no_grad()
@@ -69,39 +83,53 @@ def main(args: argparse.Namespace) -> int:
         config = MultiScaleTokenizerConfig()
     torch.manual_seed(args.seed)
     model = MultiScaleTokenizer(config).to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=args.lr, betas=(0.9, 0.95))
-    step, elapsed, metrics = 0, 0.0, {}
+    phase = "decoder" if args.decoder_only else "full"
+    params = (list(model.post_quant_conv.parameters()) + list(model.decoder.parameters()) if args.decoder_only
+              else list(model.parameters()))
+    opt = torch.optim.Adam(params, lr=args.lr, betas=(0.9, 0.95))
+    step, elapsed, metrics, phase_start = 0, 0.0, {}, 0
     if resume:
-        info = state.load(model, opt)
+        info = state.info()
+        same_phase = info.get("metrics", {}).get("phase", "full") == phase
+        state.load(model, opt if same_phase else None)  # a new phase starts a fresh optimizer
         step, elapsed, metrics = info["step"], info["elapsed_seconds"], info.get("metrics", {})
-        print(f"resuming {args.state_dir} at step {step}")
+        phase_start = metrics.get("phase_start", 0) if same_phase else step
+        print(f"resuming {args.state_dir} at step {step} ({phase} training)")
+    if args.decoder_only:
+        model.requires_grad_(False)
+        for p_ in params:
+            p_.requires_grad_(True)
     stream = common.ShapeWorldStream(args.batch_size, args.seed, start_step=step)
     timer = common.Timer(elapsed, args.checkpoint_minutes, args.time_limit)
     usage = torch.zeros(config.vocab_size, device=device)
 
     def save():
+        metrics.update(phase=phase, phase_start=phase_start)
         state.save(model, opt, step=step, config=config.to_dict(), elapsed=timer.elapsed, metrics=metrics)
 
     bar = common.progress(args.steps, step, "shapeworld-tokenizer")
     model.train()
     while step < args.steps:
-        common.set_lr(opt, common.cosine_lr(step, args.steps, args.lr, 200))
+        common.set_lr(opt, common.cosine_lr(step - phase_start, args.steps - phase_start, args.lr,
+                                            min(200, (args.steps - phase_start) // 10 + 1)))
         images = stream.sample(args.batch_size).images.to(device)
         recon, vq_loss, indices = model(images)
-        loss = F.l1_loss(recon, images) + F.mse_loss(recon, images) + 0.5 * edge_loss(recon, images) + vq_loss
+        w = boundary_weights(images, args.boundary_weight)
+        pixel = (w * ((recon - images).abs() + (recon - images).pow(2))).mean()
+        loss = pixel + 0.5 * edge_loss(recon, images) + (0 if args.decoder_only else vq_loss)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         step += 1
         usage.mul_(0.99).add_(torch.bincount(torch.cat([i.flatten() for i in indices]), minlength=config.vocab_size))
-        if step % 50 == 0:
+        if step % 50 == 0 and not args.decoder_only:
             reseed_dead_codes(model, usage)
         bar.update(1)
         if step % 20 == 0:
             bar.set_postfix(loss=f"{loss.item():.4f}", vq=f"{vq_loss.item():.4f}",
                             used=int((usage > 0.05).sum()))
         if step % args.eval_every == 0 or step == args.steps:
-            metrics = {"step": step, **reconstruction_accuracy(model)}
+            metrics = {"step": step, **reconstruction_accuracy(model), "phase": phase, "phase_start": phase_start}
             bar.write(f"step {step}: reconstruction accuracy {json.dumps(metrics)}")
         if timer.should_save():
             save()
