@@ -70,8 +70,8 @@ def test_last_survivor_and_best_are_kept():
     pol = machine(window=0, protect_best=False)
     pol.theta = [1.0]
     one = torch.tensor([0])
-    _, doomed = pol.step(4, torch.tensor([0.1]), torch.zeros(1), one, torch.tensor([True]), torch.tensor([0]))
-    assert doomed == []
+    ev, doomed = pol.step(4, torch.tensor([0.1]), torch.zeros(1), one, torch.tensor([True]), torch.tensor([0]))
+    assert doomed == [] and ev == []  # no probation for a last survivor
     # the arg-max row is protected even when it is due
     pol = machine(window=0, prune_quantile=0.99, lambda_theta=0.2)
     pol.theta = [5.0]

@@ -185,8 +185,13 @@ class TerminationPolicy:
         theta = self.update_threshold(c, prompt)
         events: list[tuple[int, str]] = []
         below = c < theta
+        # rows of a prompt down to its last survivors cannot be terminated: no probation for them
+        counts = torch.bincount(prompt, minlength=len(self.theta))
+        settled = counts[prompt] <= self.config.min_survivors
         for i in range(len(c)):
-            if not flagged[i] and below[i]:
+            if settled[i]:
+                flagged[i], flag_step[i] = False, -1
+            elif not flagged[i] and below[i]:
                 flagged[i], flag_step[i] = True, t
                 events.append((i, "flag"))
             elif flagged[i] and (not below[i] or r[i] >= self.config.delta_rec):
