@@ -15,7 +15,14 @@ step, from the model's own logits only:
    `recovery_window` steps after its flag is terminated: its rows leave the batch (`traj.select`),
    so its KV cache rows stop costing compute. The last survivor and the current arg-max-C candidate
    of a prompt are never terminated; freed budget is not reallocated.
-Final pick: the survivor with the highest final C. No partial decoding, no reward model.
+Final pick: the survivor with the highest final C (`final_pick="last"`, the paper's rule; "mean"
+ranks by the mean C after warm-up instead). No partial decoding, no reward model.
+
+Telemetry (`SearchResult.telemetry`): `prompts[p]` = one trace per candidate (`candidate`, `node`,
+per-step lists `C`, `I`, `D`, `R`, `guidance`, `s_tok`, `B`, `K`, and `ended` / `reason` if it was
+terminated), `events` (flag / recover / terminate with prompt, candidate, step, C), `threshold[p]`
+(theta per step), `tokens_per_image` (generated image tokens per prompt, a CFG pair counted once),
+and the step constants in use. `write_extras` plots the C trajectories with the prune events.
 
 Step-count constants are given for LlamaGen's 1024-token sequences. With `scale_steps` (default),
 the recovery window and the Var(I) window are scaled by T / `reference_tokens` (at least
@@ -66,6 +73,7 @@ class ScalingARConfig(StrategyConfig):
     recovery_window: int = 32  # Delta_rec, in the paper's 1024-token steps
     delta_rec: float = 0.05
     min_survivors: int = 1  # [PROPOSAL]
+    final_pick: str = "last"  # paper: highest final C_T ("last"); "mean": highest mean C after warm-up (ours)
     protect_best: bool = True  # [PROPOSAL] never terminate the current arg-max-C candidate
     # policy level: guidance scheduler
     cfg_base: float | None = None  # None: the generator's default CFG scale
@@ -115,6 +123,7 @@ class ScalingARConfig(StrategyConfig):
         need(self.clamp_min > 0 and self.clamp_over >= 0, "clamp_min must be > 0 and clamp_over >= 0")
         need(self.use_token or self.use_block, "the intrinsic channel needs token confidence or block stability")
         need(self.prompt_batch >= 1, "prompt_batch must be >= 1")
+        need(self.final_pick in ("last", "mean"), f"final_pick must be 'last' or 'mean', got {self.final_pick!r}")
         need(self.cfg_base is None or self.cfg_base > 0, f"cfg_base must be positive, got {self.cfg_base}")
 
     # -- derived constants -----------------------------------------------------------------------
@@ -362,7 +371,10 @@ class ScalingAR:
         if hasattr(gen, "decode_flops"):
             cost.decode_flops += float(gen.decode_flops(len(traj)))
         traces_of(range(len(traj)), None, None)
-        final_c = traj.history["C"][:, T - 1]
+        if cfg.final_pick == "mean":
+            final_c = traj.history["C"][:, warmup:].nanmean(1)
+        else:
+            final_c = traj.history["C"][:, T - 1]
         pixels = (images.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
         candidates: list[list[Candidate]] = []
         for p in range(P):

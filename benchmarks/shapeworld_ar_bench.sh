@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# ScalingAR on ShapeWorld-AR: the N=8 table (paper Table 5 shape), ablations (Tables 2 and 4) and
+# sensitivity to p and delta_rec. Results go to runs/shapeworld-ar/; see benchmarks/RESULTS.md.
+#
+#   OMP_NUM_THREADS=1 bash benchmarks/shapeworld_ar_bench.sh main        # public suite, 600 prompts
+#   OMP_NUM_THREADS=1 bash benchmarks/shapeworld_ar_bench.sh ablations   # fresh prompts (draw:40:99)
+set -euo pipefail
+OUT=${OUT:-runs/shapeworld-ar}
+COMMON=(--model shapeworld-ar --batch-prompts 50 --threads 1 --resume)
+
+case "${1:-main}" in
+  main)
+    arscale bench "${COMMON[@]}" --prompts shapeworld-v1-eval --out "$OUT/main" --strategies raw --n 1
+    arscale bench "${COMMON[@]}" --prompts shapeworld-v1-eval --out "$OUT/main" \
+      --strategies best-of-n,importance,scaling-ar --n 8
+    ;;
+  ablations)
+    arscale bench "${COMMON[@]}" --scorer "" --prompts draw:40:99 --out "$OUT/ablations" --strategies raw --n 1
+    arscale bench "${COMMON[@]}" --scorer "" --prompts draw:40:99 --out "$OUT/ablations" --n 8 \
+      --strategies "scaling-ar,scaling-ar@noD,scaling-ar@noB,scaling-ar@noTok,scaling-ar@termonly,scaling-ar@schedonly,scaling-ar@p10,scaling-ar@p30,scaling-ar@d0,scaling-ar@d20" \
+      --config 'scaling-ar@noD={"use_conditional": false}' \
+      --config 'scaling-ar@noB={"use_block": false}' \
+      --config 'scaling-ar@noTok={"use_token": false}' \
+      --config 'scaling-ar@termonly={"schedule_guidance": false}' \
+      --config 'scaling-ar@schedonly={"terminate": false}' \
+      --config 'scaling-ar@p10={"prune_quantile": 0.1}' \
+      --config 'scaling-ar@p30={"prune_quantile": 0.3}' \
+      --config 'scaling-ar@d0={"delta_rec": 0.0}' \
+      --config 'scaling-ar@d20={"delta_rec": 0.2}'
+    ;;
+  *) echo "usage: $0 main|ablations" >&2; exit 2 ;;
+esac
