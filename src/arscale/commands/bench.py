@@ -13,6 +13,8 @@ def register(sub) -> None:
     p = sub.add_parser("bench", help="compare search strategies × N on a prompt suite",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="shapeworld-var", help="generator name (default %(default)s)")
+    p.add_argument("--model-weights", default=None, metavar="DIR",
+                   help="load the model from this weights directory instead of the shipped one")
     p.add_argument("--strategies", default="raw,best-of-n,importance,tts-var",
                    help="comma-separated labels: a strategy name, optionally with @suffix for a variant "
                         "configured by --config (default %(default)s)")
@@ -67,7 +69,10 @@ def run(args: argparse.Namespace) -> int:
         prompts = prompts[: args.limit]
     if not prompts:
         raise ArscaleError("the prompt suite is empty")
-    generator = load_generator(args.model, device=args.device)
+    options = {"device": args.device}
+    if args.model_weights:
+        options["weights"] = args.model_weights
+    generator = load_generator(args.model, **options)
     reward = cached_scorer(args.scorer, args.device) if args.scorer else None
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
