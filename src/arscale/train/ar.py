@@ -76,6 +76,11 @@ def training_loss(model: ShapeWorldAR, prompts: list[str | None], codes: torch.T
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), codes.reshape(-1))
 
 
+def half(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """fp16 copies of floating-point tensors: the shipped files stay small; loaders cast back to fp32."""
+    return {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
+
+
 class ReplayBuffer:
     """The most recent tokenised samples, replayed to fill each batch (tokenising is the costly part)."""
 
@@ -158,11 +163,12 @@ def main(args: argparse.Namespace) -> int:
 
     def save():
         state.save(model, opt, step=step, config=config.to_dict(), elapsed=timer.elapsed, metrics=metrics)
-        common.export_weights(model.state_dict(), config.to_dict(), args.out, "model.safetensors", "config.json")
+        common.export_weights(half(model.state_dict()), config.to_dict(), args.out, "model.safetensors", "config.json")
         if args.tune_decoder_every > 0:
-            for folder in (tuned, Path(args.out)):
-                common.export_weights(tokenizer.state_dict(), tok_config, folder, "tokenizer.safetensors",
-                                      "tokenizer_config.json")
+            common.export_weights(tokenizer.state_dict(), tok_config, tuned, "tokenizer.safetensors",
+                                  "tokenizer_config.json")
+            common.export_weights(half(tokenizer.state_dict()), tok_config, args.out, "tokenizer.safetensors",
+                                  "tokenizer_config.json")
             torch.save(dec_opt.state_dict(), tuned / "optimizer.pt")
 
     bar = common.progress(args.steps, step, "shapeworld-ar")

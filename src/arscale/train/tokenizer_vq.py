@@ -134,7 +134,9 @@ def main(args: argparse.Namespace) -> int:
             break
     bar.close()
     save()
-    common.export_weights(model.state_dict(), {"tokenizer": config.to_dict(), "trained_steps": step},
+    from arscale.train.ar import half
+
+    common.export_weights(half(model.state_dict()), {"tokenizer": config.to_dict(), "trained_steps": step},
                           args.out, "tokenizer.safetensors", "tokenizer_config.json")
     print(f"saved state to {args.state_dir} and weights to {args.out}")
     return 0

@@ -1,0 +1,41 @@
+"""The shipped ShapeWorld-AR weights load strictly and generate valid images."""
+
+import json
+
+import pytest
+import torch
+
+from arscale.errors import ArscaleError
+from arscale.generators.next_token.shapeworld import WEIGHTS_DIR, load_shapeworld_ar
+from arscale.generators.registry import load_generator
+
+
+def test_shipped_model_loads_and_generates():
+    gen = load_generator("shapeworld-ar")
+    assert gen.num_tokens == 64 and gen.image_size == 64 and gen.grid == 8
+    images = gen.generate(["a photo of a red circle", "a photo of two squares"], 1, seed=0)
+    assert images.shape == (2, 3, 64, 64)
+    assert 0.0 <= float(images.min()) and float(images.max()) <= 1.0
+    again = gen.generate(["a photo of a red circle", "a photo of two squares"], 1, seed=0)
+    assert torch.equal(images, again)
+
+
+def test_shipped_files_are_small_and_described():
+    total = sum(p.stat().st_size for p in WEIGHTS_DIR.iterdir())
+    assert total <= 8 * 1024 * 1024
+    config = json.loads((WEIGHTS_DIR / "config.json").read_text())
+    assert config["transformer"]["grid"] == 8 and config["sampling"]["cfg"] > 0
+    assert (WEIGHTS_DIR / "MODEL_CARD.md").exists()
+
+
+def test_overrides_and_missing_weights(tmp_path):
+    gen = load_shapeworld_ar(cfg=1.5, top_k=10)
+    assert gen.cfg == 1.5 and gen.top_k == 10
+    with pytest.raises(ArscaleError, match="missing config.json"):
+        load_shapeworld_ar(weights=tmp_path)
+
+
+def test_unknown_prompt_word_is_a_clear_error():
+    gen = load_generator("shapeworld-ar")
+    with pytest.raises(ArscaleError, match="unknown word 'hexagon'"):
+        gen.start(["a photo of a hexagon"], 1, seed=0)
