@@ -28,9 +28,10 @@ WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "weights" / "shapeworld-ar"
 
 @dataclass
 class SamplingDefaults:
-    cfg: float = 3.0
-    temperature: float = 1.0
-    top_k: int = 0
+    # chosen by the sweep in benchmarks/shapeworld_ar_sweep.py on fresh prompts (never the public suite)
+    cfg: float = 2.5
+    temperature: float = 0.8
+    top_k: int = 64
     top_p: float = 1.0
 
 
