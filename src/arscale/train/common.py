@@ -152,10 +152,16 @@ def load_strict(model: torch.nn.Module, state: dict[str, torch.Tensor], source: 
 
 
 def export_weights(state_dict: dict[str, torch.Tensor], config: dict[str, Any], out_dir: str | os.PathLike,
-                   filename: str = "model.safetensors", config_name: str = "config.json") -> Path:
+                   filename: str = "model.safetensors", config_name: str = "config.json",
+                   dtype: torch.dtype | None = None) -> Path:
+    """Write shippable weights; `dtype` (e.g. float16) casts floating tensors to halve the package size.
+    Loading casts back to the model's dtype (`load_state_dict` copies into the fp32 parameters)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    save_file(_contiguous(state_dict), str(out / filename))
+    state = _contiguous(state_dict)
+    if dtype is not None:
+        state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
+    save_file(state, str(out / filename))
     (out / config_name).write_text(json.dumps(config, indent=2) + "\n")
     return out / filename
 

@@ -138,7 +138,7 @@ def main(args: argparse.Namespace) -> int:
     bar.close()
     save()
     common.export_weights(model.state_dict(), config.to_dict(), args.out, "tokenizer.safetensors",
-                          "tokenizer_config.json")
+                          "tokenizer_config.json", dtype=torch.float16)
     print(f"saved state to {args.state_dir} and weights to {args.out}")
     return 0
 

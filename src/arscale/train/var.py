@@ -153,6 +153,6 @@ def main(args: argparse.Namespace) -> int:
     export = dict(config, training={"steps": step, "batch_size": args.batch_size, "lr": args.lr,
                                     "elapsed_seconds": round(timer.elapsed), "device": str(device),
                                     "metrics": metrics})
-    common.export_weights(model.state_dict(), export, args.out)
+    common.export_weights(model.state_dict(), export, args.out, dtype=torch.float16)
     print(f"saved state to {args.state_dir} and weights to {args.out}")
     return 0
