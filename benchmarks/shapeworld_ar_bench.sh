@@ -17,7 +17,7 @@ case "${1:-main}" in
   ablations)
     arscale bench "${COMMON[@]}" --scorer "" --prompts draw:40:99 --out "$OUT/ablations" --strategies raw --n 1
     arscale bench "${COMMON[@]}" --scorer "" --prompts draw:40:99 --out "$OUT/ablations" --n 8 \
-      --strategies "scaling-ar,scaling-ar@noD,scaling-ar@noB,scaling-ar@noTok,scaling-ar@termonly,scaling-ar@schedonly,scaling-ar@p10,scaling-ar@p30,scaling-ar@d0,scaling-ar@d20" \
+      --strategies "scaling-ar,scaling-ar@noD,scaling-ar@noB,scaling-ar@noTok,scaling-ar@termonly,scaling-ar@schedonly,scaling-ar@p10,scaling-ar@p30,scaling-ar@d02,scaling-ar@d20,scaling-ar@norec" \
       --config 'scaling-ar@noD={"use_conditional": false}' \
       --config 'scaling-ar@noB={"use_block": false}' \
       --config 'scaling-ar@noTok={"use_token": false}' \
@@ -25,8 +25,9 @@ case "${1:-main}" in
       --config 'scaling-ar@schedonly={"terminate": false}' \
       --config 'scaling-ar@p10={"prune_quantile": 0.1}' \
       --config 'scaling-ar@p30={"prune_quantile": 0.3}' \
-      --config 'scaling-ar@d0={"delta_rec": 0.0}' \
-      --config 'scaling-ar@d20={"delta_rec": 0.2}'
+      --config 'scaling-ar@d02={"delta_rec": 0.02}' \
+      --config 'scaling-ar@d20={"delta_rec": 0.2}' \
+      --config 'scaling-ar@norec={"delta_rec": 1e9}'
     ;;
   *) echo "usage: $0 main|ablations" >&2; exit 2 ;;
 esac
