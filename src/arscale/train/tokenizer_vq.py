@@ -27,6 +27,9 @@ def register(sub) -> None:
     common.add_training_args(p, steps=8000, batch_size=32, lr=1e-3, state_dir=STATE_DIR, out_dir=str(WEIGHTS_DIR))
     p.add_argument("--config", default=None, help="JSON file with VQConfig fields (new runs only)")
     p.add_argument("--eval-every", type=int, default=500, help="evaluate reconstructions every N steps")
+    p.add_argument("--decoder-only", default=None, metavar="DIR",
+                   help="fine-tune only the decoder (and post_quant_conv) of the tokenizer in DIR, codes frozen: "
+                        "a model trained on its codes stays valid")
     p.set_defaults(func=main)
 
 
@@ -80,7 +83,52 @@ def reseed_dead_codes(model: VQTokenizer, usage: torch.Tensor, latents: torch.Te
     return len(dead)
 
 
+def decoder_only(args: argparse.Namespace) -> int:
+    from arscale.train.ar import decoder_step, half, load_tokenizer
+
+    torch.set_num_threads(args.threads)
+    device = common.pick_device(args.device)
+    state = common.TrainState(args.state_dir)
+    resume = state.exists and not args.fresh
+    model = load_tokenizer(Path(args.decoder_only), device)
+    params = list(model.decoder.parameters()) + list(model.post_quant_conv.parameters())
+    opt = torch.optim.Adam(params, lr=args.lr, betas=(0.9, 0.95))
+    step, elapsed = 0, 0.0
+    if resume:
+        info = state.load(model, opt)
+        step, elapsed = info["step"], info["elapsed_seconds"]
+    stream = common.ShapeWorldStream(args.batch_size, args.seed + 1, start_step=step)
+    timer = common.Timer(elapsed, args.checkpoint_minutes, args.time_limit)
+    config = model.config.to_dict()
+    metrics: dict = {}
+    bar = common.progress(args.steps, step, "shapeworld-ar-tokenizer (decoder only)")
+    while step < args.steps:
+        model.train()
+        common.set_lr(opt, common.cosine_lr(step, args.steps, args.lr, 0))
+        loss = decoder_step(model, opt, stream.sample(args.batch_size).images.to(device))
+        step += 1
+        bar.update(1)
+        if step % 20 == 0:
+            bar.set_postfix(loss=f"{loss:.4f}")
+        if step % args.eval_every == 0 or step == args.steps:
+            metrics = {"step": step, **reconstruction_accuracy(model)}
+            bar.write(json.dumps(metrics))
+        if timer.should_save():
+            state.save(model, opt, step=step, config=config, elapsed=timer.elapsed, metrics=metrics)
+        if timer.out_of_time():
+            break
+    bar.close()
+    model.eval()
+    state.save(model, opt, step=step, config=config, elapsed=timer.elapsed, metrics=metrics)
+    common.export_weights(half(model.state_dict()), {"tokenizer": config, "decoder_only_steps": step}, args.out,
+                          "tokenizer.safetensors", "tokenizer_config.json")
+    print(f"saved state to {args.state_dir} and weights to {args.out}")
+    return 0
+
+
 def main(args: argparse.Namespace) -> int:
+    if args.decoder_only:
+        return decoder_only(args)
     torch.set_num_threads(args.threads)
     device = common.pick_device(args.device)
     state = common.TrainState(args.state_dir)
