@@ -34,6 +34,8 @@ def register(sub) -> None:
     p.add_argument("--cfg", type=float, default=None, help="guidance scale (default: the model's)")
     p.add_argument("--config", default=None, help="strategy config as a JSON string or a path to a JSON file")
     p.add_argument("--scorer", default=None, help="scorer for strategies that need one (e.g. shapeworld-reward)")
+    p.add_argument("--weights", default=None,
+                   help="model weights (a file, a directory or a hub id) instead of the shipped/default ones")
     p.add_argument("--device", default="cpu", help="default %(default)s")
     p.add_argument("--out", default="out/generate", help="output directory (default %(default)s)")
     p.set_defaults(func=run)
@@ -61,6 +63,8 @@ def run(args: argparse.Namespace) -> int:
     options = {"device": args.device}
     if args.cfg is not None:
         options["cfg"] = args.cfg
+    if args.weights:
+        options["weights"] = args.weights
     generator = load_generator(args.model, **options)
     strategy = make_strategy(args.strategy, _strategy_config(args.config))
     scorer = None
