@@ -47,9 +47,8 @@ def test_cost_timer_and_overhead():
         pass
     c.total_wall = c.wall["model"] + 1.0
     assert abs(c.overhead - 1.0) < 1e-9
-    with pytest.raises(KeyError):
-        with c.timer("nope"):
-            pass
+    with pytest.raises(KeyError), c.timer("nope"):
+        pass
 
 
 def test_config_round_trip_rejects_unknown_fields():

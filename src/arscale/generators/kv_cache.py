@@ -42,7 +42,7 @@ class KVCache:
         self.lengths[layer] = end
         return keys[:, :, :end], values[:, :, :end]
 
-    def select(self, index: torch.Tensor) -> "KVCache":
+    def select(self, index: torch.Tensor) -> KVCache:
         """Gather rows (duplicates allowed) into a new cache: one copy of the filled part, no more."""
         out = KVCache(self.num_layers, self.capacity)
         for i, (k, v) in enumerate(zip(self.keys, self.values)):

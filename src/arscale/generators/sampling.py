@@ -9,7 +9,7 @@ Two entry points:
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 

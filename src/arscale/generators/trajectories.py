@@ -7,8 +7,9 @@ and lineage — with duplicates allowed. Nothing is recomputed, and the cache is
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 
@@ -105,7 +106,7 @@ class Trajectories:
         *,
         prompt_offset: int = 0,
         halves: int = 2,
-    ) -> "Trajectories":
+    ) -> Trajectories:
         """Rows for each prompt; prompt i gets global index `prompt_offset + i` for seeding."""
         counts = [rows_per_prompt] * len(prompts) if isinstance(rows_per_prompt, int) else list(rows_per_prompt)
         if len(counts) != len(prompts):
@@ -146,7 +147,7 @@ class Trajectories:
         self.history[name] = h
 
     # -- selection -------------------------------------------------------------------------------
-    def select(self, rows: Sequence[int] | torch.Tensor, reason: str = "select") -> "Trajectories":
+    def select(self, rows: Sequence[int] | torch.Tensor, reason: str = "select") -> Trajectories:
         """Keep `rows` (duplicates allowed, any order), in place; returns self.
 
         Rows not kept end in the search tree with `reason`. The first copy of a kept row keeps its

@@ -9,7 +9,8 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import json
-from typing import Any, Protocol, Sequence, runtime_checkable
+from collections.abc import Sequence
+from typing import Any, Protocol, runtime_checkable
 
 from arscale.errors import ArscaleError
 from arscale.search.result import SearchResult

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -42,7 +43,7 @@ class CostRecord:
         return max(self.total_wall - self.wall["model"] - self.wall["decode"] - self.wall["features"]
                    - self.wall["reward"], 0.0)
 
-    def add(self, other: "CostRecord") -> "CostRecord":
+    def add(self, other: CostRecord) -> CostRecord:
         self.transformer_flops += other.transformer_flops
         self.decode_count += other.decode_count
         self.decode_flops += other.decode_flops
