@@ -134,8 +134,8 @@ def main(args: argparse.Namespace) -> int:
     tokenizer = load_tokenizer(tuned if resume and tuned.exists() else Path(args.tokenizer or args.out), device)
     dec_params = list(tokenizer.decoder.parameters()) + list(tokenizer.post_quant_conv.parameters())
     dec_opt = torch.optim.Adam(dec_params, lr=args.decoder_lr, betas=(0.9, 0.95))
-    if resume and (tuned / "optimizer.pt").exists():
-        dec_opt.load_state_dict(torch.load(tuned / "optimizer.pt", map_location=device, weights_only=True))
+    if resume:
+        common.load_optimizer(dec_opt, tuned, device)
     if resume:
         config = ShapeWorldARConfig.from_dict(state.info()["config"])
     elif args.config:
@@ -169,7 +169,7 @@ def main(args: argparse.Namespace) -> int:
                                   "tokenizer_config.json")
             common.export_weights(half(tokenizer.state_dict()), tok_config, args.out, "tokenizer.safetensors",
                                   "tokenizer_config.json")
-            torch.save(dec_opt.state_dict(), tuned / "optimizer.pt")
+            common.save_optimizer(dec_opt, tuned / "optimizer.safetensors")
 
     bar = common.progress(args.steps, step, "shapeworld-ar")
     model.train()

@@ -9,7 +9,7 @@ Used by every ShapeWorld trainer (multi-scale tokenizer, VAR, VQ tokenizer, AR, 
   tags (uniform tag per sample) → `Batch(images [B,3,64,64] float in [0,1], prompts, metadata)`.
   The stream is seeded from (seed, step), so a resumed run continues with new data, reproducibly.
 - `TrainState`: resumable checkpoints in a directory — `model.safetensors` (weights),
-  `optimizer.pt` (optimizer state, loaded with `weights_only=True`), `state.json` (step, config,
+  `optimizer.safetensors` (optimizer state; param groups in its metadata), `state.json` (step, config,
   elapsed time, free-form metrics). `save` is atomic (write then rename).
 - `export_weights(state_dict, config, out_dir, filename)`: the shippable files (safetensors + config.json).
 - `progress(total, initial, desc)`: the tqdm bar every trainer shows.
@@ -117,8 +117,7 @@ class TrainState:
         save_file(_contiguous(model.state_dict()), str(self.dir / "model.safetensors.tmp"))
         os.replace(self.dir / "model.safetensors.tmp", self.dir / "model.safetensors")
         if optimizer is not None:
-            torch.save(optimizer.state_dict(), self.dir / "optimizer.pt.tmp")
-            os.replace(self.dir / "optimizer.pt.tmp", self.dir / "optimizer.pt")
+            save_optimizer(optimizer, self.dir / "optimizer.safetensors")
         info = {"step": step, "config": config, "elapsed_seconds": elapsed, "metrics": metrics or {},
                 "saved_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 "device": str(next(model.parameters()).device)}
@@ -134,9 +133,46 @@ class TrainState:
             raise ArscaleError(f"no training state in {self.dir}")
         device = next(model.parameters()).device
         load_strict(model, load_file(str(self.dir / "model.safetensors"), device=str(device)), str(self.dir))
-        if optimizer is not None and (self.dir / "optimizer.pt").exists():
-            optimizer.load_state_dict(torch.load(self.dir / "optimizer.pt", map_location=device, weights_only=True))
+        if optimizer is not None:
+            load_optimizer(optimizer, self.dir, device)
         return self.info()
+
+
+def save_optimizer(optimizer: torch.optim.Optimizer, path: str | os.PathLike) -> None:
+    """Optimizer state as safetensors: per-parameter tensors flat, param groups as JSON metadata."""
+    sd = optimizer.state_dict()
+    tensors = {f"state.{i}.{k}": (v if torch.is_tensor(v) else torch.tensor(v)).detach().contiguous()
+               for i, slots in sd["state"].items() for k, v in slots.items()}
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    save_file(tensors, str(tmp), metadata={"param_groups": json.dumps(sd["param_groups"])})
+    os.replace(tmp, path)
+
+
+def load_optimizer(optimizer: torch.optim.Optimizer, directory: str | os.PathLike,
+                   device: torch.device | str = "cpu") -> bool:
+    """Restore `optimizer.safetensors` (or a legacy `optimizer.pt`, read with weights_only) if present."""
+    directory = Path(directory)
+    st, legacy = directory / "optimizer.safetensors", directory / "optimizer.pt"
+    if st.exists():
+        from safetensors import safe_open
+
+        with safe_open(str(st), framework="pt", device=str(device)) as f:
+            groups = json.loads(f.metadata()["param_groups"])
+            for group, current in zip(groups, optimizer.param_groups):  # JSON turned tuples (betas) into lists
+                for k, v in group.items():
+                    if isinstance(current.get(k), tuple) and isinstance(v, list):
+                        group[k] = tuple(v)
+            state: dict[int, dict[str, torch.Tensor]] = {}
+            for key in f.keys():
+                _, idx, slot = key.split(".", 2)
+                state.setdefault(int(idx), {})[slot] = f.get_tensor(key)
+        optimizer.load_state_dict({"state": state, "param_groups": groups})
+        return True
+    if legacy.exists():
+        optimizer.load_state_dict(torch.load(legacy, map_location=device, weights_only=True))
+        return True
+    return False
 
 
 def load_strict(model: torch.nn.Module, state: dict[str, torch.Tensor], source: str) -> None:

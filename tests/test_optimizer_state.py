@@ -1,0 +1,29 @@
+import torch
+
+from arscale.train.common import load_optimizer, save_optimizer
+
+
+def _opt(seed):
+    torch.manual_seed(seed)
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Linear(4, 2))
+    opt = torch.optim.AdamW([{"params": model[0].parameters(), "weight_decay": 0.1},
+                             {"params": model[1].parameters(), "weight_decay": 0.0}], lr=1e-3)
+    return model, opt
+
+
+def test_optimizer_state_round_trips_through_safetensors(tmp_path):
+    model, opt = _opt(0)
+    for _ in range(3):
+        opt.zero_grad()
+        model(torch.randn(5, 3)).square().sum().backward()
+        opt.step()
+    opt.param_groups[0]["lr"] = 0.5  # a changed group setting must come back too
+    save_optimizer(opt, tmp_path / "optimizer.safetensors")
+    _, fresh = _opt(1)
+    assert load_optimizer(fresh, tmp_path)
+    a, b = opt.state_dict(), fresh.state_dict()
+    assert a["param_groups"] == b["param_groups"]
+    for i in a["state"]:
+        for k in a["state"][i]:
+            assert torch.equal(torch.as_tensor(a["state"][i][k]), torch.as_tensor(b["state"][i][k]))
+    assert not load_optimizer(fresh, tmp_path / "nothing-here")
