@@ -83,6 +83,19 @@ def parse_ns(text: str) -> list[int]:
     return ns
 
 
+def run_config(spec: RunSpec) -> dict[str, Any]:
+    config = dict(spec.config)
+    if spec.strategy == "tts-var":
+        config.setdefault("record_previews", False)  # search-tree images: not needed here
+    return config
+
+
+def manifest_strategies(specs: Sequence[RunSpec]) -> dict[str, dict]:
+    """Per label: the strategy, the config as given and the full resolved config (defaults filled in)."""
+    return {s.label: {"strategy": s.strategy, "config": s.config,
+                      "resolved": make_strategy(s.strategy, run_config(s)).config.to_dict()} for s in specs}
+
+
 def contiguous_batches(prompts: Sequence[SuitePrompt], size: int) -> list[list[SuitePrompt]]:
     """Batches of at most `size` prompts with consecutive indices (the seeding needs an offset + i layout)."""
     batches: list[list[SuitePrompt]] = []
@@ -113,27 +126,27 @@ class Bench:
         self.quiet = quiet
 
     def run(self, specs: Sequence[RunSpec], ns: Sequence[int], prompts: Sequence[SuitePrompt], out: str | Path,
-            *, resume: bool = False) -> list[dict]:
+            *, resume: bool = False, shard: Any = None, write_summaries: bool = True) -> list[dict]:
+        """Run this process's share of `prompts` (the whole suite; `shard` picks by global index)."""
         out = Path(out)
+        mine = shard.select(prompts) if shard is not None else list(prompts)
         plan = []
         for spec in specs:
             for n in ns:
                 root = spec.folder(out, n)
-                todo = [sp for sp in prompts if not (resume and is_done(root, sp))]
+                todo = [sp for sp in mine if not (resume and is_done(root, sp))]
                 plan.append((spec, n, root, todo))
         total = sum(len(t) for *_, t in plan)
         summaries = []
         with tqdm(total=total, desc="bench", dynamic_ncols=True, disable=self.quiet, mininterval=2.0) as bar:
             for spec, n, root, todo in plan:
                 bar.set_postfix_str(f"{spec.label} N={n}")
-                config = dict(spec.config)
-                if spec.strategy == "tts-var":
-                    config.setdefault("record_previews", False)  # search-tree images: not needed here
-                strategy = make_strategy(spec.strategy, config)
+                strategy = make_strategy(spec.strategy, run_config(spec))
                 for batch in contiguous_batches(todo, self.batch_prompts):
                     self._run_batch(strategy, spec, n, root, batch)
                     bar.update(len(batch))
-                summaries.append(self.summarize(spec, n, root, prompts))
+                if write_summaries:
+                    summaries.append(self.summarize(spec, n, root, prompts))
         return summaries
 
     def _run_batch(self, strategy: Any, spec: RunSpec, n: int, root: Path, batch: list[SuitePrompt]) -> None:
@@ -166,25 +179,30 @@ class Bench:
             layout.atomic_write_text(_record_path(root, sp.index), json.dumps(record) + "\n")
 
     def summarize(self, spec: RunSpec, n: int, root: Path, prompts: Sequence[SuitePrompt]) -> dict:
-        """Recompute results.jsonl and summary.json from every finished prompt's record."""
-        records, rows = [], []
-        for sp in prompts:
-            path = _record_path(root, sp.index)
-            if not path.is_file():
-                continue
-            rec = json.loads(path.read_text())
-            records.append(rec)
-            if rec.get("correct") is not None:
-                md = sp.metadata if sp.metadata else {"tag": rec["tag"], "prompt": sp.prompt}
-                rows.append(layout.result_row(layout.sample_path(root, sp.index, 0), md, rec["correct"],
-                                              rec.get("reason") or ""))
-        if rows:
-            layout.write_results(root / layout.RESULTS_FILE, rows)
-        summary = summarize(records, rows)
-        summary.update(label=spec.label, strategy=spec.strategy, n=n, config=spec.config, seed=self.seed,
-                       model=getattr(self.generator, "name", "?"), prompts_total=len(prompts))
-        layout.atomic_write_text(root / layout.SUMMARY_FILE, json.dumps(summary, indent=2) + "\n")
-        return summary
+        return summarize_run(spec, n, root, prompts, seed=self.seed, model=getattr(self.generator, "name", "?"))
+
+
+def summarize_run(spec: RunSpec, n: int, root: Path, prompts: Sequence[SuitePrompt], *, seed: int, model: str,
+                  prompts_total: int | None = None) -> dict:
+    """Recompute results.jsonl and summary.json from every finished prompt's record."""
+    records, rows = [], []
+    for sp in prompts:
+        path = _record_path(root, sp.index)
+        if not path.is_file():
+            continue
+        rec = json.loads(path.read_text())
+        records.append(rec)
+        if rec.get("correct") is not None:
+            md = sp.metadata if sp.metadata else {"tag": rec["tag"], "prompt": sp.prompt}
+            rows.append(layout.result_row(layout.sample_path(root, sp.index, 0), md, rec["correct"],
+                                          rec.get("reason") or ""))
+    if rows:
+        layout.write_results(root / layout.RESULTS_FILE, rows)
+    summary = summarize(records, rows)
+    summary.update(label=spec.label, strategy=spec.strategy, n=n, config=spec.config, seed=seed, model=model,
+                   prompts_total=len(prompts) if prompts_total is None else prompts_total)
+    layout.atomic_write_text(root / layout.SUMMARY_FILE, json.dumps(summary, indent=2) + "\n")
+    return summary
 
 
 def _cost_share(cost: dict, prompts: int) -> dict:

@@ -1,5 +1,11 @@
 """`arscale bench`: strategies × N over a prompt suite → GenEval-layout images, verdicts, summaries,
-`table.md` and the score-vs-N / score-vs-compute plots (see `arscale.bench.runner`)."""
+`table.md` and the score-vs-N / score-vs-compute plots (see `arscale.bench.runner`).
+
+Large runs: `--num-shards N --shard-index i` runs the prompts with index % N == i (job arrays);
+under torchrun / accelerate launch each rank takes its own slice automatically. Shards write
+per-prompt outputs and a manifest; `arscale bench merge DIR [DIR...] --out OUT` combines them and
+recomputes summaries, table and plots. Every run folder carries manifest.json (versions, model and
+weights hash, configs, seeds, hardware, timings); resuming with different settings is refused."""
 
 from __future__ import annotations
 
@@ -12,6 +18,8 @@ from arscale.errors import ArscaleError
 def register(sub) -> None:
     p = sub.add_parser("bench", help="compare search strategies × N on a prompt suite",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("action", nargs="*", metavar="merge DIR",
+                   help="`merge DIR [DIR...]`: combine shard folders into --out (no other options needed)")
     p.add_argument("--model", default="shapeworld-var", help="generator name (default %(default)s)")
     p.add_argument("--model-weights", default=None, metavar="DIR",
                    help="load the model from this weights directory instead of the shipped one")
@@ -32,6 +40,9 @@ def register(sub) -> None:
     p.add_argument("--batch-prompts", type=int, default=8, help="prompts per batched search (default %(default)s)")
     p.add_argument("--device", default="cpu", help="default %(default)s")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default %(default)s)")
+    p.add_argument("--num-shards", type=int, default=1, help="split the suite into this many shards (job arrays)")
+    p.add_argument("--shard-index", type=int, default=0, help="which shard this invocation runs (0-based)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
 
@@ -51,10 +62,38 @@ def load_suite_prompts(spec: str):
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.action:
+        if args.action[0] != "merge" or len(args.action) < 2:
+            raise ArscaleError(f"unexpected arguments {' '.join(args.action)!r}; did you mean "
+                               "`arscale bench merge DIR [DIR...] --out OUT`?")
+        return run_merge(args.action[1:], args.out)
+    return run_bench(args)
+
+
+def run_merge(inputs: list[str], out: str) -> int:
+    from arscale.bench.merge import merge, write_reports
+
+    summaries = merge(inputs, out)
+    table = write_reports(Path(out))
+    print(table)
+    incomplete = [f"{s['label']} N={s['n']}: {s['prompts_done']}/{s['prompts_total']}" for s in summaries
+                  if s.get("prompts_total") is not None and s["prompts_done"] < s["prompts_total"]]
+    if incomplete:
+        print("note: incomplete runs (missing shards?): " + ", ".join(incomplete))
+    print(f"merged {len(inputs)} folder(s) into {out}")
+    return 0
+
+
+def run_bench(args: argparse.Namespace) -> int:
+    import time
+
     import torch
 
+    from arscale.bench import manifest as mf
+    from arscale.bench.merge import manifests_in
     from arscale.bench.plots import plot_all
-    from arscale.bench.runner import Bench, collect_summaries, parse_ns, parse_runs
+    from arscale.bench.runner import Bench, collect_summaries, manifest_strategies, parse_ns, parse_runs
+    from arscale.bench.sharding import ProcessGroup, resolve_shard
     from arscale.bench.table import format_table
     from arscale.generators.registry import load_generator
     from arscale.search.rollout import cached_scorer
@@ -69,16 +108,47 @@ def run(args: argparse.Namespace) -> int:
         prompts = prompts[: args.limit]
     if not prompts:
         raise ArscaleError("the prompt suite is empty")
+    shard = resolve_shard(args.num_shards, args.shard_index)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    manifest = mf.build_manifest(
+        model=mf.model_entry(args.model, args.model_weights), strategies=manifest_strategies(specs),
+        scorer=args.scorer or None, seed=args.seed, ns=ns, kind=kind, shard=shard.to_dict(),
+        suite={"spec": args.prompts, "limit": args.limit, "size": len(prompts)})
+    manifest_path = out / mf.manifest_name(shard.array_shards, shard.array_index)
+    for path, old in manifests_in(out):
+        mf.check_compatible(old, manifest, f"{out} ({path.name})")
+    if manifest_path.is_file():
+        manifest = mf.combine(mf.read_manifest(manifest_path), manifest)
+    group = ProcessGroup(shard)
     options = {"device": args.device}
     if args.model_weights:
         options["weights"] = args.model_weights
     generator = load_generator(args.model, **options)
     reward = cached_scorer(args.scorer, args.device) if args.scorer else None
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    with torch.no_grad():
-        Bench(generator, reward, kind=kind, seed=args.seed, batch_prompts=args.batch_prompts).run(
-            specs, ns, prompts, out, resume=args.resume)
+    if shard.is_main:
+        mf.write_manifest(manifest_path, manifest)
+    start = time.time()
+    bench = Bench(generator, reward, kind=kind, seed=args.seed, batch_prompts=args.batch_prompts,
+                  quiet=args.quiet or not shard.is_main)
+    try:
+        with torch.no_grad():
+            bench.run(specs, ns, prompts, out, resume=args.resume, shard=shard, write_summaries=False)
+        group.barrier()  # every rank's prompts are on disk before rank 0 summarises
+    finally:
+        group.close()
+    if not shard.is_main:
+        return 0
+    manifest["timings"]["finished"] = time.time()
+    manifest["timings"]["wall_seconds"] = manifest["timings"].get("wall_seconds", 0.0) + time.time() - start
+    mf.write_manifest(manifest_path, manifest)
+    if shard.array_shards > 1:
+        print(f"shard {shard.array_index}/{shard.array_shards} done in {out}; combine the shards with "
+              "`arscale bench merge DIR [DIR...] --out OUT`")
+        return 0
+    for spec in specs:
+        for n in ns:
+            bench.summarize(spec, n, spec.folder(out, n), prompts)
     summaries = collect_summaries(out)
     table = format_table(summaries)
     (out / "table.md").write_text(table)

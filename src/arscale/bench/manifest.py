@@ -1,0 +1,153 @@
+"""The run manifest: everything needed to say what produced a bench folder, and to refuse mixing runs.
+
+`manifest.json` (one per run folder; a job-array shard writes `manifest.shard-<i>-of-<N>.json`) holds
+the arscale version and git commit, model id + weights path + sha256 of each weights file, every
+label's full strategy config, scorer, seed, budgets, prompt suite, torch version, hardware, timings
+and shard. Only the *identity* part (model + weights hash, configs, scorer, seed, suite) must agree
+for a resume or a merge; versions, hardware and timings may differ between machines.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import os
+import platform
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+from arscale.bench.geneval_layout import atomic_write_text
+from arscale.errors import ArscaleError
+
+MANIFEST_FILE = "manifest.json"
+SHARD_MANIFEST_GLOB = "manifest.shard-*.json"
+IDENTITY_KEYS = ("model", "scorer", "seed", "suite", "kind")
+
+
+def manifest_name(array_shards: int, array_index: int) -> str:
+    return MANIFEST_FILE if array_shards <= 1 else f"manifest.shard-{array_index}-of-{array_shards}.json"
+
+
+def git_commit() -> str:
+    root = Path(__file__).resolve().parents[3]
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], check=False, cwd=root, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else "unknown"
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def weights_directory(model: str, weights: str | None) -> Path | None:
+    """The folder the model loads from: `--model-weights`, else the factory module's WEIGHTS_DIR if any."""
+    if weights:
+        return Path(weights)
+    from arscale.generators.registry import MODELS
+
+    target = MODELS.get(model)
+    if not target:
+        return None
+    try:
+        module = importlib.import_module(target.split(":", 1)[0])
+    except ImportError:
+        return None
+    directory = getattr(module, "WEIGHTS_DIR", None)
+    return Path(directory) if directory is not None else None
+
+
+def model_entry(model: str, weights: str | None, revision: str | None = None) -> dict[str, Any]:
+    directory = weights_directory(model, weights)
+    hashes: dict[str, str] = {}
+    if directory is not None and directory.is_dir():
+        for path in sorted(directory.iterdir()):
+            if path.is_file() and path.suffix in (".safetensors", ".json", ".bin", ".pt", ".pth"):
+                hashes[path.name] = sha256_file(path)
+    elif directory is not None and directory.is_file():
+        hashes[directory.name] = sha256_file(directory)
+    return {"id": model, "revision": revision, "weights_path": str(directory) if directory else None,
+            "weights_sha256": hashes}
+
+
+def hardware() -> dict[str, Any]:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    info: dict[str, Any] = {"cpu": cpu, "cpu_count": os.cpu_count(), "platform": platform.platform(),
+                            "python": platform.python_version()}
+    import torch
+
+    if torch.cuda.is_available():
+        info["cuda_devices"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+    return info
+
+
+def build_manifest(*, model: dict, strategies: dict[str, dict], scorer: str | None, seed: int, ns: list[int],
+                   suite: dict, kind: str, shard: dict, layout: str = "geneval") -> dict[str, Any]:
+    import torch
+
+    import arscale
+
+    return {"arscale_version": getattr(arscale, "__version__", "unknown"), "git_commit": git_commit(),
+            "model": model, "strategies": strategies, "scorer": scorer, "seed": seed, "ns": list(ns),
+            "suite": suite, "kind": kind, "layout": layout, "torch_version": torch.__version__,
+            "hardware": hardware(), "shard": shard, "timings": {"started": time.time()}}
+
+
+def differences(old: dict, new: dict) -> list[str]:
+    """Human-readable identity differences between two manifests (empty when compatible)."""
+    diffs = [f"{key}: {json.dumps(old.get(key), sort_keys=True)} vs {json.dumps(new.get(key), sort_keys=True)}"
+             for key in IDENTITY_KEYS if old.get(key) != new.get(key)]
+    if old.get("layout", "geneval") != new.get("layout", "geneval"):
+        diffs.append(f"layout: {old.get('layout')} vs {new.get('layout')}")
+    old_s, new_s = old.get("strategies", {}), new.get("strategies", {})
+    for label in sorted(set(old_s) & set(new_s)):
+        if old_s[label] != new_s[label]:
+            diffs.append(f"strategy {label}: {json.dumps(old_s[label], sort_keys=True)} vs "
+                         f"{json.dumps(new_s[label], sort_keys=True)}")
+    return diffs
+
+
+def read_manifest(path: Path) -> dict:
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ArscaleError(f"cannot read manifest {path}: {exc}") from None
+
+
+def check_compatible(old: dict, new: dict, where: str) -> None:
+    diffs = differences(old, new)
+    if diffs:
+        raise ArscaleError(f"{where} was produced by a different run ({'; '.join(diffs)}); "
+                           "use another --out or the same settings")
+
+
+def combine(old: dict, new: dict) -> dict:
+    """`new` with the union of strategies and budgets (a resume may add labels or N)."""
+    out = dict(new)
+    out["strategies"] = {**old.get("strategies", {}), **new.get("strategies", {})}
+    out["ns"] = sorted(set(old.get("ns", [])) | set(new.get("ns", [])))
+    timings = dict(old.get("timings", {}))
+    timings.setdefault("started", new.get("timings", {}).get("started"))
+    timings["resumed"] = timings.get("resumed", []) + ([new["timings"]["started"]] if "started" in old.get(
+        "timings", {}) else [])
+    out["timings"] = timings
+    return out
+
+
+def write_manifest(path: Path, manifest: dict) -> None:
+    atomic_write_text(path, json.dumps(manifest, indent=2, sort_keys=True) + "\n")

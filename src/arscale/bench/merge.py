@@ -1,0 +1,111 @@
+"""`arscale bench merge`: combine shard folders into one run folder with recomputed summaries.
+
+Every finished prompt (its record.json present) is copied into OUT with atomic writes, record last, so
+an interrupted merge is simply run again. Summaries, table and plots are recomputed from the records,
+never copied. Shards whose manifests disagree on model, weights, strategy configs, scorer, seed or
+suite are refused.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+from arscale.bench import geneval_layout as layout
+from arscale.bench import manifest as mf
+from arscale.bench.runner import RECORD_FILE, RunSpec, collect_summaries, summarize_run
+from arscale.bench.suites import SuitePrompt
+from arscale.errors import ArscaleError
+
+
+def manifests_in(folder: Path) -> list[tuple[Path, dict]]:
+    paths = sorted(folder.glob(mf.MANIFEST_FILE)) + sorted(folder.glob(mf.SHARD_MANIFEST_GLOB))
+    return [(p, mf.read_manifest(p)) for p in paths]
+
+
+def _copy_prompt(src: Path, dst: Path) -> None:
+    """Copy one finished prompt folder; the record goes last so a half-copied prompt never counts."""
+    files = sorted(p for p in src.rglob("*") if p.is_file() and not p.name.startswith(".") and p.name != RECORD_FILE)
+    for path in files + [src / RECORD_FILE]:
+        target = dst / path.relative_to(src)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        data = path.read_bytes()
+        if not (target.is_file() and target.read_bytes() == data):
+            layout.atomic_write_bytes(target, data)
+
+
+def _run_folders(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.glob("*/n*") if p.is_dir() and p.name[1:].isdigit())
+
+
+def merge(inputs: Sequence[str | Path], out: str | Path, *, quiet: bool = False) -> list[dict]:
+    out = Path(out)
+    found: list[tuple[Path, dict]] = []
+    for folder in map(Path, inputs):
+        if not folder.is_dir():
+            raise ArscaleError(f"merge input {folder} is not a directory")
+        here = manifests_in(folder)
+        if not here:
+            raise ArscaleError(f"merge input {folder} has no manifest.json (was it written by `arscale bench`?)")
+        found += here
+    if (out / mf.MANIFEST_FILE).is_file():
+        found.append((out / mf.MANIFEST_FILE, mf.read_manifest(out / mf.MANIFEST_FILE)))
+    reference_path, reference = found[0]
+    merged = dict(reference)
+    for path, other in found[1:]:
+        diffs = mf.differences(reference, other)
+        if diffs:
+            raise ArscaleError(f"cannot merge {path} with {reference_path}: they come from different runs "
+                               f"({'; '.join(diffs)})")
+        merged = mf.combine(merged, other)
+    out.mkdir(parents=True, exist_ok=True)
+    for folder in map(Path, inputs):
+        if folder.resolve() == out.resolve():
+            continue  # already in place: only its summaries are recomputed
+        for run in _run_folders(folder):
+            target = out / run.relative_to(folder)
+            for prompt in sorted(run.iterdir()):
+                if prompt.is_dir() and prompt.name.isdigit() and (prompt / RECORD_FILE).is_file():
+                    _copy_prompt(prompt, target / prompt.name)
+    merged["shard"] = {"merged_from": sorted({str(p) for p, _ in found if p.parent.resolve() != out.resolve()}
+                                             | set(merged.get("shard", {}).get("merged_from", [])))}
+    summaries = summarize_folder(out, merged)
+    mf.write_manifest(out / mf.MANIFEST_FILE, merged)
+    return summaries
+
+
+def prompts_of_run(root: Path) -> list[SuitePrompt]:
+    prompts = []
+    for prompt in sorted(root.iterdir()):
+        if prompt.is_dir() and prompt.name.isdigit() and (prompt / RECORD_FILE).is_file():
+            record = json.loads((prompt / RECORD_FILE).read_text())
+            metadata = json.loads((prompt / layout.METADATA_FILE).read_text())
+            prompts.append(SuitePrompt(int(record["index"]), record["prompt"], metadata))
+    return prompts
+
+
+def summarize_folder(out: Path, manifest: dict) -> list[dict]:
+    """Recompute every (label, N) summary under `out` from its records, using the manifest's configs."""
+    strategies = manifest.get("strategies", {})
+    total = manifest.get("suite", {}).get("size")
+    summaries = []
+    for root in _run_folders(out):
+        label, n = root.parent.name, int(root.name[1:])
+        if label not in strategies:
+            raise ArscaleError(f"{root} holds label {label!r}, which no manifest describes")
+        spec = RunSpec(label, strategies[label]["strategy"], strategies[label]["config"])
+        summaries.append(summarize_run(spec, n, root, prompts_of_run(root), seed=manifest["seed"],
+                                       model=manifest["model"]["id"], prompts_total=total))
+    return summaries
+
+
+def write_reports(out: Path) -> str:
+    from arscale.bench.plots import plot_all
+    from arscale.bench.table import format_table
+
+    summaries = collect_summaries(out)
+    table = format_table(summaries)
+    layout.atomic_write_text(out / "table.md", table)
+    plot_all(summaries, out)
+    return table
