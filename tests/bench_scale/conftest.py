@@ -43,7 +43,7 @@ def tiny_weights(tmp_path_factory):
 def bench_argv(weights: Path, out: Path, *extra: str) -> list[str]:
     return [sys.executable, "-m", "arscale.cli", "bench", "--model-weights", str(weights), "--out", str(out),
             "--strategies", "raw,best-of-n", "--n", "1,2", "--prompts", "draw:1:5", "--limit", "6",
-            "--batch-prompts", "1", "--seed", "3", "--quiet", *extra]
+            "--batch-prompts", "2", "--seed", "3", "--quiet", *extra]
 
 
 def clean_env(**extra: str) -> dict:

@@ -24,7 +24,7 @@ from arscale.errors import ArscaleError
 
 MANIFEST_FILE = "manifest.json"
 SHARD_MANIFEST_GLOB = "manifest.shard-*.json"
-IDENTITY_KEYS = ("model", "scorer", "seed", "suite", "kind")
+IDENTITY_KEYS = ("model", "scorer", "seed", "suite", "kind", "batch_prompts")  # batch_prompts: see runner.blocks
 
 
 def manifest_name(array_shards: int, array_index: int) -> str:
@@ -97,14 +97,14 @@ def hardware() -> dict[str, Any]:
 
 
 def build_manifest(*, model: dict, strategies: dict[str, dict], scorer: str | None, seed: int, ns: list[int],
-                   suite: dict, kind: str, shard: dict, layout: str = "geneval") -> dict[str, Any]:
+                   suite: dict, kind: str, shard: dict, batch_prompts: int, layout: str = "geneval") -> dict[str, Any]:
     import torch
 
     import arscale
 
     return {"arscale_version": getattr(arscale, "__version__", "unknown"), "git_commit": git_commit(),
             "model": model, "strategies": strategies, "scorer": scorer, "seed": seed, "ns": list(ns),
-            "suite": suite, "kind": kind, "layout": layout, "torch_version": torch.__version__,
+            "suite": suite, "kind": kind, "batch_prompts": batch_prompts, "layout": layout, "torch_version": torch.__version__,
             "hardware": hardware(), "shard": shard, "timings": {"started": time.time()}}
 
 

@@ -7,8 +7,10 @@ Output, per run (a strategy label and a budget N)::
     <out>/<label>/n<N>/results.jsonl, summary.json     recomputed from every record.json
     <out>/table.md, score_vs_n.png, score_vs_compute.png   over every run under <out>
 
-A prompt is finished when its record.json exists (written atomically after its image), so
-`resume=True` skips exactly the finished prompts. Seeds derive from the global prompt index (the
+A prompt is finished when its record.json exists (written atomically after its image). Prompts are
+batched in fixed blocks of `batch_prompts` consecutive global indices; `resume=True` skips the blocks
+whose prompts are all finished and reruns the others whole, because batched forwards are not
+bit-identical across batch compositions. Seeds derive from the global prompt index (the
 suite position), so a resumed or sharded run reproduces an uninterrupted one. Prompts run in
 batches of contiguous indices: rows of many prompts share every forward, selection stays per prompt.
 A label is a strategy name, optionally with a suffix after '@' for variants with their own config
@@ -96,6 +98,19 @@ def manifest_strategies(specs: Sequence[RunSpec]) -> dict[str, dict]:
                       "resolved": make_strategy(s.strategy, run_config(s)).config.to_dict()} for s in specs}
 
 
+def blocks(prompts: Sequence[SuitePrompt], size: int) -> list[list[SuitePrompt]]:
+    """Prompts grouped by block `index // size`: the unit that shares a forward pass.
+
+    Batched forwards are not bit-identical across batch compositions (CPU kernels block differently),
+    so which prompts share a batch must depend only on their global indices: a resumed block is rerun
+    whole and shards own whole blocks, never a batch made of whatever happened to be left.
+    """
+    grouped: dict[int, list[SuitePrompt]] = {}
+    for sp in prompts:
+        grouped.setdefault(sp.index // size, []).append(sp)
+    return [grouped[k] for k in sorted(grouped)]
+
+
 def contiguous_batches(prompts: Sequence[SuitePrompt], size: int) -> list[list[SuitePrompt]]:
     """Batches of at most `size` prompts with consecutive indices (the seeding needs an offset + i layout)."""
     batches: list[list[SuitePrompt]] = []
@@ -129,12 +144,13 @@ class Bench:
             *, resume: bool = False, shard: Any = None, write_summaries: bool = True) -> list[dict]:
         """Run this process's share of `prompts` (the whole suite; `shard` picks by global index)."""
         out = Path(out)
-        mine = shard.select(prompts) if shard is not None else list(prompts)
+        mine = shard.select(prompts, self.batch_prompts) if shard is not None else list(prompts)
         plan = []
         for spec in specs:
             for n in ns:
                 root = spec.folder(out, n)
-                todo = [sp for sp in mine if not (resume and is_done(root, sp))]
+                todo = [sp for block in blocks(mine, self.batch_prompts)
+                        if not (resume and all(is_done(root, sp) for sp in block)) for sp in block]
                 plan.append((spec, n, root, todo))
         total = sum(len(t) for *_, t in plan)
         summaries = []
@@ -142,7 +158,8 @@ class Bench:
             for spec, n, root, todo in plan:
                 bar.set_postfix_str(f"{spec.label} N={n}")
                 strategy = make_strategy(spec.strategy, run_config(spec))
-                for batch in contiguous_batches(todo, self.batch_prompts):
+                for batch in (b for block in blocks(todo, self.batch_prompts)
+                              for b in contiguous_batches(block, self.batch_prompts)):
                     self._run_batch(strategy, spec, n, root, batch)
                     bar.update(len(batch))
                 if write_summaries:

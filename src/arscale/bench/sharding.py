@@ -1,7 +1,10 @@
 """Which prompts this process runs: `--num-shards/--shard-index` (job arrays) × launcher ranks.
 
-Prompts are dealt round-robin by their global suite index (`index % shards == shard`). Seeds derive
-from that global index, never from the shard, so any split reproduces the unsharded run.
+Prompts are dealt round-robin in blocks of `--batch-prompts` consecutive global indices: block
+`index // batch_prompts` goes to shard `block % shards` (with `--batch-prompts 1` simply
+`index % shards == shard`). Whole blocks, because prompts sharing a batched forward must be the same
+in every split for bit-identical images; seeds derive from the global index, never from the shard,
+so any split reproduces the unsharded run.
 Under `torchrun` / `accelerate launch` (env `WORLD_SIZE`, `RANK`) each rank takes its own slice of
 the job-array shard; `accelerate` is consulted only when importable and already initialised.
 """
@@ -36,11 +39,11 @@ class Shard:
     def is_main(self) -> bool:
         return self.rank == 0
 
-    def owns(self, global_index: int) -> bool:
-        return global_index % self.count == self.index
+    def owns(self, global_index: int, block: int = 1) -> bool:
+        return (global_index // block) % self.count == self.index
 
-    def select(self, prompts: Sequence) -> list:
-        return [p for p in prompts if self.owns(p.index)]
+    def select(self, prompts: Sequence, block: int = 1) -> list:
+        return [p for p in prompts if self.owns(p.index, block)]
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -1,7 +1,7 @@
 """`arscale bench`: strategies × N over a prompt suite → GenEval-layout images, verdicts, summaries,
 `table.md` and the score-vs-N / score-vs-compute plots (see `arscale.bench.runner`).
 
-Large runs: `--num-shards N --shard-index i` runs the prompts with index % N == i (job arrays);
+Large runs: `--num-shards N --shard-index i` runs every N-th block of --batch-prompts prompts (job arrays);
 under torchrun / accelerate launch each rank takes its own slice automatically. Shards write
 per-prompt outputs and a manifest; `arscale bench merge DIR [DIR...] --out OUT` combines them and
 recomputes summaries, table and plots. Every run folder carries manifest.json (versions, model and
@@ -114,6 +114,7 @@ def run_bench(args: argparse.Namespace) -> int:
     manifest = mf.build_manifest(
         model=mf.model_entry(args.model, args.model_weights), strategies=manifest_strategies(specs),
         scorer=args.scorer or None, seed=args.seed, ns=ns, kind=kind, shard=shard.to_dict(),
+        batch_prompts=max(1, args.batch_prompts),
         suite={"spec": args.prompts, "limit": args.limit, "size": len(prompts)})
     manifest_path = out / mf.manifest_name(shard.array_shards, shard.array_index)
     for path, old in manifests_in(out):

@@ -1,0 +1,64 @@
+import pytest
+
+from arscale.bench.manifest import check_compatible, differences
+from arscale.bench.runner import blocks
+from arscale.bench.sharding import resolve_shard
+from arscale.bench.suites import SuitePrompt
+from arscale.errors import ArscaleError
+
+PROMPTS = [SuitePrompt(i, f"p{i}", {}) for i in range(11)]
+
+
+@pytest.mark.parametrize("block", [1, 3])
+def test_shards_partition_the_suite_in_whole_blocks(block):
+    shards = [resolve_shard(3, i, world_size=1, rank=0) for i in range(3)]
+    picked = [[p.index for p in s.select(PROMPTS, block)] for s in shards]
+    assert sorted(sum(picked, [])) == list(range(11))
+    for part in picked:
+        assert {i // block for i in part}.isdisjoint({i // block for other in picked if other is not part
+                                                     for i in other})
+    if block == 1:
+        assert picked[1] == [1, 4, 7, 10]
+
+
+def test_launcher_ranks_subdivide_job_array_shards():
+    seen = []
+    for array_index in range(2):
+        for rank in range(2):
+            shard = resolve_shard(2, array_index, world_size=2, rank=rank)
+            assert shard.count == 4 and shard.is_main == (rank == 0)
+            seen.append(shard.index)
+    assert sorted(seen) == [0, 1, 2, 3]
+
+
+def test_launcher_environment_is_read(monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    shard = resolve_shard()
+    assert (shard.count, shard.index, shard.distributed, shard.is_main) == (2, 1, True, False)
+    monkeypatch.setenv("RANK", "2")
+    with pytest.raises(ArscaleError, match="RANK=2"):
+        resolve_shard()
+
+
+@pytest.mark.parametrize("num, index", [(0, 0), (2, 2), (2, -1)])
+def test_bad_shard_arguments_are_errors(num, index):
+    with pytest.raises(ArscaleError, match="--num-shards|--shard-index"):
+        resolve_shard(num, index, world_size=1, rank=0)
+
+
+def test_blocks_follow_global_indices_not_what_is_left():
+    assert [[p.index for p in b] for b in blocks(PROMPTS[3:8], 4)] == [[3], [4, 5, 6, 7]]
+
+
+def test_manifest_differences_name_what_differs():
+    base = {"model": {"id": "m", "weights_sha256": {"a": "1"}}, "seed": 0, "scorer": "s", "suite": {"size": 3},
+            "kind": "shapeworld", "batch_prompts": 2, "strategies": {"raw": {"config": {}}},
+            "hardware": {"cpu": "x"}}
+    other = {**base, "hardware": {"cpu": "y"}, "strategies": {"raw": {"config": {}}, "tts-var": {"config": {}}}}
+    assert differences(base, other) == []  # hardware and new labels are not identity
+    changed = {**base, "seed": 1, "strategies": {"raw": {"config": {"x": 1}}}}
+    diffs = differences(base, changed)
+    assert any(d.startswith("seed: 0 vs 1") for d in diffs) and any("strategy raw" in d for d in diffs)
+    with pytest.raises(ArscaleError, match="seed"):
+        check_compatible(base, changed, "out")
