@@ -42,7 +42,7 @@ def tiny_weights(tmp_path_factory):
 
 def bench_argv(weights: Path, out: Path, *extra: str) -> list[str]:
     return [sys.executable, "-m", "arscale.cli", "bench", "--model-weights", str(weights), "--out", str(out),
-            "--strategies", "raw,best-of-n", "--n", "1,2", "--prompts", "draw:1:5", "--limit", "6",
+            "--strategies", "raw,best-of-n", "--n", "1,2", "--prompts", "draw:2:5", "--limit", "12",
             "--batch-prompts", "2", "--seed", "3", "--quiet", *extra]
 
 

@@ -13,7 +13,7 @@ PROMPTS = [SuitePrompt(i, f"p{i}", {}) for i in range(11)]
 def test_shards_partition_the_suite_in_whole_blocks(block):
     shards = [resolve_shard(3, i, world_size=1, rank=0) for i in range(3)]
     picked = [[p.index for p in s.select(PROMPTS, block)] for s in shards]
-    assert sorted(sum(picked, [])) == list(range(11))
+    assert sorted(i for part in picked for i in part) == list(range(11))
     for part in picked:
         assert {i // block for i in part}.isdisjoint({i // block for other in picked if other is not part
                                                      for i in other})
