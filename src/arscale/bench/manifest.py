@@ -108,13 +108,22 @@ def build_manifest(*, model: dict, strategies: dict[str, dict], scorer: str | No
             "hardware": hardware(), "shard": shard, "timings": {"started": time.time()}}
 
 
+def _identity(manifest: dict, key: str) -> Any:
+    value = manifest.get(key)
+    if key == "model" and isinstance(value, dict):  # where the weights lie may differ between nodes
+        value = {k: v for k, v in value.items() if k != "weights_path"}
+    return value
+
+
 def differences(old: dict, new: dict) -> list[str]:
     """Human-readable identity differences between two manifests (empty when compatible)."""
+    old = {k: _identity(old, k) for k in IDENTITY_KEYS} | {k: old.get(k) for k in ("layout", "strategies")}
+    new = {k: _identity(new, k) for k in IDENTITY_KEYS} | {k: new.get(k) for k in ("layout", "strategies")}
     diffs = [f"{key}: {json.dumps(old.get(key), sort_keys=True)} vs {json.dumps(new.get(key), sort_keys=True)}"
              for key in IDENTITY_KEYS if old.get(key) != new.get(key)]
     if old.get("layout", "geneval") != new.get("layout", "geneval"):
         diffs.append(f"layout: {old.get('layout')} vs {new.get('layout')}")
-    old_s, new_s = old.get("strategies", {}), new.get("strategies", {})
+    old_s, new_s = old.get("strategies") or {}, new.get("strategies") or {}
     for label in sorted(set(old_s) & set(new_s)):
         if old_s[label] != new_s[label]:
             diffs.append(f"strategy {label}: {json.dumps(old_s[label], sort_keys=True)} vs "
