@@ -14,7 +14,7 @@ from pathlib import Path
 
 from arscale.bench import geneval_layout as layout
 from arscale.bench import manifest as mf
-from arscale.bench.runner import RECORD_FILE, RunSpec, collect_summaries, summarize_run
+from arscale.bench.runner import OFFICIAL_LAYOUTS, RECORD_FILE, RunSpec, collect_summaries, summarize_run
 from arscale.bench.suites import SuitePrompt
 from arscale.errors import ArscaleError
 
@@ -28,6 +28,16 @@ def _copy_prompt(src: Path, dst: Path) -> None:
     """Copy one finished prompt folder; the record goes last so a half-copied prompt never counts."""
     files = sorted(p for p in src.rglob("*") if p.is_file() and not p.name.startswith(".") and p.name != RECORD_FILE)
     for path in files + [src / RECORD_FILE]:
+        target = dst / path.relative_to(src)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        data = path.read_bytes()
+        if not (target.is_file() and target.read_bytes() == data):
+            layout.atomic_write_bytes(target, data)
+
+
+def _copy_tree(src: Path, dst: Path) -> None:
+    """An official-layout folder (flat or nested images; shards write disjoint file names)."""
+    for path in sorted(p for p in src.rglob("*") if p.is_file() and not p.name.startswith(".")):
         target = dst / path.relative_to(src)
         target.parent.mkdir(parents=True, exist_ok=True)
         data = path.read_bytes()
@@ -68,6 +78,8 @@ def merge(inputs: Sequence[str | Path], out: str | Path, *, quiet: bool = False)
             for prompt in sorted(run.iterdir()):
                 if prompt.is_dir() and prompt.name.isdigit() and (prompt / RECORD_FILE).is_file():
                     _copy_prompt(prompt, target / prompt.name)
+                elif prompt.is_dir() and prompt.name in OFFICIAL_LAYOUTS:
+                    _copy_tree(prompt, target / prompt.name)
     merged["shard"] = {"merged_from": sorted({str(p) for p, _ in found if p.parent.resolve() != out.resolve()}
                                              | set(merged.get("shard", {}).get("merged_from", [])))}
     summaries = summarize_folder(out, merged)

@@ -34,6 +34,7 @@ from arscale.bench import geneval_layout as layout
 from arscale.bench.metrics import summarize
 from arscale.bench.suites import SuitePrompt
 from arscale.errors import ArscaleError
+from arscale.generators.seeding import mix
 from arscale.search.base import STRATEGIES, make_strategy
 
 RECORD_FILE = "record.json"
@@ -126,16 +127,39 @@ def _record_path(root: Path, index: int) -> Path:
     return layout.prompt_dir(root, index) / RECORD_FILE
 
 
-def is_done(root: Path, sp: SuitePrompt) -> bool:
-    return _record_path(root, sp.index).is_file() and layout.sample_path(root, sp.index, 0).is_file()
+OFFICIAL_LAYOUTS = ("geneval", "compbench", "dpg", "tiif")
+IMAGES_PER_PROMPT = {"geneval": 1, "compbench": 1, "dpg": 4, "tiif": 1}
+
+
+def official_layout(name: str, root: Path, model: str) -> Any:
+    """The evaluator layout written next to the GenEval folders (`<root>/<name>/`); None for GenEval itself."""
+    from arscale.bench import layouts
+
+    if name == "geneval":
+        return None
+    if name == "compbench":
+        return layouts.CompBenchLayout(root / name, IMAGES_PER_PROMPT[name])
+    if name == "dpg":
+        return layouts.DPGLayout(root / name, IMAGES_PER_PROMPT[name])
+    if name == "tiif":
+        return layouts.TIIFLayout(root / name, model)
+    raise ArscaleError(f"unknown --layout {name!r}; choose from {', '.join(OFFICIAL_LAYOUTS)}")
+
+
+def is_done(root: Path, sp: SuitePrompt, official: Any = None) -> bool:
+    return (_record_path(root, sp.index).is_file() and layout.sample_path(root, sp.index, 0).is_file()
+            and (official is None or official.is_complete(sp)))
 
 
 class Bench:
     def __init__(self, generator: Any, reward_scorer: Any, *, kind: str, seed: int = 0, batch_prompts: int = 8,
-                 quiet: bool = False):
+                 quiet: bool = False, layout: str = "geneval"):
         self.generator = generator
         self.reward = reward_scorer
         self.kind = kind
+        if layout not in OFFICIAL_LAYOUTS:
+            raise ArscaleError(f"unknown --layout {layout!r}; choose from {', '.join(OFFICIAL_LAYOUTS)}")
+        self.layout = layout
         self.seed = seed
         self.batch_prompts = max(1, int(batch_prompts))
         self.quiet = quiet
@@ -149,8 +173,9 @@ class Bench:
         for spec in specs:
             for n in ns:
                 root = spec.folder(out, n)
+                official = self._official(root)
                 todo = [sp for block in blocks(mine, self.batch_prompts)
-                        if not (resume and all(is_done(root, sp) for sp in block)) for sp in block]
+                        if not (resume and all(is_done(root, sp, official) for sp in block)) for sp in block]
                 plan.append((spec, n, root, todo))
         total = sum(len(t) for *_, t in plan)
         summaries = []
@@ -166,9 +191,26 @@ class Bench:
                     summaries.append(self.summarize(spec, n, root, prompts))
         return summaries
 
+    def _official(self, root: Path) -> Any:
+        return official_layout(self.layout, root, getattr(self.generator, "name", "model"))
+
+    def _extra_images(self, strategy: Any, n: int, batch: list[SuitePrompt]) -> list[list[np.ndarray]]:
+        """More images per prompt for layouts that want several (DPG: 4): independent searches whose
+        seeds derive from (seed, draw), so draw 0 is the run's own image and any split reproduces them."""
+        draws = IMAGES_PER_PROMPT[self.layout]
+        extra: list[list[np.ndarray]] = [[] for _ in batch]
+        for draw in range(1, draws):
+            result = strategy.run(self.generator, [sp.prompt for sp in batch], n, seed=mix(self.seed, draw),
+                                  prompt_offset=batch[0].index, scorer=self.reward)
+            for i in range(len(batch)):
+                extra[i].append(result.chosen(i).image)
+        return extra
+
     def _run_batch(self, strategy: Any, spec: RunSpec, n: int, root: Path, batch: list[SuitePrompt]) -> None:
         result = strategy.run(self.generator, [sp.prompt for sp in batch], n, seed=self.seed,
                               prompt_offset=batch[0].index, scorer=self.reward)
+        official = self._official(root)
+        extra = self._extra_images(strategy, n, batch) if official is not None else None
         share = _cost_share(result.cost.to_dict(), len(batch))
         chosen = [result.chosen(i) for i in range(len(batch))]
         unscored = [i for i, c in enumerate(chosen) if c.score is None]
@@ -183,6 +225,8 @@ class Bench:
         for i, sp in enumerate(batch):
             metadata = sp.metadata if sp.metadata else {"tag": "plain", "prompt": sp.prompt}
             layout.write_prompt(root, sp.index, metadata, [chosen[i].image])
+            if official is not None:
+                official.write(sp, [chosen[i].image, *extra[i]])
             correct, reason = None, None
             if self.kind == "shapeworld":
                 from arscale.shapeworld import evaluate

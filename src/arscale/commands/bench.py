@@ -43,6 +43,9 @@ def register(sub) -> None:
     p.add_argument("--num-shards", type=int, default=1, help="split the suite into this many shards (job arrays)")
     p.add_argument("--shard-index", type=int, default=0, help="which shard this invocation runs (0-based)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--layout", default="geneval", choices=("geneval", "compbench", "dpg", "tiif"),
+                   help="official evaluator layout written under <label>/n<N>/<layout>/ besides the GenEval "
+                        "folders (dpg: a 2x2 grid of 4 independent searches per prompt; default %(default)s)")
     p.set_defaults(func=run)
 
 
@@ -114,7 +117,7 @@ def run_bench(args: argparse.Namespace) -> int:
     manifest = mf.build_manifest(
         model=mf.model_entry(args.model, args.model_weights), strategies=manifest_strategies(specs),
         scorer=args.scorer or None, seed=args.seed, ns=ns, kind=kind, shard=shard.to_dict(),
-        batch_prompts=max(1, args.batch_prompts),
+        batch_prompts=max(1, args.batch_prompts), layout=args.layout,
         suite={"spec": args.prompts, "limit": args.limit, "size": len(prompts)})
     manifest_path = out / mf.manifest_name(shard.array_shards, shard.array_index)
     for path, old in manifests_in(out):
@@ -131,7 +134,7 @@ def run_bench(args: argparse.Namespace) -> int:
         mf.write_manifest(manifest_path, manifest)
     start = time.time()
     bench = Bench(generator, reward, kind=kind, seed=args.seed, batch_prompts=args.batch_prompts,
-                  quiet=args.quiet or not shard.is_main)
+                  quiet=args.quiet or not shard.is_main, layout=args.layout)
     try:
         with torch.no_grad():
             bench.run(specs, ns, prompts, out, resume=args.resume, shard=shard, write_summaries=False)
