@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import bench_argv, clean_env, run_bench
+from bench_scale_helpers import bench_argv, clean_env, run_bench
 from PIL import Image
 
 TIMING_KEYS = {"total_wall", "overhead", "overhead_fraction", "wall"}

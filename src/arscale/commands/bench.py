@@ -66,7 +66,9 @@ def load_suite_prompts(spec: str):
 
 def run(args: argparse.Namespace) -> int:
     if args.action:
-        if args.action[0] != "merge" or len(args.action) < 2:
+        if args.action == ["merge"]:
+            raise ArscaleError("`arscale bench merge` needs at least one shard folder: merge DIR [DIR...] --out OUT")
+        if args.action[0] != "merge":
             raise ArscaleError(f"unexpected arguments {' '.join(args.action)!r}; did you mean "
                                "`arscale bench merge DIR [DIR...] --out OUT`?")
         return run_merge(args.action[1:], args.out)
