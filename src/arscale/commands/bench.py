@@ -127,6 +127,7 @@ def run_bench(args: argparse.Namespace) -> int:
     if manifest_path.is_file():
         manifest = mf.combine(mf.read_manifest(manifest_path), manifest)
     group = ProcessGroup(shard)
+    synchronised = group.active or not shard.distributed
     options = {"device": args.device}
     if args.model_weights:
         options["weights"] = args.model_weights
@@ -161,4 +162,6 @@ def run_bench(args: argparse.Namespace) -> int:
     plot_all(summaries, out)
     print(table)
     print(f"wrote {out / 'table.md'}, score_vs_n.png, score_vs_compute.png")
+    if not synchronised:  # WORLD_SIZE without MASTER_ADDR: no barrier, other ranks may still be writing
+        print(f"note: ranks were not synchronised; once all have finished run `arscale bench merge {out} --out {out}`")
     return 0
