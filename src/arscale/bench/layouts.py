@@ -13,38 +13,20 @@ at any moment never leaves a half-written image that a resumed run would count.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
+from arscale.bench.geneval_layout import atomic_write_bytes, encode_png
 from arscale.bench.suites import SuitePrompt
 from arscale.errors import ArscaleError
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+def atomic_save_png(image: np.ndarray, path: str | Path) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def atomic_save_png(image: np.ndarray, path: str | Path) -> None:
-    import io
-
-    buf = io.BytesIO()
-    Image.fromarray(np.asarray(image, dtype=np.uint8)).save(buf, format="PNG")
-    atomic_write_bytes(path, buf.getvalue())
+    atomic_write_bytes(path, encode_png(np.asarray(image, dtype=np.uint8)))
 
 
 def grid(images: Sequence[np.ndarray], columns: int | None = None) -> np.ndarray:
