@@ -164,7 +164,7 @@ def load_optimizer(optimizer: torch.optim.Optimizer, directory: str | os.PathLik
                     if isinstance(current.get(k), tuple) and isinstance(v, list):
                         group[k] = tuple(v)
             state: dict[int, dict[str, torch.Tensor]] = {}
-            for key in f.keys():
+            for key in f.keys():  # noqa: SIM118 - safe_open is not a dict
                 _, idx, slot = key.split(".", 2)
                 state.setdefault(int(idx), {})[slot] = f.get_tensor(key)
         optimizer.load_state_dict({"state": state, "param_groups": groups})
