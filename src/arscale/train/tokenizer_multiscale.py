@@ -25,7 +25,7 @@ def register(sub) -> None:
     p = sub.add_parser("shapeworld-tokenizer", help="train the multi-scale VQ tokenizer of ShapeWorld-VAR")
     common.add_training_args(p, steps=6000, batch_size=32, lr=1e-3, state_dir=STATE_DIR, out_dir=str(WEIGHTS_DIR))
     p.add_argument("--config", default=None, help="JSON file with MultiScaleTokenizerConfig fields (new runs)")
-    p.add_argument("--eval-every", type=int, default=500, help="evaluate reconstructions every N steps")
+    p.add_argument("--eval-every", type=int, default=500, help="evaluate reconstructions every N steps (0 = only at the end)")
     p.add_argument("--boundary-weight", type=float, default=4.0,
                    help="extra loss weight on pixels near object outlines, where same-colour objects nearly touch")
     p.add_argument("--decoder-only", action="store_true",
@@ -128,7 +128,7 @@ def main(args: argparse.Namespace) -> int:
         if step % 20 == 0:
             bar.set_postfix(loss=f"{loss.item():.4f}", vq=f"{vq_loss.item():.4f}",
                             used=int((usage > 0.05).sum()))
-        if step % args.eval_every == 0 or step == args.steps:
+        if (args.eval_every > 0 and step % args.eval_every == 0) or step == args.steps:
             metrics = {"step": step, **reconstruction_accuracy(model), "phase": phase, "phase_start": phase_start}
             bar.write(f"step {step}: reconstruction accuracy {json.dumps(metrics)}")
         if timer.should_save():

@@ -26,7 +26,7 @@ def register(sub) -> None:
     p = sub.add_parser("shapeworld-ar-tokenizer", help="train the single-scale VQ tokenizer of ShapeWorld-AR")
     common.add_training_args(p, steps=8000, batch_size=32, lr=1e-3, state_dir=STATE_DIR, out_dir=str(WEIGHTS_DIR))
     p.add_argument("--config", default=None, help="JSON file with VQConfig fields (new runs only)")
-    p.add_argument("--eval-every", type=int, default=500, help="evaluate reconstructions every N steps")
+    p.add_argument("--eval-every", type=int, default=500, help="evaluate reconstructions every N steps (0 = only at the end)")
     p.add_argument("--decoder-only", default=None, metavar="DIR",
                    help="fine-tune only the decoder (and post_quant_conv) of the tokenizer in DIR, codes frozen: "
                         "a model trained on its codes stays valid")
@@ -110,7 +110,7 @@ def decoder_only(args: argparse.Namespace) -> int:
         bar.update(1)
         if step % 20 == 0:
             bar.set_postfix(loss=f"{loss:.4f}")
-        if step % args.eval_every == 0 or step == args.steps:
+        if (args.eval_every > 0 and step % args.eval_every == 0) or step == args.steps:
             metrics = {"step": step, **reconstruction_accuracy(model)}
             bar.write(json.dumps(metrics))
         if timer.should_save():
@@ -173,7 +173,7 @@ def main(args: argparse.Namespace) -> int:
         bar.update(1)
         if step % 20 == 0:
             bar.set_postfix(loss=f"{loss.item():.4f}", vq=f"{vq_loss.item():.4f}", used=int((usage > 0.03).sum()))
-        if step % args.eval_every == 0 or step == args.steps:
+        if (args.eval_every > 0 and step % args.eval_every == 0) or step == args.steps:
             metrics = {"step": step, **reconstruction_accuracy(model)}
             bar.write(f"step {step}: reconstruction accuracy {json.dumps(metrics)}")
         if timer.should_save():

@@ -38,7 +38,7 @@ def register(sub) -> None:
                    help="directory with tokenizer.safetensors + tokenizer_config.json (default %(default)s)")
     p.add_argument("--config", default=None, help="JSON file overriding DEFAULT_CONFIG's sections (new runs)")
     p.add_argument("--null-prob", type=float, default=0.1, help="probability of dropping the prompt (CFG)")
-    p.add_argument("--eval-every", type=int, default=1000, help="sample-and-evaluate every N steps")
+    p.add_argument("--eval-every", type=int, default=1000, help="sample-and-evaluate every N steps (0 = only at the end)")
     p.set_defaults(func=main)
 
 
@@ -141,7 +141,7 @@ def main(args: argparse.Namespace) -> int:
         bar.update(1)
         if step % 20 == 0:
             bar.set_postfix(loss=f"{ema_loss:.4f}")
-        if step % args.eval_every == 0 or step == args.steps:
+        if (args.eval_every > 0 and step % args.eval_every == 0) or step == args.steps:
             metrics = {"step": step, "loss": ema_loss, **sample_accuracy(gen)}
             bar.write(f"step {step}: raw sampling accuracy {json.dumps(metrics)}")
         if timer.should_save():
