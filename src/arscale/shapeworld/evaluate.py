@@ -29,7 +29,7 @@ from functools import lru_cache
 import numpy as np
 
 from arscale.errors import ArscaleError
-from arscale.shapeworld.grammar import BACKGROUND, CLASSES, COLOR_NAMES, COLORS, RELATIONS
+from arscale.shapeworld.grammar import BACKGROUND, CLASSES, COLOR_NAMES, COLORS, check_metadata
 from arscale.shapeworld.render import rasterize
 
 COLOR_THRESHOLD = 80.0
@@ -269,43 +269,6 @@ def relative_position(box_a, box_b, threshold: float = POSITION_THRESHOLD) -> tu
     return tuple(rels)
 
 
-def _check_metadata(metadata) -> None:
-    if not isinstance(metadata, dict):
-        raise ArscaleError(f"metadata must be a JSON object, got {type(metadata).__name__}")
-    include = metadata.get("include", [])
-    exclude = metadata.get("exclude", [])
-    if not isinstance(include, list) or not isinstance(exclude, list):
-        raise ArscaleError("metadata 'include' and 'exclude' must be lists")
-    for key, groups in (("include", include), ("exclude", exclude)):
-        for i, g in enumerate(groups):
-            if not isinstance(g, dict):
-                raise ArscaleError(f"metadata {key}[{i}] must be an object, got {g!r}")
-            if g.get("class") not in CLASSES:
-                raise ArscaleError(
-                    f"metadata {key}[{i}]: unknown class {g.get('class')!r}, expected one of {', '.join(CLASSES)}"
-                )
-            count = g.get("count")
-            if not isinstance(count, int) or isinstance(count, bool) or count < 1:
-                raise ArscaleError(f"metadata {key}[{i}]: count must be a positive integer, got {count!r}")
-            if key == "include" and "color" in g and g["color"] not in COLORS:
-                raise ArscaleError(
-                    f"metadata include[{i}]: unknown colour {g['color']!r}, expected one of {', '.join(COLORS)}"
-                )
-            if key == "include" and "position" in g:
-                pos = g["position"]
-                if (
-                    not isinstance(pos, list | tuple)
-                    or len(pos) != 2
-                    or pos[0] not in RELATIONS
-                    or not isinstance(pos[1], int)
-                    or not 0 <= pos[1] < i
-                ):
-                    raise ArscaleError(
-                        f"metadata include[{i}]: position must be [relation, earlier group index] with a "
-                        f"relation in {', '.join(RELATIONS)}, got {pos!r}"
-                    )
-
-
 def judge(objects: dict[str, list[Detection]], metadata: dict) -> tuple[bool, str]:
     """GenEval's judgement on detections grouped by class (each list ordered by confidence).
 
@@ -377,7 +340,7 @@ def evaluate(image, metadata: dict, detections: list[Detection] | None = None) -
     Raises `ArscaleError` for an image that is not ``uint8 [H, W, 3]`` or metadata naming unknown
     classes, colours or relations.
     """
-    _check_metadata(metadata)
+    check_metadata(metadata)
     if detections is None:
         detections = detect(image)
     correct, reason = judge(group_by_class(detections), metadata)

@@ -360,3 +360,41 @@ def random_metadata(rng: np.random.Generator, tag: str | None = None) -> dict:
         ka, kb = two_distinct(nk)
         include = [_group(CLASSES[a], 1, COLOR_NAMES[ka]), _group(CLASSES[b], 1, COLOR_NAMES[kb])]
     return _record(tag, include, _fmt_prompt(tag, include))
+
+
+def check_metadata(metadata) -> None:
+    """Structural check of a GenEval metadata record (classes, counts, colours, positions)."""
+    if not isinstance(metadata, dict):
+        raise GrammarError(f"metadata must be a JSON object, got {type(metadata).__name__}")
+    include = metadata.get("include", [])
+    exclude = metadata.get("exclude", [])
+    if not isinstance(include, list) or not isinstance(exclude, list):
+        raise GrammarError("metadata 'include' and 'exclude' must be lists")
+    for key, groups in (("include", include), ("exclude", exclude)):
+        for i, g in enumerate(groups):
+            if not isinstance(g, dict):
+                raise GrammarError(f"metadata {key}[{i}] must be an object, got {g!r}")
+            if g.get("class") not in CLASSES:
+                raise GrammarError(
+                    f"metadata {key}[{i}]: unknown class {g.get('class')!r}; class must be one of {', '.join(CLASSES)}"
+                )
+            count = g.get("count")
+            if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+                raise GrammarError(f"metadata {key}[{i}]: count must be a positive integer, got {count!r}")
+            if key == "include" and "color" in g and g["color"] not in COLORS:
+                raise GrammarError(
+                    f"metadata include[{i}]: unknown colour {g['color']!r}, expected one of {', '.join(COLORS)}"
+                )
+            if key == "include" and "position" in g:
+                pos = g["position"]
+                if (
+                    not isinstance(pos, list | tuple)
+                    or len(pos) != 2
+                    or pos[0] not in RELATIONS
+                    or not isinstance(pos[1], int)
+                    or not 0 <= pos[1] < i
+                ):
+                    raise GrammarError(
+                        f"metadata include[{i}]: position must be [relation, earlier group index] with a "
+                        f"relation in {', '.join(RELATIONS)}, got {pos!r}"
+                    )

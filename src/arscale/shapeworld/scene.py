@@ -25,7 +25,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from arscale.shapeworld.grammar import CLASSES, COLOR_NAMES, COLORS, IMAGE_SIZE, RELATIONS, GrammarError
+from arscale.shapeworld.grammar import (
+    COLOR_NAMES,
+    IMAGE_SIZE,
+    GrammarError,
+    check_metadata,
+)
 
 MIN_SIZE = 12
 MAX_SIZE = 20
@@ -79,31 +84,10 @@ class Scene:
 
 
 def _validate_groups(metadata: dict) -> list[dict]:
-    if not isinstance(metadata, dict) or not isinstance(metadata.get("include"), list):
+    check_metadata(metadata)
+    if not isinstance(metadata.get("include"), list):
         raise GrammarError(f"metadata must be an object with an 'include' list, got {metadata!r}")
     groups = metadata["include"]
-    for gi, g in enumerate(groups):
-        if not isinstance(g, dict) or g.get("class") not in CLASSES:
-            raise GrammarError(f"include group {gi}: class must be one of {', '.join(CLASSES)}, got {g!r}")
-        count = g.get("count")
-        if not isinstance(count, int) or isinstance(count, bool) or count < 1:
-            raise GrammarError(f"include group {gi}: count must be a positive integer, got {count!r}")
-        if "color" in g and g["color"] not in COLORS:
-            raise GrammarError(
-                f"include group {gi}: color must be one of {', '.join(COLORS)}, got {g['color']!r}"
-            )
-        if "position" in g:
-            pos = g["position"]
-            if (
-                not isinstance(pos, list | tuple)
-                or len(pos) != 2
-                or pos[0] not in RELATIONS
-                or not isinstance(pos[1], int)
-                or not 0 <= pos[1] < gi
-            ):
-                raise GrammarError(
-                    f"include group {gi}: position must be [relation, index of an earlier group], got {pos!r}"
-                )
     total = sum(g["count"] for g in groups)
     if total > MAX_OBJECTS:
         raise GrammarError(f"a scene holds at most {MAX_OBJECTS} objects, the metadata asks for {total}")
