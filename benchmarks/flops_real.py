@@ -61,8 +61,8 @@ def infinity_rows() -> tuple[list[tuple[str, float, float, int]], tuple[int, ...
         return sum(gen.flops_per_scale(b, T5_TOKENS)[k] for k, b in enumerate(batch))
 
     raw_t = transformer([1] * K)
-    # The paper's N=8 run starts 8 rows per prompt and ends with 1 (multiplier 1 in the shared schedule).
-    plan = build_schedule(K, 1)
+    # The paper's N=8 run: 8 rows per prompt start, 1 is kept.
+    plan = build_schedule(K, 8)
     tts_t = transformer(list(plan.batch))
     consumed = sum(plan.batch[k] for k in plan.cluster_at + plan.resample_at) + plan.batch[-1]
     every_scale = sum(plan.batch)

@@ -1,6 +1,8 @@
-"""Sampling-default sweep and raw/reconstruction scores for ShapeWorld-AR.
+"""Sampling-default sweep and raw/reconstruction scores for ShapeWorld-AR (and ShapeWorld-VAR).
 
     OMP_NUM_THREADS=1 python benchmarks/shapeworld_ar_sweep.py sweep --per-tag 20 --seed 7
+    OMP_NUM_THREADS=1 python benchmarks/shapeworld_ar_sweep.py sweep --model shapeworld-var --weights DIR \
+        --per-tag 30 --seed 2024 --cfg 2 3 4.5 --temperature 1.0 0.8 0.6 --top-k 0 16
     OMP_NUM_THREADS=1 python benchmarks/shapeworld_ar_sweep.py raw --suite shapeworld-v1-eval --cfg 3 ...
     OMP_NUM_THREADS=1 python benchmarks/shapeworld_ar_sweep.py recon --suite shapeworld-v1-eval
 
@@ -50,11 +52,24 @@ def generate(gen, records: list[dict], seed: int, batch: int = 100) -> torch.Ten
     return torch.cat(images)
 
 
-def main() -> None:
+def loader(model: str):
+    """(load(weights=, **sampling), reconstruct(gen, images)) for one of the two ShapeWorld models."""
+    if model == "shapeworld-var":
+        from arscale.generators.next_scale.shapeworld import load_shapeworld_var
+
+        def recon_var(gen, x):
+            return gen.tokenizer.decode_indices(gen.tokenizer.encode(x))
+
+        return load_shapeworld_var, recon_var
     from arscale.generators.next_token.shapeworld import load_shapeworld_ar
 
+    return load_shapeworld_ar, lambda gen, x: gen.tokenizer.decode_codes(gen.tokenizer.encode(x))
+
+
+def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("mode", choices=["sweep", "raw", "recon"])
+    p.add_argument("--model", choices=["shapeworld-ar", "shapeworld-var"], default="shapeworld-ar")
     p.add_argument("--suite", default=None)
     p.add_argument("--per-tag", type=int, default=20)
     p.add_argument("--seed", type=int, default=7)
@@ -65,24 +80,25 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(1)
     records = prompts_for(args)
+    load, reconstruct = loader(args.model)
     if args.mode == "recon":
         from arscale import shapeworld
 
-        gen = load_shapeworld_ar(weights=args.weights)
+        gen = load(weights=args.weights)
         rng = np.random.default_rng(args.seed)
         pixels = shapeworld.render_batch([shapeworld.sample_scene(md, rng) for md in records])
         x = torch.from_numpy(pixels).permute(0, 3, 1, 2).float() / 255
         with torch.no_grad():
-            recon = torch.cat([gen.tokenizer.decode_codes(gen.tokenizer.encode(x[s:s + 100]))
+            recon = torch.cat([reconstruct(gen, x[s:s + 100])
                                for s in range(0, len(x), 100)])
         print(json.dumps({"mode": "recon", "prompts": len(records), **score(recon, records)}))
         return
     for cfg, temp, top_k in itertools.product(args.cfg, args.temperature, args.top_k):
-        gen = load_shapeworld_ar(weights=args.weights, cfg=cfg, temperature=temp, top_k=top_k)
+        gen = load(weights=args.weights, cfg=cfg, temperature=temp, top_k=top_k)
         t0 = time.perf_counter()
         images = generate(gen, records, args.seed)
         result = score(images, records)
-        print(json.dumps({"mode": args.mode, "cfg": cfg, "temperature": temp, "top_k": top_k,
+        print(json.dumps({"model": args.model, "mode": args.mode, "cfg": cfg, "temperature": temp, "top_k": top_k,
                           "prompts": len(records), "seconds": round(time.perf_counter() - t0, 1), **result}),
               flush=True)
 

@@ -11,14 +11,17 @@ out=${OUT:-out/tts-var-experiments}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 
 main() {  # Table 6/7 shape, Fig. 3 (score vs N) and Fig. 8 (score vs compute)
-  arscale bench --model shapeworld-var --strategies raw,best-of-n,importance,tts-var --n 1,2,4,8 \
-    --prompts "draw:${per_tag}:1" --out "$out/main" --seed 0 --resume
+  # tts-var: N = rows that start (official code); tts-var@final: the paper's text, N rows survive
+  arscale bench --model shapeworld-var --strategies raw,best-of-n,importance,tts-var,tts-var@final --n 1,2,4,8 \
+    --config 'tts-var@final={"n_counts": "final"}' \
+    --prompts "draw:${per_tag}:1" --out "$out/main" --seed 0 --resume --batch-prompts 50 \
+    --num-shards "${SHARDS:-1}" --shard-index "${SHARD:-0}"
 }
 
-ablations() {  # N=4; the default is cluster_at [1,3], resample_at [4,5], batch x N 8,8,6,6,4,2,1 (7 scales)
-  arscale bench --model shapeworld-var --n 4 --prompts "draw:${abl_per_tag}:2" --out "$out/ablations" --seed 0 --resume \
+ablations() {  # N=8 (the official run); default: cluster_at [1,3], resample_at [4,5], batch 8,8,6,6,4,2,1 (7 scales)
+  arscale bench --model shapeworld-var --n 8 --prompts "draw:${abl_per_tag}:2" --out "$out/ablations" --seed 0 --resume \
     --strategies best-of-n,tts-var,tts-var@resample-only,tts-var@cluster-only,tts-var@cluster-0-2,tts-var@cluster-2-3,tts-var@resample-5,tts-var@resample-3-5,tts-var@diff,tts-var@max,tts-var@sum,tts-var@lam0.1,tts-var@lam1,tts-var@lam5,tts-var@pca-joint,tts-var@pool \
-    --config 'tts-var@resample-only={"cluster_at": [], "resample_at": [4, 5], "batch": [4, 4, 4, 4, 4, 2, 1]}' \
+    --config 'tts-var@resample-only={"cluster_at": [], "resample_at": [4, 5], "batch": [8, 8, 8, 8, 8, 2, 1]}' \
     --config 'tts-var@cluster-only={"cluster_at": [1, 3], "resample_at": [], "batch": [8, 8, 6, 6, 4, 4, 4]}' \
     --config 'tts-var@cluster-0-2={"cluster_at": [0, 2], "resample_at": [4, 5]}' \
     --config 'tts-var@cluster-2-3={"cluster_at": [2, 3], "resample_at": [4, 5]}' \

@@ -1,6 +1,6 @@
 import torch
 
-from arscale.train.common import load_optimizer, save_optimizer
+from arscale.train.common import TrainState, load_optimizer, rewarm, save_optimizer
 
 
 def _opt(seed):
@@ -27,3 +27,16 @@ def test_optimizer_state_round_trips_through_safetensors(tmp_path):
         for k in a["state"][i]:
             assert torch.equal(torch.as_tensor(a["state"][i][k]), torch.as_tensor(b["state"][i][k]))
     assert not load_optimizer(fresh, tmp_path / "nothing-here")
+
+
+def test_resume_without_moments_is_reported_and_rewarmed(tmp_path):
+    model, opt = _opt(0)
+    state = TrainState(tmp_path / "state")
+    state.save(model, opt, step=7, config={}, elapsed=1.0)
+    assert state.load(model, opt)["optimizer_restored"]
+    (tmp_path / "state" / "optimizer.safetensors").unlink()
+    info = state.load(model, opt)
+    assert not info["optimizer_restored"] and info["step"] == 7
+    assert rewarm(1.0, 50, None) == 1.0  # moments restored: the schedule is untouched
+    ramp = [rewarm(1.0, s, 7, steps=4) for s in range(7, 13)]
+    assert ramp == [0.25, 0.5, 0.75, 1.0, 1.0, 1.0]

@@ -31,9 +31,9 @@ def tiny():
 def test_tts_var_on_a_real_tiny_generator(tiny):
     strategy = TTSVAR(TTSVARConfig(record_previews=False), feature_scorer=FakeScorer())
     with torch.no_grad():
-        a = strategy.run(tiny, PROMPTS, 2, seed=7, scorer=FakeScorer())
-        b = strategy.run(tiny, PROMPTS, 2, seed=7, scorer=FakeScorer())
-    plan = strategy.schedule(len(PATCH_NUMS), 2)
+        a = strategy.run(tiny, PROMPTS, 8, seed=7, scorer=FakeScorer())
+        b = strategy.run(tiny, PROMPTS, 8, seed=7, scorer=FakeScorer())
+    plan = strategy.schedule(len(PATCH_NUMS), 8)
     expected = sum(tiny.flops_per_scale(r * len(PROMPTS))[k] for k, r in enumerate(plan.batch))
     assert a.cost.transformer_flops == pytest.approx(expected)
     assert a.cost.decode_flops > 0 and a.cost.decode_count > 0

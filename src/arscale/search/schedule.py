@@ -9,7 +9,7 @@ resampling may keep the count (it still redraws with replacement).
 
 Default. The paper's 13-scale run (Infinity, `run.bash`) is, in these semantics,
 
-    batch ×N = 8, 8, 8, 6, 6, 6, 4, 2, 2, 2, 1, 1, 1   cluster after 2 and 5, resample after 6 and 9
+    batch = 8, 8, 8, 6, 6, 6, 4, 2, 2, 2, 1, 1, 1   cluster after 2 and 5, resample after 6 and 9
 
 (the paper writes the `bs_sis` form 8,8,6,6,6,4,2,2,2,1,1,1,1 — the same run shifted by one).
 Mapping rule onto a model with K scales: each operation scale s of the 13-scale run (last index 12)
@@ -18,6 +18,18 @@ later, and if that runs past K−2 (the last scale that still has a successor), 
 operations one scale earlier. The batch then starts at 8 and steps down 8→6→4→2→1 after each
 operation, in scale order. This keeps the two clusterings in the coarse part and the two
 resamplings in the fine part of any schedule with K ≥ 5 scales; K = 13 gives the paper's run.
+
+What N means (`n_counts`). The paper's text multiplies that pattern by N (so "N" counts the rows
+that survive to the end), but the official code has no N: its only run, reported as N=8, is the
+pattern itself, `bs_sis[0]` = 8 rows at the start, about 1.3× the transformer cost of one image.
+arscale follows the code (and the cost claims made about it):
+
+- `"initial"` (default): N is the number of rows that start (`batch[0] = N`). The pattern is
+  scaled by N / pattern[0]: after each operation, rows = max(1, round-half-up(pattern·N/pattern[0])),
+  never more than before; a clustering that would keep its count keeps one row fewer; an operation
+  that would act on a single row is dropped (there is nothing to choose). So N=8 is the official
+  run, N=1 is raw sampling, N=16 doubles every count.
+- `"final"`: the paper's text, `batch[k] = pattern[k] × N` (N rows survive to the end).
 """
 
 from __future__ import annotations
@@ -31,6 +43,7 @@ PAPER_CLUSTER_AT = (2, 5)
 PAPER_RESAMPLE_AT = (6, 9)
 # Rows per prompt (×N) before any operation and after each successive one.
 PAPER_LEVELS = (8, 6, 4, 2, 1)
+N_COUNTS = ("initial", "final")
 
 
 @dataclass(frozen=True)
@@ -101,25 +114,53 @@ def derive_batch(num_scales: int, cluster_at: tuple[int, ...], resample_at: tupl
 
 
 def build_schedule(num_scales: int, n: int, *, batch: list[int] | None = None,
-                   cluster_at: list[int] | None = None, resample_at: list[int] | None = None) -> Schedule:
-    """Resolve defaults (see module docstring), multiply by N and validate.
+                   cluster_at: list[int] | None = None, resample_at: list[int] | None = None,
+                   n_counts: str = "initial") -> Schedule:
+    """Resolve defaults (see module docstring), scale by N and validate.
 
-    `batch` holds multipliers of N, one per scale. Any of the three may be given; missing ones come
-    from the mapped paper default (operations) or from `derive_batch` (batch).
+    `batch` is a pattern of rows per scale (the derived default starts at 8); `n_counts` says how N
+    scales it. Any of the three may be given; missing ones come from the mapped paper default
+    (operations) or from `derive_batch` (batch).
     """
     if n < 1:
         raise ArscaleError(f"N must be at least 1, got {n}")
+    if n_counts not in N_COUNTS:
+        raise ArscaleError(f"n_counts must be one of {', '.join(N_COUNTS)}, got {n_counts!r}")
     if cluster_at is None or resample_at is None:
         default_cluster, default_resample = map_operation_scales(num_scales)
         cluster_at = list(default_cluster) if cluster_at is None else cluster_at
         resample_at = list(default_resample) if resample_at is None else resample_at
     cluster, resample = tuple(sorted(int(s) for s in cluster_at)), tuple(sorted(int(s) for s in resample_at))
     _check_operations(num_scales, cluster, resample)
-    if batch is None:
-        batch = derive_batch(num_scales, cluster, resample)
-    rows = tuple(int(b) * n for b in batch)
-    validate(num_scales, rows, cluster, resample)
-    return Schedule(rows, cluster, resample)
+    pattern = tuple(int(b) for b in (batch if batch is not None else derive_batch(num_scales, cluster, resample)))
+    validate(num_scales, pattern, cluster, resample)  # the pattern must make sense before it is scaled
+    if n_counts == "final":
+        return Schedule(tuple(b * n for b in pattern), cluster, resample)
+    return _scale_from_start(pattern, n, cluster, resample)
+
+
+def _scale_from_start(pattern: tuple[int, ...], n: int, cluster: tuple[int, ...],
+                      resample: tuple[int, ...]) -> Schedule:
+    """The `"initial"` reading: N rows start and the pattern's proportions carry over (docstring)."""
+    rows, kept_cluster, kept_resample = [n], [], []
+    for k in range(len(pattern) - 1):
+        before = rows[-1]
+        if k not in cluster and k not in resample:
+            rows.append(before)
+            continue
+        if before == 1:  # one row: clustering or resampling could only keep it
+            rows.append(1)
+            continue
+        after = min(before, max(1, _round_half_up(pattern[k + 1] * n / pattern[0])))
+        if k in cluster:
+            after = min(after, before - 1)
+            kept_cluster.append(k)
+        else:
+            kept_resample.append(k)
+        rows.append(after)
+    plan = Schedule(tuple(rows), tuple(kept_cluster), tuple(kept_resample))
+    validate(len(rows), plan.batch, plan.cluster_at, plan.resample_at)
+    return plan
 
 
 def _check_operations(num_scales: int, cluster: tuple[int, ...], resample: tuple[int, ...]) -> None:

@@ -31,12 +31,13 @@ from arscale.search.importance import resample_per_prompt
 from arscale.search.potentials import POTENTIALS
 from arscale.search.result import SearchResult
 from arscale.search.rollout import Search, cached_scorer, check_n, make_search, to_uint8
-from arscale.search.schedule import Schedule, build_schedule
+from arscale.search.schedule import N_COUNTS, Schedule, build_schedule
 
 
 @dataclass
 class TTSVARConfig(StrategyConfig):
-    batch: list[int] | None = None  # rows ×N generating each scale; None = derived (schedule.py)
+    batch: list[int] | None = None  # pattern of rows generating each scale; None = derived (schedule.py)
+    n_counts: str = "initial"  # N = rows at the start (official code) | "final": rows at the end (paper text)
     cluster_at: list[int] | None = None  # 0-based scales; None = the paper's 2, 5 mapped onto the model
     resample_at: list[int] | None = None  # 0-based scales; None = the paper's 6, 9 mapped onto the model
     potential: str = "value"
@@ -52,6 +53,8 @@ class TTSVARConfig(StrategyConfig):
             raise ArscaleError(f"unknown potential {self.potential!r}; choose from {', '.join(POTENTIALS)}")
         if self.reduction not in REDUCTIONS:
             raise ArscaleError(f"unknown feature reduction {self.reduction!r}; choose from {', '.join(REDUCTIONS)}")
+        if self.n_counts not in N_COUNTS:
+            raise ArscaleError(f"n_counts must be one of {', '.join(N_COUNTS)}, got {self.n_counts!r}")
         if self.lam < 0:
             raise ArscaleError(f"lam (λ) must be non-negative, got {self.lam}")
 
@@ -66,7 +69,8 @@ class TTSVAR:
 
     def schedule(self, num_scales: int, n: int) -> Schedule:
         c = self.config
-        return build_schedule(num_scales, n, batch=c.batch, cluster_at=c.cluster_at, resample_at=c.resample_at)
+        return build_schedule(num_scales, n, batch=c.batch, cluster_at=c.cluster_at, resample_at=c.resample_at,
+                              n_counts=c.n_counts)
 
     def run(self, generator: Any, prompts: Sequence[str], n: int, *, seed: int = 0, prompt_offset: int = 0,
             scorer: Any = None) -> SearchResult:

@@ -133,9 +133,8 @@ class TrainState:
             raise ArscaleError(f"no training state in {self.dir}")
         device = next(model.parameters()).device
         load_strict(model, load_file(str(self.dir / "model.safetensors"), device=str(device)), str(self.dir))
-        if optimizer is not None:
-            load_optimizer(optimizer, self.dir, device)
-        return self.info()
+        restored = load_optimizer(optimizer, self.dir, device) if optimizer is not None else False
+        return dict(self.info(), optimizer_restored=restored)
 
 
 def save_optimizer(optimizer: torch.optim.Optimizer, path: str | os.PathLike) -> None:
@@ -240,6 +239,14 @@ def cosine_lr(step: int, total: int, peak: float, warmup: int) -> float:
         return peak * (step + 1) / warmup
     t = min(1.0, (step - warmup) / max(1, total - warmup))
     return float(peak * (0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi * t))))
+
+
+def rewarm(lr: float, step: int, resumed_at: int | None, steps: int = 200) -> float:
+    """Ramp the learning rate again after resuming without optimizer moments (fresh Adam steps are
+    full-size, which at mid-schedule learning rates knocks a trained model off its minimum)."""
+    if resumed_at is None:
+        return lr
+    return lr * min(1.0, (step - resumed_at + 1) / steps)
 
 
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:

@@ -104,11 +104,13 @@ def main(args: argparse.Namespace) -> int:
     other = [p for n, p in model.named_parameters() if not (p.dim() >= 2 and "embed" not in n and "pos_" not in n)]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.05}, {"params": other, "weight_decay": 0.0}],
                             lr=args.lr, betas=(0.9, 0.95))
-    step, elapsed, metrics = 0, 0.0, {}
+    step, elapsed, metrics, rewarm_from = 0, 0.0, {}, None
     if resume:
         info = state.load(model, opt)
         step, elapsed, metrics = info["step"], info["elapsed_seconds"], info.get("metrics", {})
-        print(f"resuming {args.state_dir} at step {step}")
+        rewarm_from = None if info["optimizer_restored"] else step
+        print(f"resuming {args.state_dir} at step {step}"
+              + ("" if rewarm_from is None else " (no optimizer state: warming the learning rate up again)"))
     stream = common.ShapeWorldStream(args.batch_size, args.seed, start_step=step)
     drop_rng = torch.Generator().manual_seed(args.seed * 1000003 + step)
     timer = common.Timer(elapsed, args.checkpoint_minutes, args.time_limit)
@@ -121,7 +123,7 @@ def main(args: argparse.Namespace) -> int:
     q = gen.tokenizer.quantizer
     ema_loss = None
     while step < args.steps:
-        common.set_lr(opt, common.cosine_lr(step, args.steps, args.lr, 300))
+        common.set_lr(opt, common.rewarm(common.cosine_lr(step, args.steps, args.lr, 300), step, rewarm_from))
         batch = stream.sample(args.batch_size)
         with torch.no_grad():
             indices = gen.tokenizer.encode(batch.images.to(device))
