@@ -124,7 +124,7 @@ def test_4_cached_logits_forced_bits(case):
     gen, traj = _start(case)
     io, lt, lat = case.io, case.tol("logits"), case.tol("latents")
     assert_close(traj.paired["cond"], io["gen.sos"], what="gen.sos", **lat)
-    assert_close(traj.paired["mem"][traj.paired["mem_mask"]], io["gen.ca_mem"], what="gen.ca_mem", **lat)
+    assert_close(traj.paired["context"][traj.paired["context_mask"]], io["gen.ca_mem"], what="gen.ca_mem", **lat)
     next_in = case.seq("gen.next_in")
     for si, bits in enumerate(case.seq("gen.bits")):
         logits = gen.forward_scale(traj)
@@ -132,9 +132,9 @@ def test_4_cached_logits_forced_bits(case):
         assert_close(gen.guide(traj, logits), io[f"gen.logits_post_cfg.{si}"], what=f"post_cfg.{si}", **lt)
         assert_close(bits_to_codes(bits), io[f"gen.codes.{si}"], what=f"gen.codes.{si}", **lat)
         gen.commit(traj, bits)
-        assert_close(traj.rows["summed"], io[f"gen.summed_codes.{si}"], what=f"gen.summed_codes.{si}", **lat)
+        assert_close(traj.rows["f_hat"], io[f"gen.summed_codes.{si}"], what=f"gen.summed_codes.{si}", **lat)
         if si < len(next_in):
-            assert_close(traj.rows["next_in"], next_in[si], what=f"gen.next_in.{si}", **lat)
+            assert_close(traj.rows["next_input"], next_in[si], what=f"gen.next_in.{si}", **lat)
 
 
 def test_5_sampler(case):
@@ -154,7 +154,7 @@ def test_6_end_to_end(case):
     expected = case.seq("gen.bits")
     for _ in expected:
         gen.step(traj, generator=g)
-    diverged = first_divergence((f"scale {si}", traj.rows[f"bits.{si}"], b) for si, b in enumerate(expected))
+    diverged = first_divergence((f"scale {si}", gen.scale_tokens(traj, si), b) for si, b in enumerate(expected))
     assert diverged is None, f"bits first diverge at {diverged}"
     img = to_uint8_bgr(gen.decode(traj))
     diff = (img.int() - case.io["gen.img_uint8_bgr"].int()).abs().max().item()

@@ -1,4 +1,12 @@
-"""Small convolutional encoder/decoder shared by the ShapeWorld tokenizers (next-scale and next-token)."""
+"""Convolutional autoencoder pieces.
+
+- `Encoder` / `Decoder`: the small stack shared by the ShapeWorld tokenizers (next-scale and next-token).
+- `LDMResnetBlock` / `Resample`: the LDM (taming) pieces that VAR's VQVAE and LlamaGen's VQGAN both build
+  from, with the released key names (`norm1`, `conv1`, `nin_shortcut`, `downsample.conv`). The two stacks
+  around them stay in `var.py` and `llamagen.py`: their released checkpoints lay the levels out differently
+  (`down`/`up` with `block_1/attn_1/block_2` vs `conv_blocks` with an indexed `mid`) and VAR fuses the
+  attention's q/k/v into one conv where LlamaGen keeps three.
+"""
 
 from __future__ import annotations
 
@@ -64,6 +72,36 @@ class Decoder(nn.Module):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.net(z)
+
+
+def group_norm_32(ch: int) -> nn.GroupNorm:
+    return nn.GroupNorm(32, ch, eps=1e-6)
+
+
+class LDMResnetBlock(nn.Module):
+    """GroupNorm(32) -> swish -> 3x3 conv, twice, plus a 1x1 `nin_shortcut` when the width changes."""
+
+    def __init__(self, cin: int, cout: int):
+        super().__init__()
+        self.norm1, self.conv1 = group_norm_32(cin), nn.Conv2d(cin, cout, 3, padding=1)
+        self.norm2, self.conv2 = group_norm_32(cout), nn.Conv2d(cout, cout, 3, padding=1)
+        self.nin_shortcut = nn.Conv2d(cin, cout, 1) if cin != cout else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.conv1(F.silu(self.norm1(x)))
+        return self.nin_shortcut(x) + self.conv2(F.silu(self.norm2(h)))
+
+
+class Resample(nn.Module):
+    """x2 down (pad right/bottom by one, 3x3 stride-2 conv) or x2 up (nearest, 3x3 conv)."""
+
+    def __init__(self, ch: int, down: bool):
+        super().__init__()
+        self.conv = nn.Conv2d(ch, ch, 3, stride=2 if down else 1, padding=0 if down else 1)
+        self.down = down
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(F.pad(x, (0, 1, 0, 1)) if self.down else F.interpolate(x, scale_factor=2.0, mode="nearest"))
 
 
 def downsample_factor(ch_mult: Sequence[int]) -> int:

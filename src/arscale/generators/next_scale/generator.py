@@ -1,18 +1,33 @@
-"""The next-scale generator: a multi-scale tokenizer + a scale-wise transformer + a conditioner.
+"""The next-scale loop, shared by every next-scale family (VAR, ShapeWorld-VAR, Infinity).
 
-One `step` generates one whole scale for every row: transformer on the new scale's tokens (both CFG
-halves, against the KV cache) → guided logits → per-row sampling → f̂ update → next-scale input.
-`scale_logits` + `commit` are the same step split in two, for strategies and tests that need logits.
+`NextScaleLoop` owns the loop; a family plugs in its parts. One `step` generates one whole scale for
+every row:
 
-Trajectories keys used (dim 0 = rows R, or 2R for `paired`: conditional rows, then unconditional):
-- rows["f_hat"]       [R, Cvae, h, w]   accumulated latent after the scales generated so far
-- rows["next_input"]  [R, pn², Cvae]    input tokens of the next scale (absent before scale 0 and after the last)
-- rows["tokens"]      [R, L] long       sampled indices of every scale so far, -1 where not generated yet
-- rows["cfg"]         [R] float         each row's guidance scale
-- paired["cond"]      [2R, cond_dim]    pooled condition (AdaLN, start token)
-- paired["context"], paired["context_mask"]  [2R, Lt, Dt], [2R, Lt]   text tokens (cross-attention models)
+    forward_scale   next input of the scale (both CFG halves) → transformer against the KV cache →
+                    pre-guidance logits [2R, n, ·]                          family: `transformer_scale`
+    guide           CFG (and any temperature) → the sampler input            family: `guide`
+    sample          per-row seeded streams (or one generator, upstream order) family: `sampler_options`,
+                                                                                     `shape_tokens`
+    commit          tokens → accumulated latent f̂ → the next scale's input   family: `accumulate`,
+                                                                                     `next_input`
+
+`start` builds the rows and both CFG halves of the condition (family: `encode_prompts`,
+`pair_conditions`, `init_guidance`); `preview` / `finish` decode f̂ (family: `decode_latent`).
+Scales are rectangular (h, w) grids; `scales`, `sizes` and `begin_ends` describe the schedule.
+
+Families here: `ScaleGenerator` below (codebook indices, the shared `ScaleTransformer`, φ-residual
+upsampling; VAR and ShapeWorld-VAR) and `InfinityGenerator` in `infinity.py` (bit tokens, 2-D RoPE,
+per-bit logits, trilinear accumulation).
+
+Trajectories keys (dim 0 = rows R, or 2R for `paired`: conditional rows, then unconditional):
+- rows["f_hat"]       accumulated latent after the scales generated so far (the family's layout)
+- rows["next_input"]  [R, n, d]  input tokens of the next scale (absent before scale 0 and after the last)
+- rows["tokens"]      [R, L, *token_dims] long  sampled tokens of every scale so far, -1 where not generated
+- rows["cfg"]         [R] float  each row's guidance scale (families with a per-scale profile keep it in extra)
+- paired["cond"]      [2R, cond_dim]  pooled condition (AdaLN, start token)
+- paired["context"], paired["context_mask"]  [2R, Lt, Dt], [2R, Lt]  text tokens (cross-attention models)
 - cache               KVCache over 2R rows, one entry per block
-- extra["patch_nums"], extra["model"]; `traj.step` = number of scales generated.
+- extra["scales"], extra["model"]; `traj.step` = number of scales generated.
 """
 
 from __future__ import annotations
@@ -29,8 +44,214 @@ from arscale.generators.kv_cache import KVCache
 from arscale.generators.next_scale.conditioning import Conditioning
 from arscale.generators.next_scale.tokenizer import MultiScaleTokenizer
 from arscale.generators.next_scale.transformer import ScaleTransformer
-from arscale.generators.sampling import cfg_mix, sample_per_row
+from arscale.generators.sampling import cfg_mix, sample_batch, sample_per_row
 from arscale.generators.trajectories import Trajectories
+
+
+class NextScaleLoop(nn.Module):
+    """The shared loop. A family sets `transformer`, `name`, calls `set_scales` and supplies the hooks."""
+
+    transformer: nn.Module
+    name: str
+    token_dims: tuple[int, ...] = ()  # trailing shape of one token (Infinity: its d bits)
+
+    # -- schedule ---------------------------------------------------------------------------------
+    def set_scales(self, scales: Sequence[Sequence[int]]) -> None:
+        """The (h, w) of every scale, in generation order."""
+        self.scales = [(int(h), int(w)) for h, w in scales]
+        self.sizes = [h * w for h, w in self.scales]
+        self.begin_ends, cur = [], 0
+        for n in self.sizes:
+            self.begin_ends.append((cur, cur + n))
+            cur += n
+        self.seq_len = cur
+
+    @property
+    def num_scales(self) -> int:
+        return len(self.scales)
+
+    def tokens_in_scale(self, si: int) -> int:
+        return self.sizes[si]
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.transformer.parameters()).device
+
+    # -- family parts -------------------------------------------------------------------------------
+    def encode_prompts(self, prompts: list[Any]) -> Any:
+        """Validate and encode the prompts once (whatever `pair_conditions` consumes)."""
+        raise NotImplementedError
+
+    def pair_conditions(self, encoded: Any, traj: Trajectories) -> Conditioning:
+        """The condition of every row, conditional half then unconditional half: 2R rows."""
+        raise NotImplementedError
+
+    def init_guidance(self, traj: Trajectories, cfg: float | None) -> None:
+        """Store the rows' guidance (`cfg` overrides the sampling config's)."""
+        raise NotImplementedError
+
+    @property
+    def latent_shape(self) -> tuple[int, ...]:
+        """Shape of one row's accumulated latent f̂."""
+        raise NotImplementedError
+
+    def transformer_scale(self, si: int, x: torch.Tensor | None, traj: Trajectories) -> torch.Tensor:
+        """The transformer on scale si: inputs x [2R, n, d] (None at si = 0) -> logits [2R, n, ·]."""
+        raise NotImplementedError
+
+    def guide(self, traj: Trajectories, logits: torch.Tensor, *, upstream: bool = False) -> torch.Tensor:
+        """Pre-guidance logits [2R, n, ·] -> the sampler input [R, ..., V] (`upstream`: the released code's
+        exact formula, for parity runs)."""
+        raise NotImplementedError
+
+    def sampler_options(self, si: int) -> dict[str, Any]:
+        """temperature / top_k / top_p of the sampler at scale si."""
+        raise NotImplementedError
+
+    def shape_tokens(self, si: int, flat: torch.Tensor) -> torch.Tensor:
+        """Sampled tokens as the sampler returns them [R, ...] -> the family's token layout of scale si."""
+        return flat
+
+    def accumulate(self, si: int, f_hat: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        """f̂ after adding scale si's tokens."""
+        raise NotImplementedError
+
+    def next_input(self, si: int, f_hat: torch.Tensor) -> torch.Tensor:
+        """Input tokens [R, n_{si+1}, d] of scale si+1 from f̂ after scale si."""
+        raise NotImplementedError
+
+    def decode_latent(self, f_hat: torch.Tensor, size: int | None) -> torch.Tensor:
+        """f̂ -> images [R, 3, size, size] in [0, 1] (the native size when `size` is None)."""
+        raise NotImplementedError
+
+    # -- start --------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def start(self, prompts: Sequence[Any], rows_per_prompt: int | Sequence[int], seed: int, *,
+              prompt_offset: int = 0, cfg: float | None = None) -> Trajectories:
+        prompts, counts, cfg = self._check_start(prompts, rows_per_prompt, cfg)
+        return self.start_encoded(self.encode_prompts(prompts), prompts, counts, seed,
+                                  prompt_offset=prompt_offset, cfg=cfg)
+
+    @torch.no_grad()
+    def start_encoded(self, encoded: Any, prompts: Sequence[Any], rows_per_prompt: int | Sequence[int],
+                      seed: int, *, prompt_offset: int = 0, cfg: float | None = None) -> Trajectories:
+        """`start` with the prompts already encoded (`encode_prompts`' result)."""
+        prompts, counts, cfg = self._check_start(prompts, rows_per_prompt, cfg)
+        traj = Trajectories.for_prompts(prompts, counts, seed, prompt_offset=prompt_offset, halves=2)
+        R, dev = len(traj), self.device
+        paired = self.pair_conditions(encoded, traj)
+        traj.paired["cond"] = paired.pooled
+        if paired.context is not None:
+            traj.paired["context"], traj.paired["context_mask"] = paired.context, paired.context_mask
+        traj.rows["f_hat"] = torch.zeros(R, *self.latent_shape, device=dev)
+        traj.rows["tokens"] = torch.full((R, self.seq_len, *self.token_dims), -1, dtype=torch.long, device=dev)
+        self.init_guidance(traj, cfg)
+        traj.cache = KVCache(len(self.transformer.blocks), self.seq_len)
+        traj.extra.update(scales=list(self.scales), model=self.name)
+        return traj
+
+    @staticmethod
+    def _check_start(prompts, rows_per_prompt, cfg) -> tuple[list, list[int], float | None]:
+        prompts = list(prompts)
+        if not prompts:
+            raise ArscaleError("no prompts given")
+        counts = [rows_per_prompt] * len(prompts) if isinstance(rows_per_prompt, int) else list(rows_per_prompt)
+        if len(counts) != len(prompts) or any(int(c) <= 0 for c in counts):
+            raise ArscaleError(f"each prompt needs at least one image (n ≥ 1), got {rows_per_prompt}")
+        if cfg is not None:
+            cfg = float(cfg)
+            if not cfg >= 0:  # also rejects NaN
+                raise ArscaleError(f"the guidance scale must be ≥ 0, got {cfg}")
+        return prompts, [int(c) for c in counts], cfg
+
+    # -- one scale, in pieces (strategies and parity tests may call them one by one) ----------------
+    @torch.no_grad()
+    def forward_scale(self, traj: Trajectories) -> torch.Tensor:
+        """Pre-guidance logits [2R, n, ·] of the next scale, both CFG halves. Must be followed by `commit`."""
+        si = self._next_scale(traj)
+        if traj.extra.get("pending"):
+            raise RuntimeError("forward_scale called twice without commit")
+        if traj.cache.length != self.begin_ends[si][0]:
+            raise RuntimeError(f"KV cache holds {traj.cache.length} positions but scale {si} starts at "
+                               f"{self.begin_ends[si][0]}")
+        x = traj.rows["next_input"] if si > 0 else None
+        if x is not None:
+            x = torch.cat([x, x])  # the same image tokens feed both CFG halves
+        logits = self.transformer_scale(si, x, traj)
+        traj.extra["pending"] = True
+        return logits
+
+    def scale_logits(self, traj: Trajectories) -> tuple[torch.Tensor, torch.Tensor]:
+        """Conditional and unconditional logits [R, n, ·] of the next scale. Must be followed by `commit`."""
+        return self.forward_scale(traj).chunk(2)
+
+    def sample(self, traj: Trajectories, guided: torch.Tensor, generator: torch.Generator | None = None
+               ) -> torch.Tensor:
+        """Tokens of the next scale: each row from its own seeded stream, or the batch from `generator`."""
+        si, opts = traj.step, self.sampler_options(traj.step)
+        if generator is not None:
+            flat = sample_batch(guided, generator, **opts)
+        else:
+            flat = sample_per_row(guided, traj.seed_key, si, **opts)
+        return self.shape_tokens(si, flat)
+
+    @torch.no_grad()
+    def commit(self, traj: Trajectories, tokens: torch.Tensor) -> Trajectories:
+        """Append the next scale's tokens: update f̂, the token record and the next input; advance `traj.step`."""
+        si = self._next_scale(traj)
+        if not traj.extra.pop("pending", False):
+            raise RuntimeError("commit needs a preceding forward_scale (the KV cache must hold this scale)")
+        tokens = tokens.to(self.device)
+        f_hat = self.accumulate(si, traj.rows["f_hat"], tokens)
+        traj.rows["f_hat"] = f_hat
+        b, e = self.begin_ends[si]
+        traj.rows["tokens"][:, b:e] = tokens.reshape(len(traj), e - b, *self.token_dims)
+        if si + 1 < self.num_scales:
+            traj.rows["next_input"] = self.next_input(si, f_hat)
+        else:
+            traj.rows.pop("next_input", None)
+        traj.step = si + 1
+        return traj
+
+    @torch.no_grad()
+    def step(self, traj: Trajectories, *, generator: torch.Generator | None = None) -> Trajectories:
+        """One whole scale for every row; with `generator`, the upstream sampling order and CFG formula."""
+        logits = self.forward_scale(traj)
+        guided = self.guide(traj, logits, upstream=generator is not None)
+        return self.commit(traj, self.sample(traj, guided, generator))
+
+    def scale_tokens(self, traj: Trajectories, si: int) -> torch.Tensor:
+        """The tokens sampled at scale si, in the family's layout."""
+        b, e = self.begin_ends[si]
+        return self.shape_tokens(si, traj.rows["tokens"][:, b:e].reshape(len(traj), -1))
+
+    # -- images -------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def preview(self, traj: Trajectories, size: int | None = None) -> torch.Tensor:
+        if traj.step == 0:
+            raise ArscaleError("nothing to preview before the first scale is generated")
+        return self.decode_latent(traj.rows["f_hat"], size)
+
+    @torch.no_grad()
+    def finish(self, traj: Trajectories) -> torch.Tensor:
+        if traj.step != self.num_scales:
+            raise ArscaleError(f"generation is at scale {traj.step} of {self.num_scales}; step to the end first")
+        return self.decode_latent(traj.rows["f_hat"], None)
+
+    @torch.no_grad()
+    def generate(self, prompts: Sequence[Any], rows_per_prompt: int | Sequence[int] = 1, seed: int = 0, *,
+                 prompt_offset: int = 0, cfg: float | None = None) -> torch.Tensor:
+        """All scales, no search: images [R, 3, H, W] in [0, 1]."""
+        traj = self.start(prompts, rows_per_prompt, seed, prompt_offset=prompt_offset, cfg=cfg)
+        for _ in range(self.num_scales):
+            self.step(traj)
+        return self.finish(traj)
+
+    def _next_scale(self, traj: Trajectories) -> int:
+        si = traj.step
+        if si >= self.num_scales:
+            raise ArscaleError(f"all {self.num_scales} scales are already generated")
+        return si
 
 
 @dataclass
@@ -45,7 +266,14 @@ class SamplingConfig:
         return asdict(self)
 
 
-class ScaleGenerator(nn.Module):
+class ScaleGenerator(NextScaleLoop):
+    """Codebook-index families: a multi-scale VQ tokenizer + the shared `ScaleTransformer` + a conditioner.
+
+    Tokens are codebook indices [R, pn²] of square scales; f̂ [R, Cvae, h, w] accumulates φ(up(codebook[idx]))
+    and the next input is f̂ area-downsampled to the next scale; guidance is `cfg_mix` with a constant or
+    linear per-scale ramp of the row's `cfg`.
+    """
+
     def __init__(self, tokenizer: MultiScaleTokenizer, transformer: ScaleTransformer, conditioner: nn.Module,
                  sampling: SamplingConfig | None = None, *, name: str = "next-scale"):
         super().__init__()
@@ -62,58 +290,34 @@ class ScaleGenerator(nn.Module):
         self.sampling = sampling or SamplingConfig()
         self.name = name
         self.patch_nums = tuple(transformer.patch_nums)
-        self.num_scales = len(self.patch_nums)
+        self.set_scales([(pn, pn) for pn in self.patch_nums])
         self.image_size = tokenizer.config.image_size
         self.eval()
 
-    @property
-    def device(self) -> torch.device:
-        return next(self.transformer.parameters()).device
-
-    # -- protocol ---------------------------------------------------------------------------------
-    @torch.no_grad()
-    def start(self, prompts: Sequence[Any], rows_per_prompt: int | Sequence[int], seed: int, *,
-              prompt_offset: int = 0, cfg: float | None = None) -> Trajectories:
-        prompts = list(prompts)
-        if not prompts:
-            raise ArscaleError("no prompts given")
-        counts = [rows_per_prompt] * len(prompts) if isinstance(rows_per_prompt, int) else list(rows_per_prompt)
-        if len(counts) != len(prompts) or any(int(c) <= 0 for c in counts):
-            raise ArscaleError(f"each prompt needs at least one image (n ≥ 1), got {rows_per_prompt}")
-        cfg = self.sampling.cfg if cfg is None else float(cfg)
-        if not cfg >= 0:  # also rejects NaN
-            raise ArscaleError(f"the guidance scale must be ≥ 0, got {cfg}")
+    # -- family parts -------------------------------------------------------------------------------
+    def encode_prompts(self, prompts: list[Any]) -> Conditioning:
         self.conditioner.validate(prompts)
+        return self.conditioner(prompts + [None])  # all prompts + the unconditional one, once
 
-        traj = Trajectories.for_prompts(prompts, counts, seed, prompt_offset=prompt_offset, halves=2)
-        R, dev = len(traj), self.device
-        enc: Conditioning = self.conditioner(prompts + [None])  # all prompts + the unconditional text, once
-        pidx = traj.prompt_index.to(dev)
-        paired = Conditioning.cat([enc.index_select(pidx), enc.index_select(torch.full_like(pidx, len(prompts)))])
-        traj.paired["cond"] = paired.pooled
-        if paired.context is not None:
-            traj.paired["context"], traj.paired["context_mask"] = paired.context, paired.context_mask
+    def pair_conditions(self, encoded: Conditioning, traj: Trajectories) -> Conditioning:
+        pidx = traj.prompt_index.to(self.device)
+        uncond = torch.full_like(pidx, len(traj.prompts))
+        return Conditioning.cat([encoded.index_select(pidx), encoded.index_select(uncond)])
+
+    def init_guidance(self, traj: Trajectories, cfg: float | None) -> None:
+        cfg = self.sampling.cfg if cfg is None else cfg
+        if not cfg >= 0:
+            raise ArscaleError(f"the guidance scale must be ≥ 0, got {cfg}")
+        traj.rows["cfg"] = torch.full((len(traj),), float(cfg), device=self.device)
+
+    @property
+    def latent_shape(self) -> tuple[int, ...]:
         h = self.patch_nums[-1]
-        traj.rows["f_hat"] = torch.zeros(R, self.tokenizer.config.code_dim, h, h, device=dev)
-        traj.rows["tokens"] = torch.full((R, self.transformer.seq_len), -1, dtype=torch.long, device=dev)
-        traj.rows["cfg"] = torch.full((R,), cfg, device=dev)
-        traj.cache = KVCache(len(self.transformer.blocks), self.transformer.seq_len)
-        traj.extra.update(patch_nums=self.patch_nums, model=self.name)
-        return traj
+        return (self.tokenizer.config.code_dim, h, h)
 
-    @torch.no_grad()
-    def scale_logits(self, traj: Trajectories) -> tuple[torch.Tensor, torch.Tensor]:
-        """Conditional and unconditional logits [R, pn², V] of the next scale. Must be followed by `commit`."""
-        si = self._next_scale(traj)
-        if traj.extra.get("pending"):
-            raise RuntimeError("scale_logits called twice without commit")
-        x = traj.rows.get("next_input") if si > 0 else None
-        if x is not None:
-            x = torch.cat([x, x])  # the same image tokens feed both CFG halves
-        logits = self.transformer.forward_scale(si, traj.paired["cond"], x, traj.cache, traj.paired.get("context"),
-                                                traj.paired.get("context_mask"))
-        traj.extra["pending"] = True
-        return logits.chunk(2)
+    def transformer_scale(self, si: int, x: torch.Tensor | None, traj: Trajectories) -> torch.Tensor:
+        p = traj.paired
+        return self.transformer.forward_scale(si, p["cond"], x, traj.cache, p.get("context"), p.get("context_mask"))
 
     def guidance(self, traj: Trajectories, si: int) -> torch.Tensor:
         """Per-row guidance scale at scale si."""
@@ -122,55 +326,25 @@ class ScaleGenerator(nn.Module):
             return 1 + g * si / max(1, self.num_scales - 1)
         return g
 
-    @torch.no_grad()
-    def commit(self, traj: Trajectories, indices: torch.Tensor) -> Trajectories:
-        """Append the sampled indices [R, pn²] of the next scale; update f̂ and the next input."""
-        si = self._next_scale(traj)
-        if not traj.extra.pop("pending", False):
-            raise RuntimeError("commit needs a preceding scale_logits (the KV cache must hold this scale)")
-        pn = self.patch_nums[si]
-        q = self.tokenizer.quantizer
-        f_hat = traj.rows["f_hat"] + q.embed_scale(si, indices.view(len(traj), pn, pn))
-        traj.rows["f_hat"] = f_hat
-        b, e = self.transformer.begin_ends[si]
-        traj.rows["tokens"][:, b:e] = indices.reshape(len(traj), -1)
-        if si + 1 < self.num_scales:
-            traj.rows["next_input"] = q.next_input(si, f_hat)
-        else:
-            traj.rows.pop("next_input", None)
-        traj.step = si + 1
-        return traj
+    def guide(self, traj: Trajectories, logits: torch.Tensor, *, upstream: bool = False) -> torch.Tensor:
+        cond, uncond = logits.chunk(2)
+        return cfg_mix(cond, uncond, self.guidance(traj, traj.step))
 
-    @torch.no_grad()
-    def step(self, traj: Trajectories) -> Trajectories:
-        si = traj.step
-        cond, uncond = self.scale_logits(traj)
-        logits = cfg_mix(cond, uncond, self.guidance(traj, si))
+    def sampler_options(self, si: int) -> dict[str, Any]:
         s = self.sampling
-        idx = sample_per_row(logits, traj.seed_key, si, temperature=s.temperature, top_k=s.top_k, top_p=s.top_p)
-        return self.commit(traj, idx)
+        return {"temperature": s.temperature, "top_k": s.top_k, "top_p": s.top_p}
 
-    @torch.no_grad()
-    def preview(self, traj: Trajectories, size: int | None = None) -> torch.Tensor:
-        if traj.step == 0:
-            raise ArscaleError("nothing to preview before the first scale is generated")
-        return self.tokenizer.decode_fhat(traj.rows["f_hat"], size)
+    def accumulate(self, si: int, f_hat: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        pn = self.patch_nums[si]
+        return f_hat + self.tokenizer.quantizer.embed_scale(si, tokens.view(len(f_hat), pn, pn))
 
-    @torch.no_grad()
-    def finish(self, traj: Trajectories) -> torch.Tensor:
-        if traj.step != self.num_scales:
-            raise ArscaleError(f"generation is at scale {traj.step} of {self.num_scales}; step to the end first")
-        return self.tokenizer.decode_fhat(traj.rows["f_hat"])
+    def next_input(self, si: int, f_hat: torch.Tensor) -> torch.Tensor:
+        return self.tokenizer.quantizer.next_input(si, f_hat)
 
-    @torch.no_grad()
-    def generate(self, prompts: Sequence[Any], rows_per_prompt: int | Sequence[int] = 1, seed: int = 0, *,
-                 prompt_offset: int = 0, cfg: float | None = None) -> torch.Tensor:
-        """All scales, no search: images [R, 3, H, W] in [0, 1]."""
-        traj = self.start(prompts, rows_per_prompt, seed, prompt_offset=prompt_offset, cfg=cfg)
-        for _ in range(self.num_scales):
-            self.step(traj)
-        return self.finish(traj)
+    def decode_latent(self, f_hat: torch.Tensor, size: int | None) -> torch.Tensor:
+        return self.tokenizer.decode_fhat(f_hat, size)
 
+    # -- cost ---------------------------------------------------------------------------------------
     def flops_per_scale(self, rows: int) -> list[float]:
         """Transformer FLOPs of each scale for `rows` rows, both CFG halves included."""
         ctx = 0
@@ -178,9 +352,3 @@ class ScaleGenerator(nn.Module):
             ctx = getattr(getattr(self.conditioner, "encoder", None), "config", None)
             ctx = ctx.max_len if ctx is not None else 0
         return self.transformer.flops_per_scale(2 * rows, ctx)
-
-    def _next_scale(self, traj: Trajectories) -> int:
-        si = traj.step
-        if si >= self.num_scales:
-            raise ArscaleError(f"all {self.num_scales} scales are already generated")
-        return si

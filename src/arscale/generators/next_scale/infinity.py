@@ -12,11 +12,12 @@ What distinguishes it from VAR (facts from shared/methods/MODELS.md §2; our own
 - the head predicts 2 logits per bit (pairs (2j, 2j+1) = bit j is 0 / 1); CFG is cfg*cond + (1-cfg)*uncond
   on logits/tau; codes accumulate by trilinear upsampling (see `bsq.py`).
 
-Shared with the rest of arscale: the KV cache, `Trajectories` (CFG-paired rows, selection), per-row seeded
-sampling, and the VAR-style FFN and AdaLN head of the shared scale transformer. Infinity's own parts stay
-here because the shared `ScaleTransformer` / `ScaleGenerator` assume square scales of codebook indices, an
-absolute position table and a different cross-attention layout: bit tokens, non-square schedules, 2-D RoPE
-after the qk-norm, the varlen text path and trilinear accumulation are Infinity-only.
+On the shared machinery: `InfinityGenerator` is a `NextScaleLoop` (generator.py), so start / forward_scale /
+guide / sample / commit / step / preview / finish, the KV cache, CFG pairing and the `Trajectories`
+bookkeeping are the ones VAR uses; Infinity supplies its parts (T5 text pairing, the per-scale cfg/tau
+profile and guidance formula, per-bit sampling, bit tokens, trilinear accumulation, 2-D RoPE tables, the
+BSQ-VAE decode). The block reuses the shared l2-norm `SelfAttention` (with RoPE), `FFN` and `AdaLNBeforeHead`;
+it keeps its own class for the shared-AdaLN offsets and Infinity's cross-attention layout.
 """
 
 from __future__ import annotations
@@ -32,9 +33,11 @@ from torch import nn
 
 from arscale.errors import ArscaleError
 from arscale.generators.kv_cache import KVCache
+from arscale.generators.layers import RMSNorm
 from arscale.generators.next_scale.bsq import BSQAutoEncoder, bits_to_codes
-from arscale.generators.next_scale.transformer import FFN, AdaLNBeforeHead
-from arscale.generators.sampling import sample_batch, sample_per_row
+from arscale.generators.next_scale.conditioning import Conditioning
+from arscale.generators.next_scale.generator import NextScaleLoop
+from arscale.generators.next_scale.transformer import FFN, AdaLNBeforeHead, SelfAttention
 from arscale.generators.trajectories import Trajectories
 
 # Aspect-ratio templates h/w -> the 13 scales (h, w) of the 1M schedule; 0.06M/0.25M/0.60M are prefixes.
@@ -98,20 +101,13 @@ def rope_positions(schedule: Sequence[Sequence[int]]) -> tuple[torch.Tensor, tor
     return torch.cat(rows), torch.cat(cols)
 
 
-def rope_tables(head_dim: int, schedule: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor]:
-    """cos/sin [L, head_dim/2]: the first half of the rotation pairs turn with the row, the second with the column."""
+def rope_table(head_dim: int, schedule: Sequence[Sequence[int]]) -> torch.Tensor:
+    """cos/sin [L, head_dim/2, 2]: the first half of the rotation pairs turn with the row, the second with the column."""
     half = head_dim // 2
     inv_freq = 1.0 / (10000.0 ** (torch.arange(0, half, 2, dtype=torch.int64).float() / half))
     rows, cols = rope_positions(schedule)
     angles = torch.cat([torch.outer(rows.float(), inv_freq), torch.outer(cols.float(), inv_freq)], dim=-1)
-    return angles.cos(), angles.sin()
-
-
-def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate adjacent channel pairs (2i, 2i+1) of x [B, H, L, D] by the angles of cos/sin [L, D/2]."""
-    pairs = x.reshape(*x.shape[:-1], -1, 2)
-    a, b = pairs[..., 0], pairs[..., 1]
-    return torch.stack([cos * a - sin * b, sin * a + cos * b], dim=-1).reshape(x.shape)
+    return torch.stack([angles.cos(), angles.sin()], dim=-1)
 
 
 # -- transformer ----------------------------------------------------------------------------------------
@@ -141,42 +137,8 @@ class InfinityConfig:
                    text_maxlen=kw["text_maxlen"], codebook_dim=kw.get("codebook_dim", 32),
                    norm_eps=kw.get("norm_eps", 1e-6))
 
-
-class RMSNorm(nn.Module):
-    def __init__(self, dim: int, eps: float):
-        super().__init__()
-        self.weight = nn.Parameter(torch.ones(dim))
-        self.eps = eps
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.float()
-        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
-
-
 def _ada_ln(x: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor, eps: float) -> torch.Tensor:
     return F.layer_norm(x.float(), (x.shape[-1],), eps=eps).mul(scale + 1).add(shift)
-
-
-class SelfAttention(nn.Module):
-    def __init__(self, dim: int, heads: int):
-        super().__init__()
-        self.heads, self.head_dim = heads, dim // heads
-        self.scale_mul_1H11 = nn.Parameter(torch.full((1, heads, 1, 1), math.log(4.0)))
-        self.mat_qkv = nn.Linear(dim, 3 * dim, bias=False)
-        self.q_bias, self.v_bias = nn.Parameter(torch.zeros(dim)), nn.Parameter(torch.zeros(dim))
-        self.proj = nn.Linear(dim, dim)
-
-    def forward(self, x, cos, sin, *, mask=None, cache: KVCache | None = None, layer: int = 0):
-        B, L, C = x.shape
-        bias = torch.cat([self.q_bias, torch.zeros_like(self.q_bias), self.v_bias])
-        q, k, v = F.linear(x, self.mat_qkv.weight, bias).view(B, L, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
-        scale = self.scale_mul_1H11.clamp_max(math.log(100)).exp()
-        q = apply_rope(F.normalize(q, dim=-1).mul(scale), cos, sin)
-        k = apply_rope(F.normalize(k, dim=-1), cos, sin)
-        if cache is not None:
-            k, v = cache.append(layer, k, v)
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=1.0)
-        return self.proj(out.transpose(1, 2).reshape(B, L, C))
 
 
 class CrossAttention(nn.Module):
@@ -205,27 +167,32 @@ class CrossAttention(nn.Module):
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask[:, None, None, :])
         return self.proj(out.transpose(1, 2).reshape(B, q.shape[2], -1))
 
-
 class Block(nn.Module):
+    """Shared AdaLN (the model's modulation + this block's `ada_gss`) around the shared l2-norm attention with
+    2-D RoPE, Infinity's cross-attention and the shared FFN."""
+
     def __init__(self, cfg: InfinityConfig):
         super().__init__()
         C = cfg.embed_dim
         self.eps = cfg.norm_eps
         self.ada_gss = nn.Parameter(torch.zeros(1, 1, 6, C))
-        self.sa = SelfAttention(C, cfg.num_heads)
+        self.sa = SelfAttention(C, cfg.num_heads, l2_norm=True)
         self.ca = CrossAttention(C, C, cfg.num_heads)
         self.ffn = FFN(C, cfg.ffn_dim)
         self.ca_norm = nn.LayerNorm(C, eps=cfg.norm_eps)
 
-    def forward(self, x, gss, mem, mem_mask, cos, sin, *, mask=None, cache=None, layer=0):
+    def forward(self, x, gss, mask, cache, layer, context, context_mask, rope):
         gamma1, gamma2, scale1, scale2, shift1, shift2 = (self.ada_gss + gss).unbind(2)
-        x = x + self.sa(_ada_ln(x, scale1, shift1, self.eps), cos, sin, mask=mask, cache=cache, layer=layer) * gamma1
-        x = x + self.ca(self.ca_norm(x), mem, mem_mask).float()
+        x = x + self.sa(_ada_ln(x, scale1, shift1, self.eps), mask, cache, layer, rope) * gamma1
+        x = x + self.ca(self.ca_norm(x), context, context_mask).float()
         return x + self.ffn(_ada_ln(x, scale2, shift2, self.eps)) * gamma2
 
 
 class InfinityTransformer(nn.Module):
-    """Parameter names follow the released checkpoint after `block_chunks.c.module.j` -> `blocks.i`."""
+    """Parameter names follow the released checkpoint after `block_chunks.c.module.j` -> `blocks.i`.
+
+    Schedule-free: the caller passes the RoPE table of the positions it runs (`rope_table`).
+    """
 
     def __init__(self, cfg: InfinityConfig):
         super().__init__()
@@ -243,6 +210,10 @@ class InfinityTransformer(nn.Module):
         self.blocks = nn.ModuleList([Block(cfg) for _ in range(cfg.depth)])
         self.head_nm = AdaLNBeforeHead(C, C, cfg.norm_eps)
         self.head = nn.Linear(C, 2 * cfg.codebook_dim)
+
+    @property
+    def head_dim(self) -> int:
+        return self.cfg.embed_dim // self.cfg.num_heads
 
     # -- text ------------------------------------------------------------------------------------------
     def encode_text(self, features: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -266,31 +237,30 @@ class InfinityTransformer(nn.Module):
     def unconditional_features(self, lens: Sequence[int]) -> list[torch.Tensor]:
         return [self.cfg_uncond[:n] for n in lens]
 
-    def gss(self, cond: torch.Tensor) -> torch.Tensor:
-        C = self.cfg.embed_dim
-        return self.shared_ada_lin(cond.float()).view(-1, 1, 6, C)
-
-    def logits(self, h: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+    # -- image tokens ----------------------------------------------------------------------------------
+    def _run(self, h, cond, context, context_mask, rope, *, mask=None, cache=None) -> torch.Tensor:
+        """Blocks and head: h [B, n, C] (level embedding already added) -> logits [B, n, 2d]."""
+        gss = self.shared_ada_lin(cond.float()).view(-1, 1, 6, self.cfg.embed_dim)
+        for i, block in enumerate(self.blocks):
+            h = block(h, gss, mask, cache, i, context, context_mask, rope)
         return self.head(self.head_nm(h.float(), cond.float()))
 
-    def run_blocks(self, x, gss, mem, mem_mask, cos, sin, *, mask=None, cache=None) -> torch.Tensor:
-        for i, block in enumerate(self.blocks):
-            x = block(x, gss, mem, mem_mask, cos, sin, mask=mask, cache=cache, layer=i)
-        return x
+    def forward_scale(self, si: int, cond: torch.Tensor, x: torch.Tensor | None, cache: KVCache,
+                      context: torch.Tensor, context_mask: torch.Tensor, rope: torch.Tensor) -> torch.Tensor:
+        """One scale against the KV cache: x [B, h*w, d] (None for si = 0) -> logits [B, h*w, 2d]."""
+        h = cond.unsqueeze(1) + self.pos_start if x is None else self.word_embed(x)
+        return self._run(h + self.lvl_embed.weight[si], cond, context, context_mask, rope, cache=cache)
 
     def teacher_forced(self, features: Sequence[torch.Tensor], x_in: torch.Tensor,
                        schedule: Sequence[Sequence[int]]) -> torch.Tensor:
         """Full-sequence forward with the block-causal mask: x_in [B, L-1, d] (next-scale inputs) -> [B, L, 2d]."""
         cond, mem, mem_mask = self.encode_text(features)
-        gss = self.gss(cond)
-        sos = cond.unsqueeze(1) + self.pos_start
-        x = torch.cat([sos, self.word_embed(x_in.float())], dim=1)
+        x = torch.cat([cond.unsqueeze(1) + self.pos_start, self.word_embed(x_in.float())], dim=1)
         sizes = [t * h * w for t, h, w in schedule]
         level = torch.cat([torch.full((n,), i, device=x.device) for i, n in enumerate(sizes)])
-        x = x + self.lvl_embed(level)[None]
         mask = torch.where(level[:, None] >= level[None, :], 0.0, float("-inf"))[None, None]
-        cos, sin = (t.to(x.device) for t in rope_tables(self.cfg.embed_dim // self.cfg.num_heads, schedule))
-        return self.logits(self.run_blocks(x, gss, mem, mem_mask, cos, sin, mask=mask), cond)
+        rope = rope_table(self.head_dim, schedule).to(x.device)
+        return self._run(x + self.lvl_embed(level)[None], cond, mem, mem_mask, rope, mask=mask)
 
 
 # -- generator ------------------------------------------------------------------------------------------
@@ -311,33 +281,40 @@ class InfinitySampling:
     # the full latent and resizes the image, as the official TTS-VAR loop does.
     preview_decode: str = "downsampled"
 
+class InfinityGenerator(NextScaleLoop):
+    """A `NextScaleGenerator` over Infinity: the shared loop with Infinity's parts.
 
-class InfinityGenerator:
-    """A `NextScaleGenerator` over Infinity. Per-row state lives in the `Trajectories`:
-
-    rows:   `summed` [R, d, 1, H, W] running code sum; `next_in` [R, h*w, d] the next scale's input.
-    paired: `cond` [2R, C] pooled text, `gss` [2R, 1, 6, C] shared AdaLN, `mem` [2R, T, C] / `mem_mask` [2R, T].
-    cache:  the per-layer self-attention KV cache, post-RoPE keys.
+    Tokens are bits [R, 1, h, w, d] per scale (`rows["tokens"]` [R, L, d]); f̂ is the running code sum
+    [R, d, 1, H, W]; `paired` holds the pooled text `cond`, the cross-attention memory `context` and its
+    `context_mask`; the cache holds post-RoPE keys; `extra["cfg"]` is the per-scale guidance of the batch.
     """
 
     def __init__(self, model: InfinityTransformer, vae: BSQAutoEncoder, sampling: InfinitySampling | None = None,
                  *, text_encoder: TextEncoderFn | None = None, name: str = "infinity"):
-        self.model, self.vae = model.eval(), vae.eval()
+        super().__init__()
+        self.transformer, self.vae = model, vae
         self.sampling = sampling or InfinitySampling()
         self.text_encoder = text_encoder
         self.name = name
+        self.token_dims = (model.cfg.codebook_dim,)
         self.set_schedule(self.sampling.schedule or scale_schedule(self.sampling.h_div_w, self.sampling.pixels))
+        self.eval()
+
+    @property
+    def model(self) -> InfinityTransformer:
+        return self.transformer
 
     # -- configuration -----------------------------------------------------------------------------
     def set_schedule(self, schedule: Sequence[Sequence[int]]) -> None:
-        self.schedule = [tuple(int(v) for v in s) for s in schedule]
-        if len(self.schedule) > self.model.lvl_embed.num_embeddings:
+        schedule = [tuple(int(v) for v in s) for s in schedule]
+        if len(schedule) > self.model.lvl_embed.num_embeddings:
             raise ArscaleError(f"Infinity has {self.model.lvl_embed.num_embeddings} level embeddings; "
-                               f"a schedule of {len(self.schedule)} scales does not fit")
-        self.sizes = [t * h * w for t, h, w in self.schedule]
-        self.offsets = [sum(self.sizes[:i]) for i in range(len(self.sizes))]
-        head_dim = self.model.cfg.embed_dim // self.model.cfg.num_heads
-        self.cos, self.sin = rope_tables(head_dim, self.schedule)
+                               f"a schedule of {len(schedule)} scales does not fit")
+        if any(t != 1 for t, _, _ in schedule):
+            raise ArscaleError(f"image schedules have t = 1 at every scale, got {schedule}")
+        self.schedule = schedule
+        self.set_scales([(h, w) for _, h, w in schedule])
+        self.rope = rope_table(self.model.head_dim, schedule)
         self.cfg_list = self._per_scale(self.sampling.cfg, "cfg")
         self.tau_list = self._per_scale(self.sampling.tau, "tau")
 
@@ -349,123 +326,80 @@ class InfinityGenerator:
         return [float(v) for v in value[: len(self.schedule)]]
 
     @property
-    def num_scales(self) -> int:
-        return len(self.schedule)
-
-    @property
     def image_size(self) -> int:
         return max(self.schedule[-1][1], self.schedule[-1][2]) * self.vae.patch_size
 
     @property
     def patch_nums(self) -> list[tuple[int, int]]:
         """(h, w) of every scale (what strategies read to count generated tokens)."""
-        return [(h, w) for _, h, w in self.schedule]
-
-    def tokens_in_scale(self, si: int) -> int:
-        return self.sizes[si]
-
-    @property
-    def device(self) -> torch.device:
-        return self.model.pos_start.device
+        return self.scales
 
     # -- start -------------------------------------------------------------------------------------
-    def start(self, prompts: Sequence[str], rows_per_prompt: int | Sequence[int], seed: int,
-              *, prompt_offset: int = 0, cfg: float | None = None) -> Trajectories:
+    def encode_prompts(self, prompts: list[str]) -> list[torch.Tensor]:
         if self.text_encoder is None:
             raise ArscaleError("this Infinity generator has no text encoder; load it with text_encoder=... "
                                "(Flan-T5-XL) or call start_from_features with T5 features")
         features = self.text_encoder(list(prompts))
         if hasattr(features, "rows"):  # arscale.generators.t5_text.TextFeatures
             features = features.rows()
-        return self.start_from_features(features, prompts, rows_per_prompt, seed, prompt_offset=prompt_offset,
-                                        cfg=cfg)
+        return features
 
-    @torch.no_grad()
     def start_from_features(self, features: Sequence[torch.Tensor], prompts: Sequence[str],
                             rows_per_prompt: int | Sequence[int], seed: int, *, prompt_offset: int = 0,
                             cfg: float | None = None) -> Trajectories:
         """Rows for each prompt given its T5 features [L_i, Ct5] (one tensor per prompt)."""
         if len(features) != len(prompts):
             raise ArscaleError(f"{len(features)} text feature tensors for {len(prompts)} prompts")
-        traj = Trajectories.for_prompts(prompts, rows_per_prompt, seed, prompt_offset=prompt_offset)
-        if cfg is not None:
-            self.cfg_list = [float(cfg)] * len(self.schedule)
+        return self.start_encoded(features, prompts, rows_per_prompt, seed, prompt_offset=prompt_offset, cfg=cfg)
+
+    def pair_conditions(self, features: Sequence[torch.Tensor], traj: Trajectories) -> Conditioning:
+        """Each row's own features; the unconditional half is `cfg_uncond` cut to that row's text length."""
         per_row = [features[int(p)] for p in traj.prompt_index]
-        lens = [int(f.shape[0]) for f in per_row]
-        both = list(per_row) + self.model.unconditional_features(lens)
-        cond, mem, mem_mask = self.model.encode_text(both)
-        traj.paired.update(cond=cond, gss=self.model.gss(cond), mem=mem, mem_mask=mem_mask)
-        d = self.model.cfg.codebook_dim
+        both = list(per_row) + self.model.unconditional_features([int(f.shape[0]) for f in per_row])
+        return Conditioning(*self.model.encode_text(both))
+
+    def init_guidance(self, traj: Trajectories, cfg: float | None) -> None:
+        traj.extra["cfg"] = list(self.cfg_list) if cfg is None else [cfg] * self.num_scales
+
+    @property
+    def latent_shape(self) -> tuple[int, ...]:
         _, H, W = self.schedule[-1]
-        traj.rows["summed"] = torch.zeros(len(traj), d, 1, H, W, device=self.device)
-        traj.cache = KVCache(len(self.model.blocks), sum(self.sizes))
-        traj.extra["schedule"] = list(self.schedule)
-        return traj
+        return (self.model.cfg.codebook_dim, 1, H, W)
 
-    # -- one scale, in pieces (the parity tests call them one by one) -------------------------------
-    @torch.no_grad()
-    def forward_scale(self, traj: Trajectories) -> torch.Tensor:
-        """Run the transformer on the current scale for both halves: pre-CFG logits [2R, h*w, 2d]."""
-        si = traj.step
-        if si >= len(self.schedule):
-            raise ArscaleError("all scales are generated already")
-        cond = traj.paired["cond"]
-        if si == 0:
-            x = cond.unsqueeze(1) + self.model.pos_start
-        else:
-            x = self.model.word_embed(traj.rows["next_in"]).repeat(2, 1, 1)
-        x = x + self.model.lvl_embed.weight[si]
-        sl = slice(self.offsets[si], self.offsets[si] + self.sizes[si])
-        cos, sin = self.cos[sl].to(x.device), self.sin[sl].to(x.device)
-        h = self.model.run_blocks(x, traj.paired["gss"], traj.paired["mem"], traj.paired["mem_mask"], cos, sin,
-                                  cache=traj.cache)
-        return self.model.logits(h, cond)
+    # -- one scale ---------------------------------------------------------------------------------
+    def transformer_scale(self, si: int, x: torch.Tensor | None, traj: Trajectories) -> torch.Tensor:
+        b, e = self.begin_ends[si]
+        p = traj.paired
+        return self.model.forward_scale(si, p["cond"], x, traj.cache, p["context"], p["context_mask"],
+                                        self.rope[b:e].to(p["cond"].device))
 
-    def guide(self, traj: Trajectories, logits: torch.Tensor) -> torch.Tensor:
-        """CFG on logits/tau: [2R, h*w, 2d] -> the sampler input [R, h*w*d, 2]."""
+    def guide(self, traj: Trajectories, logits: torch.Tensor, *, upstream: bool = False) -> torch.Tensor:
+        """CFG on logits/tau, cfg·cond + (1-cfg)·uncond: [2R, h*w, 2d] -> the sampler input [R, h*w*d, 2]."""
         si, R = traj.step, len(traj)
         scaled = logits.mul(1 / self.tau_list[si])
-        cfg = self.cfg_list[si]
+        cfg = traj.extra["cfg"][si]
         mixed = cfg * scaled[:R] + (1 - cfg) * scaled[R:]
         return mixed.reshape(R, -1, 2)
 
-    def sample(self, traj: Trajectories, guided: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Bits [R, 1, h, w, d]: per-row seeded streams, or one generator over the batch (upstream order)."""
-        s = self.sampling
-        top_k = min(s.top_k, 2)
-        if generator is not None:
-            flat = sample_batch(guided, generator, top_k=top_k, top_p=s.top_p)
-        else:
-            flat = sample_per_row(guided, traj.seed_key, traj.step, top_k=top_k, top_p=s.top_p)
-        _, h, w = self.schedule[traj.step]
-        return flat.reshape(len(traj), 1, h, w, -1)
+    def sampler_options(self, si: int) -> dict:
+        return {"top_k": min(self.sampling.top_k, 2), "top_p": self.sampling.top_p}  # top-k over 2 values: a no-op
 
-    @torch.no_grad()
-    def commit(self, traj: Trajectories, bits: torch.Tensor) -> Trajectories:
-        """Accumulate the scale's codes and build the next scale's input; advances `traj.step`."""
-        si = traj.step
-        last = si == len(self.schedule) - 1
-        codes = bits_to_codes(bits.to(self.device))
-        traj.rows["summed"] = BSQAutoEncoder.accumulate(traj.rows["summed"], codes, self.schedule[-1], last)
-        if not last:
-            nxt = F.interpolate(traj.rows["summed"], size=self.schedule[si + 1], mode="trilinear").squeeze(2)
-            traj.rows["next_in"] = nxt.flatten(2).transpose(1, 2)
-        traj.rows[f"bits.{si}"] = bits.to(torch.int64)
-        traj.step += 1
-        return traj
+    def shape_tokens(self, si: int, flat: torch.Tensor) -> torch.Tensor:
+        h, w = self.scales[si]
+        return flat.reshape(len(flat), 1, h, w, -1)
 
-    def step(self, traj: Trajectories, *, generator: torch.Generator | None = None,
-             bits: torch.Tensor | None = None) -> Trajectories:
-        logits = self.forward_scale(traj)
-        guided = self.guide(traj, logits)
-        sampled = self.sample(traj, guided, generator)
-        return self.commit(traj, sampled if bits is None else bits)
+    def accumulate(self, si: int, f_hat: torch.Tensor, bits: torch.Tensor) -> torch.Tensor:
+        return BSQAutoEncoder.accumulate(f_hat, bits_to_codes(bits), self.schedule[-1], si == self.num_scales - 1)
+
+    def next_input(self, si: int, f_hat: torch.Tensor) -> torch.Tensor:
+        nxt = F.interpolate(f_hat, size=self.schedule[si + 1], mode="trilinear").squeeze(2)
+        return nxt.flatten(2).transpose(1, 2)
 
     # -- images ------------------------------------------------------------------------------------
     @torch.no_grad()
     def decode(self, traj: Trajectories) -> torch.Tensor:
         """The VAE decode of the running code sum, in [-1, 1] (what TTS-VAR scores at every scale)."""
-        return self.vae.decode(traj.rows["summed"])
+        return self.vae.decode(traj.rows["f_hat"])
 
     def preview_latent(self, size: int | None) -> tuple[int, int]:
         """The latent (h, w) a preview of `size` pixels is decoded from."""
@@ -475,11 +409,10 @@ class InfinityGenerator:
         f = size / self.image_size
         return max(1, math.ceil(H * f)), max(1, math.ceil(W * f))
 
-    @torch.no_grad()
-    def preview(self, traj: Trajectories, size: int | None = None) -> torch.Tensor:
+    def decode_latent(self, f_hat: torch.Tensor, size: int | None) -> torch.Tensor:
         if self.sampling.preview_decode not in ("downsampled", "full"):
             raise ArscaleError(f"preview_decode must be 'downsampled' or 'full', got {self.sampling.preview_decode!r}")
-        summed = traj.rows["summed"].squeeze(2)
+        summed = f_hat.squeeze(2)
         h, w = self.preview_latent(size)
         if (h, w) != tuple(summed.shape[-2:]):
             summed = F.interpolate(summed, size=(h, w), mode="area")
@@ -491,11 +424,6 @@ class InfinityGenerator:
     def decode_flops(self, rows: int, size: int | None = None) -> float:
         """Decoder FLOPs of `rows` previews at `size` (the full image when None)."""
         return rows * self.vae.decode_flops(*self.preview_latent(size))
-
-    def finish(self, traj: Trajectories) -> torch.Tensor:
-        if traj.step != len(self.schedule):
-            raise ArscaleError(f"finish after {traj.step} of {len(self.schedule)} scales")
-        return ((self.decode(traj) + 1) / 2).clamp(0, 1)
 
     # -- cost --------------------------------------------------------------------------------------
     def flops_per_scale(self, rows: int, text_tokens: int = 32) -> list[float]:

@@ -8,7 +8,8 @@ Block (VAR's AdaLN order — gamma1, gamma2, scale1, scale2, shift1, shift2):
     x += attn(LN(x)·(1+scale1)+shift1)·gamma1
     x += cross_attn(LN_ca(x), text)                  (text models only)
     x += FFN(LN(x)·(1+scale2)+shift2)·gamma2
-Attention optionally l2-normalises q and k with a learned per-head scale (VAR's `attn_l2_norm`).
+Attention optionally l2-normalises q and k with a learned per-head scale (VAR's `attn_l2_norm`); the same
+`SelfAttention` takes an optional RoPE table, which is how Infinity's blocks (infinity.py) reuse it.
 Teacher forcing uses a block-causal mask; inference runs one whole scale per call against a KV cache.
 """
 
@@ -23,6 +24,7 @@ from torch import nn
 
 from arscale.errors import ArscaleError
 from arscale.generators.kv_cache import KVCache
+from arscale.generators.layers import apply_rope
 
 
 @dataclass
@@ -55,7 +57,11 @@ class ScaleTransformerConfig:
 
 
 class SelfAttention(nn.Module):
-    """VAR-style attention: bias-free qkv matrix + (q_bias, 0, v_bias); optional l2-norm with per-head scale."""
+    """VAR-style attention: bias-free qkv matrix + (q_bias, 0, v_bias); optional l2-norm with per-head scale.
+
+    `rope` ([L, head_dim/2, 2] cos/sin of the new positions) rotates q and k after the norm (Infinity's 2-D
+    RoPE); the cache then holds rotated keys.
+    """
 
     def __init__(self, width: int, heads: int, l2_norm: bool):
         super().__init__()
@@ -71,7 +77,8 @@ class SelfAttention(nn.Module):
         else:
             self.scale = 0.25 / math.sqrt(self.head_dim)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None, cache: KVCache | None, layer: int) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None, cache: KVCache | None, layer: int,
+                rope: torch.Tensor | None = None) -> torch.Tensor:
         B, L, C = x.shape
         bias = torch.cat([self.q_bias, self.zero_k_bias, self.v_bias])
         qkv = F.linear(x, self.mat_qkv.weight, bias).view(B, L, 3, self.heads, self.head_dim)
@@ -79,6 +86,8 @@ class SelfAttention(nn.Module):
         if self.l2_norm:
             q = F.normalize(q, dim=-1).mul(self.scale_mul_1H11.clamp(max=math.log(100.0)).exp())
             k = F.normalize(k, dim=-1)
+        if rope is not None:
+            q, k = apply_rope(q, rope), apply_rope(k, rope)
         if cache is not None:
             k, v = cache.append(layer, k, v)
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=self.scale)
@@ -243,9 +252,6 @@ class ScaleTransformer(nn.Module):
                       context: torch.Tensor | None = None, context_mask: torch.Tensor | None = None) -> torch.Tensor:
         """One scale against the KV cache: x [B, pn_si², code_dim] (None for si = 0) -> logits [B, pn², V]."""
         self._check_context(context)
-        if cache.length != self.begin_ends[si][0]:
-            raise RuntimeError(f"KV cache holds {cache.length} positions but scale {si} starts at "
-                               f"{self.begin_ends[si][0]}")
         h = self._embed((si, si + 1), cond, x)
         return self._run(h, cond, None, cache, context, context_mask)
 

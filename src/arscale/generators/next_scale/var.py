@@ -3,12 +3,12 @@
 The transformer is the shared `ScaleTransformer` (VAR's blocks: AdaLN, l2-normalised attention, absolute
 position table, level embedding) and the loop is the shared `ScaleGenerator` with VAR's linear CFG ramp
 (the first scale unguided). What is VAR-only lives here:
-- `VQVAE`: the LDM-style conv autoencoder of VAR's tokenizer (GroupNorm(32), swish, a single-`qkv`
-  self-attention at the lowest resolution and in the middle; 3x3 quant/post-quant convs) around the
-  shared multi-scale residual quantizer;
+- `VQVAE`: the LDM-style conv autoencoder of VAR's tokenizer (the shared `LDMResnetBlock` / `Resample`
+  of `conv_autoencoder.py`, a single-`qkv` self-attention at the lowest resolution and in the middle; 3x3
+  quant/post-quant convs) around the shared multi-scale residual quantizer;
 - the mapping of VAR's released key names onto those modules;
-- `VARGenerator.step(generator=...)`: the upstream sampling order (one seeded generator for the whole
-  batch, VAR's exact CFG formula) used by the parity tests.
+- VAR's exact CFG formula for `step(generator=...)` (the upstream sampling order: one seeded generator for
+  the whole batch), used by the parity tests.
 """
 
 from __future__ import annotations
@@ -26,11 +26,11 @@ from torch import nn
 
 from arscale.errors import ArscaleError
 from arscale.generators import loading
+from arscale.generators.conv_autoencoder import LDMResnetBlock, Resample, group_norm_32
 from arscale.generators.next_scale.conditioning import ClassConditioner
 from arscale.generators.next_scale.generator import SamplingConfig, ScaleGenerator
 from arscale.generators.next_scale.quantizer import MultiScaleResidualQuantizer
 from arscale.generators.next_scale.transformer import ScaleTransformer, ScaleTransformerConfig
-from arscale.generators.sampling import sample_batch
 from arscale.generators.trajectories import Trajectories
 
 PATCH_NUMS_256 = (1, 2, 3, 4, 5, 6, 8, 10, 13, 16)
@@ -38,28 +38,12 @@ PATCH_NUMS_512 = (1, 2, 3, 4, 6, 9, 13, 18, 24, 32)
 
 
 # -- tokenizer --------------------------------------------------------------------------------------------
-def _norm(ch: int) -> nn.GroupNorm:
-    return nn.GroupNorm(32, ch, eps=1e-6)
-
-
-class ResnetBlock(nn.Module):
-    def __init__(self, cin: int, cout: int):
-        super().__init__()
-        self.norm1, self.conv1 = _norm(cin), nn.Conv2d(cin, cout, 3, padding=1)
-        self.norm2, self.conv2 = _norm(cout), nn.Conv2d(cout, cout, 3, padding=1)
-        self.nin_shortcut = nn.Conv2d(cin, cout, 1) if cin != cout else nn.Identity()
-
-    def forward(self, x):
-        h = self.conv1(F.silu(self.norm1(x)))
-        return self.nin_shortcut(x) + self.conv2(F.silu(self.norm2(h)))
-
-
 class AttnBlock(nn.Module):
     """Single-head spatial self-attention through one 1x1 `qkv` conv, scale C^-1/2."""
 
     def __init__(self, ch: int):
         super().__init__()
-        self.norm, self.qkv, self.proj_out = _norm(ch), nn.Conv2d(ch, 3 * ch, 1), nn.Conv2d(ch, ch, 1)
+        self.norm, self.qkv, self.proj_out = group_norm_32(ch), nn.Conv2d(ch, 3 * ch, 1), nn.Conv2d(ch, ch, 1)
 
     def forward(self, x):
         B, C, H, W = x.shape
@@ -85,7 +69,7 @@ class _Level(nn.Module):
 class _Mid(nn.Module):
     def __init__(self, ch: int, attn: bool):
         super().__init__()
-        self.block_1, self.block_2 = ResnetBlock(ch, ch), ResnetBlock(ch, ch)
+        self.block_1, self.block_2 = LDMResnetBlock(ch, ch), LDMResnetBlock(ch, ch)
         self.attn_1 = AttnBlock(ch) if attn else nn.Identity()
 
     def forward(self, h):
@@ -102,24 +86,23 @@ class VQEncoder(nn.Module):
         for i, mult in enumerate(ch_mult):
             blocks, attns = [], []
             for _ in range(num_res_blocks):
-                blocks.append(ResnetBlock(cin, ch * mult))
+                blocks.append(LDMResnetBlock(cin, ch * mult))
                 cin = ch * mult
                 if i == last and using_sa:
                     attns.append(AttnBlock(cin))
             level = _Level(blocks, attns)
             if i != last:
-                level.downsample = nn.Module()
-                level.downsample.conv = nn.Conv2d(cin, cin, 3, stride=2)
+                level.downsample = Resample(cin, down=True)
             self.down.append(level)
         self.mid = _Mid(cin, using_mid_sa)
-        self.norm_out, self.conv_out = _norm(cin), nn.Conv2d(cin, z_channels, 3, padding=1)
+        self.norm_out, self.conv_out = group_norm_32(cin), nn.Conv2d(cin, z_channels, 3, padding=1)
 
     def forward(self, x):
         h = self.conv_in(x)
         for level in self.down:
             h = level.run(h)
             if hasattr(level, "downsample"):
-                h = level.downsample.conv(F.pad(h, (0, 1, 0, 1)))
+                h = level.downsample(h)
         return self.conv_out(F.silu(self.norm_out(self.mid(h))))
 
 
@@ -135,24 +118,23 @@ class VQDecoder(nn.Module):
         for i in reversed(range(len(ch_mult))):
             blocks, attns = [], []
             for _ in range(num_res_blocks + 1):
-                blocks.append(ResnetBlock(cin, ch * ch_mult[i]))
+                blocks.append(LDMResnetBlock(cin, ch * ch_mult[i]))
                 cin = ch * ch_mult[i]
                 if i == last and using_sa:
                     attns.append(AttnBlock(cin))
             level = _Level(blocks, attns)
             if i != 0:
-                level.upsample = nn.Module()
-                level.upsample.conv = nn.Conv2d(cin, cin, 3, padding=1)
+                level.upsample = Resample(cin, down=False)
             levels.insert(0, level)
         self.up = nn.ModuleList(levels)
-        self.norm_out, self.conv_out = _norm(cin), nn.Conv2d(cin, 3, 3, padding=1)
+        self.norm_out, self.conv_out = group_norm_32(cin), nn.Conv2d(cin, 3, 3, padding=1)
 
     def forward(self, z):
         h = self.mid(self.conv_in(z))
         for level in reversed(self.up):
             h = level.run(h)
             if hasattr(level, "upsample"):
-                h = level.upsample.conv(F.interpolate(h, scale_factor=2, mode="nearest"))
+                h = level.upsample(h)
         return self.conv_out(F.silu(self.norm_out(h)))
 
 
@@ -298,18 +280,13 @@ class VARGenerator(ScaleGenerator):
         labels = [int(p) if isinstance(p, str) and p.strip().isdigit() else p for p in prompts]
         return super().start(labels, rows_per_prompt, seed, prompt_offset=prompt_offset, cfg=cfg)
 
-    @torch.no_grad()
-    def step(self, traj: Trajectories, *, generator: torch.Generator | None = None) -> Trajectories:
-        """One scale; with `generator`, sample the whole batch from it in upstream's order and formula."""
-        if generator is None:
-            return super().step(traj)
-        si = traj.step
-        cond, uncond = self.scale_logits(traj)
-        t = (traj.rows["cfg"] * si / max(1, self.num_scales - 1)).view(-1, 1, 1)
-        logits = (1 + t) * cond - t * uncond
-        s = self.sampling
-        idx = sample_batch(logits, generator, temperature=s.temperature, top_k=s.top_k, top_p=s.top_p)
-        return self.commit(traj, idx)
+    def guide(self, traj: Trajectories, logits: torch.Tensor, *, upstream: bool = False) -> torch.Tensor:
+        """With `upstream`, VAR's own formula (1 + t)·cond - t·uncond, t = cfg·si/(K-1), for bitwise parity."""
+        if not upstream:
+            return super().guide(traj, logits, upstream=False)
+        cond, uncond = logits.chunk(2)
+        t = (traj.rows["cfg"] * traj.step / max(1, self.num_scales - 1)).view(-1, 1, 1)
+        return (1 + t) * cond - t * uncond
 
 
 # -- released checkpoints ---------------------------------------------------------------------------------

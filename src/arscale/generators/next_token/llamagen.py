@@ -25,6 +25,7 @@ from torch import nn
 
 from arscale.errors import ArscaleError
 from arscale.generators import loading
+from arscale.generators.conv_autoencoder import LDMResnetBlock, Resample, group_norm_32
 from arscale.generators.kv_cache import KVCache
 from arscale.generators.next_token.generator import TokenGenerator
 from arscale.generators.next_token.transformer import CaptionEmbedder, Transformer, TransformerConfig
@@ -120,29 +121,12 @@ def gpt_state(obj) -> dict[str, torch.Tensor]:
 
 
 # -- tokenizer ----------------------------------------------------------------------------------------------
-def _norm(ch: int) -> nn.GroupNorm:
-    return nn.GroupNorm(32, ch, eps=1e-6)
-
-
-class ResnetBlock(nn.Module):
-    def __init__(self, cin: int, cout: int):
-        super().__init__()
-        self.norm1, self.conv1 = _norm(cin), nn.Conv2d(cin, cout, 3, padding=1)
-        self.norm2, self.conv2 = _norm(cout), nn.Conv2d(cout, cout, 3, padding=1)
-        if cin != cout:
-            self.nin_shortcut = nn.Conv2d(cin, cout, 1)
-
-    def forward(self, x):
-        h = self.conv2(F.silu(self.norm2(self.conv1(F.silu(self.norm1(x))))))
-        return (self.nin_shortcut(x) if hasattr(self, "nin_shortcut") else x) + h
-
-
 class AttnBlock(nn.Module):
     """Single-head spatial attention with separate q, k, v 1x1 convs (unlike VAR's fused qkv)."""
 
     def __init__(self, ch: int):
         super().__init__()
-        self.norm = _norm(ch)
+        self.norm = group_norm_32(ch)
         self.q, self.k, self.v, self.proj_out = (nn.Conv2d(ch, ch, 1) for _ in range(4))
 
     def forward(self, x):
@@ -166,16 +150,6 @@ class _Level(nn.Module):
         return h
 
 
-class _Resample(nn.Module):
-    def __init__(self, ch: int, down: bool):
-        super().__init__()
-        self.conv = nn.Conv2d(ch, ch, 3, stride=2 if down else 1, padding=0 if down else 1)
-        self.down = down
-
-    def forward(self, x):
-        return self.conv(F.pad(x, (0, 1, 0, 1)) if self.down else F.interpolate(x, scale_factor=2.0, mode="nearest"))
-
-
 class VQEncoder(nn.Module):
     def __init__(self, ch: int, ch_mult: Sequence[int], num_res_blocks: int, z_channels: int):
         super().__init__()
@@ -185,16 +159,16 @@ class VQEncoder(nn.Module):
         for i, mult in enumerate(ch_mult):
             blocks, attns = [], []
             for _ in range(num_res_blocks):
-                blocks.append(ResnetBlock(cin, ch * mult))
+                blocks.append(LDMResnetBlock(cin, ch * mult))
                 cin = ch * mult
                 if i == last:
                     attns.append(AttnBlock(cin))
             level = _Level(blocks, attns)
             if i != last:
-                level.downsample = _Resample(cin, down=True)
+                level.downsample = Resample(cin, down=True)
             self.conv_blocks.append(level)
-        self.mid = nn.ModuleList([ResnetBlock(cin, cin), AttnBlock(cin), ResnetBlock(cin, cin)])
-        self.norm_out, self.conv_out = _norm(cin), nn.Conv2d(cin, z_channels, 3, padding=1)
+        self.mid = nn.ModuleList([LDMResnetBlock(cin, cin), AttnBlock(cin), LDMResnetBlock(cin, cin)])
+        self.norm_out, self.conv_out = group_norm_32(cin), nn.Conv2d(cin, z_channels, 3, padding=1)
 
     def forward(self, x):
         h = self.conv_in(x)
@@ -213,20 +187,20 @@ class VQDecoder(nn.Module):
         last = len(ch_mult) - 1
         cin = ch * ch_mult[last]
         self.conv_in = nn.Conv2d(z_channels, cin, 3, padding=1)
-        self.mid = nn.ModuleList([ResnetBlock(cin, cin), AttnBlock(cin), ResnetBlock(cin, cin)])
+        self.mid = nn.ModuleList([LDMResnetBlock(cin, cin), AttnBlock(cin), LDMResnetBlock(cin, cin)])
         self.conv_blocks = nn.ModuleList()  # lowest resolution first (appended, not prepended)
         for i in reversed(range(len(ch_mult))):
             blocks, attns = [], []
             for _ in range(num_res_blocks + 1):
-                blocks.append(ResnetBlock(cin, ch * ch_mult[i]))
+                blocks.append(LDMResnetBlock(cin, ch * ch_mult[i]))
                 cin = ch * ch_mult[i]
                 if i == last:
                     attns.append(AttnBlock(cin))
             level = _Level(blocks, attns)
             if i != 0:
-                level.upsample = _Resample(cin, down=False)
+                level.upsample = Resample(cin, down=False)
             self.conv_blocks.append(level)
-        self.norm_out, self.conv_out = _norm(cin), nn.Conv2d(cin, 3, 3, padding=1)
+        self.norm_out, self.conv_out = group_norm_32(cin), nn.Conv2d(cin, 3, 3, padding=1)
 
     def forward(self, z):
         h = self.conv_in(z)

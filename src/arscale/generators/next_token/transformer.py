@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from arscale.generators.kv_cache import KVCache
+from arscale.generators.layers import RMSNorm, apply_rope
 
 
 def find_multiple(n: int, k: int) -> int:
@@ -75,18 +76,6 @@ class TransformerConfig:
         return asdict(self)
 
 
-class RMSNorm(nn.Module):
-    def __init__(self, dim: int, eps: float = 1e-5):
-        super().__init__()
-        self.eps = eps
-        self.weight = nn.Parameter(torch.ones(dim))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        xf = x.float()
-        out = xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)
-        return out.type_as(x) * self.weight
-
-
 def rope_2d_table(config: TransformerConfig) -> torch.Tensor:
     """(cos, sin) per position and pair: [P + T, head_dim // 2, 2] in fp32."""
     pairs = config.head_dim // 2
@@ -101,14 +90,6 @@ def rope_2d_table(config: TransformerConfig) -> torch.Tensor:
     if config.prefix_rope == "identity":
         prefix[..., 0] = 1.0
     return torch.cat([prefix, image], dim=0)
-
-
-def apply_rope(x: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
-    """x [B, H, S, D] with table [S, D/2, 2] (interleaved pairs)."""
-    xs = x.float().reshape(*x.shape[:-1], -1, 2)
-    cos, sin = table[..., 0], table[..., 1]
-    out = torch.stack([xs[..., 0] * cos - xs[..., 1] * sin, xs[..., 1] * cos + xs[..., 0] * sin], dim=-1)
-    return out.flatten(-2).type_as(x)
 
 
 class Attention(nn.Module):
