@@ -19,8 +19,8 @@ main() {  # Table 6/7 shape, Fig. 3 (score vs N) and Fig. 8 (score vs compute)
 }
 
 ablations() {  # N=8 (the official run); default: cluster_at [1,3], resample_at [4,5], batch 8,8,6,6,4,2,1 (7 scales)
-  arscale bench --model shapeworld-var --n 8 --prompts "draw:${abl_per_tag}:2" --out "$out/ablations" --seed 0 --resume \
-    --strategies best-of-n,tts-var,tts-var@resample-only,tts-var@cluster-only,tts-var@cluster-0-2,tts-var@cluster-2-3,tts-var@resample-5,tts-var@resample-3-5,tts-var@diff,tts-var@max,tts-var@sum,tts-var@lam0.1,tts-var@lam1,tts-var@lam5,tts-var@pca-joint,tts-var@pool \
+  arscale bench --model shapeworld-var --n 8 --prompts "draw:${abl_per_tag}:2" --out "$out/ablations" --seed 0 --resume --batch-prompts 50 \
+    --strategies best-of-n,tts-var,tts-var@resample-only,tts-var@cluster-only,tts-var@cluster-0-2,tts-var@cluster-2-3,tts-var@resample-5,tts-var@resample-3-5,tts-var@diff,tts-var@max,tts-var@sum,tts-var@lam0.1,tts-var@lam1,tts-var@lam5,tts-var@pca-joint,tts-var@pool,tts-var@latent \
     --config 'tts-var@resample-only={"cluster_at": [], "resample_at": [4, 5], "batch": [8, 8, 8, 8, 8, 2, 1]}' \
     --config 'tts-var@cluster-only={"cluster_at": [1, 3], "resample_at": [], "batch": [8, 8, 6, 6, 4, 4, 4]}' \
     --config 'tts-var@cluster-0-2={"cluster_at": [0, 2], "resample_at": [4, 5]}' \
@@ -30,7 +30,8 @@ ablations() {  # N=8 (the official run); default: cluster_at [1,3], resample_at 
     --config 'tts-var@diff={"potential": "diff"}' --config 'tts-var@max={"potential": "max"}' \
     --config 'tts-var@sum={"potential": "sum"}' \
     --config 'tts-var@lam0.1={"lam": 0.1}' --config 'tts-var@lam1={"lam": 1.0}' --config 'tts-var@lam5={"lam": 5.0}' \
-    --config 'tts-var@pca-joint={"reduction": "pca-joint"}' --config 'tts-var@pool={"reduction": "pool"}'
+    --config 'tts-var@pca-joint={"reduction": "pca-joint"}' --config 'tts-var@pool={"reduction": "pool"}' \
+    --config 'tts-var@latent={"features": "latent"}'
 }
 
 consistency() {  # Fig. 5b

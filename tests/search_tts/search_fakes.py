@@ -50,6 +50,9 @@ class FakeNextScale:
         traj.step += 1
         return traj
 
+    def latent(self, traj):
+        return traj.rows["latent"]
+
     def preview(self, traj, size=None):
         size = size or self.image_size
         self.preview_calls.append((len(traj), size))

@@ -71,3 +71,13 @@ def test_next_token_baselines_on_a_real_tiny_generator():
     assert bon.cost.transformer_flops == pytest.approx(full)
     assert imp.telemetry["operations"][0]["position"] == gen.num_tokens // 2 - 1  # index of the last token
     assert bon.cost.decode_flops == pytest.approx(gen.decode_flops(4))
+
+
+def test_latent_features_on_a_real_tiny_generator(tiny):
+    strategy = TTSVAR(TTSVARConfig(record_previews=False, features="latent"))  # no feature scorer needed
+    with torch.no_grad():
+        res = strategy.run(tiny, PROMPTS, 8, seed=3, scorer=FakeScorer())
+    plan = strategy.schedule(len(PATCH_NUMS), 8)
+    consumed = sum(plan.batch[k] for k in plan.resample_at) + plan.batch[-1]  # no decode for clusterings
+    assert res.cost.decode_count == len(PROMPTS) * consumed
+    assert [op["op"] for op in res.telemetry["operations"]][:len(plan.cluster_at)] == ["cluster"] * len(plan.cluster_at)

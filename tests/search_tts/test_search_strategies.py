@@ -64,6 +64,20 @@ def test_tts_var_end_to_end_follows_the_schedule(reduction):
     assert "previews" not in res.telemetry or not res.telemetry["previews"]
 
 
+def test_latent_features_cluster_without_decoding():
+    gen = FakeNextScale()
+    res = _tts(features="latent", record_previews=False).run(gen, PROMPTS, 8, seed=0, scorer=FakeScorer())
+    ops = res.telemetry["operations"]
+    assert [op["op"] for op in ops] == ["cluster", "cluster", "resample", "resample"]
+    # decodes only for the resamplings (4 and 2 rows) and the final image, never for the clusterings
+    assert res.cost.decode_count == len(PROMPTS) * (4 + 2 + 1)
+    assert sorted({rows for rows, _ in gen.preview_calls}) == [2 * len(PROMPTS), 4 * len(PROMPTS)]
+    for op in ops[:2]:
+        for p in range(len(PROMPTS)):
+            kept = [k for k in op["kept"] if op["prompt"][k] == p]
+            assert len(kept) == len(set(kept)) == (6 if op["scale"] == 1 else 4)
+
+
 def test_search_tree_png(tmp_path):
     res = _tts().run(FakeNextScale(), PROMPTS[:1], 8, seed=0, scorer=FakeScorer())
     scales = [e["scale"] for e in res.telemetry["previews"]]

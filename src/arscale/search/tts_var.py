@@ -2,7 +2,8 @@
 
 Per prompt, a descending batch schedule (`schedule.py`: `batch[k]` rows generate scale k):
 - after each clustering scale, the partial decodes' features (`shapeworld-features` here, DINOv2
-  in the paper) are reduced (`pca` per image as the official code, `pca-joint` without its sign
+  in the paper; or, with `features="latent"`, the accumulated latent f̂ itself, which needs no
+  decode — our option for models whose decoder costs as much as their transformer) are reduced (`pca` per image as the official code, `pca-joint` without its sign
   ambiguity, or `pool`), clustered by K-Means++ into `batch[k+1]` clusters, and the member nearest
   each centre survives — diversity, not reward, because coarse rewards are unreliable;
 - after each resampling scale, the partial decodes are scored, the reward is recorded in the row's
@@ -33,6 +34,8 @@ from arscale.search.result import SearchResult
 from arscale.search.rollout import Search, cached_scorer, check_n, make_search, to_uint8
 from arscale.search.schedule import N_COUNTS, Schedule, build_schedule
 
+LATENT = "latent"
+
 
 @dataclass
 class TTSVARConfig(StrategyConfig):
@@ -44,7 +47,7 @@ class TTSVARConfig(StrategyConfig):
     lam: float = 10.0
     reduction: str = "pca"  # pca (official) | pca-joint | pool
     reward: str = "shapeworld-reward"
-    features: str = "shapeworld-features"
+    features: str = "shapeworld-features"  # a feature scorer, or "latent": cluster f̂ itself (no decode; ours)
     record_previews: bool = True  # partial images of every scale in telemetry (not counted as cost)
     preview_size: int = 64
 
@@ -81,7 +84,7 @@ class TTSVAR:
             raise ArscaleError("tts-var searches over scales: it needs a next-scale generator (VAR, Infinity, "
                                "shapeworld-var); use scaling-ar, importance or best-of-n for next-token models")
         plan = self.schedule(search.length, n)
-        if plan.cluster_at:
+        if plan.cluster_at and c.features != LATENT:
             search.feature_scorer = self.feature_scorer or cached_scorer(c.features, getattr(generator, "device", "cpu"))
         search.telemetry.update(schedule={"batch": list(plan.batch), "cluster_at": list(plan.cluster_at),
                                           "resample_at": list(plan.resample_at)}, operations=[], previews=[])
@@ -111,8 +114,10 @@ class TTSVAR:
         return search.result(traj, images, rewards, self.name, c.to_dict())
 
     def _cluster(self, search: Search, traj, k: int, keep: int) -> None:
-        images = search.decode(traj, int(search.feature_scorer.input_size))
-        feats = search.features(images)
+        if self.config.features == LATENT:
+            feats = latent_tokens(search, traj)
+        else:
+            feats = search.features(search.decode(traj, int(search.feature_scorer.input_size)))
         with search.cost.timer("selection"):
             chosen: list[int] = []
             for p, rows in search.groups(traj):
@@ -123,6 +128,17 @@ class TTSVAR:
             traj.select(torch.tensor(chosen), "cluster")
             record["kept_nodes"] = traj.node.tolist()
             search.telemetry["operations"].append(record)
+
+
+def latent_tokens(search: Search, traj) -> torch.Tensor:
+    """The generator's accumulated latent as [R, positions, channels] tokens (the `latent` features)."""
+    latent = getattr(search.generator, "latent", None)
+    if latent is None:
+        raise ArscaleError(f"features='latent' needs a generator with a `latent(traj)` method; "
+                           f"{getattr(search.generator, 'name', 'this generator')} has none")
+    with search.cost.timer("features"):
+        f = latent(traj).detach().float()
+        return f.reshape(len(f), f.shape[1], -1).transpose(1, 2).cpu()
 
 
 def write_extras(result: SearchResult, out_dir: str | Path) -> list[Path]:

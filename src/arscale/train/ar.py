@@ -126,10 +126,7 @@ def decoder_step(tokenizer: VQTokenizer, opt: torch.optim.Optimizer, images: tor
 
 
 def main(args: argparse.Namespace) -> int:
-    torch.set_num_threads(args.threads)
-    device = common.pick_device(args.device)
-    state = common.TrainState(args.state_dir)
-    resume = state.exists and not args.fresh
+    device, state, resume = common.begin(args)
     tuned = Path(args.state_dir) / "tokenizer"
     tokenizer = load_tokenizer(tuned if resume and tuned.exists() else Path(args.tokenizer or args.out), device)
     dec_params = list(tokenizer.decoder.parameters()) + list(tokenizer.post_quant_conv.parameters())
@@ -150,14 +147,11 @@ def main(args: argparse.Namespace) -> int:
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay},
                              {"params": no_decay, "weight_decay": 0.0}], lr=args.lr, betas=(0.9, 0.95))
-    step, elapsed, metrics = 0, 0.0, {}
-    if resume:
-        info = state.load(model, opt)
-        step, elapsed, metrics = info["step"], info["elapsed_seconds"], info.get("metrics", {})
-        print(f"resuming {args.state_dir} at step {step}")
+    run = common.restore(state, model, opt) if resume else common.Resumed()
+    step, metrics = run.step, run.metrics
     stream = common.ShapeWorldStream(args.batch_size, args.seed, start_step=step)
     drop_rng = torch.Generator().manual_seed(args.seed * 7919 + step)
-    timer = common.Timer(elapsed, args.checkpoint_minutes, args.time_limit)
+    timer = common.Timer(run.elapsed, args.checkpoint_minutes, args.time_limit)
 
     tok_config = {"tokenizer": tokenizer.config.to_dict()}
 
@@ -177,7 +171,7 @@ def main(args: argparse.Namespace) -> int:
     fresh_n = max(1, round(args.batch_size * args.fresh_fraction))
     replay = ReplayBuffer(args.replay_size, seed=args.seed + step)
     while step < args.steps:
-        common.set_lr(opt, common.cosine_lr(step, args.steps, args.lr, 300))
+        common.set_lr(opt, common.rewarm(common.cosine_lr(step, args.steps, args.lr, 300), step, run.rewarm_from))
         batch = stream.sample(fresh_n)
         with torch.no_grad():
             codes = tokenizer.encode(batch.images.to(device))

@@ -5,6 +5,8 @@ Used by every ShapeWorld trainer (multi-scale tokenizer, VAR, VQ tokenizer, AR, 
 - `add_training_args(parser, ...)`: the common command-line options (steps, batch size, lr, seed,
   device, threads, state dir, output dir, checkpoint interval, time limit, --fresh).
 - `pick_device(name)`: "auto" → CUDA when present, else CPU.
+- `begin(args)` → (device, TrainState, resume?) and `restore(state, model, opt)` → `Resumed`: how
+  every trainer starts; `rewarm` ramps the learning rate again after a resume without optimizer moments.
 - `ShapeWorldStream(batch_size, seed)`: an endless stream of freshly sampled scenes over all six
   tags (uniform tag per sample) → `Batch(images [B,3,64,64] float in [0,1], prompts, metadata)`.
   The stream is seeded from (seed, step), so a resumed run continues with new data, reproducibly.
@@ -23,7 +25,7 @@ import json
 import os
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -99,6 +101,34 @@ def shapeworld_api():
     from arscale import shapeworld
 
     return shapeworld
+
+
+def begin(args: argparse.Namespace) -> tuple[torch.device, TrainState, bool]:
+    """The start of every trainer: torch threads, the device, the state directory, whether to resume it."""
+    torch.set_num_threads(max(1, args.threads))
+    state = TrainState(args.state_dir)
+    return pick_device(args.device), state, state.exists and not args.fresh
+
+
+@dataclass
+class Resumed:
+    """Where a run picks up: step, training time so far, last metrics, and the step a resume without
+    optimizer moments started at (the learning rate is warmed up again from there, see `rewarm`)."""
+
+    step: int = 0
+    elapsed: float = 0.0
+    metrics: dict[str, Any] = field(default_factory=dict)
+    rewarm_from: int | None = None
+
+
+def restore(state: TrainState, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None) -> Resumed:
+    """Load a training state into model and optimizer and say so."""
+    info = state.load(model, optimizer)
+    fresh_moments = optimizer is not None and not info["optimizer_restored"]
+    run = Resumed(info["step"], info["elapsed_seconds"], info.get("metrics", {}), info["step"] if fresh_moments else None)
+    print(f"resuming {state.dir} at step {run.step}"
+          + (" (no optimizer state: warming the learning rate up again)" if fresh_moments else ""))
+    return run
 
 
 class TrainState:

@@ -25,13 +25,15 @@ from torch.nn import functional as F
 from arscale.errors import ArscaleError
 from arscale.scorers.shapeworld import WEIGHTS_DIR, RewardConfig, RewardModel
 from arscale.train.common import (
+    Resumed,
     Timer,
-    TrainState,
     add_training_args,
+    begin,
     cosine_lr,
     export_weights,
-    pick_device,
     progress,
+    restore,
+    rewarm,
     set_lr,
     shapeworld_api,
 )
@@ -214,19 +216,14 @@ def calibrate(model: RewardModel, rng: np.random.Generator, device: torch.device
 
 
 def train(args: argparse.Namespace) -> int:
-    torch.set_num_threads(max(1, args.threads))
-    device = pick_device(args.device)
+    device, state, resume = begin(args)
     torch.manual_seed(args.seed)
     config = RewardConfig()
     model = RewardModel(config).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
-    state = TrainState(args.state_dir)
-    step, metrics = 0, {}
-    info = {}
-    if state.exists and not args.fresh:
-        info = state.load(model, optimizer)
-        step = info["step"]
-    timer = Timer(info.get("elapsed_seconds", 0.0), args.checkpoint_minutes, args.time_limit)
+    run = restore(state, model, optimizer) if resume else Resumed()
+    step, metrics = run.step, {}
+    timer = Timer(run.elapsed, args.checkpoint_minutes, args.time_limit)
     generator = torch.Generator().manual_seed(args.seed)
     bar = progress(args.steps, step, "shapeworld-reward")
     model.train()
@@ -234,7 +231,7 @@ def train(args: argparse.Namespace) -> int:
         rng = np.random.default_rng([args.seed, step])
         batch = make_batch(args.batch_size, rng)
         batch.images = degrade(batch.images, generator)
-        set_lr(optimizer, float(cosine_lr(step, args.steps, args.lr, warmup=100)))  # float: numpy scalars break weights_only resume
+        set_lr(optimizer, rewarm(float(cosine_lr(step, args.steps, args.lr, warmup=100)), step, run.rewarm_from))  # float: numpy scalars break weights_only resume
         loss, metrics = batch_loss(model, batch, device)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

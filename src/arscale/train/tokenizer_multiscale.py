@@ -71,10 +71,7 @@ def reconstruction_accuracy(model: MultiScaleTokenizer, per_tag: int = 10, seed:
 
 
 def main(args: argparse.Namespace) -> int:
-    torch.set_num_threads(args.threads)
-    device = common.pick_device(args.device)
-    state = common.TrainState(args.state_dir)
-    resume = state.exists and not args.fresh
+    device, state, resume = common.begin(args)
     if resume:
         config = MultiScaleTokenizerConfig.from_dict(state.info()["config"])
     elif args.config:

@@ -86,25 +86,20 @@ def reseed_dead_codes(model: VQTokenizer, usage: torch.Tensor, latents: torch.Te
 def decoder_only(args: argparse.Namespace) -> int:
     from arscale.train.ar import decoder_step, half, load_tokenizer
 
-    torch.set_num_threads(args.threads)
-    device = common.pick_device(args.device)
-    state = common.TrainState(args.state_dir)
-    resume = state.exists and not args.fresh
+    device, state, resume = common.begin(args)
     model = load_tokenizer(Path(args.decoder_only), device)
     params = list(model.decoder.parameters()) + list(model.post_quant_conv.parameters())
     opt = torch.optim.Adam(params, lr=args.lr, betas=(0.9, 0.95))
-    step, elapsed = 0, 0.0
-    if resume:
-        info = state.load(model, opt)
-        step, elapsed = info["step"], info["elapsed_seconds"]
+    run = common.restore(state, model, opt) if resume else common.Resumed()
+    step = run.step
     stream = common.ShapeWorldStream(args.batch_size, args.seed + 1, start_step=step)
-    timer = common.Timer(elapsed, args.checkpoint_minutes, args.time_limit)
+    timer = common.Timer(run.elapsed, args.checkpoint_minutes, args.time_limit)
     config = model.config.to_dict()
     metrics: dict = {}
     bar = common.progress(args.steps, step, "shapeworld-ar-tokenizer (decoder only)")
     while step < args.steps:
         model.train()
-        common.set_lr(opt, common.cosine_lr(step, args.steps, args.lr, 0))
+        common.set_lr(opt, common.rewarm(common.cosine_lr(step, args.steps, args.lr, 0), step, run.rewarm_from))
         loss = decoder_step(model, opt, stream.sample(args.batch_size).images.to(device))
         step += 1
         bar.update(1)
@@ -129,10 +124,7 @@ def decoder_only(args: argparse.Namespace) -> int:
 def main(args: argparse.Namespace) -> int:
     if args.decoder_only:
         return decoder_only(args)
-    torch.set_num_threads(args.threads)
-    device = common.pick_device(args.device)
-    state = common.TrainState(args.state_dir)
-    resume = state.exists and not args.fresh
+    device, state, resume = common.begin(args)
     if resume:
         config = VQConfig(**state.info()["config"])
     elif args.config:
@@ -142,13 +134,10 @@ def main(args: argparse.Namespace) -> int:
     torch.manual_seed(args.seed)
     model = VQTokenizer(config).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr, betas=(0.9, 0.95))
-    step, elapsed, metrics = 0, 0.0, {}
-    if resume:
-        info = state.load(model, opt)
-        step, elapsed, metrics = info["step"], info["elapsed_seconds"], info.get("metrics", {})
-        print(f"resuming {args.state_dir} at step {step}")
+    run = common.restore(state, model, opt) if resume else common.Resumed()
+    step, metrics = run.step, run.metrics
     stream = common.ShapeWorldStream(args.batch_size, args.seed, start_step=step)
-    timer = common.Timer(elapsed, args.checkpoint_minutes, args.time_limit)
+    timer = common.Timer(run.elapsed, args.checkpoint_minutes, args.time_limit)
     usage = torch.ones(config.codebook_size, device=device)
 
     def save():
@@ -157,7 +146,7 @@ def main(args: argparse.Namespace) -> int:
     bar = common.progress(args.steps, step, "shapeworld-ar-tokenizer")
     model.train()
     while step < args.steps:
-        common.set_lr(opt, common.cosine_lr(step, args.steps, args.lr, 200))
+        common.set_lr(opt, common.rewarm(common.cosine_lr(step, args.steps, args.lr, 200), step, run.rewarm_from))
         images = stream.sample(args.batch_size).images.to(device)
         recon, vq_loss, codes = model(images)
         target = images * 2 - 1

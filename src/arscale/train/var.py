@@ -84,10 +84,7 @@ def sample_accuracy(gen: ScaleGenerator, per_tag: int = 8, seed: int = 777, cfg:
 
 
 def main(args: argparse.Namespace) -> int:
-    torch.set_num_threads(args.threads)
-    device = common.pick_device(args.device)
-    state = common.TrainState(args.state_dir)
-    resume = state.exists and not args.fresh
+    device, state, resume = common.begin(args)
     tok_cfg = load_tokenizer_config(args.tokenizer)
     if resume:
         config = state.info()["config"]
@@ -104,16 +101,11 @@ def main(args: argparse.Namespace) -> int:
     other = [p for n, p in model.named_parameters() if not (p.dim() >= 2 and "embed" not in n and "pos_" not in n)]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.05}, {"params": other, "weight_decay": 0.0}],
                             lr=args.lr, betas=(0.9, 0.95))
-    step, elapsed, metrics, rewarm_from = 0, 0.0, {}, None
-    if resume:
-        info = state.load(model, opt)
-        step, elapsed, metrics = info["step"], info["elapsed_seconds"], info.get("metrics", {})
-        rewarm_from = None if info["optimizer_restored"] else step
-        print(f"resuming {args.state_dir} at step {step}"
-              + ("" if rewarm_from is None else " (no optimizer state: warming the learning rate up again)"))
+    run = common.restore(state, model, opt) if resume else common.Resumed()
+    step, metrics = run.step, run.metrics
     stream = common.ShapeWorldStream(args.batch_size, args.seed, start_step=step)
     drop_rng = torch.Generator().manual_seed(args.seed * 1000003 + step)
-    timer = common.Timer(elapsed, args.checkpoint_minutes, args.time_limit)
+    timer = common.Timer(run.elapsed, args.checkpoint_minutes, args.time_limit)
 
     def save():
         state.save(model, opt, step=step, config=config, elapsed=timer.elapsed, metrics=metrics)
@@ -123,7 +115,7 @@ def main(args: argparse.Namespace) -> int:
     q = gen.tokenizer.quantizer
     ema_loss = None
     while step < args.steps:
-        common.set_lr(opt, common.rewarm(common.cosine_lr(step, args.steps, args.lr, 300), step, rewarm_from))
+        common.set_lr(opt, common.rewarm(common.cosine_lr(step, args.steps, args.lr, 300), step, run.rewarm_from))
         batch = stream.sample(args.batch_size)
         with torch.no_grad():
             indices = gen.tokenizer.encode(batch.images.to(device))

@@ -225,6 +225,10 @@ class NextScaleLoop(nn.Module):
         b, e = self.begin_ends[si]
         return self.shape_tokens(si, traj.rows["tokens"][:, b:e].reshape(len(traj), -1))
 
+    def latent(self, traj: Trajectories) -> torch.Tensor:
+        """The accumulated latent f̂ of every row [R, C, ...] (what `preview` would decode)."""
+        return traj.rows["f_hat"]
+
     # -- images -------------------------------------------------------------------------------------
     @torch.no_grad()
     def preview(self, traj: Trajectories, size: int | None = None) -> torch.Tensor:
