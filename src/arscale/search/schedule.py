@@ -93,10 +93,11 @@ def map_operation_scales(num_scales: int) -> tuple[tuple[int, ...], tuple[int, .
 
 
 def derive_batch(num_scales: int, cluster_at: tuple[int, ...], resample_at: tuple[int, ...]) -> list[int]:
-    """Multipliers of N: 8 before the first operation, then one step down PAPER_LEVELS per operation.
+    """The default pattern: 8 rows before the first operation, then one step down PAPER_LEVELS per
+    operation (the official run at N=8; multipliers of N in the paper text's reading).
 
     With fewer than four operations the last levels are used (two operations: 8 → 2 → 1), so the
-    search always ends with N rows, as in the paper.
+    pattern always ends with one row.
     """
     ops = sorted(set(cluster_at) | set(resample_at))
     if len(ops) > len(PAPER_LEVELS) - 1:
