@@ -11,11 +11,13 @@ out=${OUT:-out/tts-var-experiments}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 
 # Run one bench over JOBS parallel shards (one thread each), then merge them into $1.
+# Shard 0 shows its progress bar (the shards are the same size); the others stay quiet.
 sharded() {
   local dest=$1; shift
-  local jobs=${JOBS:-2} pids=() dirs=()
+  local jobs=${JOBS:-2} pids=() dirs=() quiet
   for ((i = 0; i < jobs; i++)); do
-    arscale bench "$@" --out "$dest.shard$i" --num-shards "$jobs" --shard-index "$i" --resume --quiet &
+    quiet=(); ((i > 0)) && quiet=(--quiet)
+    arscale bench "$@" --out "$dest.shard$i" --num-shards "$jobs" --shard-index "$i" --resume "${quiet[@]}" &
     pids+=($!); dirs+=("$dest.shard$i")
   done
   for pid in "${pids[@]}"; do wait "$pid"; done
