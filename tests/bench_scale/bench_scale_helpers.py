@@ -9,22 +9,14 @@ from pathlib import Path
 
 import torch
 from safetensors.torch import save_file
+from tiny_shapeworld_var import build_tiny_var, tiny_var_configs
 
 PATCH_NUMS = (1, 2, 3, 4)
 
 
 def save_tiny_var(directory: Path) -> Path:
-    from arscale.generators.next_scale.shapeworld import build_shapeworld_var
-
-    torch.manual_seed(0)
-    tokenizer = {"image_size": 16, "patch_nums": PATCH_NUMS, "vocab_size": 16, "code_dim": 8, "ch": 8,
-                 "ch_mult": (1, 2, 2)}
-    model = {"transformer": {"patch_nums": PATCH_NUMS, "vocab_size": 16, "code_dim": 8, "width": 32, "depth": 1,
-                             "heads": 2},
-             "text_encoder": {"width": 16, "depth": 1, "heads": 2, "max_len": 12},
-             "sampling": {"cfg": 2.0}}
-    gen = build_shapeworld_var(tokenizer, model)
-    gen.transformer.head.weight.data.mul_(50)  # spread the random logits so rows differ
+    tokenizer, model = tiny_var_configs(PATCH_NUMS, vocab_size=16, depth=1)
+    gen = build_tiny_var(tokenizer, model)
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "config.json").write_text(json.dumps(model))
     (directory / "tokenizer_config.json").write_text(json.dumps(tokenizer))

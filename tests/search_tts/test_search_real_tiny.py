@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 from search_fakes import FakeScorer
+from tiny_shapeworld_var import build_tiny_var, tiny_var_configs
 
-from arscale.generators.next_scale.shapeworld import build_shapeworld_var
 from arscale.search.best_of_n import BestOfN
 from arscale.search.importance import Importance
 from arscale.search.tts_var import TTSVAR, TTSVARConfig
@@ -16,16 +16,7 @@ PROMPTS = ["a photo of a red circle", "a photo of a square left of a cross"]
 
 @pytest.fixture(scope="module")
 def tiny():
-    torch.manual_seed(0)
-    tokenizer = {"image_size": 24, "patch_nums": PATCH_NUMS, "vocab_size": 24, "code_dim": 8, "ch": 8,
-                 "ch_mult": (1, 2, 2)}
-    model = {"transformer": {"patch_nums": PATCH_NUMS, "vocab_size": 24, "code_dim": 8, "width": 32, "depth": 2,
-                             "heads": 2},
-             "text_encoder": {"width": 16, "depth": 1, "heads": 2, "max_len": 12},
-             "sampling": {"cfg": 2.0}}
-    gen = build_shapeworld_var(tokenizer, model)
-    gen.transformer.head.weight.data.mul_(50)  # spread the random logits so rows differ
-    return gen.eval()
+    return build_tiny_var(*tiny_var_configs(PATCH_NUMS, image_size=24))
 
 
 def test_tts_var_on_a_real_tiny_generator(tiny):

@@ -22,7 +22,7 @@ per-bit logits, trilinear accumulation).
 Trajectories keys (dim 0 = rows R, or 2R for `paired`: conditional rows, then unconditional):
 - rows["f_hat"]       accumulated latent after the scales generated so far (the family's layout)
 - rows["next_input"]  [R, n, d]  input tokens of the next scale (absent before scale 0 and after the last)
-- rows["tokens"]      [R, L, *token_dims] long  sampled tokens of every scale so far, -1 where not generated
+- rows["tokens"]      [R, L, *token_dims] token_dtype  sampled tokens of every scale so far, -1 where not generated
 - rows["cfg"]         [R] float  each row's guidance scale (families with a per-scale profile keep it in extra)
 - paired["cond"]      [2R, cond_dim]  pooled condition (AdaLN, start token)
 - paired["context"], paired["context_mask"]  [2R, Lt, Dt], [2R, Lt]  text tokens (cross-attention models)
@@ -54,6 +54,7 @@ class NextScaleLoop(nn.Module):
     transformer: nn.Module
     name: str
     token_dims: tuple[int, ...] = ()  # trailing shape of one token (Infinity: its d bits)
+    token_dtype: torch.dtype = torch.long  # storage of the token record (bits fit int8: 8x less per row)
 
     # -- schedule ---------------------------------------------------------------------------------
     def set_scales(self, scales: Sequence[Sequence[int]]) -> None:
@@ -144,7 +145,8 @@ class NextScaleLoop(nn.Module):
         if paired.context is not None:
             traj.paired["context"], traj.paired["context_mask"] = paired.context, paired.context_mask
         traj.rows["f_hat"] = torch.zeros(R, *self.latent_shape, device=dev)
-        traj.rows["tokens"] = torch.full((R, self.seq_len, *self.token_dims), -1, dtype=torch.long, device=dev)
+        traj.rows["tokens"] = torch.full((R, self.seq_len, *self.token_dims), -1, dtype=self.token_dtype,
+                                        device=dev)
         self.init_guidance(traj, cfg)
         traj.cache = KVCache(len(self.transformer.blocks), self.seq_len)
         traj.extra.update(scales=list(self.scales), model=self.name)
@@ -223,7 +225,7 @@ class NextScaleLoop(nn.Module):
     def scale_tokens(self, traj: Trajectories, si: int) -> torch.Tensor:
         """The tokens sampled at scale si, in the family's layout."""
         b, e = self.begin_ends[si]
-        return self.shape_tokens(si, traj.rows["tokens"][:, b:e].reshape(len(traj), -1))
+        return self.shape_tokens(si, traj.rows["tokens"][:, b:e].reshape(len(traj), -1).long())
 
     def latent(self, traj: Trajectories) -> torch.Tensor:
         """The accumulated latent f̂ of every row [R, C, ...] (what `preview` would decode)."""

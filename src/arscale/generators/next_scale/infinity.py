@@ -297,6 +297,7 @@ class InfinityGenerator(NextScaleLoop):
         self.text_encoder = text_encoder
         self.name = name
         self.token_dims = (model.cfg.codebook_dim,)
+        self.token_dtype = torch.int8
         self.set_schedule(self.sampling.schedule or scale_schedule(self.sampling.h_div_w, self.sampling.pixels))
         self.eval()
 

@@ -1,0 +1,28 @@
+"""Tiny random-weight ShapeWorld-VAR generators (the real next-scale engine), shared by every test folder."""
+
+from __future__ import annotations
+
+import torch
+
+from arscale.generators.next_scale.shapeworld import build_shapeworld_var
+
+
+def tiny_var_configs(patch_nums=(1, 2, 3, 4), *, image_size: int = 16, vocab_size: int = 24, depth: int = 2,
+                     sampling: dict | None = None) -> tuple[dict, dict]:
+    """(tokenizer config, model config) small enough for a CPU test."""
+    patch_nums = tuple(patch_nums)
+    tokenizer = {"image_size": image_size, "patch_nums": patch_nums, "vocab_size": vocab_size, "code_dim": 8,
+                 "ch": 8, "ch_mult": (1, 2, 2)}
+    model = {"transformer": {"patch_nums": patch_nums, "vocab_size": vocab_size, "code_dim": 8, "width": 32,
+                             "depth": depth, "heads": 2},
+             "text_encoder": {"width": 16, "depth": 1, "heads": 2, "max_len": 12},
+             "sampling": dict(sampling or {"cfg": 2.0})}
+    return tokenizer, model
+
+
+def build_tiny_var(tokenizer: dict, model: dict, seed: int = 0):
+    torch.manual_seed(seed)
+    gen = build_shapeworld_var(tokenizer, model)
+    # random weights are far from a trained model's: spread the logits so sampled rows differ
+    gen.transformer.head.weight.data.mul_(50)
+    return gen.eval()
