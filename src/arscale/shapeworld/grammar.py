@@ -243,6 +243,14 @@ class _Tokens:
         if self.peek() is not None:
             self.fail(expected)
 
+    def check_differs(self, kind: str, word: str, first: str, tag: str) -> None:
+        """The word just taken must differ from the first object's (the two objects of `tag` differ)."""
+        if word == first:
+            raise GrammarError(
+                f"repeated {kind} {word!r} (word {self.i} of {self.prompt!r}): expected a {kind} other than "
+                f"{first!r} (the two objects of a {tag} prompt differ in {kind})"
+            )
+
 
 def metadata_from_prompt(prompt: str) -> dict:
     """Parse a ShapeWorld prompt into its GenEval metadata record (with ``tag`` and ``prompt``).
@@ -277,19 +285,9 @@ def metadata_from_prompt(prompt: str) -> dict:
         t.take_article()
         k2 = t.take(COLORS, _EXP_COLOR)
         t.check_article()
-        if k2 == k1:
-            t.i -= 1
-            raise GrammarError(
-                f"repeated colour {k2!r} (word {t.i + 1} of {t.prompt!r}): expected a colour other than "
-                f"{k1!r} (the two objects of a color_attr prompt differ in colour)"
-            )
+        t.check_differs("colour", k2, k1, "color_attr")
         c2 = t.take(CLASSES, _EXP_CLASS)
-        if c2 == c1:
-            t.i -= 1
-            raise GrammarError(
-                f"repeated class {c2!r} (word {t.i + 1} of {t.prompt!r}): expected a class other than "
-                f"{c1!r} (the two objects of a color_attr prompt differ in class)"
-            )
+        t.check_differs("class", c2, c1, "color_attr")
         t.end()
         return _record("color_attr", [_group(c1, 1, k1), _group(c2, 1, k2)], t.prompt)
 
@@ -310,12 +308,7 @@ def metadata_from_prompt(prompt: str) -> dict:
     t.take_article()
     c2 = t.take(CLASSES, _EXP_CLASS)
     t.check_article()
-    if c2 == c1:
-        t.i -= 1
-        raise GrammarError(
-            f"repeated class {c2!r} (word {t.i + 1} of {t.prompt!r}): expected a class other than {c1!r} "
-            f"(the two objects of a {tag} prompt differ in class)"
-        )
+    t.check_differs("class", c2, c1, tag)
     t.end()
     if tag == "two_object":
         return _record(tag, [_group(c1), _group(c2)], t.prompt)
