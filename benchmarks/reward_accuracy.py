@@ -3,9 +3,11 @@
 For fresh scenes (a seed far from the training stream), the reward of (image, true prompt) is
 compared with (image, hard-negative prompt): changed color, count ±1, mirrored relation, swapped
 classes / colors, changed class. Reported per tag for clean renders and, when a multi-scale
-tokenizer is given, for its reconstructions (what the generator's decoder produces).
+tokenizer is given, for its reconstructions (what the generator's decoder produces). With
+`--partial`, also for reconstructions truncated after each scale k (the accumulated latent of scales
+0..k decoded, i.e. a perfect model's partial decode): can the reward judge what TTS-VAR shows it?
 
-    python benchmarks/reward_accuracy.py --per-tag 200 [--tokenizer DIR] [--json out.json]
+    python benchmarks/reward_accuracy.py --per-tag 200 [--tokenizer DIR [--partial]] [--json out.json]
 
 DIR holds `tokenizer.safetensors` + `tokenizer_config.json` (the shipped ShapeWorld-VAR folder) or a
 training state (`model.safetensors` + `state.json` with the config).
@@ -63,6 +65,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=20261122)
     ap.add_argument("--weights", default=None, help="reward weights directory (default: shipped)")
     ap.add_argument("--tokenizer", default=None, help="multi-scale tokenizer directory for reconstructions")
+    ap.add_argument("--partial", action="store_true", help="also per-scale truncated reconstructions")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -78,6 +81,14 @@ def main() -> None:
             recon = torch.cat([tok.decode_fhat(tok.quantizer.indices_to_fhat(tok.encode(images[i : i + 128])))
                                for i in range(0, len(images), 128)])
         report["reconstruction"] = measure(scorer, recon, metadata, np.random.default_rng(args.seed + 1))
+        if args.partial:
+            report["partial"] = []
+            with torch.no_grad():
+                indices = [tok.encode(images[i : i + 128]) for i in range(0, len(images), 128)]
+                for k in range(tok.quantizer.num_scales - 1):
+                    part = torch.cat([tok.decode_fhat(tok.quantizer.indices_to_fhat(ix[: k + 1])) for ix in indices])
+                    acc = measure(scorer, part, metadata, np.random.default_rng(args.seed + 1))
+                    report["partial"].append({"scale": k, **acc})
     text = json.dumps(report, indent=2)
     print(text)
     if args.json:
