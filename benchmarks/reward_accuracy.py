@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -68,6 +69,8 @@ def main() -> None:
     ap.add_argument("--partial", action="store_true", help="also per-scale truncated reconstructions")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
+    if args.partial and not args.tokenizer:
+        ap.error("--partial needs --tokenizer DIR (the truncated reconstructions come from its codes)")
     torch.set_num_threads(1)
     scorer = load_scorer("shapeworld-reward", **({"weights": args.weights} if args.weights else {}))
     rng = np.random.default_rng(args.seed)
@@ -77,18 +80,17 @@ def main() -> None:
     report = {"clean": measure(scorer, images, metadata, np.random.default_rng(args.seed + 1))}
     if args.tokenizer:
         tok = load_tokenizer(Path(args.tokenizer))
-        with torch.no_grad():
-            recon = torch.cat([tok.decode_fhat(tok.quantizer.indices_to_fhat(tok.encode(images[i : i + 128])))
-                               for i in range(0, len(images), 128)])
-        report["reconstruction"] = measure(scorer, recon, metadata, np.random.default_rng(args.seed + 1))
-        if args.partial:
-            report["partial"] = []
-            with torch.no_grad():
-                indices = [tok.encode(images[i : i + 128]) for i in range(0, len(images), 128)]
-                for k in range(tok.quantizer.num_scales - 1):
-                    part = torch.cat([tok.decode_fhat(tok.quantizer.indices_to_fhat(ix[: k + 1])) for ix in indices])
-                    acc = measure(scorer, part, metadata, np.random.default_rng(args.seed + 1))
-                    report["partial"].append({"scale": k, **acc})
+        with torch.no_grad():  # encode once; the full and the truncated reconstructions share the codes
+            indices = [tok.encode(images[i : i + 128]) for i in range(0, len(images), 128)]
+            total = tok.quantizer.num_scales
+            for kept in [*(range(1, total) if args.partial else []), total]:  # scales kept; total = finished
+                recon = torch.cat([tok.decode_fhat(tok.quantizer.indices_to_fhat(ix[:kept])) for ix in indices])
+                acc = measure(scorer, recon, metadata, np.random.default_rng(args.seed + 1))
+                if kept == total:
+                    report["reconstruction"] = acc
+                else:
+                    report.setdefault("partial", []).append({"scale": kept - 1, **acc})
+                    print(f"after scale {kept - 1}: {acc['all']:.3f}", file=sys.stderr, flush=True)
     text = json.dumps(report, indent=2)
     print(text)
     if args.json:
