@@ -22,26 +22,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file
 
 from arscale import shapeworld as sw
+from arscale.generators.next_scale.shapeworld import load_shapeworld_tokenizer
 from arscale.scorers.base import load_scorer
 from arscale.train.reward import hard_negative_prompts
-
-
-def load_tokenizer(directory: Path):
-    from arscale.generators.next_scale.tokenizer import MultiScaleTokenizer, MultiScaleTokenizerConfig
-
-    if (directory / "tokenizer_config.json").exists():
-        config = json.loads((directory / "tokenizer_config.json").read_text())
-        weights = directory / "tokenizer.safetensors"
-    else:
-        config = json.loads((directory / "state.json").read_text())["config"]
-        config = config.get("tokenizer", config)
-        weights = directory / "model.safetensors"
-    tok = MultiScaleTokenizer(MultiScaleTokenizerConfig.from_dict(config))
-    tok.load_state_dict(load_file(str(weights)))
-    return tok.eval()
 
 
 @torch.no_grad()
@@ -79,7 +64,7 @@ def main() -> None:
     images = torch.from_numpy(pixels).permute(0, 3, 1, 2).float() / 255
     report = {"clean": measure(scorer, images, metadata, np.random.default_rng(args.seed + 1))}
     if args.tokenizer:
-        tok = load_tokenizer(Path(args.tokenizer))
+        tok = load_shapeworld_tokenizer(args.tokenizer)
         with torch.no_grad():  # encode once; the full and the truncated reconstructions share the codes
             indices = [tok.encode(images[i : i + 128]) for i in range(0, len(images), 128)]
             total = tok.quantizer.num_scales

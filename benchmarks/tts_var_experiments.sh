@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The paper's experiments on ShapeWorld-VAR, one command each (issue 4, item 6).
 # Prompts are fresh grammar draws (draw:PER_TAG:SEED), never the public 600 (no tuning on it).
-# Usage: benchmarks/tts_var_experiments.sh [main|ablations|consistency|reward|all] [PER_TAG]
+# Usage: benchmarks/tts_var_experiments.sh [main|ablations|consistency|reward|reward-train|all] [PER_TAG]
 # Every bench command is resumable: re-run with the same arguments (it passes --resume).
 set -euo pipefail
 what=${1:-all}
@@ -61,9 +61,15 @@ reward() {  # the reward's pairwise accuracy on hard negatives (clean renders an
     --json "$out/reward_accuracy.json"
 }
 
+reward_train() {  # the shipped reward: the base run, then the partial-decode fine-tune (RESULTS.md § Session 4)
+  arscale train shapeworld-reward --steps 3000 --batch-size 32 --state-dir "$out/reward-base" --out "$out/reward-base-weights"
+  arscale train shapeworld-reward --init "$out/reward-base-weights" --partial-tokenizer src/arscale/weights/shapeworld-var \
+    --steps 1000 --lr 3e-4 --batch-size 32 --threads 2 --state-dir "$out/reward-partial" --out "$out/reward-weights"
+}
+
 mkdir -p "$out"
 case "$what" in
-  main) main ;; ablations) ablations ;; consistency) consistency ;; reward) reward ;;
+  main) main ;; ablations) ablations ;; consistency) consistency ;; reward) reward ;; reward-train) reward_train ;;
   all) reward; consistency; main; ablations ;;
-  *) echo "usage: $0 [main|ablations|consistency|reward|all] [PER_TAG]" >&2; exit 2 ;;
+  *) echo "usage: $0 [main|ablations|consistency|reward|reward-train|all] [PER_TAG]" >&2; exit 2 ;;
 esac

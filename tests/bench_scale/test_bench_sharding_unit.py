@@ -62,3 +62,15 @@ def test_manifest_differences_name_what_differs():
     assert any(d.startswith("seed: 0 vs 1") for d in diffs) and any("strategy raw" in d for d in diffs)
     with pytest.raises(ArscaleError, match="seed"):
         check_compatible(base, changed, "out")
+
+
+def test_scorer_weights_are_identity_by_hash_not_by_path():
+    base = {"model": {"id": "m"}, "seed": 0, "scorer": "s", "suite": {"size": 3}, "kind": "shapeworld",
+            "batch_prompts": 2, "scorer_weights": {"weights_path": "/a", "weights_sha256": {"model.safetensors": "1"}}}
+    moved = {**base, "scorer_weights": {"weights_path": "/b", "weights_sha256": {"model.safetensors": "1"}}}
+    retrained = {**base, "scorer_weights": {"weights_path": "/a", "weights_sha256": {"model.safetensors": "2"}}}
+    shipped = {**base, "scorer_weights": None}
+    assert differences(base, moved) == []
+    assert any(d.startswith("scorer_weights") for d in differences(base, retrained))
+    with pytest.raises(ArscaleError, match="scorer_weights"):
+        check_compatible(shipped, base, "out")

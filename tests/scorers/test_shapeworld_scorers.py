@@ -100,3 +100,17 @@ def test_shipped_reward_prefers_the_true_prompt_on_clean_renders():
     x = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float() / 255
     wins = (scorer.reward(x, true) > scorer.reward(x, wrong)).float().mean()
     assert wins > 0.75
+
+
+def test_use_weights_redirects_reward_and_features_together(weights_dir, tmp_path):
+    from arscale.scorers import shapeworld as sws
+
+    try:
+        assert sws.use_weights(weights_dir) == weights_dir
+        assert load_reward().model is load_reward(weights=weights_dir).model
+        assert load_features().model is load_reward().model  # one image tower for reward and features
+    finally:
+        sws.use_weights(None)
+    assert load_reward().model is not load_reward(weights=weights_dir).model  # back to the shipped weights
+    with pytest.raises(ArscaleError, match="missing config.json"):
+        sws.use_weights(tmp_path)

@@ -24,7 +24,8 @@ from arscale.errors import ArscaleError
 
 MANIFEST_FILE = "manifest.json"
 SHARD_MANIFEST_GLOB = "manifest.shard-*.json"
-IDENTITY_KEYS = ("model", "scorer", "seed", "suite", "kind", "batch_prompts")  # batch_prompts: see runner.blocks
+# batch_prompts: see runner.blocks
+IDENTITY_KEYS = ("model", "scorer", "scorer_weights", "seed", "suite", "kind", "batch_prompts")
 
 
 def manifest_name(array_shards: int, array_index: int) -> str:
@@ -67,6 +68,18 @@ def weights_directory(model: str, weights: str | None) -> Path | None:
 
 def model_entry(model: str, weights: str | None, revision: str | None = None) -> dict[str, Any]:
     directory = weights_directory(model, weights)
+    return {"id": model, "revision": revision, "weights_path": str(directory) if directory else None,
+            "weights_sha256": weight_hashes(directory)}
+
+
+def scorer_weights_entry(directory: str | None) -> dict[str, Any] | None:
+    """`--scorer-weights`: where the ShapeWorld reward/features came from and their hashes (None: shipped)."""
+    if not directory:
+        return None
+    return {"weights_path": str(directory), "weights_sha256": weight_hashes(Path(directory))}
+
+
+def weight_hashes(directory: Path | None) -> dict[str, str]:
     hashes: dict[str, str] = {}
     if directory is not None and directory.is_dir():
         for path in sorted(directory.iterdir()):
@@ -74,8 +87,7 @@ def model_entry(model: str, weights: str | None, revision: str | None = None) ->
                 hashes[path.name] = sha256_file(path)
     elif directory is not None and directory.is_file():
         hashes[directory.name] = sha256_file(directory)
-    return {"id": model, "revision": revision, "weights_path": str(directory) if directory else None,
-            "weights_sha256": hashes}
+    return hashes
 
 
 def hardware() -> dict[str, Any]:
@@ -97,20 +109,22 @@ def hardware() -> dict[str, Any]:
 
 
 def build_manifest(*, model: dict, strategies: dict[str, dict], scorer: str | None, seed: int, ns: list[int],
-                   suite: dict, kind: str, shard: dict, batch_prompts: int, layout: str = "geneval") -> dict[str, Any]:
+                   suite: dict, kind: str, shard: dict, batch_prompts: int, layout: str = "geneval",
+                   scorer_weights: dict | None = None) -> dict[str, Any]:
     import torch
 
     import arscale
 
     return {"arscale_version": getattr(arscale, "__version__", "unknown"), "git_commit": git_commit(),
-            "model": model, "strategies": strategies, "scorer": scorer, "seed": seed, "ns": list(ns),
+            "model": model, "strategies": strategies, "scorer": scorer, "scorer_weights": scorer_weights,
+            "seed": seed, "ns": list(ns),
             "suite": suite, "kind": kind, "batch_prompts": batch_prompts, "layout": layout, "torch_version": torch.__version__,
             "hardware": hardware(), "shard": shard, "timings": {"started": time.time()}}
 
 
 def _identity(manifest: dict, key: str) -> Any:
     value = manifest.get(key)
-    if key == "model" and isinstance(value, dict):  # where the weights lie may differ between nodes
+    if key in ("model", "scorer_weights") and isinstance(value, dict):  # where weights lie may differ between nodes
         value = {k: v for k, v in value.items() if k != "weights_path"}
     return value
 

@@ -37,6 +37,9 @@ def register(sub) -> None:
     p.add_argument("--config", action="append", default=[], metavar="LABEL=JSON",
                    help="strategy config for a label, as JSON or a JSON file (repeatable)")
     p.add_argument("--scorer", default="shapeworld-reward", help="reward scorer (default %(default)s)")
+    p.add_argument("--scorer-weights", default=None, metavar="DIR",
+                   help="load the ShapeWorld reward and features (one model) from this folder instead of the "
+                        "shipped one, e.g. a reward trained by `arscale train shapeworld-reward --out DIR`")
     p.add_argument("--batch-prompts", type=int, default=8, help="prompts per batched search (default %(default)s)")
     p.add_argument("--device", default="cpu", help="default %(default)s")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default %(default)s)")
@@ -113,12 +116,17 @@ def run_bench(args: argparse.Namespace) -> int:
         prompts = prompts[: args.limit]
     if not prompts:
         raise ArscaleError("the prompt suite is empty")
+    if args.scorer_weights:  # before the manifest hashes them: a wrong folder fails here, clearly
+        from arscale.scorers.shapeworld import use_weights
+
+        use_weights(args.scorer_weights)
     shard = resolve_shard(args.num_shards, args.shard_index)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     manifest = mf.build_manifest(
         model=mf.model_entry(args.model, args.model_weights), strategies=manifest_strategies(specs),
-        scorer=args.scorer or None, seed=args.seed, ns=ns, kind=kind, shard=shard.to_dict(),
+        scorer=args.scorer or None, scorer_weights=mf.scorer_weights_entry(args.scorer_weights),
+        seed=args.seed, ns=ns, kind=kind, shard=shard.to_dict(),
         batch_prompts=max(1, args.batch_prompts), layout=args.layout,
         suite={"spec": args.prompts, "limit": args.limit, "size": len(prompts)})
     manifest_path = out / mf.manifest_name(shard.array_shards, shard.array_index)

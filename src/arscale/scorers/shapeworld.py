@@ -157,11 +157,25 @@ class ShapeWorldScorer:
 
 
 _LOADED: dict[tuple[str, str], RewardModel] = {}
+_DEFAULT_DIR: list[Path] = [WEIGHTS_DIR]
+
+
+def use_weights(directory: str | Path | None) -> Path:
+    """Make `directory` (None: the shipped weights) where this process's ShapeWorld reward *and* features
+    load from by default (`arscale bench --scorer-weights`): TTS-VAR's clustering features then come
+    from the same image tower as its reward, as they do with the shipped model. Returns the folder."""
+    target = Path(directory) if directory is not None else WEIGHTS_DIR
+    for name in ("config.json", "model.safetensors"):
+        if not (target / name).is_file():
+            raise ArscaleError(f"no ShapeWorld reward weights in {target}: missing {name}")
+    _DEFAULT_DIR[0] = target
+    return target
 
 
 def load_model(weights: str | Path | None = None, device: str | torch.device = "cpu") -> RewardModel:
-    """The trained reward model from a weights directory (default: the shipped one); cached per process."""
-    directory = Path(weights) if weights is not None else WEIGHTS_DIR
+    """The trained reward model from a weights directory (default: the shipped one, or the folder given
+    to `use_weights`); cached per process."""
+    directory = Path(weights) if weights is not None else _DEFAULT_DIR[0]
     key = (str(directory.resolve()), str(device))
     if key in _LOADED:
         return _LOADED[key]

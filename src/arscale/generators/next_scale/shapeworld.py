@@ -56,3 +56,25 @@ def load_shapeworld_var(device: str | torch.device = "cpu", weights: str | Path 
     load_strict(torch.nn.ModuleDict({"transformer": gen.transformer, "conditioner": gen.conditioner}),
                 model_state, str(files[2]))
     return gen.to(device).eval()
+
+
+def load_shapeworld_tokenizer(directory: str | Path | None = None) -> MultiScaleTokenizer:
+    """The multi-scale tokenizer alone, from a weights folder (`tokenizer.safetensors` +
+    `tokenizer_config.json`; default: the shipped ShapeWorld-VAR) or a tokenizer training state
+    (`model.safetensors` + `state.json` holding the config)."""
+    directory = Path(directory) if directory is not None else WEIGHTS_DIR
+    if (directory / "tokenizer_config.json").exists():
+        config = json.loads((directory / "tokenizer_config.json").read_text())
+        weights = directory / "tokenizer.safetensors"
+    elif (directory / "state.json").exists():
+        config = json.loads((directory / "state.json").read_text())["config"]
+        config = config.get("tokenizer", config)
+        weights = directory / "model.safetensors"
+    else:
+        raise ArscaleError(f"no multi-scale tokenizer in {directory}: expected tokenizer_config.json + "
+                           "tokenizer.safetensors (a weights folder) or state.json + model.safetensors (a training state)")
+    tokenizer = MultiScaleTokenizer(MultiScaleTokenizerConfig.from_dict(config))
+    from arscale.train.common import load_strict
+
+    load_strict(tokenizer, load_file(str(weights)), str(weights))
+    return tokenizer.eval()
