@@ -163,7 +163,8 @@ _DEFAULT_DIR: list[Path] = [WEIGHTS_DIR]
 def use_weights(directory: str | Path | None) -> Path:
     """Make `directory` (None: the shipped weights) where this process's ShapeWorld reward *and* features
     load from by default (`arscale bench --scorer-weights`): TTS-VAR's clustering features then come
-    from the same image tower as its reward, as they do with the shipped model. Returns the folder."""
+    from the same image tower as its reward, as they do with the shipped model. Call it before any
+    scorer is loaded (search caches loaded scorers per process). Returns the folder."""
     target = Path(directory) if directory is not None else WEIGHTS_DIR
     for name in ("config.json", "model.safetensors"):
         if not (target / name).is_file():
