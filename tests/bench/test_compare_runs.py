@@ -1,0 +1,41 @@
+"""benchmarks/compare_runs.py: paired per-prompt differences between two bench folders."""
+
+import importlib.util
+import json
+import math
+from pathlib import Path
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "compare_runs.py"
+
+
+def _module():
+    spec = importlib.util.spec_from_file_location("compare_runs", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _write(root: Path, label: str, n: int, correct: list[bool], reward: float) -> None:
+    for i, ok in enumerate(correct):
+        d = root / label / f"n{n}" / f"{i:05d}"
+        d.mkdir(parents=True)
+        (d / "record.json").write_text(json.dumps({"label": label, "n": n, "index": i, "correct": ok,
+                                                   "reward": reward}))
+
+
+def test_paired_difference_counts_and_only_common_prompts(tmp_path):
+    cr = _module()
+    a, b = tmp_path / "a", tmp_path / "b"
+    _write(a, "best-of-n", 8, [True, False, False, True, False], 1.0)
+    _write(b, "best-of-n", 8, [True, True, True, False], 2.0)  # prompt 4 unfinished in b
+    _write(a, "raw", 1, [True], 0.0)  # only in a: not compared
+    ra, rb = cr.records(a), cr.records(b)
+    assert set(ra) & set(rb) == {("best-of-n", 8)}
+    row = cr.compare(ra[("best-of-n", 8)], rb[("best-of-n", 8)])
+    assert row["prompts"] == 4 and row["b_fixed"] == 2 and row["b_broke"] == 1
+    assert math.isclose(row["acc_a"], 0.5) and math.isclose(row["acc_b"], 0.75)
+    d = [0, 1, 1, -1]  # per-prompt b − a
+    mean = sum(d) / 4
+    se = math.sqrt(sum((x - mean) ** 2 for x in d) / 3 / 4)
+    assert math.isclose(row["diff"], mean) and math.isclose(row["diff_se"], se)
+    assert math.isclose(row["reward_b"] - row["reward_a"], 1.0)
