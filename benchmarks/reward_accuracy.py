@@ -69,7 +69,7 @@ def main() -> None:
             indices = [tok.encode(images[i : i + 128]) for i in range(0, len(images), 128)]
             total = tok.quantizer.num_scales
             for kept in [*(range(1, total) if args.partial else []), total]:  # scales kept; total = finished
-                recon = torch.cat([tok.decode_fhat(tok.quantizer.indices_to_fhat(ix[:kept])) for ix in indices])
+                recon = torch.cat([tok.decode_indices(ix[:kept]) for ix in indices])
                 acc = measure(scorer, recon, metadata, np.random.default_rng(args.seed + 1))
                 if kept == total:
                     report["reconstruction"] = acc

@@ -150,12 +150,12 @@ class PartialDecodes:
         out = images.clone()
         rows = torch.nonzero(pick).flatten()
         if len(rows):
-            indices = self.tokenizer.encode(clean[rows])
-            quantizer = self.tokenizer.quantizer
+            device = next(self.tokenizer.parameters()).device  # the tokenizer may sit on the GPU, scenes do not
+            indices = self.tokenizer.encode(clean[rows].to(device))
             for k in kept[rows].unique().tolist():
                 sel = torch.nonzero(kept[rows] == k).flatten()
-                f_hat = quantizer.indices_to_fhat([ix[sel] for ix in indices[: k + 1]])
-                out[rows[sel]] = self.tokenizer.decode_fhat(f_hat)
+                decoded = self.tokenizer.decode_indices([ix[sel.to(device)] for ix in indices[: k + 1]])
+                out[rows[sel]] = decoded.to(out.device)
         return out, kept
 
 
@@ -283,7 +283,7 @@ def train(args: argparse.Namespace) -> int:
     if args.partial_tokenizer:
         from arscale.generators.next_scale.shapeworld import load_shapeworld_tokenizer
 
-        partial = PartialDecodes(load_shapeworld_tokenizer(args.partial_tokenizer),
+        partial = PartialDecodes(load_shapeworld_tokenizer(args.partial_tokenizer).to(device),
                                  args.partial_share, args.partial_first_scale)
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
     run = restore(state, model, optimizer) if resume else Resumed()
