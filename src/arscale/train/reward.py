@@ -256,6 +256,7 @@ def calibrate(model: RewardModel, rng: np.random.Generator, device: torch.device
     model.eval()
     g = torch.Generator().manual_seed(int(rng.integers(1 << 31)))
     values = []
+    bar = progress(batches, 0, "calibration")
     for _ in range(batches):
         b = make_batch(64, rng)
         b.images = augment(b.images, g, partial)
@@ -263,6 +264,8 @@ def calibrate(model: RewardModel, rng: np.random.Generator, device: torch.device
         text_tokens, mask = model.encode_text(b.texts)
         values.append(model.pair_logits(image_tokens[b.image_index], text_tokens[b.text_index],
                                         mask[b.text_index]).cpu())
+        bar.update(1)
+    bar.close()
     v = torch.cat(values)
     model.train()
     return float(v.mean()), float(v.std().clamp_min(1e-3))

@@ -3,7 +3,8 @@
 Teacher forcing on freshly sampled scenes: the frozen tokenizer gives per-scale indices, the
 transformer predicts every scale from the condition and the coarser scales (block-causal mask),
 cross-entropy over all tokens. The prompt is replaced by the unconditional `<null>` text 10% of the
-time, which is what classifier-free guidance needs.
+time, which is what classifier-free guidance needs. `--self-correction` corrupts the prefixes and
+re-quantises the targets (`train/self_correction.py`), so the model learns to repair sampling errors.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from arscale.errors import ArscaleError
 from arscale.generators.next_scale.generator import ScaleGenerator
 from arscale.generators.next_scale.shapeworld import WEIGHTS_DIR, build_shapeworld_var
 from arscale.train import common
+from arscale.train.self_correction import check_strength, corrupted_teacher_batch
 
 STATE_DIR = "train_state/shapeworld-var"
 
@@ -39,6 +41,12 @@ def register(sub) -> None:
     p.add_argument("--config", default=None, help="JSON file overriding DEFAULT_CONFIG's sections (new runs)")
     p.add_argument("--null-prob", type=float, default=0.1, help="probability of dropping the prompt (CFG)")
     p.add_argument("--eval-every", type=int, default=1000, help="sample-and-evaluate every N steps (0 = only at the end)")
+    p.add_argument("--self-correction", type=float, default=0.0, metavar="STRENGTH",
+                   help="corrupt each scale's prefix tokens with probability U[0, STRENGTH] and re-quantise the "
+                        "later targets, so the model learns to repair its own sampling errors (Infinity's "
+                        "bitwise self-correction, which trains with 0.3; default 0 = plain teacher forcing)")
+    p.add_argument("--self-correction-neighbours", type=int, default=8, metavar="K",
+                   help="a corrupted token takes one of the K codes nearest its residual (0 = any code)")
     p.set_defaults(func=main)
 
 
@@ -84,6 +92,7 @@ def sample_accuracy(gen: ScaleGenerator, per_tag: int = 8, seed: int = 777, cfg:
 
 
 def main(args: argparse.Namespace) -> int:
+    check_strength(args.self_correction, args.self_correction_neighbours)
     device, state, resume = common.begin(args)
     tok_cfg = load_tokenizer_config(args.tokenizer)
     if resume:
@@ -105,6 +114,7 @@ def main(args: argparse.Namespace) -> int:
     step, metrics = run.step, run.metrics
     stream = common.ShapeWorldStream(args.batch_size, args.seed, start_step=step)
     drop_rng = torch.Generator().manual_seed(args.seed * 1000003 + step)
+    noise_rng = torch.Generator(device=device).manual_seed(args.seed * 1000033 + step)
     timer = common.Timer(run.elapsed, args.checkpoint_minutes, args.time_limit)
 
     def save():
@@ -118,9 +128,10 @@ def main(args: argparse.Namespace) -> int:
         common.set_lr(opt, common.rewarm(common.cosine_lr(step, args.steps, args.lr, 300), step, run.rewarm_from))
         batch = stream.sample(args.batch_size)
         with torch.no_grad():
-            indices = gen.tokenizer.encode(batch.images.to(device))
-            x = q.teacher_inputs(indices)
-            target = torch.cat([i.flatten(1) for i in indices], 1)
+            # strength 0 is exactly plain teacher forcing (tested)
+            teacher = corrupted_teacher_batch(q, gen.tokenizer.latent(batch.images.to(device)),
+                                              args.self_correction, args.self_correction_neighbours, noise_rng)
+            x, target = teacher.inputs, teacher.targets
         drop = torch.rand(len(batch.prompts), generator=drop_rng) < args.null_prob
         prompts = [None if d else p for p, d in zip(batch.prompts, drop.tolist())]
         cond = gen.conditioner(prompts)
@@ -145,6 +156,8 @@ def main(args: argparse.Namespace) -> int:
     bar.close()
     save()
     export = dict(config, training={"steps": step, "batch_size": args.batch_size, "lr": args.lr,
+                                    "self_correction": args.self_correction,
+                                    "self_correction_neighbours": args.self_correction_neighbours,
                                     "elapsed_seconds": round(timer.elapsed), "device": str(device),
                                     "metrics": metrics})
     common.export_weights(model.state_dict(), export, args.out, dtype=torch.float16)

@@ -1,0 +1,100 @@
+"""Self-correcting teacher forcing: corrupted prefixes, re-quantised targets, and the trainer flag."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from arscale.cli import main as cli
+from arscale.errors import ArscaleError
+from arscale.generators.next_scale.quantizer import MultiScaleResidualQuantizer, resize
+from arscale.train import common
+from arscale.train.self_correction import corrupted_teacher_batch
+
+
+def quantizer_and_latent(vocab: int = 32, seed: int = 0):
+    torch.manual_seed(seed)
+    q = MultiScaleResidualQuantizer(vocab, 4, (1, 2, 3, 4))
+    torch.nn.init.normal_(q.embedding.weight)  # spread codes, so neighbours differ from the best code
+    return q.eval(), torch.randn(6, 4, 4, 4)
+
+
+def split(q, flat):
+    return flat.split([p * p for p in q.patch_nums], 1)
+
+
+def test_zero_strength_is_plain_teacher_forcing():
+    q, f = quantizer_and_latent()
+    batch = corrupted_teacher_batch(q, f, 0.0, 8)
+    indices = q.encode(f)
+    assert torch.equal(batch.inputs, q.teacher_inputs(indices))
+    assert torch.equal(batch.targets, torch.cat([i.flatten(1) for i in indices], 1))
+    assert all(torch.equal(u, i) for u, i in zip(batch.used, indices))
+
+
+def test_targets_are_requantised_after_the_corrupted_prefix():
+    q, f = quantizer_and_latent()
+    batch = corrupted_teacher_batch(q, f, 1.0, 3, torch.Generator().manual_seed(1))
+    targets = split(q, batch.targets)
+    changed = [(u.flatten(1) != t).float().mean().item() for u, t in zip(batch.used, targets)]
+    assert max(changed[:-1]) > 0.2, "strength 1 must corrupt a visible share of the prefix tokens"
+    assert changed[-1] == 0, "the last scale is never an input, so it is never corrupted"
+    # inputs are built from the codes the prefix really accumulated ...
+    assert torch.allclose(batch.inputs, q.teacher_inputs(batch.used))
+    # ... and every target is the best code for what that corrupted prefix left of f
+    for si, pn in enumerate(q.patch_nums):
+        rest = f - q.indices_to_fhat(batch.used[:si]) if si else f
+        assert torch.equal(targets[si].view(-1, pn, pn), q.lookup(resize(rest, pn, q.down_mode)))
+    # the plain targets differ once the prefix is wrong: that is what teaches the repair
+    plain = torch.cat([i.flatten(1) for i in q.encode(f)], 1)
+    assert not torch.equal(batch.targets, plain)
+
+
+def test_replacements_are_near_misses_of_the_residual():
+    q, f = quantizer_and_latent(vocab=64)
+    k = 2
+    batch = corrupted_teacher_batch(q, f, 1.0, k, torch.Generator().manual_seed(2))
+    f_hat = torch.zeros_like(f)
+    e = q.embedding.weight
+    for si, pn in enumerate(q.patch_nums[:-1]):
+        z = resize(f - f_hat, pn, q.down_mode).permute(0, 2, 3, 1).reshape(-1, q.dim)
+        ranks = torch.cdist(z, e).argsort(1)
+        used = batch.used[si].flatten()
+        replaced = used != ranks[:, 0]
+        assert replaced.any()
+        assert (ranks[replaced, 1:k + 1] == used[replaced, None]).any(1).all()
+        f_hat = f_hat + q.embed_scale(si, batch.used[si])
+
+
+def test_corruption_is_seeded_and_bad_settings_fail_clearly():
+    q, f = quantizer_and_latent()
+    a = corrupted_teacher_batch(q, f, 0.5, 0, torch.Generator().manual_seed(3))
+    b = corrupted_teacher_batch(q, f, 0.5, 0, torch.Generator().manual_seed(3))
+    assert torch.equal(a.targets, b.targets) and torch.equal(a.inputs, b.inputs)
+    with pytest.raises(ArscaleError, match="strength"):
+        corrupted_teacher_batch(q, f, 1.5, 8)
+    with pytest.raises(ArscaleError, match="neighbours"):
+        corrupted_teacher_batch(q, f, 0.3, -1)
+
+
+def test_var_trainer_with_self_correction_runs_and_records_it(tmp_path, capsys):
+    tok_cfg = {"patch_nums": [1, 2, 4], "vocab_size": 16, "code_dim": 4, "ch": 4, "ch_mult": [1, 2, 2, 2, 2]}
+    var_cfg = {"transformer": {"width": 16, "depth": 1, "heads": 2}, "text_encoder": {"width": 8, "depth": 1,
+                                                                                       "heads": 2}}
+    (tmp_path / "tok.json").write_text(json.dumps(tok_cfg))
+    (tmp_path / "var.json").write_text(json.dumps(var_cfg))
+    out = tmp_path / "weights"
+    base = ["--batch-size", "4", "--out", str(out), "--eval-every", "1000"]
+    assert cli(["train", "shapeworld-tokenizer", "--steps", "1", "--config", str(tmp_path / "tok.json"),
+                "--state-dir", str(tmp_path / "tok_state"), *base]) == 0
+    var = ["train", "shapeworld-var", "--config", str(tmp_path / "var.json"), "--tokenizer", str(out),
+           "--state-dir", str(tmp_path / "var_state"), *base]
+    assert cli([*var, "--steps", "2", "--self-correction", "-0.1"]) != 0
+    assert "self-correction strength must be in [0, 1], got -0.1" in capsys.readouterr().err
+    assert not (tmp_path / "var_state").exists(), "a bad flag must fail before any state is written"
+    assert cli([*var, "--steps", "2", "--self-correction", "0.3"]) == 0
+    training = json.loads((out / "config.json").read_text())["training"]
+    assert training["self_correction"] == 0.3 and training["self_correction_neighbours"] == 8
+    assert common.TrainState(tmp_path / "var_state").info()["step"] == 2
