@@ -49,11 +49,8 @@ def corrupted_teacher_batch(q: MultiScaleResidualQuantizer, f: torch.Tensor, str
     B, device = f.shape[0], f.device
     f_hat = torch.zeros_like(f)
     inputs, targets, used = [], [], []
-    e = q.embedding.weight
     for si, pn in enumerate(q.patch_nums):
-        z = resize(f - f_hat, pn, q.down_mode)
-        flat = z.permute(0, 2, 3, 1).reshape(-1, q.dim)
-        dist = flat.pow(2).sum(1, keepdim=True) - 2 * flat @ e.t() + e.pow(2).sum(1)[None]
+        dist = q.distances(resize(f - f_hat, pn, q.down_mode))
         best = dist.argmin(1)
         targets.append(best.view(B, -1))
         codes = best

@@ -88,13 +88,16 @@ class MultiScaleResidualQuantizer(nn.Module):
         j = self.phi_for_scale[si]
         return h if j < 0 else self.phis[j](h)
 
+    def distances(self, z: torch.Tensor) -> torch.Tensor:
+        """Squared Euclidean distance of every vector of z [B,C,h,w] to every code -> [B·h·w, V]."""
+        flat = z.permute(0, 2, 3, 1).reshape(-1, z.shape[1])
+        e = self.embedding.weight
+        return flat.pow(2).sum(1, keepdim=True) - 2 * flat @ e.t() + e.pow(2).sum(1)[None]
+
     def lookup(self, z: torch.Tensor) -> torch.Tensor:
         """Nearest code index for each vector of z [B,C,h,w] -> [B,h,w]."""
-        B, C, h, w = z.shape
-        flat = z.permute(0, 2, 3, 1).reshape(-1, C)
-        e = self.embedding.weight
-        d = flat.pow(2).sum(1, keepdim=True) - 2 * flat @ e.t() + e.pow(2).sum(1)[None]
-        return d.argmin(1).view(B, h, w)
+        B, _, h, w = z.shape
+        return self.distances(z).argmin(1).view(B, h, w)
 
     def embed_scale(self, si: int, idx: torch.Tensor) -> torch.Tensor:
         """The latent contribution of scale si's indices [B,pn,pn]: φ(up(codebook[idx]))."""
