@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import torch
 
 from arscale.generators.next_scale.shapeworld import build_shapeworld_var
@@ -26,3 +29,13 @@ def build_tiny_var(tokenizer: dict, model: dict, seed: int = 0):
     # random weights are far from a trained model's: spread the logits so sampled rows differ
     gen.transformer.head.weight.data.mul_(50)
     return gen.eval()
+
+
+def write_tiny_training_configs(folder: Path) -> tuple[Path, Path]:
+    """`--config` files for 64×64 `arscale train shapeworld-tokenizer` / `shapeworld-var` runs of a few steps."""
+    tokenizer = {"patch_nums": [1, 2, 4], "vocab_size": 16, "code_dim": 4, "ch": 4, "ch_mult": [1, 2, 2, 2, 2]}
+    model = {"transformer": {"width": 16, "depth": 1, "heads": 2}, "text_encoder": {"width": 8, "depth": 1, "heads": 2}}
+    paths = folder / "tok.json", folder / "var.json"
+    for path, config in zip(paths, (tokenizer, model)):
+        path.write_text(json.dumps(config))
+    return paths

@@ -6,6 +6,7 @@ import json
 
 import pytest
 import torch
+from tiny_shapeworld_var import write_tiny_training_configs
 
 from arscale.cli import main as cli
 from arscale.errors import ArscaleError
@@ -80,16 +81,12 @@ def test_corruption_is_seeded_and_bad_settings_fail_clearly():
 
 
 def test_var_trainer_with_self_correction_runs_and_records_it(tmp_path, capsys):
-    tok_cfg = {"patch_nums": [1, 2, 4], "vocab_size": 16, "code_dim": 4, "ch": 4, "ch_mult": [1, 2, 2, 2, 2]}
-    var_cfg = {"transformer": {"width": 16, "depth": 1, "heads": 2}, "text_encoder": {"width": 8, "depth": 1,
-                                                                                       "heads": 2}}
-    (tmp_path / "tok.json").write_text(json.dumps(tok_cfg))
-    (tmp_path / "var.json").write_text(json.dumps(var_cfg))
+    tok_json, var_json = write_tiny_training_configs(tmp_path)
     out = tmp_path / "weights"
     base = ["--batch-size", "4", "--out", str(out), "--eval-every", "1000"]
-    assert cli(["train", "shapeworld-tokenizer", "--steps", "1", "--config", str(tmp_path / "tok.json"),
+    assert cli(["train", "shapeworld-tokenizer", "--steps", "1", "--config", str(tok_json),
                 "--state-dir", str(tmp_path / "tok_state"), *base]) == 0
-    var = ["train", "shapeworld-var", "--config", str(tmp_path / "var.json"), "--tokenizer", str(out),
+    var = ["train", "shapeworld-var", "--config", str(var_json), "--tokenizer", str(out),
            "--state-dir", str(tmp_path / "var_state"), *base]
     assert cli([*var, "--steps", "2", "--self-correction", "-0.1"]) != 0
     assert "self-correction strength must be in [0, 1], got -0.1" in capsys.readouterr().err

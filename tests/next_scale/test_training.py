@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import json
-
 import torch
+from tiny_shapeworld_var import write_tiny_training_configs
 
 from arscale.cli import main as cli
 from arscale.train import common
@@ -40,11 +39,7 @@ def test_train_state_round_trip_restores_weights_and_optimizer(tmp_path):
 
 
 def test_both_trainers_run_resume_and_ship_loadable_weights(tmp_path):
-    tok_cfg = {"patch_nums": [1, 2, 4], "vocab_size": 16, "code_dim": 4, "ch": 4, "ch_mult": [1, 2, 2, 2, 2]}
-    var_cfg = {"transformer": {"width": 16, "depth": 1, "heads": 2}, "text_encoder": {"width": 8, "depth": 1,
-                                                                                       "heads": 2}}
-    (tmp_path / "tok.json").write_text(json.dumps(tok_cfg))
-    (tmp_path / "var.json").write_text(json.dumps(var_cfg))
+    write_tiny_training_configs(tmp_path)
     out = tmp_path / "weights"
     common_args = ["--batch-size", "4", "--out", str(out), "--eval-every", "1000"]
     assert cli(["train", "shapeworld-tokenizer", "--steps", "2", "--config", str(tmp_path / "tok.json"),
@@ -66,8 +61,7 @@ def test_both_trainers_run_resume_and_ship_loadable_weights(tmp_path):
 def test_decoder_only_fine_tuning_keeps_the_codes(tmp_path):
     from safetensors.torch import load_file
 
-    tok_cfg = {"patch_nums": [1, 2, 4], "vocab_size": 16, "code_dim": 4, "ch": 4, "ch_mult": [1, 2, 2, 2, 2]}
-    (tmp_path / "tok.json").write_text(json.dumps(tok_cfg))
+    write_tiny_training_configs(tmp_path)
     args = ["train", "shapeworld-tokenizer", "--batch-size", "4", "--eval-every", "1000", "--out",
             str(tmp_path / "w"), "--state-dir", str(tmp_path / "s"), "--config", str(tmp_path / "tok.json")]
     assert cli([*args, "--steps", "2"]) == 0
