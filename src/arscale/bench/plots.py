@@ -19,6 +19,7 @@ def plot_all(summaries: Sequence[dict], out_dir: str | Path) -> list[Path]:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib import ticker
 
     groups = _by_label(summaries)
     if not groups:
@@ -55,6 +56,10 @@ def plot_all(summaries: Sequence[dict], out_dir: str | Path) -> list[Path]:
     axes[1].set_xlabel("wall seconds per prompt")
     for ax in axes:
         ax.set_xscale("log")
+        # 1-2-5 labels without matplotlib's crowded minor labels (a sub-decade range labels every minor tick)
+        ax.xaxis.set_major_locator(ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:.3g}"))
+        ax.xaxis.set_minor_formatter(ticker.NullFormatter())
         ax.set_ylabel("overall")
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
