@@ -27,10 +27,11 @@ def main() -> None:
     p.add_argument("--per-tag", type=int, default=40)
     p.add_argument("--seed", type=int, default=99)
     p.add_argument("--n", type=int, default=8)
+    p.add_argument("--weights", default=None, help="a ShapeWorld-AR weights folder (default: the shipped one)")
     args = p.parse_args()
     torch.set_num_threads(1)
     records = shapeworld.build_suite(args.per_tag, args.seed)
-    gen = load_shapeworld_ar()
+    gen = load_shapeworld_ar(weights=args.weights)
     config = ScalingARConfig(terminate=False, schedule_guidance=False, prompt_batch=40)
     result = ScalingAR(config).run(gen, [r["prompt"] for r in records], args.n, seed=0)
     warmup = result.telemetry["warmup_steps"]

@@ -4,9 +4,12 @@
 #
 #   OMP_NUM_THREADS=1 bash benchmarks/shapeworld_ar_bench.sh main        # public suite, 600 prompts
 #   OMP_NUM_THREADS=1 bash benchmarks/shapeworld_ar_bench.sh ablations   # fresh prompts (draw:40:99)
+#
+# WEIGHTS=DIR runs another ShapeWorld-AR weights folder (e.g. the 16x16-token one) instead of the shipped.
 set -euo pipefail
 OUT=${OUT:-runs/shapeworld-ar}
 COMMON=(--model shapeworld-ar --batch-prompts 50 --threads 1 --resume)
+if [[ -n "${WEIGHTS:-}" ]]; then COMMON+=(--model-weights "$WEIGHTS"); fi
 
 case "${1:-main}" in
   main)
@@ -17,7 +20,7 @@ case "${1:-main}" in
   ablations)
     arscale bench "${COMMON[@]}" --scorer "" --prompts draw:40:99 --out "$OUT/ablations" --strategies raw --n 1
     arscale bench "${COMMON[@]}" --scorer "" --prompts draw:40:99 --out "$OUT/ablations" --n 8 \
-      --strategies "scaling-ar,scaling-ar@noD,scaling-ar@noB,scaling-ar@noTok,scaling-ar@termonly,scaling-ar@schedonly,scaling-ar@p10,scaling-ar@p30,scaling-ar@d02,scaling-ar@d20,scaling-ar@norec" \
+      --strategies "scaling-ar,scaling-ar@noD,scaling-ar@noB,scaling-ar@noTok,scaling-ar@termonly,scaling-ar@schedonly,scaling-ar@p10,scaling-ar@p30,scaling-ar@d02,scaling-ar@d20,scaling-ar@norec,scaling-ar@Donly" \
       --config 'scaling-ar@noD={"use_conditional": false}' \
       --config 'scaling-ar@noB={"use_block": false}' \
       --config 'scaling-ar@noTok={"use_token": false}' \
@@ -27,7 +30,8 @@ case "${1:-main}" in
       --config 'scaling-ar@p30={"prune_quantile": 0.3}' \
       --config 'scaling-ar@d02={"delta_rec": 0.02}' \
       --config 'scaling-ar@d20={"delta_rec": 0.2}' \
-      --config 'scaling-ar@norec={"delta_rec": 1e9}'
+      --config 'scaling-ar@norec={"delta_rec": 1e9}' \
+      --config 'scaling-ar@Donly={"w_i": 0.0, "w_d": 1.0}'
     ;;
   *) echo "usage: $0 main|ablations" >&2; exit 2 ;;
 esac

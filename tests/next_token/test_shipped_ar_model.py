@@ -12,7 +12,7 @@ from arscale.generators.registry import load_generator
 
 def test_shipped_model_loads_and_generates():
     gen = load_generator("shapeworld-ar")
-    assert gen.num_tokens == 64 and gen.image_size == 64 and gen.grid == 8
+    assert gen.num_tokens == 256 and gen.image_size == 64 and gen.grid == 16
     images = gen.generate(["a photo of a red circle", "a photo of two squares"], 1, seed=0)
     assert images.shape == (2, 3, 64, 64)
     assert 0.0 <= float(images.min()) and float(images.max()) <= 1.0
@@ -24,7 +24,7 @@ def test_shipped_files_are_small_and_described():
     total = sum(p.stat().st_size for p in WEIGHTS_DIR.iterdir())
     assert total <= 8 * 1024 * 1024
     config = json.loads((WEIGHTS_DIR / "config.json").read_text())
-    assert config["transformer"]["grid"] == 8 and config["sampling"]["cfg"] > 0
+    assert config["transformer"]["grid"] == 16 and config["sampling"]["cfg"] > 0
     assert (WEIGHTS_DIR / "MODEL_CARD.md").exists()
 
 

@@ -20,6 +20,8 @@ from arscale.train import common
 
 WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights" / "shapeworld-ar"
 STATE_DIR = "train_state/shapeworld-ar-tokenizer"
+# Downsample 4 -> the shipped 16x16 grid (256 tokens): ScalingAR's windows need a long raster (MODEL_CARD.md).
+SHIPPED_CH_MULT = (1, 2, 4)
 
 
 def register(sub) -> None:
@@ -130,7 +132,7 @@ def main(args: argparse.Namespace) -> int:
     elif args.config:
         config = VQConfig(**json.loads(Path(args.config).read_text()))
     else:
-        config = VQConfig()
+        config = VQConfig(ch_mult=SHIPPED_CH_MULT)
     torch.manual_seed(args.seed)
     model = VQTokenizer(config).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr, betas=(0.9, 0.95))

@@ -3,7 +3,8 @@
 The shape follows LlamaGen's VQGAN at toy size: a conv encoder (`conv_autoencoder.Encoder`), a
 1x1 `quant_conv` down to a small code dimension, an l2-normalised codebook (lookup by cosine
 similarity, which keeps codes in use without EMA tricks), a 1x1 `post_quant_conv` and the conv
-decoder. ShapeWorld-AR uses a 64x64 image and downsample 8, i.e. an 8x8 grid of 64 tokens.
+decoder. ShapeWorld-AR uses a 64x64 image and downsample 4 (`ch_mult` (1, 2, 4)), i.e. a 16x16 grid of
+256 tokens.
 """
 
 from __future__ import annotations
