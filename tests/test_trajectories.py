@@ -39,6 +39,28 @@ def test_select_gathers_everything_with_duplicates():
     assert t.tree.ended[0] is None
 
 
+def test_pruning_compacts_the_cache_in_place_like_a_fresh_gather():
+    torch.manual_seed(0)
+    rows, layers = 6, 2
+    a, b = KVCache(layers, capacity=5), KVCache(layers, capacity=5)
+    for layer in range(layers):
+        k, v = torch.randn(rows, 2, 3, 4), torch.randn(rows, 2, 3, 4)
+        a.append(layer, k, v)
+        b.append(layer, k.clone(), v.clone())
+    keep = torch.tensor([0, 2, 3, 5])
+    gathered = a.select(keep)
+    assert b.keep_(keep) is b  # in place: the same buffers, rows 2, 3 and 5 moved up
+    new = torch.randn(len(keep), 2, 2, 4)
+    for layer in range(layers):
+        ka, va = gathered.append(layer, new, -new)
+        kb, vb = b.append(layer, new, -new)
+        assert torch.equal(ka, kb) and torch.equal(va, vb) and kb.shape == (4, 2, 5, 4)
+    with pytest.raises(ValueError, match="strictly increasing"):
+        b.keep_(torch.tensor([1, 0]))
+    with pytest.raises(ValueError, match="strictly increasing"):
+        b.keep_(torch.tensor([1, 1]))
+
+
 def test_select_rejects_bad_rows():
     t = make()
     with pytest.raises(IndexError):

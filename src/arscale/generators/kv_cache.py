@@ -58,5 +58,28 @@ class KVCache:
             out.keys[i], out.values[i] = nk, nv
         return out
 
+    def keep_(self, index: torch.Tensor) -> KVCache:
+        """Keep the rows `index` (strictly increasing: pruning, no reordering) in place; returns self.
+
+        Only rows whose position changes are moved, and the buffers are reused: dropping terminated
+        candidates costs a fraction of `select`'s fresh gather (which also pays for new allocations).
+        """
+        idx = index.flatten().to(torch.long)
+        if len(idx) == 0 or (len(idx) > 1 and not bool((idx[1:] > idx[:-1]).all())):
+            raise ValueError("keep_ needs a non-empty, strictly increasing row index")
+        for i, (k, v) in enumerate(zip(self.keys, self.values)):
+            if k is None:
+                continue
+            n = self.lengths[i]
+            src = idx.to(k.device)
+            dst = torch.arange(len(src), device=k.device)
+            moved = src != dst
+            if bool(moved.any()):
+                s, d = src[moved], dst[moved]
+                k[d, :, :n] = k[s, :, :n]  # the right side is gathered before the write: no aliasing
+                v[d, :, :n] = v[s, :, :n]
+            self.keys[i], self.values[i] = k[: len(src)], v[: len(src)]
+        return self
+
     def nbytes(self) -> int:
         return sum(t.numel() * t.element_size() for t in self.keys + self.values if t is not None)

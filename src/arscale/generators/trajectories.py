@@ -180,7 +180,8 @@ class Trajectories:
         self.paired = {k: v.index_select(0, pidx.to(v.device)) for k, v in self.paired.items()}
         self.history = {k: v.index_select(0, idx) for k, v in self.history.items()}
         if self.cache is not None:
-            self.cache = self.cache.select(pidx)
+            pruning = len(pidx) == 1 or bool((pidx[1:] > pidx[:-1]).all())
+            self.cache = self.cache.keep_(pidx) if pruning else self.cache.select(pidx)
         self.prompt_index = self.prompt_index.index_select(0, idx)
         self.node = torch.tensor(new_nodes, dtype=torch.long)
         self.seed_key = new_keys
