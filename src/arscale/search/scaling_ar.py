@@ -27,7 +27,8 @@ and the step constants in use. `write_extras` plots the C trajectories with the 
 Step-count constants are given for LlamaGen's 1024-token sequences. With `scale_steps` (default),
 the recovery window and the Var(I) window are scaled by T / `reference_tokens` (at least
 `min_window` steps), e.g. 32 -> 8 steps on ShapeWorld-AR's 256 tokens; warm-up is a fraction of T
-already (12.5 % -> 32 steps, AR-GRPO's own setting). `recovery_window_steps` / `variance_window_steps` override the rule.
+already (12.5 % -> 32 steps, AR-GRPO's own setting). `recovery_window_steps` /
+`variance_window_steps` override the rule.
 """
 
 from __future__ import annotations
