@@ -43,7 +43,7 @@ class KVCache:
         return keys[:, :, :end], values[:, :, :end]
 
     def select(self, index: torch.Tensor) -> KVCache:
-        """Gather rows (duplicates allowed) into a new cache: one copy of the filled part, no more."""
+        """Gather rows (duplicates allowed, any order) into a new cache; only the filled positions are copied."""
         out = KVCache(self.num_layers, self.capacity)
         for i, (k, v) in enumerate(zip(self.keys, self.values)):
             n = self.lengths[i]
