@@ -1,6 +1,10 @@
+import itertools
+
+import pytest
 import torch
 
-from arscale.train.common import TrainState, load_optimizer, rewarm, save_optimizer
+from arscale.errors import ArscaleError
+from arscale.train.common import TrainState, cooled, cosine_lr, load_optimizer, rewarm, save_optimizer
 
 
 def _opt(seed):
@@ -40,3 +44,19 @@ def test_resume_without_moments_is_reported_and_rewarmed(tmp_path):
     assert rewarm(1.0, 50, None) == 1.0  # moments restored: the schedule is untouched
     ramp = [rewarm(1.0, s, 7, steps=4) for s in range(7, 13)]
     assert ramp == [0.25, 0.5, 0.75, 1.0, 1.0, 1.0]
+
+
+def test_cooldown_decays_linearly_to_zero_from_the_schedule_value():
+    def schedule(i):
+        return cosine_lr(i, 100, 1.0, 10)
+
+    assert [cooled(schedule, i, 100, 0) for i in range(100)] == [schedule(i) for i in range(100)]
+    start = schedule(80)
+    assert [cooled(schedule, i, 100, 20) for i in range(80)] == [schedule(i) for i in range(80)]
+    tail = [cooled(schedule, i, 100, 20) for i in range(80, 100)]
+    assert tail[0] == pytest.approx(start) and tail[-1] == pytest.approx(start / 20)
+    assert all(a > b for a, b in itertools.pairwise(tail))  # strictly falling, no jump where it starts
+    assert cooled(schedule, 100, 100, 20) == 0.0
+    for bad in (-1, 101):
+        with pytest.raises(ArscaleError, match="--cooldown"):
+            cooled(schedule, 0, 100, bad)

@@ -61,6 +61,29 @@ def test_pruning_compacts_the_cache_in_place_like_a_fresh_gather():
         b.keep_(torch.tensor([1, 1]))
 
 
+def test_pruned_cache_memory_follows_the_survivors():
+    torch.manual_seed(1)
+    rows, layers = 8, 2
+    a, b = KVCache(layers, capacity=6), KVCache(layers, capacity=6)
+    for layer in range(layers):
+        k, v = torch.randn(rows, 2, 4, 3), torch.randn(rows, 2, 4, 3)
+        a.append(layer, k, v)
+        b.append(layer, k.clone(), v.clone())
+    full = b.allocated_bytes()
+    assert full == b.nbytes()
+    b.keep_(torch.tensor([0, 1, 4, 6, 7]))  # 5 of 8 rows: the buffers are reused
+    assert b.allocated_bytes() == full and b.nbytes() == full * 5 // 8
+    keep = torch.tensor([1, 3])  # rows 1 and 6 of the original eight
+    b.keep_(keep)  # 2 of 5 rows: at most half of the allocation, so they move to a right-sized buffer
+    assert b.allocated_bytes() == b.nbytes() == full * 2 // 8
+    gathered = a.select(torch.tensor([1, 6]))
+    new = torch.randn(2, 2, 2, 3)
+    for layer in range(layers):
+        ka, va = gathered.append(layer, new, -new)
+        kb, vb = b.append(layer, new, -new)
+        assert torch.equal(ka, kb) and torch.equal(va, vb)
+
+
 def test_select_rejects_bad_rows():
     t = make()
     with pytest.raises(IndexError):

@@ -63,6 +63,8 @@ class KVCache:
 
         Only rows whose position changes are moved, and the buffers are reused: dropping terminated
         candidates costs a fraction of `select`'s fresh gather (which also pays for new allocations).
+        Once the kept rows fill at most half of a buffer's allocation they move to a right-sized one,
+        so memory follows the surviving rows (at most log2(rows) such copies while pruning).
         """
         idx = index.flatten().to(torch.long)
         if len(idx) == 0 or (len(idx) > 1 and not bool((idx[1:] > idx[:-1]).all())):
@@ -78,8 +80,23 @@ class KVCache:
                 s, d = src[moved], dst[moved]
                 k[d, :, :n] = k[s, :, :n]  # the right side is gathered before the write: no aliasing
                 v[d, :, :n] = v[s, :, :n]
-            self.keys[i], self.values[i] = k[: len(src)], v[: len(src)]
+            self.keys[i], self.values[i] = _compact(k[: len(src)], n), _compact(v[: len(src)], n)
         return self
 
     def nbytes(self) -> int:
+        """Bytes of the live rows (a pruned buffer may still hold up to twice this; see `allocated_bytes`)."""
         return sum(t.numel() * t.element_size() for t in self.keys + self.values if t is not None)
+
+    def allocated_bytes(self) -> int:
+        """Bytes of the allocations behind the buffers, pruned-away rows not yet released included."""
+        return sum(t.untyped_storage().nbytes() for t in self.keys + self.values if t is not None)
+
+
+def _compact(rows: torch.Tensor, filled: int) -> torch.Tensor:
+    """`rows` (a leading slice of its allocation) in a buffer of its own once it uses at most half of
+    the allocation; only the `filled` positions are copied."""
+    if 2 * rows.numel() * rows.element_size() > rows.untyped_storage().nbytes():
+        return rows
+    out = torch.empty_like(rows)
+    out[:, :, :filled] = rows[:, :, :filled]
+    return out

@@ -35,6 +35,7 @@ STATE_DIR = "train_state/shapeworld-ar"
 def register(sub) -> None:
     p = sub.add_parser("shapeworld-ar", help="train the next-token decoder of ShapeWorld-AR")
     common.add_training_args(p, steps=12000, batch_size=64, lr=1e-3, state_dir=STATE_DIR, out_dir=str(WEIGHTS_DIR))
+    common.add_cooldown_arg(p)
     p.add_argument("--config", default=None, help="JSON file with ShapeWorldARConfig fields (new runs only)")
     p.add_argument("--tokenizer", default=None, help="folder with tokenizer.safetensors (default: --out)")
     p.add_argument("--text-dropout", type=float, default=0.1, help="probability of the null prompt")
@@ -170,8 +171,11 @@ def main(args: argparse.Namespace) -> int:
     running, rec_loss = None, float("nan")
     fresh_n = max(1, round(args.batch_size * args.fresh_fraction))
     replay = ReplayBuffer(args.replay_size, seed=args.seed + step)
+    def schedule(at: int) -> float:
+        return common.cooled(lambda i: common.cosine_lr(i, args.steps, args.lr, 300), at, args.steps, args.cooldown)
+
     while step < args.steps:
-        common.set_lr(opt, common.rewarm(common.cosine_lr(step, args.steps, args.lr, 300), step, run.rewarm_from))
+        common.set_lr(opt, common.rewarm(schedule(step), step, run.rewarm_from))
         batch = stream.sample(fresh_n)
         with torch.no_grad():
             codes = tokenizer.encode(batch.images.to(device))

@@ -24,7 +24,7 @@ import argparse
 import json
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -269,6 +269,24 @@ def cosine_lr(step: int, total: int, peak: float, warmup: int) -> float:
         return peak * (step + 1) / warmup
     t = min(1.0, (step - warmup) / max(1, total - warmup))
     return float(peak * (0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi * t))))
+
+
+def add_cooldown_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--cooldown", type=int, default=0, metavar="STEPS",
+                        help="decay the learning rate linearly to zero over the last STEPS steps, from the "
+                             "schedule's value where the decay starts (a WSD-style anneal; to anneal a trained "
+                             "state, resume it with --steps STEP+STEPS --cooldown STEPS); default 0 = none")
+
+
+def cooled(schedule: Callable[[int], float], step: int, total: int, cooldown: int) -> float:
+    """`schedule(step)`, except over the last `cooldown` steps, which fall linearly from the schedule's
+    value at the start of the cooldown to zero at `total` (the final step trains at 1/cooldown of it)."""
+    if not 0 <= cooldown <= total:
+        raise ArscaleError(f"--cooldown must be between 0 and --steps ({total}), got {cooldown}")
+    start = total - cooldown
+    if cooldown == 0 or step < start:
+        return schedule(step)
+    return schedule(start) * (total - step) / cooldown
 
 
 def rewarm(lr: float, step: int, resumed_at: int | None, steps: int = 200) -> float:

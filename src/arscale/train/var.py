@@ -36,6 +36,7 @@ DEFAULT_CONFIG = {
 def register(sub) -> None:
     p = sub.add_parser("shapeworld-var", help="train the ShapeWorld-VAR transformer (needs the tokenizer)")
     common.add_training_args(p, steps=20000, batch_size=64, lr=1e-3, state_dir=STATE_DIR, out_dir=str(WEIGHTS_DIR))
+    common.add_cooldown_arg(p)
     p.add_argument("--tokenizer", default=str(WEIGHTS_DIR),
                    help="directory with tokenizer.safetensors + tokenizer_config.json (default %(default)s)")
     p.add_argument("--config", default=None, help="JSON file overriding DEFAULT_CONFIG's sections (new runs)")
@@ -124,8 +125,11 @@ def main(args: argparse.Namespace) -> int:
     model.train()
     q = gen.tokenizer.quantizer
     ema_loss = None
+    def schedule(at: int) -> float:
+        return common.cooled(lambda i: common.cosine_lr(i, args.steps, args.lr, 300), at, args.steps, args.cooldown)
+
     while step < args.steps:
-        common.set_lr(opt, common.rewarm(common.cosine_lr(step, args.steps, args.lr, 300), step, run.rewarm_from))
+        common.set_lr(opt, common.rewarm(schedule(step), step, run.rewarm_from))
         batch = stream.sample(args.batch_size)
         with torch.no_grad():
             # strength 0 is exactly plain teacher forcing (tested)
@@ -156,7 +160,7 @@ def main(args: argparse.Namespace) -> int:
     bar.close()
     save()
     export = dict(config, training={"steps": step, "batch_size": args.batch_size, "lr": args.lr,
-                                    "self_correction": args.self_correction,
+                                    "cooldown": args.cooldown, "self_correction": args.self_correction,
                                     "self_correction_neighbours": args.self_correction_neighbours,
                                     "elapsed_seconds": round(timer.elapsed), "device": str(device),
                                     "metrics": metrics})
