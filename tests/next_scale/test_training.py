@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import torch
 from tiny_shapeworld_var import write_tiny_training_configs
 
@@ -46,10 +48,13 @@ def test_both_trainers_run_resume_and_ship_loadable_weights(tmp_path):
                 "--state-dir", str(tmp_path / "tok_state"), *common_args]) == 0
     assert cli(["train", "shapeworld-var", "--steps", "2", "--config", str(tmp_path / "var.json"),
                 "--tokenizer", str(out), "--state-dir", str(tmp_path / "var_state"), *common_args]) == 0
-    # resuming continues from the saved step
-    assert cli(["train", "shapeworld-var", "--steps", "3", "--tokenizer", str(out),
-                "--state-dir", str(tmp_path / "var_state"), *common_args]) == 0
+    # resuming continues from the saved step (here as a one-step cooldown; a longer one than --steps is refused)
+    resume = ["train", "shapeworld-var", "--tokenizer", str(out), "--state-dir", str(tmp_path / "var_state"),
+              *common_args]
+    assert cli([*resume, "--steps", "3", "--cooldown", "4"]) == 2
+    assert cli([*resume, "--steps", "3", "--cooldown", "1"]) == 0
     assert common.TrainState(tmp_path / "var_state").info()["step"] == 3
+    assert json.loads((out / "config.json").read_text())["training"]["cooldown"] == 1
     from arscale.generators.next_scale.shapeworld import load_shapeworld_var
 
     gen = load_shapeworld_var(weights=out)

@@ -24,7 +24,7 @@ def _styles(labels: Sequence[str]) -> dict[str, dict]:
             for i, label in enumerate(labels)}
 
 
-def _legend(fig, ax, count: int) -> None:
+def _legend(ax, count: int) -> None:
     # many runs: beside the plot, where it hides no point
     if count > 6:
         ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
@@ -56,7 +56,7 @@ def plot_all(summaries: Sequence[dict], out_dir: str | Path) -> list[Path]:
     ax.set_ylabel("overall (ShapeWorld GenEval)")
     ax.set_title("score vs N")
     ax.grid(alpha=0.3)
-    _legend(fig, ax, len(groups))
+    _legend(ax, len(groups))
     fig.tight_layout()
     paths.append(out / "score_vs_n.png")
     fig.savefig(paths[-1], dpi=120)
@@ -82,7 +82,7 @@ def plot_all(summaries: Sequence[dict], out_dir: str | Path) -> list[Path]:
         ax.xaxis.set_minor_formatter(ticker.NullFormatter())
         ax.set_ylabel("overall")
         ax.grid(alpha=0.3)
-    _legend(fig, axes[1], len(groups))
+    _legend(axes[1], len(groups))
     fig.suptitle("score vs compute")
     fig.tight_layout()
     paths.append(out / "score_vs_compute.png")

@@ -171,6 +171,7 @@ def main(args: argparse.Namespace) -> int:
     running, rec_loss = None, float("nan")
     fresh_n = max(1, round(args.batch_size * args.fresh_fraction))
     replay = ReplayBuffer(args.replay_size, seed=args.seed + step)
+
     def schedule(at: int) -> float:
         return common.cooled(lambda i: common.cosine_lr(i, args.steps, args.lr, 300), at, args.steps, args.cooldown)
 

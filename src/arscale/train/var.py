@@ -125,6 +125,7 @@ def main(args: argparse.Namespace) -> int:
     model.train()
     q = gen.tokenizer.quantizer
     ema_loss = None
+
     def schedule(at: int) -> float:
         return common.cooled(lambda i: common.cosine_lr(i, args.steps, args.lr, 300), at, args.steps, args.cooldown)
 
