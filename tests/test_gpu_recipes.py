@@ -1,0 +1,40 @@
+"""The larger-model recipe in benchmarks/gpu/ builds, matches the shipped tokenizers and, once trained,
+would still fit the 30 MB budget for all shipped weights."""
+
+import json
+from pathlib import Path
+
+from arscale.generators.next_scale.shapeworld import build_shapeworld_var
+from arscale.generators.next_token.shapeworld import ShapeWorldAR, ShapeWorldARConfig
+from arscale.train.var import full_config
+
+ROOT = Path(__file__).resolve().parents[1]
+RECIPES = ROOT / "benchmarks" / "gpu"
+WEIGHTS = ROOT / "src" / "arscale" / "weights"
+
+
+def _json(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+def _params(*modules) -> int:
+    return sum(p.numel() for m in modules for p in m.parameters())
+
+
+def test_larger_models_fit_the_shipped_budget():
+    tok = _json(WEIGHTS / "shapeworld-var" / "tokenizer_config.json")
+    shipped_var = build_shapeworld_var(tok, _json(WEIGHTS / "shapeworld-var" / "config.json"))
+    large_var = build_shapeworld_var(tok, full_config(tok, _json(RECIPES / "shapeworld-var-large.json")))
+    shipped_ar = ShapeWorldAR(ShapeWorldARConfig.from_dict(_json(WEIGHTS / "shapeworld-ar" / "config.json")))
+    large_ar = ShapeWorldAR(ShapeWorldARConfig.from_dict(_json(RECIPES / "shapeworld-ar-large.json")))
+
+    var_params = _params(large_var.transformer, large_var.conditioner)
+    assert var_params > 2 * _params(shipped_var.transformer, shipped_var.conditioner)
+    assert _params(large_ar) > 2 * _params(shipped_ar)
+    # the AR trainer refuses a decoder whose vocabulary / grid differ from the (shipped) tokenizer's
+    assert large_ar.config.transformer.vocab_size == shipped_ar.config.transformer.vocab_size
+    assert large_ar.config.transformer.grid == shipped_ar.config.transformer.grid
+    unchanged = ["shapeworld-reward/model.safetensors", "shapeworld-var/tokenizer.safetensors",
+                 "shapeworld-ar/tokenizer.safetensors"]
+    total = sum((WEIGHTS / f).stat().st_size for f in unchanged) + 2 * (var_params + _params(large_ar))  # fp16
+    assert total <= 30 * 2**20, f"{total / 2**20:.1f} MB"
