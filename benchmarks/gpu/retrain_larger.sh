@@ -15,6 +15,9 @@
 # Before shipping: re-check sampling defaults on held-out draws, then raise the per-model size limits
 # in tests/next_scale/test_shipped_var_model.py and tests/next_token/test_shipped_ar_model.py.
 set -euo pipefail
+# the device image has torch, numpy, safetensors, tqdm, pillow and matplotlib but no install of arscale
+if command -v arscale >/dev/null; then ARSCALE=(arscale); else
+  export PYTHONPATH=src${PYTHONPATH:+:$PYTHONPATH}; ARSCALE=(python3 -m arscale.cli); fi
 ROOT=${ROOT:-runs/gpu}
 MINUTES=${MINUTES:-9}
 VAR_STEPS=${VAR_STEPS:-8000}
@@ -32,13 +35,13 @@ export_to_out() {  # weights folder -> $OUT/<name>, complete with the tokenizer 
 
 case "${1:-}" in
   var)
-    arscale train shapeworld-var --config "$HERE/shapeworld-var-large.json" --tokenizer "$SHIPPED/shapeworld-var" \
+    "${ARSCALE[@]}" train shapeworld-var --config "$HERE/shapeworld-var-large.json" --tokenizer "$SHIPPED/shapeworld-var" \
       --state-dir "$ROOT/var-state" --out "$ROOT/shapeworld-var-large" --steps "$VAR_STEPS" --cooldown "$COOLDOWN" \
       --batch-size 256 --lr 1e-3 --self-correction 0.3 --threads 8 --time-limit "$MINUTES" --eval-every 2000
     export_to_out "$ROOT/shapeworld-var-large" "$SHIPPED/shapeworld-var"
     ;;
   ar)
-    arscale train shapeworld-ar --config "$HERE/shapeworld-ar-large.json" --tokenizer "$SHIPPED/shapeworld-ar" \
+    "${ARSCALE[@]}" train shapeworld-ar --config "$HERE/shapeworld-ar-large.json" --tokenizer "$SHIPPED/shapeworld-ar" \
       --state-dir "$ROOT/ar-state" --out "$ROOT/shapeworld-ar-large" --steps "$AR_STEPS" --cooldown "$COOLDOWN" \
       --batch-size 128 --lr 1e-3 --threads 8 --time-limit "$MINUTES"
     export_to_out "$ROOT/shapeworld-ar-large" "$SHIPPED/shapeworld-ar"
@@ -47,7 +50,7 @@ case "${1:-}" in
     for model in shapeworld-var shapeworld-ar; do
       for weights in "" "$ROOT/$model-large"; do
         [[ -z "$weights" || -f "$weights/model.safetensors" ]] || continue
-        arscale bench --model "$model" ${weights:+--model-weights "$weights"} --strategies raw --n 1 \
+        "${ARSCALE[@]}" bench --model "$model" ${weights:+--model-weights "$weights"} --strategies raw --n 1 \
           --prompts draw:100:9100 --scorer "" --threads 8 --batch-prompts 200 \
           ${LIMIT:+--limit "$LIMIT"} --out "$ROOT/eval/$model${weights:+-large}"
         if [[ -n "${OUT:-}" ]]; then mkdir -p "$OUT/eval" && cp "$ROOT/eval/$model${weights:+-large}/table.md" \
