@@ -27,7 +27,7 @@ def measure(gen, prompts, n: int, config, right_size: bool) -> dict:
     from arscale.search.scaling_ar import ScalingAR
 
     samples: list[tuple[int, int]] = []
-    original_append, original_compact = kv_cache.KVCache.append, kv_cache._compact
+    original_append, original_threshold = kv_cache.KVCache.append, kv_cache.RIGHT_SIZE_AT
 
     def append(self, layer, k, v):
         out = original_append(self, layer, k, v)
@@ -37,11 +37,11 @@ def measure(gen, prompts, n: int, config, right_size: bool) -> dict:
 
     kv_cache.KVCache.append = append
     if not right_size:
-        kv_cache._compact = lambda rows, filled: rows
+        kv_cache.RIGHT_SIZE_AT = 0.0
     try:
         result = ScalingAR(config).run(gen, prompts, n, seed=0)
     finally:
-        kv_cache.KVCache.append, kv_cache._compact = original_append, original_compact
+        kv_cache.KVCache.append, kv_cache.RIGHT_SIZE_AT = original_append, original_threshold
     alloc = np.array([a for a, _ in samples], dtype=float)
     return {"mean": alloc.mean(), "peak": alloc.max(), "final": alloc[-1], "live_final": samples[-1][1],
             "tokens": result.telemetry["tokens_per_image"], "images": [c.image for cs in result.candidates for c in cs]}

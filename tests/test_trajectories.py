@@ -39,14 +39,20 @@ def test_select_gathers_everything_with_duplicates():
     assert t.tree.ended[0] is None
 
 
-def test_pruning_compacts_the_cache_in_place_like_a_fresh_gather():
-    torch.manual_seed(0)
-    rows, layers = 6, 2
-    a, b = KVCache(layers, capacity=5), KVCache(layers, capacity=5)
+def _twin_caches(seed: int, rows: int, layers: int, capacity: int, shape: tuple[int, int, int]):
+    """Two caches holding the same random keys/values (`shape` = heads, positions, dim) in separate buffers."""
+    torch.manual_seed(seed)
+    a, b = KVCache(layers, capacity=capacity), KVCache(layers, capacity=capacity)
     for layer in range(layers):
-        k, v = torch.randn(rows, 2, 3, 4), torch.randn(rows, 2, 3, 4)
+        k, v = torch.randn(rows, *shape), torch.randn(rows, *shape)
         a.append(layer, k, v)
         b.append(layer, k.clone(), v.clone())
+    return a, b
+
+
+def test_pruning_compacts_the_cache_in_place_like_a_fresh_gather():
+    layers = 2
+    a, b = _twin_caches(0, rows=6, layers=layers, capacity=5, shape=(2, 3, 4))
     keep = torch.tensor([0, 2, 3, 5])
     gathered = a.select(keep)
     assert b.keep_(keep) is b  # in place: the same buffers, rows 2, 3 and 5 moved up
@@ -62,13 +68,8 @@ def test_pruning_compacts_the_cache_in_place_like_a_fresh_gather():
 
 
 def test_pruned_cache_memory_follows_the_survivors():
-    torch.manual_seed(1)
-    rows, layers = 8, 2
-    a, b = KVCache(layers, capacity=6), KVCache(layers, capacity=6)
-    for layer in range(layers):
-        k, v = torch.randn(rows, 2, 4, 3), torch.randn(rows, 2, 4, 3)
-        a.append(layer, k, v)
-        b.append(layer, k.clone(), v.clone())
+    layers = 2
+    a, b = _twin_caches(1, rows=8, layers=layers, capacity=6, shape=(2, 4, 3))
     full = b.allocated_bytes()
     assert full == b.nbytes()
     b.keep_(torch.tensor([0, 1, 4, 6, 7]))  # 5 of 8 rows: the buffers are reused

@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import torch
 
+# pruned rows move to a right-sized buffer once they use at most this fraction of their allocation
+# (0 keeps every allocation; benchmarks/kv_memory.py compares the two)
+RIGHT_SIZE_AT = 0.5
+
 
 class KVCache:
     def __init__(self, num_layers: int, capacity: int):
@@ -63,8 +67,9 @@ class KVCache:
 
         Only rows whose position changes are moved, and the buffers are reused: dropping terminated
         candidates costs a fraction of `select`'s fresh gather (which also pays for new allocations).
-        Once the kept rows fill at most half of a buffer's allocation they move to a right-sized one,
-        so memory follows the surviving rows (at most log2(rows) such copies while pruning).
+        Once the kept rows fill at most half of a buffer's allocation (`RIGHT_SIZE_AT`) they are gathered
+        into a right-sized one instead, so memory follows the surviving rows (at most log2(rows) such
+        copies while pruning).
         """
         idx = index.flatten().to(torch.long)
         if len(idx) == 0 or (len(idx) > 1 and not bool((idx[1:] > idx[:-1]).all())):
@@ -72,15 +77,7 @@ class KVCache:
         for i, (k, v) in enumerate(zip(self.keys, self.values)):
             if k is None:
                 continue
-            n = self.lengths[i]
-            src = idx.to(k.device)
-            dst = torch.arange(len(src), device=k.device)
-            moved = src != dst
-            if bool(moved.any()):
-                s, d = src[moved], dst[moved]
-                k[d, :, :n] = k[s, :, :n]  # the right side is gathered before the write: no aliasing
-                v[d, :, :n] = v[s, :, :n]
-            self.keys[i], self.values[i] = _compact(k[: len(src)], n), _compact(v[: len(src)], n)
+            self.keys[i], self.values[i] = _keep_rows(k, idx, self.lengths[i]), _keep_rows(v, idx, self.lengths[i])
         return self
 
     def nbytes(self) -> int:
@@ -92,11 +89,16 @@ class KVCache:
         return sum(t.untyped_storage().nbytes() for t in self.keys + self.values if t is not None)
 
 
-def _compact(rows: torch.Tensor, filled: int) -> torch.Tensor:
-    """`rows` (a leading slice of its allocation) in a buffer of its own once it uses at most half of
-    the allocation; only the `filled` positions are copied."""
-    if 2 * rows.numel() * rows.element_size() > rows.untyped_storage().nbytes():
-        return rows
-    out = torch.empty_like(rows)
-    out[:, :, :filled] = rows[:, :, :filled]
-    return out
+def _keep_rows(buf: torch.Tensor, index: torch.Tensor, filled: int) -> torch.Tensor:
+    """Rows `index` (strictly increasing) of `buf`, whose first `filled` positions are live: gathered
+    into a right-sized buffer when they would use at most half of the allocation, else moved up in place."""
+    src = index.to(buf.device)
+    if len(src) * buf[0].numel() * buf.element_size() <= RIGHT_SIZE_AT * buf.untyped_storage().nbytes():
+        out = buf.new_empty(len(src), *buf.shape[1:])
+        out[:, :, :filled] = buf[src, :, :filled]
+        return out
+    dst = torch.arange(len(src), device=buf.device)
+    moved = src != dst
+    if bool(moved.any()):
+        buf[dst[moved], :, :filled] = buf[src[moved], :, :filled]  # the right side is gathered first: no aliasing
+    return buf[: len(src)]
