@@ -3,6 +3,10 @@
 Loss: L1 + L2 reconstruction, a small edge (image-gradient) L1 term that keeps shape outlines sharp,
 and the multi-scale VQ loss. Codes unused for a while are re-seeded from current residual vectors,
 which keeps the small codebook alive on flat-colour data.
+
+`--decoder-only` fine-tunes post_quant_conv + decoder with the codes fixed; with `--generator DIR` some
+rows decode latents that the trained ShapeWorld-VAR sampled itself from the image's coarse codes
+(`train/generated_latents.py`), so the decoder learns to draw clean shapes from sampled tokens.
 """
 
 from __future__ import annotations
@@ -14,8 +18,10 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from arscale.errors import ArscaleError
 from arscale.generators.next_scale.tokenizer import MultiScaleTokenizer, MultiScaleTokenizerConfig
 from arscale.train import common
+from arscale.train.generated_latents import check_same_codes, continued_latents, draw_start_scales
 
 WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights" / "shapeworld-var"
 STATE_DIR = "train_state/shapeworld-tokenizer"
@@ -31,6 +37,14 @@ def register(sub) -> None:
     p.add_argument("--decoder-only", action="store_true",
                    help="fine-tune only post_quant_conv + decoder: codes stay fixed, so a transformer trained "
                         "on them stays valid")
+    p.add_argument("--generator", default=None, metavar="DIR",
+                   help="with --decoder-only: a ShapeWorld-VAR weights folder trained on these codes; some rows then "
+                        "decode latents it sampled from the image's coarse codes (default: clean codes only)")
+    p.add_argument("--generated-fraction", type=float, default=0.75,
+                   help="share of rows decoded from generator-sampled latents (default %(default)s)")
+    p.add_argument("--earliest-sampled-scale", type=int, default=4, metavar="SI",
+                   help="a generated row samples from a scale drawn uniformly in [SI, last] (0-based; default "
+                        "%(default)s: coarser scales decide the layout, which a decoder cannot repair)")
     p.set_defaults(func=main)
 
 
@@ -71,6 +85,9 @@ def reconstruction_accuracy(model: MultiScaleTokenizer, per_tag: int = 10, seed:
 
 
 def main(args: argparse.Namespace) -> int:
+    if args.generator and not args.decoder_only:
+        raise ArscaleError("--generator fine-tunes the decoder on the generator's latents: add --decoder-only "
+                           "(training the codes would invalidate the generator)")
     device, state, resume = common.begin(args)
     if resume:
         config = MultiScaleTokenizerConfig.from_dict(state.info()["config"])
@@ -80,7 +97,7 @@ def main(args: argparse.Namespace) -> int:
         config = MultiScaleTokenizerConfig()
     torch.manual_seed(args.seed)
     model = MultiScaleTokenizer(config).to(device)
-    phase = "decoder" if args.decoder_only else "full"
+    phase = "decoder-generated" if args.generator else "decoder" if args.decoder_only else "full"
     params = (list(model.post_quant_conv.parameters()) + list(model.decoder.parameters()) if args.decoder_only
               else list(model.parameters()))
     opt = torch.optim.Adam(params, lr=args.lr, betas=(0.9, 0.95))
@@ -96,6 +113,15 @@ def main(args: argparse.Namespace) -> int:
         model.requires_grad_(False)
         for p_ in params:
             p_.requires_grad_(True)
+    gen = None
+    if args.generator:
+        from arscale.generators.next_scale.shapeworld import load_shapeworld_var
+
+        gen = load_shapeworld_var(device, args.generator)
+        check_same_codes(model, gen)
+        draw_start_scales(1, gen.num_scales, args.generated_fraction, args.earliest_sampled_scale,
+                          torch.Generator())  # validates both options before any training
+        start_rng = torch.Generator().manual_seed(args.seed * 1000003 + step)
     stream = common.ShapeWorldStream(args.batch_size, args.seed, start_step=step)
     timer = common.Timer(elapsed, args.checkpoint_minutes, args.time_limit)
     usage = torch.zeros(config.vocab_size, device=device)
@@ -109,8 +135,16 @@ def main(args: argparse.Namespace) -> int:
     while step < args.steps:
         common.set_lr(opt, common.cosine_lr(step - phase_start, args.steps - phase_start, args.lr,
                                             min(200, (args.steps - phase_start) // 10 + 1)))
-        images = stream.sample(args.batch_size).images.to(device)
-        recon, vq_loss, indices = model(images)
+        batch = stream.sample(args.batch_size)
+        images = batch.images.to(device)
+        if gen is None:
+            recon, vq_loss, indices = model(images)
+        else:
+            starts = draw_start_scales(len(images), gen.num_scales, args.generated_fraction,
+                                       args.earliest_sampled_scale, start_rng)
+            f_hat = continued_latents(gen, model, images, batch.prompts, starts, seed=args.seed * 7919 + step)
+            recon = (model.decoder(model.post_quant_conv(f_hat)) + 1) / 2
+            vq_loss, indices = images.new_zeros(()), []
         w = boundary_weights(images, args.boundary_weight)
         pixel = (w * ((recon - images).abs() + (recon - images).pow(2))).mean()
         loss = pixel + 0.5 * edge_loss(recon, images) + (0 if args.decoder_only else vq_loss)
@@ -118,9 +152,10 @@ def main(args: argparse.Namespace) -> int:
         loss.backward()
         opt.step()
         step += 1
-        usage.mul_(0.99).add_(torch.bincount(torch.cat([i.flatten() for i in indices]), minlength=config.vocab_size))
-        if step % 50 == 0 and not args.decoder_only:
-            reseed_dead_codes(model, usage)
+        if not args.decoder_only:
+            usage.mul_(0.99).add_(torch.bincount(torch.cat([i.flatten() for i in indices]), minlength=config.vocab_size))
+            if step % 50 == 0:
+                reseed_dead_codes(model, usage)
         bar.update(1)
         if step % 20 == 0:
             bar.set_postfix(loss=f"{loss.item():.4f}", vq=f"{vq_loss.item():.4f}",
