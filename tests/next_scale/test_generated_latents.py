@@ -92,6 +92,7 @@ def test_cli_fine_tunes_only_the_decoder_on_generated_latents(tmp_path):
     before = load_file(str(w / "tokenizer.safetensors"))
     assert cli([*tok, "--steps", "4", "--generator", str(w)]) == 2  # codes would move: refused
     assert cli([*tok, "--steps", "4", "--decoder-only", "--generator", str(w), "--generated-fraction", "2"]) == 2
+    assert cli([*tok, "--steps", "4", "--decoder-only", "--generator", str(w), "--earliest-sampled-scale", "99"]) == 2
     assert cli([*tok, "--steps", "4", "--decoder-only", "--generator", str(w), "--generated-fraction", "1",
                 "--earliest-sampled-scale", "0"]) == 0
     after = load_file(str(w / "tokenizer.safetensors"))
@@ -99,3 +100,5 @@ def test_cli_fine_tunes_only_the_decoder_on_generated_latents(tmp_path):
     assert frozen and all(torch.equal(before[k], after[k]) for k in frozen)
     assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith("decoder."))
     assert common.TrainState(tmp_path / "s").info()["metrics"]["phase"] == "decoder-generated"
+    assert cli([*tok, "--steps", "6", "--decoder-only", "--generator", str(w)]) == 0  # default: the last scale only
+    assert common.TrainState(tmp_path / "s").info()["step"] == 6

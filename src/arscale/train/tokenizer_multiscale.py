@@ -42,9 +42,9 @@ def register(sub) -> None:
                         "decode latents it sampled from the image's coarse codes (default: clean codes only)")
     p.add_argument("--generated-fraction", type=float, default=0.75,
                    help="share of rows decoded from generator-sampled latents (default %(default)s)")
-    p.add_argument("--earliest-sampled-scale", type=int, default=4, metavar="SI",
-                   help="a generated row samples from a scale drawn uniformly in [SI, last] (0-based; default "
-                        "%(default)s: coarser scales decide the layout, which a decoder cannot repair)")
+    p.add_argument("--earliest-sampled-scale", type=int, default=None, metavar="SI",
+                   help="a generated row samples from a scale drawn uniformly in [SI, last] (0-based; default: the "
+                        "last scale only — sampling coarser scales too made the decoder repaint colours)")
     p.set_defaults(func=main)
 
 
@@ -119,7 +119,8 @@ def main(args: argparse.Namespace) -> int:
 
         gen = load_shapeworld_var(device, args.generator)
         check_same_codes(model, gen)
-        draw_start_scales(1, gen.num_scales, args.generated_fraction, args.earliest_sampled_scale,
+        earliest = gen.num_scales - 1 if args.earliest_sampled_scale is None else args.earliest_sampled_scale
+        draw_start_scales(1, gen.num_scales, args.generated_fraction, earliest,
                           torch.Generator())  # validates both options before any training
         start_rng = torch.Generator().manual_seed(args.seed * 1000003 + step)
     stream = common.ShapeWorldStream(args.batch_size, args.seed, start_step=step)
@@ -140,8 +141,7 @@ def main(args: argparse.Namespace) -> int:
         if gen is None:
             recon, vq_loss, indices = model(images)
         else:
-            starts = draw_start_scales(len(images), gen.num_scales, args.generated_fraction,
-                                       args.earliest_sampled_scale, start_rng)
+            starts = draw_start_scales(len(images), gen.num_scales, args.generated_fraction, earliest, start_rng)
             f_hat = continued_latents(gen, model, images, batch.prompts, starts, seed=args.seed * 7919 + step)
             recon = (model.decoder(model.post_quant_conv(f_hat)) + 1) / 2
             vq_loss, indices = images.new_zeros(()), []
@@ -158,8 +158,8 @@ def main(args: argparse.Namespace) -> int:
                 reseed_dead_codes(model, usage)
         bar.update(1)
         if step % 20 == 0:
-            bar.set_postfix(loss=f"{loss.item():.4f}", vq=f"{vq_loss.item():.4f}",
-                            used=int((usage > 0.05).sum()))
+            codes = {} if args.decoder_only else {"vq": f"{vq_loss.item():.4f}", "used": int((usage > 0.05).sum())}
+            bar.set_postfix(loss=f"{loss.item():.4f}", **codes)
         if (args.eval_every > 0 and step % args.eval_every == 0) or step == args.steps:
             metrics = {"step": step, **reconstruction_accuracy(model), "phase": phase, "phase_start": phase_start}
             bar.write(f"step {step}: reconstruction accuracy {json.dumps(metrics)}")
