@@ -118,6 +118,7 @@ def test_step_constants_scale_with_sequence_length():
     ({"min_survivors": 0}, "min_survivors"),
     ({"alpha": -1.0}, "alpha"),
     ({"warp": 1}, "unknown"),
+    ({"rebound_from": "start"}, "rebound_from"),
 ])
 def test_invalid_configs_rejected(bad, match):
     with pytest.raises(ArscaleError, match=match):
@@ -206,3 +207,34 @@ def test_write_extras_plots(gen, tmp_path):
     assert [p.name for p in paths] == ["confidence_00000.png", "confidence_00001.png"]
     assert all(p.stat().st_size > 1000 for p in paths)
     json.dumps(res.telemetry)  # telemetry is plain JSON
+
+
+def _running_min_rebound(c: list[float], start: int, eps: float) -> float:
+    low = min(c[start:])
+    return (c[-1] - low) / (abs(low) + eps)
+
+
+def test_rebound_from_flag_measures_the_dip_since_the_flag(gen):
+    cfg = ScalingARConfig(prune_quantile=0.6, recovery_window_steps=3)  # default: rebound_from="flag"
+    res = ScalingAR(cfg).run(gen, PROMPTS, 6, seed=0)
+    warmup, eps = cfg.warmup_steps(gen.num_tokens), cfg.rebound_eps
+    flags = [e for e in res.telemetry["events"] if e["event"] == "flag"]
+    assert flags
+    checked = 0
+    for e in flags:
+        trace = next(tr for tr in res.telemetry["prompts"][e["prompt"]] if tr["node"] == e["node"])
+        t = e["step"]
+        if t + 1 >= len(trace["C"]):
+            continue
+        since_flag = _running_min_rebound(trace["C"][:t + 2], t, eps)
+        assert trace["R"][t + 1] == pytest.approx(since_flag, rel=1e-4, abs=1e-5)
+        since_warmup = _running_min_rebound(trace["C"][:t + 2], warmup, eps)
+        checked += since_flag != pytest.approx(since_warmup, rel=1e-4, abs=1e-5)
+    assert checked  # at least one flag came after an earlier, deeper dip: the two readings differ there
+    assert ScalingARConfig().rebound_from == "flag"
+    warm = ScalingARConfig(prune_quantile=0.6, recovery_window_steps=3, rebound_from="warmup")
+    for per in ScalingAR(warm).run(gen, PROMPTS, 6, seed=0).telemetry["prompts"]:
+        for tr in per:
+            last = len(tr["C"]) - 1
+            if last > warmup:
+                assert tr["R"][last] == pytest.approx(_running_min_rebound(tr["C"], warmup, eps), rel=1e-4, abs=1e-5)

@@ -7,7 +7,7 @@ step, from the model's own logits only:
    EMA), worst-block stability B (prompt-level z-score of the worst b x b block entropy), the
    intrinsic score I = EMA(w_tok s_tok + w_blk B), the drift score D (prompt-level z-score of
    KL(cond || uncond)), the unified confidence C = w_I I + w_D D and the rebound R over the running
-   minimum of C after warm-up.
+   minimum of C: since a flagged candidate's flag (`rebound_from="flag"`), else since the warm-up.
 2. Guidance: s = clamp(s_base + a (1 - D) + b Var(I) - g clip(R, 0, 1), clamp_min, s_base + clamp_over),
    per candidate; the token is drawn from uncond + s (cond - uncond) with the base sampler.
 3. Termination (after warm-up): theta = EMA of the p-quantile of the prompt's active C; a candidate
@@ -66,6 +66,11 @@ class ScalingARConfig(StrategyConfig):
     kl_ema: float = 0.0  # [PROPOSAL] optional EMA rate on KL before the z-score; 0 = none (paper lists none)
     z_clip: float = 3.0
     rebound_eps: float = 1e-3
+    # [PROPOSAL, revised by measurement] C_min for the rebound R. "flag": for a flagged candidate, the minimum
+    # since it was flagged — probation asks whether it rebounded from *this* dip; "warmup": the minimum since
+    # the warm-up (SCALINGAR.md's first proposal), under which one early deep dip excuses every later one.
+    # On 480 fresh ShapeWorld prompts "flag" cut tokens by 30 % at equal accuracy (RESULTS.md, Session 9).
+    rebound_from: str = "flag"
     confidence_from: str = "conditional"  # [PROPOSAL] "conditional" softmax(l_c), or "guided" (CFG-mixed)
     # policy level: termination
     prune_quantile: float = 0.2  # p
@@ -125,6 +130,8 @@ class ScalingARConfig(StrategyConfig):
         need(self.use_token or self.use_block, "the intrinsic channel needs token confidence or block stability")
         need(self.prompt_batch >= 1, "prompt_batch must be >= 1")
         need(self.final_pick in ("last", "mean"), f"final_pick must be 'last' or 'mean', got {self.final_pick!r}")
+        need(self.rebound_from in ("warmup", "flag"),
+             f"rebound_from must be 'warmup' or 'flag', got {self.rebound_from!r}")
         need(self.cfg_base is None or self.cfg_base > 0, f"cfg_base must be positive, got {self.cfg_base}")
 
     # -- derived constants -----------------------------------------------------------------------
@@ -354,6 +361,9 @@ class ScalingAR:
                                               traj.rows["sar_flag_step"])
                     for p in prompt.unique().tolist():
                         thresholds[p][t] = policy.theta[p]
+                    if cfg.rebound_from == "flag":  # the probation window's rebound is measured from the flag on
+                        flagged_now = [row for row, kind in evs if kind == "flag"]
+                        traj.rows["sar_c_min"][flagged_now] = c[flagged_now]
                     for row, kind in evs:
                         events.append({"prompt": index_offset + int(prompt[row]),
                                        "candidate": int(traj.rows["sar_candidate"][row]),
