@@ -7,7 +7,7 @@ step, from the model's own logits only:
    EMA), worst-block stability B (prompt-level z-score of the worst b x b block entropy), the
    intrinsic score I = EMA(w_tok s_tok + w_blk B), the drift score D (prompt-level z-score of
    KL(cond || uncond)), the unified confidence C = w_I I + w_D D and the rebound R over the running
-   minimum of C: since a flagged candidate's flag (`rebound_from="flag"`), else since the warm-up.
+   minimum of C: since a candidate's latest flag (`rebound_from="flag"`), else since the warm-up.
 2. Guidance: s = clamp(s_base + a (1 - D) + b Var(I) - g clip(R, 0, 1), clamp_min, s_base + clamp_over),
    per candidate; the token is drawn from uncond + s (cond - uncond) with the base sampler.
 3. Termination (after warm-up): theta = EMA of the p-quantile of the prompt's active C; a candidate
@@ -66,8 +66,8 @@ class ScalingARConfig(StrategyConfig):
     kl_ema: float = 0.0  # [PROPOSAL] optional EMA rate on KL before the z-score; 0 = none (paper lists none)
     z_clip: float = 3.0
     rebound_eps: float = 1e-3
-    # [PROPOSAL, revised by measurement] C_min for the rebound R. "flag": for a flagged candidate, the minimum
-    # since it was flagged — probation asks whether it rebounded from *this* dip; "warmup": the minimum since
+    # [PROPOSAL, revised by measurement] C_min for the rebound R. "flag": once a candidate is flagged, the minimum
+    # since its latest flag — probation asks whether it rebounded from *this* dip; "warmup": the minimum since
     # the warm-up (SCALINGAR.md's first proposal), under which one early deep dip excuses every later one.
     # On 480 fresh ShapeWorld prompts "flag" cut tokens by 30 % at equal accuracy (RESULTS.md, Session 9).
     rebound_from: str = "flag"
