@@ -57,12 +57,14 @@ def verdicts(images: torch.Tensor, records: list[dict]) -> list[bool]:
 
 def summary(hits: list[bool], records: list[dict]) -> dict[str, float]:
     """Per-tag accuracy and the tag-averaged overall with its standard error (as `arscale bench`)."""
+    from arscale.bench.metrics import standard_error_of_overall
+
     tags: dict[str, list[bool]] = {}
     for h, md in zip(hits, records):
         tags.setdefault(md["tag"], []).append(h)
     out = {t: float(np.mean(v)) for t, v in sorted(tags.items())}
     out["overall"] = float(np.mean([out[t] for t in tags]))
-    out["overall_se"] = math.sqrt(sum(out[t] * (1 - out[t]) / len(v) for t, v in tags.items())) / len(tags)
+    out["overall_se"] = standard_error_of_overall({t: {"accuracy": out[t], "total": len(v)} for t, v in tags.items()})
     return out
 
 
@@ -91,27 +93,32 @@ def main() -> None:
     args = ap.parse_args()
 
     from arscale import shapeworld
+    from arscale.errors import ArscaleError
     from arscale.generators.next_scale.shapeworld import load_shapeworld_tokenizer, load_shapeworld_var
     from arscale.train.generated_latents import check_same_codes
 
-    records = suite(args.per_tag, args.suite_seeds, args.suite)
-    gen = load_shapeworld_var(weights=args.generator)
-    decoders = [load_shapeworld_tokenizer(d) for d in args.decoders]
-    for d in decoders:
-        check_same_codes(d, gen)
+    try:  # a wrong folder or another model's tokenizer: one line, not a traceback
+        records = suite(args.per_tag, args.suite_seeds, args.suite)
+        gen = load_shapeworld_var(weights=args.generator)
+        decoders = [load_shapeworld_tokenizer(d) for d in args.decoders]
+        for d in decoders:
+            check_same_codes(d, gen)
+    except ArscaleError as e:
+        raise SystemExit(f"decoder_on_samples: {e}") from None
     t0 = time.perf_counter()
     f_hat = sampled_latents(gen, records, args.seed, args.batch)
     rng = np.random.default_rng(args.seed)
     clean = torch.from_numpy(shapeworld.render_batch([shapeworld.sample_scene(md, rng) for md in records]))
     clean = clean.permute(0, 3, 1, 2).float() / 255
+    with torch.no_grad():  # the codes are the same for every decoder (checked above): encode once
+        codes = [decoders[0].encode(clean[s:s + args.batch]) for s in range(0, len(clean), args.batch)]
     print(f"{len(records)} prompts, latents sampled in {time.perf_counter() - t0:.0f} s")
 
     rows, base = [], None
     for path, tok in zip(args.decoders, decoders):
         with torch.no_grad():
             raw = torch.cat([tok.decode_fhat(f_hat[s:s + args.batch]) for s in range(0, len(f_hat), args.batch)])
-            recon = torch.cat([tok.decode_indices(tok.encode(clean[s:s + args.batch]))
-                               for s in range(0, len(clean), args.batch)])
+            recon = torch.cat([tok.decode_indices(c) for c in codes])
         hits = verdicts(raw, records)
         row = {"decoder": path, "raw": summary(hits, records), "recon": summary(verdicts(recon, records), records)}
         base = hits if base is None else base

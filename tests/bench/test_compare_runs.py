@@ -1,18 +1,8 @@
 """benchmarks/compare_runs.py: paired per-prompt differences between two bench folders."""
 
-import importlib.util
 import json
 import math
 from pathlib import Path
-
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "compare_runs.py"
-
-
-def _module():
-    spec = importlib.util.spec_from_file_location("compare_runs", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _write(root: Path, label: str, n: int, correct: list[bool], reward: float) -> None:
@@ -23,8 +13,8 @@ def _write(root: Path, label: str, n: int, correct: list[bool], reward: float) -
                                                    "reward": reward}))
 
 
-def test_paired_difference_counts_and_only_common_prompts(tmp_path):
-    cr = _module()
+def test_paired_difference_counts_and_only_common_prompts(tmp_path, benchmark_script):
+    cr = benchmark_script("compare_runs")
     a, b = tmp_path / "a", tmp_path / "b"
     _write(a, "best-of-n", 8, [True, False, False, True, False], 1.0)
     _write(b, "best-of-n", 8, [True, True, True, False], 2.0)  # prompt 4 unfinished in b

@@ -1,27 +1,16 @@
 """benchmarks/decoder_on_samples.py: decoders compared on the same sampled latents."""
 
-import importlib.util
 import json
 import math
 import sys
-from pathlib import Path
 
 import pytest
 
 from arscale.generators.next_scale.shapeworld import WEIGHTS_DIR
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "decoder_on_samples.py"
 
-
-def _module():
-    spec = importlib.util.spec_from_file_location("decoder_on_samples", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_paired_difference_is_tag_averaged_with_flips_counted():
-    m = _module()
+def test_paired_difference_is_tag_averaged_with_flips_counted(benchmark_script):
+    m = benchmark_script("decoder_on_samples")
     records = [{"tag": "a"}] * 4 + [{"tag": "b"}] * 2
     base = [True, False, False, True, True, False]
     other = [True, True, True, False, True, True]
@@ -35,18 +24,18 @@ def test_paired_difference_is_tag_averaged_with_flips_counted():
     assert math.isclose(d["diff_se"], math.sqrt(var_a + var_b) / 2)
 
 
-def test_the_public_suite_seed_is_refused():
+def test_the_public_suite_seed_is_refused(benchmark_script):
     from arscale.shapeworld.suite import PUBLIC_SUITE_SEED
 
     with pytest.raises(SystemExit, match="public"):
-        _module().suite(2, [PUBLIC_SUITE_SEED], None)
+        benchmark_script("decoder_on_samples").suite(2, [PUBLIC_SUITE_SEED], None)
 
 
-def test_same_decoder_twice_gives_identical_rows(tmp_path, monkeypatch, capsys):
+def test_same_decoder_twice_gives_identical_rows(tmp_path, monkeypatch, capsys, benchmark_script):
     out = tmp_path / "rows.json"
     monkeypatch.setattr(sys, "argv", ["decoder_on_samples.py", "--decoders", str(WEIGHTS_DIR), str(WEIGHTS_DIR),
                                       "--per-tag", "2", "--suite-seeds", "11", "--json", str(out)])
-    _module().main()
+    benchmark_script("decoder_on_samples").main()
     rows = json.loads(out.read_text())["rows"]
     assert len(rows) == 2 and rows[0]["raw"] == rows[1]["raw"] and rows[0]["recon"] == rows[1]["recon"]
     assert rows[1]["vs_first"] == {"diff": 0.0, "diff_se": 0.0, "fixed": 0, "broken": 0}

@@ -49,14 +49,21 @@ def continued_latents(gen: ScaleGenerator, tokenizer: MultiScaleTokenizer, image
     """Accumulated latents f̂ [B, C, h, w]: row b keeps the true codes of `images[b]` before scale
     `start_scales[b]` and samples the rest from `gen` given `prompts[b]` (seeded by `seed`)."""
     true = tokenizer.encode(images)
-    traj = gen.start(prompts, 1, seed)
-    keep = start_scales.to(gen.device).view(-1, 1)
+    f_hat = tokenizer.quantizer.indices_to_fhat(true)
+    rows = torch.nonzero(start_scales < gen.num_scales).flatten()
+    if len(rows) == 0:
+        return f_hat
+    # rows that sample nothing never reach the transformer; the rest keep their own seeds through select
+    traj = gen.start(prompts, 1, seed).select(rows)
+    rows = rows.to(f_hat.device)
+    keep = start_scales.to(f_hat.device)[rows].view(-1, 1)
     for si in range(gen.num_scales):
         logits = gen.forward_scale(traj)
+        given = true[si][rows].flatten(1)
         if bool((keep > si).all()):
-            tokens = true[si].flatten(1)  # no row samples yet: skip the sampler
+            tokens = given  # no row samples yet: skip the sampler
         else:
-            sampled = gen.sample(traj, gen.guide(traj, logits))
-            tokens = torch.where(keep > si, true[si].flatten(1), sampled.view(len(traj), -1))
+            tokens = torch.where(keep > si, given, gen.sample(traj, gen.guide(traj, logits)).view(len(traj), -1))
         gen.commit(traj, tokens)
-    return gen.latent(traj)
+    f_hat[rows] = gen.latent(traj)
+    return f_hat
