@@ -4,8 +4,10 @@
 
 Runs ScalingAR without termination and without the guidance scheduler (all N candidates complete at
 the base CFG), then, per prompt, picks the candidate with the highest (and, for contrast, the lowest)
-value of each signal — final C_T, and the mean after warm-up of C, I, D, s_tok, B (block stability)
-and K (raw KL) — and scores the pick with the exact evaluator. Also reports the mean accuracy of a
+value of each signal — final C_T, the mean after warm-up of C, I, D, s_tok, B (block stability)
+and K (raw KL), and the sum over all tokens (and over the warm-up only) of the sampled tokens'
+log p_cond − log p_uncond, the model's implicit classifier log p(prompt | image) − log p(prompt) —
+and scores the pick with the exact evaluator. Also reports the mean accuracy of a
 random candidate and the oracle (any candidate correct). Fresh prompts only (not the public suite).
 """
 
@@ -41,6 +43,8 @@ def main() -> None:
         traces = result.telemetry["prompts"][p_idx]
         signals = {k: np.array([np.mean(t[k][warmup:]) for t in traces]) for k in ("C", "I", "D", "s_tok", "B", "K")}
         signals["C_final"] = np.array([t["C"][-1] for t in traces])
+        signals["pmi_sum"] = np.array([np.sum(t["pmi"]) for t in traces])
+        signals["pmi_sum_warmup"] = np.array([np.sum(t["pmi"][:warmup]) for t in traces])
         picks.setdefault("random candidate (mean)", []).append(ok.mean())
         picks.setdefault("oracle (any correct)", []).append(ok.max())
         for name, v in signals.items():

@@ -20,7 +20,7 @@ case "${1:-main}" in
   ablations)
     arscale bench "${COMMON[@]}" --scorer "" --prompts draw:40:99 --out "$OUT/ablations" --strategies raw --n 1
     arscale bench "${COMMON[@]}" --scorer "" --prompts draw:40:99 --out "$OUT/ablations" --n 8 \
-      --strategies "scaling-ar,scaling-ar@noD,scaling-ar@noB,scaling-ar@noTok,scaling-ar@termonly,scaling-ar@schedonly,scaling-ar@p10,scaling-ar@p30,scaling-ar@d02,scaling-ar@d20,scaling-ar@norec,scaling-ar@Donly,scaling-ar@klema,scaling-ar@hm73,scaling-ar@guided,scaling-ar@recwarmup" \
+      --strategies "scaling-ar,scaling-ar@noD,scaling-ar@noB,scaling-ar@noTok,scaling-ar@termonly,scaling-ar@schedonly,scaling-ar@p10,scaling-ar@p30,scaling-ar@d02,scaling-ar@d20,scaling-ar@norec,scaling-ar@Donly,scaling-ar@klema,scaling-ar@hm73,scaling-ar@guided,scaling-ar@recwarmup,scaling-ar@probany" \
       --config 'scaling-ar@noD={"use_conditional": false}' \
       --config 'scaling-ar@noB={"use_block": false}' \
       --config 'scaling-ar@noTok={"use_token": false}' \
@@ -35,7 +35,8 @@ case "${1:-main}" in
       --config 'scaling-ar@klema={"kl_ema": 0.2}' \
       --config 'scaling-ar@hm73={"alpha_h": 0.7, "alpha_m": 0.3}' \
       --config 'scaling-ar@guided={"confidence_from": "guided"}' \
-      --config 'scaling-ar@recwarmup={"rebound_from": "warmup"}'
+      --config 'scaling-ar@recwarmup={"rebound_from": "warmup"}' \
+      --config 'scaling-ar@probany={"probation": "any"}'
     ;;
   *) echo "usage: $0 main|ablations" >&2; exit 2 ;;
 esac

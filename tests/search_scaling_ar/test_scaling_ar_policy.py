@@ -24,7 +24,7 @@ def machine(window=2, **kw):
 
 
 def test_flag_recover_terminate():
-    pol = machine(window=2)
+    pol = machine(window=2, probation="any")
     prompt = torch.zeros(4, dtype=torch.long)
     flagged = torch.zeros(4, dtype=torch.bool)
     since = torch.full((4,), -1, dtype=torch.long)
@@ -43,7 +43,7 @@ def test_flag_recover_terminate():
 
 
 def test_recovery_by_rising_above_threshold():
-    pol = machine(window=3)
+    pol = machine(window=3, probation="any")
     prompt = torch.zeros(2, dtype=torch.long)
     flagged = torch.zeros(2, dtype=torch.bool)
     since = torch.full((2,), -1, dtype=torch.long)
@@ -51,6 +51,37 @@ def test_recovery_by_rising_above_threshold():
     assert flagged.tolist() == [True, False]
     ev, _ = pol.step(6, torch.tensor([0.95, 0.2]), torch.zeros(2), prompt, flagged, since)
     assert (0, "recover") in ev and (1, "flag") in ev
+
+
+def test_probation_decided_at_the_end_ignores_blips_inside_the_window():
+    prompt = torch.zeros(4, dtype=torch.long)
+    low, high = torch.tensor([0.1, 0.2, 0.8, 0.9]), torch.tensor([0.1, 0.85, 0.85, 0.9])
+    outcomes = {}
+    for probation in ("any", "end"):
+        pol = machine(window=3, probation=probation)
+        flagged, since = torch.zeros(4, dtype=torch.bool), torch.full((4,), -1, dtype=torch.long)
+        zero = torch.zeros(4)
+        pol.step(10, low, zero, prompt, flagged, since)  # rows 0 and 1 flagged
+        # step 11: row 1 blips above theta, row 0 rebounds (R >= delta_rec) while still below it
+        ev11, _ = pol.step(11, high, torch.tensor([0.3, 0.0, 0.0, 0.0]), prompt, flagged, since)
+        pol.step(12, low, zero, prompt, flagged, since)
+        _, doomed = pol.step(13, low, zero, prompt, flagged, since)
+        outcomes[probation] = ev11, doomed
+    # "any": both blips clear the flags, nobody is due at the window's end
+    assert sorted(outcomes["any"][0]) == [(0, "recover"), (1, "recover")] and outcomes["any"][1] == []
+    # "end": the flags survive the blips; at the end both are below theta without a rebound -> terminated
+    assert outcomes["end"][0] == [] and sorted(outcomes["end"][1]) == [0, 1]
+
+
+def test_probation_decided_at_the_end_spares_a_candidate_that_rebounded_by_then():
+    pol = machine(window=2, probation="end")
+    prompt = torch.zeros(3, dtype=torch.long)
+    flagged, since = torch.zeros(3, dtype=torch.bool), torch.full((3,), -1, dtype=torch.long)
+    c = torch.tensor([0.1, 0.5, 0.9])
+    pol.step(4, c, torch.zeros(3), prompt, flagged, since)
+    pol.step(5, c, torch.zeros(3), prompt, flagged, since)
+    ev, doomed = pol.step(6, c, torch.tensor([0.2, 0.0, 0.0]), prompt, flagged, since)
+    assert ev == [(0, "recover")] and doomed == [] and not flagged[0]
 
 
 def test_last_survivor_and_best_are_kept():
@@ -119,6 +150,7 @@ def test_step_constants_scale_with_sequence_length():
     ({"alpha": -1.0}, "alpha"),
     ({"warp": 1}, "unknown"),
     ({"rebound_from": "start"}, "rebound_from"),
+    ({"probation": "late"}, "probation"),
 ])
 def test_invalid_configs_rejected(bad, match):
     with pytest.raises(ArscaleError, match=match):
@@ -174,7 +206,7 @@ def test_telemetry_has_every_signal_and_guidance_in_clamps(gen):
     assert [tr["candidate"] for tr in traces] == [0, 1, 2]
     for tr in traces:
         length = gen.num_tokens if tr["reason"] is None else tr["ended"] + 1
-        for key in ("C", "I", "D", "R", "guidance"):
+        for key in ("C", "I", "D", "R", "guidance", "pmi"):
             assert len(tr[key]) == length
         assert all(1.0 <= g <= 2.0 + 2.0 for g in tr["guidance"])
         assert all(0.0 <= d <= 1.0 for d in tr["D"])

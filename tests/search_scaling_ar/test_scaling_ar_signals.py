@@ -96,3 +96,10 @@ def test_rebound_and_windowed_variance():
     hist = torch.tensor([[1.0, 2.0, 3.0, 5.0], [float("nan"), float("nan"), float("nan"), 4.0]])
     var = sig.windowed_variance(hist, 3)
     assert torch.allclose(var, torch.tensor([torch.tensor([2.0, 3.0, 5.0]).var(unbiased=False).item(), 0.0]))
+
+
+def test_token_pmi_is_the_log_ratio_at_the_sampled_token():
+    cond = torch.tensor([[0.5, 0.3, 0.2], [0.1, 0.1, 0.8]]).log()
+    uncond = torch.tensor([[0.25, 0.25, 0.5], [0.1, 0.1, 0.8]]).log()
+    pmi = sig.token_pmi(cond + 3.0, uncond - 1.0, torch.tensor([0, 2]))  # logits up to a shift
+    assert torch.allclose(pmi, torch.tensor([math.log(2.0), 0.0]), atol=1e-6)

@@ -48,6 +48,14 @@ def kl_divergence(cond_logits: torch.Tensor, uncond_logits: torch.Tensor) -> tor
     return (lc.exp() * (lc - lu)).sum(-1).clamp_min(0.0)
 
 
+def token_pmi(cond_logits: torch.Tensor, uncond_logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+    """log p_cond(token) - log p_uncond(token) of the sampled tokens: summed over a sequence, the model's own
+    estimate of log p(prompt | image) - log p(prompt), the implicit classifier behind CFG (nats)."""
+    lc = torch.log_softmax(cond_logits.float(), dim=-1).gather(-1, tokens.view(-1, 1)).squeeze(-1)
+    lu = torch.log_softmax(uncond_logits.float(), dim=-1).gather(-1, tokens.view(-1, 1)).squeeze(-1)
+    return lc - lu
+
+
 def ema(previous: torch.Tensor | None, value: torch.Tensor, rate: float) -> torch.Tensor:
     """(1 - rate) * previous + rate * value; rows whose previous value is NaN (or None) start at value."""
     if previous is None:

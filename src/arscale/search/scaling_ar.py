@@ -11,16 +11,17 @@ step, from the model's own logits only:
 2. Guidance: s = clamp(s_base + a (1 - D) + b Var(I) - g clip(R, 0, 1), clamp_min, s_base + clamp_over),
    per candidate; the token is drawn from uncond + s (cond - uncond) with the base sampler.
 3. Termination (after warm-up): theta = EMA of the p-quantile of the prompt's active C; a candidate
-   below theta is flagged; a flag clears when C >= theta or R >= delta_rec; a candidate still flagged
-   `recovery_window` steps after its flag is terminated: its rows leave the batch (`traj.select`),
+   below theta is flagged; `recovery_window` steps later it is terminated if C < theta and R < delta_rec
+   then (`probation="end"`; with "any" the flag clears at any step of the window where C >= theta or
+   R >= delta_rec, and a candidate still flagged at its end is terminated): its rows leave the batch (`traj.select`),
    so its KV cache rows stop costing compute. The last survivor and the current arg-max-C candidate
    of a prompt are never terminated; freed budget is not reallocated.
 Final pick: the survivor with the highest final C (`final_pick="last"`, the paper's rule; "mean"
 ranks by the mean C after warm-up instead). No partial decoding, no reward model.
 
 Telemetry (`SearchResult.telemetry`): `prompts[p]` = one trace per candidate (`candidate`, `node`,
-per-step lists `C`, `I`, `D`, `R`, `guidance`, `s_tok`, `B`, `K`, and `ended` / `reason` if it was
-terminated), `events` (flag / recover / terminate with prompt, candidate, step, C), `threshold[p]`
+per-step lists `C`, `I`, `D`, `R`, `guidance`, `s_tok`, `B`, `K`, `pmi` — log p_cond − log p_uncond of the
+sampled token, not used by the method — and `ended` / `reason` if it was terminated), `events` (flag / recover / terminate with prompt, candidate, step, C), `threshold[p]`
 (theta per step), `tokens_per_image` (generated image tokens per prompt, a CFG pair counted once),
 and the step constants in use. `write_extras` plots the C trajectories with the prune events.
 
@@ -79,6 +80,12 @@ class ScalingARConfig(StrategyConfig):
     recovery_window: int = 32  # Delta_rec, in the paper's 1024-token steps
     delta_rec: float = 0.05
     min_survivors: int = 1  # [PROPOSAL]
+    # [PROPOSAL, revised by measurement] when probation is decided. "end": Algorithm 1's test (C < theta and
+    # R < delta_rec) is applied once, when the window ends, so a passing blip inside the window does not excuse
+    # a candidate; "any": a flag clears at any step of the window where C >= theta or R >= delta_rec (SCALINGAR.md
+    # §3.1's state machine). On 480 fresh ShapeWorld prompts "end" cut tokens by 26 % at equal accuracy
+    # (RESULTS.md, Session 10).
+    probation: str = "end"
     final_pick: str = "last"  # paper: highest final C_T ("last"); "mean": highest mean C after warm-up (ours)
     protect_best: bool = True  # [PROPOSAL] never terminate the current arg-max-C candidate
     # policy level: guidance scheduler
@@ -130,6 +137,7 @@ class ScalingARConfig(StrategyConfig):
         need(self.use_token or self.use_block, "the intrinsic channel needs token confidence or block stability")
         need(self.prompt_batch >= 1, "prompt_batch must be >= 1")
         need(self.final_pick in ("last", "mean"), f"final_pick must be 'last' or 'mean', got {self.final_pick!r}")
+        need(self.probation in ("any", "end"), f"probation must be 'any' or 'end', got {self.probation!r}")
         need(self.rebound_from in ("warmup", "flag"),
              f"rebound_from must be 'warmup' or 'flag', got {self.rebound_from!r}")
         need(self.cfg_base is None or self.cfg_base > 0, f"cfg_base must be positive, got {self.cfg_base}")
@@ -211,7 +219,8 @@ class TerminationPolicy:
             elif not flagged[i] and below[i]:
                 flagged[i], flag_step[i] = True, t
                 events.append((i, "flag"))
-            elif flagged[i] and (not below[i] or r[i] >= self.config.delta_rec):
+            elif flagged[i] and (not below[i] or r[i] >= self.config.delta_rec) and \
+                    (self.config.probation == "any" or t - flag_step[i] >= self.window):
                 flagged[i], flag_step[i] = False, -1
                 events.append((i, "recover"))
         due = flagged & (flag_step >= 0) & (t - flag_step >= self.window)
@@ -307,7 +316,7 @@ class ScalingAR:
                 finished_traces[node] = {
                     "prompt": index_offset + int(traj.prompt_index[r]),
                     "candidate": int(traj.rows["sar_candidate"][r]), "node": node,
-                    **{k: traj.history[k][r].tolist() for k in ("C", "I", "D", "R", "guidance", "s_tok", "B", "K")},
+                    **{k: traj.history[k][r].tolist() for k in ("C", "I", "D", "R", "guidance", "s_tok", "B", "K", "pmi")},
                     "ended": ended, "reason": reason}
 
         for t in range(T):
@@ -354,6 +363,7 @@ class ScalingAR:
                 mixed = cfg_mix(cond, uncond, s.to(cond.device))
                 tokens = sample_per_row(mixed, traj.seed_key, t, temperature=temperature, top_k=top_k, top_p=top_p)
                 gen.advance(traj, tokens, guidance=s.to(cond.device))
+            traj.record("pmi", t, sig.token_pmi(cond, uncond, tokens).cpu())
             cost.generated_tokens += len(traj)
             if cfg.terminate and warmup <= t < T - 1:
                 with cost.timer("selection"):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 from pathlib import Path
 
 import torch
@@ -21,6 +22,7 @@ from arscale.errors import ArscaleError
 from arscale.generators.next_scale.generator import ScaleGenerator
 from arscale.generators.next_scale.shapeworld import WEIGHTS_DIR, build_shapeworld_var
 from arscale.train import common
+from arscale.train.grow import block_sources, deepen_state
 from arscale.train.self_correction import check_strength, corrupted_teacher_batch
 
 STATE_DIR = "train_state/shapeworld-var"
@@ -40,6 +42,10 @@ def register(sub) -> None:
     p.add_argument("--tokenizer", default=str(WEIGHTS_DIR),
                    help="directory with tokenizer.safetensors + tokenizer_config.json (default %(default)s)")
     p.add_argument("--config", default=None, help="JSON file overriding DEFAULT_CONFIG's sections (new runs)")
+    p.add_argument("--init-from", default=None, metavar="DIR",
+                   help="start a new run from trained weights (a weights folder with config.json, or a training "
+                        "state): its config is the base that --config overrides; a larger transformer depth "
+                        "deepens the trained stack without changing its output (train/grow.py)")
     p.add_argument("--null-prob", type=float, default=0.1, help="probability of dropping the prompt (CFG)")
     p.add_argument("--eval-every", type=int, default=1000, help="sample-and-evaluate every N steps (0 = only at the end)")
     p.add_argument("--self-correction", type=float, default=0.0, metavar="STRENGTH",
@@ -66,6 +72,46 @@ def full_config(tokenizer_config: dict, overrides: dict | None) -> dict:
     t.update(patch_nums=list(tokenizer_config["patch_nums"]), vocab_size=tokenizer_config["vocab_size"],
              code_dim=tokenizer_config["code_dim"])
     return config
+
+
+def complete_with_tokenizer(out: str | Path, tokenizer: str | Path) -> None:
+    """Copy the tokenizer files beside exported weights, so the folder loads on its own."""
+    for name in ("tokenizer.safetensors", "tokenizer_config.json"):
+        source, target = Path(tokenizer) / name, Path(out) / name
+        if source.exists() and not target.exists():
+            shutil.copyfile(source, target)
+
+
+def initial_weights(directory: str | None) -> tuple[dict[str, torch.Tensor], dict] | None:
+    """(fp32 state dict, config) of a weights folder (config.json) or training state (state.json)."""
+    if directory is None:
+        return None
+    folder = Path(directory)
+    weights = folder / "model.safetensors"
+    config_file = next((f for f in (folder / "config.json", folder / "state.json") if f.exists()), None)
+    if not weights.exists() or config_file is None:
+        raise ArscaleError(f"--init-from {directory}: expected model.safetensors and config.json (or state.json)")
+    config = json.loads(config_file.read_text())
+    config = config.get("config", config)
+    sections = {k: config[k] for k in ("transformer", "text_encoder", "sampling") if k in config}
+    return {k: v.float() for k, v in load_file(str(weights)).items()}, sections
+
+
+def merged(base: dict, overrides: dict | None) -> dict:
+    out = json.loads(json.dumps(base))
+    for section, values in (overrides or {}).items():
+        out.setdefault(section, {}).update(values)
+    return out
+
+
+def load_initial(model: torch.nn.Module, weights: dict[str, torch.Tensor], init_config: dict, config: dict,
+                 source: str) -> None:
+    """Load trained weights into a new run's model, deepened when the new config has more blocks."""
+    old_depth, new_depth = init_config["transformer"]["depth"], config["transformer"]["depth"]
+    if new_depth != old_depth:
+        weights = deepen_state(weights, old_depth, new_depth)
+        print(f"deepened {source}: {old_depth} -> {new_depth} blocks (copies {block_sources(old_depth, new_depth)})")
+    common.load_strict(model, weights, source)
 
 
 def trainable(gen: ScaleGenerator) -> torch.nn.ModuleDict:
@@ -96,17 +142,20 @@ def main(args: argparse.Namespace) -> int:
     check_strength(args.self_correction, args.self_correction_neighbours)
     device, state, resume = common.begin(args)
     tok_cfg = load_tokenizer_config(args.tokenizer)
+    init = None if resume else initial_weights(args.init_from)
     if resume:
         config = state.info()["config"]
     else:
         overrides = json.loads(Path(args.config).read_text()) if args.config else None
-        config = full_config(tok_cfg, overrides)
+        config = full_config(tok_cfg, merged(init[1], overrides) if init else overrides)
     torch.manual_seed(args.seed)
     gen = build_shapeworld_var(tok_cfg, config).to(device)
     tok_file = Path(args.tokenizer) / "tokenizer.safetensors"
     common.load_strict(gen.tokenizer, load_file(str(tok_file), device=str(device)), str(tok_file))
     gen.tokenizer.requires_grad_(False).eval()
     model = trainable(gen)
+    if init:
+        load_initial(model, *init, config, args.init_from)
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2 and "embed" not in n and "pos_" not in n]
     other = [p for n, p in model.named_parameters() if not (p.dim() >= 2 and "embed" not in n and "pos_" not in n)]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.05}, {"params": other, "weight_decay": 0.0}],
@@ -166,5 +215,6 @@ def main(args: argparse.Namespace) -> int:
                                     "elapsed_seconds": round(timer.elapsed), "device": str(device),
                                     "metrics": metrics})
     common.export_weights(model.state_dict(), export, args.out, dtype=torch.float16)
+    complete_with_tokenizer(args.out, args.tokenizer)
     print(f"saved state to {args.state_dir} and weights to {args.out}")
     return 0
