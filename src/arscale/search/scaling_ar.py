@@ -20,9 +20,9 @@ Final pick: the survivor with the highest final C (`final_pick="last"`, the pape
 ranks by the mean C after warm-up instead). No partial decoding, no reward model.
 
 Telemetry (`SearchResult.telemetry`): `prompts[p]` = one trace per candidate (`candidate`, `node`,
-per-step lists `C`, `I`, `D`, `R`, `guidance`, `s_tok`, `B`, `K`, `pmi` — log p_cond − log p_uncond of the
-sampled token, not used by the method — and `ended` / `reason` if it was terminated), `events` (flag / recover / terminate with prompt, candidate, step, C), `threshold[p]`
-(theta per step), `tokens_per_image` (generated image tokens per prompt, a CFG pair counted once),
+per-step lists `C`, `I`, `D`, `R`, `guidance`, `s_tok`, `B`, `K`, `pmi` — log p_cond − log p_uncond of
+the sampled token, not used by the method — and `ended` / `reason` if it was terminated), `events`
+(flag / recover / terminate with prompt, candidate, step, C), `threshold[p]` (theta per step), `tokens_per_image` (generated image tokens per prompt, a CFG pair counted once),
 and the step constants in use. `write_extras` plots the C trajectories with the prune events.
 
 Step-count constants are given for LlamaGen's 1024-token sequences. With `scale_steps` (default),
@@ -363,7 +363,8 @@ class ScalingAR:
                 mixed = cfg_mix(cond, uncond, s.to(cond.device))
                 tokens = sample_per_row(mixed, traj.seed_key, t, temperature=temperature, top_k=top_k, top_p=top_p)
                 gen.advance(traj, tokens, guidance=s.to(cond.device))
-            traj.record("pmi", t, sig.token_pmi(cond, uncond, tokens).cpu())
+            with cost.timer("selection"):
+                traj.record("pmi", t, sig.token_pmi(cond, uncond, tokens).cpu())
             cost.generated_tokens += len(traj)
             if cfg.terminate and warmup <= t < T - 1:
                 with cost.timer("selection"):

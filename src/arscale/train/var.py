@@ -64,10 +64,16 @@ def load_tokenizer_config(directory: str | Path) -> dict:
     return json.loads(path.read_text())
 
 
-def full_config(tokenizer_config: dict, overrides: dict | None) -> dict:
-    config = json.loads(json.dumps(DEFAULT_CONFIG))
+def merged(base: dict, overrides: dict | None) -> dict:
+    """A copy of a config with `overrides`' sections updated into it."""
+    out = json.loads(json.dumps(base))
     for section, values in (overrides or {}).items():
-        config.setdefault(section, {}).update(values)
+        out.setdefault(section, {}).update(values)
+    return out
+
+
+def full_config(tokenizer_config: dict, overrides: dict | None) -> dict:
+    config = merged(DEFAULT_CONFIG, overrides)
     t = config["transformer"]
     t.update(patch_nums=list(tokenizer_config["patch_nums"]), vocab_size=tokenizer_config["vocab_size"],
              code_dim=tokenizer_config["code_dim"])
@@ -95,13 +101,6 @@ def initial_weights(directory: str | None) -> tuple[dict[str, torch.Tensor], dic
     config = config.get("config", config)
     sections = {k: config[k] for k in ("transformer", "text_encoder", "sampling") if k in config}
     return {k: v.float() for k, v in load_file(str(weights)).items()}, sections
-
-
-def merged(base: dict, overrides: dict | None) -> dict:
-    out = json.loads(json.dumps(base))
-    for section, values in (overrides or {}).items():
-        out.setdefault(section, {}).update(values)
-    return out
 
 
 def load_initial(model: torch.nn.Module, weights: dict[str, torch.Tensor], init_config: dict, config: dict,
