@@ -53,7 +53,7 @@ def test_deepen_state_rejects_a_state_with_other_blocks():
         deepen_state(state, 3, 4)
 
 
-def test_train_init_from_deepens_trained_weights(tmp_path):
+def test_train_init_from_deepens_trained_weights(tmp_path, capsys):
     write_tiny_training_configs(tmp_path)
     out, deeper = tmp_path / "weights", tmp_path / "deeper"
     args = ["--batch-size", "4", "--eval-every", "1000"]
@@ -76,3 +76,8 @@ def test_train_init_from_deepens_trained_weights(tmp_path):
     b = load_shapeworld_var(weights=deeper).generate(["a red circle"], 2, seed=3)
     torch.testing.assert_close(a, b, rtol=0, atol=1e-4)
     assert common.TrainState(tmp_path / "deep_state").info()["step"] == 0
+    # an existing state resumes; --init-from only seeds new runs, and says so
+    capsys.readouterr()
+    assert cli([*grow, "--steps", "0", "--init-from", str(out)]) == 0
+    assert "is ignored" in capsys.readouterr().out
+    assert json.loads((deeper / "config.json").read_text())["transformer"]["depth"] == 3

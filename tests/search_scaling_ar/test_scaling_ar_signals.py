@@ -101,5 +101,6 @@ def test_rebound_and_windowed_variance():
 def test_token_pmi_is_the_log_ratio_at_the_sampled_token():
     cond = torch.tensor([[0.5, 0.3, 0.2], [0.1, 0.1, 0.8]]).log()
     uncond = torch.tensor([[0.25, 0.25, 0.5], [0.1, 0.1, 0.8]]).log()
-    pmi = sig.token_pmi(cond + 3.0, uncond - 1.0, torch.tensor([0, 2]))  # logits up to a shift
+    # from logits known only up to a shift, through the log-probabilities the caller computes once
+    pmi = sig.token_pmi((cond + 3.0).log_softmax(-1), (uncond - 1.0).log_softmax(-1), torch.tensor([0, 2]))
     assert torch.allclose(pmi, torch.tensor([math.log(2.0), 0.0]), atol=1e-6)

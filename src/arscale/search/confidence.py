@@ -43,17 +43,21 @@ def token_confidence(logits: torch.Tensor, alpha_h: float = 0.5, alpha_m: float 
 
 def kl_divergence(cond_logits: torch.Tensor, uncond_logits: torch.Tensor) -> torch.Tensor:
     """KL(p_cond || p_uncond) over the full vocabulary (nats)."""
-    lc = torch.log_softmax(cond_logits.float(), dim=-1)
-    lu = torch.log_softmax(uncond_logits.float(), dim=-1)
-    return (lc.exp() * (lc - lu)).sum(-1).clamp_min(0.0)
+    return kl_from_log_probs(torch.log_softmax(cond_logits.float(), dim=-1),
+                             torch.log_softmax(uncond_logits.float(), dim=-1))
 
 
-def token_pmi(cond_logits: torch.Tensor, uncond_logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
-    """log p_cond(token) - log p_uncond(token) of the sampled tokens: summed over a sequence, the model's own
-    estimate of log p(prompt | image) - log p(prompt), the implicit classifier behind CFG (nats)."""
-    lc = torch.log_softmax(cond_logits.float(), dim=-1).gather(-1, tokens.view(-1, 1)).squeeze(-1)
-    lu = torch.log_softmax(uncond_logits.float(), dim=-1).gather(-1, tokens.view(-1, 1)).squeeze(-1)
-    return lc - lu
+def kl_from_log_probs(log_cond: torch.Tensor, log_uncond: torch.Tensor) -> torch.Tensor:
+    """`kl_divergence` from log-probabilities a caller has already computed."""
+    return (log_cond.exp() * (log_cond - log_uncond)).sum(-1).clamp_min(0.0)
+
+
+def token_pmi(log_cond: torch.Tensor, log_uncond: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+    """log p_cond(token) - log p_uncond(token) of the sampled tokens, from the two log-probability rows: summed
+    over a sequence, the model's own estimate of log p(prompt | image) - log p(prompt), the implicit classifier
+    behind CFG (nats)."""
+    index = tokens.view(-1, 1)
+    return (log_cond.gather(-1, index) - log_uncond.gather(-1, index)).squeeze(-1)
 
 
 def ema(previous: torch.Tensor | None, value: torch.Tensor, rate: float) -> torch.Tensor:

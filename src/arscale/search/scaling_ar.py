@@ -341,7 +341,10 @@ class ScalingAR:
                 intrinsic_now = w_tok * s_tok + w_blk * b
                 intr = sig.ema(traj.rows["sar_i"], intrinsic_now, cfg.lambda_i)
                 traj.rows["sar_i"] = intr
-                kl = sig.kl_divergence(cond, uncond).cpu()
+                # log-probabilities once per step: the KL here, the sampled tokens' pmi after sampling
+                log_cond = torch.log_softmax(cond.float(), dim=-1)
+                log_uncond = torch.log_softmax(uncond.float(), dim=-1)
+                kl = sig.kl_from_log_probs(log_cond, log_uncond).cpu()
                 if cfg.kl_ema > 0:
                     kl = sig.ema(traj.rows["sar_kl"], kl, cfg.kl_ema)
                 traj.rows["sar_kl"] = kl
@@ -364,7 +367,7 @@ class ScalingAR:
                 tokens = sample_per_row(mixed, traj.seed_key, t, temperature=temperature, top_k=top_k, top_p=top_p)
                 gen.advance(traj, tokens, guidance=s.to(cond.device))
             with cost.timer("selection"):
-                traj.record("pmi", t, sig.token_pmi(cond, uncond, tokens).cpu())
+                traj.record("pmi", t, sig.token_pmi(log_cond, log_uncond, tokens).cpu())
             cost.generated_tokens += len(traj)
             if cfg.terminate and warmup <= t < T - 1:
                 with cost.timer("selection"):

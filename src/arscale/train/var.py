@@ -142,6 +142,9 @@ def main(args: argparse.Namespace) -> int:
     device, state, resume = common.begin(args)
     tok_cfg = load_tokenizer_config(args.tokenizer)
     init = None if resume else initial_weights(args.init_from)
+    if resume and args.init_from:
+        print(f"--init-from {args.init_from} is ignored: {args.state_dir} already holds a run, which resumes "
+              "(--fresh starts over from --init-from)")
     if resume:
         config = state.info()["config"]
     else:
