@@ -8,7 +8,9 @@ value of each signal — final C_T, the mean after warm-up of C, I, D, s_tok, B 
 and K (raw KL), and the sum over all tokens (and over the warm-up only) of the sampled tokens'
 log p_cond − log p_uncond, the model's implicit classifier log p(prompt | image) − log p(prompt) —
 and scores the pick with the exact evaluator. Also reports the mean accuracy of a
-random candidate and the oracle (any candidate correct). Fresh prompts only (not the public suite).
+random candidate and the oracle (any candidate correct), and, per signal, its rank correlation within a
+prompt with how much the candidate draws (foreground pixels, objects detected): on ShapeWorld a signal can
+rank candidates by content area rather than by correctness. Fresh prompts only (not the public suite).
 """
 
 from __future__ import annotations
@@ -20,10 +22,30 @@ import numpy as np
 import torch
 
 
+def ranks(values: np.ndarray) -> np.ndarray:
+    """Ranks with ties averaged (Spearman's convention)."""
+    order = np.argsort(values, kind="stable")
+    r = np.empty(len(values))
+    r[order] = np.arange(len(values), dtype=float)
+    for v in np.unique(values):
+        tied = values == v
+        r[tied] = r[tied].mean()
+    return r
+
+
+def spearman(a: np.ndarray, b: np.ndarray) -> float | None:
+    """Rank correlation; None where either side is constant (nothing to rank)."""
+    ra, rb = ranks(a), ranks(b)
+    if ra.std() == 0 or rb.std() == 0:
+        return None
+    return float(np.corrcoef(ra, rb)[0, 1])
+
+
 def main() -> None:
     from arscale import shapeworld
     from arscale.generators.next_token.shapeworld import load_shapeworld_ar
     from arscale.search.scaling_ar import ScalingAR, ScalingARConfig
+    from arscale.shapeworld.evaluate import color_map, detect
 
     p = argparse.ArgumentParser()
     p.add_argument("--per-tag", type=int, default=40)
@@ -38,8 +60,12 @@ def main() -> None:
     result = ScalingAR(config).run(gen, [r["prompt"] for r in records], args.n, seed=0)
     warmup = result.telemetry["warmup_steps"]
     picks: dict[str, list[float]] = {}
+    with_area: dict[str, list[float]] = {}
+    with_objects: dict[str, list[float]] = {}
     for p_idx, (cands, rec) in enumerate(zip(result.candidates, records)):
         ok = np.array([shapeworld.evaluate(c.image, rec).correct for c in cands], dtype=float)
+        area = np.array([float((color_map(c.image) != 0).mean()) for c in cands])
+        objects = np.array([len(detect(c.image)) for c in cands], dtype=float)
         traces = result.telemetry["prompts"][p_idx]
         signals = {k: np.array([np.mean(t[k][warmup:]) for t in traces]) for k in ("C", "I", "D", "s_tok", "B", "K")}
         signals["C_final"] = np.array([t["C"][-1] for t in traces])
@@ -50,8 +76,17 @@ def main() -> None:
         for name, v in signals.items():
             picks.setdefault(f"max {name}", []).append(ok[int(np.argmax(v))])
             picks.setdefault(f"min {name}", []).append(ok[int(np.argmin(v))])
+        for name, v in {**signals, "correct": ok}.items():
+            for target, into in ((area, with_area), (objects, with_objects)):
+                rho = spearman(v, target)
+                if rho is not None:
+                    into.setdefault(name, []).append(rho)
     out = {k: round(float(np.mean(v)), 3) for k, v in picks.items()}
-    print(json.dumps({"prompts": len(records), "n": args.n, **out}, indent=1))
+    rank_corr = {name: {"foreground area": round(float(np.mean(with_area[name])), 3),
+                        "objects detected": round(float(np.mean(with_objects.get(name, [np.nan]))), 3)}
+                 for name in with_area}
+    print(json.dumps({"prompts": len(records), "n": args.n, **out,
+                      "mean rank correlation within a prompt": rank_corr}, indent=1))
 
 
 if __name__ == "__main__":
