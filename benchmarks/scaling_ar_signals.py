@@ -9,8 +9,9 @@ and K (raw KL), and the sum over all tokens (and over the warm-up only) of the s
 log p_cond − log p_uncond, the model's implicit classifier log p(prompt | image) − log p(prompt) —
 and scores the pick with the exact evaluator. Also reports the mean accuracy of a
 random candidate and the oracle (any candidate correct), and, per signal, its rank correlation within a
-prompt with how much the candidate draws (foreground pixels, objects detected): on ShapeWorld a signal can
-rank candidates by content area rather than by correctness. Fresh prompts only (not the public suite).
+prompt with how much the candidate draws (foreground pixels, objects detected) and with correctness, also
+among candidates that draw the same number of objects: on ShapeWorld a signal can rank candidates by how
+much they draw rather than by correctness. Fresh prompts only (not the public suite).
 """
 
 from __future__ import annotations
@@ -62,6 +63,8 @@ def main() -> None:
     picks: dict[str, list[float]] = {}
     with_area: dict[str, list[float]] = {}
     with_objects: dict[str, list[float]] = {}
+    with_correct: dict[str, list[float]] = {}
+    with_correct_same_count: dict[str, list[float]] = {}
     for p_idx, (cands, rec) in enumerate(zip(result.candidates, records)):
         ok = np.array([shapeworld.evaluate(c.image, rec).correct for c in cands], dtype=float)
         area = np.array([float((color_map(c.image) != 0).mean()) for c in cands])
@@ -81,9 +84,20 @@ def main() -> None:
                 rho = spearman(v, target)
                 if rho is not None:
                     into.setdefault(name, []).append(rho)
+        for name, v in signals.items():
+            strata = [np.ones(len(ok), dtype=bool)] + [objects == k for k in np.unique(objects)]
+            for i, members in enumerate(strata):
+                rho = spearman(v[members], ok[members]) if members.sum() >= 2 else None
+                if rho is not None:
+                    (with_correct if i == 0 else with_correct_same_count).setdefault(name, []).append(rho)
     out = {k: round(float(np.mean(v)), 3) for k, v in picks.items()}
-    rank_corr = {name: {"foreground area": round(float(np.mean(with_area[name])), 3),
-                        "objects detected": round(float(np.mean(with_objects.get(name, [np.nan]))), 3)}
+
+    def mean(values: dict[str, list[float]], name: str) -> float | None:
+        return round(float(np.mean(values[name])), 3) if name in values else None
+
+    rank_corr = {name: {"foreground area": mean(with_area, name), "objects detected": mean(with_objects, name),
+                        "correct": mean(with_correct, name),
+                        "correct, same number of objects": mean(with_correct_same_count, name)}
                  for name in with_area}
     print(json.dumps({"prompts": len(records), "n": args.n, **out,
                       "mean rank correlation within a prompt": rank_corr}, indent=1))

@@ -22,3 +22,4 @@ def test_tiny_run_reports_picks_and_correlations(benchmark_script, monkeypatch, 
     corr = out["mean rank correlation within a prompt"]
     assert {"C", "B", "K", "C_final"} <= set(corr)
     assert all(-1.0 <= v["foreground area"] <= 1.0 for v in corr.values())
+    assert set(corr["B"]) == {"foreground area", "objects detected", "correct", "correct, same number of objects"}
