@@ -21,6 +21,7 @@ import json
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 
 def ranks(values: np.ndarray) -> np.ndarray:
@@ -54,22 +55,31 @@ def main() -> None:
     p.add_argument("--n", type=int, default=8)
     p.add_argument("--weights", default=None, help="a ShapeWorld-AR weights folder (default: the shipped one)")
     args = p.parse_args()
+    if args.seed == shapeworld.suite.PUBLIC_SUITE_SEED:
+        raise SystemExit(f"--seed {args.seed} draws the public suite's prompts; use any other seed (fresh prompts)")
     torch.set_num_threads(1)
     records = shapeworld.build_suite(args.per_tag, args.seed)
     gen = load_shapeworld_ar(weights=args.weights)
     config = ScalingARConfig(terminate=False, schedule_guidance=False, prompt_batch=40)
-    result = ScalingAR(config).run(gen, [r["prompt"] for r in records], args.n, seed=0)
-    warmup = result.telemetry["warmup_steps"]
+    prompts = [r["prompt"] for r in records]
+    candidates, traces_by_prompt = [], []
+    # one run per block of prompt_batch prompts (the blocks run() would make, same seeds) for a progress bar
+    for start in tqdm(range(0, len(prompts), config.prompt_batch), desc="scaling-ar signals", unit="block"):
+        block = ScalingAR(config).run(gen, prompts[start:start + config.prompt_batch], args.n, seed=0,
+                                      prompt_offset=start)
+        candidates += block.candidates
+        traces_by_prompt += block.telemetry["prompts"]
+        warmup = block.telemetry["warmup_steps"]
     picks: dict[str, list[float]] = {}
     with_area: dict[str, list[float]] = {}
     with_objects: dict[str, list[float]] = {}
     with_correct: dict[str, list[float]] = {}
     with_correct_same_count: dict[str, list[float]] = {}
-    for p_idx, (cands, rec) in enumerate(zip(result.candidates, records)):
-        ok = np.array([shapeworld.evaluate(c.image, rec).correct for c in cands], dtype=float)
+    for cands, traces, rec in zip(candidates, traces_by_prompt, records):
+        detections = [detect(c.image) for c in cands]  # detected once: judged and counted
+        ok = np.array([shapeworld.evaluate(c.image, rec, d).correct for c, d in zip(cands, detections)], dtype=float)
+        objects = np.array([len(d) for d in detections], dtype=float)
         area = np.array([float((color_map(c.image) != 0).mean()) for c in cands])
-        objects = np.array([len(detect(c.image)) for c in cands], dtype=float)
-        traces = result.telemetry["prompts"][p_idx]
         signals = {k: np.array([np.mean(t[k][warmup:]) for t in traces]) for k in ("C", "I", "D", "s_tok", "B", "K")}
         signals["C_final"] = np.array([t["C"][-1] for t in traces])
         signals["pmi_sum"] = np.array([np.sum(t["pmi"]) for t in traces])

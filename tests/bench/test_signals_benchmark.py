@@ -4,6 +4,7 @@ import json
 import sys
 
 import numpy as np
+import pytest
 
 
 def test_ranks_average_ties_and_spearman_skips_constants(benchmark_script):
@@ -23,3 +24,11 @@ def test_tiny_run_reports_picks_and_correlations(benchmark_script, monkeypatch, 
     assert {"C", "B", "K", "C_final"} <= set(corr)
     assert all(-1.0 <= v["foreground area"] <= 1.0 for v in corr.values())
     assert set(corr["B"]) == {"foreground area", "objects detected", "correct", "correct, same number of objects"}
+
+
+def test_the_public_suite_seed_is_refused(benchmark_script, monkeypatch):
+    from arscale.shapeworld.suite import PUBLIC_SUITE_SEED
+
+    monkeypatch.setattr(sys, "argv", ["scaling_ar_signals.py", "--seed", str(PUBLIC_SUITE_SEED)])
+    with pytest.raises(SystemExit, match="public"):
+        benchmark_script("scaling_ar_signals").main()
