@@ -12,6 +12,10 @@ A VQ codebook has no bits; the analogue of a flipped bit is a nearby code, so a 
 of the `neighbours` codebook entries nearest (after the best) to the residual it quantises — the
 near-misses sampling makes. `neighbours = 0` replaces with any code. The last scale is never an input,
 so it is never corrupted.
+
+`with_sampled_scale` adds the other error sampling makes: one scale's tokens drawn by the model itself
+(scheduled sampling), so the later scales learn to repair an object whose outline those independently
+drawn tokens disagree on.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import torch
 
 from arscale.errors import ArscaleError
 from arscale.generators.next_scale.quantizer import MultiScaleResidualQuantizer, resize
+from arscale.generators.sampling import cfg_mix, sample_batch
 
 
 @dataclass
@@ -36,6 +41,14 @@ def check_strength(strength: float, neighbours: int) -> None:
         raise ArscaleError(f"self-correction strength must be in [0, 1], got {strength}")
     if neighbours < 0:
         raise ArscaleError(f"self-correction neighbours must be ≥ 0, got {neighbours}")
+
+
+def check_sampled_prefix(share: float, earliest: int, num_scales: int) -> None:
+    if not 0 <= share <= 1:
+        raise ArscaleError(f"the sampled-prefix share must be in [0, 1], got {share}")
+    if share > 0 and not 0 <= earliest < num_scales - 1:
+        raise ArscaleError(f"the earliest sampled scale must be in [0, {num_scales - 2}] (the last scale is never "
+                           f"an input), got {earliest}")
 
 
 @torch.no_grad()
@@ -71,3 +84,69 @@ def corrupted_teacher_batch(q: MultiScaleResidualQuantizer, f: torch.Tensor, str
         if si < q.num_scales - 1:
             inputs.append(q.next_input(si, f_hat))
     return CorruptedBatch(torch.cat(inputs, 1), torch.cat(targets, 1), used)
+
+
+@torch.no_grad()
+def teacher_batch_from_prefix(q: MultiScaleResidualQuantizer, f: torch.Tensor, prefix: list[torch.Tensor],
+                              keep_through: torch.Tensor) -> CorruptedBatch:
+    """Teacher forcing where row b's prefix is `prefix[si][b]` for every scale si ≤ keep_through[b]; after
+    that its codes are re-quantised from what that prefix left of f. Targets are always the best codes
+    for the residual, as in `corrupted_teacher_batch`."""
+    B = f.shape[0]
+    f_hat = torch.zeros_like(f)
+    inputs, targets, used = [], [], []
+    for si, pn in enumerate(q.patch_nums):
+        best = q.distances(resize(f - f_hat, pn, q.down_mode)).argmin(1).view(B, pn, pn)
+        targets.append(best.view(B, -1))
+        keep = (keep_through >= si).view(B, 1, 1)
+        codes = torch.where(keep, prefix[si], best)
+        used.append(codes)
+        f_hat = f_hat + q.embed_scale(si, codes)
+        if si < q.num_scales - 1:
+            inputs.append(q.next_input(si, f_hat))
+    return CorruptedBatch(torch.cat(inputs, 1), torch.cat(targets, 1), used)
+
+
+@torch.no_grad()
+def with_sampled_scale(gen, f: torch.Tensor, teacher: CorruptedBatch, prompts: list[str], share: float,
+                       earliest: int, generator: torch.Generator | None = None) -> CorruptedBatch:
+    """Replace, in a share of the rows, the codes of one scale (uniform in [earliest, last − 1]) by tokens the
+    transformer samples itself, with its own guidance and sampler, from that row's prefix; later scales
+    are re-quantised from what the sampled scale left of the true latent.
+
+    Nearest-code corruption (`corrupted_teacher_batch`) imitates one token's near miss. What the exact
+    evaluator punishes is different: the tokens of one scale are drawn independently, so the ones that
+    together outline an object at the 4×4 and 5×5 scales can disagree on its extent, and a square comes
+    out a rectangle. Only the model's own samples make that error; training on them teaches the later
+    scales to pull the object back to the shape the prompt asks for."""
+    q = gen.tokenizer.quantizer
+    K, B = q.num_scales, f.shape[0]
+    check_sampled_prefix(share, earliest, K)
+    device = f.device
+    rows = torch.nonzero(torch.rand(B, generator=generator, device=device) < share).flatten()
+    keep_through = torch.full((B,), K - 1, dtype=torch.long, device=device)
+    if len(rows) == 0:
+        return teacher
+    scale = torch.randint(earliest, K - 1, (len(rows),), generator=generator, device=device)
+    model = gen.transformer
+    was_training = model.training
+    gen.transformer.eval()
+    gen.conditioner.eval()
+    try:
+        chosen = [prompts[i] for i in rows.tolist()]
+        both = gen.conditioner(chosen + [None] * len(chosen))
+        x = teacher.inputs[rows].repeat(2, 1, 1)
+        cond, uncond = model(both.pooled, x, both.context, both.context_mask).chunk(2)
+    finally:
+        gen.transformer.train(was_training)
+        gen.conditioner.train(was_training)
+    prefix = [u.clone() for u in teacher.used]
+    for si in scale.unique().tolist():
+        mine = scale == si
+        begin, end = gen.begin_ends[si]
+        pn = q.patch_nums[si]
+        logits = cfg_mix(cond[mine, begin:end], uncond[mine, begin:end], gen.guidance_at(gen.sampling.cfg, si))
+        tokens = sample_batch(logits, generator, **gen.sampler_options(si))
+        prefix[si][rows[mine]] = tokens.view(-1, pn, pn)
+    keep_through[rows] = scale
+    return teacher_batch_from_prefix(q, f, prefix, keep_through)

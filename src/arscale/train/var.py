@@ -4,7 +4,8 @@ Teacher forcing on freshly sampled scenes: the frozen tokenizer gives per-scale 
 transformer predicts every scale from the condition and the coarser scales (block-causal mask),
 cross-entropy over all tokens. The prompt is replaced by the unconditional `<null>` text 10% of the
 time, which is what classifier-free guidance needs. `--self-correction` corrupts the prefixes and
-re-quantises the targets (`train/self_correction.py`), so the model learns to repair sampling errors.
+re-quantises the targets (`train/self_correction.py`), so the model learns to repair sampling errors;
+`--sampled-prefix` also puts one scale the model sampled itself into a share of the prefixes.
 """
 
 from __future__ import annotations
@@ -23,7 +24,12 @@ from arscale.generators.next_scale.generator import ScaleGenerator
 from arscale.generators.next_scale.shapeworld import WEIGHTS_DIR, build_shapeworld_var
 from arscale.train import common
 from arscale.train.grow import block_sources, deepen_state
-from arscale.train.self_correction import check_strength, corrupted_teacher_batch
+from arscale.train.self_correction import (
+    check_sampled_prefix,
+    check_strength,
+    corrupted_teacher_batch,
+    with_sampled_scale,
+)
 
 STATE_DIR = "train_state/shapeworld-var"
 
@@ -54,6 +60,12 @@ def register(sub) -> None:
                         "bitwise self-correction, which trains with 0.3; default 0 = plain teacher forcing)")
     p.add_argument("--self-correction-neighbours", type=int, default=8, metavar="K",
                    help="a corrupted token takes one of the K codes nearest its residual (0 = any code)")
+    p.add_argument("--sampled-prefix", type=float, default=0.0, metavar="SHARE",
+                   help="in this share of the rows, one scale of the prefix is sampled by the model itself (its "
+                        "guidance and sampler) and the later targets re-quantised: the errors of tokens drawn "
+                        "independently within a scale, which near-code corruption does not make (default 0)")
+    p.add_argument("--sampled-prefix-from", type=int, default=2, metavar="SI",
+                   help="the sampled scale is uniform in [SI, last − 1] (0-based; default %(default)s)")
     p.set_defaults(func=main)
 
 
@@ -139,8 +151,9 @@ def sample_accuracy(gen: ScaleGenerator, per_tag: int = 8, seed: int = 777, cfg:
 
 def main(args: argparse.Namespace) -> int:
     check_strength(args.self_correction, args.self_correction_neighbours)
-    device, state, resume = common.begin(args)
     tok_cfg = load_tokenizer_config(args.tokenizer)
+    check_sampled_prefix(args.sampled_prefix, args.sampled_prefix_from, len(tok_cfg["patch_nums"]))
+    device, state, resume = common.begin(args)
     init = None if resume else initial_weights(args.init_from)
     if resume and args.init_from:
         print(f"--init-from {args.init_from} is ignored: {args.state_dir} already holds a run, which resumes "
@@ -185,8 +198,12 @@ def main(args: argparse.Namespace) -> int:
         batch = stream.sample(args.batch_size)
         with torch.no_grad():
             # strength 0 is exactly plain teacher forcing (tested)
-            teacher = corrupted_teacher_batch(q, gen.tokenizer.latent(batch.images.to(device)),
-                                              args.self_correction, args.self_correction_neighbours, noise_rng)
+            latent = gen.tokenizer.latent(batch.images.to(device))
+            teacher = corrupted_teacher_batch(q, latent, args.self_correction, args.self_correction_neighbours,
+                                              noise_rng)
+            if args.sampled_prefix > 0:
+                teacher = with_sampled_scale(gen, latent, teacher, batch.prompts, args.sampled_prefix,
+                                             args.sampled_prefix_from, noise_rng)
             x, target = teacher.inputs, teacher.targets
         drop = torch.rand(len(batch.prompts), generator=drop_rng) < args.null_prob
         prompts = [None if d else p for p, d in zip(batch.prompts, drop.tolist())]
@@ -214,6 +231,8 @@ def main(args: argparse.Namespace) -> int:
     export = dict(config, training={"steps": step, "batch_size": args.batch_size, "lr": args.lr,
                                     "cooldown": args.cooldown, "self_correction": args.self_correction,
                                     "self_correction_neighbours": args.self_correction_neighbours,
+                                    "sampled_prefix": args.sampled_prefix,
+                                    "sampled_prefix_from": args.sampled_prefix_from,
                                     "elapsed_seconds": round(timer.elapsed), "device": str(device),
                                     "metrics": metrics})
     common.export_weights(model.state_dict(), export, args.out, dtype=torch.float16)

@@ -327,10 +327,13 @@ class ScaleGenerator(NextScaleLoop):
 
     def guidance(self, traj: Trajectories, si: int) -> torch.Tensor:
         """Per-row guidance scale at scale si."""
-        g = traj.rows["cfg"]
+        return self.guidance_at(traj.rows["cfg"], si)
+
+    def guidance_at(self, base: torch.Tensor | float, si: int) -> torch.Tensor | float:
+        """The guidance scale at scale si for a base scale `base` (the schedule applied)."""
         if self.sampling.cfg_schedule == "linear":
-            return 1 + g * si / max(1, self.num_scales - 1)
-        return g
+            return 1 + base * si / max(1, self.num_scales - 1)
+        return base
 
     def guide(self, traj: Trajectories, logits: torch.Tensor, *, upstream: bool = False) -> torch.Tensor:
         cond, uncond = logits.chunk(2)
