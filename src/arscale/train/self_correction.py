@@ -117,29 +117,27 @@ def with_sampled_scale(gen, f: torch.Tensor, teacher: CorruptedBatch, prompts: l
     Nearest-code corruption (`corrupted_teacher_batch`) imitates one token's near miss. What the exact
     evaluator punishes is different: the tokens of one scale are drawn independently, so the ones that
     together outline an object at the 4×4 and 5×5 scales can disagree on its extent, and a square comes
-    out a rectangle. Only the model's own samples make that error; training on them teaches the later
-    scales to pull the object back to the shape the prompt asks for."""
+    out a rectangle. Only the model's own samples make that error; training on them is meant to teach the
+    later scales to pull the object back (on the CPU-sized model it did not: RESULTS.md, Session 13)."""
     q = gen.tokenizer.quantizer
     K, B = q.num_scales, f.shape[0]
     check_sampled_prefix(share, earliest, K)
     device = f.device
     rows = torch.nonzero(torch.rand(B, generator=generator, device=device) < share).flatten()
-    keep_through = torch.full((B,), K - 1, dtype=torch.long, device=device)
     if len(rows) == 0:
         return teacher
     scale = torch.randint(earliest, K - 1, (len(rows),), generator=generator, device=device)
-    model = gen.transformer
-    was_training = model.training
-    gen.transformer.eval()
-    gen.conditioner.eval()
+    modes = [(m, m.training) for m in (gen.transformer, gen.conditioner)]
+    for m, _ in modes:
+        m.eval()  # sample as at inference (no dropout)
     try:
         chosen = [prompts[i] for i in rows.tolist()]
         both = gen.conditioner(chosen + [None] * len(chosen))
         x = teacher.inputs[rows].repeat(2, 1, 1)
-        cond, uncond = model(both.pooled, x, both.context, both.context_mask).chunk(2)
+        cond, uncond = gen.transformer(both.pooled, x, both.context, both.context_mask).chunk(2)
     finally:
-        gen.transformer.train(was_training)
-        gen.conditioner.train(was_training)
+        for m, was_training in modes:
+            m.train(was_training)
     prefix = [u.clone() for u in teacher.used]
     for si in scale.unique().tolist():
         mine = scale == si
@@ -148,5 +146,6 @@ def with_sampled_scale(gen, f: torch.Tensor, teacher: CorruptedBatch, prompts: l
         logits = cfg_mix(cond[mine, begin:end], uncond[mine, begin:end], gen.guidance_at(gen.sampling.cfg, si))
         tokens = sample_batch(logits, generator, **gen.sampler_options(si))
         prefix[si][rows[mine]] = tokens.view(-1, pn, pn)
+    keep_through = torch.full((B,), K - 1, dtype=torch.long, device=device)  # other rows keep their prefix
     keep_through[rows] = scale
     return teacher_batch_from_prefix(q, f, prefix, keep_through)
