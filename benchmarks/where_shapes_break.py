@@ -83,15 +83,17 @@ def main(argv: list[str] | None = None) -> int:
     if any(not 0 <= k <= K for k in starts):
         raise SystemExit(f"where_shapes_break: start scales must be in [0, {K}], got {starts}")
 
+    from tqdm import tqdm
+
     t0 = time.perf_counter()
     rows = []
-    for weights, gen in zip(args.weights, gens):
-        for color in args.colors:
-            for ci, cls in enumerate(classes):
-                images = clean_objects(cls, color, args.per_class, args.seed + ci)
-                acc = accuracy_by_start_scale(gen, images, cls, starts, args.seed, args.batch)
-                rows.append({"weights": weights or "shipped", "color": color or "any", "class": cls,
-                             "accuracy": {str(k): v for k, v in acc.items()}})
+    jobs = [(w, g, color, ci, cls) for w, g in zip(args.weights, gens) for color in args.colors
+            for ci, cls in enumerate(classes)]
+    for weights, gen, color, ci, cls in tqdm(jobs, desc="where_shapes_break", unit="row"):
+        images = clean_objects(cls, color, args.per_class, args.seed + ci)
+        acc = accuracy_by_start_scale(gen, images, cls, starts, args.seed, args.batch)
+        rows.append({"weights": weights or "shipped", "color": color or "any", "class": cls,
+                     "accuracy": {str(k): v for k, v in acc.items()}})
     print(f"{len(rows)} rows of {args.per_class} objects in {time.perf_counter() - t0:.0f} s "
           f"(k = {K}: reconstruction; k = 0: raw sampling)\n")
     print("| weights | colour | class | " + " | ".join(f"sampled from {k}" for k in starts) + " |")

@@ -51,6 +51,24 @@ def check_sampled_prefix(share: float, earliest: int, num_scales: int) -> None:
                            f"an input), got {earliest}")
 
 
+def _teacher_pass(q: MultiScaleResidualQuantizer, f: torch.Tensor, choose) -> CorruptedBatch:
+    """One pass over the scales of the latent f: the target of each scale is the best code for what the
+    prefix left of f; `choose(si, dist, best)` -> the codes [B, pn*pn] the prefix actually accumulates."""
+    B = f.shape[0]
+    f_hat = torch.zeros_like(f)
+    inputs, targets, used = [], [], []
+    for si, pn in enumerate(q.patch_nums):
+        dist = q.distances(resize(f - f_hat, pn, q.down_mode))
+        best = dist.argmin(1)
+        targets.append(best.view(B, -1))
+        codes = choose(si, dist, best).view(B, pn, pn)
+        used.append(codes)
+        f_hat = f_hat + q.embed_scale(si, codes)
+        if si < q.num_scales - 1:
+            inputs.append(q.next_input(si, f_hat))
+    return CorruptedBatch(torch.cat(inputs, 1), torch.cat(targets, 1), used)
+
+
 @torch.no_grad()
 def corrupted_teacher_batch(q: MultiScaleResidualQuantizer, f: torch.Tensor, strength: float, neighbours: int,
                             generator: torch.Generator | None = None) -> CorruptedBatch:
@@ -60,30 +78,23 @@ def corrupted_teacher_batch(q: MultiScaleResidualQuantizer, f: torch.Tensor, str
     check_strength(strength, neighbours)
     neighbours = min(neighbours, q.vocab_size - 1)
     B, device = f.shape[0], f.device
-    f_hat = torch.zeros_like(f)
-    inputs, targets, used = [], [], []
-    for si, pn in enumerate(q.patch_nums):
-        dist = q.distances(resize(f - f_hat, pn, q.down_mode))
-        best = dist.argmin(1)
-        targets.append(best.view(B, -1))
-        codes = best
-        if strength > 0 and si < q.num_scales - 1:
-            p = torch.rand(B, 1, generator=generator, device=device) * strength
-            replace = (torch.rand(B, pn * pn, generator=generator, device=device) < p).flatten()
-            if neighbours:
-                near = dist.topk(neighbours + 1, dim=1, largest=False).indices[:, 1:]
-                pick = torch.randint(neighbours, (len(best), 1), generator=generator, device=device)
-                other = near.gather(1, pick).squeeze(1)
-            else:
-                other = (best + torch.randint(1, q.vocab_size, best.shape, generator=generator, device=device)
-                         ) % q.vocab_size
-            codes = torch.where(replace, other, best)
-        codes = codes.view(B, pn, pn)
-        used.append(codes)
-        f_hat = f_hat + q.embed_scale(si, codes)
-        if si < q.num_scales - 1:
-            inputs.append(q.next_input(si, f_hat))
-    return CorruptedBatch(torch.cat(inputs, 1), torch.cat(targets, 1), used)
+
+    def choose(si: int, dist: torch.Tensor, best: torch.Tensor) -> torch.Tensor:
+        if strength == 0 or si == q.num_scales - 1:
+            return best
+        pn = q.patch_nums[si]
+        p = torch.rand(B, 1, generator=generator, device=device) * strength
+        replace = (torch.rand(B, pn * pn, generator=generator, device=device) < p).flatten()
+        if neighbours:
+            near = dist.topk(neighbours + 1, dim=1, largest=False).indices[:, 1:]
+            pick = torch.randint(neighbours, (len(best), 1), generator=generator, device=device)
+            other = near.gather(1, pick).squeeze(1)
+        else:
+            other = (best + torch.randint(1, q.vocab_size, best.shape, generator=generator, device=device)
+                     ) % q.vocab_size
+        return torch.where(replace, other, best)
+
+    return _teacher_pass(q, f, choose)
 
 
 @torch.no_grad()
@@ -93,18 +104,12 @@ def teacher_batch_from_prefix(q: MultiScaleResidualQuantizer, f: torch.Tensor, p
     that its codes are re-quantised from what that prefix left of f. Targets are always the best codes
     for the residual, as in `corrupted_teacher_batch`."""
     B = f.shape[0]
-    f_hat = torch.zeros_like(f)
-    inputs, targets, used = [], [], []
-    for si, pn in enumerate(q.patch_nums):
-        best = q.distances(resize(f - f_hat, pn, q.down_mode)).argmin(1).view(B, pn, pn)
-        targets.append(best.view(B, -1))
-        keep = (keep_through >= si).view(B, 1, 1)
-        codes = torch.where(keep, prefix[si], best)
-        used.append(codes)
-        f_hat = f_hat + q.embed_scale(si, codes)
-        if si < q.num_scales - 1:
-            inputs.append(q.next_input(si, f_hat))
-    return CorruptedBatch(torch.cat(inputs, 1), torch.cat(targets, 1), used)
+
+    def choose(si: int, dist: torch.Tensor, best: torch.Tensor) -> torch.Tensor:
+        keep = (keep_through >= si).view(B, 1)
+        return torch.where(keep, prefix[si].reshape(B, -1), best.view(B, -1))
+
+    return _teacher_pass(q, f, choose)
 
 
 @torch.no_grad()
