@@ -3,15 +3,21 @@
 # models are limited by their size). Both fit the 30 MB shipped-weights budget together with the other
 # shipped files (tested in tests/test_gpu_recipes.py): ShapeWorld-VAR 224 wide x 6 blocks (6.3 M
 # parameters, 12 MB in fp16; shipped: 160 x 4) and ShapeWorld-AR 192 x 6 (3.3 M, 6.3 MB; shipped: 128 x 4),
-# on the shipped, frozen tokenizers. Every stage is resumable and stops after MINUTES (default 9, one
-# device command); run it again until it reports the last step, then evaluate:
+# on the shipped, frozen tokenizers. Each training stage is one device command of MINUTES (default 9) that
+# ends with its schedule finished (--fit-time-limit, below); then evaluate:
 #
-#   bash benchmarks/gpu/retrain_larger.sh var     # repeat until step == VAR_STEPS
-#   bash benchmarks/gpu/retrain_larger.sh ar      # repeat until step == AR_STEPS
+#   bash benchmarks/gpu/retrain_larger.sh var     # VAR_STEPS at most, fitted to MINUTES
+#   bash benchmarks/gpu/retrain_larger.sh ar      # AR_STEPS at most, fitted to MINUTES
 #   bash benchmarks/gpu/retrain_larger.sh eval    # raw sampling on fresh draws, shipped vs larger (LIMIT=K: first K)
 #
 # States and weights go to $ROOT (default runs/gpu); finished weights folders are copied to $OUT when set
 # (the device tool's return folder). The last COOLDOWN steps anneal the learning rate to zero.
+# --fit-time-limit: after 50 timed steps the trainer lowers the step count (and the cooldown in proportion)
+# to what MINUTES allow, so one device call ends with a finished, cooled-down model even on a slower card.
+# The stages stay resumable from $ROOT, but a fresh device machine starts bare, and the VAR state (weights and
+# optimizer, about 75 MB) is over the 64 MiB the device tool carries.
+# WORKERS processes (default 10) make the scenes ahead of the trainer: one core makes about 3200 scenes/s,
+# so 8000 steps at batch 256 would wait over ten minutes for data alone (benchmarks/scene_stream.py).
 # Before shipping: re-check sampling defaults on held-out draws, then raise the per-model size limits
 # in tests/next_scale/test_shipped_var_model.py and tests/next_token/test_shipped_ar_model.py.
 set -euo pipefail
@@ -23,6 +29,7 @@ MINUTES=${MINUTES:-9}
 VAR_STEPS=${VAR_STEPS:-8000}
 AR_STEPS=${AR_STEPS:-8000}
 COOLDOWN=${COOLDOWN:-1500}
+WORKERS=${WORKERS:-10}
 HERE=$(dirname "$0")
 SHIPPED=src/arscale/weights
 mkdir -p "$ROOT"
@@ -37,13 +44,14 @@ case "${1:-}" in
   var)
     "${ARSCALE[@]}" train shapeworld-var --config "$HERE/shapeworld-var-large.json" --tokenizer "$SHIPPED/shapeworld-var" \
       --state-dir "$ROOT/var-state" --out "$ROOT/shapeworld-var-large" --steps "$VAR_STEPS" --cooldown "$COOLDOWN" \
-      --batch-size 256 --lr 1e-3 --self-correction 0.3 --threads 8 --time-limit "$MINUTES" --eval-every 2000
+      --batch-size 256 --lr 1e-3 --self-correction 0.3 --threads 4 --data-workers "$WORKERS" --time-limit "$MINUTES" \
+      --fit-time-limit --eval-every 2000
     export_to_out "$ROOT/shapeworld-var-large" "$SHIPPED/shapeworld-var"
     ;;
   ar)
     "${ARSCALE[@]}" train shapeworld-ar --config "$HERE/shapeworld-ar-large.json" --tokenizer "$SHIPPED/shapeworld-ar" \
       --state-dir "$ROOT/ar-state" --out "$ROOT/shapeworld-ar-large" --steps "$AR_STEPS" --cooldown "$COOLDOWN" \
-      --batch-size 128 --lr 1e-3 --threads 8 --time-limit "$MINUTES"
+      --batch-size 128 --lr 1e-3 --threads 4 --data-workers "$WORKERS" --time-limit "$MINUTES" --fit-time-limit
     export_to_out "$ROOT/shapeworld-ar-large" "$SHIPPED/shapeworld-ar"
     ;;
   eval)

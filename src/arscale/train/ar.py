@@ -36,6 +36,7 @@ def register(sub) -> None:
     p = sub.add_parser("shapeworld-ar", help="train the next-token decoder of ShapeWorld-AR")
     common.add_training_args(p, steps=12000, batch_size=64, lr=1e-3, state_dir=STATE_DIR, out_dir=str(WEIGHTS_DIR))
     common.add_cooldown_arg(p)
+    common.add_fit_arg(p)
     p.add_argument("--config", default=None, help="JSON file with ShapeWorldARConfig fields (new runs only)")
     p.add_argument("--tokenizer", default=None, help="folder with tokenizer.safetensors (default: --out)")
     p.add_argument("--text-dropout", type=float, default=0.1, help="probability of the null prompt")
@@ -127,6 +128,7 @@ def decoder_step(tokenizer: VQTokenizer, opt: torch.optim.Optimizer, images: tor
 
 
 def main(args: argparse.Namespace) -> int:
+    common.check_fit_arg(args)
     device, state, resume = common.begin(args)
     tuned = Path(args.state_dir) / "tokenizer"
     tokenizer = load_tokenizer(tuned if resume and tuned.exists() else Path(args.tokenizer or args.out), device)
@@ -150,9 +152,10 @@ def main(args: argparse.Namespace) -> int:
                              {"params": no_decay, "weight_decay": 0.0}], lr=args.lr, betas=(0.9, 0.95))
     run = common.restore(state, model, opt) if resume else common.Resumed()
     step, metrics = run.step, run.metrics
-    stream = common.ShapeWorldStream(args.batch_size, args.seed, start_step=step)
+    stream = common.ShapeWorldStream(args.batch_size, args.seed, start_step=step, workers=args.data_workers)
     drop_rng = torch.Generator().manual_seed(args.seed * 7919 + step)
     timer = common.Timer(run.elapsed, args.checkpoint_minutes, args.time_limit)
+    fitter = common.StepFitter(args, timer, step)
 
     tok_config = {"tokenizer": tokenizer.config.to_dict()}
 
@@ -198,6 +201,9 @@ def main(args: argparse.Namespace) -> int:
             rec_loss = decoder_step(tokenizer, dec_opt, batch.images.to(device))
             tokenizer.eval()
         bar.update(1)
+        if message := fitter.after_step(step):
+            bar.total = args.steps
+            bar.write(message)
         if step % 20 == 0:
             bar.set_postfix(loss=f"{running:.4f}", rec=f"{rec_loss:.4f}")
         if step % 500 == 0:
@@ -212,6 +218,7 @@ def main(args: argparse.Namespace) -> int:
         if timer.out_of_time():
             break
     bar.close()
+    stream.close()
     metrics = {"step": step, "loss_ema": running}
     save()
     print(f"saved state to {args.state_dir} and weights to {args.out}")

@@ -9,25 +9,31 @@ Used by every ShapeWorld trainer (multi-scale tokenizer, VAR, VQ tokenizer, AR, 
   every trainer starts; `rewarm` ramps the learning rate again after a resume without optimizer moments.
 - `ShapeWorldStream(batch_size, seed)`: an endless stream of freshly sampled scenes over all six
   tags (uniform tag per sample) → `Batch(images [B,3,64,64] float in [0,1], prompts, metadata)`.
-  The stream is seeded from (seed, step), so a resumed run continues with new data, reproducibly.
+  Each batch is seeded from (seed, step), so a resumed run sees the data the uninterrupted run would
+  have; `--data-workers N` makes the batches ahead in N processes (the same batches).
 - `TrainState`: resumable checkpoints in a directory — `model.safetensors` (weights),
   `optimizer.safetensors` (optimizer state; param groups in its metadata), `state.json` (step, config,
   elapsed time, free-form metrics). `save` is atomic (write then rename).
 - `export_weights(state_dict, config, out_dir, filename)`: the shippable files (safetensors + config.json).
 - `progress(total, initial, desc)`: the tqdm bar every trainer shows.
 - `Timer`: elapsed wall time across resumes, and "time to checkpoint?" checks.
+- `StepFitter` (`--fit-time-limit`): after timing a few steps, shortens the schedule (`fitted_steps`) so a
+  run with a `--time-limit` still ends with its cooldown.
 """
 
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import json
+import multiprocessing
 import os
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 import torch
@@ -39,7 +45,7 @@ from arscale.generators.seeding import mix
 
 
 def add_training_args(parser: argparse.ArgumentParser, *, steps: int, batch_size: int, lr: float,
-                      state_dir: str, out_dir: str) -> None:
+                      state_dir: str, out_dir: str, scene_stream: bool = True) -> None:
     parser.add_argument("--steps", type=int, default=steps, help="total optimizer steps (default %(default)s)")
     parser.add_argument("--batch-size", type=int, default=batch_size, help="images per step (default %(default)s)")
     parser.add_argument("--lr", type=float, default=lr, help="peak learning rate (default %(default)s)")
@@ -54,6 +60,11 @@ def add_training_args(parser: argparse.ArgumentParser, *, steps: int, batch_size
     parser.add_argument("--time-limit", type=float, default=0.0,
                         help="stop (and save) after this many minutes of this run; 0 = no limit")
     parser.add_argument("--fresh", action="store_true", help="ignore an existing training state and start over")
+    if scene_stream:
+        parser.add_argument("--data-workers", type=int, default=0, metavar="N",
+                            help="processes that sample and render scenes ahead of the trainer (0 = in the "
+                                 "trainer; use several on a GPU, where one core cannot keep up); same data "
+                                 "either way")
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -71,25 +82,69 @@ class Batch:
     metadata: list[dict]
 
 
-class ShapeWorldStream:
-    """Endless batches of random scenes for prompts of all six tags (a uniform tag per sample)."""
+def scene_batch(seed: int, index: int, n: int, tags: tuple[str, ...]) -> tuple[np.ndarray, list[dict]]:
+    """Batch `index` of a stream: `n` random scenes, rendered to uint8 [n, 64, 64, 3], with their metadata.
+    A pure function of its arguments, so any process can make any batch."""
+    sw = shapeworld_api()
+    rng = np.random.default_rng(mix(seed, index, 0x5CE7E))
+    metadata, scenes = [], []
+    for _ in range(n):
+        md = sw.random_metadata(rng, tags[int(rng.integers(len(tags)))])
+        metadata.append(md)
+        scenes.append(sw.sample_scene(md, rng))
+    return sw.render_batch(scenes), metadata
 
-    def __init__(self, batch_size: int, seed: int, *, start_step: int = 0, tags: tuple[str, ...] | None = None):
-        self.sw = shapeworld_api()
+
+class ShapeWorldStream:
+    """Endless batches of random scenes for prompts of all six tags (a uniform tag per sample).
+
+    Batch k after `start_step` is `scene_batch(seed, start_step + k, n, tags)`, so a run resumed at a step
+    sees exactly the data the uninterrupted run would have. With `workers` > 0, worker processes make the
+    next batches while the trainer steps (scene sampling is pure Python, about 3200 scenes/s per core,
+    which would starve a GPU at batch 256); the batches are the same with any number of workers."""
+
+    def __init__(self, batch_size: int, seed: int, *, start_step: int = 0, tags: tuple[str, ...] | None = None,
+                 workers: int = 0):
+        if workers < 0:
+            raise ArscaleError(f"--data-workers must be >= 0, got {workers}")
         self.batch_size = batch_size
-        self.tags = tuple(tags) if tags else tuple(self.sw.TAGS)
-        self.rng = np.random.default_rng(mix(seed, start_step, 0x5CE7E))
+        self.seed = seed
+        self.index = start_step
+        self.tags = tuple(tags) if tags else tuple(shapeworld_api().TAGS)
+        self.pool = None
+        self.pending: deque = deque()  # (index, n, future), in index order
+        if workers > 0:
+            # spawn, not fork: the trainer may already hold CUDA or OpenMP state that a fork would copy
+            context = multiprocessing.get_context("spawn")
+            self.pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=context)
+            self.depth = 2 * workers
 
     def sample(self, n: int) -> Batch:
-        metadata, scenes = [], []
-        for _ in range(n):
-            tag = self.tags[int(self.rng.integers(len(self.tags)))]
-            md = self.sw.random_metadata(self.rng, tag)
-            metadata.append(md)
-            scenes.append(self.sw.sample_scene(md, self.rng))
-        pixels = self.sw.render_batch(scenes)
+        index, self.index = self.index, self.index + 1
+        if self.pool is None:
+            pixels, metadata = scene_batch(self.seed, index, n, self.tags)
+        else:
+            while self.pending and (self.pending[0][0] < index or self.pending[0][1] != n):
+                self.pending.popleft()[2].cancel()  # made for another batch size: recompute below
+            head = self.pending.popleft() if self.pending and self.pending[0][0] == index else None
+            ahead = self.pending[-1][0] + 1 if self.pending else index + 1
+            while len(self.pending) < self.depth:
+                self.pending.append((ahead, n, self.pool.submit(scene_batch, self.seed, ahead, n, self.tags)))
+                ahead += 1
+            pixels, metadata = head[2].result() if head else scene_batch(self.seed, index, n, self.tags)
         images = torch.from_numpy(pixels).permute(0, 3, 1, 2).float().div_(255)
         return Batch(images, [md["prompt"] for md in metadata], metadata)
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=False, cancel_futures=True)
+            self.pool, self.pending = None, deque()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def __iter__(self) -> Iterator[Batch]:
         while True:
@@ -107,7 +162,11 @@ def begin(args: argparse.Namespace) -> tuple[torch.device, TrainState, bool]:
     """The start of every trainer: torch threads, the device, the state directory, whether to resume it."""
     torch.set_num_threads(max(1, args.threads))
     state = TrainState(args.state_dir)
-    return pick_device(args.device), state, state.exists and not args.fresh
+    device = pick_device(args.device)
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True  # training only; inference and parity tests stay fp32
+        torch.backends.cudnn.allow_tf32 = True
+    return device, state, state.exists and not args.fresh
 
 
 @dataclass
@@ -263,6 +322,40 @@ class Timer:
     def out_of_time(self) -> bool:
         return self.limit > 0 and time.monotonic() - self.start >= self.limit
 
+    def seconds_left(self) -> float:
+        return self.limit - (time.monotonic() - self.start)
+
+
+class StepFitter:
+    """`--fit-time-limit` in a training loop: times this run's steps FIT_SKIP_STEPS + 1 to
+    FIT_SKIP_STEPS + FIT_PROBE_STEPS (the first ones pay for start-up), then lowers `args.steps` and
+    `args.cooldown` once with `fitted_steps`; the loop's learning-rate schedule reads them each step."""
+
+    FIT_SKIP_STEPS = 5
+
+    def __init__(self, args: argparse.Namespace, timer: Timer, first_step: int):
+        self.args, self.timer = args, timer
+        self.start_at = first_step + self.FIT_SKIP_STEPS
+        self.fit_at = self.start_at + FIT_PROBE_STEPS
+        self.started: float | None = None
+
+    def after_step(self, step: int) -> str | None:
+        """Call after each optimizer step; returns a message the one time it changes the plan."""
+        if not self.args.fit_time_limit or step > self.fit_at:
+            return None
+        if step == self.start_at:
+            self.started = time.monotonic()
+        if step < self.fit_at or self.started is None:
+            return None
+        planned = self.args.steps, self.args.cooldown
+        self.args.steps, self.args.cooldown = fitted_steps(
+            *planned, step, FIT_PROBE_STEPS, time.monotonic() - self.started, self.timer.seconds_left())
+        seconds = (time.monotonic() - self.started) / FIT_PROBE_STEPS
+        if (self.args.steps, self.args.cooldown) == planned:
+            return f"--fit-time-limit: {seconds:.3f} s/step, the planned {planned[0]} steps fit"
+        return (f"--fit-time-limit: {seconds:.3f} s/step, so {self.args.steps} steps (cooldown "
+                f"{self.args.cooldown}) instead of {planned[0]} (cooldown {planned[1]})")
+
 
 def cosine_lr(step: int, total: int, peak: float, warmup: int) -> float:
     if step < warmup:
@@ -276,6 +369,31 @@ def add_cooldown_arg(parser: argparse.ArgumentParser) -> None:
                         help="decay the learning rate linearly to zero over the last STEPS steps, from the "
                              "schedule's value where the decay starts (a WSD-style anneal; to anneal a trained "
                              "state, resume it with --steps STEP+STEPS --cooldown STEPS); default 0 = none")
+
+
+FIT_PROBE_STEPS = 50
+
+
+def add_fit_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--fit-time-limit", action="store_true",
+                        help=f"after this run's first {FIT_PROBE_STEPS} steps, lower --steps (and --cooldown in "
+                             "proportion) to what --time-limit allows at the measured speed, so a run that must "
+                             "end in one sitting (a lent GPU) still finishes its schedule and cooldown")
+
+
+def check_fit_arg(args: argparse.Namespace) -> None:
+    if args.fit_time_limit and args.time_limit <= 0:
+        raise ArscaleError("--fit-time-limit needs a --time-limit in minutes")
+
+
+def fitted_steps(steps: int, cooldown: int, step: int, probe_steps: int, probe_seconds: float,
+                 seconds_left: float, reserve: float = 0.05) -> tuple[int, int]:
+    """(steps, cooldown) for a run at `step` that took `probe_seconds` for its last `probe_steps` steps and
+    has `seconds_left`: the steps that fit in all but `reserve` of the time left (the final save, evaluation
+    and export), never more than planned; the cooldown keeps its share of the schedule."""
+    affordable = int(seconds_left * (1 - reserve) * probe_steps / max(probe_seconds, 1e-9))
+    fit = max(step + 1, min(steps, step + affordable))
+    return fit, min(fit, round(cooldown * fit / steps))
 
 
 def cooled(schedule: Callable[[int], float], step: int, total: int, cooldown: int) -> float:

@@ -123,7 +123,7 @@ def main(args: argparse.Namespace) -> int:
         draw_start_scales(1, gen.num_scales, args.generated_fraction, earliest,
                           torch.Generator())  # validates both options before any training
         start_rng = torch.Generator().manual_seed(args.seed * 1000003 + step)
-    stream = common.ShapeWorldStream(args.batch_size, args.seed, start_step=step)
+    stream = common.ShapeWorldStream(args.batch_size, args.seed, start_step=step, workers=args.data_workers)
     timer = common.Timer(elapsed, args.checkpoint_minutes, args.time_limit)
     usage = torch.zeros(config.vocab_size, device=device)
 
@@ -168,6 +168,7 @@ def main(args: argparse.Namespace) -> int:
         if timer.out_of_time():
             break
     bar.close()
+    stream.close()
     save()
     common.export_weights(model.state_dict(), config.to_dict(), args.out, "tokenizer.safetensors",
                           "tokenizer_config.json", dtype=torch.float16)

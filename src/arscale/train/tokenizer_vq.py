@@ -94,7 +94,7 @@ def decoder_only(args: argparse.Namespace) -> int:
     opt = torch.optim.Adam(params, lr=args.lr, betas=(0.9, 0.95))
     run = common.restore(state, model, opt) if resume else common.Resumed()
     step = run.step
-    stream = common.ShapeWorldStream(args.batch_size, args.seed + 1, start_step=step)
+    stream = common.ShapeWorldStream(args.batch_size, args.seed + 1, start_step=step, workers=args.data_workers)
     timer = common.Timer(run.elapsed, args.checkpoint_minutes, args.time_limit)
     config = model.config.to_dict()
     metrics: dict = {}
@@ -115,6 +115,7 @@ def decoder_only(args: argparse.Namespace) -> int:
         if timer.out_of_time():
             break
     bar.close()
+    stream.close()
     model.eval()
     state.save(model, opt, step=step, config=config, elapsed=timer.elapsed, metrics=metrics)
     common.export_weights(half(model.state_dict()), {"tokenizer": config, "decoder_only_steps": step}, args.out,
@@ -138,7 +139,7 @@ def main(args: argparse.Namespace) -> int:
     opt = torch.optim.Adam(model.parameters(), lr=args.lr, betas=(0.9, 0.95))
     run = common.restore(state, model, opt) if resume else common.Resumed()
     step, metrics = run.step, run.metrics
-    stream = common.ShapeWorldStream(args.batch_size, args.seed, start_step=step)
+    stream = common.ShapeWorldStream(args.batch_size, args.seed, start_step=step, workers=args.data_workers)
     timer = common.Timer(run.elapsed, args.checkpoint_minutes, args.time_limit)
     usage = torch.ones(config.codebook_size, device=device)
 
@@ -172,6 +173,7 @@ def main(args: argparse.Namespace) -> int:
         if timer.out_of_time():
             break
     bar.close()
+    stream.close()
     save()
     from arscale.train.ar import half
 
