@@ -326,37 +326,6 @@ class Timer:
         return self.limit - (time.monotonic() - self.start)
 
 
-class StepFitter:
-    """`--fit-time-limit` in a training loop: times this run's steps FIT_SKIP_STEPS + 1 to
-    FIT_SKIP_STEPS + FIT_PROBE_STEPS (the first ones pay for start-up), then lowers `args.steps` and
-    `args.cooldown` once with `fitted_steps`; the loop's learning-rate schedule reads them each step."""
-
-    FIT_SKIP_STEPS = 5
-
-    def __init__(self, args: argparse.Namespace, timer: Timer, first_step: int):
-        self.args, self.timer = args, timer
-        self.start_at = first_step + self.FIT_SKIP_STEPS
-        self.fit_at = self.start_at + FIT_PROBE_STEPS
-        self.started: float | None = None
-
-    def after_step(self, step: int) -> str | None:
-        """Call after each optimizer step; returns a message the one time it changes the plan."""
-        if not self.args.fit_time_limit or step > self.fit_at:
-            return None
-        if step == self.start_at:
-            self.started = time.monotonic()
-        if step < self.fit_at or self.started is None:
-            return None
-        planned = self.args.steps, self.args.cooldown
-        self.args.steps, self.args.cooldown = fitted_steps(
-            *planned, step, FIT_PROBE_STEPS, time.monotonic() - self.started, self.timer.seconds_left())
-        seconds = (time.monotonic() - self.started) / FIT_PROBE_STEPS
-        if (self.args.steps, self.args.cooldown) == planned:
-            return f"--fit-time-limit: {seconds:.3f} s/step, the planned {planned[0]} steps fit"
-        return (f"--fit-time-limit: {seconds:.3f} s/step, so {self.args.steps} steps (cooldown "
-                f"{self.args.cooldown}) instead of {planned[0]} (cooldown {planned[1]})")
-
-
 def cosine_lr(step: int, total: int, peak: float, warmup: int) -> float:
     if step < warmup:
         return peak * (step + 1) / warmup
@@ -376,9 +345,9 @@ FIT_PROBE_STEPS = 50
 
 def add_fit_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fit-time-limit", action="store_true",
-                        help=f"after this run's first {FIT_PROBE_STEPS} steps, lower --steps (and --cooldown in "
-                             "proportion) to what --time-limit allows at the measured speed, so a run that must "
-                             "end in one sitting (a lent GPU) still finishes its schedule and cooldown")
+                        help=f"after timing {FIT_PROBE_STEPS} of this run's first steps, lower --steps (and "
+                             "--cooldown in proportion) to what --time-limit allows at the measured speed, so a "
+                             "run that must end in one sitting (a lent GPU) still finishes its schedule and cooldown")
 
 
 def check_fit_arg(args: argparse.Namespace) -> None:
@@ -394,6 +363,38 @@ def fitted_steps(steps: int, cooldown: int, step: int, probe_steps: int, probe_s
     affordable = int(seconds_left * (1 - reserve) * probe_steps / max(probe_seconds, 1e-9))
     fit = max(step + 1, min(steps, step + affordable))
     return fit, min(fit, round(cooldown * fit / steps))
+
+
+class StepFitter:
+    """`--fit-time-limit` in a training loop: times this run's steps FIT_SKIP_STEPS + 1 to
+    FIT_SKIP_STEPS + FIT_PROBE_STEPS (the first ones pay for start-up), then lowers `args.steps` and
+    `args.cooldown` once with `fitted_steps`; the loop's learning-rate schedule reads them each step."""
+
+    FIT_SKIP_STEPS = 5
+
+    def __init__(self, args: argparse.Namespace, timer: Timer, first_step: int):
+        self.args, self.timer = args, timer
+        self.start_at = first_step + self.FIT_SKIP_STEPS
+        self.fit_at = self.start_at + FIT_PROBE_STEPS
+        self.started: float | None = None
+
+    def after_step(self, step: int) -> str | None:
+        """Call after each optimizer step; returns a message the one time it fits the plan."""
+        if not self.args.fit_time_limit or step > self.fit_at:
+            return None
+        if step == self.start_at:
+            self.started = time.monotonic()
+        if step < self.fit_at or self.started is None:
+            return None
+        probe = time.monotonic() - self.started
+        planned = self.args.steps, self.args.cooldown
+        self.args.steps, self.args.cooldown = fitted_steps(*planned, step, FIT_PROBE_STEPS, probe,
+                                                           self.timer.seconds_left())
+        speed = f"--fit-time-limit: {probe / FIT_PROBE_STEPS:.3f} s/step"
+        if (self.args.steps, self.args.cooldown) == planned:
+            return f"{speed}, the planned {planned[0]} steps fit"
+        return (f"{speed}, so {self.args.steps} steps (cooldown {self.args.cooldown}) instead of {planned[0]} "
+                f"(cooldown {planned[1]})")
 
 
 def cooled(schedule: Callable[[int], float], step: int, total: int, cooldown: int) -> float:
