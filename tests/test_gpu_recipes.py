@@ -38,3 +38,30 @@ def test_larger_models_fit_the_shipped_budget():
                  "shapeworld-ar/tokenizer.safetensors"]
     total = sum((WEIGHTS / f).stat().st_size for f in unchanged) + 2 * (var_params + _params(large_ar))  # fp16
     assert total <= 30 * 2**20, f"{total / 2**20:.1f} MB"
+
+
+def test_the_recipe_runs_end_to_end_when_made_tiny(tmp_path):
+    """Each stage of retrain_larger.sh, with two steps at batch 4 on the CPU: the flags it passes exist, the
+    weights it returns load, and the evaluation writes its tables."""
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+               ROOT=str(tmp_path / "gpu"), OUT=str(tmp_path / "out"), MINUTES="5", VAR_STEPS="2", AR_STEPS="2",
+               COOLDOWN="1", VAR_BATCH="4", AR_BATCH="4", WORKERS="1", LIMIT="2")
+    for stage in ("var", "ar", "eval"):
+        done = subprocess.run(["bash", str(RECIPES / "retrain_larger.sh"), stage], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=600, check=False)
+        assert done.returncode == 0, done.stderr[-2000:]
+    var_out, ar_out = tmp_path / "out" / "shapeworld-var-large", tmp_path / "out" / "shapeworld-ar-large"
+    assert _json(var_out / "config.json")["training"]["steps"] == 2
+    assert _json(var_out / "config.json")["transformer"]["width"] == _json(RECIPES / "shapeworld-var-large.json")[
+        "transformer"]["width"]
+    assert (ar_out / "model.safetensors").exists() and (ar_out / "tokenizer.safetensors").exists()
+    tables = sorted(p.name for p in (tmp_path / "out" / "eval").iterdir())
+    assert tables == ["shapeworld-ar-large.md", "shapeworld-ar.md", "shapeworld-var-large.md", "shapeworld-var.md"]
+    from arscale.generators.registry import load_generator
+
+    assert load_generator("shapeworld-var", weights=str(var_out)).generate(["a photo of a red circle"], 1,
+                                                                          seed=0).shape == (1, 3, 64, 64)

@@ -10,6 +10,9 @@
 #   bash benchmarks/gpu/retrain_larger.sh ar      # AR_STEPS at most, fitted to MINUTES
 #   bash benchmarks/gpu/retrain_larger.sh eval    # raw sampling on fresh draws, shipped vs larger (LIMIT=K: first K)
 #
+# One device call can do both for a model: MINUTES=7 bash benchmarks/gpu/retrain_larger.sh var && bash ... eval.
+# VAR_BATCH, AR_BATCH (256, 128) and WORKERS change the batch and data processes (tests run it tiny, on CPU).
+#
 # States and weights go to $ROOT (default runs/gpu); finished weights folders are copied to $OUT when set
 # (the device tool's return folder). The last COOLDOWN steps anneal the learning rate to zero.
 # --fit-time-limit: after 50 timed steps the trainer lowers the step count (and the cooldown in proportion)
@@ -30,6 +33,8 @@ VAR_STEPS=${VAR_STEPS:-8000}
 AR_STEPS=${AR_STEPS:-8000}
 COOLDOWN=${COOLDOWN:-1500}
 WORKERS=${WORKERS:-10}
+VAR_BATCH=${VAR_BATCH:-256}
+AR_BATCH=${AR_BATCH:-128}
 HERE=$(dirname "$0")
 SHIPPED=src/arscale/weights
 mkdir -p "$ROOT"
@@ -44,14 +49,15 @@ case "${1:-}" in
   var)
     "${ARSCALE[@]}" train shapeworld-var --config "$HERE/shapeworld-var-large.json" --tokenizer "$SHIPPED/shapeworld-var" \
       --state-dir "$ROOT/var-state" --out "$ROOT/shapeworld-var-large" --steps "$VAR_STEPS" --cooldown "$COOLDOWN" \
-      --batch-size 256 --lr 1e-3 --self-correction 0.3 --threads 4 --data-workers "$WORKERS" --time-limit "$MINUTES" \
+      --batch-size "$VAR_BATCH" --lr 1e-3 --self-correction 0.3 --threads 4 --data-workers "$WORKERS" --time-limit "$MINUTES" \
       --fit-time-limit --eval-every 2000
     export_to_out "$ROOT/shapeworld-var-large" "$SHIPPED/shapeworld-var"
     ;;
   ar)
     "${ARSCALE[@]}" train shapeworld-ar --config "$HERE/shapeworld-ar-large.json" --tokenizer "$SHIPPED/shapeworld-ar" \
       --state-dir "$ROOT/ar-state" --out "$ROOT/shapeworld-ar-large" --steps "$AR_STEPS" --cooldown "$COOLDOWN" \
-      --batch-size 128 --lr 1e-3 --threads 4 --data-workers "$WORKERS" --time-limit "$MINUTES" --fit-time-limit
+      --batch-size "$AR_BATCH" --lr 1e-3 --threads 4 --data-workers "$WORKERS" --time-limit "$MINUTES" --fit-time-limit \
+      --fresh-fraction 1 --tune-decoder-every 0  # every sample fresh (no CPU replay economy); tokenizer frozen
     export_to_out "$ROOT/shapeworld-ar-large" "$SHIPPED/shapeworld-ar"
     ;;
   eval)
