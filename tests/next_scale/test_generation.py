@@ -117,3 +117,32 @@ def test_flops_grow_with_scale_and_rows(tiny):
     assert len(f1) == tiny.num_scales
     assert all(b > a for a, b in itertools.pairwise(f1))
     assert all(abs(b - 2 * a) < 1e-6 * b for a, b in zip(f1, f2))
+
+
+def _tokens_by_scale(gen, seed: int) -> list[torch.Tensor]:
+    traj = gen.start(PROMPTS, 4, seed=seed)
+    for _ in range(gen.num_scales):
+        traj = gen.step(traj)
+    bounds = list(itertools.accumulate([0] + [pn * pn for pn in gen.patch_nums]))
+    return [traj.rows["tokens"][:, b:e] for b, e in itertools.pairwise(bounds)]
+
+
+def test_coarse_scales_sample_with_their_own_temperature_and_top_k(make_tiny):
+    gen = make_tiny()
+    varied = _tokens_by_scale(gen, seed=0)
+    assert not torch.equal(varied[0][:4], varied[0][:1].expand(4, -1))  # top-k 10: rows of a prompt differ
+    gen.sampling.coarse_scales, gen.sampling.coarse_top_k = 2, 1  # greedy over the first two scales
+    a, b = _tokens_by_scale(gen, seed=0), _tokens_by_scale(gen, seed=1)
+    for si in range(2):  # the same tokens for every row of a prompt, whatever the seed
+        assert torch.equal(a[si][:4], a[si][:1].expand(4, -1)) and torch.equal(a[si], b[si])
+    assert not torch.equal(a[-1], b[-1])  # later scales still sample with the base top-k / top-p
+    assert gen.sampler_options(1) == {"temperature": 1.0, "top_k": 1, "top_p": 0.0}
+    assert gen.sampler_options(2) == {"temperature": 1.0, "top_k": 10, "top_p": 0.9}
+
+
+@pytest.mark.parametrize("bad", [{"coarse_scales": -1}, {"coarse_temperature": 0.0}, {"coarse_top_k": -2}])
+def test_bad_coarse_sampling_is_refused(bad):
+    from arscale.generators.next_scale.generator import SamplingConfig
+
+    with pytest.raises(ArscaleError, match="invalid coarse-scale sampling"):
+        SamplingConfig(**bad)

@@ -28,6 +28,9 @@ def test_shipped_model_loads_and_is_deterministic():
     a = gen.generate(["a photo of a red circle"], 2, seed=3)
     b = gen.generate(["a photo of a red circle"], 2, seed=3)
     assert a.shape == (2, 3, 64, 64) and (a == b).all()
+    # the shipped sampler: scales 0-3 at temperature 1 without top-k, the rest sharpened (model card)
+    assert gen.sampler_options(3) == {"temperature": 1.0, "top_k": 0, "top_p": 0.0}
+    assert gen.sampler_options(4) == {"temperature": 0.8, "top_k": 16, "top_p": 0.0}
 
 
 @pytest.mark.slow

@@ -267,6 +267,24 @@ class SamplingConfig:
     top_k: int = 0
     top_p: float = 0.0
     temperature: float = 1.0
+    # The first `coarse_scales` scales sample at `coarse_temperature` with top-k `coarse_top_k` (0 = off) and no
+    # top-p. These scales choose each object's colour and place; the sharpened sampler made ShapeWorld-VAR
+    # draw most uncoloured objects yellow, its hardest colour (benchmarks/RESULTS.md, Session 14).
+    coarse_scales: int = 0
+    coarse_temperature: float = 1.0
+    coarse_top_k: int = 0
+
+    def __post_init__(self):
+        if self.coarse_scales < 0 or not self.coarse_temperature > 0 or self.coarse_top_k < 0:
+            raise ArscaleError(f"invalid coarse-scale sampling: coarse_scales {self.coarse_scales} (must be ≥ 0), "
+                               f"coarse_temperature {self.coarse_temperature} (> 0), coarse_top_k "
+                               f"{self.coarse_top_k} (≥ 0)")
+
+    def options_at(self, si: int) -> dict[str, Any]:
+        """temperature / top_k / top_p of the sampler at scale si."""
+        if si < self.coarse_scales:
+            return {"temperature": self.coarse_temperature, "top_k": self.coarse_top_k, "top_p": 0.0}
+        return {"temperature": self.temperature, "top_k": self.top_k, "top_p": self.top_p}
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -340,8 +358,7 @@ class ScaleGenerator(NextScaleLoop):
         return cfg_mix(cond, uncond, self.guidance(traj, traj.step))
 
     def sampler_options(self, si: int) -> dict[str, Any]:
-        s = self.sampling
-        return {"temperature": s.temperature, "top_k": s.top_k, "top_p": s.top_p}
+        return self.sampling.options_at(si)
 
     def accumulate(self, si: int, f_hat: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
         pn = self.patch_nums[si]
