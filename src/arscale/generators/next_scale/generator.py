@@ -268,8 +268,8 @@ class SamplingConfig:
     top_p: float = 0.0
     temperature: float = 1.0
     # The first `coarse_scales` scales sample at `coarse_temperature` with top-k `coarse_top_k` (0 = off) and no
-    # top-p. These scales choose each object's colour and place; the sharpened sampler made ShapeWorld-VAR
-    # draw most uncoloured objects yellow, its hardest colour (benchmarks/RESULTS.md, Session 14).
+    # top-p. These scales choose each object's colour and place; sharpened there, ShapeWorld-VAR drew 4 in 10
+    # uncoloured squares yellow, the colour whose outlines fail most (benchmarks/RESULTS.md, Session 14).
     coarse_scales: int = 0
     coarse_temperature: float = 1.0
     coarse_top_k: int = 0
