@@ -44,6 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.batches < 1 or args.batch_size < 1:
         parser.error("--batches and --batch-size must be positive")
+    if min(args.workers) < 0 or args.step_ms < 0:
+        parser.error("--workers and --step-ms must be >= 0")
     print(f"| data workers | scenes/s | vs in-process | batches identical | "
           f"(batch {args.batch_size}, {args.batches} batches, trainer step {args.step_ms:g} ms)")
     print("|---|---|---|---|")

@@ -16,3 +16,5 @@ def test_nonpositive_sizes_are_refused(benchmark_script):
     m = benchmark_script("scene_stream")
     with pytest.raises(SystemExit):
         m.main(["--batches", "0"])
+    with pytest.raises(SystemExit):
+        m.main(["--workers", "0", "-1"])
