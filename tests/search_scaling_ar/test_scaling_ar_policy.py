@@ -13,12 +13,15 @@ from arscale.search.scaling_ar import (
     ScalingARConfig,
     TerminationPolicy,
     guidance_schedule,
+    simulate_termination,
+    token_floor,
     write_extras,
 )
 
 
 def machine(window=2, **kw):
-    kw = {"prune_quantile": 0.5, "lambda_theta": 1.0, "delta_rec": 0.05, **kw}
+    # the state-machine tests below read the threshold over all active rows; the pool has its own tests
+    kw = {"prune_quantile": 0.5, "lambda_theta": 1.0, "delta_rec": 0.05, "threshold_pool": "active", **kw}
     cfg = ScalingARConfig(**kw)
     return TerminationPolicy(cfg, num_prompts=1, window=window)
 
@@ -111,6 +114,60 @@ def test_last_survivor_and_best_are_kept():
     assert sorted(doomed) == [1, 2]
 
 
+def test_unflagged_pool_puts_several_candidates_on_probation_at_once():
+    prompt = torch.zeros(5, dtype=torch.long)
+    c = torch.tensor([0.1, 0.2, 0.3, 0.4, 0.5])
+    flags = {}
+    for pool in ("active", "unflagged"):
+        pol = machine(window=10, prune_quantile=0.25, threshold_pool=pool)
+        flagged, since = torch.zeros(5, dtype=torch.bool), torch.full((5,), -1, dtype=torch.long)
+        flags[pool] = [sorted(i for i, kind in pol.step(t, c, torch.zeros(5), prompt, flagged, since)[0]
+                              if kind == "flag") for t in range(4)]
+    # "active": theta stays at the 0.25-quantile of all five (0.2), so only row 0 is ever below it
+    assert flags["active"] == [[0], [], [], []]
+    # "unflagged": theta is the 0.25-quantile of the rows not yet on probation, so it climbs one row a step
+    # (0.2, then 0.3 over rows 1-4, 0.4 over rows 2-4, then 0.5 over rows 3-4 flags row 3 and stops at the top)
+    assert flags["unflagged"] == [[0], [1], [2], [3]]
+
+
+def test_unflagged_pool_falls_back_to_all_rows_when_every_row_is_flagged():
+    pol = machine(threshold_pool="unflagged", prune_quantile=0.5)
+    c, prompt = torch.tensor([0.2, 0.6]), torch.zeros(2, dtype=torch.long)
+    theta = pol.update_threshold(c, prompt, torch.tensor([True, True]))
+    assert theta.tolist() == pytest.approx([0.4, 0.4])
+    theta = pol.update_threshold(c, prompt, torch.tensor([True, False]))
+    assert theta.tolist() == pytest.approx([0.6, 0.6])
+
+
+def test_token_floor_matches_the_cascade_worked_by_hand():
+    # T = 256, N = 8, no threshold lag: warm-up 32 steps, windows of 8. "active": the two lowest are flagged at
+    # step 32 and end at 40 (41 tokens each), then one at a time: 50, 59, 68, 77, 86 tokens; the survivor 256.
+    active = ScalingARConfig(threshold_pool="active", lambda_theta=1.0)
+    assert token_floor(active, 256, 8) == 2 * 41 + 50 + 59 + 68 + 77 + 86 + 256
+    # "unflagged": two flagged at step 32, then one more each step up to 37, each ending 8 steps later
+    unflagged = ScalingARConfig(threshold_pool="unflagged", lambda_theta=1.0)
+    assert token_floor(unflagged, 256, 8) == 2 * 41 + 42 + 43 + 44 + 45 + 46 + 256
+    assert token_floor(ScalingARConfig(), 256, 1) == 256
+    assert token_floor(ScalingARConfig(terminate=False), 256, 8) == 8 * 256
+    # more pruning (a higher p) never costs more; the paper's Table 5 count (2,350 at T = 1024) is below the
+    # "active" reading's floor at its own p = 0.2
+    floors = [token_floor(ScalingARConfig(threshold_pool="active", prune_quantile=p), 1024, 8) for p in (0.1, 0.2, 0.3)]
+    assert floors == sorted(floors, reverse=True) and floors[1] > 2350
+    assert token_floor(ScalingARConfig(), 1024, 8) < 2350
+    with pytest.raises(ArscaleError, match="n >= 1"):
+        token_floor(ScalingARConfig(), 256, 0)
+
+
+def test_simulated_termination_is_seeded_and_wandering_rankings_cost_more_than_stable_ones():
+    cfg = ScalingARConfig(threshold_pool="active")
+    runs = [simulate_termination(cfg, 256, 8, noise=0.03, seed=s) for s in range(6)]
+    assert runs == [simulate_termination(cfg, 256, 8, noise=0.03, seed=s) for s in range(6)]
+    assert len(set(runs)) > 1  # the seed changes the wander
+    assert sum(runs) / len(runs) > token_floor(cfg, 256, 8)  # flags that recover cost tokens
+    with pytest.raises(ArscaleError, match="noise"):
+        simulate_termination(cfg, 256, 8, noise=-1.0)
+
+
 def test_threshold_is_per_prompt_ema_of_quantile():
     cfg = ScalingARConfig(prune_quantile=0.5, lambda_theta=0.2)
     pol = TerminationPolicy(cfg, 2, 2)
@@ -151,6 +208,7 @@ def test_step_constants_scale_with_sequence_length():
     ({"warp": 1}, "unknown"),
     ({"rebound_from": "start"}, "rebound_from"),
     ({"probation": "late"}, "probation"),
+    ({"threshold_pool": "all"}, "threshold_pool"),
 ])
 def test_invalid_configs_rejected(bad, match):
     with pytest.raises(ArscaleError, match=match):

@@ -1,0 +1,132 @@
+"""Does ShapeWorld-AR itself know a right prompt from a one-word-wrong one? (the ceiling of reward-free search)
+
+    OMP_NUM_THREADS=2 python benchmarks/ar_implicit_classifier.py --per-tag 100 --seed 9 [--weights DIR]
+
+A reward-free method such as ScalingAR can only prefer what the model's own distributions prefer. This
+measures that directly, with no sampling: for fresh prompts (never the public suite) it renders a correct
+scene, tokenises it, and compares the model's conditional log-likelihood of those tokens under the true
+prompt, log p(x | y), with its likelihood under the same prompt with one thing changed, log p(x | y'):
+
+- single_object: the class; two_object: the second class; counting: the number;
+- colors: the colour; position: the relation (left of <-> right of, above <-> below);
+- color_attr: the two colours swapped between the objects.
+
+The model "knows" when log p(x | y) > log p(x | y'), i.e. its implicit classifier p(y | x) ∝ p(x | y) p(y)
+(with equal priors) picks the true prompt; this equals comparing the implicit-classifier signal
+Σ_t log p_c − log p_u, since p(x | ∅) is the same for both. 50 % is chance. Prints the rate per tag with its
+standard error, and the mean margin in nats per image.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+import numpy as np
+import torch
+
+OPPOSITE = {"left": "right", "right": "left", "above": "below", "below": "above"}
+
+
+def edited(metadata: dict, rng: np.random.Generator) -> str | None:
+    """The prompt with one word changed (see the module docs) so that a render of `metadata` no longer fits
+    it, articles mended and the result checked against the grammar; None where no such edit exists."""
+    from arscale.shapeworld.grammar import CLASSES, COLOR_NAMES, NUMBERS, article, metadata_from_prompt
+
+    words = metadata["prompt"].split()
+    g = metadata["include"]
+    tag = metadata["tag"]
+
+    def other(values, *avoid):
+        choices = [v for v in values if v not in avoid]
+        return choices[int(rng.integers(len(choices)))]
+
+    def replace(old: str, new: str) -> None:
+        words[words.index(old)] = new
+
+    if tag == "single_object":
+        replace(g[0]["class"], other(CLASSES, g[0]["class"]))
+    elif tag == "two_object":
+        words[-1] = other(CLASSES, g[0]["class"], g[1]["class"])
+    elif tag == "counting":
+        number = next(w for w in words if w in NUMBERS)
+        replace(number, other(list(NUMBERS), number))
+    elif tag == "colors":
+        replace(g[0]["color"], other(COLOR_NAMES, g[0]["color"]))
+    elif tag == "position":
+        relation = next(w for w in words if w in OPPOSITE)
+        replace(relation, OPPOSITE[relation])
+    elif tag == "color_attr":
+        a, b = (words.index(x["color"]) for x in g)
+        if words[a] == words[b]:
+            return None
+        words[a], words[b] = words[b], words[a]
+    else:
+        return None
+    for k in range(len(words) - 1):
+        if words[k] in ("a", "an"):
+            words[k] = article(words[k + 1])
+    prompt = " ".join(words)
+    metadata_from_prompt(prompt)  # raises if the edit left the grammar
+    return prompt
+
+
+@torch.no_grad()
+def log_likelihood(gen, prompts: list[str], codes: torch.Tensor) -> torch.Tensor:
+    """Σ_t log p(x_t | x_<t, prompt) of `codes` under each prompt (conditional branch, no CFG)."""
+    from arscale.generators.next_token.generator import left_pad
+
+    features, mask = left_pad(*gen.encode_condition(prompts))
+    t = gen.transformer
+    logits = t.teacher_forced_logits(t.embed_condition(features), mask, codes).float()
+    return torch.log_softmax(logits, -1).gather(-1, codes[..., None]).squeeze(-1).sum(1)
+
+
+def main() -> None:
+    from arscale import shapeworld
+    from arscale.generators.next_token.shapeworld import load_shapeworld_ar
+
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--per-tag", type=int, default=100)
+    p.add_argument("--seed", type=int, default=9)
+    p.add_argument("--weights", default=None, help="a ShapeWorld-AR weights folder (default: the shipped one)")
+    p.add_argument("--batch", type=int, default=100)
+    args = p.parse_args()
+    if args.seed == shapeworld.suite.PUBLIC_SUITE_SEED:
+        p.error(f"--seed {args.seed} draws the public suite's prompts; use any other seed (fresh prompts)")
+    if args.per_tag < 1 or args.batch < 1:
+        p.error("--per-tag and --batch must be >= 1")
+    gen = load_shapeworld_ar(weights=args.weights)
+    rng = np.random.default_rng(args.seed)
+    rows = []  # (tag, true prompt, wrong prompt, image)
+    for rec in shapeworld.build_suite(args.per_tag, args.seed):
+        wrong = edited(rec, rng)
+        if wrong is None:
+            continue
+        image = shapeworld.render(shapeworld.sample_scene(rec, rng))
+        rows.append((rec["tag"], rec["prompt"], wrong, image))
+    margins: dict[str, list[float]] = {}
+    for start in range(0, len(rows), args.batch):
+        chunk = rows[start:start + args.batch]
+        images = torch.from_numpy(np.stack([r[3] for r in chunk])).permute(0, 3, 1, 2).float() / 255
+        codes = gen.tokenizer.encode(images)
+        right = log_likelihood(gen, [r[1] for r in chunk], codes)
+        wrong = log_likelihood(gen, [r[2] for r in chunk], codes)
+        for (tag, *_), m in zip(chunk, (right - wrong).tolist()):
+            margins.setdefault(tag, []).append(m)
+    print("| tag | pairs | model prefers the true prompt (± SE) | mean margin, nats/image |")
+    print("|---|---|---|---|")
+    everything = []
+    for tag in shapeworld.TAGS:
+        m = np.array(margins.get(tag, []))
+        if len(m) == 0:
+            continue
+        everything += m.tolist()
+        rate = float((m > 0).mean())
+        print(f"| {tag} | {len(m)} | {rate:.3f} ± {math.sqrt(rate * (1 - rate) / len(m)):.3f} | {m.mean():+.2f} |")
+    m = np.array(everything)
+    print(f"| all | {len(m)} | {(m > 0).mean():.3f} | {m.mean():+.2f} |")
+
+
+if __name__ == "__main__":
+    main()
