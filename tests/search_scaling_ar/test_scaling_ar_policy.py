@@ -126,7 +126,7 @@ def test_unflagged_pool_puts_several_candidates_on_probation_at_once():
     # "active": theta stays at the 0.25-quantile of all five (0.2), so only row 0 is ever below it
     assert flags["active"] == [[0], [], [], []]
     # "unflagged": theta is the 0.25-quantile of the rows not yet on probation, so it climbs one row a step
-    # (0.2, then 0.3 over rows 1-4, 0.4 over rows 2-4, then 0.5 over rows 3-4 flags row 3 and stops at the top)
+    # (0.2 over all five, 0.275 over rows 1-4, 0.35 over rows 2-4, 0.425 over rows 3-4)
     assert flags["unflagged"] == [[0], [1], [2], [3]]
 
 
