@@ -15,6 +15,15 @@ The model "knows" when log p(x | y) > log p(x | y'), i.e. its implicit classifie
 (with equal priors) picks the true prompt; this equals comparing the implicit-classifier signal
 Σ_t log p_c − log p_u, since p(x | ∅) is the same for both. 50 % is chance. Prints the rate per tag with its
 standard error, and the mean margin in nats per image.
+
+With `--candidates N` it asks the same question of the model's own samples: N candidates per fresh prompt
+(CFG sampling at the shipped defaults, no search), each tokenised again and scored by its margin over the
+*closest* one-word edit, log p(x | y) − max_y′ log p(x | y′) over every grammatical single-word substitution
+(class, colour, number, relation; for colour binding also the swap). Prints per tag the accuracy of the first
+candidate (raw sampling), a random candidate, the oracle (any correct), and the candidate picked by that
+margin and by its conditional log-likelihood log p(x | y) alone: reward-free picks from the model's own
+knowledge. It needs the ShapeWorld grammar to write the edits, so it is a diagnostic for this world, not a
+search strategy.
 """
 
 from __future__ import annotations
@@ -71,6 +80,43 @@ def edited(metadata: dict, rng: np.random.Generator) -> str | None:
     return prompt
 
 
+def all_edits(prompt: str) -> list[str]:
+    """Every grammatical prompt one content word away (plus the colour swap of a two-colour prompt)."""
+    from arscale.shapeworld.grammar import (
+        CLASSES,
+        COLOR_NAMES,
+        NUMBERS,
+        GrammarError,
+        article,
+        metadata_from_prompt,
+    )
+
+    words = prompt.split()
+    out = []
+    for k, w in enumerate(words):
+        for group in (CLASSES, COLOR_NAMES, tuple(NUMBERS), tuple(OPPOSITE)):
+            if w in group:
+                out += [words[:k] + [v] + words[k + 1:] for v in group if v != w]
+    colours = [k for k, w in enumerate(words) if w in COLOR_NAMES]
+    if len(colours) == 2 and words[colours[0]] != words[colours[1]]:
+        swapped = list(words)
+        swapped[colours[0]], swapped[colours[1]] = words[colours[1]], words[colours[0]]
+        out.append(swapped)
+    prompts = []
+    for new in out:
+        for k in range(len(new) - 1):
+            if new[k] in ("a", "an"):
+                new[k] = article(new[k + 1])
+        text = " ".join(new)
+        try:
+            metadata_from_prompt(text)
+        except GrammarError:
+            continue
+        if text != prompt and text not in prompts:
+            prompts.append(text)
+    return prompts
+
+
 @torch.no_grad()
 def log_likelihood(gen, prompts: list[str], codes: torch.Tensor) -> torch.Tensor:
     """Σ_t log p(x_t | x_<t, prompt) of `codes` under each prompt (conditional branch, no CFG)."""
@@ -82,6 +128,35 @@ def log_likelihood(gen, prompts: list[str], codes: torch.Tensor) -> torch.Tensor
     return torch.log_softmax(logits, -1).gather(-1, codes[..., None]).squeeze(-1).sum(1)
 
 
+def pick_from_samples(gen, records: list[dict], n: int, batch: int) -> None:
+    """The `--candidates` mode (module docs): a reward-free pick among the model's own samples."""
+    from arscale import shapeworld
+    from arscale.search.scaling_ar import ScalingAR, ScalingARConfig
+
+    sampler = ScalingAR(ScalingARConfig(terminate=False, schedule_guidance=False, prompt_batch=batch))
+    result = sampler.run(gen, [r["prompt"] for r in records], n, seed=0)
+    picks: dict[str, dict[str, list[float]]] = {}
+    for rec, cands in zip(records, result.candidates):
+        images = torch.from_numpy(np.stack([c.image for c in cands])).permute(0, 3, 1, 2).float() / 255
+        codes = gen.tokenizer.encode(images)
+        ok = np.array([shapeworld.evaluate(c.image, rec).correct for c in cands], dtype=float)
+        edits = all_edits(rec["prompt"])
+        prompts = [rec["prompt"]] + edits
+        ll = torch.stack([log_likelihood(gen, [q] * len(cands), codes) for q in prompts])  # [prompts, n]
+        margin = (ll[0] - ll[1:].max(0).values).numpy() if edits else ll[0].numpy()
+        row = {"raw (first candidate)": ok[0], "random candidate (mean)": ok.mean(), "oracle (any correct)": ok.max(),
+               "max conditional log-likelihood": ok[int(ll[0].argmax())],
+               "max margin over the closest edit": ok[int(np.argmax(margin))]}
+        for name, v in row.items():
+            picks.setdefault(name, {}).setdefault(rec["tag"], []).append(float(v))
+    tags = [t for t in shapeworld.TAGS if any(t in v for v in picks.values())]
+    print(f"| pick among {n} samples | " + " | ".join(tags) + " | overall |")
+    print("|---" * (len(tags) + 2) + "|")
+    for name, by_tag in picks.items():
+        means = [float(np.mean(by_tag[t])) for t in tags]
+        print(f"| {name} | " + " | ".join(f"{m:.3f}" for m in means) + f" | {np.mean(means):.3f} |")
+
+
 def main() -> None:
     from arscale import shapeworld
     from arscale.generators.next_token.shapeworld import load_shapeworld_ar
@@ -91,12 +166,17 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=9)
     p.add_argument("--weights", default=None, help="a ShapeWorld-AR weights folder (default: the shipped one)")
     p.add_argument("--batch", type=int, default=100)
+    p.add_argument("--candidates", type=int, default=0,
+                   help="N > 0: pick among N of the model's own samples per prompt instead (module docs)")
     args = p.parse_args()
     if args.seed == shapeworld.suite.PUBLIC_SUITE_SEED:
         p.error(f"--seed {args.seed} draws the public suite's prompts; use any other seed (fresh prompts)")
-    if args.per_tag < 1 or args.batch < 1:
-        p.error("--per-tag and --batch must be >= 1")
+    if args.per_tag < 1 or args.batch < 1 or args.candidates < 0:
+        p.error("--per-tag and --batch must be >= 1, --candidates >= 0")
     gen = load_shapeworld_ar(weights=args.weights)
+    if args.candidates:
+        pick_from_samples(gen, shapeworld.build_suite(args.per_tag, args.seed), args.candidates, min(args.batch, 40))
+        return
     rng = np.random.default_rng(args.seed)
     rows = []  # (tag, true prompt, wrong prompt, image)
     for rec in shapeworld.build_suite(args.per_tag, args.seed):

@@ -69,3 +69,29 @@ def test_token_floor_table(benchmark_script, monkeypatch, capsys):
     monkeypatch.setattr(sys, "argv", ["scaling_ar_token_floor.py", "--noise", "0"])
     with pytest.raises(SystemExit):
         benchmark_script("scaling_ar_token_floor").main()
+
+
+def test_all_edits_are_grammatical_one_word_changes(benchmark_script):
+    m = benchmark_script("ar_implicit_classifier")
+    source = "a photo of an orange cross and a red circle"
+    edits = m.all_edits(source)
+    assert "a photo of a red cross and an orange circle" in edits  # the colour swap, articles mended
+    assert "a photo of a blue cross and a red circle" in edits and "a photo of an orange cross and a red square" in edits
+    for e in edits:
+        metadata_from_prompt(e)
+        changed = [(a, b) for a, b in zip(e.split(), source.split(), strict=True) if a != b]
+        assert 1 <= len([c for c in changed if c[0] not in ("a", "an")]) <= 2
+    assert m.all_edits("a photo of two squares") == ["a photo of three squares", "a photo of four squares"]
+    assert "a photo of a circle above a cross" in m.all_edits("a photo of a circle below a cross")
+
+
+def test_tiny_pick_among_samples(benchmark_script, monkeypatch, capsys):
+    monkeypatch.setattr(sys, "argv", ["ar_implicit_classifier.py", "--per-tag", "1", "--seed", "14",
+                                      "--candidates", "2"])
+    benchmark_script("ar_implicit_classifier").main()
+    rows = {line.split(" | ")[0].strip("| "): [float(x) for x in line.strip(" |").split(" | ")[1:]]
+            for line in capsys.readouterr().out.splitlines() if line.startswith("| ") and "pick among" not in line}
+    assert {"raw (first candidate)", "oracle (any correct)", "max margin over the closest edit"} <= set(rows)
+    for values in rows.values():
+        assert len(values) == len(shapeworld.TAGS) + 1 and all(0.0 <= v <= 1.0 for v in values)
+        assert all(v <= o for v, o in zip(values, rows["oracle (any correct)"]))
