@@ -37,10 +37,26 @@ import torch
 OPPOSITE = {"left": "right", "right": "left", "above": "below", "below": "above"}
 
 
+def as_prompt(words: list[str]) -> str | None:
+    """The words as a prompt with their articles mended; None if that is not in the ShapeWorld grammar."""
+    from arscale.shapeworld.grammar import GrammarError, article, metadata_from_prompt
+
+    words = list(words)
+    for k in range(len(words) - 1):
+        if words[k] in ("a", "an"):
+            words[k] = article(words[k + 1])
+    prompt = " ".join(words)
+    try:
+        metadata_from_prompt(prompt)
+    except GrammarError:
+        return None
+    return prompt
+
+
 def edited(metadata: dict, rng: np.random.Generator) -> str | None:
     """The prompt with one word changed (see the module docs) so that a render of `metadata` no longer fits
     it, articles mended and the result checked against the grammar; None where no such edit exists."""
-    from arscale.shapeworld.grammar import CLASSES, COLOR_NAMES, NUMBERS, article, metadata_from_prompt
+    from arscale.shapeworld.grammar import CLASSES, COLOR_NAMES, NUMBERS
 
     words = metadata["prompt"].split()
     g = metadata["include"]
@@ -72,24 +88,12 @@ def edited(metadata: dict, rng: np.random.Generator) -> str | None:
         words[a], words[b] = words[b], words[a]
     else:
         return None
-    for k in range(len(words) - 1):
-        if words[k] in ("a", "an"):
-            words[k] = article(words[k + 1])
-    prompt = " ".join(words)
-    metadata_from_prompt(prompt)  # raises if the edit left the grammar
-    return prompt
+    return as_prompt(words)
 
 
 def all_edits(prompt: str) -> list[str]:
     """Every grammatical prompt one content word away (plus the colour swap of a two-colour prompt)."""
-    from arscale.shapeworld.grammar import (
-        CLASSES,
-        COLOR_NAMES,
-        NUMBERS,
-        GrammarError,
-        article,
-        metadata_from_prompt,
-    )
+    from arscale.shapeworld.grammar import CLASSES, COLOR_NAMES, NUMBERS
 
     words = prompt.split()
     out = []
@@ -103,16 +107,8 @@ def all_edits(prompt: str) -> list[str]:
         swapped[colours[0]], swapped[colours[1]] = words[colours[1]], words[colours[0]]
         out.append(swapped)
     prompts = []
-    for new in out:
-        for k in range(len(new) - 1):
-            if new[k] in ("a", "an"):
-                new[k] = article(new[k + 1])
-        text = " ".join(new)
-        try:
-            metadata_from_prompt(text)
-        except GrammarError:
-            continue
-        if text != prompt and text not in prompts:
+    for text in map(as_prompt, out):
+        if text is not None and text != prompt and text not in prompts:
             prompts.append(text)
     return prompts
 
