@@ -33,6 +33,7 @@ import math
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 OPPOSITE = {"left": "right", "right": "left", "above": "below", "below": "above"}
 
@@ -130,9 +131,12 @@ def pick_from_samples(gen, records: list[dict], n: int, batch: int) -> None:
     from arscale.search.scaling_ar import ScalingAR, ScalingARConfig
 
     sampler = ScalingAR(ScalingARConfig(terminate=False, schedule_guidance=False, prompt_batch=batch))
-    result = sampler.run(gen, [r["prompt"] for r in records], n, seed=0)
+    prompts = [r["prompt"] for r in records]
+    candidates = []  # one run per block of prompts (the blocks run() would make, same seeds), for a progress bar
+    for start in tqdm(range(0, len(prompts), batch), desc=f"sampling {n} per prompt", unit="block"):
+        candidates += sampler.run(gen, prompts[start:start + batch], n, seed=0, prompt_offset=start).candidates
     picks: dict[str, dict[str, list[float]]] = {}
-    for rec, cands in zip(records, result.candidates):
+    for rec, cands in tqdm(list(zip(records, candidates)), desc="scoring against edits", unit="prompt"):
         images = torch.from_numpy(np.stack([c.image for c in cands])).permute(0, 3, 1, 2).float() / 255
         codes = gen.tokenizer.encode(images)
         ok = np.array([shapeworld.evaluate(c.image, rec).correct for c in cands], dtype=float)
@@ -155,6 +159,7 @@ def pick_from_samples(gen, records: list[dict], n: int, batch: int) -> None:
 
 def main() -> None:
     from arscale import shapeworld
+    from arscale.errors import ArscaleError
     from arscale.generators.next_token.shapeworld import load_shapeworld_ar
 
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -169,7 +174,10 @@ def main() -> None:
         p.error(f"--seed {args.seed} draws the public suite's prompts; use any other seed (fresh prompts)")
     if args.per_tag < 1 or args.batch < 1 or args.candidates < 0:
         p.error("--per-tag and --batch must be >= 1, --candidates >= 0")
-    gen = load_shapeworld_ar(weights=args.weights)
+    try:
+        gen = load_shapeworld_ar(weights=args.weights)
+    except ArscaleError as exc:
+        p.error(str(exc))
     if args.candidates:
         pick_from_samples(gen, shapeworld.build_suite(args.per_tag, args.seed), args.candidates, min(args.batch, 40))
         return

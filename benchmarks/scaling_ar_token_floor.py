@@ -12,6 +12,9 @@ ratio to Best-of-N's N·T, beside the paper's reported 2,350 of 8,192 (0.287×) 
 from __future__ import annotations
 
 import argparse
+import sys
+
+from tqdm import tqdm
 
 from arscale.search.scaling_ar import ScalingARConfig, simulate_termination
 
@@ -30,6 +33,7 @@ def main() -> None:
     noise_cols = " | ".join(f"wander sd {x:g}" for x in args.noise)
     print(f"| T | threshold pool | p | stable ranking | {noise_cols} | paper (Table 5) |")
     print("|---|---|---|---|" + "---|" * len(args.noise) + "---|")
+    bar = tqdm(total=2 * 2 * 3, desc="simulating", unit="cell")  # stderr: the table stays clean on stdout
     for num_tokens in (1024, 256):
         full = args.n * num_tokens
         paper = PAPER_TOKENS.get(num_tokens) if args.n == 8 else None
@@ -42,7 +46,9 @@ def main() -> None:
                     cells.append(sum(runs) / len(runs))
                 shown = " | ".join(f"{c:.0f} ({c / full:.3f}×)" for c in cells)
                 ref = f"{paper} ({paper / full:.3f}×)" if paper and quantile == 0.2 else "–"
-                print(f"| {num_tokens} | {pool} | {quantile:g} | {shown} | {ref} |")
+                bar.write(f"| {num_tokens} | {pool} | {quantile:g} | {shown} | {ref} |", file=sys.stdout)
+                bar.update()
+    bar.close()
 
 
 if __name__ == "__main__":

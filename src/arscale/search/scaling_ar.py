@@ -403,7 +403,8 @@ class ScalingAR:
                                        "C": float(c[row])})
                     if doomed:
                         traces_of(doomed, t, "prune")
-                        keep = [i for i in range(len(traj)) if i not in set(doomed)]
+                        gone = set(doomed)
+                        keep = [i for i in range(len(traj)) if i not in gone]
                         traj.select(keep, reason="prune")
         cost.transformer_flops += float(traj.extra.get("transformer_flops", 0.0))
         traj.finish_tree("final")
@@ -459,7 +460,8 @@ def simulate_termination(config: ScalingARConfig, num_tokens: int, n: int, noise
             rows = len(alive)
             _, doomed = policy.step(t, (base + wander)[alive], torch.zeros(rows), torch.zeros(rows, dtype=torch.long),
                                     flagged, flag_step)
-            keep = [i for i in range(rows) if i not in set(doomed)]
+            gone = set(doomed)
+            keep = [i for i in range(rows) if i not in gone]
             alive, flagged, flag_step = alive[keep], flagged[keep], flag_step[keep]
     return tokens
 
