@@ -69,6 +69,32 @@ def test_phi_selection_follows_var_ticks():
     assert torch.equal(no_phi.phi(0, h), h)
 
 
+def _var_vae(**quant):
+    from arscale.generators.next_scale.var import VQVAE, VQVAEConfig
+    torch.manual_seed(0)
+    return VQVAE(VQVAEConfig(vocab_size=16, code_dim=4, ch=32, ch_mult=(1, 1), num_res_blocks=1,
+                             patch_nums=(1, 2, 3, 4), **quant)).eval()
+
+
+def test_var_vqvae_phi_count_and_ratio_follow_its_constructor():
+    # share_quant_resi 0 builds default_qresi_counts φ when it is set, else one per scale
+    assert len(_var_vae(share_quant_resi=0).quantize.phis) == 4
+    six = _var_vae(share_quant_resi=0, default_qresi_counts=6).quantize
+    assert len(six.phis) == 6 and six.phi_for_scale[0] == 0 and six.phi_for_scale[-1] == 5
+    assert six.phi_for_scale == sorted(six.phi_for_scale) and len(set(six.phi_for_scale)) == 4
+    assert len(_var_vae(share_quant_resi=1).quantize.phis) == 1
+    # a ratio of 0 makes every φ the identity, with no weights to load
+    none = _var_vae(quant_resi=0.0)
+    assert not any("phis" in k for k in none.state_dict())
+    h = torch.randn(1, 4, 2, 2)
+    assert torch.equal(none.quantize.phi(1, h), h)
+    # the sign of quant_resi does not matter: φ mixes with its absolute value
+    pos, neg = _var_vae(quant_resi=0.4), _var_vae(quant_resi=-0.4)
+    neg.load_state_dict(pos.state_dict())
+    assert torch.equal(pos.quantize.phi(2, h), neg.quantize.phi(2, h))
+    assert not torch.equal(pos.quantize.phi(2, h), h)
+
+
 def test_bad_schedules():
     with pytest.raises(ArscaleError, match="strictly increasing"):
         MultiScaleResidualQuantizer(16, 4, (1, 3, 2))

@@ -36,7 +36,8 @@ def _load(case, model_sd=None):
     vae = VQVAE(VQVAEConfig(
         vocab_size=vc["vocab_size"], code_dim=vc["z_channels"], ch=dd["ch"], ch_mult=tuple(dd["ch_mult"]),
         num_res_blocks=dd["num_res_blocks"], patch_nums=tuple(vc["v_patch_nums"]),
-        share_quant_resi=vc["share_quant_resi"], quant_resi=vc["quant_resi"], quant_conv_ks=vc["quant_conv_ks"],
+        share_quant_resi=vc["share_quant_resi"], default_qresi_counts=vc.get("default_qresi_counts", 0),
+        quant_resi=vc["quant_resi"], quant_conv_ks=vc["quant_conv_ks"],
         using_sa=dd["using_sa"], using_mid_sa=dd["using_mid_sa"]))
     loading.load_strict(vae, vqvae_state(dict(case.tokenizer_sd)), ignore=loading.VAR_VAE_IGNORED, what="VQVAE")
     return model.eval(), vae.eval()

@@ -149,6 +149,7 @@ class VQVAEConfig:
     num_res_blocks: int = 2
     patch_nums: tuple[int, ...] = PATCH_NUMS_256
     share_quant_resi: int = 4
+    default_qresi_counts: int = 0  # share_quant_resi 0: this many φ (0 = one per scale)
     quant_resi: float = 0.5
     quant_conv_ks: int = 3
     using_sa: bool = True
@@ -160,7 +161,8 @@ class VQVAEConfig:
 
     @property
     def num_phi(self) -> int:
-        return {0: len(self.patch_nums), 1: 1}.get(self.share_quant_resi, self.share_quant_resi)
+        return {0: self.default_qresi_counts or len(self.patch_nums), 1: 1}.get(self.share_quant_resi,
+                                                                                   self.share_quant_resi)
 
 
 class VQVAE(nn.Module):
@@ -174,9 +176,13 @@ class VQVAE(nn.Module):
         ks = c.quant_conv_ks
         self.quant_conv = nn.Conv2d(c.code_dim, c.code_dim, ks, padding=ks // 2)
         self.post_quant_conv = nn.Conv2d(c.code_dim, c.code_dim, ks, padding=ks // 2)
-        self.quantize = MultiScaleResidualQuantizer(c.vocab_size, c.code_dim, c.patch_nums, num_phi=c.num_phi,
-                                                    phi_ratio=c.quant_resi)
-        self.quantize.phi_for_scale = var_phi_for_scale(c.num_phi, len(c.patch_nums))
+        # upstream mixes φ with |quant_resi|, and a ratio of (about) 0 makes every φ the identity (no convs)
+        ratio = abs(c.quant_resi)
+        num_phi = c.num_phi if ratio > 1e-6 else 0
+        self.quantize = MultiScaleResidualQuantizer(c.vocab_size, c.code_dim, c.patch_nums, num_phi=num_phi,
+                                                    phi_ratio=ratio)
+        if num_phi:
+            self.quantize.phi_for_scale = var_phi_for_scale(num_phi, len(c.patch_nums))
 
     @property
     def quantizer(self) -> MultiScaleResidualQuantizer:
