@@ -61,6 +61,12 @@ def _features(case, prefix="text"):
     return list(torch.split(case.io[f"{prefix}.kv_compact"], lens))
 
 
+def _recorded_rows(logits, expected):
+    """At a scale whose cfg is 1 upstream runs get_logits on the cond rows only, so the fixture holds B rows there."""
+    assert expected.shape[0] in (logits.shape[0], logits.shape[0] // 2), (tuple(logits.shape), tuple(expected.shape))
+    return logits[: expected.shape[0]]
+
+
 def _start(case):
     gen = _generator(case)
     feats = _features(case)
@@ -128,7 +134,8 @@ def test_4_cached_logits_forced_bits(case):
     next_in = case.seq("gen.next_in")
     for si, bits in enumerate(case.seq("gen.bits")):
         logits = gen.forward_scale(traj)
-        assert_close(logits, io[f"gen.logits_pre_cfg.{si}"], what=f"gen.logits_pre_cfg.{si}", **lt)
+        expected = io[f"gen.logits_pre_cfg.{si}"]
+        assert_close(_recorded_rows(logits, expected), expected, what=f"gen.logits_pre_cfg.{si}", **lt)
         assert_close(gen.guide(traj, logits), io[f"gen.logits_post_cfg.{si}"], what=f"post_cfg.{si}", **lt)
         assert_close(bits_to_codes(bits), io[f"gen.codes.{si}"], what=f"gen.codes.{si}", **lat)
         gen.commit(traj, bits)
@@ -191,7 +198,8 @@ def test_8_fork_resample(case):
         if si <= k:
             continue
         logits = gen.forward_scale(traj)
-        assert_close(logits, io[f"fork.logits_pre_cfg.{si}"], what=f"fork.logits_pre_cfg.{si}", **lt)
+        expected = io[f"fork.logits_pre_cfg.{si}"]
+        assert_close(_recorded_rows(logits, expected), expected, what=f"fork.logits_pre_cfg.{si}", **lt)
         gen.commit(traj, fork_bits)
     img = to_uint8_bgr(gen.decode(traj))
     diff = (img.int() - io["fork.img_uint8_bgr"].int()).abs().max().item()

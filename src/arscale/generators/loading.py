@@ -39,6 +39,7 @@ INFINITY_IGNORED = (
 )
 INFINITY_VAE_IGNORED = ("quantizer.lfq.mask", "quantize.lfq.mask")
 LLAMAGEN_IGNORED = ("freqs_cis", "causal_mask", "layers.*.attention.kv_cache.*")
+LLAMAGEN_VQ_IGNORED = ("quantize.codebook_used",)  # present only when trained with codebook_show_usage
 ZERO_CHECKED = ("*zero_k_bias",)
 
 _BLOCK_CHUNK = re.compile(r"^block_chunks\.(\d+)\.module\.(\d+)\.(.*)$")

@@ -231,7 +231,10 @@ class BSQAutoEncoder(nn.Module):
         """Summed codes [B,d,1,h,w] or [B,d,h,w] -> image [B,3,H,W] clamped to [-1,1]."""
         if summed.dim() == 5:
             summed = summed.squeeze(2)
-        return self.decoder(summed).clamp(-1, 1)
+        # Upstream's summed codes are channels-last (trilinear resize of permuted codes) and its CPU convs follow
+        # that layout. Early-scale latents are nearly constant, so the decoder's GroupNorms divide by a tiny
+        # spread and amplify the layout's rounding differences to ~1e-4..1e-3: decode in the same layout.
+        return self.decoder(summed.contiguous(memory_format=torch.channels_last)).clamp(-1, 1)
 
 
     def decode_flops(self, h: int, w: int) -> float:

@@ -38,9 +38,10 @@ T2I_TOKENS = 120  # the length of LlamaGen's uncond_embedding: t2i models take e
 
 # -- transformer --------------------------------------------------------------------------------------------
 class LabelEmbedder(nn.Module):
-    def __init__(self, num_classes: int, dim: int):
+    def __init__(self, num_classes: int, dim: int, null_class: bool = True):
         super().__init__()
-        self.embedding_table = nn.Embedding(num_classes + 1, dim)  # the last row is the null class
+        # the last row is the null class; upstream has it only when trained with class dropout (> 0)
+        self.embedding_table = nn.Embedding(num_classes + int(null_class), dim)
 
     def forward(self, labels: torch.Tensor) -> torch.Tensor:
         return self.embedding_table(labels.long()).unsqueeze(1)
@@ -65,6 +66,12 @@ class LlamaGenConfig:
     multiple_of: int = 256
     norm_eps: float = 1e-5
     rope_base: float = 10000.0
+    ffn_dim_multiplier: float | None = None
+    class_dropout_prob: float = 0.1  # c2i: > 0 gives the label table its null-class row (needed for CFG)
+
+    @property
+    def has_null_class(self) -> bool:
+        return self.model_type == "t2i" or self.class_dropout_prob > 0
 
     @property
     def cls_token_num(self) -> int:
@@ -72,13 +79,14 @@ class LlamaGenConfig:
 
     @classmethod
     def from_upstream(cls, kw: dict) -> LlamaGenConfig:
-        if kw.get("n_kv_head") not in (None, kw["n_head"]) or kw.get("ffn_dim_multiplier") is not None:
-            raise ArscaleError("grouped-query attention and ffn_dim_multiplier are not used by released LlamaGen "
-                               "models and are not supported")
+        if kw.get("n_kv_head") not in (None, kw["n_head"]):
+            raise ArscaleError("grouped-query attention (n_kv_head < n_head) is not supported: no released LlamaGen "
+                               "model uses it, and upstream's KV-cached generate() cannot run it")
         return cls(model_type=kw["model_type"], dim=kw["dim"], n_layer=kw["n_layer"], n_head=kw["n_head"],
                    vocab_size=kw["vocab_size"], block_size=kw["block_size"], num_classes=kw["num_classes"],
                    caption_dim=kw["caption_dim"], multiple_of=kw["multiple_of"], norm_eps=kw["norm_eps"],
-                   rope_base=float(kw["rope_base"]))
+                   rope_base=float(kw["rope_base"]), ffn_dim_multiplier=kw.get("ffn_dim_multiplier"),
+                   class_dropout_prob=float(kw.get("class_dropout_prob", 0.1)))
 
 
 class LlamaGenGPT(Transformer):
@@ -93,10 +101,11 @@ class LlamaGenGPT(Transformer):
         super().__init__(TransformerConfig(
             dim=cfg.dim, n_layer=cfg.n_layer, n_head=cfg.n_head, vocab_size=cfg.vocab_size, grid=grid,
             cls_token_num=cfg.cls_token_num, caption_dim=cfg.caption_dim, multiple_of=cfg.multiple_of,
-            norm_eps=cfg.norm_eps, rope_base=cfg.rope_base, prefix_rope="zero"))
+            norm_eps=cfg.norm_eps, rope_base=cfg.rope_base, prefix_rope="zero",
+            ffn_dim_multiplier=cfg.ffn_dim_multiplier))
         self.llamagen = cfg
         if cfg.model_type == "c2i":
-            self.cls_embedding = LabelEmbedder(cfg.num_classes, cfg.dim)
+            self.cls_embedding = LabelEmbedder(cfg.num_classes, cfg.dim, cfg.has_null_class)
         elif cfg.model_type == "t2i":
             self.cls_embedding = CaptionEmbedderWithNull(cfg.caption_dim, cfg.dim)
         else:
@@ -108,7 +117,11 @@ class LlamaGenGPT(Transformer):
         Returns (prefix embeddings [2B, P, dim] = [cond; uncond], key mask [2B, P])."""
         B = cond.shape[0]
         if self.llamagen.model_type == "c2i":
-            labels = torch.cat([cond.long(), torch.full_like(cond.long(), self.llamagen.num_classes)])
+            # without a null class (no CFG possible) the unconditional half repeats the condition
+            null = cond.long()
+            if self.llamagen.has_null_class:
+                null = torch.full_like(null, self.llamagen.num_classes)
+            labels = torch.cat([cond.long(), null])
             key_mask = torch.ones(2 * B, 1, dtype=torch.bool, device=cond.device)
             return self.cls_embedding(labels), key_mask
         null = torch.zeros_like(cond) + self.cls_embedding.uncond_embedding
@@ -223,6 +236,7 @@ class VQGANConfig:
     decoder_ch_mult: tuple[int, ...] | None = None
     num_res_blocks: int = 2
     image_size: int = 256
+    codebook_l2_norm: bool = True  # every released tokenizer; off: nearest raw code vector
 
     @property
     def grid(self) -> int:
@@ -232,8 +246,7 @@ class VQGANConfig:
 class _Codebook(nn.Module):
     def __init__(self, n: int, dim: int):
         super().__init__()
-        self.embedding = nn.Embedding(n, dim)
-        self.register_buffer("codebook_used", torch.zeros(65536))  # a usage log in the released files
+        self.embedding = nn.Embedding(n, dim)  # the files' `codebook_used` usage log is not needed to sample
 
 
 class VQGAN(nn.Module):
@@ -257,14 +270,17 @@ class VQGAN(nn.Module):
         return self.grid * self.grid
 
     def codebook(self) -> torch.Tensor:
-        return F.normalize(self.quantize.embedding.weight, p=2, dim=-1)
+        book = self.quantize.embedding.weight
+        return F.normalize(book, p=2, dim=-1) if self.config.codebook_l2_norm else book
 
     def latent_signed(self, x: torch.Tensor) -> torch.Tensor:
         return self.quant_conv(self.encoder(x))
 
     def quantize_latent(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """z [B,E,g,g] -> (codes [B*g*g] raster order per image, quantised latent z + (z_q - z))."""
-        zn = F.normalize(z.permute(0, 2, 3, 1), p=2, dim=-1)
+        zn = z.permute(0, 2, 3, 1)
+        if self.config.codebook_l2_norm:
+            zn = F.normalize(zn, p=2, dim=-1)
         flat = zn.reshape(-1, zn.shape[-1])
         book = self.codebook()
         d = flat.pow(2).sum(1, keepdim=True) + book.pow(2).sum(1) - 2 * flat @ book.t()
@@ -317,10 +333,11 @@ class LlamaGenGenerator(TokenGenerator):
 
     def __init__(self, gpt: LlamaGenGPT, vq: VQGAN, *, name: str = "llamagen", cfg: float = 4.0,
                  temperature: float = 1.0, top_k: int = 2000, top_p: float = 1.0, cfg_interval: int = -1,
-                 text_encoder=None):
+                 text_encoder=None, sample_logits: bool = True):
         super().__init__(gpt, vq, self._no_encoder, name=name, cfg=cfg, temperature=temperature, top_k=top_k,
                          top_p=top_p)
         self.gpt, self.cfg_interval, self.text_encoder = gpt, cfg_interval, text_encoder
+        self.sample_logits = sample_logits  # upstream's switch: False takes the most probable token (no RNG draw)
 
     @staticmethod
     def _no_encoder(_prompts):  # start() is overridden; the base class's encoder slot is unused
@@ -358,6 +375,10 @@ class LlamaGenGenerator(TokenGenerator):
                              rows_per_prompt: int | Sequence[int], seed: int, *, prompt_offset: int = 0,
                              cfg: float | None = None) -> Trajectories:
         """Per-prompt labels [P] or left-padded captions [P, 120, Dc] with masks [P, 120]; prefill both halves."""
+        scale = float(self.cfg if cfg is None else cfg)
+        if scale > 1.0 and not self.gpt.llamagen.has_null_class:
+            raise ArscaleError(f"cfg {scale} needs a null class, but this c2i model was trained without class "
+                               "dropout (class_dropout_prob 0); use cfg <= 1")
         traj = Trajectories.for_prompts(prompts, rows_per_prompt, seed, prompt_offset=prompt_offset)
         R, dev = len(traj), self.device
         idx = traj.prompt_index.to(cond.device)
@@ -376,7 +397,9 @@ class LlamaGenGenerator(TokenGenerator):
         # upstream's decode-loop index i = step - 1: cond-only logits once i > cfg_interval
         if self.cfg_interval > -1 and traj.step - 1 > self.cfg_interval:
             return cond
-        return cfg_mix(cond, uncond, traj.rows["guidance"])
+        # upstream mixes only when cfg_scale > 1; at or below 1 it samples from the conditional logits alone
+        g = traj.rows["guidance"]
+        return torch.where((g > 1.0).view(-1, 1).to(cond.device), cfg_mix(cond, uncond, g), cond)
 
     def probs_upstream(self, logits: torch.Tensor) -> torch.Tensor:
         """LlamaGen's sampling distribution: temperature, HF-style top-k / top-p, softmax."""
@@ -394,8 +417,12 @@ class LlamaGenGenerator(TokenGenerator):
         return out
 
     def sample_upstream(self, traj: Trajectories) -> tuple[torch.Tensor, torch.Tensor]:
-        """One multinomial over the whole batch on the global RNG (seed with torch.manual_seed): (tokens, probs)."""
+        """One multinomial over the whole batch on the global RNG (seed with torch.manual_seed): (tokens, probs).
+
+        With `sample_logits=False` it is upstream's greedy `topk(probs, 1)` and draws nothing."""
         probs = self.probs_upstream(self.guided_logits(traj))
+        if not self.sample_logits:
+            return probs.topk(1, dim=-1).indices.squeeze(1), probs
         return torch.multinomial(probs, num_samples=1).squeeze(1), probs
 
 
@@ -412,7 +439,8 @@ HUB_REPO_T2I = "peizesun/llamagen_t2i"  # t2i models, as listed in LlamaGen's RE
 def _vq(path_or_hub, filename: str, image_size: int) -> VQGAN:
     vq = VQGAN(VQGANConfig(image_size=image_size))
     obj = loading.read_checkpoint(loading.resolve(path_or_hub, filename))
-    loading.load_strict(vq, loading.upcast(loading.unwrap(obj, loading.GPT_CONTAINERS)), what=f"LlamaGen {filename}")
+    loading.load_strict(vq, loading.upcast(loading.unwrap(obj, loading.GPT_CONTAINERS)),
+                        ignore=loading.LLAMAGEN_VQ_IGNORED, what=f"LlamaGen {filename}")
     return vq
 
 

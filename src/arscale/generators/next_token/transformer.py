@@ -51,6 +51,7 @@ class TransformerConfig:
     rope_base: float = 10000.0
     prefix_rope: str = "identity"  # "identity" or "zero" (LlamaGen)
     dropout: float = 0.0
+    ffn_dim_multiplier: float | None = None  # Llama's: hidden = int(m * int(2 * 4 * dim / 3)) before rounding up
 
     def __post_init__(self):
         if self.dim % self.n_head:
@@ -70,7 +71,10 @@ class TransformerConfig:
 
     @property
     def ffn_hidden(self) -> int:
-        return find_multiple(int(2 * 4 * self.dim / 3), self.multiple_of)
+        hidden = int(2 * 4 * self.dim / 3)
+        if self.ffn_dim_multiplier is not None:
+            hidden = int(self.ffn_dim_multiplier * hidden)
+        return find_multiple(hidden, self.multiple_of)
 
     def to_dict(self) -> dict:
         return asdict(self)
