@@ -111,3 +111,12 @@ def test_training_pass_gives_gradients_to_encoder_codebook_and_phi(tiny_tokenize
     assert tok.encoder.net[0].weight.grad.abs().sum() > 0
     assert tok.quantizer.embedding.weight.grad.abs().sum() > 0
     assert tok.quantizer.phis[0].weight.grad.abs().sum() > 0
+
+
+def test_znorm_lookup_is_by_cosine_similarity():
+    q = MultiScaleResidualQuantizer(2, 2, (1,), num_phi=0)
+    q.embedding.weight.data = torch.tensor([[10.0, 0.0], [0.1, 0.1]])
+    z = torch.tensor([3.0, 0.5]).view(1, 2, 1, 1)
+    assert q.lookup(z).item() == 1  # L2-nearest
+    q.using_znorm = True
+    assert q.lookup(z).item() == 0  # most similar direction

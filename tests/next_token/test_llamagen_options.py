@@ -96,3 +96,12 @@ def test_vq_loads_with_or_without_its_usage_log(usage_log):
     fresh = VQGAN(vq.config)
     loading.load_strict(fresh, sd, ignore=loading.LLAMAGEN_VQ_IGNORED, what="VQ")
     assert torch.equal(fresh.codebook(), vq.codebook())
+
+
+def test_c2i_cls_token_num_keeps_one_label_token_and_shifts_rope_rows():
+    # upstream: the label gives one prefix token, but the RoPE table starts with cls_token_num zero rows
+    plain = LlamaGenGPT(LlamaGenConfig.from_upstream({**UPSTREAM_ARGS, "cls_token_num": 1}))
+    shifted = LlamaGenGPT(LlamaGenConfig.from_upstream({**UPSTREAM_ARGS, "cls_token_num": 3}))
+    assert plain.prefix_len == shifted.prefix_len == 1
+    assert torch.equal(shifted.rope[:3], torch.zeros_like(shifted.rope[:3]))
+    assert torch.equal(shifted.rope[3:], plain.rope[1:])

@@ -38,7 +38,7 @@ def _load(case, model_sd=None):
         num_res_blocks=dd["num_res_blocks"], patch_nums=tuple(vc["v_patch_nums"]),
         share_quant_resi=vc["share_quant_resi"], default_qresi_counts=vc.get("default_qresi_counts", 0),
         quant_resi=vc["quant_resi"], quant_conv_ks=vc["quant_conv_ks"],
-        using_sa=dd["using_sa"], using_mid_sa=dd["using_mid_sa"]))
+        using_sa=dd["using_sa"], using_mid_sa=dd["using_mid_sa"], using_znorm=vc.get("using_znorm", False)))
     loading.load_strict(vae, vqvae_state(dict(case.tokenizer_sd)), ignore=loading.VAR_VAE_IGNORED, what="VQVAE")
     return model.eval(), vae.eval()
 

@@ -53,8 +53,10 @@ def phi_ticks(num_phi: int, num_scales: int) -> list[float]:
 
 class MultiScaleResidualQuantizer(nn.Module):
     def __init__(self, vocab_size: int, dim: int, patch_nums: Sequence[int], *, num_phi: int = 4,
-                 phi_ratio: float = 0.5, down_mode: str = "area", up_mode: str = "bicubic", beta: float = 0.25):
+                 phi_ratio: float = 0.5, down_mode: str = "area", up_mode: str = "bicubic", beta: float = 0.25,
+                 using_znorm: bool = False):
         super().__init__()
+        self.using_znorm = using_znorm  # VAR's option: nearest code by cosine similarity instead of L2
         self.vocab_size, self.dim = vocab_size, dim
         self.patch_nums = tuple(int(p) for p in patch_nums)
         if list(self.patch_nums) != sorted(set(self.patch_nums)) or self.patch_nums[0] < 1:
@@ -96,7 +98,10 @@ class MultiScaleResidualQuantizer(nn.Module):
 
     def lookup(self, z: torch.Tensor) -> torch.Tensor:
         """Nearest code index for each vector of z [B,C,h,w] -> [B,h,w]."""
-        B, _, h, w = z.shape
+        B, C, h, w = z.shape
+        if self.using_znorm:
+            flat = F.normalize(z.permute(0, 2, 3, 1).reshape(-1, C), dim=-1)
+            return (flat @ F.normalize(self.embedding.weight, dim=-1).t()).argmax(1).view(B, h, w)
         return self.distances(z).argmin(1).view(B, h, w)
 
     def embed_scale(self, si: int, idx: torch.Tensor) -> torch.Tensor:

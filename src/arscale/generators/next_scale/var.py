@@ -154,6 +154,7 @@ class VQVAEConfig:
     quant_conv_ks: int = 3
     using_sa: bool = True
     using_mid_sa: bool = True
+    using_znorm: bool = False  # nearest code by cosine similarity (encoding only)
 
     @property
     def image_size(self) -> int:
@@ -180,7 +181,7 @@ class VQVAE(nn.Module):
         ratio = abs(c.quant_resi)
         num_phi = c.num_phi if ratio > 1e-6 else 0
         self.quantize = MultiScaleResidualQuantizer(c.vocab_size, c.code_dim, c.patch_nums, num_phi=num_phi,
-                                                    phi_ratio=ratio)
+                                                    phi_ratio=ratio, using_znorm=c.using_znorm)
         if num_phi:
             self.quantize.phi_for_scale = var_phi_for_scale(num_phi, len(c.patch_nums))
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -28,7 +28,12 @@ from arscale.generators import loading
 from arscale.generators.conv_autoencoder import LDMResnetBlock, Resample, group_norm_32
 from arscale.generators.kv_cache import KVCache
 from arscale.generators.next_token.generator import TokenGenerator
-from arscale.generators.next_token.transformer import CaptionEmbedder, Transformer, TransformerConfig
+from arscale.generators.next_token.transformer import (
+    CaptionEmbedder,
+    Transformer,
+    TransformerConfig,
+    rope_2d_table,
+)
 from arscale.generators.sampling import cfg_mix, filter_logits_hf
 from arscale.generators.seeding import generator_for
 from arscale.generators.trajectories import Trajectories
@@ -68,6 +73,9 @@ class LlamaGenConfig:
     rope_base: float = 10000.0
     ffn_dim_multiplier: float | None = None
     class_dropout_prob: float = 0.1  # c2i: > 0 gives the label table its null-class row (needed for CFG)
+    # c2i: upstream's cls_token_num. The label is always one prefix token, but upstream's RoPE table starts with
+    # this many all-zero rows, so for k > 1 image position p reads row p of that table (shifted by k - 1).
+    c2i_rope_prefix: int = 1
 
     @property
     def has_null_class(self) -> bool:
@@ -86,7 +94,8 @@ class LlamaGenConfig:
                    vocab_size=kw["vocab_size"], block_size=kw["block_size"], num_classes=kw["num_classes"],
                    caption_dim=kw["caption_dim"], multiple_of=kw["multiple_of"], norm_eps=kw["norm_eps"],
                    rope_base=float(kw["rope_base"]), ffn_dim_multiplier=kw.get("ffn_dim_multiplier"),
-                   class_dropout_prob=float(kw.get("class_dropout_prob", 0.1)))
+                   class_dropout_prob=float(kw.get("class_dropout_prob", 0.1)),
+                   c2i_rope_prefix=int(kw.get("cls_token_num", 1)) if kw["model_type"] == "c2i" else 1)
 
 
 class LlamaGenGPT(Transformer):
@@ -104,6 +113,10 @@ class LlamaGenGPT(Transformer):
             norm_eps=cfg.norm_eps, rope_base=cfg.rope_base, prefix_rope="zero",
             ffn_dim_multiplier=cfg.ffn_dim_multiplier))
         self.llamagen = cfg
+        if cfg.model_type == "c2i" and cfg.c2i_rope_prefix != 1:
+            if cfg.c2i_rope_prefix < 1:
+                raise ArscaleError(f"c2i cls_token_num must be >= 1, got {cfg.c2i_rope_prefix}")
+            self.rope = rope_2d_table(replace(self.config, cls_token_num=cfg.c2i_rope_prefix))
         if cfg.model_type == "c2i":
             self.cls_embedding = LabelEmbedder(cfg.num_classes, cfg.dim, cfg.has_null_class)
         elif cfg.model_type == "t2i":
