@@ -101,13 +101,48 @@ def rope_positions(schedule: Sequence[Sequence[int]]) -> tuple[torch.Tensor, tor
     return torch.cat(rows), torch.cat(cols)
 
 
-def rope_table(head_dim: int, schedule: Sequence[Sequence[int]]) -> torch.Tensor:
-    """cos/sin [L, head_dim/2, 2]: the first half of the rotation pairs turn with the row, the second with the column."""
+ROPE_MODES = (0, 1, 2)
+_ROPE_GRID = 128  # edge of the position grid upstream's 2-D RoPE draws from (2048 px / 16)
+
+
+def rope_table(head_dim: int, schedule: Sequence[Sequence[int]], mode: int = 2) -> torch.Tensor:
+    """cos/sin [L, head_dim/2, 2]: the first half of the rotation pairs turn with the row, the second with the column.
+
+    `mode` is upstream's `rope2d_normalized_by_hw`: 2 (released models) stretches every scale's grid to the 1M
+    last scale (`rope_positions`); 0 uses the raw grid positions 0..h-1, 0..w-1; 1 resizes the cos/sin
+    table of a 128-edge grid (cropped to the aspect ratio of the 1M last scale) to each scale with
+    align-corners bilinear interpolation, so its values are blends of cos/sin, not cos/sin of a position.
+    """
+    if mode not in ROPE_MODES:
+        raise ArscaleError(f"unknown Infinity RoPE mode (rope2d_normalized_by_hw) {mode!r}; choose from {ROPE_MODES}")
     half = head_dim // 2
     inv_freq = 1.0 / (10000.0 ** (torch.arange(0, half, 2, dtype=torch.int64).float() / half))
-    rows, cols = rope_positions(schedule)
+    if mode == 1:
+        return _rope_table_resized(inv_freq, schedule)
+    if mode == 2:
+        rows, cols = rope_positions(schedule)
+    else:
+        rows = torch.cat([torch.arange(h)[:, None].expand(h, w).reshape(-1) for _, h, w in schedule])
+        cols = torch.cat([torch.arange(w)[None, :].expand(h, w).reshape(-1) for _, h, w in schedule])
     angles = torch.cat([torch.outer(rows.float(), inv_freq), torch.outer(cols.float(), inv_freq)], dim=-1)
     return torch.stack([angles.cos(), angles.sin()], dim=-1)
+
+
+def _rope_table_resized(inv_freq: torch.Tensor, schedule: Sequence[Sequence[int]]) -> torch.Tensor:
+    ref_h, ref_w = RATIO_TEMPLATES[nearest_ratio(schedule[-1][1] / schedule[-1][2])][-1]
+    if ref_h >= ref_w:
+        gh, gw = _ROPE_GRID, int(_ROPE_GRID / ref_h * ref_w)
+    else:
+        gh, gw = int(_ROPE_GRID / ref_w * ref_h), _ROPE_GRID
+    rows = torch.outer(torch.arange(gh).float(), inv_freq)[:, None, :].expand(gh, gw, -1)
+    cols = torch.outer(torch.arange(gw).float(), inv_freq)[None, :, :].expand(gh, gw, -1)
+    angles = torch.cat([rows, cols], dim=-1)
+    grid = torch.stack([angles.cos(), angles.sin()]).permute(0, 3, 1, 2)  # [2 (cos, sin), half, gh, gw]
+    out = []
+    for _, h, w in schedule:
+        t = F.interpolate(grid, size=(h, w), mode="bilinear", align_corners=True)  # [2, half, h, w]
+        out.append(t.flatten(2).permute(2, 1, 0))  # [h*w, half, 2]
+    return torch.cat(out)
 
 
 # -- transformer ----------------------------------------------------------------------------------------
@@ -121,6 +156,9 @@ class InfinityConfig:
     text_maxlen: int = 512
     codebook_dim: int = 32
     norm_eps: float = 1e-6
+    rope_mode: int = 2  # upstream rope2d_normalized_by_hw (see `rope_table`)
+    block_chunks: int = 1  # only matters when the level embedding is added before every chunk
+    lvl_embed_only_first_block: bool = True  # False: upstream adds lvl_embed again before every block chunk
 
     @property
     def ffn_dim(self) -> int:
@@ -132,10 +170,32 @@ class InfinityConfig:
 
     @classmethod
     def from_upstream(cls, kw: dict) -> InfinityConfig:
-        return cls(embed_dim=kw["embed_dim"], depth=kw["depth"], num_heads=kw["num_heads"],
-                   mlp_ratio=kw.get("mlp_ratio", 4.0), text_channels=kw["text_channels"],
-                   text_maxlen=kw["text_maxlen"], codebook_dim=kw.get("codebook_dim", 32),
-                   norm_eps=kw.get("norm_eps", 1e-6))
+        """From upstream Infinity's constructor arguments; settings this implementation does not follow are an
+        error rather than silently different numbers."""
+        unsupported = {k: kw[k] for k, ok in _FIXED_UPSTREAM.items() if k in kw and not ok(kw[k])}
+        if unsupported:
+            raise ArscaleError(f"Infinity constructor settings not supported by arscale: {unsupported}")
+        cfg = cls(embed_dim=kw["embed_dim"], depth=kw["depth"], num_heads=kw["num_heads"],
+                  mlp_ratio=kw.get("mlp_ratio", 4.0), text_channels=kw["text_channels"],
+                  text_maxlen=kw["text_maxlen"], codebook_dim=kw.get("codebook_dim", 32),
+                  norm_eps=kw.get("norm_eps", 1e-6), rope_mode=int(kw.get("rope2d_normalized_by_hw", 2)),
+                  block_chunks=int(kw.get("block_chunks") or 1),
+                  lvl_embed_only_first_block=bool(kw.get("add_lvl_embeding_only_first_block", 1)))
+        if cfg.rope_mode not in ROPE_MODES:
+            raise ArscaleError(f"unknown rope2d_normalized_by_hw {cfg.rope_mode!r}; choose from {ROPE_MODES}")
+        if cfg.depth % cfg.block_chunks:
+            raise ArscaleError(f"depth {cfg.depth} is not a multiple of block_chunks {cfg.block_chunks}")
+        return cfg
+
+
+# Upstream constructor options whose other values change the architecture or the numbers (our code follows
+# the released models' values only).
+_FIXED_UPSTREAM: dict[str, Callable[[object], bool]] = {
+    "shared_aln": bool, "head_aln": bool, "cos_attn": bool, "use_bit_label": bool, "rope2d_each_sa_layer": bool,
+    "rms_norm": lambda v: not v, "swiglu": lambda v: not v, "nm0": lambda v: not v,
+    "apply_spatial_patchify": lambda v: not v, "head_depth": lambda v: v == 1,
+    "cross_attn_layer_scale": lambda v: v < 0,
+}
 
 def _ada_ln(x: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor, eps: float) -> torch.Tensor:
     return F.layer_norm(x.float(), (x.shape[-1],), eps=eps).mul(scale + 1).add(shift)
@@ -238,10 +298,14 @@ class InfinityTransformer(nn.Module):
         return [self.cfg_uncond[:n] for n in lens]
 
     # -- image tokens ----------------------------------------------------------------------------------
-    def _run(self, h, cond, context, context_mask, rope, *, mask=None, cache=None) -> torch.Tensor:
-        """Blocks and head: h [B, n, C] (level embedding already added) -> logits [B, n, 2d]."""
+    def _run(self, h, lvl, cond, context, context_mask, rope, *, mask=None, cache=None) -> torch.Tensor:
+        """Blocks and head: h [B, n, C] and its level embedding lvl (added before block 0, or before every
+        block chunk when `lvl_embed_only_first_block` is off) -> logits [B, n, 2d]."""
         gss = self.shared_ada_lin(cond.float()).view(-1, 1, 6, self.cfg.embed_dim)
+        per_chunk = self.cfg.depth // self.cfg.block_chunks
         for i, block in enumerate(self.blocks):
+            if i == 0 or (not self.cfg.lvl_embed_only_first_block and i % per_chunk == 0):
+                h = h + lvl
             h = block(h, gss, mask, cache, i, context, context_mask, rope)
         return self.head(self.head_nm(h.float(), cond.float()))
 
@@ -249,7 +313,7 @@ class InfinityTransformer(nn.Module):
                       context: torch.Tensor, context_mask: torch.Tensor, rope: torch.Tensor) -> torch.Tensor:
         """One scale against the KV cache: x [B, h*w, d] (None for si = 0) -> logits [B, h*w, 2d]."""
         h = cond.unsqueeze(1) + self.pos_start if x is None else self.word_embed(x)
-        return self._run(h + self.lvl_embed.weight[si], cond, context, context_mask, rope, cache=cache)
+        return self._run(h, self.lvl_embed.weight[si], cond, context, context_mask, rope, cache=cache)
 
     def teacher_forced(self, features: Sequence[torch.Tensor], x_in: torch.Tensor,
                        schedule: Sequence[Sequence[int]]) -> torch.Tensor:
@@ -259,8 +323,8 @@ class InfinityTransformer(nn.Module):
         sizes = [t * h * w for t, h, w in schedule]
         level = torch.cat([torch.full((n,), i, device=x.device) for i, n in enumerate(sizes)])
         mask = torch.where(level[:, None] >= level[None, :], 0.0, float("-inf"))[None, None]
-        rope = rope_table(self.head_dim, schedule).to(x.device)
-        return self._run(x + self.lvl_embed(level)[None], cond, mem, mem_mask, rope, mask=mask)
+        rope = rope_table(self.head_dim, schedule, self.cfg.rope_mode).to(x.device)
+        return self._run(x, self.lvl_embed(level)[None], cond, mem, mem_mask, rope, mask=mask)
 
 
 # -- generator ------------------------------------------------------------------------------------------
@@ -315,7 +379,7 @@ class InfinityGenerator(NextScaleLoop):
             raise ArscaleError(f"image schedules have t = 1 at every scale, got {schedule}")
         self.schedule = schedule
         self.set_scales([(h, w) for _, h, w in schedule])
-        self.rope = rope_table(self.model.head_dim, schedule)
+        self.rope = rope_table(self.model.head_dim, schedule, self.model.cfg.rope_mode)
         self.cfg_list = self._per_scale(self.sampling.cfg, "cfg")
         self.tau_list = self._per_scale(self.sampling.tau, "tau")
 
@@ -439,6 +503,19 @@ class InfinityGenerator(NextScaleLoop):
             head = 2 * C * 2 * d * n
             out.append(float(2 * rows * (depth * per_block + head)))
         return out
+
+
+def upstream_filters(top_k: float, top_p: float, model_top_k: float = 0.0, model_top_p: float = 0.0,
+                     codebook_dim: int = 32) -> tuple[int, float]:
+    """The top-k / top-p upstream's sampler gets: `top_k or model.top_k`, `top_p or model.top_p`, where the
+    model's values come from the constructor (top_p clamped to [0, 1], under 1e-5 off; top_k a fraction of the
+    2d logits when in (0, 1), off when >= 2d or <= 0). A zero passed at sampling time falls back to them."""
+    V = 2 * codebook_dim
+    mp = max(min(model_top_p, 1), 0)
+    mp = 0 if mp < 1e-5 else mp
+    mk = round(model_top_k * V) if 0 < model_top_k < 1 else round(model_top_k)
+    mk = 0 if mk >= V or mk <= 0 else mk
+    return int(top_k or mk), float(top_p or mp)
 
 
 def to_uint8_bgr(img_minus1_1: torch.Tensor) -> torch.Tensor:
