@@ -100,7 +100,7 @@ def _check(result, prompts, n):
     assert result.cost.transformer_flops > 0
 
 
-@pytest.mark.parametrize("strategy", ["raw", "best-of-n", "tts-var"])
+@pytest.mark.parametrize("strategy", ["raw", "best-of-n", "importance", "tts-var"])
 def test_infinity_under_strategies(strategy):
     gen, prompts = tiny_infinity(), ["a red cube", "two green balls on a table"]
     extra = {"tts-var": {"record_previews": False}}.get(strategy, {})
@@ -118,7 +118,7 @@ def test_infinity_rows_do_not_depend_on_the_batch():
     assert (together.chosen(1).image == alone.chosen(0).image).all()
 
 
-@pytest.mark.parametrize("strategy", ["raw", "best-of-n", "tts-var"])
+@pytest.mark.parametrize("strategy", ["raw", "best-of-n", "importance", "tts-var"])
 def test_var_under_strategies(strategy):
     s = make_strategy(strategy, {"record_previews": False} if strategy == "tts-var" else {})
     if strategy == "tts-var":
@@ -126,7 +126,7 @@ def test_var_under_strategies(strategy):
     _check(s.run(tiny_var(), [3, 7], 2, seed=0, scorer=BrightnessScorer()), [3, 7], 2)
 
 
-@pytest.mark.parametrize("strategy", ["raw", "best-of-n", "scaling-ar"])
+@pytest.mark.parametrize("strategy", ["raw", "best-of-n", "importance", "scaling-ar"])
 def test_llamagen_under_strategies(strategy):
     _check(make_strategy(strategy, {}).run(tiny_llamagen(), [1, 4], 2, seed=0, scorer=BrightnessScorer()), [1, 4], 2)
 
