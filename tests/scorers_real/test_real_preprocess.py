@@ -32,6 +32,17 @@ def test_center_crop_offsets():
         center_crop(img, 7)
 
 
+def test_center_crop_floor_offsets_like_clip_image_processor():
+    img = torch.arange(6 * 9, dtype=torch.float32).view(1, 1, 6, 9)
+    # transformers' CLIPImageProcessor: top = (6 - 4) // 2 = 1, left = (9 - 4) // 2 = 2; (7 - 4) // 2 = 1 vs round(1.5) = 2
+    assert torch.equal(center_crop(img, 4, "floor"), img[..., 1:5, 2:6])
+    img = torch.arange(7 * 7, dtype=torch.float32).view(1, 1, 7, 7)
+    assert torch.equal(center_crop(img, 4, "floor"), img[..., 1:5, 1:5])
+    assert torch.equal(center_crop(img, 4), img[..., 2:6, 2:6])
+    with pytest.raises(ArscaleError, match="unknown crop offsets"):
+        ImageTransform(4, crop_offsets="ceil")
+
+
 def test_normalisation_values():
     grey = torch.full((1, 3, 2, 2), 0.5)
     out = normalize(grey, CLIP_MEAN, CLIP_STD)[0, :, 0, 0]

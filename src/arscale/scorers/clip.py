@@ -8,8 +8,11 @@ Both embed the image and the prompt, L2-normalise, and scale the cosine:
   the logit a softmax over candidates would use; no clamp), weights `yuvalkirstain/PickScore_v1`
   with the tokenizer of `laion/CLIP-ViT-H-14-laion2B-s32B-b79K` (its processor).
 
-Preprocessing is the CLIP processor's: bicubic resize of the shorter side to 224, centre crop, CLIP
-mean/std. Prompts are truncated at the text tower's 77 positions (torchmetrics truncates as well).
+Preprocessing is the CLIP processor's: bicubic resize of the shorter side to 224, centre crop with the
+offsets floored (`CLIPImageProcessor`, not torchvision's rounding), CLIP mean/std. Prompts are truncated at
+the text tower's 77 positions keeping the end-of-text token (`truncation=True`, PickScore's card);
+torchmetrics instead cuts the ids at 77, which drops that token, so prompts past 77 tokens score
+differently there. Each image's score is clamped at 0 (the CLIPScore paper); torchmetrics clamps the mean.
 `features(images)` returns the L2-normalised image embeddings [B, projection_dim].
 """
 
@@ -46,7 +49,9 @@ class ClipSimilarityScorer:
         self.batch_size = batch_size
         self.input_size = int(model.config.vision_config.image_size)
         self.max_tokens = int(model.config.text_config.max_position_embeddings)
-        self.transform = ImageTransform(self.input_size, CLIP_MEAN, CLIP_STD, "bicubic", fit="crop", backend=backend)
+        # transformers' CLIPImageProcessor (torchmetrics' CLIPScore, PickScore's card) floors the crop offsets
+        self.transform = ImageTransform(self.input_size, CLIP_MEAN, CLIP_STD, "bicubic", fit="crop", backend=backend,
+                                        crop_offsets="floor")
 
     def image_embeddings(self, images: torch.Tensor) -> torch.Tensor:
         pixels = self.transform(images.to(self.device)).to(self.dtype)

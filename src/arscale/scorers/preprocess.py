@@ -83,13 +83,20 @@ def to_uint8(images: torch.Tensor) -> torch.Tensor:
     return (images.detach().float().clamp(0, 1) * 255.0).round().to(torch.uint8)
 
 
-def center_crop(images: torch.Tensor, size: int) -> torch.Tensor:
-    """torchvision `CenterCrop(size)` on images at least `size` large (offsets rounded like torchvision)."""
+CROP_OFFSETS = ("round", "floor")
+
+
+def center_crop(images: torch.Tensor, size: int, offsets: str = "round") -> torch.Tensor:
+    """Centre crop of images at least `size` large. `offsets="round"`: torchvision `CenterCrop` (the
+    offset `(h - size) / 2` rounded half to even); `"floor"`: transformers' image processors
+    (`CLIPImageProcessor`: `(h - size) // 2`). They differ by one pixel when `h - size` is odd."""
     h, w = images.shape[-2:]
     if h < size or w < size:
         raise ArscaleError(f"cannot centre-crop {size}x{size} from a {h}x{w} image; resize first")
-    top = round((h - size) / 2.0)
-    left = round((w - size) / 2.0)
+    if offsets not in CROP_OFFSETS:
+        raise ArscaleError(f"unknown crop offsets {offsets!r}; choose from {', '.join(CROP_OFFSETS)}")
+    top = round((h - size) / 2.0) if offsets == "round" else (h - size) // 2
+    left = round((w - size) / 2.0) if offsets == "round" else (w - size) // 2
     return images[..., top: top + size, left: left + size]
 
 
@@ -122,6 +129,9 @@ class ImageTransform:
     - `crop`: shorter side to `size`, then centre crop (CLIP, BLIP / ImageReward, PickScore);
     - `stretch`: straight to `size`×`size`, no crop (TTS-VAR's DINOv2 input);
     - `pad`: longer side to `size`, then zero padding to a square (HPSv2's `ResizeMaxSize`).
+
+    `crop_offsets` (fit `crop` only): `round` as torchvision's `CenterCrop` (BLIP / ImageReward, OpenAI
+    CLIP's own preprocess), `floor` as transformers' `CLIPImageProcessor` (CLIPScore, PickScore).
     """
 
     size: int
@@ -131,10 +141,13 @@ class ImageTransform:
     fit: str = "crop"
     backend: str = "torch"
     clamp: bool = True
+    crop_offsets: str = "round"
 
     def __post_init__(self) -> None:
         if self.fit not in FITS:
             raise ArscaleError(f"unknown fit {self.fit!r}; choose from {', '.join(FITS)}")
+        if self.crop_offsets not in CROP_OFFSETS:
+            raise ArscaleError(f"unknown crop offsets {self.crop_offsets!r}; choose from {', '.join(CROP_OFFSETS)}")
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         images = check_images(images).float()
@@ -143,7 +156,7 @@ class ImageTransform:
                      "pad": longer_side_size(h, w, self.size)}[self.fit]
         images = resize(images, *resize_to, self.interpolation, self.backend, self.clamp)
         if self.fit == "crop":
-            images = center_crop(images, self.size)
+            images = center_crop(images, self.size, self.crop_offsets)
         elif self.fit == "pad":
             images = pad_to_square(images, self.size)
         return normalize(images, self.mean, self.std)
