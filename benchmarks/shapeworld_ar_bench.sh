@@ -20,8 +20,9 @@ case "${1:-main}" in
   ablations)
     arscale bench "${COMMON[@]}" --scorer "" --prompts draw:40:99 --out "$OUT/ablations" --strategies raw --n 1
     arscale bench "${COMMON[@]}" --scorer "" --prompts draw:40:99 --out "$OUT/ablations" --n 8 \
-      --strategies "scaling-ar,scaling-ar@active,scaling-ar@noD,scaling-ar@noB,scaling-ar@noTok,scaling-ar@termonly,scaling-ar@schedonly,scaling-ar@p10,scaling-ar@p30,scaling-ar@d02,scaling-ar@d20,scaling-ar@norec,scaling-ar@Donly,scaling-ar@klema,scaling-ar@hm73,scaling-ar@guided,scaling-ar@recwarmup,scaling-ar@probany" \
+      --strategies "scaling-ar,scaling-ar@active,scaling-ar@win32,scaling-ar@noD,scaling-ar@noB,scaling-ar@noTok,scaling-ar@termonly,scaling-ar@schedonly,scaling-ar@p10,scaling-ar@p30,scaling-ar@d02,scaling-ar@d20,scaling-ar@norec,scaling-ar@Donly,scaling-ar@klema,scaling-ar@hm73,scaling-ar@guided,scaling-ar@recwarmup,scaling-ar@probany" \
       --config 'scaling-ar@active={"threshold_pool": "active"}' \
+      --config 'scaling-ar@win32={"scale_steps": false}' \
       --config 'scaling-ar@noD={"use_conditional": false}' \
       --config 'scaling-ar@noB={"use_block": false}' \
       --config 'scaling-ar@noTok={"use_token": false}' \
