@@ -108,7 +108,9 @@ class ScalingARConfig(StrategyConfig):
     variance_window: int = 32  # [PROPOSAL] Var(I) window, in the paper's steps
     clamp_min: float = 1.0  # [PROPOSAL]
     clamp_over: float = 2.0  # [PROPOSAL] s <= s_base + clamp_over
-    # step-count scaling rule (ours)
+    # step-count scaling rule (ours). The paper applies its 32-step windows to 256-token AR-GRPO unchanged
+    # (`scale_steps=False`); on 480 fresh ShapeWorld prompts (256 tokens) that lost 4.2 +- 2.1 points at 2.1x
+    # the tokens (RESULTS.md, Session 16), so the windows are scaled by T / reference_tokens.
     scale_steps: bool = True
     reference_tokens: int = 1024
     min_window: int = 2
