@@ -13,7 +13,10 @@ flattened to that):
 K-Means follows scikit-learn's defaults as the official code used them (greedy k-means++ with
 2 + ⌊ln k⌋ local trials, Lloyd to tol 1e-4 relative to the mean variance, 300 iterations, one
 init), in float64, seeded by an explicit generator. Ties go to the lowest index everywhere and
-duplicate points never yield an empty cluster or a repeated representative.
+duplicate points never yield an empty cluster or a repeated representative. Distances to a centre
+within a relative TIE_RTOL count as ties: with 8 → 6 or 6 → 4 rows most clusters have one or two
+members, and the two members of a pair are equidistant from their centre (their midpoint), so
+without it the pick would be decided by float rounding (as in the official code's float32 `np.argmin`).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import torch
 from arscale.errors import ArscaleError
 
 REDUCTIONS = ("pca", "pca-joint", "pool")
+TIE_RTOL = 1e-9
 
 
 def as_tokens(features: torch.Tensor) -> torch.Tensor:
@@ -135,8 +139,11 @@ def representatives(x: torch.Tensor, k: int, generator: torch.Generator) -> torc
     d = _sq_dists(x, centres)
     chosen: list[int] = []
     for j in range(k):
-        order = sorted(range(x.shape[0]), key=lambda i: (int(labels[i]) != j, float(d[i, j]), i))
-        chosen.append(next(i for i in order if i not in chosen))
+        members = [i for i in range(x.shape[0]) if int(labels[i]) == j and i not in chosen]
+        pool = members or [i for i in range(x.shape[0]) if i not in chosen]
+        nearest = min(float(d[i, j]) for i in pool)
+        # A two-member cluster's centre is their midpoint: an exact tie that rounding would otherwise break.
+        chosen.append(min(i for i in pool if float(d[i, j]) <= nearest * (1 + TIE_RTOL)))
     return torch.tensor(chosen)
 
 

@@ -8,7 +8,12 @@ Per prompt, a descending batch schedule (`schedule.py`: `batch[k]` rows generate
   each centre survives — diversity, not reward, because coarse rewards are unreliable;
 - after each resampling scale, the partial decodes are scored, the reward is recorded in the row's
   history, and `batch[k+1]` rows are drawn with replacement ∝ exp(λ·potential) (VALUE, DIFF,
-  MAX or SUM, through log-sum-exp);
+  MAX or SUM, through log-sum-exp); by default (`history="resample"`, ours) a row's history holds
+  only its rewards at earlier resampling scales, so DIFF at scale 9 is r9 − r6 and MAX/SUM run over
+  {r6, r9}; the paper's DIFF/MAX/SUM are defined over every scale (r_k − r_{k−1}, max/Σ over
+  r_0..r_k, "MAX requires score calculations at each scale"): `history="all"` scores every scale up
+  to the last resampling scale (for potentials other than VALUE), which makes `potentials.py` compute
+  exactly the paper's formulas, at the cost of a decode and a reward per row and scale;
 - at the end, the row with the best final reward is the answer.
 Rows of many prompts share every forward; every selection is per prompt. Decodes happen only at
 operation scales and at the end, at the consuming scorer's input size.
@@ -35,6 +40,7 @@ from arscale.search.rollout import Search, cached_scorer, check_n, make_search, 
 from arscale.search.schedule import N_COUNTS, Schedule, build_schedule
 
 LATENT = "latent"
+HISTORIES = ("resample", "all")
 
 
 @dataclass
@@ -45,6 +51,7 @@ class TTSVARConfig(StrategyConfig):
     resample_at: list[int] | None = None  # 0-based scales; None = the paper's 6, 9 mapped onto the model
     potential: str = "value"
     lam: float = 10.0
+    history: str = "resample"  # rewards recorded for DIFF/MAX/SUM: "resample" (ours) | "all" scales (paper)
     reduction: str = "pca"  # pca (official) | pca-joint | pool
     reward: str = "shapeworld-reward"
     features: str = "shapeworld-features"  # a feature scorer, or "latent": cluster f̂ itself (no decode; ours)
@@ -58,6 +65,8 @@ class TTSVARConfig(StrategyConfig):
             raise ArscaleError(f"unknown feature reduction {self.reduction!r}; choose from {', '.join(REDUCTIONS)}")
         if self.n_counts not in N_COUNTS:
             raise ArscaleError(f"n_counts must be one of {', '.join(N_COUNTS)}, got {self.n_counts!r}")
+        if self.history not in HISTORIES:
+            raise ArscaleError(f"history must be one of {', '.join(HISTORIES)}, got {self.history!r}")
         if self.lam < 0:
             raise ArscaleError(f"lam (λ) must be non-negative, got {self.lam}")
 
@@ -92,6 +101,8 @@ class TTSVAR:
         for k in range(plan.num_scales):
             search.advance(traj)
             op = plan.operation(k)
+            if op != "resample" and self._records_history(plan, k):
+                search.score_now(traj, k)  # before a clustering, so the kept rows carry it
             if c.record_previews and k < plan.num_scales - 1:
                 search.telemetry["previews"].append(
                     {"scale": k, "nodes": traj.node.tolist(), "prompt": traj.prompt_index.tolist(),
@@ -112,6 +123,12 @@ class TTSVAR:
             search.telemetry["previews"].append({"scale": plan.num_scales - 1, "nodes": traj.node.tolist(),
                                                  "prompt": traj.prompt_index.tolist(), "images": to_uint8(images)})
         return search.result(traj, images, rewards, self.name, c.to_dict())
+
+    def _records_history(self, plan: Schedule, k: int) -> bool:
+        """Whether scale k is scored only for the reward history (`history="all"`, DIFF/MAX/SUM)."""
+        c = self.config
+        return (c.history == "all" and c.potential != "value" and bool(plan.resample_at)
+                and k < max(plan.resample_at))
 
     def _cluster(self, search: Search, traj, k: int, keep: int) -> None:
         if self.config.features == LATENT:
