@@ -197,6 +197,7 @@ _FIXED_UPSTREAM: dict[str, Callable[[object], bool]] = {
     "cross_attn_layer_scale": lambda v: v < 0,
 }
 
+
 def _ada_ln(x: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor, eps: float) -> torch.Tensor:
     return F.layer_norm(x.float(), (x.shape[-1],), eps=eps).mul(scale + 1).add(shift)
 
