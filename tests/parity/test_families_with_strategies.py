@@ -155,3 +155,13 @@ def test_llamagen_rows_sample_from_the_hf_style_distribution_on_their_own_stream
     assert all(probs[r, tokens[r]] > 0 for r in range(3))  # never a token the nucleus filter removed
     alone = gen.start([4], 1, seed=0, prompt_offset=2)
     assert gen.sample(alone)[0] == tokens[2]
+
+
+def test_scaling_ar_draws_from_the_same_sampler_as_raw_on_llamagen():
+    # with its scheduler and termination off, ScalingAR is raw sampling: same HF-style filter, same streams
+    gen = tiny_llamagen()
+    gen.top_p = 0.0  # LlamaGen keeps only the top token here; the generic filter reads 0 as "off"
+    raw = make_strategy("raw", {}).run(gen, [1, 4], 1, seed=5)
+    plain = make_strategy("scaling-ar", {"terminate": False, "schedule_guidance": False}).run(gen, [1, 4], 1, seed=5)
+    for p in range(2):
+        assert (raw.chosen(p).image == plain.chosen(p).image).all()

@@ -209,6 +209,14 @@ def test_step_constants_scale_with_sequence_length():
     ({"rebound_from": "start"}, "rebound_from"),
     ({"probation": "late"}, "probation"),
     ({"threshold_pool": "all"}, "threshold_pool"),
+    ({"variance_window_steps": 0}, "variance_window_steps"),
+    ({"recovery_window_steps": -1}, "recovery_window_steps"),
+    ({"z_clip": 0.0}, "z_clip"),
+    ({"rebound_eps": 0.0}, "rebound_eps"),
+    ({"temperature": 0.0}, "temperature"),
+    ({"cfg_base": 2.0, "clamp_min": 5.0, "clamp_over": 1.0}, "clamp_min"),
+    ({"w_i": 0.0, "use_conditional": False}, "w_i"),
+    ({"w_tok": 0.0, "use_block": False}, "intrinsic weights"),
 ])
 def test_invalid_configs_rejected(bad, match):
     with pytest.raises(ArscaleError, match=match):
@@ -328,3 +336,24 @@ def test_rebound_from_flag_measures_the_dip_since_the_flag(gen):
             last = len(tr["C"]) - 1
             if last > warmup:
                 assert tr["R"][last] == pytest.approx(_running_min_rebound(tr["C"], warmup, eps), rel=1e-4, abs=1e-5)
+
+
+def test_guided_confidence_starts_at_s_base_not_the_generators_scale():
+    from arscale.search import confidence as sig
+
+    g = random_shapeworld_ar(1, grid=8, vocab_size=32, cfg=3.0)
+    cond, uncond = g.next_logits(g.start(PROMPTS[:1], 1, 0))
+    res = ScalingAR(ScalingARConfig(confidence_from="guided", cfg_base=1.5, terminate=False)).run(g, PROMPTS[:1], 1, seed=0)
+    expected = float(sig.token_confidence(uncond + 1.5 * (cond - uncond)))
+    assert res.telemetry["prompts"][0][0]["s_tok"][0] == pytest.approx(expected, abs=1e-6)
+
+
+def test_without_conditional_channel_c_is_i_but_the_scheduler_still_reads_d(gen):
+    cfg = ScalingARConfig(use_conditional=False, terminate=False)
+    res = ScalingAR(cfg).run(gen, PROMPTS[:1], 3, seed=1)
+    s_base = res.telemetry["s_base"]
+    for tr in res.telemetry["prompts"][0]:
+        assert tr["C"] == pytest.approx(tr["I"], abs=1e-6)  # w_I renormalised to 1
+        # at t = 0, R = 0 and Var(I) = 0 (one value): the scale is s_base + alpha (1 - D)
+        t = 0
+        assert tr["guidance"][t] == pytest.approx(s_base + cfg.alpha * (1 - tr["D"][t]), abs=1e-5)

@@ -116,7 +116,11 @@ class ScalingARConfig(StrategyConfig):
     min_window: int = 2
     recovery_window_steps: int | None = None
     variance_window_steps: int | None = None
-    # ablation switches (Tables 2 and 4)
+    # ablation switches (Tables 2 and 4). A switched-off profile term is dropped and the remaining weights are
+    # renormalised (`weights`): without token confidence I = EMA(B), without block stability I = EMA(s_tok),
+    # without the conditional channel C = I. `use_conditional=False` removes D from C (and so from ranking,
+    # threshold and rebound) only: the guidance scheduler still adds alpha * (1 - D), a policy-level term that
+    # Table 4 toggles with `schedule_guidance` (the spec does not say which reading Table 2 used).
     use_token: bool = True
     use_block: bool = True
     use_conditional: bool = True
@@ -157,6 +161,16 @@ class ScalingARConfig(StrategyConfig):
         need(self.rebound_from in ("warmup", "flag"),
              f"rebound_from must be 'warmup' or 'flag', got {self.rebound_from!r}")
         need(self.cfg_base is None or self.cfg_base > 0, f"cfg_base must be positive, got {self.cfg_base}")
+        need(self.recovery_window_steps is None or self.recovery_window_steps >= 0,
+             f"recovery_window_steps must be >= 0, got {self.recovery_window_steps}")
+        need(self.variance_window_steps is None or self.variance_window_steps >= 1,  # 0 would read the whole history
+             f"variance_window_steps must be >= 1, got {self.variance_window_steps}")
+        need(self.z_clip > 0, f"z_clip must be > 0, got {self.z_clip}")
+        need(self.rebound_eps > 0, f"rebound_eps must be > 0, got {self.rebound_eps}")
+        need(self.temperature is None or self.temperature > 0, f"temperature must be > 0, got {self.temperature}")
+        need(self.cfg_base is None or self.clamp_min <= self.cfg_base + self.clamp_over,
+             f"clamp_min {self.clamp_min} exceeds cfg_base + clamp_over = {self.cfg_base} + {self.clamp_over}")
+        self.weights()  # switched-off channels must leave positive weights
 
     # -- derived constants -----------------------------------------------------------------------
     def warmup_steps(self, num_tokens: int) -> int:
@@ -204,6 +218,8 @@ class TerminationPolicy:
 
     Per-row state lives in tensors the caller gathers on `select` (`flagged`, `flag_step`); the
     per-prompt threshold lives here. `step(...)` returns (events, rows to terminate).
+    Choices where the spec is silent: the p-quantile is `torch.quantile`'s linear interpolation; the strategy
+    calls `step` for warm-up <= t < T - 1 (no decision at the last token, where terminating saves nothing).
     """
 
     def __init__(self, config: ScalingARConfig, num_prompts: int, window: int):
@@ -306,9 +322,15 @@ class ScalingAR:
         var_window = cfg.variance_steps(T)
         w_tok, w_blk, w_i, w_d = cfg.weights()
         s_base = float(cfg.cfg_base if cfg.cfg_base is not None else getattr(gen, "cfg", 1.0))
+        if cfg.clamp_min > s_base + cfg.clamp_over:
+            raise ArscaleError(f"invalid ScalingAR config: clamp_min {cfg.clamp_min} exceeds s_base + clamp_over = "
+                               f"{s_base} + {cfg.clamp_over}")
+        if grid * grid != T:
+            raise ArscaleError(f"ScalingAR's blocks need a square token grid, got {T} tokens")
         temperature = cfg.temperature if cfg.temperature is not None else getattr(gen, "temperature", 1.0)
         top_k = cfg.top_k if cfg.top_k is not None else getattr(gen, "top_k", 0)
         top_p = cfg.top_p if cfg.top_p is not None else getattr(gen, "top_p", 1.0)
+        own_sampler = cfg.temperature is None and cfg.top_k is None and cfg.top_p is None and hasattr(gen, "sample")
 
         with cost.timer("model"):
             traj = gen.start(prompts, n, seed, prompt_offset=prompt_offset)
@@ -344,7 +366,8 @@ class ScalingAR:
                 cond, uncond = gen.next_logits(traj)
             with cost.timer("selection"):
                 prompt = traj.prompt_index
-                guidance_prev = traj.rows["guidance"].float().cpu() if "guidance" in traj.rows else \
+                # s_{t-1}; at t = 0 there is none yet: s_base (the generator's own scale may differ from cfg_base)
+                guidance_prev = traj.rows["guidance"].float().cpu() if t > 0 and "guidance" in traj.rows else \
                     torch.full((len(traj),), s_base)
                 if cfg.confidence_from == "guided":
                     dist = cfg_mix(cond.float(), uncond.float(), guidance_prev.to(cond.device))
@@ -384,7 +407,11 @@ class ScalingAR:
                     traj.record(name, t, v)
             with cost.timer("model"):
                 mixed = cfg_mix(cond, uncond, s.to(cond.device))
-                tokens = sample_per_row(mixed, traj.seed_key, t, temperature=temperature, top_k=top_k, top_p=top_p)
+                if own_sampler:  # the generator's own filter and streams (LlamaGen's HF-style top-k / top-p), as raw
+                    tokens = gen.sample(traj, mixed)
+                else:
+                    tokens = sample_per_row(mixed, traj.seed_key, t, temperature=temperature, top_k=top_k,
+                                            top_p=top_p)
                 gen.advance(traj, tokens, guidance=s.to(cond.device))
             with cost.timer("selection"):
                 traj.record("pmi", t, sig.token_pmi(log_cond, log_uncond, tokens).cpu())
