@@ -21,7 +21,13 @@ Summary (``summary.json``), always recomputed from result rows by `compute_summa
     {"overall": <unweighted mean of the per-tag accuracies>,
      "tags": {"<tag>": {"accuracy": a, "correct": c, "total": n}, ...},
      "images": N, "image_accuracy": <mean over images>,
-     "prompts": P, "prompt_accuracy": <fraction of prompt folders with at least one correct image>}
+     "prompts": P, "prompt_accuracy": <fraction of prompt folders with at least one correct image>,
+     "geneval_prompts": G, "geneval_prompt_accuracy": <the same, grouped by the metadata string>}
+
+GenEval's ``summary_scores.py`` groups prompts by the ``metadata`` column, so suites that repeat a record
+(``shapeworld-v1-eval`` does: 600 folders, 182 distinct records) get a different "Total prompts" and
+"% correct prompts" there than our per-folder ``prompts`` / ``prompt_accuracy``; ``geneval_prompts`` /
+``geneval_prompt_accuracy`` are its numbers. Everything else (overall, tags, images) is identical.
 """
 
 from __future__ import annotations
@@ -252,6 +258,7 @@ def compute_summary(rows: Iterable[dict]) -> dict:
     rows = list(rows)
     per_tag: dict[str, list[int]] = {}
     per_prompt: dict[str, bool] = {}
+    per_metadata: dict[str, bool] = {}  # GenEval's summary_scores.py: df.groupby('metadata')
     for r in rows:
         c = bool(r["correct"])
         per_tag.setdefault(r["tag"], [0, 0])
@@ -259,6 +266,9 @@ def compute_summary(rows: Iterable[dict]) -> dict:
         per_tag[r["tag"]][1] += 1
         key = _prompt_key(r)
         per_prompt[key] = per_prompt.get(key, False) or c
+        md = r.get("metadata")
+        md_key = md if isinstance(md, str) else json.dumps(md)
+        per_metadata[md_key] = per_metadata.get(md_key, False) or c
     order = [t for t in _KNOWN_TAGS if t in per_tag] + [t for t in per_tag if t not in _KNOWN_TAGS]
     tags = {
         t: {"accuracy": per_tag[t][0] / per_tag[t][1], "correct": per_tag[t][0], "total": per_tag[t][1]}
@@ -272,6 +282,8 @@ def compute_summary(rows: Iterable[dict]) -> dict:
         "image_accuracy": sum(bool(r["correct"]) for r in rows) / n if n else 0.0,
         "prompts": len(per_prompt),
         "prompt_accuracy": sum(per_prompt.values()) / len(per_prompt) if per_prompt else 0.0,
+        "geneval_prompts": len(per_metadata),
+        "geneval_prompt_accuracy": sum(per_metadata.values()) / len(per_metadata) if per_metadata else 0.0,
     }
 
 
