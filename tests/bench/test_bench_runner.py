@@ -82,3 +82,15 @@ def test_cli_reports_bad_arguments_in_one_line(capsys, tmp_path):
     assert "--n expects comma-separated integers" in capsys.readouterr().err
     assert main(["bench", "--strategies", "beam", "--out", str(tmp_path)]) == 2
     assert "unknown strategy 'beam'" in capsys.readouterr().err
+
+
+def test_scaling_ar_records_each_prompts_own_tokens(tmp_path):
+    from search_fakes import FakeNextToken
+
+    prompts = [SuitePrompt(i, md["prompt"], md) for i, md in enumerate(build_suite(1, 5))]
+    bench = Bench(FakeNextToken(), None, kind="shapeworld", seed=2, batch_prompts=6, quiet=True)
+    [summary] = bench.run(parse_runs("scaling-ar", []), [4], prompts, tmp_path)
+    tokens = [json.loads((tmp_path / "scaling-ar" / "n4" / f"{i:05d}" / "record.json").read_text())
+              ["cost"]["generated_tokens"] for i in range(len(prompts))]
+    assert len(set(tokens)) > 1  # candidates stop at different steps per prompt, not a batch mean
+    assert sum(tokens) / len(tokens) == pytest.approx(summary["cost_per_prompt"]["generated_tokens"])

@@ -212,6 +212,7 @@ class Bench:
         official = self._official(root)
         extra = self._extra_images(strategy, n, batch) if official is not None else None
         share = _cost_share(result.cost.to_dict(), len(batch))
+        own_tokens = _tokens_per_prompt(result.telemetry, len(batch))
         chosen = [result.chosen(i) for i in range(len(batch))]
         unscored = [i for i, c in enumerate(chosen) if c.score is None]
         rewards = {i: c.score for i, c in enumerate(chosen) if c.score is not None}
@@ -236,7 +237,7 @@ class Bench:
             record = {"index": sp.index, "prompt": sp.prompt, "tag": metadata.get("tag"), "label": spec.label,
                       "strategy": spec.strategy, "n": n, "seed": self.seed, "correct": correct, "reason": reason,
                       "reward": rewards.get(i), "candidate_rewards": [c.score for c in result.candidates[i]],
-                      "cost": share}
+                      "cost": share if own_tokens is None else {**share, "generated_tokens": own_tokens[i]}}
             layout.atomic_write_text(_record_path(root, sp.index), json.dumps(record) + "\n")
 
     def summarize(self, spec: RunSpec, n: int, root: Path, prompts: Sequence[SuitePrompt]) -> dict:
@@ -267,7 +268,8 @@ def summarize_run(spec: RunSpec, n: int, root: Path, prompts: Sequence[SuiteProm
 
 
 def _cost_share(cost: dict, prompts: int) -> dict:
-    """A batch's cost split evenly over its prompts (every prompt runs the same schedule)."""
+    """A batch's cost split evenly over its prompts: exact for strategies that run every prompt on the same
+    schedule, a batch mean for those that stop candidates per prompt (ScalingAR; see `_tokens_per_prompt`)."""
     out = {}
     for k, v in cost.items():
         if isinstance(v, dict):
@@ -275,6 +277,17 @@ def _cost_share(cost: dict, prompts: int) -> dict:
         else:
             out[k] = v / prompts
     return out
+
+
+def _tokens_per_prompt(telemetry: dict | None, prompts: int) -> list[float] | None:
+    """Generated image tokens of each prompt, where the strategy traced its candidates step by step (ScalingAR:
+    one entry per token a candidate generated); None where every prompt costs the same."""
+    traces = (telemetry or {}).get("prompts")
+    if not isinstance(traces, list) or len(traces) != prompts:
+        return None
+    if not all(isinstance(t, dict) and isinstance(t.get("C"), list) for trace in traces for t in trace):
+        return None
+    return [float(sum(len(t["C"]) for t in trace)) for trace in traces]
 
 
 def collect_summaries(out: str | Path) -> list[dict]:
