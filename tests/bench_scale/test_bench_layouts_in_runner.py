@@ -40,12 +40,12 @@ def test_dpg_grid_holds_four_independent_draws_first_is_the_run_image(tiny, tmp_
     assert grid_path.read_bytes() == before
 
 
-def test_compbench_names_carry_prompt_and_global_index(tiny, tmp_path):
+def test_compbench_names_carry_prompt_and_ten_images_per_prompt(tiny, tmp_path):
     bench = Bench(tiny, None, kind="shapeworld", seed=3, batch_prompts=2, quiet=True, layout="compbench")
     with torch.no_grad():
         bench.run(parse_runs("raw"), [1], PROMPTS, tmp_path)
     files = sorted(p.name for p in (tmp_path / "raw" / "n1" / "compbench" / "samples").iterdir())
-    assert files == sorted(f"{sp.prompt}_{sp.index:06d}.png" for sp in PROMPTS)
+    assert files == sorted(f"{sp.prompt}_{sp.index * 10 + j:06d}.png" for sp in PROMPTS for j in range(10))
 
 
 def test_unknown_layout_is_an_error(tiny):

@@ -40,13 +40,15 @@ def test_compbench_directory_and_layout_names(tmp_path):
     (tmp_path / "color_val.txt").write_text("a red book\na blue car\n")
     (tmp_path / "shape_val.txt").write_text("a round clock\n")
     prompts = load_compbench(tmp_path)
-    assert [(p.index, p.prompt, p.metadata["category"]) for p in prompts] == [
-        (0, "a red book", "color"), (1, "a blue car", "color"), (2, "a round clock", "shape")]
+    assert [(p.index, p.prompt, p.metadata["category"], p.metadata["category_index"]) for p in prompts] == [
+        (0, "a red book", "color", 0), (1, "a blue car", "color", 1), (2, "a round clock", "shape", 0)]
     layout = CompBenchLayout(tmp_path / "out", images_per_prompt=2)
     paths = layout.write(prompts[1], [_img(1), _img(2)])
-    # the evaluator reads the question id from the last six digits
+    # one folder per category; the evaluator reads the question id from the last six digits
     assert [re.search(r"_(\d{6})\.png$", p.name).group(1) for p in paths] == ["000002", "000003"]
-    assert paths[0].name.startswith("a blue car_")
+    assert paths[0].name.startswith("a blue car_") and paths[0].parent == tmp_path / "out" / "color" / "samples"
+    (shape,) = [p.name for p in layout.write(prompts[2], [_img(3), _img(4)])][:1]
+    assert shape == "a round clock_000000.png"  # numbered within its own category
     assert layout.is_complete(prompts[1]) and not layout.is_complete(prompts[0])
     with pytest.raises(ArscaleError):
         layout.write(prompts[0], [_img(0)])
@@ -66,15 +68,19 @@ def test_dpg_grid_is_two_by_two_named_like_the_prompt_file(tmp_path):
     assert [im[0, 0, 0], im[0, 8, 0], im[8, 0, 0], im[8, 8, 0]] == [10, 20, 30, 40]
     with pytest.raises(ArscaleError, match="2x2"):
         DPGLayout(tmp_path, images_per_prompt=2)
+    (tmp_path / "dpg_bench.csv").write_text("item_id,text\n")
+    with pytest.raises(ArscaleError, match="dpg_bench/prompts"):
+        load_dpg(tmp_path / "dpg_bench.csv")
 
 
-def test_tiif_gives_short_and_long_descriptions(tmp_path):
-    f = tmp_path / "2d_spatial.jsonl"
-    f.write_text(json.dumps({"type": "2d", "short_description": "s0", "long_description": "l0"}) + "\n")
+def test_tiif_gives_short_and_long_descriptions_in_the_type_folder(tmp_path):
+    # TIIF ships data/test_prompts/2d_spatial_relation_prompts.jsonl; the evaluator reads the folder named by `type`
+    f = tmp_path / "2d_spatial_relation_prompts.jsonl"
+    f.write_text(json.dumps({"type": "2d_spatial_relation", "short_description": "s0", "long_description": "l0"}) + "\n")
     prompts = load_tiif(f)
     assert [p.prompt for p in prompts] == ["s0", "l0"]
     path = TIIFLayout(tmp_path / "out", "arscale").write(prompts[1], [_img(5)])[0]
-    assert path.relative_to(tmp_path / "out").as_posix() == "2d_spatial/arscale/long_description/0.png"
+    assert path.relative_to(tmp_path / "out").as_posix() == "2d_spatial_relation/arscale/long_description/0.png"
 
 
 def test_atomic_save_leaves_no_temporary_files(tmp_path):

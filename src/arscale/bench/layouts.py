@@ -1,8 +1,9 @@
 """Output layouts that the official evaluators read unchanged (GenEval's lives in geneval_layout.py).
 
-- T2I-CompBench: a flat `samples/` folder of `<prompt>_<6-digit image index>.png`; the evaluator
-  takes the last six digits as `question_id`. The image index runs over the whole suite:
-  `prompt_index * images_per_prompt + sample`.
+- T2I-CompBench: one folder per category (its scorers are run on each category separately), each
+  with a flat `samples/` folder of `<prompt>_<6-digit image index>.png`; the evaluators read the
+  prompt before the first `_` and the index after the last. The index runs within the category:
+  `position in <category>_val.txt * images_per_prompt + sample` (3_in_1.py aligns scores by it).
 - DPG-Bench: one image per prompt file, named like the prompt file, holding a 2×2 grid of four
   samples (the evaluator crops it into tiles).
 - TIIF-Bench: `<dimension>/<model>/<short|long>_description/<line index>.png`.
@@ -44,17 +45,24 @@ def grid(images: Sequence[np.ndarray], columns: int | None = None) -> np.ndarray
 
 
 def compbench_name(prompt: str, image_index: int) -> str:
-    # The evaluator splits on the last "_" and reads six digits; "/" cannot appear in a file name.
-    return f"{prompt.replace('/', ' ')}_{image_index:06d}.png"
+    # The evaluators take the prompt before the first "_" and the index after it (UniDet: split("_")[1]),
+    # so the prompt must hold no "_"; "/" cannot appear in a file name.
+    return f"{prompt.replace('/', ' ').replace('_', ' ')}_{image_index:06d}.png"
 
 
 class CompBenchLayout:
     def __init__(self, root: str | Path, images_per_prompt: int):
-        self.root = Path(root) / "samples"
+        self.root = Path(root)
         self.k = images_per_prompt
 
+    def folder(self, sp: SuitePrompt) -> Path:
+        """The `--out_dir` of the scorers: `<category>/` for CompBench prompts, else the root."""
+        category = sp.metadata.get("category")
+        return self.root / category if category else self.root
+
     def paths(self, sp: SuitePrompt) -> list[Path]:
-        return [self.root / compbench_name(sp.prompt, sp.index * self.k + j) for j in range(self.k)]
+        first = sp.metadata.get("category_index", sp.index) * self.k
+        return [self.folder(sp) / "samples" / compbench_name(sp.prompt, first + j) for j in range(self.k)]
 
     def is_complete(self, sp: SuitePrompt) -> bool:
         return all(p.exists() for p in self.paths(sp))

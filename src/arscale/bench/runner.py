@@ -128,7 +128,8 @@ def _record_path(root: Path, index: int) -> Path:
 
 
 OFFICIAL_LAYOUTS = ("geneval", "compbench", "dpg", "tiif")
-IMAGES_PER_PROMPT = {"geneval": 1, "compbench": 1, "dpg": 4, "tiif": 1}
+# T2I-CompBench scores 10 images per prompt (3_in_1.py: num=10; 3000 images per category); DPG-Bench a 2x2 grid
+IMAGES_PER_PROMPT = {"geneval": 1, "compbench": 10, "dpg": 4, "tiif": 1}
 
 
 def official_layout(name: str, root: Path, model: str) -> Any:

@@ -6,10 +6,11 @@ a shard or a resumed run produces exactly what an uninterrupted run would.
 Suites and where their prompts come from:
 - `shapeworld-v1-eval` (shipped) or any GenEval-format jsonl of ShapeWorld prompts;
 - GenEval: `evaluation_metadata.jsonl` (553 records) from djghosh13/geneval, given as a path;
-- T2I-CompBench: `<category>_val.txt` files (one prompt per line), a file or their directory;
+- T2I-CompBench: `<category>_val.txt` files (one prompt per line), a file or their directory; each
+  prompt keeps its category and its position within it (the evaluators score one category at a time);
 - DPG-Bench: the `prompts/` directory of `.txt` files (one prompt per file, named by file stem);
 - TIIF-Bench: its `*.jsonl` prompt files (licence does not allow shipping): a file or directory;
-  each line yields a short and a long description.
+  each line yields a short and a long description; its `type` names the dimension folder.
 """
 
 from __future__ import annotations
@@ -80,9 +81,10 @@ def load_compbench(path: str | Path) -> list[SuitePrompt]:
     out: list[SuitePrompt] = []
     for f in files:
         category = f.name.removesuffix("_val.txt").removesuffix(".txt")
-        for line_no, line in enumerate(f.read_text(encoding="utf-8").splitlines()):
-            if line.strip():
-                out.append(SuitePrompt(len(out), line.strip(), {"category": category, "line": line_no}))
+        lines = [(n, s.strip()) for n, s in enumerate(f.read_text(encoding="utf-8").splitlines()) if s.strip()]
+        for rank, (line_no, text) in enumerate(lines):
+            meta = {"category": category, "line": line_no, "category_index": rank}
+            out.append(SuitePrompt(len(out), text, meta))
     return out
 
 
@@ -92,6 +94,8 @@ def load_dpg(path: str | Path) -> list[SuitePrompt]:
     files = sorted(p.glob("*.txt")) if p.is_dir() else [p]
     if not files:
         raise ArscaleError(f"no '.txt' prompt files in {p}")
+    if files[0].suffix != ".txt":
+        raise ArscaleError(f"{p}: DPG-Bench prompts are the .txt files of dpg_bench/prompts/ (give that folder)")
     return [SuitePrompt(i, f.read_text(encoding="utf-8").strip(), {"file": f.stem}) for i, f in enumerate(files)]
 
 
@@ -107,7 +111,9 @@ def load_tiif(path: str | Path) -> list[SuitePrompt]:
             for which in ("short_description", "long_description"):
                 if which not in row:
                     raise ArscaleError(f"{f}: line {i + 1} lacks {which!r}")
-                meta = {"dimension": f.stem, "type": row.get("type"), "description": which, "line": i}
+                # the evaluator looks in <type>/<model>/<short|long>_description/ (eval_with_vlm.py)
+                dimension = row.get("type") or f.stem.removesuffix("_prompts")
+                meta = {"dimension": dimension, "type": row.get("type"), "description": which, "line": i}
                 out.append(SuitePrompt(len(out), row[which], meta))
     return out
 

@@ -48,7 +48,8 @@ def register(sub) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--layout", default="geneval", choices=("geneval", "compbench", "dpg", "tiif"),
                    help="official evaluator layout written under <label>/n<N>/<layout>/ besides the GenEval "
-                        "folders (dpg: a 2x2 grid of 4 independent searches per prompt; default %(default)s)")
+                        "folders (compbench: 10 and dpg: 4 independent searches per prompt, dpg as a 2x2 grid; "
+                        "default %(default)s)")
     p.set_defaults(func=run)
 
 
