@@ -1,7 +1,7 @@
 """Reads arscale's T2I-CompBench, DPG-Bench and TIIF-Bench outputs the way the official evaluators do.
 
-Prompt lines are copied from the official repositories' prompt files; the readers re-implement each
-evaluator's own path, sort and split logic (no models): T2I-CompBench BLIPvqa_eval/BLIP_vqa.py,
+Prompt files follow the official formats, with lines of our own; the readers follow each evaluator's own
+path, sort and split logic (no models): T2I-CompBench BLIPvqa_eval/BLIP_vqa.py,
 UniDet_eval/experts/obj_detection/generate_dataset.py, UniDet_eval/numeracy_eval.py, 3_in_1_eval/3_in_1.py;
 ELLA dpg_bench/compute_dpg_bench.py; TIIF-Bench eval/eval_with_vlm.py.
 """
@@ -21,19 +21,19 @@ from search_fakes import FakeNextScale
 from arscale.bench.runner import Bench, parse_runs
 from arscale.bench.suites import load_prompts
 
-COMPBENCH = {  # examples/dataset/<category>_val.txt (CRLF line ends as shipped)
-    "color_val.txt": "a green bench and a blue bowl\r\na blue bench and a green bowl\r\n",
-    "complex_val.txt": "The red hat was on top of the brown coat rack.\r\n"
-                       "The blue water bottle was on top of the red backpack.\r\n",
-    "spatial_val.txt": "a giraffe next to a lamp\r\na girl on the top of a frog",
-    "complex_val_spatial.txt": "The red hat was on top of the brown coat rack.\r\n",  # a 3_in_1 list, not a suite
+COMPBENCH = {  # examples/dataset/<category>_val.txt: one prompt per line, CRLF line ends as shipped
+    "color_val.txt": "a yellow kite and a purple cup\r\na purple kite and a yellow cup\r\n",
+    "complex_val.txt": "The green scarf lay under the white lamp.\r\n"
+                       "The orange ball rolled past the grey chair.\r\n",
+    "spatial_val.txt": "a zebra below a clock\r\na boy to the left of a tree",
+    "complex_val_spatial.txt": "The green scarf lay under the white lamp.\r\n",  # a 3_in_1 list, not a suite
 }
-TIIF = {  # data/testmini_prompts/<type>_prompts.jsonl
-    "2d_spatial_relation_prompts.jsonl": [{"type": "2d_spatial_relation", "short_description": "A cat is situated "
-                                           "beneath a microwave.", "long_description": "A cat, quietly positioned "
-                                           "beneath the looming microwave."}] * 2,
-    "action+color_prompts.jsonl": [{"type": "action+color", "short_description": "A red fox jumps.",
-                                    "long_description": "A vivid red fox leaps through the snow."}],
+TIIF = {  # data/testmini_prompts/<type>_prompts.jsonl: type, short and long description per line
+    "2d_spatial_relation_prompts.jsonl": [{"type": "2d_spatial_relation", "short_description": "A dog sits "
+                                           "left of a vase.", "long_description": "A small brown dog sits "
+                                           "calmly to the left of a tall blue vase."}] * 2,
+    "action+color_prompts.jsonl": [{"type": "action+color", "short_description": "A green frog leaps.",
+                                    "long_description": "A bright green frog leaps over a puddle."}],
 }
 
 
