@@ -1,3 +1,4 @@
+import argparse
 import itertools
 
 import pytest
@@ -60,3 +61,21 @@ def test_cooldown_decays_linearly_to_zero_from_the_schedule_value():
     for bad in (-1, 101):
         with pytest.raises(ArscaleError, match="--cooldown"):
             cooled(schedule, 0, 100, bad)
+
+
+def test_trainers_never_overwrite_the_shipped_model_unless_asked(tmp_path):
+    from arscale.train.common import add_training_args, resolve_output
+
+    parser = argparse.ArgumentParser()
+    shipped = tmp_path / "package" / "weights"
+    add_training_args(parser, steps=1, batch_size=1, lr=1e-3, state_dir="train_state/x", out_dir=str(shipped))
+    with pytest.raises(ArscaleError, match="--out DIR"):
+        resolve_output(parser.parse_args([]))
+    with pytest.raises(ArscaleError, match="--replace-shipped"):
+        resolve_output(parser.parse_args(["--out", str(shipped)]))
+    own = parser.parse_args(["--out", str(tmp_path / "mine")])
+    resolve_output(own)
+    assert own.state_dir == str(tmp_path / "mine" / "train_state")
+    again = parser.parse_args(["--replace-shipped"])
+    resolve_output(again)
+    assert (again.out, again.state_dir) == (str(shipped), "train_state/x")

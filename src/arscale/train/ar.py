@@ -1,6 +1,6 @@
 """`arscale train shapeworld-ar`: the text-conditioned next-token decoder of ShapeWorld-AR.
 
-Needs the trained VQ tokenizer (`arscale train shapeworld-ar-tokenizer`) in the output folder.
+Needs a trained VQ tokenizer: `--tokenizer DIR`, else the output folder's, else the shipped one.
 Data: fresh scenes of all six tags, tokenised on the fly by the frozen tokenizer; prompts are
 replaced by the unconditional `<null>` text with probability `--text-dropout` (for CFG).
 Loss: next-token cross-entropy over the whole grid (teacher forcing, one pass).
@@ -38,7 +38,8 @@ def register(sub) -> None:
     common.add_cooldown_arg(p)
     common.add_fit_arg(p)
     p.add_argument("--config", default=None, help="JSON file with ShapeWorldARConfig fields (new runs only)")
-    p.add_argument("--tokenizer", default=None, help="folder with tokenizer.safetensors (default: --out)")
+    p.add_argument("--tokenizer", default=None,
+                   help="folder with tokenizer.safetensors (default: --out if it holds one, else the shipped one)")
     p.add_argument("--text-dropout", type=float, default=0.1, help="probability of the null prompt")
     p.add_argument("--weight-decay", type=float, default=0.05)
     p.add_argument("--fresh-fraction", type=float, default=0.5,
@@ -131,7 +132,8 @@ def main(args: argparse.Namespace) -> int:
     common.check_fit_arg(args)
     device, state, resume = common.begin(args)
     tuned = Path(args.state_dir) / "tokenizer"
-    tokenizer = load_tokenizer(tuned if resume and tuned.exists() else Path(args.tokenizer or args.out), device)
+    own = Path(args.out) if (Path(args.out) / "tokenizer.safetensors").exists() else WEIGHTS_DIR
+    tokenizer = load_tokenizer(tuned if resume and tuned.exists() else Path(args.tokenizer or own), device)
     dec_params = list(tokenizer.decoder.parameters()) + list(tokenizer.post_quant_conv.parameters())
     dec_opt = torch.optim.Adam(dec_params, lr=args.decoder_lr, betas=(0.9, 0.95))
     if resume:

@@ -52,9 +52,13 @@ def add_training_args(parser: argparse.ArgumentParser, *, steps: int, batch_size
     parser.add_argument("--seed", type=int, default=0, help="data and init seed (default %(default)s)")
     parser.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:1 ...")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads for torch (default %(default)s)")
-    parser.add_argument("--state-dir", default=state_dir,
-                        help="resumable training state (default %(default)s); resumes when present")
-    parser.add_argument("--out", default=out_dir, help="where the final weights and config go (default %(default)s)")
+    parser.add_argument("--out", help="where the final weights and config go (load them with --weights DIR); "
+                                      "required unless --replace-shipped")
+    parser.add_argument("--state-dir", help="resumable training state, resumed when present (default: OUT/train_state; "
+                                            f"with --replace-shipped: {state_dir})")
+    parser.add_argument("--replace-shipped", action="store_true",
+                        help=f"retrain the model shipped in the package: state {state_dir}, weights {out_dir}")
+    parser.set_defaults(shipped_out=out_dir, shipped_state_dir=state_dir)
     parser.add_argument("--checkpoint-minutes", type=float, default=5.0,
                         help="save the training state this often (default %(default)s)")
     parser.add_argument("--time-limit", type=float, default=0.0,
@@ -158,8 +162,28 @@ def shapeworld_api():
     return shapeworld
 
 
+def resolve_output(args: argparse.Namespace) -> None:
+    """Fill in --out and --state-dir. Trying a trainer must not overwrite the model shipped in the package,
+    so that takes --replace-shipped; any other run needs an --out of its own (its state goes beside it)."""
+    shipped = Path(args.shipped_out).resolve()
+    if args.replace_shipped:
+        if args.out is not None and Path(args.out).resolve() != shipped:
+            raise ArscaleError(f"--replace-shipped writes the shipped model to {args.shipped_out}; drop --out {args.out}")
+        args.out = args.shipped_out
+        args.state_dir = args.state_dir or args.shipped_state_dir
+        return
+    if args.out is None:
+        raise ArscaleError(f"say where the weights go: --out DIR (a model of your own; use it with --weights DIR), "
+                           f"or --replace-shipped to retrain the shipped model in {args.shipped_out}")
+    if Path(args.out).resolve() == shipped:
+        raise ArscaleError(f"--out {args.out} is the model shipped in the package; pass --replace-shipped to "
+                           "retrain it, or choose another folder")
+    args.state_dir = args.state_dir or str(Path(args.out) / "train_state")
+
+
 def begin(args: argparse.Namespace) -> tuple[torch.device, TrainState, bool]:
     """The start of every trainer: torch threads, the device, the state directory, whether to resume it."""
+    resolve_output(args)
     torch.set_num_threads(max(1, args.threads))
     state = TrainState(args.state_dir)
     device = pick_device(args.device)
