@@ -58,3 +58,14 @@ def test_generate_command_errors_are_one_line(tmp_path, capsys, argv, message):
     assert cli([*argv, "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
+
+
+def test_generate_notes_prompts_outside_the_grammar_and_records_config_and_tree(tmp_path, capsys):
+    assert cli(["generate", "a photo of two circle", "--n", "2", "--strategy", "best-of-n",
+                "--scorer", "shapeworld-reward", "--config", '{"reward": "shapeworld-reward"}',
+                "--out", str(tmp_path)]) == 0
+    assert "outside the ShapeWorld grammar" in capsys.readouterr().err
+    summary = json.loads((tmp_path / "result.json").read_text())
+    assert summary["config"]["reward"] == "shapeworld-reward" and len(summary["search_tree"]["parent"]) >= 2
+    assert cli(["generate", "a photo of two circles", "--n", "1", "--out", str(tmp_path)]) == 0
+    assert "outside" not in capsys.readouterr().err

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from arscale.devices import pick_device
 from arscale.errors import ArscaleError
 
 
@@ -41,7 +42,7 @@ def register(sub) -> None:
                    help="load the ShapeWorld reward and features (one model) from this folder instead of the "
                         "shipped one, e.g. a reward trained by `arscale train shapeworld-reward --out DIR`")
     p.add_argument("--batch-prompts", type=int, default=8, help="prompts per batched search (default %(default)s)")
-    p.add_argument("--device", default="cpu", help="default %(default)s")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default %(default)s)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default %(default)s)")
     p.add_argument("--num-shards", type=int, default=1, help="split the suite into this many shards (job arrays)")
     p.add_argument("--shard-index", type=int, default=0, help="which shard this invocation runs (0-based)")
@@ -137,6 +138,7 @@ def run_bench(args: argparse.Namespace) -> int:
         manifest = mf.combine(mf.read_manifest(manifest_path), manifest)
     group = ProcessGroup(shard)
     synchronised = group.active or not shard.distributed
+    args.device = str(pick_device(args.device))
     options = {"device": args.device}
     if args.model_weights:
         options["weights"] = args.model_weights

@@ -11,12 +11,14 @@ import argparse
 import importlib
 import json
 import math
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from arscale.devices import pick_device
 from arscale.errors import ArscaleError
 
 
@@ -36,7 +38,7 @@ def register(sub) -> None:
     p.add_argument("--scorer", default=None, help="scorer for strategies that need one (e.g. shapeworld-reward)")
     p.add_argument("--weights", default=None,
                    help="model weights (a file, a directory or a hub id) instead of the shipped/default ones")
-    p.add_argument("--device", default="cpu", help="default %(default)s")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default %(default)s)")
     p.add_argument("--out", default="out/generate", help="output directory (default %(default)s)")
     p.set_defaults(func=run)
 
@@ -60,6 +62,7 @@ def run(args: argparse.Namespace) -> int:
     if args.cfg is not None and not args.cfg >= 0:
         raise ArscaleError(f"--cfg must be ≥ 0, got {args.cfg}")
     t0 = time.perf_counter()
+    args.device = str(pick_device(args.device))
     options = {"device": args.device}
     if args.cfg is not None:
         options["cfg"] = args.cfg
@@ -94,11 +97,20 @@ def run(args: argparse.Namespace) -> int:
     summary = {"prompt": args.prompt, "model": args.model, "strategy": args.strategy, "n": args.n,
                "seed": args.seed, "cfg": args.cfg, "scores": [c.score for c in candidates],
                "chosen": [i for i, c in enumerate(candidates) if c.chosen],
-               "seconds": round(time.perf_counter() - t0, 2)}
+               "seconds": round(time.perf_counter() - t0, 2), "config": result.config,
+               "search_tree": result.tree.to_dict()}
     cost = getattr(result, "cost", None)
     if cost is not None and hasattr(cost, "to_dict"):
         summary["cost"] = cost.to_dict()
     (out / "result.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    if args.model.startswith("shapeworld-"):  # the shipped models were trained on the ShapeWorld grammar only
+        from arscale.shapeworld.grammar import GrammarError, metadata_from_prompt
+
+        try:
+            metadata_from_prompt(args.prompt)
+        except GrammarError as exc:  # known words still encode (a test of composition), so warn, don't refuse
+            print(f"note: outside the ShapeWorld grammar ({exc}); the shipped models never saw such a prompt "
+                  "and the ShapeWorld evaluator cannot judge it", file=sys.stderr)
     print(f"wrote {len(images)} image(s) and {', '.join(p.name for p in written)} to {out} "
           f"in {summary['seconds']} s")
     return 0

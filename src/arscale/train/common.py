@@ -4,7 +4,7 @@ Used by every ShapeWorld trainer (multi-scale tokenizer, VAR, VQ tokenizer, AR, 
 
 - `add_training_args(parser, ...)`: the common command-line options (steps, batch size, lr, seed,
   device, threads, state dir, output dir, checkpoint interval, time limit, --fresh).
-- `pick_device(name)`: "auto" → CUDA when present, else CPU.
+- `pick_device(name)` (from `arscale.devices`): "auto" → CUDA when present, else CPU.
 - `begin(args)` → (device, TrainState, resume?) and `restore(state, model, opt)` → `Resumed`: how
   every trainer starts; `rewarm` ramps the learning rate again after a resume without optimizer moments.
 - `ShapeWorldStream(batch_size, seed)`: an endless stream of freshly sampled scenes over all six
@@ -40,6 +40,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
+from arscale.devices import pick_device
 from arscale.errors import ArscaleError
 from arscale.generators.seeding import mix
 
@@ -69,14 +70,6 @@ def add_training_args(parser: argparse.ArgumentParser, *, steps: int, batch_size
                             help="processes that sample and render scenes ahead of the trainer (0 = in the "
                                  "trainer; use several on a GPU, where one core cannot keep up); same data "
                                  "either way")
-
-
-def pick_device(name: str = "auto") -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ArscaleError(f"device {name!r} requested but CUDA is not available; use --device cpu")
-    return torch.device(name)
 
 
 @dataclass
