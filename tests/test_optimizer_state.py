@@ -79,3 +79,17 @@ def test_trainers_never_overwrite_the_shipped_model_unless_asked(tmp_path):
     again = parser.parse_args(["--replace-shipped"])
     resolve_output(again)
     assert (again.out, again.state_dir) == (str(shipped), "train_state/x")
+
+
+def test_trainer_config_files_fail_in_one_line(tmp_path):
+    from arscale.train.common import read_config
+
+    with pytest.raises(ArscaleError, match="no such file"):
+        read_config(tmp_path / "missing.json")
+    (tmp_path / "bad.json").write_text("{bad")
+    with pytest.raises(ArscaleError, match="not valid JSON"):
+        read_config(tmp_path / "bad.json")
+    (tmp_path / "odd.json").write_text('{"dept": 5}')
+    with pytest.raises(ArscaleError, match="does not fit this trainer"):
+        read_config(tmp_path / "odd.json", lambda d: {"depth": d["depth"]})
+    assert read_config(tmp_path / "odd.json") == {"dept": 5}

@@ -82,6 +82,11 @@ def test_cli_reports_bad_arguments_in_one_line(capsys, tmp_path):
     assert "--n expects comma-separated integers" in capsys.readouterr().err
     assert main(["bench", "--strategies", "beam", "--out", str(tmp_path)]) == 2
     assert "unknown strategy 'beam'" in capsys.readouterr().err
+    out = tmp_path / "tiif"
+    assert main(["bench", "--layout", "tiif", "--prompts", "draw:1:5", "--out", str(out)]) == 2
+    assert "needs TIIF-Bench prompts" in capsys.readouterr().err and not out.exists()  # nothing half-written
+    assert main(["bench", "--device", "gpu", "--prompts", "draw:1:5", "--out", str(out)]) == 2
+    assert "unknown device 'gpu'" in capsys.readouterr().err and not out.exists()
 
 
 def test_scaling_ar_records_each_prompts_own_tokens(tmp_path):

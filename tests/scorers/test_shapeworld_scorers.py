@@ -37,6 +37,8 @@ def test_scorer_protocol_shapes_and_standardisation(weights_dir):
     assert features.features(images).shape == (2, 64, 96)
     small = torch.nn.functional.interpolate(images, size=(32, 32), mode="area")
     assert reward.reward(small, PROMPTS).shape == (2,)  # resized to the input size
+    one = reward.reward(images, PROMPTS[0])  # a single prompt string serves the whole batch
+    assert torch.allclose(one, reward.reward(images, [PROMPTS[0]] * 2))
 
 
 def test_scorer_errors(weights_dir, tmp_path):

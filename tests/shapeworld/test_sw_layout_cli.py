@@ -134,6 +134,11 @@ def test_cli_suite_render_eval(tmp_path, capsys):
     assert rows[0]["filename"] == os.path.join(str(out), "00000", "samples", "00000.png")
     assert set(rows[0]) == {"filename", "tag", "prompt", "correct", "reason", "metadata", "details"}
     assert gl.compute_summary(rows) == summary
+    # an `arscale bench` folder keeps its own fields when evaluated again
+    (out / "summary.json").write_text(json.dumps({**summary, "label": "raw", "overall": 0.0}))
+    assert main(["eval", "shapeworld", str(out), "--no-progress"]) == 0
+    again = json.loads((out / "summary.json").read_text())
+    assert again["label"] == "raw" and again["overall"] == 1.0
 
 
 def test_cli_render_accepts_the_public_suite_name(tmp_path, monkeypatch):

@@ -122,6 +122,10 @@ def run_bench(args: argparse.Namespace) -> int:
         from arscale.scorers.shapeworld import use_weights
 
         use_weights(args.scorer_weights)
+    if args.layout == "tiif" and not all("dimension" in (sp.metadata or {}) for sp in prompts):
+        raise ArscaleError("--layout tiif needs TIIF-Bench prompts (--prompts tiif:PATH): its folders are named "
+                           "by each prompt's type and description")
+    args.device = str(pick_device(args.device))  # before anything is written
     shard = resolve_shard(args.num_shards, args.shard_index)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -138,7 +142,6 @@ def run_bench(args: argparse.Namespace) -> int:
         manifest = mf.combine(mf.read_manifest(manifest_path), manifest)
     group = ProcessGroup(shard)
     synchronised = group.active or not shard.distributed
-    args.device = str(pick_device(args.device))
     options = {"device": args.device}
     if args.model_weights:
         options["weights"] = args.model_weights

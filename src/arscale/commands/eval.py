@@ -4,6 +4,7 @@ evaluator over a GenEval layout and writes GenEval-style ``results.jsonl`` and `
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 from arscale.errors import ArscaleError
@@ -79,7 +80,11 @@ def cmd_eval_shapeworld(args) -> int:
     rows = evaluate_folder(args.dir, progress=not args.no_progress)
     summary = compute_summary(rows)
     write_results(root / RESULTS_FILE, rows)
-    write_summary(root / SUMMARY_FILE, summary)
+    try:  # an `arscale bench` folder keeps its run fields (label, cost, config, ...): only the verdicts are new
+        earlier = json.loads((root / SUMMARY_FILE).read_text())
+    except (OSError, json.JSONDecodeError):
+        earlier = None
+    write_summary(root / SUMMARY_FILE, {**earlier, **summary} if isinstance(earlier, dict) else summary)
     print(format_summary(summary))
     print(f"wrote {root / RESULTS_FILE} and {root / SUMMARY_FILE}")
     return 0

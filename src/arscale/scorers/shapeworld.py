@@ -139,7 +139,9 @@ class ShapeWorldScorer:
         return _resize(images.float().to(self.device), self.input_size)
 
     @torch.no_grad()
-    def reward(self, images: torch.Tensor, prompts: Sequence[str]) -> torch.Tensor:
+    def reward(self, images: torch.Tensor, prompts: Sequence[str] | str) -> torch.Tensor:
+        if isinstance(prompts, str):  # one prompt for the whole batch, as the real scorers take it
+            prompts = [prompts] * len(images)
         if len(prompts) != len(images):
             raise ArscaleError(f"{len(images)} images but {len(prompts)} prompts: give one prompt per image")
         images = self._check(images)

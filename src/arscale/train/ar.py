@@ -141,7 +141,7 @@ def main(args: argparse.Namespace) -> int:
     if resume:
         config = ShapeWorldARConfig.from_dict(state.info()["config"])
     elif args.config:
-        config = ShapeWorldARConfig.from_dict(json.loads(Path(args.config).read_text()))
+        config = common.read_config(args.config, ShapeWorldARConfig.from_dict)
     else:
         config = default_config(tokenizer)
     if config.transformer.vocab_size != tokenizer.config.codebook_size or config.transformer.grid != tokenizer.grid:

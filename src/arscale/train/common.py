@@ -155,6 +155,24 @@ def shapeworld_api():
     return shapeworld
 
 
+def read_config(path: str | os.PathLike, build: Any = None) -> Any:
+    """A trainer's `--config` JSON file, optionally through `build(data)`: a missing file, bad JSON or an
+    unknown field is a one-line error naming the file."""
+    p = Path(path)
+    if not p.is_file():
+        raise ArscaleError(f"--config {path}: no such file")
+    try:
+        data = json.loads(p.read_text())
+    except json.JSONDecodeError as exc:
+        raise ArscaleError(f"--config {path} is not valid JSON: {exc}") from None
+    if build is None:
+        return data
+    try:
+        return build(data)
+    except (TypeError, KeyError, ValueError) as exc:
+        raise ArscaleError(f"--config {path} does not fit this trainer: {exc}") from None
+
+
 def resolve_output(args: argparse.Namespace) -> None:
     """Fill in --out and --state-dir. Trying a trainer must not overwrite the model shipped in the package,
     so that takes --replace-shipped; any other run needs an --out of its own (its state goes beside it)."""

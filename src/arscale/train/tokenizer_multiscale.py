@@ -92,7 +92,7 @@ def main(args: argparse.Namespace) -> int:
     if resume:
         config = MultiScaleTokenizerConfig.from_dict(state.info()["config"])
     elif args.config:
-        config = MultiScaleTokenizerConfig.from_dict(json.loads(Path(args.config).read_text()))
+        config = common.read_config(args.config, MultiScaleTokenizerConfig.from_dict)
     else:
         config = MultiScaleTokenizerConfig()
     torch.manual_seed(args.seed)

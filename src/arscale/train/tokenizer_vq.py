@@ -131,7 +131,7 @@ def main(args: argparse.Namespace) -> int:
     if resume:
         config = VQConfig(**state.info()["config"])
     elif args.config:
-        config = VQConfig(**json.loads(Path(args.config).read_text()))
+        config = common.read_config(args.config, lambda d: VQConfig(**d))
     else:
         config = VQConfig(ch_mult=SHIPPED_CH_MULT)
     torch.manual_seed(args.seed)

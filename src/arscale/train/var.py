@@ -182,10 +182,13 @@ def main(args: argparse.Namespace) -> int:
     if resume:
         config = state.info()["config"]
     else:
-        overrides = json.loads(Path(args.config).read_text()) if args.config else None
+        overrides = common.read_config(args.config) if args.config else None
         config = full_config(tok_cfg, merged(init[1], overrides) if init else overrides)
     torch.manual_seed(args.seed)
-    gen = build_shapeworld_var(tok_cfg, config).to(device)
+    try:
+        gen = build_shapeworld_var(tok_cfg, config).to(device)
+    except TypeError as exc:  # an unknown field in --config's sections
+        raise ArscaleError(f"--config {args.config} does not fit this trainer: {exc}") from None
     tok_file = Path(args.tokenizer) / "tokenizer.safetensors"
     common.load_strict(gen.tokenizer, load_file(str(tok_file), device=str(device)), str(tok_file))
     gen.tokenizer.requires_grad_(False).eval()
