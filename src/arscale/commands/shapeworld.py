@@ -25,7 +25,7 @@ def register(subparsers) -> None:
         description=f"Draw K prompts per tag uniformly from the grammar (the public suite {PUBLIC_SUITE} is "
         f"--per-tag {PUBLIC_SUITE_PER_TAG} --seed {PUBLIC_SUITE_SEED}).",
     )
-    s.add_argument("--per-tag", type=int, default=PUBLIC_SUITE_PER_TAG, metavar="K", help="prompts per tag")
+    s.add_argument("--per-tag", type=int, default=PUBLIC_SUITE_PER_TAG, metavar="K", help="prompts per tag (default %(default)s)")
     s.add_argument("--seed", type=int, default=PUBLIC_SUITE_SEED, metavar="S", help="suite seed")
     s.add_argument("--out", required=True, metavar="FILE", help="jsonl file to write")
     s.set_defaults(func=cmd_suite)
