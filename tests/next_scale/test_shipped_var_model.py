@@ -67,5 +67,7 @@ def test_generate_notes_prompts_outside_the_grammar_and_records_config_and_tree(
     assert "outside the ShapeWorld grammar" in capsys.readouterr().err
     summary = json.loads((tmp_path / "result.json").read_text())
     assert summary["config"]["reward"] == "shapeworld-reward" and len(summary["search_tree"]["parent"]) >= 2
+    frame = (np.asarray(Image.open(tmp_path / "grid.png")) == (0, 170, 0)).all(-1)  # the pick, framed in green
+    assert frame.sum() > 0 and len(summary["chosen"]) == 1
     assert cli(["generate", "a photo of two circles", "--n", "1", "--out", str(tmp_path)]) == 0
     assert "outside" not in capsys.readouterr().err

@@ -13,6 +13,7 @@ import json
 import math
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -89,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
     for i, img in enumerate(images):
         Image.fromarray(img).save(out / f"{stem}_{i:02d}.png")
         Image.fromarray(upscale(img, 4)).save(out / f"{stem}_{i:02d}_x4.png")
-    Image.fromarray(grid(images)).save(out / "grid.png")
+    Image.fromarray(grid(images, chosen=[i for i, c in enumerate(candidates) if c.chosen])).save(out / "grid.png")
     written = [out / "grid.png"]
     module = importlib.import_module(STRATEGIES[args.strategy].split(":")[0])
     if hasattr(module, "write_extras"):
@@ -120,8 +121,12 @@ def upscale(img: np.ndarray, factor: int) -> np.ndarray:
     return img.repeat(factor, 0).repeat(factor, 1)
 
 
-def grid(images: list[np.ndarray], scale: int = 4, pad: int = 2) -> np.ndarray:
-    """Images in a near-square grid, ×`scale` nearest-upscaled, on a white background."""
+CHOSEN_FRAME = (0, 170, 0)  # green, around the strategy's pick
+
+
+def grid(images: list[np.ndarray], scale: int = 4, pad: int = 2, chosen: Sequence[int] = ()) -> np.ndarray:
+    """Images in a near-square grid, ×`scale` nearest-upscaled, on a white background; the `chosen` ones
+    framed in green (in the padding, so no pixel of an image is covered)."""
     if not images:
         raise ArscaleError("no images to put in a grid")
     tiles = [upscale(im, scale) for im in images]
@@ -131,5 +136,8 @@ def grid(images: list[np.ndarray], scale: int = 4, pad: int = 2) -> np.ndarray:
     canvas = np.full((rows * (h + pad) + pad, cols * (w + pad) + pad, 3), 255, dtype=np.uint8)
     for i, t in enumerate(tiles):
         r, c = divmod(i, cols)
-        canvas[pad + r * (h + pad): pad + r * (h + pad) + h, pad + c * (w + pad): pad + c * (w + pad) + w] = t
+        top, left = pad + r * (h + pad), pad + c * (w + pad)
+        if i in chosen and len(tiles) > 1:
+            canvas[top - pad: top + h + pad, left - pad: left + w + pad] = CHOSEN_FRAME
+        canvas[top: top + h, left: left + w] = t
     return canvas
