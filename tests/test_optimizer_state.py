@@ -93,3 +93,12 @@ def test_trainer_config_files_fail_in_one_line(tmp_path):
     with pytest.raises(ArscaleError, match="does not fit this trainer"):
         read_config(tmp_path / "odd.json", lambda d: {"depth": d["depth"]})
     assert read_config(tmp_path / "odd.json") == {"dept": 5}
+
+
+def test_a_run_cut_by_its_time_limit_says_so_once(capsys):
+    from arscale.train.common import Timer
+
+    timer = Timer(limit_minutes=1e-9)
+    assert timer.out_of_time() and timer.out_of_time()
+    assert capsys.readouterr().err.count("time limit") == 1
+    assert not Timer(limit_minutes=0).out_of_time()

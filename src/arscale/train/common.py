@@ -28,6 +28,7 @@ import concurrent.futures
 import json
 import multiprocessing
 import os
+import sys
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -343,6 +344,7 @@ class Timer:
         self.last_save = self.start
         self.every = checkpoint_minutes * 60
         self.limit = limit_minutes * 60
+        self.said_so = False
 
     @property
     def elapsed(self) -> float:
@@ -355,7 +357,12 @@ class Timer:
         return False
 
     def out_of_time(self) -> bool:
-        return self.limit > 0 and time.monotonic() - self.start >= self.limit
+        over = self.limit > 0 and time.monotonic() - self.start >= self.limit
+        if over and not self.said_so:  # a run cut short should say so, and how to go on
+            self.said_so = True
+            print(f"time limit of {self.limit / 60:g} min reached: stopping before --steps; the state is saved, "
+                  "the same command resumes it", file=sys.stderr)
+        return over
 
     def seconds_left(self) -> float:
         return self.limit - (time.monotonic() - self.start)
