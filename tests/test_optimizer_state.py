@@ -102,3 +102,10 @@ def test_a_run_cut_by_its_time_limit_says_so_once(capsys):
     assert timer.out_of_time() and timer.out_of_time()
     assert capsys.readouterr().err.count("time limit") == 1
     assert not Timer(limit_minutes=0).out_of_time()
+
+
+def test_exported_weights_are_as_readable_as_their_config(tmp_path):
+    from arscale.train.common import export_weights
+
+    path = export_weights({"w": torch.zeros(2)}, {"k": 1}, tmp_path)
+    assert path.stat().st_mode & 0o777 == (tmp_path / "config.json").stat().st_mode & 0o777

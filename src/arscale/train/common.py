@@ -323,6 +323,8 @@ def export_weights(state_dict: dict[str, torch.Tensor], config: dict[str, Any], 
         state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
     save_file(state, str(out / filename))
     (out / config_name).write_text(json.dumps(config, indent=2) + "\n")
+    # safetensors writes 0600; shared weights should read like the config beside them (the umask decides)
+    (out / filename).chmod((out / config_name).stat().st_mode & 0o777)
     return out / filename
 
 
