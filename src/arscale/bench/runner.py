@@ -213,7 +213,7 @@ class Bench:
         official = self._official(root)
         extra = self._extra_images(strategy, n, batch) if official is not None else None
         share = _cost_share(result.cost.to_dict(), len(batch))
-        own_tokens = _tokens_per_prompt(result.telemetry, len(batch))
+        own_tokens = (result.telemetry or {}).get("tokens_per_prompt")  # strategies that stop per prompt
         chosen = [result.chosen(i) for i in range(len(batch))]
         unscored = [i for i, c in enumerate(chosen) if c.score is None]
         rewards = {i: c.score for i, c in enumerate(chosen) if c.score is not None}
@@ -270,7 +270,7 @@ def summarize_run(spec: RunSpec, n: int, root: Path, prompts: Sequence[SuiteProm
 
 def _cost_share(cost: dict, prompts: int) -> dict:
     """A batch's cost split evenly over its prompts: exact for strategies that run every prompt on the same
-    schedule, a batch mean for those that stop candidates per prompt (ScalingAR; see `_tokens_per_prompt`)."""
+    schedule, a batch mean for those that stop candidates per prompt (ScalingAR reports `tokens_per_prompt`)."""
     out = {}
     for k, v in cost.items():
         if isinstance(v, dict):
@@ -278,17 +278,6 @@ def _cost_share(cost: dict, prompts: int) -> dict:
         else:
             out[k] = v / prompts
     return out
-
-
-def _tokens_per_prompt(telemetry: dict | None, prompts: int) -> list[float] | None:
-    """Generated image tokens of each prompt, where the strategy traced its candidates step by step (ScalingAR:
-    one entry per token a candidate generated); None where every prompt costs the same."""
-    traces = (telemetry or {}).get("prompts")
-    if not isinstance(traces, list) or len(traces) != prompts:
-        return None
-    if not all(isinstance(t, dict) and isinstance(t.get("C"), list) for trace in traces for t in trace):
-        return None
-    return [float(sum(len(t["C"]) for t in trace)) for trace in traces]
 
 
 def collect_summaries(out: str | Path) -> list[dict]:

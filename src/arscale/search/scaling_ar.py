@@ -23,8 +23,9 @@ ranks by the mean C after warm-up instead). No partial decoding, no reward model
 Telemetry (`SearchResult.telemetry`): `prompts[p]` = one trace per candidate (`candidate`, `node`,
 per-step lists `C`, `I`, `D`, `R`, `guidance`, `s_tok`, `B`, `K`, `pmi` — log p_cond − log p_uncond of
 the sampled token, not used by the method — and `ended` / `reason` if it was terminated), `events`
-(flag / recover / terminate with prompt, candidate, step, C), `threshold[p]` (theta per step), `tokens_per_image` (generated image tokens per prompt, a CFG pair counted once),
-and the step constants in use. `write_extras` plots the C trajectories with the prune events.
+(flag / recover / terminate with prompt, candidate, step, C), `threshold[p]` (theta per step),
+`tokens_per_prompt` (generated image tokens of each prompt, a CFG pair counted once) and `tokens_per_image`
+(their mean), and the step constants in use. `write_extras` plots the C trajectories with the prune events.
 
 Step-count constants are given for LlamaGen's 1024-token sequences. With `scale_steps` (default),
 the recovery window and the Var(I) window are scaled by T / `reference_tokens` (at least
@@ -309,6 +310,8 @@ class ScalingAR:
             telemetry.update({k: v for k, v in tele.items() if k not in ("prompts", "events", "threshold")})
         cost.total_wall = time.perf_counter() - t0
         telemetry["tokens_per_image"] = cost.generated_tokens / max(1, len(prompts))
+        # each prompt's own count (a trace holds one C per token its candidate generated)
+        telemetry["tokens_per_prompt"] = [float(sum(len(tr["C"]) for tr in traces)) for traces in telemetry["prompts"]]
         return SearchResult(prompts, candidates, tree, cost, self.name, self.config.to_dict(), telemetry)
 
     # -- one batch of prompts ----------------------------------------------------------------------
