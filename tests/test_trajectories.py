@@ -87,9 +87,9 @@ def test_pruned_cache_memory_follows_the_survivors():
 
 def test_select_rejects_bad_rows():
     t = make()
-    with pytest.raises(IndexError):
+    with pytest.raises(IndexError, match=r"must lie in \[0, 5\)"):
         t.select([0, 9])
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="at least one row"):
         t.select([])
 
 
@@ -104,3 +104,7 @@ def test_seed_keys_depend_on_prompt_and_candidate_only():
     a = Trajectories.for_prompts(["x", "y"], 2, seed=1, prompt_offset=10)
     b = Trajectories.for_prompts(["y"], 2, seed=1, prompt_offset=11)
     assert a.seed_key[2:] == b.seed_key
+    # not a constant: every (prompt, candidate) has its own key, and the run's seed changes them all
+    assert len(set(a.seed_key)) == 4
+    c = Trajectories.for_prompts(["x", "y"], 2, seed=2, prompt_offset=10)
+    assert not set(c.seed_key) & set(a.seed_key)

@@ -53,10 +53,11 @@ def test_tiny_run_prints_a_rate_per_tag(benchmark_script, monkeypatch, capsys):
         assert 0.0 <= float(r[2].split()[0]) <= 1.0
 
 
-def test_the_public_suite_seed_is_refused(benchmark_script, monkeypatch):
+def test_the_public_suite_seed_is_refused(benchmark_script, monkeypatch, capsys):
     monkeypatch.setattr(sys, "argv", ["ar_implicit_classifier.py", "--seed", str(shapeworld.suite.PUBLIC_SUITE_SEED)])
     with pytest.raises(SystemExit):
         benchmark_script("ar_implicit_classifier").main()
+    assert "draws the public suite's prompts" in capsys.readouterr().err  # not some other argparse error
 
 
 def test_token_floor_table(benchmark_script, monkeypatch, capsys):
@@ -69,6 +70,7 @@ def test_token_floor_table(benchmark_script, monkeypatch, capsys):
     monkeypatch.setattr(sys, "argv", ["scaling_ar_token_floor.py", "--noise", "0"])
     with pytest.raises(SystemExit):
         benchmark_script("scaling_ar_token_floor").main()
+    assert "every --noise > 0" in capsys.readouterr().err
 
 
 def test_all_edits_are_grammatical_one_word_changes(benchmark_script):

@@ -12,9 +12,12 @@ def test_table_has_a_row_per_worker_count_and_the_batches_agree(benchmark_script
     assert rows[0].split("|")[3].strip() == "1.00×"
 
 
-def test_nonpositive_sizes_are_refused(benchmark_script):
+def test_nonpositive_sizes_are_refused(benchmark_script, capsys):
+    # argparse exits (code 2) on any bad argument; the message says it was these checks that refused
     m = benchmark_script("scene_stream")
     with pytest.raises(SystemExit):
         m.main(["--batches", "0"])
+    assert "--batches and --batch-size must be positive" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         m.main(["--workers", "0", "-1"])
+    assert "--workers and --step-ms must be >= 0" in capsys.readouterr().err

@@ -155,5 +155,6 @@ def test_infinity_transformer_round_trips_through_the_released_chunked_layout():
     fresh = InfinityTransformer(cfg)
     loading.load_strict(fresh, loading.infinity_state(released, cfg.text_maxlen), ignore=loading.INFINITY_IGNORED)
     assert fresh.cfg_uncond.dtype == torch.float32 and fresh.cfg_uncond.shape == (8, 128)
+    assert torch.equal(fresh.cfg_uncond, released["cfg_uncond"][:8].float())  # the first text_maxlen rows
     assert torch.equal(fresh.blocks[3].ffn.fc1.weight, model.blocks[3].ffn.fc1.weight.bfloat16().float())
     assert torch.equal(loading.fit_length(torch.ones(2, 3), 4)[2:], torch.zeros(2, 3))

@@ -80,7 +80,7 @@ def test_a_tokenizer_with_other_codes_is_refused(tiny):
         check_same_codes(other, gen)
 
 
-def test_cli_fine_tunes_only_the_decoder_on_generated_latents(tmp_path):
+def test_cli_fine_tunes_only_the_decoder_on_generated_latents(tmp_path, capsys):
     write_tiny_training_configs(tmp_path)
     w = tmp_path / "w"
     tok = ["train", "shapeworld-tokenizer", "--batch-size", "4", "--eval-every", "1000", "--out", str(w),
@@ -90,9 +90,13 @@ def test_cli_fine_tunes_only_the_decoder_on_generated_latents(tmp_path):
                 "--config", str(tmp_path / "var.json"), "--tokenizer", str(w), "--out", str(w),
                 "--state-dir", str(tmp_path / "v")]) == 0
     before = load_file(str(w / "tokenizer.safetensors"))
+    capsys.readouterr()
     assert cli([*tok, "--steps", "4", "--generator", str(w)]) == 2  # codes would move: refused
+    assert "add --decoder-only" in capsys.readouterr().err
     assert cli([*tok, "--steps", "4", "--decoder-only", "--generator", str(w), "--generated-fraction", "2"]) == 2
+    assert "generated fraction must be in [0, 1], got 2" in capsys.readouterr().err
     assert cli([*tok, "--steps", "4", "--decoder-only", "--generator", str(w), "--earliest-sampled-scale", "99"]) == 2
+    assert "earliest sampled scale must be in [0, " in capsys.readouterr().err
     assert cli([*tok, "--steps", "4", "--decoder-only", "--generator", str(w), "--generated-fraction", "1",
                 "--earliest-sampled-scale", "0"]) == 0
     after = load_file(str(w / "tokenizer.safetensors"))

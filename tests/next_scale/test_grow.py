@@ -65,6 +65,7 @@ def test_train_init_from_deepens_trained_weights(tmp_path, capsys):
     grow = ["train", "shapeworld-var", "--tokenizer", str(out), "--state-dir", str(tmp_path / "deep_state"),
             "--out", str(deeper), *args]
     assert cli([*grow, "--steps", "0", "--init-from", str(tmp_path / "nowhere")]) == 2
+    assert "nowhere: expected model.safetensors and config.json" in capsys.readouterr().err
     assert cli([*grow, "--steps", "0", "--init-from", str(out), "--config", str(tmp_path / "depth3.json")]) == 0
     shipped = json.loads((deeper / "config.json").read_text())
     assert shipped["transformer"]["depth"] == 3

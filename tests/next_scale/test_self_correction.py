@@ -80,6 +80,8 @@ def test_corruption_is_seeded_and_bad_settings_fail_clearly():
     a = corrupted_teacher_batch(q, f, 0.5, 0, torch.Generator().manual_seed(3))
     b = corrupted_teacher_batch(q, f, 0.5, 0, torch.Generator().manual_seed(3))
     assert torch.equal(a.targets, b.targets) and torch.equal(a.inputs, b.inputs)
+    c = corrupted_teacher_batch(q, f, 0.5, 0, torch.Generator().manual_seed(4))
+    assert not torch.equal(a.targets, c.targets)  # the generator, not a fixed stream, picks the corruption
     with pytest.raises(ArscaleError, match="strength"):
         corrupted_teacher_batch(q, f, 1.5, 8)
     with pytest.raises(ArscaleError, match="neighbours"):

@@ -89,9 +89,10 @@ def test_step_fitter_times_the_probe_after_the_start_up_steps_and_fits_once(monk
     assert common.StepFitter(args, common.Timer(0.0, 5.0, 1.0), 0).after_step(55) is None
 
 
-def test_fit_time_limit_needs_a_time_limit(tmp_path):
+def test_fit_time_limit_needs_a_time_limit(tmp_path, capsys):
     assert cli(["train", "shapeworld-var", "--fit-time-limit", "--state-dir", str(tmp_path / "s"),
                 "--out", str(tmp_path / "w")]) == 2
+    assert "--fit-time-limit needs a --time-limit" in capsys.readouterr().err
     assert not (tmp_path / "s").exists()
 
 
@@ -113,7 +114,7 @@ def test_train_state_round_trip_restores_weights_and_optimizer(tmp_path):
     assert torch.equal(fresh_opt.state_dict()["state"][0]["exp_avg"], opt.state_dict()["state"][0]["exp_avg"])
 
 
-def test_both_trainers_run_resume_and_ship_loadable_weights(tmp_path):
+def test_both_trainers_run_resume_and_ship_loadable_weights(tmp_path, capsys):
     write_tiny_training_configs(tmp_path)
     out = tmp_path / "weights"
     common_args = ["--batch-size", "4", "--out", str(out), "--eval-every", "1000"]
@@ -125,7 +126,9 @@ def test_both_trainers_run_resume_and_ship_loadable_weights(tmp_path):
     # resuming continues from the saved step (here as a one-step cooldown; a longer one than --steps is refused)
     resume = ["train", "shapeworld-var", "--tokenizer", str(out), "--state-dir", str(tmp_path / "var_state"),
               *common_args]
+    capsys.readouterr()
     assert cli([*resume, "--steps", "3", "--cooldown", "4"]) == 2
+    assert "--cooldown must be between 0 and --steps (3), got 4" in capsys.readouterr().err
     assert cli([*resume, "--steps", "3", "--cooldown", "1", "--scale-weighting", "side"]) == 0
     assert common.TrainState(tmp_path / "var_state").info()["step"] == 3
     training = json.loads((out / "config.json").read_text())["training"]

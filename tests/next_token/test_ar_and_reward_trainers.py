@@ -43,5 +43,6 @@ def test_reward_trainer_runs_resumes_and_ships_a_calibrated_scorer(tmp_path):
     from arscale.scorers.shapeworld import load_reward
 
     scorer = load_reward(weights=out)
-    r = scorer.reward(torch.rand(3, 3, 64, 64), ["a photo of a red circle"] * 3)
+    r = scorer.reward(torch.rand(3, 3, 64, 64, generator=torch.Generator().manual_seed(0)),
+                      ["a photo of a red circle"] * 3)
     assert r.shape == (3,) and torch.isfinite(r).all()

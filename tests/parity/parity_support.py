@@ -61,11 +61,13 @@ class Case:
         return load_file(str(self.path / "io.safetensors"))
 
     def seq(self, prefix: str) -> list[torch.Tensor]:
-        """io tensors `prefix.0`, `prefix.1`, ... in index order."""
+        """io tensors `prefix.0`, `prefix.1`, ... in index order; none at all is an error (the stage tests loop
+        over these, and an empty loop would pass without checking anything)."""
         out, i = [], 0
         while f"{prefix}.{i}" in self.io:
             out.append(self.io[f"{prefix}.{i}"])
             i += 1
+        assert out, f"{self.id}: io.safetensors has no {prefix}.0, {prefix}.1, ..."
         return out
 
     def tol(self, kind: str) -> dict:

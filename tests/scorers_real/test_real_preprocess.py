@@ -85,9 +85,19 @@ def test_torch_and_pil_backends_agree_to_about_one_level():
 
 
 def test_transform_without_crop_stretches():
-    img = torch.rand(1, 3, 30, 50)
+    # a horizontal ramp 0 .. 1 over 50 columns: stretched, the whole width survives; a centre crop of the
+    # 14x23 shorter-side resize would keep only about columns 4-17 of 23, i.e. values ~0.19 .. ~0.81
+    img = (torch.arange(50, dtype=torch.float32) / 49).view(1, 1, 1, 50).expand(1, 3, 30, 50).contiguous()
     out = ImageTransform(14, fit="stretch", interpolation="bilinear")(img)
     assert out.shape == (1, 3, 14, 14)
+    pixels = out * torch.tensor(CLIP_STD).view(1, 3, 1, 1) + torch.tensor(CLIP_MEAN).view(1, 3, 1, 1)
+    assert torch.allclose(pixels, pixels[:, :1, :1].expand_as(pixels), atol=1e-5)  # same ramp in every row, channel
+    row = pixels[0, 0, 0]
+    assert row[0] < 0.1 and row[-1] > 0.9 and (row.diff() > 0).all()
+    # away from the edges a symmetric triangle filter over a linear ramp returns about the ramp at the
+    # output pixel's centre, input coordinate (j + 0.5) * 50 / 14 - 0.5
+    centres = ((torch.arange(14) + 0.5) * 50 / 14 - 0.5) / 49
+    torch.testing.assert_close(row[1:-1], centres[1:-1], atol=0.01, rtol=0)
 
 
 def test_input_contract_errors():

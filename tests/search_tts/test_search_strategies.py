@@ -155,6 +155,19 @@ def test_large_lambda_resampling_is_greedy_and_zero_lambda_is_not():
         rows = [i for i, q in enumerate(op["prompt"]) if q == p]
         best = max(rows, key=lambda i: op["reward"][i])
         assert [k for k in op["kept"] if k in rows] == [best]
+    # lambda 0: the draw ignores the rewards (uniform), so keeping four rows per prompt does not always
+    # repeat the best one (all twelve draws landing on it would have probability 4^-12)
+    uniform = _tts(lam=0.0, cluster_at=[], resample_at=[5], batch=[4] * 7).run(
+        FakeNextScale(), PROMPTS, 4, seed=4, scorer=FakeScorer())
+    op = uniform.telemetry["operations"][0]
+    not_greedy = 0
+    for p in range(len(PROMPTS)):
+        rows = [i for i, q in enumerate(op["prompt"]) if q == p]
+        best = max(rows, key=lambda i: op["reward"][i])
+        kept = [k for k in op["kept"] if k in rows]
+        assert len(kept) == 4
+        not_greedy += kept != [best] * 4
+    assert not_greedy > 0
 
 
 def test_configs_round_trip_and_registry():

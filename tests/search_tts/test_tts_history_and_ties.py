@@ -38,5 +38,5 @@ def test_history_all_scores_every_scale_up_to_the_last_resampling():
 
 
 def test_history_must_be_known():
-    with pytest.raises(ArscaleError):
+    with pytest.raises(ArscaleError, match="history must be one of .*got 'some'"):
         TTSVARConfig(history="some")

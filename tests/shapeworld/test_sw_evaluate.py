@@ -213,7 +213,7 @@ def valid_scenes(draw):
     return Scene(objects)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150, deadline=None, derandomize=True)  # seeded: the same scenes on every run
 @given(valid_scenes())
 def test_detect_recovers_exactly_the_rendered_objects(scene):
     found = sorted((d.cls, d.color, d.box, d.area) for d in detect(render(scene)))

@@ -161,7 +161,7 @@ def test_build_suite_is_seeded_and_prefix_stable():
     small, big = build_suite(3, 9), build_suite(6, 9)
     for ti in range(len(TAGS)):
         assert small[3 * ti : 3 * ti + 3] == big[6 * ti : 6 * ti + 3]
-    with pytest.raises(ArscaleError):
+    with pytest.raises(ArscaleError, match="per_tag must be a positive integer, got 0"):
         build_suite(0, 1)
 
 

@@ -50,7 +50,7 @@ def test_compbench_directory_and_layout_names(tmp_path):
     (shape,) = [p.name for p in layout.write(prompts[2], [_img(3), _img(4)])][:1]
     assert shape == "a round clock_000000.png"  # numbered within its own category
     assert layout.is_complete(prompts[1]) and not layout.is_complete(prompts[0])
-    with pytest.raises(ArscaleError):
+    with pytest.raises(ArscaleError, match="expects 2 images per prompt, got 1"):
         layout.write(prompts[0], [_img(0)])
 
 
