@@ -3,6 +3,7 @@
 Each command group lives in its own module under `arscale.commands` and exposes
 `register(subparsers)`; the handler it sets as `func` receives the parsed args and returns an
 exit code. User errors are raised as `ArscaleError` and printed as one line, never a traceback.
+Plugins (`arscale.plugins`) are imported before the parser is built.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import sys
 
 from arscale import __version__
 from arscale.errors import ArscaleError
+from arscale.plugins import load_plugins
 
 # Command modules, in the order they appear in `arscale --help`.
 COMMAND_MODULES = [
@@ -43,6 +45,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:  # plugins first: their strategies and scorers are choices of the parser
+        load_plugins()
+    except ArscaleError as exc:
+        print(f"arscale: error: {exc}", file=sys.stderr)
+        return 2
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

@@ -93,10 +93,16 @@ def run_config(spec: RunSpec) -> dict[str, Any]:
     return config
 
 
-def manifest_strategies(specs: Sequence[RunSpec]) -> dict[str, dict]:
-    """Per label: the strategy, the config as given and the full resolved config (defaults filled in)."""
-    return {s.label: {"strategy": s.strategy, "config": s.config,
-                      "resolved": make_strategy(s.strategy, run_config(s)).config.to_dict()} for s in specs}
+def manifest_strategies(specs: Sequence[RunSpec], scorer: str | None = None) -> dict[str, dict]:
+    """Per label: the strategy, the config as given and the full resolved config (defaults filled in, and the
+    reward the run hands every strategy, `--scorer`, in place of the config's own)."""
+    out = {}
+    for s in specs:
+        resolved = make_strategy(s.strategy, run_config(s)).config.to_dict()
+        if scorer and "reward" in resolved:
+            resolved["reward"] = scorer
+        out[s.label] = {"strategy": s.strategy, "config": s.config, "resolved": resolved}
+    return out
 
 
 def blocks(prompts: Sequence[SuitePrompt], size: int) -> list[list[SuitePrompt]]:

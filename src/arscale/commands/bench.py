@@ -130,7 +130,7 @@ def run_bench(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     manifest = mf.build_manifest(
-        model=mf.model_entry(args.model, args.model_weights), strategies=manifest_strategies(specs),
+        model=mf.model_entry(args.model, args.model_weights), strategies=manifest_strategies(specs, args.scorer),
         scorer=args.scorer or None, scorer_weights=mf.scorer_weights_entry(args.scorer_weights),
         seed=args.seed, ns=ns, kind=kind, shard=shard.to_dict(),
         batch_prompts=max(1, args.batch_prompts), layout=args.layout,

@@ -8,7 +8,6 @@ define `write_extras(result, out_dir) -> list[Path]` to add its own outputs (sea
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import math
 import sys
@@ -56,7 +55,7 @@ def _strategy_config(text: str | None) -> dict:
 
 def run(args: argparse.Namespace) -> int:
     from arscale.generators.registry import load_generator
-    from arscale.search.base import STRATEGIES, make_strategy
+    from arscale.search.base import make_strategy, strategy_extras
 
     if args.n <= 0:
         raise ArscaleError(f"--n must be at least 1, got {args.n}")
@@ -72,7 +71,9 @@ def run(args: argparse.Namespace) -> int:
     generator = load_generator(args.model, **options)
     strategy = make_strategy(args.strategy, _strategy_config(args.config))
     scorer = None
-    if args.scorer:
+    if args.scorer and not getattr(strategy, "uses_reward", True):
+        print(f"note: {args.strategy} uses no scorer; --scorer {args.scorer} is ignored", file=sys.stderr)
+    elif args.scorer:
         from arscale.scorers.base import load_scorer
 
         scorer = load_scorer(args.scorer, device=args.device)
@@ -92,9 +93,9 @@ def run(args: argparse.Namespace) -> int:
         Image.fromarray(upscale(img, 4)).save(out / f"{stem}_{i:02d}_x4.png")
     Image.fromarray(grid(images, chosen=[i for i, c in enumerate(candidates) if c.chosen])).save(out / "grid.png")
     written = [out / "grid.png"]
-    module = importlib.import_module(STRATEGIES[args.strategy].split(":")[0])
-    if hasattr(module, "write_extras"):
-        written += list(module.write_extras(result, out) or [])
+    write_extras = strategy_extras(strategy)
+    if write_extras is not None:
+        written += list(write_extras(result, out) or [])
     summary = {"prompt": args.prompt, "model": args.model, "strategy": args.strategy, "n": args.n,
                "seed": args.seed, "cfg": args.cfg, "scores": [c.score for c in candidates],
                "chosen": [i for i, c in enumerate(candidates) if c.chosen],

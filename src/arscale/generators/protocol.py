@@ -12,7 +12,11 @@ from arscale.generators.trajectories import Trajectories
 
 @runtime_checkable
 class NextScaleGenerator(Protocol):
-    """VAR-style: each `step` generates one whole scale for every row."""
+    """VAR-style: each `step` generates one whole scale for every row.
+
+    Optional, read when present: `device` (where scorers are loaded), `patch_nums` (side of each scale;
+    else `tokens_in_scale(k)`) for token counts, `decode_flops(rows, size)` (else decode FLOPs are counted
+    once with torch's FLOP counter). What a strategy may use is in docs/extending.md."""
 
     name: str
     num_scales: int
@@ -38,7 +42,13 @@ class NextScaleGenerator(Protocol):
 
 @runtime_checkable
 class NextTokenGenerator(Protocol):
-    """LlamaGen-style: raster-order tokens, one per `advance`."""
+    """LlamaGen-style: raster-order tokens, one per `advance`.
+
+    Optional, read when present: `device`; `cfg`, `temperature`, `top_k`, `top_p` (the default sampler
+    settings); `sample(traj, logits=None)` (the generator's own guidance and sampler: what raw sampling
+    and ScalingAR's unmodified draws use; else guidance `cfg` and per-row seeded sampling with those
+    settings); `preview(traj, size)` (a decode of the raster prefix, for importance sampling);
+    `flops_per_token(rows, position)` and `decode_flops(rows, size)` for the cost record."""
 
     name: str
     num_tokens: int

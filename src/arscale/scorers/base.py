@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import torch
 
 from arscale.errors import ArscaleError
+from arscale.registry import check_registration, resolve_target
 
 
 @runtime_checkable
@@ -25,8 +25,9 @@ class Scorer(Protocol):
         ...
 
 
-# name -> "module:factory"; each factory takes keyword options (device, weights path, ...).
-SCORERS: dict[str, str] = {
+# name -> "module:factory" or a factory; each factory takes keyword options (`device` always, weights
+# path, ...) and returns a `Scorer`.
+SCORERS: dict[str, Any] = {
     "shapeworld-reward": "arscale.scorers.shapeworld:load_reward",
     "shapeworld-features": "arscale.scorers.shapeworld:load_features",
     # released models on transformers (pip install arscale[real]); see docs/scorers.md
@@ -39,8 +40,21 @@ SCORERS: dict[str, str] = {
 }
 
 
+def register_scorer(name: str, target: Any, *, replace: bool = False) -> None:
+    """Make a scorer available by name (`load_scorer`, `--scorer`, strategy configs' `reward` / `features`).
+
+    `target` is a factory (or "module:factory") called as `factory(device=..., **options)` that returns a
+    `Scorer`: `name`, `input_size`, and `reward` and/or `features` (docs/extending.md)."""
+    check_registration(SCORERS, name, target, "scorer", replace)
+    SCORERS[name] = target
+
+
 def load_scorer(name: str, **options: Any) -> Scorer:
     if name not in SCORERS:
         raise ArscaleError(f"unknown scorer {name!r}; choose from {', '.join(SCORERS)}")
-    module, fn = SCORERS[name].split(":")
-    return getattr(importlib.import_module(module), fn)(**options)
+    scorer = resolve_target(SCORERS[name], f"scorer {name!r}:")(**options)
+    missing = [a for a in ("name", "input_size") if not hasattr(scorer, a)]
+    if missing or not (callable(getattr(scorer, "reward", None)) or callable(getattr(scorer, "features", None))):
+        raise ArscaleError(f"scorer {name!r} returned {type(scorer).__name__}, which is not a Scorer (it needs "
+                           f"`name`, `input_size` and `reward` or `features`; missing {missing or 'both methods'})")
+    return scorer

@@ -7,17 +7,25 @@ internals. Its config is a dataclass that round-trips to JSON.
 from __future__ import annotations
 
 import dataclasses
-import importlib
+import difflib
 import json
-from collections.abc import Sequence
-from typing import Any, Protocol, runtime_checkable
+import sys
+import types
+import typing
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from arscale.errors import ArscaleError
+from arscale.registry import check_registration, resolve_target
 from arscale.search.result import SearchResult
 
 
 class StrategyConfig:
-    """Mixin for config dataclasses: JSON round trip with unknown keys rejected."""
+    """Mixin for config dataclasses: JSON round trip; unknown keys and values of the wrong type are rejected
+    in one line. A config may map the paper's symbols to its field names in `symbols` (error hints only)."""
+
+    symbols: ClassVar[dict[str, str]] = {}
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)  # type: ignore[arg-type]
@@ -27,10 +35,18 @@ class StrategyConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]):
-        names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise ArscaleError(f"unknown {cls.__name__} field(s) {unknown}; known fields: {sorted(names)}")
+        if not isinstance(data, dict):
+            raise ArscaleError(f"a {cls.__name__} is a JSON object of field: value, got {type(data).__name__}")
+        names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
+        for key in data:
+            if key not in names:
+                raise ArscaleError(f"unknown {cls.__name__} field {key!r}{_suggestion(key, names, cls.symbols)}; "
+                                   f"known fields: {', '.join(names)}")
+        hints = typing.get_type_hints(cls)
+        for key, value in data.items():
+            if not _matches(value, hints.get(key, Any)):
+                raise ArscaleError(f"{cls.__name__}.{key} must be {_describe(hints[key])}, got {value!r} "
+                                   f"({type(value).__name__})")
         return cls(**data)
 
     @classmethod
@@ -38,8 +54,56 @@ class StrategyConfig:
         return cls.from_dict(json.loads(text))
 
 
+def _suggestion(key: str, names: Sequence[str], symbols: dict[str, str]) -> str:
+    if key in symbols:
+        return f" (the paper's {key} is {symbols[key]!r})"
+    close = difflib.get_close_matches(key, names, n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _matches(value: Any, hint: Any) -> bool:
+    """Whether a JSON-decoded value fits a config field's annotation (ints pass as floats; bools are not
+    numbers). Annotations this does not know pass."""
+    origin = typing.get_origin(hint)
+    if hint is Any:
+        return True
+    if hint is type(None):
+        return value is None
+    if origin in (typing.Union, types.UnionType):
+        return any(_matches(value, h) for h in typing.get_args(hint))
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is str:
+        return isinstance(value, str)
+    if origin in (list, tuple):
+        args = [a for a in typing.get_args(hint) if a is not Ellipsis]
+        return isinstance(value, (list, tuple)) and all(_matches(v, args[0] if args else Any) for v in value)
+    return True
+
+
+def _describe(hint: Any) -> str:
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return " or ".join(_describe(h) for h in typing.get_args(hint))
+    if hint is type(None):
+        return "null"
+    if typing.get_origin(hint) in (list, tuple):
+        args = [a for a in typing.get_args(hint) if a is not Ellipsis]
+        plural = {bool: "booleans", int: "integers", float: "numbers", str: "strings"}
+        return f"a list of {plural.get(args[0], str(args[0]))}" if args else "a list"
+    return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(hint, str(hint))
+
+
 @runtime_checkable
 class Strategy(Protocol):
+    """What `make_strategy`, `arscale generate` and `arscale bench` need of a strategy class: a `Config`
+    dataclass deriving `StrategyConfig` (class attribute), `__init__(config)`, and the members below.
+    Optional: `uses_reward = False` where `scorer` is ignored, and `write_extras(result, out_dir)`
+    (`strategy_extras`)."""
+
     name: str
     config: StrategyConfig
 
@@ -49,8 +113,8 @@ class Strategy(Protocol):
         ...
 
 
-# name -> "module:Class"; modules are imported on first use so the registry costs nothing.
-STRATEGIES: dict[str, str] = {
+# name -> "module:Class" (imported on first use, so the registry costs nothing) or a strategy class.
+STRATEGIES: dict[str, Any] = {
     "raw": "arscale.search.raw:Raw",
     "best-of-n": "arscale.search.best_of_n:BestOfN",
     "importance": "arscale.search.importance:Importance",
@@ -59,9 +123,31 @@ STRATEGIES: dict[str, str] = {
 }
 
 
+def register_strategy(name: str, target: Any, *, replace: bool = False) -> None:
+    """Make a strategy available to `make_strategy`, `arscale generate --strategy` and `arscale bench`.
+
+    `target` is a class (or "module:Class") with a `Config` dataclass deriving `StrategyConfig`, a
+    `name` and `run(generator, prompts, n, *, seed, prompt_offset, scorer)` (see `Strategy`, and
+    docs/extending.md for a worked example). For the command line, register from a plugin module
+    (`arscale.plugins`)."""
+    check_registration(STRATEGIES, name, target, "strategy", replace)
+    STRATEGIES[name] = target
+
+
+def strategy_extras(strategy: Any) -> Callable[[SearchResult, Path], Any] | None:
+    """The strategy's optional `write_extras(result, out_dir)` (pictures `arscale generate` writes beside the
+    images; returns the paths written): a method of the strategy or a function of its module."""
+    fn = getattr(strategy, "write_extras", None)
+    if fn is None:
+        fn = getattr(sys.modules.get(type(strategy).__module__), "write_extras", None)
+    return fn if callable(fn) else None
+
+
 def make_strategy(name: str, config: dict[str, Any] | None = None) -> Strategy:
     if name not in STRATEGIES:
         raise ArscaleError(f"unknown strategy {name!r}; choose from {', '.join(STRATEGIES)}")
-    module, cls = STRATEGIES[name].split(":")
-    strategy_cls = getattr(importlib.import_module(module), cls)
-    return strategy_cls(strategy_cls.Config.from_dict(config or {}))
+    strategy_cls = resolve_target(STRATEGIES[name], f"strategy {name!r}:")
+    config_cls = getattr(strategy_cls, "Config", None)
+    if config_cls is None or not dataclasses.is_dataclass(config_cls) or not hasattr(config_cls, "from_dict"):
+        raise ArscaleError(f"strategy {name!r} ({strategy_cls!r}) needs a `Config` dataclass deriving StrategyConfig")
+    return strategy_cls(config_cls.from_dict(config or {}))

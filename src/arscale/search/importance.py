@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
@@ -30,6 +30,8 @@ class ImportanceConfig(StrategyConfig):
     potential: str = "value"
     lam: float = 10.0
     reward: str = "shapeworld-reward"
+
+    symbols: ClassVar[dict[str, str]] = {"λ": "lam", "lambda": "lam"}  # the paper's symbols, for error hints
 
     def __post_init__(self):
         if self.potential not in POTENTIALS:

@@ -20,6 +20,7 @@ class Raw:
     """Candidate 0 of each prompt (the same row Best-of-N starts from), whatever N is."""
 
     name = "raw"
+    uses_reward = False  # `scorer` is accepted (one interface) and ignored
     Config = RawConfig
 
     def __init__(self, config: RawConfig | None = None):

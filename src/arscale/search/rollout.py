@@ -58,6 +58,45 @@ def _call_optional(obj: Any, names: Sequence[str], *args: Any) -> float:
     return 0.0
 
 
+def scorer_output(out: Any, scorer: Any, what: str, rows: int) -> torch.Tensor:
+    """A scorer's output as a float CPU tensor: `reward` one score per image ([B]), `features` one vector or map
+    per image ([B, ...]). A third-party scorer that breaks this contract gets a one-line error naming it."""
+    name = getattr(scorer, "name", type(scorer).__name__)
+    try:
+        t = torch.as_tensor(out).detach().float().cpu()
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise ArscaleError(f"scorer {name!r}: {what}() must return a tensor, got {type(out).__name__} ({exc})") from exc
+    if what == "reward" and t.dim() == 2 and t.shape[1] == 1:
+        t = t[:, 0]
+    wanted = f"[{rows}]" if what == "reward" else f"[{rows}, ...]"
+    if (t.dim() != 1 if what == "reward" else t.dim() < 1) or t.shape[0] != rows:
+        raise ArscaleError(f"scorer {name!r}: {what}() returned shape {list(t.shape)} for {rows} images; "
+                           f"it must be {wanted}")
+    return t
+
+
+def count_decode(cost: CostRecord, generator: Any, rows: int, size: int, decode: Callable[[], torch.Tensor]) -> float:
+    """Add `rows` decodes at `size` to `cost`: FLOPs from the generator's analytic `decode_flops(rows, size)` when
+    it has one, else counted once per (generator, size) with torch's FLOP counter on a repeat of `decode` and
+    cached per row. Returns the seconds that repeat took (not part of the method's wall time)."""
+    cost.decode_count += rows
+    if callable(getattr(generator, "decode_flops", None)):
+        cost.decode_flops += float(generator.decode_flops(rows, size))
+        return 0.0
+    key = (id(generator), size)
+    spent = 0.0
+    if key not in _DECODE_FLOPS_PER_ROW:
+        from torch.utils.flop_counter import FlopCounterMode
+
+        t0 = time.perf_counter()
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            decode()
+        _DECODE_FLOPS_PER_ROW[key] = counter.get_total_flops() / max(rows, 1)
+        spent = time.perf_counter() - t0
+    cost.decode_flops += _DECODE_FLOPS_PER_ROW[key] * rows
+    return spent
+
+
 def to_uint8(images: torch.Tensor) -> np.ndarray:
     """[R,3,H,W] in [0,1] → uint8 [R,H,W,3] (rounded)."""
     return (images.detach().float().clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
@@ -148,23 +187,7 @@ class Search:
         return images
 
     def _count_decode(self, rows: int, size: int, decode: Callable[[], torch.Tensor]) -> None:
-        """Decode count and FLOPs: the generator's analytic `decode_flops(rows, size)` when it has one, else
-        counted once per (generator, size) with torch's FLOP counter on a repeat of the decode (kept out
-        of the wall time) and cached per row."""
-        self.cost.decode_count += rows
-        if callable(getattr(self.generator, "decode_flops", None)):
-            self.cost.decode_flops += float(self.generator.decode_flops(rows, size))
-            return
-        key = (id(self.generator), size)
-        if key not in _DECODE_FLOPS_PER_ROW:
-            from torch.utils.flop_counter import FlopCounterMode
-
-            t0 = time.perf_counter()
-            with torch.no_grad(), FlopCounterMode(display=False) as counter:
-                decode()
-            _DECODE_FLOPS_PER_ROW[key] = counter.get_total_flops() / max(rows, 1)
-            self.diagnostic_wall += time.perf_counter() - t0
-        self.cost.decode_flops += _DECODE_FLOPS_PER_ROW[key] * rows
+        self.diagnostic_wall += count_decode(self.cost, self.generator, rows, size, decode)
 
     def diagnostic_previews(self, traj: Trajectories, size: int) -> np.ndarray:
         """Partial images for telemetry (search-tree plots), kept out of the cost record."""
@@ -190,7 +213,7 @@ class Search:
             raise ArscaleError("this strategy needs a reward scorer")
         prompts = [traj.prompts[int(p)] for p in traj.prompt_index]
         with self.cost.timer("reward"):
-            r = self.reward_scorer.reward(images, prompts).detach().float().cpu().reshape(-1)
+            r = scorer_output(self.reward_scorer.reward(images, prompts), self.reward_scorer, "reward", len(images))
         self.cost.scorer_calls += len(images)
         check_finite(r, f"{self.reward_scorer.name} reward")
         return r
@@ -199,7 +222,7 @@ class Search:
         if self.feature_scorer is None:
             raise ArscaleError("this strategy needs a feature scorer")
         with self.cost.timer("features"):
-            f = self.feature_scorer.features(images).detach().float().cpu()
+            f = scorer_output(self.feature_scorer.features(images), self.feature_scorer, "features", len(images))
         self.cost.scorer_calls += len(images)
         return f
 
@@ -240,8 +263,11 @@ class Search:
         if missing:
             raise RuntimeError(f"prompts {missing} lost all their rows")
         self.cost.total_wall = time.perf_counter() - self._t0 - self.diagnostic_wall
-        return SearchResult(list(traj.prompts), candidates, traj.tree, self.cost, strategy, dict(config),
-                            self.telemetry)
+        config = dict(config)
+        for key, scorer in (("reward", self.reward_scorer), ("features", self.feature_scorer)):
+            if key in config and scorer is not None:  # the scorer used, where run() was given one over the config's
+                config[key] = getattr(scorer, "name", type(scorer).__name__)
+        return SearchResult(list(traj.prompts), candidates, traj.tree, self.cost, strategy, config, self.telemetry)
 
 
 def make_search(generator: Any, *, seed: int, prompt_offset: int, scorer: Any = None,

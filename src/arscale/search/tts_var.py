@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
@@ -57,6 +57,8 @@ class TTSVARConfig(StrategyConfig):
     features: str = "shapeworld-features"  # a feature scorer, or "latent": cluster f̂ itself (no decode; ours)
     record_previews: bool = True  # partial images of every scale in telemetry (not counted as cost)
     preview_size: int = 64
+
+    symbols: ClassVar[dict[str, str]] = {"λ": "lam", "lambda": "lam"}  # the paper's symbols, for error hints
 
     def __post_init__(self):
         if self.potential not in POTENTIALS:
