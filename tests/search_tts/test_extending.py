@@ -19,7 +19,7 @@ from arscale.search.base import STRATEGIES, make_strategy, register_strategy, st
 from arscale.search.best_of_n import BestOfN
 from arscale.search.importance import ImportanceConfig
 from arscale.search.scaling_ar import ScalingAR, ScalingARConfig
-from arscale.search.tts_var import TTSVARConfig
+from arscale.search.tts_var import TTSVAR, TTSVARConfig
 
 PLUGIN = textwrap.dedent('''
     """A plugin as a user would write it: a strategy that keeps the brightest of N, and a brightness scorer."""
@@ -209,6 +209,18 @@ def test_scorer_outputs_are_checked_and_converted():
                         (lambda r: ["x"] * len(r), "must return a tensor, got list")]:
         with pytest.raises(ArscaleError, match=f"scorer 'fake-reward': reward\\(\\) {match}"):
             BestOfN().run(gen, prompts, 3, seed=1, scorer=Returns(make))
+
+
+def test_a_scorer_without_the_method_a_strategy_needs_is_named():
+    class RewardOnly:
+        name, input_size = "reward-only", 16
+
+        def reward(self, images, prompts):
+            return images.mean((1, 2, 3))
+
+    strategy = TTSVAR(TTSVARConfig(), feature_scorer=RewardOnly())
+    with pytest.raises(ArscaleError, match=r"scorer 'reward-only' has no features\(\)"):
+        strategy.run(FakeNextScale(), ["a"], 4, seed=0, scorer=RewardOnly())
 
 
 def test_results_name_the_scorer_that_was_used():

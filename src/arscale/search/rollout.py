@@ -58,6 +58,12 @@ def _call_optional(obj: Any, names: Sequence[str], *args: Any) -> float:
     return 0.0
 
 
+def _require_method(scorer: Any, method: str) -> None:
+    if not callable(getattr(scorer, method, None)):
+        name = getattr(scorer, "name", type(scorer).__name__)
+        raise ArscaleError(f"scorer {name!r} has no {method}(), which this strategy needs")
+
+
 def scorer_output(out: Any, scorer: Any, what: str, rows: int) -> torch.Tensor:
     """A scorer's output as a float CPU tensor: `reward` one score per image ([B]), `features` one vector or map
     per image ([B, ...]). A third-party scorer that breaks this contract gets a one-line error naming it."""
@@ -211,6 +217,7 @@ class Search:
     def rewards(self, traj: Trajectories, images: torch.Tensor) -> torch.Tensor:
         if self.reward_scorer is None:
             raise ArscaleError("this strategy needs a reward scorer")
+        _require_method(self.reward_scorer, "reward")
         prompts = [traj.prompts[int(p)] for p in traj.prompt_index]
         with self.cost.timer("reward"):
             r = scorer_output(self.reward_scorer.reward(images, prompts), self.reward_scorer, "reward", len(images))
@@ -221,6 +228,7 @@ class Search:
     def features(self, images: torch.Tensor) -> torch.Tensor:
         if self.feature_scorer is None:
             raise ArscaleError("this strategy needs a feature scorer")
+        _require_method(self.feature_scorer, "features")
         with self.cost.timer("features"):
             f = scorer_output(self.feature_scorer.features(images), self.feature_scorer, "features", len(images))
         self.cost.scorer_calls += len(images)
