@@ -75,7 +75,7 @@ def test_trainers_never_overwrite_the_shipped_model_unless_asked(tmp_path):
         resolve_output(parser.parse_args(["--out", str(shipped)]))
     own = parser.parse_args(["--out", str(tmp_path / "mine")])
     resolve_output(own)
-    assert own.state_dir == str(tmp_path / "mine" / "train_state")
+    assert own.state_dir == str(tmp_path / "mine" / "train_state" / "x")  # per trainer: trainers may share --out
     again = parser.parse_args(["--replace-shipped"])
     resolve_output(again)
     assert (again.out, again.state_dir) == (str(shipped), "train_state/x")

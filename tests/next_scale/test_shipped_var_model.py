@@ -68,3 +68,14 @@ def test_generate_notes_prompts_outside_the_grammar_and_records_config_and_tree(
     assert frame.sum() > 0 and len(summary["chosen"]) == 1
     assert cli(["generate", "a photo of two circles", "--n", "1", "--out", str(tmp_path)]) == 0
     assert "outside" not in capsys.readouterr().err
+
+
+def test_resuming_the_committed_state_keeps_the_shipped_sampler():
+    # `--replace-shipped` resumes train_state/shapeworld-var and exports the state's config: its sampler must be
+    # the one the shipped model card reports, coarse-scale settings included
+    from pathlib import Path
+
+    state = Path(__file__).resolve().parents[2] / "train_state" / "shapeworld-var" / "state.json"
+    shipped = json.loads((WEIGHTS_DIR / "config.json").read_text())["sampling"]
+    assert json.loads(state.read_text())["config"]["sampling"] == shipped
+    assert shipped["coarse_scales"] >= 1

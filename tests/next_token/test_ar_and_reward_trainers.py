@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 import torch
 
 from arscale.cli import main as cli
@@ -17,14 +18,16 @@ def test_ar_tokenizer_then_decoder_train_resume_and_ship(tmp_path):
     (tmp_path / "ar.json").write_text(json.dumps(ar))
     out = tmp_path / "weights"
     common_args = ["--batch-size", "4", "--out", str(out)]
+    # the tokenizer and the transformer share one --out: each keeps its own state under out/train_state/
     assert cli(["train", "shapeworld-ar-tokenizer", "--steps", "2", "--config", str(tmp_path / "vq.json"),
-                "--state-dir", str(tmp_path / "vq_state"), "--eval-every", "0", *common_args]) == 0
+                "--eval-every", "0", *common_args]) == 0
     assert (out / "tokenizer.safetensors").is_file()
-    ar_args = ["train", "shapeworld-ar", "--tokenizer", str(out), "--state-dir", str(tmp_path / "ar_state"),
-               "--replay-size", "8", "--tune-decoder-every", "1", *common_args]
+    ar_args = ["train", "shapeworld-ar", "--tokenizer", str(out), "--replay-size", "8", "--tune-decoder-every", "1",
+               *common_args]
     assert cli([*ar_args, "--steps", "2", "--config", str(tmp_path / "ar.json")]) == 0
     assert cli([*ar_args, "--steps", "3"]) == 0  # resumes: config, weights and the tuned decoder come back
-    assert common.TrainState(tmp_path / "ar_state").info()["step"] == 3
+    assert common.TrainState(out / "train_state" / "shapeworld-ar").info()["step"] == 3
+    assert common.TrainState(out / "train_state" / "shapeworld-ar-tokenizer").info()["step"] == 2
     from arscale.generators.next_token.shapeworld import load_shapeworld_ar
 
     gen = load_shapeworld_ar(weights=out)
@@ -46,3 +49,16 @@ def test_reward_trainer_runs_resumes_and_ships_a_calibrated_scorer(tmp_path):
     r = scorer.reward(torch.rand(3, 3, 64, 64, generator=torch.Generator().manual_seed(0)),
                       ["a photo of a red circle"] * 3)
     assert r.shape == (3,) and torch.isfinite(r).all()
+
+
+def test_weights_that_are_not_a_folder_are_named(tmp_path):
+    from arscale.errors import ArscaleError
+    from arscale.generators.next_scale.shapeworld import load_shapeworld_var
+    from arscale.generators.next_token.shapeworld import load_shapeworld_ar
+
+    for load, family in ((load_shapeworld_ar, "AR"), (load_shapeworld_var, "VAR")):
+        with pytest.raises(ArscaleError, match=f"ShapeWorld-{family} weights: .*missing is not a folder"):
+            load(weights=tmp_path / "missing")
+        (tmp_path / "empty").mkdir(exist_ok=True)
+        with pytest.raises(ArscaleError, match="missing config.json"):
+            load(weights=tmp_path / "empty")

@@ -217,6 +217,8 @@ def test_step_constants_scale_with_sequence_length():
     ({"cfg_base": 2.0, "clamp_min": 5.0, "clamp_over": 1.0}, "clamp_min"),
     ({"w_i": 0.0, "use_conditional": False}, "w_i"),
     ({"w_tok": 0.0, "use_block": False}, "intrinsic weights"),
+    ({"preview_size": 4}, "preview_size must be >= 8"),
+    ({"delta_rec": "0.05"}, "delta_rec must be a number"),
 ])
 def test_invalid_configs_rejected(bad, match):
     with pytest.raises(ArscaleError, match=match):
@@ -304,7 +306,29 @@ def test_write_extras_plots(gen, tmp_path):
     paths = write_extras(res, tmp_path)
     assert [p.name for p in paths] == ["confidence_00000.png", "confidence_00001.png"]
     assert all(p.stat().st_size > 1000 for p in paths)
-    json.dumps(res.telemetry)  # telemetry is plain JSON
+    # telemetry is plain JSON but for the terminated candidates' preview images
+    json.dumps([[{k: v for k, v in tr.items() if k != "preview"} for tr in per] for per in res.telemetry["prompts"]])
+    json.dumps({k: v for k, v in res.telemetry.items() if k != "prompts"})
+
+
+def test_terminated_candidates_keep_their_raster_prefix(gen):
+    cfg = ScalingARConfig(prune_quantile=0.6, recovery_window_steps=1, preview_size=32)
+    res = ScalingAR(cfg).run(gen, PROMPTS, 4, seed=0)
+    pruned = [tr for per in res.telemetry["prompts"] for tr in per if tr["reason"] == "prune"]
+    assert pruned
+    for tr in pruned:
+        tokens = tr["tokens"]
+        assert len(tokens) == tr["ended"] + 1 and min(tokens) >= 0  # every token it generated, and no more
+        prefix = torch.full((1, gen.num_tokens), -1, dtype=torch.long)
+        prefix[0, : len(tokens)] = torch.tensor(tokens)
+        expected = (gen.decode_prefix(prefix, 32).clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).numpy()[0]
+        assert tr["preview"].shape == (32, 32, 3) and (tr["preview"] == expected).all()
+    survivors = [tr for per in res.telemetry["prompts"] for tr in per if tr["reason"] is None]
+    assert survivors and not any("preview" in tr for tr in survivors)  # their images are the candidates'
+    off = ScalingAR(ScalingARConfig(prune_quantile=0.6, recovery_window_steps=1, record_previews=False))
+    plain = off.run(gen, PROMPTS, 4, seed=0)
+    assert not any("preview" in tr for per in plain.telemetry["prompts"] for tr in per)
+    assert plain.telemetry["events"] == res.telemetry["events"]  # previews are telemetry only
 
 
 def _running_min_rebound(c: list[float], start: int, eps: float) -> float:

@@ -22,10 +22,12 @@ ranks by the mean C after warm-up instead). No partial decoding, no reward model
 
 Telemetry (`SearchResult.telemetry`): `prompts[p]` = one trace per candidate (`candidate`, `node`,
 per-step lists `C`, `I`, `D`, `R`, `guidance`, `s_tok`, `B`, `K`, `pmi` — log p_cond − log p_uncond of
-the sampled token, not used by the method — and `ended` / `reason` if it was terminated), `events`
-(flag / recover / terminate with prompt, candidate, step, C), `threshold[p]` (theta per step),
-`tokens_per_prompt` (generated image tokens of each prompt, a CFG pair counted once) and `tokens_per_image`
-(their mean), and the step constants in use. `write_extras` plots the C trajectories with the prune events.
+the sampled token, not used by the method — and `ended` / `reason` if it was terminated; with
+`record_previews`, a terminated one also has the `tokens` it generated and their decode, `preview`, a
+uint8 image: the only value that is not plain JSON), `events` (flag / recover / terminate with prompt,
+candidate, step, C), `threshold[p]` (theta per step), `tokens_per_prompt` (generated image tokens of each
+prompt, a CFG pair counted once) and `tokens_per_image` (their mean), and the step constants in use.
+`write_extras` plots the C trajectories with the prune events, and every candidate under them.
 
 Step-count constants are given for LlamaGen's 1024-token sequences. With `scale_steps` (default),
 the recovery window and the Var(I) window are scaled by T / `reference_tokens` (at least
@@ -54,7 +56,7 @@ from arscale.generators.sampling import cfg_mix, sample_per_row
 from arscale.search import confidence as sig
 from arscale.search.base import StrategyConfig
 from arscale.search.result import Candidate, CostRecord, SearchResult
-from arscale.search.rollout import count_decode
+from arscale.search.rollout import count_decode, to_uint8
 
 
 @dataclass
@@ -133,6 +135,9 @@ class ScalingARConfig(StrategyConfig):
     top_k: int | None = None
     top_p: float | None = None
     prompt_batch: int = 64  # prompts per batched forward (memory bound)
+    # a terminated candidate's raster prefix, decoded once at the end (telemetry for the plot; not counted as cost)
+    record_previews: bool = True
+    preview_size: int = 64
 
     # the paper's symbols (SCALINGAR.md) -> fields, for error hints
     symbols: ClassVar[dict[str, str]] = {
@@ -164,6 +169,7 @@ class ScalingARConfig(StrategyConfig):
         need(self.clamp_min > 0 and self.clamp_over >= 0, "clamp_min must be > 0 and clamp_over >= 0")
         need(self.use_token or self.use_block, "the intrinsic channel needs token confidence or block stability")
         need(self.prompt_batch >= 1, "prompt_batch must be >= 1")
+        need(self.preview_size >= 8, f"preview_size must be >= 8, got {self.preview_size}")
         need(self.final_pick in ("last", "mean"), f"final_pick must be 'last' or 'mean', got {self.final_pick!r}")
         need(self.probation in ("any", "end"), f"probation must be 'any' or 'end', got {self.probation!r}")
         need(self.threshold_pool in ("active", "unflagged"),
@@ -367,6 +373,9 @@ class ScalingAR:
         events: list[dict[str, Any]] = []
         finished_traces: dict[int, dict[str, Any]] = {}  # node -> trace of a terminated candidate
 
+        previews = cfg.record_previews and callable(getattr(gen, "decode_prefix", None)) and "tokens" in traj.rows
+        pruned_tokens: dict[int, torch.Tensor] = {}  # node -> its tokens when it was terminated
+
         def traces_of(rows: Sequence[int], ended: int | None, reason: str | None) -> None:
             for r in rows:
                 node = int(traj.node[r])
@@ -447,6 +456,8 @@ class ScalingAR:
                                        "C": float(c[row])})
                     if doomed:
                         traces_of(doomed, t, "prune")
+                        if previews:
+                            pruned_tokens.update({int(traj.node[r]): traj.rows["tokens"][r].clone() for r in doomed})
                         gone = set(doomed)
                         keep = [i for i in range(len(traj)) if i not in gone]
                         traj.select(keep, reason="prune")
@@ -457,6 +468,8 @@ class ScalingAR:
             images = gen.finish(traj)
         uncounted = count_decode(cost, gen, len(traj), int(gen.image_size), lambda: gen.finish(traj))
         traces_of(range(len(traj)), None, None)
+        if pruned_tokens:
+            uncounted += _attach_previews(gen, pruned_tokens, finished_traces, cfg.preview_size)
         if cfg.final_pick == "mean":
             final_c = traj.history["C"][:, warmup:].nanmean(1)
         else:
@@ -475,6 +488,21 @@ class ScalingAR:
                      "warmup_steps": warmup, "recovery_window_steps": window, "variance_window_steps": var_window,
                      "num_tokens": T, "s_base": s_base}
         return candidates, telemetry, traj.tree, uncounted
+
+
+def _attach_previews(gen: Any, tokens: dict[int, torch.Tensor], traces: dict[int, dict], size: int,
+                     chunk: int = 256) -> float:
+    """Each terminated candidate's raster prefix into its trace: `tokens` (those it generated) and `preview` (their
+    decode, uint8 [size, size, 3]; decoded in batches). Returns the seconds spent: telemetry, not the method's cost."""
+    t0 = time.perf_counter()
+    nodes = list(tokens)
+    for i in range(0, len(nodes), chunk):
+        batch = nodes[i:i + chunk]
+        images = to_uint8(gen.decode_prefix(torch.stack([tokens[n] for n in batch]), size))
+        for node, image in zip(batch, images):
+            traces[node]["preview"] = image
+            traces[node]["tokens"] = tokens[node][: traces[node]["ended"] + 1].tolist()
+    return time.perf_counter() - t0
 
 
 def simulate_termination(config: ScalingARConfig, num_tokens: int, n: int, noise: float = 0.0,
@@ -533,7 +561,8 @@ def _merge_trees(a, b):
 
 
 def write_extras(result: SearchResult, out_dir: str | Path, max_prompts: int = 64) -> list[Path]:
-    """Plot each prompt's confidence trajectories C_t with prune events (the paper's Fig. 1, bottom left).
+    """Plot each prompt's confidence trajectories C_t with prune events (the paper's Fig. 1, bottom left), and
+    under it every candidate: what a terminated one had drawn when it stopped, and the survivors' images.
 
     Writes `confidence_<prompt index>.png` into `out_dir`; returns the written paths.
     """
@@ -549,15 +578,20 @@ def write_extras(result: SearchResult, out_dir: str | Path, max_prompts: int = 6
         raise ArscaleError("this result has no ScalingAR telemetry to plot")
     written = []
     for p, traces in enumerate(tele["prompts"][:max_prompts]):
-        fig, ax = plt.subplots(figsize=(6, 3.2), dpi=100)
         chosen_node = result.chosen(p).node if result.candidates[p] else None
+        final_images = {c.node: c.image for c in result.candidates[p]}
+        fig = plt.figure(figsize=(max(6.0, 0.8 * len(traces)), 4.8), dpi=100)
+        grid = fig.add_gridspec(2, max(1, len(traces)), height_ratios=(3.2, 1.2))
+        ax = fig.add_subplot(grid[0, :])
+        line_color: dict[int, Any] = {}
         for tr in traces:
             c = np.asarray(tr["C"], dtype=float)
             steps = np.arange(len(c))
             style = {"lw": 2.2, "color": "tab:green"} if tr["node"] == chosen_node else \
                 {"lw": 1.0, "alpha": 0.75}
             label = f"cand {tr['candidate']}" + (" (chosen)" if tr["node"] == chosen_node else "")
-            ax.plot(steps, c, label=label, **style)
+            (line,) = ax.plot(steps, c, label=label, **style)
+            line_color[tr["node"]] = line.get_color()
             if tr["reason"] == "prune" and tr["ended"] is not None:
                 ax.scatter([tr["ended"]], [c[tr["ended"]]], marker="x", color="tab:red", zorder=5, s=30)
         theta = np.asarray(tele["threshold"][p], dtype=float)
@@ -567,6 +601,24 @@ def write_extras(result: SearchResult, out_dir: str | Path, max_prompts: int = 6
         ax.set_ylabel("confidence C")
         ax.set_title(result.prompts[p][:70], fontsize=9)
         ax.legend(fontsize=6, ncol=2, loc="lower right")
+        for i, tr in enumerate(traces):
+            thumb = fig.add_subplot(grid[1, i])
+            thumb.set_xticks([])
+            thumb.set_yticks([])
+            image = final_images.get(tr["node"], tr.get("preview"))
+            if image is not None:
+                thumb.imshow(image)
+            if tr["node"] == chosen_node:
+                caption, color = "chosen", "tab:green"
+            elif tr["reason"] == "prune":
+                caption, color = f"× step {tr['ended']}", "tab:red"
+            else:
+                caption, color = "survived", "black"
+            # the caption in the candidate's line colour, the frame in its fate's
+            thumb.set_title(f"cand {tr['candidate']}\n{caption}", fontsize=6, color=line_color[tr["node"]])
+            for spine in thumb.spines.values():
+                spine.set_edgecolor(color)
+                spine.set_linewidth(1.5 if tr["node"] == chosen_node else 0.8)
         fig.tight_layout()
         path = out / f"confidence_{p:05d}.png"
         fig.savefig(path)

@@ -56,7 +56,8 @@ def add_training_args(parser: argparse.ArgumentParser, *, steps: int, batch_size
     parser.add_argument("--threads", type=int, default=1, help="CPU threads for torch (default %(default)s)")
     parser.add_argument("--out", help="where the final weights and config go (load them with --weights DIR); "
                                       "required unless --replace-shipped")
-    parser.add_argument("--state-dir", help="resumable training state, resumed when present (default: OUT/train_state; "
+    parser.add_argument("--state-dir", help="resumable training state, resumed when present (default: "
+                                            f"OUT/train_state/{Path(state_dir).name}; "
                                             f"with --replace-shipped: {state_dir})")
     parser.add_argument("--replace-shipped", action="store_true",
                         help=f"retrain the model shipped in the package: state {state_dir}, weights {out_dir}")
@@ -185,12 +186,14 @@ def resolve_output(args: argparse.Namespace) -> None:
         args.state_dir = args.state_dir or args.shipped_state_dir
         return
     if args.out is None:
-        raise ArscaleError(f"say where the weights go: --out DIR (a model of your own; use it with --weights DIR), "
+        raise ArscaleError(f"say where the weights go: --out DIR (a model of your own: a generator is used with "
+                           f"--weights DIR, a reward with `arscale bench --scorer-weights DIR`), "
                            f"or --replace-shipped to retrain the shipped model in {args.shipped_out}")
     if Path(args.out).resolve() == shipped:
         raise ArscaleError(f"--out {args.out} is the model shipped in the package; pass --replace-shipped to "
                            "retrain it, or choose another folder")
-    args.state_dir = args.state_dir or str(Path(args.out) / "train_state")
+    # one subfolder per trainer, as in the repository's train_state/: a tokenizer and its transformer may share --out
+    args.state_dir = args.state_dir or str(Path(args.out) / "train_state" / Path(args.shipped_state_dir).name)
 
 
 def begin(args: argparse.Namespace) -> tuple[torch.device, TrainState, bool]:

@@ -40,6 +40,9 @@ def load_shapeworld_var(device: str | torch.device = "cpu", weights: str | Path 
                         **sampling_overrides) -> ScaleGenerator:
     """Load the shipped model (or the one in directory `weights`); keyword overrides change sampling settings."""
     directory = Path(weights) if weights is not None else WEIGHTS_DIR
+    if not directory.is_dir():
+        raise ArscaleError(f"ShapeWorld-VAR weights: {directory} is not a folder (--weights takes the folder a "
+                           "trainer's --out wrote)")
     files = [directory / n for n in ("config.json", "tokenizer_config.json", "model.safetensors",
                                      "tokenizer.safetensors")]
     missing = [f.name for f in files if not f.exists()]

@@ -174,7 +174,13 @@ class TokenGenerator:
 
     @torch.no_grad()
     def preview(self, traj: Trajectories, size: int | None = None) -> torch.Tensor:
-        codes = traj.rows["tokens"].clone()
+        return self.decode_prefix(traj.rows["tokens"], size)
+
+    @torch.no_grad()
+    def decode_prefix(self, tokens: torch.Tensor, size: int | None = None) -> torch.Tensor:
+        """Images [R, 3, size, size] in [0, 1] of token rows [R, num_tokens] whose ungenerated positions are
+        negative (shown as background): the raster prefix so far."""
+        codes = tokens.clone()
         codes[codes < 0] = self.background_code
         images = self.tokenizer.decode_codes(codes)
         if size is not None and size != images.shape[-1]:

@@ -98,6 +98,9 @@ def load_shapeworld_ar(device: str | torch.device = "cpu", weights: str | Path |
     `overrides` (cfg, temperature, top_k, top_p, preview_fill) replace the defaults in config.json.
     """
     folder = Path(weights) if weights is not None else WEIGHTS_DIR
+    if not folder.is_dir():
+        raise ArscaleError(f"ShapeWorld-AR weights: {folder} is not a folder (--weights takes the folder a trainer's "
+                           "--out wrote)")
     needed = ["config.json", "model.safetensors", "tokenizer.safetensors", "tokenizer_config.json"]
     missing = [f for f in needed if not (folder / f).exists()]
     if missing:
