@@ -87,3 +87,16 @@ def test_atomic_save_leaves_no_temporary_files(tmp_path):
     atomic_save_png(_img(7), tmp_path / "a" / "x.png")
     assert [p.name for p in (tmp_path / "a").iterdir()] == ["x.png"]
     assert grid([_img(1)] * 3).shape == (16, 16, 3)
+
+
+def test_draw_gives_fresh_shapeworld_prompts_from_python_too():
+    from arscale.shapeworld import metadata_from_prompt
+
+    kind, prompts = load_prompts("draw:3:4101")
+    assert kind == "shapeworld" and len(prompts) == 3 * 6
+    assert [p.index for p in prompts] == list(range(18))
+    assert all(metadata_from_prompt(p.prompt)["tag"] == p.metadata["tag"] for p in prompts)
+    assert [p.prompt for p in load_prompts("draw:3:4101")[1]] == [p.prompt for p in prompts]  # seeded
+    assert [p.prompt for p in load_prompts("draw:3:4102")[1]] != [p.prompt for p in prompts]
+    with pytest.raises(ArscaleError, match="draw:PER_TAG:SEED expects two integers"):
+        load_prompts("draw:three:1")

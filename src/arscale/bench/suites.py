@@ -127,12 +127,27 @@ _LOADERS = {
 }
 
 
+def draw_shapeworld(per_tag: int, seed: int) -> list[SuitePrompt]:
+    """A fresh ShapeWorld suite: `per_tag` prompts of each tag drawn with `seed` (what `draw:PER_TAG:SEED` gives)."""
+    from arscale.shapeworld import build_suite
+
+    return [SuitePrompt(i, md["prompt"], md) for i, md in enumerate(build_suite(per_tag, seed))]
+
+
 def load_prompts(spec: str) -> tuple[str, list[SuitePrompt]]:
-    """`KIND:PATH` (e.g. `geneval:/data/evaluation_metadata.jsonl`), a shipped suite name, or a path.
+    """`KIND:PATH` (e.g. `geneval:/data/evaluation_metadata.jsonl`), a shipped suite name, `draw:PER_TAG:SEED`
+    (fresh ShapeWorld prompts), or a path.
 
     A bare `.jsonl` path is read as GenEval metadata; a bare `.txt` path as one prompt per line.
     Returns (kind, prompts).
     """
+    if spec.startswith("draw:"):
+        try:
+            _, per_tag, seed = spec.split(":")
+            per_tag, seed = int(per_tag), int(seed)
+        except ValueError:
+            raise ArscaleError(f"draw:PER_TAG:SEED expects two integers, got {spec!r}") from None
+        return "shapeworld", draw_shapeworld(per_tag, seed)
     kind, sep, rest = spec.partition(":")
     if sep and kind in _LOADERS:
         return kind, _LOADERS[kind](rest)

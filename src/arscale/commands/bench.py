@@ -55,17 +55,8 @@ def register(sub) -> None:
 
 
 def load_suite_prompts(spec: str):
-    from arscale.bench.suites import SuitePrompt, load_prompts
+    from arscale.bench.suites import load_prompts
 
-    if spec.startswith("draw:"):
-        from arscale.shapeworld import build_suite
-
-        try:
-            _, per_tag, seed = spec.split(":")
-            records = build_suite(int(per_tag), int(seed))
-        except ValueError:
-            raise ArscaleError(f"--prompts draw:PER_TAG:SEED expects two integers, got {spec!r}") from None
-        return "shapeworld", [SuitePrompt(i, md["prompt"], md) for i, md in enumerate(records)]
     return load_prompts(spec)
 
 
