@@ -42,7 +42,10 @@ class StrategyConfig:
             if key not in names:
                 raise ArscaleError(f"unknown {cls.__name__} field {key!r}{_suggestion(key, names, cls.symbols)}; "
                                    f"known fields: {', '.join(names)}")
-        hints = typing.get_type_hints(cls)
+        try:
+            hints = typing.get_type_hints(cls)
+        except (NameError, TypeError):  # annotations that cannot be evaluated here are not checked
+            hints = {}
         for key, value in data.items():
             if not _matches(value, hints.get(key, Any)):
                 raise ArscaleError(f"{cls.__name__}.{key} must be {_describe(hints[key])}, got {value!r} "

@@ -26,17 +26,17 @@ from arscale.errors import ArscaleError
 from arscale.generators.sampling import cfg_mix, sample_per_row
 from arscale.generators.seeding import generator_for, mix
 from arscale.generators.trajectories import Trajectories
-from arscale.scorers.base import load_scorer
+from arscale.scorers.base import SCORERS, load_scorer
 from arscale.search.potentials import check_finite
 from arscale.search.result import Candidate, CostRecord, SearchResult
 
-_SCORERS: dict[tuple[str, str], Any] = {}
+_SCORERS: dict[tuple[str, str, str], Any] = {}
 _DECODE_FLOPS_PER_ROW: dict[tuple[int, int], float] = {}
 
 
 def cached_scorer(name: str, device: Any) -> Any:
-    """Load a scorer once per process and device (bench runs call strategies many times)."""
-    key = (name, str(device))
+    """Load a scorer once per process, device and registration (bench runs call strategies many times)."""
+    key = (name, repr(SCORERS.get(name)), str(device))  # a name registered anew loads anew
     if key not in _SCORERS:
         _SCORERS[key] = load_scorer(name, device=device)
     return _SCORERS[key]
