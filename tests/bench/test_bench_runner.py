@@ -9,13 +9,13 @@ from arscale.bench.runner import Bench, collect_summaries, contiguous_batches, p
 from arscale.bench.suites import SuitePrompt
 from arscale.bench.table import format_table
 from arscale.errors import ArscaleError
-from arscale.search import rollout
+from arscale.scorers.base import SCORERS
 from arscale.shapeworld import build_suite
 
 
 @pytest.fixture
 def setup(monkeypatch):
-    monkeypatch.setitem(rollout._SCORERS, ("fake-features", "cpu"), FakeScorer())
+    monkeypatch.setitem(SCORERS, "fake-features", lambda device="cpu": FakeScorer())  # a registered scorer
     gen = FakeNextScale()
     gen.image_size = 64
     prompts = [SuitePrompt(i, md["prompt"], md) for i, md in enumerate(build_suite(1, 3))]
