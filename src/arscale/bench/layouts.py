@@ -81,7 +81,8 @@ class DPGLayout:
 
     def __init__(self, root: str | Path, images_per_prompt: int = 4):
         if images_per_prompt != 4:
-            raise ArscaleError("DPG-Bench expects a 2x2 grid of 4 samples per prompt (use --n-images 4)")
+            raise ArscaleError(f"DPG-Bench expects a 2x2 grid of 4 samples per prompt, got {images_per_prompt} "
+                               "(`--layout dpg` searches 4 times per prompt)")
         self.root = Path(root)
 
     def path(self, sp: SuitePrompt) -> Path:

@@ -3,8 +3,9 @@
 `manifest.json` (one per run folder; a job-array shard writes `manifest.shard-<i>-of-<N>.json`) holds
 the arscale version and git commit, model id + weights path + sha256 of each weights file, every
 label's full strategy config, scorer, seed, budgets, prompt suite, torch version, hardware, timings
-and shard. Only the *identity* part (model + weights hash, configs, scorer, seed, suite) must agree
-for a resume or a merge; versions, hardware and timings may differ between machines.
+and shard. Only the *identity* part (model + weights hash, configs, scorer and its weights, seed,
+suite, suite kind, batch_prompts, layout) must agree for a resume or a merge; versions, hardware and
+timings may differ between machines.
 """
 
 from __future__ import annotations

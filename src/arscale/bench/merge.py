@@ -2,8 +2,8 @@
 
 Every finished prompt (its record.json present) is copied into OUT with atomic writes, record last, so
 an interrupted merge is simply run again. Summaries, table and plots are recomputed from the records,
-never copied. Shards whose manifests disagree on model, weights, strategy configs, scorer, seed or
-suite are refused.
+never copied. Shards whose manifests disagree on their identity (model, weights, strategy configs,
+scorer, seed, suite, batch_prompts, layout; `manifest.differences`) are refused.
 """
 
 from __future__ import annotations

@@ -202,8 +202,9 @@ class Bench:
         return official_layout(self.layout, root, getattr(self.generator, "name", "model"))
 
     def _extra_images(self, strategy: Any, n: int, batch: list[SuitePrompt]) -> list[list[np.ndarray]]:
-        """More images per prompt for layouts that want several (DPG: 4): independent searches whose
-        seeds derive from (seed, draw), so draw 0 is the run's own image and any split reproduces them."""
+        """More images per prompt for layouts that want several (CompBench: 10, DPG: 4): independent
+        searches whose seeds derive from (seed, draw), so draw 0 is the run's own image and any split
+        reproduces them."""
         draws = IMAGES_PER_PROMPT[self.layout]
         extra: list[list[np.ndarray]] = [[] for _ in batch]
         for draw in range(1, draws):

@@ -1,4 +1,4 @@
-"""The two generator protocols (see DESIGN.md). A generator knows nothing about search."""
+"""The two generator protocols (see ../shared/DESIGN.md). A generator knows nothing about search."""
 
 from __future__ import annotations
 

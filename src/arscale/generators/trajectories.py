@@ -2,7 +2,8 @@
 
 A strategy changes a batch only through `select(rows)`, which gathers every per-row tensor
 consistently — per-row state, CFG-paired state (both halves), the KV cache, histories, seeds
-and lineage — with duplicates allowed. Nothing is recomputed, and the cache is copied once.
+and lineage — with duplicates allowed. Nothing is recomputed; the KV cache is gathered once, or
+compacted in place when rows are only dropped (`KVCache.keep_`).
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ reproduce it:
 - `pil`: the images are rounded to uint8 and resized by PIL itself, as the originals do. Bit-faithful to
   the upstream pipelines, at the cost of a CPU round trip; use it for golden-value comparisons.
 
-The two agree to about one uint8 level (see tests/scorers_real/test_preprocess.py).
+The two agree to about one uint8 level (see tests/scorers_real/test_real_preprocess.py).
 """
 
 from __future__ import annotations

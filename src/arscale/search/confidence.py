@@ -147,7 +147,8 @@ def rebound(confidence: torch.Tensor, running_min: torch.Tensor, eps: float = 1e
 
 
 def windowed_variance(history: torch.Tensor, window: int) -> torch.Tensor:
-    """Population variance of each row's last `window` non-NaN values of `history` [R, T]; 0 if < 2."""
+    """Population variance of the non-NaN values in each row's last `window` columns of `history` [R, T];
+    0 where fewer than 2."""
     if history.shape[1] == 0:
         return torch.zeros(history.shape[0])
     recent = history[:, -window:]

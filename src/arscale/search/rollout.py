@@ -8,8 +8,9 @@ logic with `search.cost.timer("selection")`.
 
 Works for both generator kinds:
 - next-scale: `advance()` runs `generator.step` (one whole scale for every row);
-- next-token: `advance()` runs `next_logits`, classifier-free guidance, per-row sampling (seeded by
-  each row's key and the token index) and `generator.advance`.
+- next-token: `advance()` draws with the generator's own `sample` when it has one, else runs
+  `next_logits`, classifier-free guidance and per-row sampling (seeded by each row's key and the
+  token index); then `generator.advance`.
 """
 
 from __future__ import annotations

@@ -270,7 +270,8 @@ def relative_position(box_a, box_b, threshold: float = POSITION_THRESHOLD) -> tu
 
 
 def judge(objects: dict[str, list[Detection]], metadata: dict) -> tuple[bool, str]:
-    """GenEval's judgement on detections grouped by class (each list ordered by confidence).
+    """GenEval's judgement on detections grouped by class, each list in the order GenEval takes by
+    confidence (here `detect`'s: largest area first).
 
     Includes are ANDed, excludes ORed. Each include group takes the first ``count`` objects of its
     class; colour and position are checked on those only. Reasons use GenEval's wording, joined by

@@ -1,8 +1,9 @@
 """`arscale train shapeworld-ar`: the text-conditioned next-token decoder of ShapeWorld-AR.
 
 Needs a trained VQ tokenizer: `--tokenizer DIR`, else the output folder's, else the shipped one.
-Data: fresh scenes of all six tags, tokenised on the fly by the frozen tokenizer; prompts are
-replaced by the unconditional `<null>` text with probability `--text-dropout` (for CFG).
+Data: scenes of all six tags, tokenised on the fly by the frozen tokenizer: `--fresh-fraction` of each
+batch freshly rendered, the rest replayed from a buffer of recent samples; prompts are replaced by
+the unconditional `<null>` text with probability `--text-dropout` (for CFG).
 Loss: next-token cross-entropy over the whole grid (teacher forcing, one pass).
 
 Decoder tuning (`--tune-decoder-every K`, default 3): every K steps the tokenizer's decoder (and

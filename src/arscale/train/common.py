@@ -3,7 +3,8 @@
 Used by every ShapeWorld trainer (multi-scale tokenizer, VAR, VQ tokenizer, AR, reward):
 
 - `add_training_args(parser, ...)`: the common command-line options (steps, batch size, lr, seed,
-  device, threads, state dir, output dir, checkpoint interval, time limit, --fresh).
+  device, threads, --out, --state-dir, --replace-shipped, checkpoint interval, time limit, --fresh,
+  --data-workers).
 - `pick_device(name)` (from `arscale.devices`): "auto" → CUDA when present, else CPU.
 - `begin(args)` → (device, TrainState, resume?) and `restore(state, model, opt)` → `Resumed`: how
   every trainer starts; `rewarm` ramps the learning rate again after a resume without optimizer moments.

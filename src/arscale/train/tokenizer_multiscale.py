@@ -1,8 +1,9 @@
 """`arscale train shapeworld-tokenizer`: the multi-scale residual VQ tokenizer of ShapeWorld-VAR.
 
-Loss: L1 + L2 reconstruction, a small edge (image-gradient) L1 term that keeps shape outlines sharp,
-and the multi-scale VQ loss. Codes unused for a while are re-seeded from current residual vectors,
-which keeps the small codebook alive on flat-colour data.
+Loss: L1 + L2 reconstruction, weighted up on a band around object outlines (`--boundary-weight`), a
+small edge (image-gradient) L1 term that keeps shape outlines sharp, and the multi-scale VQ loss.
+Codes unused for a while are re-seeded from current residual vectors, which keeps the small codebook
+alive on flat-colour data.
 
 `--decoder-only` fine-tunes post_quant_conv + decoder with the codes fixed; with `--generator DIR` some
 rows decode latents that the trained ShapeWorld-VAR sampled itself from the image's coarse codes

@@ -17,7 +17,7 @@ API (see `generators/protocol.py`):
   `torch.Generator` (seeded by the row key and step: results do not depend on the batch layout).
 - `preview(traj, size) -> [R, 3, size, size]` in [0, 1]: a partial decode of the raster prefix.
   Unfilled positions are set to `preview_fill`: `"background"` (default) = the code the tokenizer
-  gives an empty background patch (found at load time by encoding a blank canvas), so a preview
+  gives an empty background patch (found on first use by encoding a blank canvas), so a preview
   shows the rows generated so far on a blank canvas below them. No model forward is spent.
 - `finish(traj) -> [R, 3, H, W]` in [0, 1]: decode the complete token grids.
 - Cost: `prefill_flops(rows)`, `step_flops(rows, step)`, `flops_per_token(rows, position)` (CFG
@@ -32,7 +32,7 @@ halves); `cache` the `KVCache`; `extra["transformer_flops"]`. `traj.step` = toke
 Importance sampling on next-token models (how `search/importance.py` uses this generator): at a
 few checkpoints along the raster order, the strategy calls `preview` — the prefix decoded with the
 rest of the grid set to the background code — scores those partial images with the reward model
-and resamples rows by softmax(reward / tau) with `traj.select`. A prefix preview shows the objects
+and resamples rows ∝ exp(λ·potential) with `traj.select`. A prefix preview shows the objects
 whose rows are already generated and nothing below them, so early checkpoints judge only the top
 part of the image; this is the weakness ScalingAR's reward-free signals avoid.
 """

@@ -1,8 +1,9 @@
 """ShapeWorld-AR: the shipped tiny next-token model (text encoder + Llama-style decoder + VQ tokenizer).
 
 Files in `arscale/weights/shapeworld-ar/`: `config.json` (model + default sampling settings),
-`model.safetensors` (`text_encoder.*`, `transformer.*`), `tokenizer.safetensors` (the VQ
-tokenizer) and `MODEL_CARD.md`. Loading is strict and never unpickles anything.
+`model.safetensors` (`text_encoder.*`, `transformer.*`), `tokenizer.safetensors` +
+`tokenizer_config.json` (the VQ tokenizer) and `MODEL_CARD.md`. Loading is strict and never unpickles
+anything.
 """
 
 from __future__ import annotations
@@ -28,7 +29,9 @@ WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "weights" / "shapeworld-ar"
 
 @dataclass
 class SamplingDefaults:
-    # chosen by the sweep in benchmarks/shapeworld_ar_sweep.py on fresh prompts (never the public suite)
+    # fallback when config.json has no "sampling" section: the v1 model's pick from
+    # benchmarks/shapeworld_ar_sweep.py (fresh prompts only); the shipped v2 config.json overrides
+    # them (temperature 1.0, RESULTS.md, Session 7)
     cfg: float = 2.5
     temperature: float = 0.8
     top_k: int = 64
