@@ -1,7 +1,11 @@
 import json
 
+import numpy as np
 import pytest
+import torch
+from PIL import Image
 from search_fakes import FakeNextScale, FakeScorer
+from torch.nn import functional as F
 
 from arscale.bench.geneval_layout import sample_path
 from arscale.bench.plots import plot_all
@@ -99,3 +103,21 @@ def test_scaling_ar_records_each_prompts_own_tokens(tmp_path):
               ["cost"]["generated_tokens"] for i in range(len(prompts))]
     assert len(set(tokens)) > 1  # candidates stop at different steps per prompt, not a batch mean
     assert sum(tokens) / len(tokens) == pytest.approx(summary["cost_per_prompt"]["generated_tokens"])
+
+
+def test_a_strategy_without_a_reward_is_scored_like_raw_sampling(tmp_path):
+    # ScalingAR picks by its own confidence: the reward column must hold the bench scorer's reward of its image
+    from search_fakes import FakeNextToken
+
+    prompts = [SuitePrompt(i, md["prompt"], md) for i, md in enumerate(build_suite(1, 5))]
+    scorer = FakeScorer()
+    bench = Bench(FakeNextToken(), scorer, kind="shapeworld", seed=2, batch_prompts=6, quiet=True)
+    bench.run(parse_runs("scaling-ar", []), [4], prompts, tmp_path)
+    for i, sp in enumerate(prompts):
+        record = json.loads((tmp_path / "scaling-ar" / "n4" / f"{i:05d}" / "record.json").read_text())
+        image = np.asarray(Image.open(sample_path(tmp_path / "scaling-ar" / "n4", i, 0)), dtype=np.float32) / 255
+        pixels = torch.from_numpy(image).permute(2, 0, 1)[None]
+        expected = float(scorer.reward(F.interpolate(pixels, size=(16, 16), mode="bilinear", antialias=True,
+                                                     align_corners=False), [sp.prompt])[0])
+        assert record["reward"] == pytest.approx(expected, abs=1e-5)
+        assert "candidate_rewards" not in record and len(record["candidate_scores"]) >= 1  # its confidences

@@ -222,9 +222,12 @@ class Bench:
         share = _cost_share(result.cost.to_dict(), len(batch))
         own_tokens = (result.telemetry or {}).get("tokens_per_prompt")  # strategies that stop per prompt
         chosen = [result.chosen(i) for i in range(len(batch))]
-        unscored = [i for i, c in enumerate(chosen) if c.score is None]
-        rewards = {i: c.score for i, c in enumerate(chosen) if c.score is not None}
-        if unscored and self.reward is not None:  # evaluation only (raw): not part of the strategy's cost
+        # a strategy without a reward picks by a score of its own (ScalingAR: its confidence), not a reward:
+        # its images are scored like raw sampling's, so the reward column compares like with like
+        by_reward = getattr(strategy, "uses_reward", True)
+        rewards = {i: c.score for i, c in enumerate(chosen) if c.score is not None} if by_reward else {}
+        unscored = [i for i in range(len(batch)) if i not in rewards]
+        if unscored and self.reward is not None:  # evaluation only: not part of the strategy's cost
             images = torch.from_numpy(np.stack([chosen[i].image for i in unscored])).permute(0, 3, 1, 2).float() / 255
             size = int(self.reward.input_size)
             if images.shape[-1] != size:
@@ -244,7 +247,8 @@ class Bench:
                 correct, reason = bool(verdict.correct), verdict.reason
             record = {"index": sp.index, "prompt": sp.prompt, "tag": metadata.get("tag"), "label": spec.label,
                       "strategy": spec.strategy, "n": n, "seed": self.seed, "correct": correct, "reason": reason,
-                      "reward": rewards.get(i), "candidate_rewards": [c.score for c in result.candidates[i]],
+                      "reward": rewards.get(i),
+                      ("candidate_rewards" if by_reward else "candidate_scores"): [c.score for c in result.candidates[i]],
                       "cost": share if own_tokens is None else {**share, "generated_tokens": own_tokens[i]}}
             layout.atomic_write_text(_record_path(root, sp.index), json.dumps(record) + "\n")
 
