@@ -3,14 +3,14 @@
 For each prompt, N candidates decode in parallel (all prompts share one batched forward). Every
 step, from the model's own logits only:
 
-1. Profile (signals in `search.confidence`): token confidence s_tok (entropy + top-1/top-2 margin,
+1. Profile (`ConfidenceProfile`; the signals are in `search.confidence`): token confidence s_tok (entropy + top-1/top-2 margin,
    EMA), worst-block stability B (prompt-level z-score of the worst b x b block entropy), the
    intrinsic score I = EMA(w_tok s_tok + w_blk B), the drift score D (prompt-level z-score of
    KL(cond || uncond)), the unified confidence C = w_I I + w_D D and the rebound R over the running
    minimum of C: since a candidate's latest flag (`rebound_from="flag"`), else since the warm-up.
-2. Guidance: s = clamp(s_base + a (1 - D) + b Var(I) - g clip(R, 0, 1), clamp_min, s_base + clamp_over),
+2. Guidance (`guidance_schedule`): s = clamp(s_base + a (1 - D) + b Var(I) - g clip(R, 0, 1), clamp_min, s_base + clamp_over),
    per candidate; the token is drawn from uncond + s (cond - uncond) with the base sampler.
-3. Termination (after warm-up): theta = EMA of the p-quantile of the C of the prompt's candidates not on
+3. Termination (`TerminationPolicy`, after warm-up): theta = EMA of the p-quantile of the C of the prompt's candidates not on
    probation (`threshold_pool="unflagged"`; "active": of all its active candidates); a candidate
    below theta is flagged; `recovery_window` steps later it is terminated if C < theta and R < delta_rec
    then (`probation="end"`; with "any" the flag clears at any step of the window where C >= theta or
@@ -319,7 +319,7 @@ class ScalingAR:
             chunk = prompts[start:start + step_size]
             cands, tele, chunk_tree, uncounted = self._run_chunk(generator, chunk, n, seed, prompt_offset + start,
                                                                  start, cost)
-            t0 += uncounted  # a FLOP-counting repeat of the decode is not the method's time
+            t0 += uncounted  # telemetry-only time (a FLOP-counting repeat of the decode, previews)
             candidates += cands
             for key in ("prompts", "threshold"):
                 telemetry[key] += tele[key]
@@ -337,17 +337,12 @@ class ScalingAR:
                    cost: CostRecord):
         cfg = self.config
         T = gen.num_tokens
-        grid = round(math.sqrt(T))
         warmup = cfg.warmup_steps(T)
         window = cfg.recovery_steps(T)
-        var_window = cfg.variance_steps(T)
-        w_tok, w_blk, w_i, w_d = cfg.weights()
         s_base = float(cfg.cfg_base if cfg.cfg_base is not None else getattr(gen, "cfg", 1.0))
         if cfg.clamp_min > s_base + cfg.clamp_over:
             raise ArscaleError(f"invalid ScalingAR config: clamp_min {cfg.clamp_min} exceeds s_base + clamp_over = "
                                f"{s_base} + {cfg.clamp_over}")
-        if grid * grid != T:
-            raise ArscaleError(f"ScalingAR's blocks need a square token grid, got {T} tokens")
         temperature = cfg.temperature if cfg.temperature is not None else getattr(gen, "temperature", 1.0)
         top_k = cfg.top_k if cfg.top_k is not None else getattr(gen, "top_k", 0)
         top_p = cfg.top_p if cfg.top_p is not None else getattr(gen, "top_p", 1.0)
@@ -356,120 +351,42 @@ class ScalingAR:
         with cost.timer("model"):
             traj = gen.start(prompts, n, seed, prompt_offset=prompt_offset)
         P = len(prompts)
-        R0 = len(traj)
-        # strategy state, per row: gathered by traj.select together with the generator's state
-        nan = torch.full((R0,), float("nan"))
-        traj.rows["sar_s_tok"] = nan.clone()
-        traj.rows["sar_i"] = nan.clone()
-        traj.rows["sar_kl"] = nan.clone()
-        traj.rows["sar_c_min"] = nan.clone()
-        traj.rows["sar_flagged"] = torch.zeros(R0, dtype=torch.bool)
-        traj.rows["sar_flag_step"] = torch.full((R0,), -1, dtype=torch.long)
-        traj.rows["sar_candidate"] = torch.arange(R0) % n
-        block_z = sig.PromptZScore(P, cfg.z_clip)
-        kl_z = sig.PromptZScore(P, cfg.z_clip)
+        profile = ConfidenceProfile(cfg, traj, num_prompts=P, num_tokens=T, s_base=s_base)
+        traj.rows["sar_flagged"] = torch.zeros(len(traj), dtype=torch.bool)
+        traj.rows["sar_flag_step"] = torch.full((len(traj),), -1, dtype=torch.long)
+        traj.rows["sar_candidate"] = torch.arange(len(traj)) % n
         policy = TerminationPolicy(cfg, P, window)
-        thresholds = [[float("nan")] * T for _ in range(P)]
-        events: list[dict[str, Any]] = []
-        finished_traces: dict[int, dict[str, Any]] = {}  # node -> trace of a terminated candidate
-
-        previews = cfg.record_previews and callable(getattr(gen, "decode_prefix", None)) and "tokens" in traj.rows
-        pruned_tokens: dict[int, torch.Tensor] = {}  # node -> its tokens when it was terminated
-
-        def traces_of(rows: Sequence[int], ended: int | None, reason: str | None) -> None:
-            for r in rows:
-                node = int(traj.node[r])
-                finished_traces[node] = {
-                    "prompt": index_offset + int(traj.prompt_index[r]),
-                    "candidate": int(traj.rows["sar_candidate"][r]), "node": node,
-                    **{k: traj.history[k][r].tolist() for k in ("C", "I", "D", "R", "guidance", "s_tok", "B", "K", "pmi")},
-                    "ended": ended, "reason": reason}
+        log = _Telemetry(traj, index_offset, P, T, previews=cfg.record_previews and "tokens" in traj.rows
+                         and callable(getattr(gen, "decode_prefix", None)))
 
         for t in range(T):
             with cost.timer("model"):
                 cond, uncond = gen.next_logits(traj)
-            with cost.timer("selection"):
-                prompt = traj.prompt_index
-                # s_{t-1}; at t = 0 there is none yet: s_base (the generator's own scale may differ from cfg_base)
-                guidance_prev = traj.rows["guidance"].float().cpu() if t > 0 and "guidance" in traj.rows else \
-                    torch.full((len(traj),), s_base)
-                if cfg.confidence_from == "guided":
-                    dist = cfg_mix(cond.float(), uncond.float(), guidance_prev.to(cond.device))
-                else:
-                    dist = cond.float()
-                h_norm = sig.normalized_entropy(dist).cpu()
-                x_tok = 1.0 - (cfg.alpha_h * h_norm + cfg.alpha_m * (1.0 - sig.top2_margin(dist).cpu()))
-                s_tok = sig.ema(traj.rows["sar_s_tok"], x_tok, cfg.lambda_tok)
-                traj.rows["sar_s_tok"] = s_tok
-                traj.record("entropy", t, h_norm)
-                worst = sig.worst_block_entropy(_pad_cols(traj.history["entropy"], T), grid, cfg.block, cfg.worst_q)
-                block_z.update(worst, prompt)
-                b = 1.0 - block_z.normalize(worst, prompt)
-                intrinsic_now = w_tok * s_tok + w_blk * b
-                intr = sig.ema(traj.rows["sar_i"], intrinsic_now, cfg.lambda_i)
-                traj.rows["sar_i"] = intr
-                # log-probabilities once per step: the KL here, the sampled tokens' pmi after sampling
-                log_cond = torch.log_softmax(cond.float(), dim=-1)
-                log_uncond = torch.log_softmax(uncond.float(), dim=-1)
-                kl = sig.kl_from_log_probs(log_cond, log_uncond).cpu()
-                if cfg.kl_ema > 0:
-                    kl = sig.ema(traj.rows["sar_kl"], kl, cfg.kl_ema)
-                traj.rows["sar_kl"] = kl
-                kl_z.update(kl, prompt)
-                drift = kl_z.normalize(kl, prompt)
-                c = w_i * intr + w_d * drift
-                if t >= warmup:
-                    traj.rows["sar_c_min"] = torch.fmin(traj.rows["sar_c_min"], c)
-                r = sig.rebound(c, traj.rows["sar_c_min"], cfg.rebound_eps)
-                traj.record("I", t, intr)
-                traj.record("D", t, drift)
-                if cfg.schedule_guidance:
-                    s = guidance_schedule(cfg, s_base, drift, sig.windowed_variance(traj.history["I"], var_window), r)
-                else:
-                    s = torch.full((len(traj),), s_base)
-                for name, v in (("C", c), ("R", r), ("guidance", s), ("s_tok", s_tok), ("B", b), ("K", kl)):
-                    traj.record(name, t, v)
+            with cost.timer("selection"):  # Stage I: the profile; Stage II: this step's guidance per candidate
+                step = profile.step(traj, t, cond, uncond)
             with cost.timer("model"):
-                mixed = cfg_mix(cond, uncond, s.to(cond.device))
+                mixed = cfg_mix(cond, uncond, step.guidance.to(cond.device))
                 if own_sampler:  # the generator's own filter and streams (LlamaGen's HF-style top-k / top-p), as raw
                     tokens = gen.sample(traj, mixed)
                 else:
                     tokens = sample_per_row(mixed, traj.seed_key, t, temperature=temperature, top_k=top_k,
                                             top_p=top_p)
-                gen.advance(traj, tokens, guidance=s.to(cond.device))
+                gen.advance(traj, tokens, guidance=step.guidance.to(cond.device))
             with cost.timer("selection"):
-                traj.record("pmi", t, sig.token_pmi(log_cond, log_uncond, tokens).cpu())
+                traj.record("pmi", t, sig.token_pmi(step.log_cond, step.log_uncond, tokens).cpu())
             cost.generated_tokens += len(traj)
             if cfg.terminate and warmup <= t < T - 1:
-                with cost.timer("selection"):
-                    evs, doomed = policy.step(t, c, r, prompt, traj.rows["sar_flagged"],
-                                              traj.rows["sar_flag_step"])
-                    for p in prompt.unique().tolist():
-                        thresholds[p][t] = policy.theta[p]
-                    if cfg.rebound_from == "flag":  # the probation window's rebound is measured from the flag on
-                        flagged_now = [row for row, kind in evs if kind == "flag"]
-                        traj.rows["sar_c_min"][flagged_now] = c[flagged_now]
-                    for row, kind in evs:
-                        events.append({"prompt": index_offset + int(prompt[row]),
-                                       "candidate": int(traj.rows["sar_candidate"][row]),
-                                       "node": int(traj.node[row]), "step": t, "event": kind,
-                                       "C": float(c[row])})
-                    if doomed:
-                        traces_of(doomed, t, "prune")
-                        if previews:
-                            pruned_tokens.update({int(traj.node[r]): traj.rows["tokens"][r].clone() for r in doomed})
-                        gone = set(doomed)
-                        keep = [i for i in range(len(traj)) if i not in gone]
-                        traj.select(keep, reason="prune")
+                with cost.timer("selection"):  # Stage III
+                    self._terminate(traj, t, step, policy, log)
         cost.transformer_flops += float(traj.extra.get("transformer_flops", 0.0))
         traj.finish_tree("final")
 
         with cost.timer("decode"):
             images = gen.finish(traj)
         uncounted = count_decode(cost, gen, len(traj), int(gen.image_size), lambda: gen.finish(traj))
-        traces_of(range(len(traj)), None, None)
-        if pruned_tokens:
-            uncounted += _attach_previews(gen, pruned_tokens, finished_traces, cfg.preview_size)
+        log.end(range(len(traj)), None, None)
+        if log.pruned_tokens:
+            uncounted += _attach_previews(gen, log.pruned_tokens, log.traces, cfg.preview_size)
         if cfg.final_pick == "mean":
             final_c = traj.history["C"][:, warmup:].nanmean(1)
         else:
@@ -481,13 +398,146 @@ class ScalingAR:
             best = int(rows[int(torch.argmax(final_c[rows]))])
             candidates.append([Candidate(index_offset + p, int(traj.node[r]), pixels[r], float(final_c[r]),
                                          chosen=int(r) == best) for r in rows.tolist()])
-        per_prompt = [[tr for tr in finished_traces.values() if tr["prompt"] == index_offset + p] for p in range(P)]
-        for traces in per_prompt:
-            traces.sort(key=lambda tr: tr["candidate"])
-        telemetry = {"prompts": per_prompt, "events": events, "threshold": thresholds,
-                     "warmup_steps": warmup, "recovery_window_steps": window, "variance_window_steps": var_window,
-                     "num_tokens": T, "s_base": s_base}
+        telemetry = {"prompts": log.per_prompt(), "events": log.events, "threshold": log.thresholds,
+                     "warmup_steps": warmup, "recovery_window_steps": window,
+                     "variance_window_steps": cfg.variance_steps(T), "num_tokens": T, "s_base": s_base}
         return candidates, telemetry, traj.tree, uncounted
+
+    def _terminate(self, traj: Any, t: int, step: ProfileStep, policy: TerminationPolicy, log: _Telemetry) -> None:
+        """Stage III: flag, recover and terminate; terminated rows leave the batch (and the KV cache)."""
+        prompt = traj.prompt_index
+        events, doomed = policy.step(t, step.c, step.r, prompt, traj.rows["sar_flagged"], traj.rows["sar_flag_step"])
+        for p in prompt.unique().tolist():
+            log.thresholds[p][t] = policy.theta[p]
+        if self.config.rebound_from == "flag":  # the probation window's rebound is measured from the flag on
+            flagged_now = [row for row, kind in events if kind == "flag"]
+            traj.rows["sar_c_min"][flagged_now] = step.c[flagged_now]
+        log.add_events(events, t, step.c)
+        if doomed:
+            log.end(doomed, t, "prune")
+            gone = set(doomed)
+            traj.select([i for i in range(len(traj)) if i not in gone], reason="prune")
+
+
+@dataclass
+class ProfileStep:
+    """One step's profile of every active row: unified confidence C, rebound R, the guidance scale for the token
+    about to be drawn, and the log-probabilities of both branches (for the sampled tokens' pmi)."""
+
+    c: torch.Tensor
+    r: torch.Tensor
+    guidance: torch.Tensor
+    log_cond: torch.Tensor
+    log_uncond: torch.Tensor
+
+
+class ConfidenceProfile:
+    """Algorithm 1's Stage I (the dual-channel profile, SCALINGAR.md §2) and the guidance schedule of Stage II.
+
+    Per-row state lives in `traj.rows` (gathered by `traj.select` with the generator's state), per-prompt
+    normalisers here; every signal is recorded in `traj.history` for the telemetry.
+    """
+
+    def __init__(self, config: ScalingARConfig, traj: Any, *, num_prompts: int, num_tokens: int, s_base: float):
+        grid = round(math.sqrt(num_tokens))
+        if grid * grid != num_tokens:
+            raise ArscaleError(f"ScalingAR's blocks need a square token grid, got {num_tokens} tokens")
+        self.config, self.grid, self.num_tokens, self.s_base = config, grid, num_tokens, s_base
+        self.weights = config.weights()
+        self.warmup = config.warmup_steps(num_tokens)
+        self.var_window = config.variance_steps(num_tokens)
+        self.block_z = sig.PromptZScore(num_prompts, config.z_clip)
+        self.kl_z = sig.PromptZScore(num_prompts, config.z_clip)
+        nan = torch.full((len(traj),), float("nan"))
+        for name in ("sar_s_tok", "sar_i", "sar_kl", "sar_c_min"):
+            traj.rows[name] = nan.clone()
+
+    def step(self, traj: Any, t: int, cond: torch.Tensor, uncond: torch.Tensor) -> ProfileStep:
+        cfg = self.config
+        w_tok, w_blk, w_i, w_d = self.weights
+        prompt = traj.prompt_index
+        # s_{t-1}; at t = 0 there is none yet: s_base (the generator's own scale may differ from cfg_base)
+        guidance_prev = traj.rows["guidance"].float().cpu() if t > 0 and "guidance" in traj.rows else \
+            torch.full((len(traj),), self.s_base)
+        if cfg.confidence_from == "guided":
+            dist = cfg_mix(cond.float(), uncond.float(), guidance_prev.to(cond.device))
+        else:
+            dist = cond.float()
+        # intrinsic channel: token confidence and worst-block stability
+        h_norm = sig.normalized_entropy(dist).cpu()
+        x_tok = 1.0 - (cfg.alpha_h * h_norm + cfg.alpha_m * (1.0 - sig.top2_margin(dist).cpu()))
+        s_tok = sig.ema(traj.rows["sar_s_tok"], x_tok, cfg.lambda_tok)
+        traj.rows["sar_s_tok"] = s_tok
+        traj.record("entropy", t, h_norm)
+        worst = sig.worst_block_entropy(_pad_cols(traj.history["entropy"], self.num_tokens), self.grid, cfg.block,
+                                        cfg.worst_q)
+        self.block_z.update(worst, prompt)
+        b = 1.0 - self.block_z.normalize(worst, prompt)
+        intr = sig.ema(traj.rows["sar_i"], w_tok * s_tok + w_blk * b, cfg.lambda_i)
+        traj.rows["sar_i"] = intr
+        # conditional channel; log-probabilities once per step: the KL here, the sampled tokens' pmi after sampling
+        log_cond = torch.log_softmax(cond.float(), dim=-1)
+        log_uncond = torch.log_softmax(uncond.float(), dim=-1)
+        kl = sig.kl_from_log_probs(log_cond, log_uncond).cpu()
+        if cfg.kl_ema > 0:
+            kl = sig.ema(traj.rows["sar_kl"], kl, cfg.kl_ema)
+        traj.rows["sar_kl"] = kl
+        self.kl_z.update(kl, prompt)
+        drift = self.kl_z.normalize(kl, prompt)
+        # unified state and rebound
+        c = w_i * intr + w_d * drift
+        if t >= self.warmup:
+            traj.rows["sar_c_min"] = torch.fmin(traj.rows["sar_c_min"], c)
+        r = sig.rebound(c, traj.rows["sar_c_min"], cfg.rebound_eps)
+        traj.record("I", t, intr)
+        traj.record("D", t, drift)
+        if cfg.schedule_guidance:
+            s = guidance_schedule(cfg, self.s_base, drift, sig.windowed_variance(traj.history["I"], self.var_window), r)
+        else:
+            s = torch.full((len(traj),), self.s_base)
+        for name, v in (("C", c), ("R", r), ("guidance", s), ("s_tok", s_tok), ("B", b), ("K", kl)):
+            traj.record(name, t, v)
+        return ProfileStep(c, r, s, log_cond, log_uncond)
+
+
+class _Telemetry:
+    """What a ScalingAR run reports beside its images: one trace per candidate, the flag / recover / terminate
+    events, each prompt's threshold per step, and the tokens of terminated candidates (for their previews)."""
+
+    SIGNALS = ("C", "I", "D", "R", "guidance", "s_tok", "B", "K", "pmi")
+
+    def __init__(self, traj: Any, index_offset: int, num_prompts: int, num_tokens: int, previews: bool):
+        self.traj, self.index_offset, self.num_prompts, self.previews = traj, index_offset, num_prompts, previews
+        self.traces: dict[int, dict[str, Any]] = {}  # node -> trace of a candidate that ended
+        self.events: list[dict[str, Any]] = []
+        self.thresholds = [[float("nan")] * num_tokens for _ in range(num_prompts)]
+        self.pruned_tokens: dict[int, torch.Tensor] = {}  # node -> its tokens when it was terminated
+
+    def add_events(self, events: list[tuple[int, str]], t: int, c: torch.Tensor) -> None:
+        traj = self.traj
+        for row, kind in events:
+            self.events.append({"prompt": self.index_offset + int(traj.prompt_index[row]),
+                                "candidate": int(traj.rows["sar_candidate"][row]), "node": int(traj.node[row]),
+                                "step": t, "event": kind, "C": float(c[row])})
+
+    def end(self, rows: Sequence[int], ended: int | None, reason: str | None) -> None:
+        """Close the traces of `rows`: terminated at step `ended`, or (None) alive at the end."""
+        traj = self.traj
+        for r in rows:
+            node = int(traj.node[r])
+            self.traces[node] = {
+                "prompt": self.index_offset + int(traj.prompt_index[r]),
+                "candidate": int(traj.rows["sar_candidate"][r]), "node": node,
+                **{k: traj.history[k][r].tolist() for k in self.SIGNALS}, "ended": ended, "reason": reason}
+            if reason == "prune" and self.previews:
+                self.pruned_tokens[node] = traj.rows["tokens"][r].clone()
+
+    def per_prompt(self) -> list[list[dict[str, Any]]]:
+        out = [[tr for tr in self.traces.values() if tr["prompt"] == self.index_offset + p]
+               for p in range(self.num_prompts)]
+        for traces in out:
+            traces.sort(key=lambda tr: tr["candidate"])
+        return out
 
 
 def _attach_previews(gen: Any, tokens: dict[int, torch.Tensor], traces: dict[int, dict], size: int,
