@@ -18,12 +18,20 @@ COST_KEYS = ("transformer_flops", "decode_flops", "decode_count", "scorer_calls"
 PHASES = ("model", "decode", "features", "reward", "selection")
 
 
+def binomial_se(accuracy: float, total: int) -> float:
+    """Standard error of an accuracy over `total` images, Agresti-Coull: p~ = (x + 2) / (n + 4) in place of
+    x / n. Wald's p(1 - p) / n says 0 for a tag that is all right or all wrong, which a handful of prompts
+    per tag often is; with hundreds of images the two agree to a few percent."""
+    n = max(int(total), 0)
+    p = (accuracy * n + 2) / (n + 4)
+    return math.sqrt(p * (1 - p) / (n + 4))
+
+
 def standard_error_of_overall(tags: dict[str, dict]) -> float:
-    """SE of the unweighted mean of per-tag accuracies (binomial variance per tag)."""
+    """SE of the unweighted mean of per-tag accuracies (`binomial_se` per tag)."""
     if not tags:
         return 0.0
-    var = sum(v["accuracy"] * (1 - v["accuracy"]) / max(v["total"], 1) for v in tags.values())
-    return math.sqrt(var) / len(tags)
+    return math.sqrt(sum(binomial_se(v["accuracy"], v["total"]) ** 2 for v in tags.values())) / len(tags)
 
 
 def _mean_se(values: list[float]) -> tuple[float, float]:
@@ -42,7 +50,7 @@ def summarize(records: Iterable[dict], result_rows: Iterable[dict]) -> dict:
     if rows:
         summary["overall_se"] = standard_error_of_overall(summary["tags"])
         for v in summary["tags"].values():
-            v["se"] = math.sqrt(v["accuracy"] * (1 - v["accuracy"]) / max(v["total"], 1))
+            v["se"] = binomial_se(v["accuracy"], v["total"])
     rewards = [r["reward"] for r in records if r.get("reward") is not None]
     summary["mean_reward"], summary["mean_reward_se"] = _mean_se(rewards)
     cost: dict[str, float] = {}
