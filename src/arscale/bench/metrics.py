@@ -21,7 +21,7 @@ PHASES = ("model", "decode", "features", "reward", "selection")
 def binomial_se(accuracy: float, total: int) -> float:
     """Standard error of an accuracy over `total` images, Agresti-Coull: p~ = (x + 2) / (n + 4) in place of
     x / n. Wald's p(1 - p) / n says 0 for a tag that is all right or all wrong, which a handful of prompts
-    per tag often is; with hundreds of images the two agree to a few percent."""
+    per tag often is; with hundreds of images and accuracies away from 0 and 1 the two agree closely."""
     n = max(int(total), 0)
     p = (accuracy * n + 2) / (n + 4)
     return math.sqrt(p * (1 - p) / (n + 4))
