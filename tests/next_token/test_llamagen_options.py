@@ -105,3 +105,17 @@ def test_c2i_cls_token_num_keeps_one_label_token_and_shifts_rope_rows():
     assert plain.prefix_len == shifted.prefix_len == 1
     assert torch.equal(shifted.rope[:3], torch.zeros_like(shifted.rope[:3]))
     assert torch.equal(shifted.rope[3:], plain.rope[1:])
+
+
+def test_decode_flops_count_the_decoder_attention_too():
+    # torch's counter sees the convolutions and the spatial attention's batched matmuls (aten.bmm); the
+    # analytic count must see both (its attention part was missing before)
+    from torch.utils.flop_counter import FlopCounterMode
+
+    gen = _generator()
+    codes = torch.zeros(2, gen.num_tokens, dtype=torch.long)
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        gen.tokenizer.decode_codes(codes)
+    ops = {str(k): v for k, v in counter.get_flop_counts()["Global"].items()}
+    assert ops.get("aten.bmm", 0) > 0  # the decoder has spatial attention
+    assert gen.decode_flops(2) == pytest.approx(counter.get_total_flops(), rel=1e-9)

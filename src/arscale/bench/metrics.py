@@ -13,8 +13,8 @@ import numpy as np
 
 from arscale.bench.geneval_layout import compute_summary
 
-COST_KEYS = ("transformer_flops", "decode_flops", "decode_count", "scorer_calls", "generated_tokens", "total_wall",
-             "overhead")
+COST_KEYS = ("transformer_flops", "decode_flops", "decode_count", "scorer_calls", "scorer_flops", "generated_tokens",
+             "total_wall", "overhead")
 PHASES = ("model", "decode", "features", "reward", "selection")
 
 
@@ -60,7 +60,8 @@ def summarize(records: Iterable[dict], result_rows: Iterable[dict]) -> dict:
     for phase in PHASES:
         vals = [float(r["cost"].get("wall", {}).get(phase, 0.0)) for r in records]
         cost[f"wall_{phase}"] = float(np.mean(vals)) if vals else 0.0
-    cost["flops"] = cost["transformer_flops"] + cost["decode_flops"]
+    # everything a method spends to pick its image: raw sampling and ScalingAR spend nothing on scorers
+    cost["flops"] = cost["transformer_flops"] + cost["decode_flops"] + cost["scorer_flops"]
     cost["overhead_fraction"] = cost["overhead"] / cost["total_wall"] if cost["total_wall"] > 0 else 0.0
     summary["cost_per_prompt"] = cost
     summary["prompts_done"] = len(records)

@@ -72,7 +72,7 @@ def plot_all(summaries: Sequence[dict], out_dir: str | Path) -> list[Path]:
         axes[1].errorbar(wall, score, yerr=se, capsize=3, label=label, **style[label])
         for s, x in zip(runs, flops):
             axes[0].annotate(f"N={s['n']}", (x, s["overall"]), fontsize=6, xytext=(2, 2), textcoords="offset points")
-    axes[0].set_xlabel("FLOPs per prompt (transformer + decode)")
+    axes[0].set_xlabel("FLOPs per prompt (transformer + decode + scorer)")
     axes[1].set_xlabel("wall seconds per prompt")
     for ax in axes:
         ax.set_xscale("log")

@@ -18,7 +18,7 @@ def format_table(summaries: Sequence[dict]) -> str:
     for s in summaries:
         tags += [t for t in s.get("tags", {}) if t not in tags]
     head = (["strategy", "N", "prompts", "overall ± SE"] + [TAG_SHORT.get(t, t) for t in tags]
-            + ["mean reward", "TFLOPs/prompt (model + decode)", "decodes", "scorer calls", "wall s/prompt",
+            + ["mean reward", "TFLOPs/prompt (model + decode + scorer)", "decodes", "scorer calls", "wall s/prompt",
                "selection overhead"])
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for s in summaries:
@@ -29,7 +29,7 @@ def format_table(summaries: Sequence[dict]) -> str:
         cells += [_pct(s["tags"][t]["accuracy"]) if t in s.get("tags", {}) else "–" for t in tags]
         mr = s.get("mean_reward")
         cells += ["–" if mr is None or math.isnan(mr) else f"{mr:.3f}",
-                  f"{c.get('transformer_flops', 0) / 1e12:.4f} + {c.get('decode_flops', 0) / 1e12:.4f}",
+                  " + ".join(f"{c.get(k, 0) / 1e12:.4f}" for k in ("transformer_flops", "decode_flops", "scorer_flops")),
                   f"{c.get('decode_count', 0):.1f}", f"{c.get('scorer_calls', 0):.1f}",
                   f"{c.get('total_wall', 0):.3f}", f"{100 * c.get('overhead_fraction', 0):.1f} %"]
         lines.append("| " + " | ".join(cells) + " |")

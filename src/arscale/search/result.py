@@ -9,10 +9,16 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
+import torch
 
 from arscale.generators.trajectories import SearchTree
 
 PHASES = ("model", "decode", "features", "reward", "selection")
+
+
+def _drain_gpu() -> None:
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.synchronize()
 
 
 @dataclass
@@ -24,18 +30,23 @@ class CostRecord:
     decode_count: int = 0
     decode_flops: float = 0.0
     scorer_calls: int = 0  # images passed through a scorer (reward or features)
+    scorer_flops: float = 0.0  # what those calls cost (`rollout.call_scorer`)
     generated_tokens: int = 0  # image tokens sampled; a CFG pair counts once
     wall: dict[str, float] = field(default_factory=lambda: {p: 0.0 for p in PHASES})
     total_wall: float = 0.0
 
     @contextmanager
     def timer(self, phase: str) -> Iterator[None]:
+        """Time a phase. On a GPU the queue is drained at both ends, so a phase is billed for its own kernels,
+        not for whatever an earlier phase left running until something waited on it."""
         if phase not in self.wall:
             raise KeyError(f"unknown phase {phase!r}; phases are {PHASES}")
+        _drain_gpu()
         t0 = time.perf_counter()
         try:
             yield
         finally:
+            _drain_gpu()
             self.wall[phase] += time.perf_counter() - t0
 
     @property
@@ -49,6 +60,7 @@ class CostRecord:
         self.decode_count += other.decode_count
         self.decode_flops += other.decode_flops
         self.scorer_calls += other.scorer_calls
+        self.scorer_flops += other.scorer_flops
         self.generated_tokens += other.generated_tokens
         for k, v in other.wall.items():
             self.wall[k] = self.wall.get(k, 0.0) + v

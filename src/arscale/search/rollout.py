@@ -16,6 +16,7 @@ Works for both generator kinds:
 from __future__ import annotations
 
 import time
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -32,7 +33,25 @@ from arscale.search.potentials import check_finite
 from arscale.search.result import Candidate, CostRecord, SearchResult
 
 _SCORERS: dict[tuple[str, str, str], Any] = {}
-_DECODE_FLOPS_PER_ROW: dict[tuple[int, int], float] = {}
+
+
+class _PerObject:
+    """A dict of values per object, held weakly: an entry dies with its object, so a new object at a freed
+    address never inherits it. Objects that cannot be weakly referenced are kept by identity."""
+
+    def __init__(self):
+        self._weak: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+        self._by_id: dict[int, dict] = {}
+
+    def of(self, obj: Any) -> dict:
+        try:
+            return self._weak.setdefault(obj, {})
+        except TypeError:
+            return self._by_id.setdefault(id(obj), {})
+
+
+_DECODE_FLOPS_PER_ROW = _PerObject()  # per generator: decode FLOPs per row, by size
+_SCORER_FLOPS_PER_IMAGE = _PerObject()  # per scorer: FLOPs per image, by (method, size)
 
 
 def cached_scorer(name: str, device: Any) -> Any:
@@ -90,18 +109,40 @@ def count_decode(cost: CostRecord, generator: Any, rows: int, size: int, decode:
     if callable(getattr(generator, "decode_flops", None)):
         cost.decode_flops += float(generator.decode_flops(rows, size))
         return 0.0
-    key = (id(generator), size)
+    per_generator = _DECODE_FLOPS_PER_ROW.of(generator)
     spent = 0.0
-    if key not in _DECODE_FLOPS_PER_ROW:
+    if size not in per_generator:
         from torch.utils.flop_counter import FlopCounterMode
 
         t0 = time.perf_counter()
         with torch.no_grad(), FlopCounterMode(display=False) as counter:
             decode()
-        _DECODE_FLOPS_PER_ROW[key] = counter.get_total_flops() / max(rows, 1)
+        per_generator[size] = counter.get_total_flops() / max(rows, 1)
         spent = time.perf_counter() - t0
-    cost.decode_flops += _DECODE_FLOPS_PER_ROW[key] * rows
+    cost.decode_flops += per_generator[size] * rows
     return spent
+
+
+def call_scorer(cost: CostRecord, scorer: Any, method: str, rows: int, size: int, call: Callable[[], Any]) -> Any:
+    """Run a scorer call on `rows` images of side `size` and add its FLOPs to `cost`: the scorer's analytic
+    `<method>_flops(rows, size)` when it has one, else counted with torch's FLOP counter on the first call per
+    (scorer, method, size) and cached per image. Approximate where a scorer's cost depends on the prompt's
+    length, and torch's counter does not see fused attention on a CPU."""
+    analytic = getattr(scorer, f"{method}_flops", None)
+    if callable(analytic):
+        cost.scorer_flops += float(analytic(rows, size))
+        return call()
+    per_scorer = _SCORER_FLOPS_PER_IMAGE.of(scorer)
+    if (method, size) not in per_scorer:
+        from torch.utils.flop_counter import FlopCounterMode
+
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            out = call()
+        per_scorer[(method, size)] = counter.get_total_flops() / max(rows, 1)
+    else:
+        out = call()
+    cost.scorer_flops += per_scorer[(method, size)] * rows
+    return out
 
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:
@@ -220,8 +261,11 @@ class Search:
             raise ArscaleError("this strategy needs a reward scorer")
         _require_method(self.reward_scorer, "reward")
         prompts = [traj.prompts[int(p)] for p in traj.prompt_index]
+        scorer = self.reward_scorer
         with self.cost.timer("reward"):
-            r = scorer_output(self.reward_scorer.reward(images, prompts), self.reward_scorer, "reward", len(images))
+            out = call_scorer(self.cost, scorer, "reward", len(images), int(images.shape[-1]),
+                              lambda: scorer.reward(images, prompts))
+            r = scorer_output(out, scorer, "reward", len(images))
         self.cost.scorer_calls += len(images)
         check_finite(r, f"{self.reward_scorer.name} reward")
         return r
@@ -231,7 +275,9 @@ class Search:
             raise ArscaleError("this strategy needs a feature scorer")
         _require_method(self.feature_scorer, "features")
         with self.cost.timer("features"):
-            f = scorer_output(self.feature_scorer.features(images), self.feature_scorer, "features", len(images))
+            out = call_scorer(self.cost, self.feature_scorer, "features", len(images), int(images.shape[-1]),
+                              lambda: self.feature_scorer.features(images))
+            f = scorer_output(out, self.feature_scorer, "features", len(images))
         self.cost.scorer_calls += len(images)
         return f
 
@@ -280,13 +326,15 @@ class Search:
 
 
 def make_search(generator: Any, *, seed: int, prompt_offset: int, scorer: Any = None,
-                reward_name: str | None = None, feature_name: str | None = None) -> Search:
-    """A `Search` with the reward scorer given (or loaded by name) and the feature scorer loaded by name."""
+                reward_name: str | None = None, features: Any = None, feature_name: str | None = None) -> Search:
+    """A `Search` with the reward scorer given (or loaded by name) and the feature scorer given (or loaded by
+    name). Scorers load before the search's clock starts: loading is not the method's cost."""
     device = getattr(generator, "device", "cpu")
     reward = scorer
     if reward is None and reward_name:
         reward = cached_scorer(reward_name, device)
-    features = cached_scorer(feature_name, device) if feature_name else None
+    if features is None and feature_name:
+        features = cached_scorer(feature_name, device)
     return Search(generator, seed=seed, prompt_offset=prompt_offset, reward=reward, features=features)
 
 

@@ -36,7 +36,7 @@ from arscale.search.clustering import REDUCTIONS, select_diverse
 from arscale.search.importance import resample_per_prompt
 from arscale.search.potentials import POTENTIALS
 from arscale.search.result import SearchResult
-from arscale.search.rollout import Search, cached_scorer, check_n, make_search, to_uint8
+from arscale.search.rollout import Search, cached_scorer, check_n, generator_kind, make_search, to_uint8
 from arscale.search.schedule import N_COUNTS, Schedule, build_schedule
 
 LATENT = "latent"
@@ -90,13 +90,15 @@ class TTSVAR:
             scorer: Any = None) -> SearchResult:
         n = check_n(n)
         c = self.config
-        search = make_search(generator, seed=seed, prompt_offset=prompt_offset, scorer=scorer, reward_name=c.reward)
-        if search.kind != "scale":
+        if generator_kind(generator) != "scale":
             raise ArscaleError("tts-var searches over scales: it needs a next-scale generator (VAR, Infinity, "
                                "shapeworld-var); use scaling-ar, importance or best-of-n for next-token models")
-        plan = self.schedule(search.length, n)
+        plan = self.schedule(int(generator.num_scales), n)
+        features = None  # loaded before the search's clock starts, as its reward is
         if plan.cluster_at and c.features != LATENT:
-            search.feature_scorer = self.feature_scorer or cached_scorer(c.features, getattr(generator, "device", "cpu"))
+            features = self.feature_scorer or cached_scorer(c.features, getattr(generator, "device", "cpu"))
+        search = make_search(generator, seed=seed, prompt_offset=prompt_offset, scorer=scorer, reward_name=c.reward,
+                             features=features)
         search.telemetry.update(schedule={"batch": list(plan.batch), "cluster_at": list(plan.cluster_at),
                                           "resample_at": list(plan.resample_at)}, operations=[], previews=[])
         traj = search.start(prompts, plan.batch[0])

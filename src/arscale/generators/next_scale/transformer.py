@@ -262,12 +262,16 @@ class ScaleTransformer(nn.Module):
     def flops_per_scale(self, rows: int, context_len: int = 0) -> list[float]:
         """Analytic forward FLOPs (2 per multiply-add) of each scale for `rows` transformer rows."""
         c, C = self.config, self.config.width
+        # once per row and forward, however many tokens the scale has: the AdaLN modulations (every block's, or
+        # the shared one) and the head's. They weigh most at the one-token scales, where TTS-VAR has most rows.
+        modulation = 2 * c.cond_dim * 6 * C * (1 if c.shared_aln else c.depth) + 2 * c.cond_dim * 2 * C
         out = []
-        for b, e in self.begin_ends:
+        for si, (b, e) in enumerate(self.begin_ends):
             n, seen = e - b, e
             per_layer = 2 * n * (4 * C * C + 2 * c.mlp_ratio * C * C) + 2 * 2 * n * seen * C
             if c.context_dim:
                 per_layer += 2 * n * 2 * C * C + 2 * context_len * 2 * c.context_dim * C + 2 * 2 * n * context_len * C
             head = 2 * n * C * c.vocab_size + 2 * n * C
-            out.append(float(rows * (c.depth * per_layer + head)))
+            embed = 2 * n * c.code_dim * C if si else (2 * c.cond_dim * C if c.cond_dim != C else 0)
+            out.append(float(rows * (c.depth * per_layer + head + embed + modulation)))
         return out

@@ -155,6 +155,12 @@ class AttnBlock(nn.Module):
         self.norm = group_norm_32(ch)
         self.q, self.k, self.v, self.proj_out = (nn.Conv2d(ch, ch, 1) for _ in range(4))
 
+    @staticmethod
+    def matmul_flops(x: torch.Tensor) -> float:
+        """q·k and weights·v over the H·W positions (the 1x1 convs are counted as convolutions)."""
+        B, C, H, W = x.shape
+        return 2.0 * 2 * B * (H * W) ** 2 * C
+
     def forward(self, x):
         B, C, H, W = x.shape
         h = self.norm(x)

@@ -108,6 +108,8 @@ class VQTokenizer(nn.Module):
 
 
 def _conv_flops(module: nn.Module, shape: tuple[int, ...]) -> float:
+    """FLOPs of one forward on zeros of `shape`: every convolution, and the matmuls of modules that report
+    theirs (`matmul_flops(input)`, e.g. a decoder's spatial attention)."""
     total = 0.0
 
     def hook(mod, _inp, out):
@@ -115,7 +117,12 @@ def _conv_flops(module: nn.Module, shape: tuple[int, ...]) -> float:
         k = mod.kernel_size[0] * mod.kernel_size[1] * mod.in_channels // mod.groups
         total += 2.0 * k * out.numel()
 
+    def matmul_hook(mod, inp, _out):
+        nonlocal total
+        total += float(mod.matmul_flops(inp[0]))
+
     handles = [m.register_forward_hook(hook) for m in module.modules() if isinstance(m, nn.Conv2d)]
+    handles += [m.register_forward_hook(matmul_hook) for m in module.modules() if callable(getattr(m, "matmul_flops", None))]
     try:
         with torch.no_grad():
             p = next(module.parameters())

@@ -1,0 +1,85 @@
+"""What the cost record counts beyond the generator: scorer FLOPs, and what it leaves out (loading)."""
+
+from __future__ import annotations
+
+import gc
+import time
+
+import torch
+from search_fakes import FakeNextScale, FakeScorer
+
+from arscale.scorers.base import SCORERS
+from arscale.search import rollout
+from arscale.search.best_of_n import BestOfN
+from arscale.search.raw import Raw
+from arscale.search.tts_var import TTSVAR, TTSVARConfig
+
+
+class MatmulScorer(FakeScorer):
+    """A scorer whose FLOPs are known by hand: one [B, 3·16·16] x [3·16·16, 8] matmul per call."""
+
+    name = "matmul"
+
+    def __init__(self):
+        super().__init__()
+        self.weight = torch.ones(3 * 16 * 16, 8)
+
+    def reward(self, images, prompts):
+        self.calls.append(len(images))
+        return (images.flatten(1) @ self.weight).mean(1)
+
+
+def test_scorer_flops_are_counted_once_per_image_without_extra_calls():
+    scorer = MatmulScorer()
+    result = BestOfN().run(FakeNextScale(), ["a", "bb"], 3, seed=0, scorer=scorer)
+    per_image = 2 * 3 * 16 * 16 * 8
+    assert result.cost.scorer_calls == 6 and result.cost.scorer_flops == 6 * per_image
+    assert scorer.calls == [6]  # counted on the call itself, not by calling the scorer again
+    again = BestOfN().run(FakeNextScale(), ["a"], 4, seed=0, scorer=scorer)  # cached per image from now on
+    assert again.cost.scorer_flops == 4 * per_image and scorer.calls == [6, 4]
+    assert Raw().run(FakeNextScale(), ["a"], 4, seed=0, scorer=scorer).cost.scorer_flops == 0
+
+
+def test_a_scorer_may_state_its_flops():
+    class Stated(FakeScorer):
+        def reward_flops(self, rows, size):
+            return 1000.0 * rows * size
+
+    result = BestOfN().run(FakeNextScale(), ["a"], 3, seed=0, scorer=Stated())
+    assert result.cost.scorer_flops == 1000.0 * 3 * 16
+
+
+def test_loading_a_feature_scorer_is_not_the_methods_time(monkeypatch):
+    def slow_features(device="cpu"):
+        time.sleep(0.5)
+        return FakeScorer()
+
+    monkeypatch.setitem(SCORERS, "slow-features", slow_features)
+    config = TTSVARConfig(features="slow-features", record_previews=False)
+    t0 = time.perf_counter()
+    result = TTSVAR(config).run(FakeNextScale(), ["a"], 8, seed=0, scorer=MatmulScorer())
+    assert time.perf_counter() - t0 >= 0.5 > result.cost.total_wall
+    assert result.cost.scorer_flops > 0  # the resampling scales' rewards
+
+
+def test_per_object_caches_die_with_their_object():
+    cache = rollout._PerObject()
+
+    class Thing:
+        pass
+
+    a = Thing()
+    cache.of(a)["x"] = 1.0
+    assert cache.of(a) == {"x": 1.0}
+    del a
+    gc.collect()
+    assert len(cache._weak) == 0  # a new object at the same address starts empty
+    assert cache.of([1, 2]) == {}  # not weakly referable: kept by identity instead
+
+
+def test_bench_compute_axis_includes_the_scorers():
+    from arscale.bench.metrics import summarize
+
+    record = {"cost": {"transformer_flops": 1.0, "decode_flops": 2.0, "scorer_flops": 4.0, "total_wall": 1.0,
+                       "overhead": 0.0}, "reward": None}
+    assert summarize([record], [])["cost_per_prompt"]["flops"] == 7.0
