@@ -256,9 +256,16 @@ def test_strategy_extras_and_unused_scorer_note(capsys, tmp_path):
 
 
 def test_bench_manifest_records_the_run_scorer():
+    from arscale.bench.manifest import differences
     from arscale.bench.runner import manifest_strategies, parse_runs
 
     specs = parse_runs("raw,best-of-n")
-    resolved = {k: v["resolved"] for k, v in manifest_strategies(specs, "clip").items()}
-    assert resolved["best-of-n"]["reward"] == "clip" and "reward" not in resolved["raw"]
-    assert manifest_strategies(specs)["best-of-n"]["resolved"]["reward"] == "shapeworld-reward"
+    with_clip = manifest_strategies(specs, "clip")
+    assert with_clip["best-of-n"]["reward_used"] == "clip" and "reward_used" not in with_clip["raw"]
+    assert with_clip["best-of-n"]["resolved"]["reward"] == "shapeworld-reward"  # the config as resolved
+    assert manifest_strategies(specs)["best-of-n"]["reward_used"] == "shapeworld-reward"
+    # a manifest written before `reward_used` existed still resumes; another reward or config does not
+    before = {"strategies": {k: {kk: vv for kk, vv in v.items() if kk != "reward_used"} for k, v in with_clip.items()}}
+    assert differences(before, {"strategies": with_clip}) == []
+    other = manifest_strategies(parse_runs("raw,best-of-n", ['best-of-n={"reward": "clip"}']), "clip")
+    assert differences({"strategies": with_clip}, {"strategies": other})

@@ -140,10 +140,18 @@ def differences(old: dict, new: dict) -> list[str]:
         diffs.append(f"layout: {old.get('layout')} vs {new.get('layout')}")
     old_s, new_s = old.get("strategies") or {}, new.get("strategies") or {}
     for label in sorted(set(old_s) & set(new_s)):
-        if old_s[label] != new_s[label]:
-            diffs.append(f"strategy {label}: {json.dumps(old_s[label], sort_keys=True)} vs "
-                         f"{json.dumps(new_s[label], sort_keys=True)}")
+        a, b = _comparable(old_s[label], new_s[label])
+        if a != b:
+            diffs.append(f"strategy {label}: {json.dumps(a, sort_keys=True)} vs {json.dumps(b, sort_keys=True)}")
     return diffs
+
+
+def _comparable(old: dict, new: dict) -> tuple[dict, dict]:
+    """Two manifests' entries for one strategy label, cut to the keys both record, so an entry key a later
+    arscale added (`reward_used`) does not block a resume. The resolved config is compared whole: a field
+    added to it may change what the strategy does."""
+    keys = set(old) & set(new)
+    return {k: old[k] for k in keys}, {k: new[k] for k in keys}
 
 
 def read_manifest(path: Path) -> dict:

@@ -94,14 +94,15 @@ def run_config(spec: RunSpec) -> dict[str, Any]:
 
 
 def manifest_strategies(specs: Sequence[RunSpec], scorer: str | None = None) -> dict[str, dict]:
-    """Per label: the strategy, the config as given and the full resolved config (defaults filled in, and the
-    reward the run hands every strategy, `--scorer`, in place of the config's own)."""
+    """Per label: the strategy, the config as given, the full resolved config (defaults filled in) and, for a
+    strategy with a reward, the reward it used: the run's `--scorer`, which replaces the config's own."""
     out = {}
     for s in specs:
         resolved = make_strategy(s.strategy, run_config(s)).config.to_dict()
-        if scorer and "reward" in resolved:
-            resolved["reward"] = scorer
-        out[s.label] = {"strategy": s.strategy, "config": s.config, "resolved": resolved}
+        entry = {"strategy": s.strategy, "config": s.config, "resolved": resolved}
+        if "reward" in resolved:
+            entry["reward_used"] = scorer or resolved["reward"]
+        out[s.label] = entry
     return out
 
 
