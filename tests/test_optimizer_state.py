@@ -76,6 +76,12 @@ def test_trainers_never_overwrite_the_shipped_model_unless_asked(tmp_path):
     own = parser.parse_args(["--out", str(tmp_path / "mine")])
     resolve_output(own)
     assert own.state_dir == str(tmp_path / "mine" / "train_state" / "x")  # per trainer: trainers may share --out
+    # a state written in the layout before per-trainer folders is resumed, not silently restarted
+    (tmp_path / "old" / "train_state").mkdir(parents=True)
+    (tmp_path / "old" / "train_state" / "state.json").write_text("{}")
+    legacy = parser.parse_args(["--out", str(tmp_path / "old")])
+    resolve_output(legacy)
+    assert legacy.state_dir == str(tmp_path / "old" / "train_state")
     again = parser.parse_args(["--replace-shipped"])
     resolve_output(again)
     assert (again.out, again.state_dir) == (str(shipped), "train_state/x")

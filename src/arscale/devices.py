@@ -20,6 +20,8 @@ def pick_device(name: str = "auto") -> torch.device:
             raise ArscaleError(f"device {name!r} requested but CUDA is not available; use --device cpu")
         if device.index is not None and device.index >= torch.cuda.device_count():
             raise ArscaleError(f"device {name!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+        if device.index is not None:  # the current device is what the cost record's phase timers wait on
+            torch.cuda.set_device(device.index)
     elif device.type != "cpu" and device.type != "mps":
         raise ArscaleError(f"device {name!r} is not supported; use auto, cpu, cuda or cuda:N")
     return device

@@ -21,8 +21,9 @@ def resolve_target(target: Any, what: str) -> Any:
 
 
 def check_registration(registry: dict[str, Any], name: str, target: Any, what: str, replace: bool) -> None:
-    if not isinstance(name, str) or not name or any(ch.isspace() or ch == "," for ch in name):
-        raise ArscaleError(f"a {what} name must be a non-empty string without spaces or commas, got {name!r}")
+    if not isinstance(name, str) or not name or any(ch.isspace() or ch in ",@" for ch in name):
+        # bench run lists are comma-separated and `name@label` names a variant
+        raise ArscaleError(f"a {what} name must be a non-empty string without spaces, commas or @, got {name!r}")
     if isinstance(target, str) and target.count(":") != 1:
         raise ArscaleError(f"a {what} target must be 'module:attribute' or the object itself, got {target!r}")
     if name in registry and registry[name] != target and not replace:

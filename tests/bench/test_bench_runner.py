@@ -121,3 +121,19 @@ def test_a_strategy_without_a_reward_is_scored_like_raw_sampling(tmp_path):
                                                      align_corners=False), [sp.prompt])[0])
         assert record["reward"] == pytest.approx(expected, abs=1e-5)
         assert "candidate_rewards" not in record and len(record["candidate_scores"]) >= 1  # its confidences
+
+
+def test_bench_runs_skip_plot_only_previews_unless_asked():
+    from arscale.bench.runner import run_config
+
+    default, asked = parse_runs("scaling-ar,scaling-ar@plots", ['scaling-ar@plots={"record_previews": true}'])
+    assert run_config(default)["record_previews"] is False and run_config(asked)["record_previews"] is True
+
+
+def test_runs_counted_another_way_do_not_resume_together():
+    from arscale.bench import manifest as mf
+
+    new = {"cost_accounting": mf.COST_ACCOUNTING, "strategies": {}}
+    before = {"strategies": {}}  # written before scorer FLOPs were counted
+    assert any(d.startswith("cost_accounting") for d in mf.differences(before, new))
+    assert mf.differences(new, dict(new)) == []

@@ -114,8 +114,8 @@ def test_register_strategy_and_scorer(registries):
     assert isinstance(make_strategy("pick-first"), BestOfN)
     register_strategy("by-path", "arscale.search.raw:Raw")
     assert make_strategy("by-path").name == "raw"
-    for bad in ("", "two words", "a,b"):
-        with pytest.raises(ArscaleError, match="non-empty string without spaces or commas"):
+    for bad in ("", "two words", "a,b", "rerank@v2"):
+        with pytest.raises(ArscaleError, match="non-empty string without spaces, commas or @"):
             register_strategy(bad, Pick)
     with pytest.raises(ArscaleError, match="'module:attribute'"):
         register_strategy("no-colon", "arscale.search.raw.Raw")
@@ -154,8 +154,31 @@ def test_a_plugin_that_fails_to_import_is_one_line(registries, monkeypatch, caps
     monkeypatch.setenv(plugins.ENV_VAR, "no_such_plugin_module_xyz")
     assert cli(["generate", "a photo of a red circle"]) == 2
     err = capsys.readouterr().err
-    assert "plugin 'no_such_plugin_module_xyz' from $ARSCALE_PLUGINS cannot be imported" in err
+    assert "plugin 'no_such_plugin_module_xyz' from $ARSCALE_PLUGINS failed: ModuleNotFoundError" in err
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("body, match", [
+    ("raise RuntimeError('boom')", "failed: RuntimeError: boom"),
+    ("undefined_name + 1", "failed: NameError"),
+    ("from arscale.search.base import register_strategy\nregister_strategy('raw', object)",
+     "'raw' is already registered"),
+])
+def test_a_plugin_that_fails_in_any_way_is_one_line_naming_it(registries, tmp_path, monkeypatch, capsys, body, match):
+    name = f"broken_plugin_{abs(hash(body))}"
+    (tmp_path / f"{name}.py").write_text(body + "\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv(plugins.ENV_VAR, name)
+    assert cli(["--version"]) == 2
+    err = capsys.readouterr().err
+    assert f"plugin '{name}' from $ARSCALE_PLUGINS" in err and match in err and "Traceback" not in err
+
+
+def test_an_entry_point_to_a_missing_function_is_one_line(registries, plugin_module, monkeypatch):
+    ep = metadata.EntryPoint("bad", f"{plugin_module}:no_such_register", plugins.ENTRY_POINT_GROUP)
+    monkeypatch.setattr(plugins.metadata, "entry_points", lambda group: [ep])
+    with pytest.raises(ArscaleError, match="plugin entry point 'bad=.*' .* failed: AttributeError"):
+        plugins.load_plugins()
 
 
 def test_entry_point_plugins_call_their_registration_function(registries, plugin_module, monkeypatch):
@@ -182,6 +205,21 @@ def test_entry_point_plugins_call_their_registration_function(registries, plugin
 def test_config_values_of_the_wrong_kind_are_one_line_errors(cls, data, match):
     with pytest.raises(ArscaleError, match=match):
         cls.from_dict(data)
+
+
+def test_fixed_length_tuples_are_checked_per_position():
+    from dataclasses import dataclass
+
+    from arscale.search.base import StrategyConfig
+
+    @dataclass
+    class Pair(StrategyConfig):
+        pair: tuple[int, str] = (1, "a")
+
+    assert Pair.from_dict({"pair": [2, "b"]}).pair == [2, "b"]
+    for bad in ([2, 3], [2, "b", "c"]):
+        with pytest.raises(ArscaleError, match=r"Pair.pair must be a list \[an integer, a string\]"):
+            Pair.from_dict({"pair": bad})
 
 
 def test_config_types_accept_what_json_gives():

@@ -26,7 +26,10 @@ from arscale.errors import ArscaleError
 MANIFEST_FILE = "manifest.json"
 SHARD_MANIFEST_GLOB = "manifest.shard-*.json"
 # batch_prompts: see runner.blocks
-IDENTITY_KEYS = ("model", "scorer", "scorer_weights", "seed", "suite", "kind", "batch_prompts")
+IDENTITY_KEYS = ("model", "scorer", "scorer_weights", "seed", "suite", "kind", "batch_prompts", "cost_accounting")
+# bumped when what the cost record counts changes, so a resume never averages two ways of counting:
+# 2 = scorer FLOPs, VAR's AdaLN and embedding, LlamaGen's decoder attention (2026-12-06)
+COST_ACCOUNTING = 2
 
 
 def manifest_name(array_shards: int, array_index: int) -> str:
@@ -119,7 +122,8 @@ def build_manifest(*, model: dict, strategies: dict[str, dict], scorer: str | No
     return {"arscale_version": getattr(arscale, "__version__", "unknown"), "git_commit": git_commit(),
             "model": model, "strategies": strategies, "scorer": scorer, "scorer_weights": scorer_weights,
             "seed": seed, "ns": list(ns),
-            "suite": suite, "kind": kind, "batch_prompts": batch_prompts, "layout": layout, "torch_version": torch.__version__,
+            "suite": suite, "kind": kind, "batch_prompts": batch_prompts, "layout": layout,
+            "cost_accounting": COST_ACCOUNTING, "torch_version": torch.__version__,
             "hardware": hardware(), "shard": shard, "timings": {"started": time.time()}}
 
 

@@ -88,8 +88,8 @@ def parse_ns(text: str) -> list[int]:
 
 def run_config(spec: RunSpec) -> dict[str, Any]:
     config = dict(spec.config)
-    if spec.strategy == "tts-var":
-        config.setdefault("record_previews", False)  # search-tree images: not needed here
+    if spec.strategy in ("tts-var", "scaling-ar"):
+        config.setdefault("record_previews", False)  # images for `arscale generate`'s plots: not needed here
     return config
 
 

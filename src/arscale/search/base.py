@@ -83,8 +83,12 @@ def _matches(value: Any, hint: Any) -> bool:
     if hint is str:
         return isinstance(value, str)
     if origin in (list, tuple):
-        args = [a for a in typing.get_args(hint) if a is not Ellipsis]
-        return isinstance(value, (list, tuple)) and all(_matches(v, args[0] if args else Any) for v in value)
+        args = typing.get_args(hint)
+        if not isinstance(value, (list, tuple)):
+            return False
+        if origin is tuple and args and Ellipsis not in args:  # tuple[int, str]: one type per position
+            return len(value) == len(args) and all(_matches(v, h) for v, h in zip(value, args))
+        return all(_matches(v, args[0] if args else Any) for v in value)
     return True
 
 
@@ -93,6 +97,8 @@ def _describe(hint: Any) -> str:
         return " or ".join(_describe(h) for h in typing.get_args(hint))
     if hint is type(None):
         return "null"
+    if typing.get_origin(hint) is tuple and typing.get_args(hint) and Ellipsis not in typing.get_args(hint):
+        return f"a list [{', '.join(_describe(h) for h in typing.get_args(hint))}]"
     if typing.get_origin(hint) in (list, tuple):
         args = [a for a in typing.get_args(hint) if a is not Ellipsis]
         plural = {bool: "booleans", int: "integers", float: "numbers", str: "strings"}

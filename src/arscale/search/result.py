@@ -17,6 +17,7 @@ PHASES = ("model", "decode", "features", "reward", "selection")
 
 
 def _drain_gpu() -> None:
+    """Wait for the current CUDA device (`devices.pick_device` makes it the one in use)."""
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         torch.cuda.synchronize()
 
@@ -30,7 +31,7 @@ class CostRecord:
     decode_count: int = 0
     decode_flops: float = 0.0
     scorer_calls: int = 0  # images passed through a scorer (reward or features)
-    scorer_flops: float = 0.0  # what those calls cost (`rollout.call_scorer`)
+    scorer_flops: float = 0.0  # what those calls cost (`rollout.count_scorer`)
     generated_tokens: int = 0  # image tokens sampled; a CFG pair counts once
     wall: dict[str, float] = field(default_factory=lambda: {p: 0.0 for p in PHASES})
     total_wall: float = 0.0

@@ -94,6 +94,8 @@ def scorer_output(out: Any, scorer: Any, what: str, rows: int) -> torch.Tensor:
         raise ArscaleError(f"scorer {name!r}: {what}() must return a tensor, got {type(out).__name__} ({exc})") from exc
     if what == "reward" and t.dim() == 2 and t.shape[1] == 1:
         t = t[:, 0]
+    if what == "reward" and t.dim() == 0 and rows == 1:
+        t = t.reshape(1)
     wanted = f"[{rows}]" if what == "reward" else f"[{rows}, ...]"
     if (t.dim() != 1 if what == "reward" else t.dim() < 1) or t.shape[0] != rows:
         raise ArscaleError(f"scorer {name!r}: {what}() returned shape {list(t.shape)} for {rows} images; "
@@ -123,26 +125,28 @@ def count_decode(cost: CostRecord, generator: Any, rows: int, size: int, decode:
     return spent
 
 
-def call_scorer(cost: CostRecord, scorer: Any, method: str, rows: int, size: int, call: Callable[[], Any]) -> Any:
-    """Run a scorer call on `rows` images of side `size` and add its FLOPs to `cost`: the scorer's analytic
-    `<method>_flops(rows, size)` when it has one, else counted with torch's FLOP counter on the first call per
-    (scorer, method, size) and cached per image. Approximate where a scorer's cost depends on the prompt's
-    length, and torch's counter does not see fused attention on a CPU."""
+def count_scorer(cost: CostRecord, scorer: Any, method: str, rows: int, size: int, call: Callable[[], Any]) -> float:
+    """Add the FLOPs of a scorer call on `rows` images of side `size` to `cost`: the scorer's analytic
+    `<method>_flops(rows, size)` when it has one, else counted once per (scorer, method, size) with torch's FLOP
+    counter on a repeat of `call` (kept out of the wall time) and cached per image. Returns the seconds that
+    repeat took. Approximate where a scorer's cost depends on the prompt's length, and torch's counter does not
+    see fused attention on a CPU."""
     analytic = getattr(scorer, f"{method}_flops", None)
     if callable(analytic):
         cost.scorer_flops += float(analytic(rows, size))
-        return call()
+        return 0.0
     per_scorer = _SCORER_FLOPS_PER_IMAGE.of(scorer)
+    spent = 0.0
     if (method, size) not in per_scorer:
         from torch.utils.flop_counter import FlopCounterMode
 
+        t0 = time.perf_counter()
         with torch.no_grad(), FlopCounterMode(display=False) as counter:
-            out = call()
+            call()
         per_scorer[(method, size)] = counter.get_total_flops() / max(rows, 1)
-    else:
-        out = call()
+        spent = time.perf_counter() - t0
     cost.scorer_flops += per_scorer[(method, size)] * rows
-    return out
+    return spent
 
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:
@@ -263,10 +267,10 @@ class Search:
         prompts = [traj.prompts[int(p)] for p in traj.prompt_index]
         scorer = self.reward_scorer
         with self.cost.timer("reward"):
-            out = call_scorer(self.cost, scorer, "reward", len(images), int(images.shape[-1]),
-                              lambda: scorer.reward(images, prompts))
-            r = scorer_output(out, scorer, "reward", len(images))
+            r = scorer_output(scorer.reward(images, prompts), scorer, "reward", len(images))
         self.cost.scorer_calls += len(images)
+        self.diagnostic_wall += count_scorer(self.cost, scorer, "reward", len(images), int(images.shape[-1]),
+                                             lambda: scorer.reward(images, prompts))
         check_finite(r, f"{self.reward_scorer.name} reward")
         return r
 
@@ -275,10 +279,10 @@ class Search:
             raise ArscaleError("this strategy needs a feature scorer")
         _require_method(self.feature_scorer, "features")
         with self.cost.timer("features"):
-            out = call_scorer(self.cost, self.feature_scorer, "features", len(images), int(images.shape[-1]),
-                              lambda: self.feature_scorer.features(images))
-            f = scorer_output(out, self.feature_scorer, "features", len(images))
+            f = scorer_output(self.feature_scorer.features(images), self.feature_scorer, "features", len(images))
         self.cost.scorer_calls += len(images)
+        self.diagnostic_wall += count_scorer(self.cost, self.feature_scorer, "features", len(images),
+                                             int(images.shape[-1]), lambda: self.feature_scorer.features(images))
         return f
 
     def score_now(self, traj: Trajectories, column: int) -> torch.Tensor:

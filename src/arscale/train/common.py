@@ -193,8 +193,11 @@ def resolve_output(args: argparse.Namespace) -> None:
     if Path(args.out).resolve() == shipped:
         raise ArscaleError(f"--out {args.out} is the model shipped in the package; pass --replace-shipped to "
                            "retrain it, or choose another folder")
-    # one subfolder per trainer, as in the repository's train_state/: a tokenizer and its transformer may share --out
-    args.state_dir = args.state_dir or str(Path(args.out) / "train_state" / Path(args.shipped_state_dir).name)
+    if args.state_dir is None:
+        # one subfolder per trainer, as in the repository's train_state/: a tokenizer and its transformer may share
+        # --out. A state written before 2026-12-06 lies in train_state/ itself: resume that one rather than restart.
+        legacy = Path(args.out) / "train_state"
+        args.state_dir = str(legacy if (legacy / "state.json").is_file() else legacy / Path(args.shipped_state_dir).name)
 
 
 def begin(args: argparse.Namespace) -> tuple[torch.device, TrainState, bool]:
