@@ -384,3 +384,20 @@ def test_without_conditional_channel_c_is_i_but_the_scheduler_still_reads_d(gen)
         # at t = 0, R = 0 and Var(I) = 0 (one value): the scale is s_base + alpha (1 - D)
         t = 0
         assert tr["guidance"][t] == pytest.approx(s_base + cfg.alpha * (1 - tr["D"][t]), abs=1e-5)
+
+
+def test_grouped_quantile_equals_torch_quantile_per_group():
+    from arscale.search.scaling_ar import grouped_quantile
+
+    g = torch.Generator().manual_seed(7)
+    values = torch.randn(40, generator=g, dtype=torch.float64)
+    group = torch.randint(0, 5, (40,), generator=g)
+    keep = torch.rand(40, generator=g) < 0.7
+    keep[group == 3] = False  # a group with nothing kept
+    out = grouped_quantile(values, group, keep, 6, 0.2)
+    for p in range(6):
+        chosen = values[(group == p) & keep]
+        if len(chosen):
+            assert out[p].item() == torch.quantile(chosen, 0.2).item()  # bit for bit: the same interpolation
+        else:
+            assert torch.isnan(out[p])

@@ -229,6 +229,20 @@ def guidance_schedule(config: ScalingARConfig, s_base: float, drift: torch.Tenso
     return s.clamp(config.clamp_min, s_base + config.clamp_over)
 
 
+def grouped_quantile(values: torch.Tensor, group: torch.Tensor, keep: torch.Tensor, num_groups: int,
+                     q: float) -> torch.Tensor:
+    """The q-quantile (linear interpolation, as `torch.quantile`) of the kept values of each group: [num_groups],
+    NaN for a group with none kept. One sort for every group at once."""
+    v, g = values[keep], group[keep]
+    order = torch.argsort(g, stable=True)
+    v, g = v[order], g[order]
+    counts = torch.bincount(g, minlength=num_groups)
+    starts = torch.cumsum(counts, 0) - counts
+    table = torch.full((num_groups, max(int(counts.max()) if len(g) else 0, 1)), float("nan"), dtype=values.dtype)
+    table[g, torch.arange(len(g)) - starts[g]] = v
+    return torch.nanquantile(table, q, dim=1)
+
+
 class TerminationPolicy:
     """Quantile threshold with EMA, probation window and rebound test (SCALINGAR.md §3.1).
 
@@ -247,37 +261,33 @@ class TerminationPolicy:
         """Move each prompt's threshold toward the p-quantile of the C of its rows in `threshold_pool` (all its rows
         where every one is flagged); returns theta per row."""
         lam = self.config.lambda_theta
+        pool = torch.ones_like(prompt, dtype=torch.bool)
+        if self.config.threshold_pool == "unflagged" and flagged is not None:
+            unflagged = torch.bincount(prompt[~flagged], minlength=len(self.theta))
+            pool = ~flagged | (unflagged[prompt] == 0)
+        q = grouped_quantile(c.double(), prompt, pool, len(self.theta), self.config.prune_quantile).tolist()
         for p in prompt.unique().tolist():
-            pool = prompt == p
-            if self.config.threshold_pool == "unflagged" and flagged is not None and bool((pool & ~flagged).any()):
-                pool = pool & ~flagged
-            q = float(torch.quantile(c[pool].double(), self.config.prune_quantile))
             old = self.theta[p]
-            self.theta[p] = q if old is None else (1 - lam) * old + lam * q
+            self.theta[p] = q[p] if old is None else (1 - lam) * old + lam * q[p]
         return torch.tensor([self.theta[p] for p in prompt.tolist()], dtype=torch.float32)
 
     def step(self, t: int, c: torch.Tensor, r: torch.Tensor, prompt: torch.Tensor, flagged: torch.Tensor,
              flag_step: torch.Tensor) -> tuple[list[tuple[int, str]], list[int]]:
         """Update flags in place (rows = positions in the current batch); returns events and terminations."""
         theta = self.update_threshold(c, prompt, flagged)
-        events: list[tuple[int, str]] = []
         below = c < theta
         # rows of a prompt down to its last survivors cannot be terminated: no probation for them
         counts = torch.bincount(prompt, minlength=len(self.theta))
         settled = counts[prompt] <= self.config.min_survivors
-        for i in range(len(c)):
-            if settled[i]:
-                flagged[i], flag_step[i] = False, -1
-            elif not flagged[i] and below[i]:
-                flagged[i], flag_step[i] = True, t
-                events.append((i, "flag"))
-            elif flagged[i] and (not below[i] or r[i] >= self.config.delta_rec) and \
-                    (self.config.probation == "any" or t - flag_step[i] >= self.window):
-                flagged[i], flag_step[i] = False, -1
-                events.append((i, "recover"))
+        decided = torch.full_like(flagged, self.config.probation == "any") | (t - flag_step >= self.window)
+        flag = ~settled & ~flagged & below
+        recover = ~settled & flagged & (~below | (r >= self.config.delta_rec)) & decided
+        flagged[settled | recover], flag_step[settled | recover] = False, -1
+        flagged[flag], flag_step[flag] = True, t
+        events = [(int(i), "flag" if flag[i] else "recover") for i in torch.nonzero(flag | recover).flatten()]
         due = flagged & (flag_step >= 0) & (t - flag_step >= self.window)
         doomed: list[int] = []
-        for p in prompt.unique().tolist():
+        for p in prompt[due].unique().tolist():
             rows = torch.nonzero(prompt == p).flatten()
             cut = [int(i) for i in rows if due[i]]
             if not cut:
