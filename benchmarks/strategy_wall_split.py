@@ -14,6 +14,7 @@ import argparse
 import time
 
 import torch
+from tqdm import tqdm
 
 
 def main() -> None:
@@ -28,7 +29,10 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args()
     if args.seed == 20261122:
-        raise SystemExit("that is the public suite's seed: measure on fresh prompts")
+        p.error("that is the public suite's seed: measure on fresh prompts")
+    for name in ("per_tag", "n", "threads"):
+        if getattr(args, name) < 1:
+            p.error(f"--{name.replace('_', '-')} must be at least 1")
     torch.set_num_threads(args.threads)
     gen = load_shapeworld_ar()
     prompts = [sp.prompt for sp in draw_shapeworld(args.per_tag, args.seed)]
@@ -36,7 +40,7 @@ def main() -> None:
             ("scaling-ar", "scaling-ar", {}), ("scaling-ar, no previews", "scaling-ar", {"record_previews": False})]
     gen.generate(prompts[:1], 1, seed=0)  # warm-up: first-call allocations are nobody's cost
     rows = []
-    for label, name, config in runs:
+    for label, name, config in tqdm(runs, desc="strategies", unit="run"):  # stderr: the table stays clean on stdout
         t0 = time.perf_counter()
         with torch.no_grad():
             result = make_strategy(name, config).run(gen, prompts, args.n, seed=0)

@@ -103,49 +103,41 @@ def scorer_output(out: Any, scorer: Any, what: str, rows: int) -> torch.Tensor:
     return t
 
 
-def count_decode(cost: CostRecord, generator: Any, rows: int, size: int, decode: Callable[[], torch.Tensor]) -> float:
-    """Add `rows` decodes at `size` to `cost`: FLOPs from the generator's analytic `decode_flops(rows, size)` when
-    it has one, else counted once per (generator, size) with torch's FLOP counter on a repeat of `decode` and
-    cached per row. Returns the seconds that repeat took (not part of the method's wall time)."""
-    cost.decode_count += rows
-    if callable(getattr(generator, "decode_flops", None)):
-        cost.decode_flops += float(generator.decode_flops(rows, size))
-        return 0.0
-    per_generator = _DECODE_FLOPS_PER_ROW.of(generator)
-    spent = 0.0
-    if size not in per_generator:
+def _flops(obj: Any, analytic: str, cache: _PerObject, key: Any, rows: int, size: int,
+           repeat: Callable[[], Any]) -> tuple[float, float]:
+    """(FLOPs of `rows` items, seconds spent counting): `obj.<analytic>(rows, size)` when it has one, else torch's
+    FLOP counter on one repeat of the call per (object, key), cached per item. The repeat is kept out of the
+    method's wall time by the caller."""
+    fn = getattr(obj, analytic, None)
+    if callable(fn):
+        return float(fn(rows, size)), 0.0
+    per_item, spent = cache.of(obj), 0.0
+    if key not in per_item:
         from torch.utils.flop_counter import FlopCounterMode
 
         t0 = time.perf_counter()
         with torch.no_grad(), FlopCounterMode(display=False) as counter:
-            decode()
-        per_generator[size] = counter.get_total_flops() / max(rows, 1)
+            repeat()
+        per_item[key] = counter.get_total_flops() / max(rows, 1)
         spent = time.perf_counter() - t0
-    cost.decode_flops += per_generator[size] * rows
+    return per_item[key] * rows, spent
+
+
+def count_decode(cost: CostRecord, generator: Any, rows: int, size: int, decode: Callable[[], torch.Tensor]) -> float:
+    """Add `rows` decodes at `size` to `cost` (FLOPs: the generator's `decode_flops(rows, size)`, else counted on a
+    repeat of `decode`); returns the seconds that repeat took (not part of the method's wall time)."""
+    flops, spent = _flops(generator, "decode_flops", _DECODE_FLOPS_PER_ROW, size, rows, size, decode)
+    cost.decode_count += rows
+    cost.decode_flops += flops
     return spent
 
 
 def count_scorer(cost: CostRecord, scorer: Any, method: str, rows: int, size: int, call: Callable[[], Any]) -> float:
-    """Add the FLOPs of a scorer call on `rows` images of side `size` to `cost`: the scorer's analytic
-    `<method>_flops(rows, size)` when it has one, else counted once per (scorer, method, size) with torch's FLOP
-    counter on a repeat of `call` (kept out of the wall time) and cached per image. Returns the seconds that
-    repeat took. Approximate where a scorer's cost depends on the prompt's length, and torch's counter does not
-    see fused attention on a CPU."""
-    analytic = getattr(scorer, f"{method}_flops", None)
-    if callable(analytic):
-        cost.scorer_flops += float(analytic(rows, size))
-        return 0.0
-    per_scorer = _SCORER_FLOPS_PER_IMAGE.of(scorer)
-    spent = 0.0
-    if (method, size) not in per_scorer:
-        from torch.utils.flop_counter import FlopCounterMode
-
-        t0 = time.perf_counter()
-        with torch.no_grad(), FlopCounterMode(display=False) as counter:
-            call()
-        per_scorer[(method, size)] = counter.get_total_flops() / max(rows, 1)
-        spent = time.perf_counter() - t0
-    cost.scorer_flops += per_scorer[(method, size)] * rows
+    """Add the FLOPs of a scorer call on `rows` images of side `size` to `cost` (the scorer's `<method>_flops(rows,
+    size)`, else counted on a repeat of `call`); returns the seconds that repeat took. Approximate where a
+    scorer's cost depends on the prompt's length, and torch's counter does not see fused attention on a CPU."""
+    flops, spent = _flops(scorer, f"{method}_flops", _SCORER_FLOPS_PER_IMAGE, (method, size), rows, size, call)
+    cost.scorer_flops += flops
     return spent
 
 

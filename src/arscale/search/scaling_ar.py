@@ -401,7 +401,7 @@ class ScalingAR:
             final_c = traj.history["C"][:, warmup:].nanmean(1)
         else:
             final_c = traj.history["C"][:, T - 1]
-        pixels = (images.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+        pixels = to_uint8(images)
         candidates: list[list[Candidate]] = []
         for p in range(P):
             rows = traj.rows_of(p)
