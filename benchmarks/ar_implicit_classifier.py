@@ -172,8 +172,8 @@ def main() -> None:
     args = p.parse_args()
     if args.seed == shapeworld.suite.PUBLIC_SUITE_SEED:
         p.error(f"--seed {args.seed} draws the public suite's prompts; use any other seed (fresh prompts)")
-    if args.per_tag < 1 or args.batch < 1 or args.candidates < 0:
-        p.error("--per-tag and --batch must be >= 1, --candidates >= 0")
+    if args.per_tag < 1 or args.batch < 1 or args.candidates < 0 or args.seed < 0:
+        p.error("--per-tag and --batch must be >= 1, --candidates and --seed >= 0")
     try:
         gen = load_shapeworld_ar(weights=args.weights)
     except ArscaleError as exc:

@@ -22,6 +22,9 @@ def pick_device(name: str = "auto") -> torch.device:
             raise ArscaleError(f"device {name!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
         if device.index is not None:  # the current device is what the cost record's phase timers wait on
             torch.cuda.set_device(device.index)
-    elif device.type != "cpu" and device.type != "mps":
+    elif device.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise ArscaleError(f"device {name!r} requested but this machine has no MPS backend; use --device cpu")
+    elif device.type != "cpu":
         raise ArscaleError(f"device {name!r} is not supported; use auto, cpu, cuda or cuda:N")
     return device

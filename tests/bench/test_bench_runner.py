@@ -137,3 +137,15 @@ def test_runs_counted_another_way_do_not_resume_together():
     before = {"strategies": {}}  # written before scorer FLOPs were counted
     assert any(d.startswith("cost_accounting") for d in mf.differences(before, new))
     assert mf.differences(new, dict(new)) == []
+
+
+def test_a_device_this_machine_lacks_is_one_line(capsys, tmp_path):
+    import torch
+
+    from arscale.cli import main
+
+    if torch.backends.mps.is_available():  # pragma: no cover - only on Apple machines
+        return
+    assert main(["generate", "a photo of a red circle", "--device", "mps", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "no MPS backend" in err and err.count("\n") == 1

@@ -135,10 +135,15 @@ def test_cli_suite_render_eval(tmp_path, capsys):
     assert set(rows[0]) == {"filename", "tag", "prompt", "correct", "reason", "metadata", "details"}
     assert gl.compute_summary(rows) == summary
     # an `arscale bench` folder keeps its own fields when evaluated again
-    (out / "summary.json").write_text(json.dumps({**summary, "label": "raw", "overall": 0.0}))
+    (out / "summary.json").write_text(json.dumps({**summary, "label": "raw", "overall": 0.0, "overall_se": 9.0}))
     assert main(["eval", "shapeworld", str(out), "--no-progress"]) == 0
     again = json.loads((out / "summary.json").read_text())
     assert again["label"] == "raw" and again["overall"] == 1.0
+    # its error bars follow the new verdicts: 4 of 4 right per tag (Agresti-Coull), not the stale 9.0
+    from arscale.bench.metrics import binomial_se
+
+    assert again["overall_se"] == pytest.approx(binomial_se(1.0, 4) / 6 ** 0.5)
+    assert all(t["se"] == pytest.approx(binomial_se(1.0, 4)) for t in again["tags"].values())
 
 
 def test_cli_render_accepts_the_public_suite_name(tmp_path, monkeypatch):

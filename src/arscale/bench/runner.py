@@ -88,7 +88,8 @@ def parse_ns(text: str) -> list[int]:
 
 def run_config(spec: RunSpec) -> dict[str, Any]:
     config = dict(spec.config)
-    if spec.strategy in ("tts-var", "scaling-ar"):
+    fields = make_strategy(spec.strategy, spec.config).config.to_dict()
+    if "record_previews" in fields:
         config.setdefault("record_previews", False)  # images for `arscale generate`'s plots: not needed here
     return config
 

@@ -54,12 +54,6 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
-def load_suite_prompts(spec: str):
-    from arscale.bench.suites import load_prompts
-
-    return load_prompts(spec)
-
-
 def run(args: argparse.Namespace) -> int:
     if args.action:
         if args.action == ["merge"]:
@@ -95,6 +89,7 @@ def run_bench(args: argparse.Namespace) -> int:
     from arscale.bench.plots import plot_all
     from arscale.bench.runner import Bench, collect_summaries, manifest_strategies, parse_ns, parse_runs
     from arscale.bench.sharding import ProcessGroup, resolve_shard
+    from arscale.bench.suites import load_prompts
     from arscale.bench.table import format_table
     from arscale.generators.registry import load_generator
     from arscale.search.rollout import cached_scorer
@@ -102,7 +97,7 @@ def run_bench(args: argparse.Namespace) -> int:
     torch.set_num_threads(max(1, args.threads))
     specs = parse_runs(args.strategies, args.config)
     ns = parse_ns(args.n)
-    kind, prompts = load_suite_prompts(args.prompts)
+    kind, prompts = load_prompts(args.prompts)
     if args.limit < 0:
         raise ArscaleError(f"--limit must be ≥ 0, got {args.limit}")
     if args.limit:

@@ -84,7 +84,13 @@ def cmd_eval_shapeworld(args) -> int:
         earlier = json.loads((root / SUMMARY_FILE).read_text())
     except (OSError, json.JSONDecodeError):
         earlier = None
-    write_summary(root / SUMMARY_FILE, {**earlier, **summary} if isinstance(earlier, dict) else summary)
+    if isinstance(earlier, dict):  # the bench's standard errors go with the fresh verdicts
+        from arscale.bench.metrics import binomial_se, standard_error_of_overall
+
+        summary = {**earlier, **summary, "overall_se": standard_error_of_overall(summary["tags"])}
+        for tag in summary["tags"].values():
+            tag["se"] = binomial_se(tag["accuracy"], tag["total"])
+    write_summary(root / SUMMARY_FILE, summary)
     print(format_summary(summary))
     print(f"wrote {root / RESULTS_FILE} and {root / SUMMARY_FILE}")
     return 0

@@ -27,6 +27,7 @@ from torch.nn import functional as F
 
 from arscale.errors import ArscaleError
 from arscale.generators.text import TextEncoder, TextEncoderConfig
+from arscale.scorers.hf import check_prompts
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights" / "shapeworld-reward"
 
@@ -140,10 +141,7 @@ class ShapeWorldScorer:
 
     @torch.no_grad()
     def reward(self, images: torch.Tensor, prompts: Sequence[str] | str) -> torch.Tensor:
-        if isinstance(prompts, str):  # one prompt for the whole batch, as the real scorers take it
-            prompts = [prompts] * len(images)
-        if len(prompts) != len(images):
-            raise ArscaleError(f"{len(images)} images but {len(prompts)} prompts: give one prompt per image")
+        prompts = check_prompts(prompts, len(images))  # one string serves the whole batch, as for the real scorers
         images = self._check(images)
         out = []
         for i in range(0, len(images), self.batch_size):

@@ -369,8 +369,8 @@ class Timer:
         over = self.limit > 0 and time.monotonic() - self.start >= self.limit
         if over and not self.said_so:  # a run cut short should say so, and how to go on
             self.said_so = True
-            print(f"time limit of {self.limit / 60:g} min reached: stopping before --steps; the state is saved, "
-                  "the same command resumes it", file=sys.stderr)
+            tqdm.write(f"time limit of {self.limit / 60:g} min reached: stopping before --steps; the state is saved, "
+                       "the same command (without --fresh) resumes it", file=sys.stderr)  # not into an open bar
         return over
 
     def seconds_left(self) -> float:

@@ -188,6 +188,8 @@ def main(args: argparse.Namespace) -> int:
     try:
         gen = build_shapeworld_var(tok_cfg, config).to(device)
     except TypeError as exc:  # an unknown field in --config's sections
+        if resume or not args.config:
+            raise
         raise ArscaleError(f"--config {args.config} does not fit this trainer: {exc}") from None
     tok_file = Path(args.tokenizer) / "tokenizer.safetensors"
     common.load_strict(gen.tokenizer, load_file(str(tok_file), device=str(device)), str(tok_file))
