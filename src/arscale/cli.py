@@ -23,6 +23,7 @@ COMMAND_MODULES = [
     "arscale.commands.eval",
     "arscale.commands.train",
     "arscale.commands.bench",
+    "arscale.commands.compare",
 ]
 
 

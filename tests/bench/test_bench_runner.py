@@ -8,6 +8,7 @@ from search_fakes import FakeNextScale, FakeScorer
 from torch.nn import functional as F
 
 from arscale.bench.geneval_layout import sample_path
+from arscale.bench.merge import write_reports
 from arscale.bench.plots import plot_all
 from arscale.bench.runner import Bench, collect_summaries, contiguous_batches, parse_ns, parse_runs
 from arscale.bench.suites import SuitePrompt
@@ -59,6 +60,20 @@ def test_bench_writes_layout_summaries_and_resumes(setup, tmp_path):
     summaries = collect_summaries(tmp_path)
     table = format_table(summaries)
     assert table.count("\n") == 2 + 6 and "tts-var" in table
+    # the written table adds each run's paired difference from raw sampling at the same N
+    written = write_reports(tmp_path).splitlines()
+    head = [c.strip() for c in written[0].split("|")]
+    col, tokens = head.index("− raw, paired ± SE"), head.index("tokens/prompt")
+    rows = {(cells[1], cells[2]): cells for cells in ([c.strip() for c in line.split("|")] for line in written[2:])}
+    for s in summaries:
+        cells = rows[(s["label"], str(s["n"]))]
+        assert float(cells[tokens]) == pytest.approx(s["cost_per_prompt"]["generated_tokens"], abs=0.5)
+        if s["label"] == "raw":
+            assert cells[col] == "–"
+            continue
+        raw = next(r for r in summaries if r["label"] == "raw" and r["n"] == s["n"])
+        diff = float(cells[col].split(" ± ")[0])
+        assert diff == pytest.approx(100 * (s["overall"] - raw["overall"]), abs=0.051)  # same prompts
     paths = plot_all(summaries, tmp_path)
     assert [p.name for p in paths] == ["score_vs_n.png", "score_vs_compute.png"]
 
@@ -99,10 +114,12 @@ def test_scaling_ar_records_each_prompts_own_tokens(tmp_path):
     prompts = [SuitePrompt(i, md["prompt"], md) for i, md in enumerate(build_suite(1, 5))]
     bench = Bench(FakeNextToken(), None, kind="shapeworld", seed=2, batch_prompts=6, quiet=True)
     [summary] = bench.run(parse_runs("scaling-ar", []), [4], prompts, tmp_path)
-    tokens = [json.loads((tmp_path / "scaling-ar" / "n4" / f"{i:05d}" / "record.json").read_text())
-              ["cost"]["generated_tokens"] for i in range(len(prompts))]
-    assert len(set(tokens)) > 1  # candidates stop at different steps per prompt, not a batch mean
-    assert sum(tokens) / len(tokens) == pytest.approx(summary["cost_per_prompt"]["generated_tokens"])
+    costs = [json.loads((tmp_path / "scaling-ar" / "n4" / f"{i:05d}" / "record.json").read_text())["cost"]
+             for i in range(len(prompts))]
+    for key in ("generated_tokens", "transformer_flops"):
+        values = [c[key] for c in costs]
+        assert len(set(values)) > 1  # candidates stop at different steps per prompt, not a batch mean
+        assert sum(values) / len(values) == pytest.approx(summary["cost_per_prompt"][key])
 
 
 def test_a_strategy_without_a_reward_is_scored_like_raw_sampling(tmp_path):

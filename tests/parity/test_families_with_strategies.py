@@ -165,3 +165,20 @@ def test_scaling_ar_draws_from_the_same_sampler_as_raw_on_llamagen():
     plain = make_strategy("scaling-ar", {"terminate": False, "schedule_guidance": False}).run(gen, [1, 4], 1, seed=5)
     for p in range(2):
         assert (raw.chosen(p).image == plain.chosen(p).image).all()
+
+
+def test_infinity_bills_each_prompts_own_text_length():
+    # the fake T5 gives "a red cube" 5 text tokens and "two green balls" 6 (3 + len % 4)
+    gen = tiny_infinity()
+    lengths = {p: 3 + len(p) % 4 for p in ("a red cube", "two green balls")}
+    assert len(set(lengths.values())) == 2
+    traj = gen.start(list(lengths), 3, seed=0)
+    for k in range(gen.num_scales):
+        alone = sum(gen.flops_per_scale(3, text_tokens=L)[k] for L in lengths.values())
+        assert gen.scale_flops(traj, k) == pytest.approx(alone, rel=1e-12)
+        # one text token more on every row adds the text's K/V projection and attention over it, per block
+        one_more = gen.flops_per_scale(6, text_tokens=1)[k] - gen.flops_per_scale(6, text_tokens=0)[k]
+        c = gen.model.cfg
+        assert one_more == pytest.approx(2 * 6 * c.depth * (4 * c.embed_dim ** 2 + 4 * gen.sizes[k] * c.embed_dim))
+    result = make_strategy("best-of-n", {}).run(gen, list(lengths), 3, seed=0, scorer=BrightnessScorer())
+    assert result.cost.transformer_flops == pytest.approx(sum(gen.scale_flops(traj, k) for k in range(gen.num_scales)))

@@ -268,6 +268,26 @@ def test_termination_saves_tokens_and_keeps_a_survivor(gen):
     assert res.tree.reason.count("prune") == len(pruned)
 
 
+def test_each_prompt_is_billed_for_its_own_candidates(gen):
+    # prompts in one batch stop candidates at different steps: each prompt's FLOPs and decodes are its own,
+    # recounted here from the generator's per-step formula, and they add up to the run's totals
+    eager = ScalingARConfig(prune_quantile=0.6, recovery_window_steps=1, delta_rec=10.0, prompt_batch=2)
+    prompts = [*PROMPTS, "a photo of a blue triangle"]
+    res = ScalingAR(eager).run(gen, prompts, 6, seed=0)
+    T, per = gen.num_tokens, res.telemetry["cost_per_prompt"]
+    assert len(per) == 3
+    for p, traces in enumerate(res.telemetry["prompts"]):
+        lengths = [len(tr["C"]) for tr in traces]
+        flops = sum(gen.prefill_flops(1) + sum(gen.step_flops(1, s) for s in range(min(L, T - 1))) for L in lengths)
+        assert per[p]["transformer_flops"] == pytest.approx(flops, rel=1e-9)
+        assert per[p]["generated_tokens"] == sum(lengths)
+        assert per[p]["decode_count"] == pytest.approx(len(res.candidates[p]))
+        assert per[p]["decode_flops"] == pytest.approx(len(res.candidates[p]) * gen.decode_flops(1))
+    assert len({round(c["transformer_flops"]) for c in per}) > 1  # not an even split
+    for key in ("transformer_flops", "decode_flops", "decode_count", "generated_tokens"):
+        assert sum(c[key] for c in per) == pytest.approx(getattr(res.cost, key), rel=1e-9)
+
+
 def test_telemetry_has_every_signal_and_guidance_in_clamps(gen):
     res = ScalingAR(ScalingARConfig()).run(gen, PROMPTS[:1], 3, seed=1)
     traces = res.telemetry["prompts"][0]

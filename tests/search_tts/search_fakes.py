@@ -90,6 +90,7 @@ class FakeNextToken:
         traj = Trajectories.for_prompts(prompts, rows_per_prompt, seed, prompt_offset=prompt_offset)
         traj.rows["tokens"] = torch.zeros(len(traj), self.num_tokens, dtype=torch.long)
         traj.rows["bias"] = torch.stack([_prompt_bias(prompts[int(p)]).flatten()[0] for p in traj.prompt_index])
+        traj.extra["transformer_flops"] = self.flops_per_token(len(traj), 0)  # as the real one: the prefill
         return traj
 
     def next_logits(self, traj):
@@ -102,6 +103,8 @@ class FakeNextToken:
     def advance(self, traj, tokens, guidance=None):
         traj.rows["tokens"][:, traj.step] = tokens
         traj.step += 1
+        if traj.step < self.num_tokens:  # feeding the token for the next logits
+            traj.extra["transformer_flops"] += self.flops_per_token(len(traj), traj.step)
         return traj
 
     def preview(self, traj, size=None):

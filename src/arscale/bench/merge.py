@@ -113,11 +113,13 @@ def summarize_folder(out: Path, manifest: dict) -> list[dict]:
 
 
 def write_reports(out: Path) -> str:
+    """table.md (with each run's paired difference from raw sampling) and the plots, over every run in `out`."""
+    from arscale.bench.paired import against_baseline, load_records
     from arscale.bench.plots import plot_all
     from arscale.bench.table import format_table
 
     summaries = collect_summaries(out)
-    table = format_table(summaries)
+    table = format_table(summaries, against_baseline(load_records(out)))
     layout.atomic_write_text(out / "table.md", table)
     plot_all(summaries, out)
     return table

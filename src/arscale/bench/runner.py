@@ -222,7 +222,7 @@ class Bench:
         official = self._official(root)
         extra = self._extra_images(strategy, n, batch) if official is not None else None
         share = _cost_share(result.cost.to_dict(), len(batch))
-        own_tokens = (result.telemetry or {}).get("tokens_per_prompt")  # strategies that stop per prompt
+        own_costs = (result.telemetry or {}).get("cost_per_prompt")  # strategies that stop candidates per prompt
         chosen = [result.chosen(i) for i in range(len(batch))]
         # a strategy without a reward picks by a score of its own (ScalingAR: its confidence), not a reward:
         # its images are scored like raw sampling's, so the reward column compares like with like
@@ -251,7 +251,7 @@ class Bench:
                       "strategy": spec.strategy, "n": n, "seed": self.seed, "correct": correct, "reason": reason,
                       "reward": rewards.get(i),
                       ("candidate_rewards" if by_reward else "candidate_scores"): [c.score for c in result.candidates[i]],
-                      "cost": share if own_tokens is None else {**share, "generated_tokens": own_tokens[i]}}
+                      "cost": share if own_costs is None else {**share, **own_costs[i]}}
             layout.atomic_write_text(_record_path(root, sp.index), json.dumps(record) + "\n")
 
     def summarize(self, spec: RunSpec, n: int, root: Path, prompts: Sequence[SuitePrompt]) -> dict:
@@ -283,7 +283,8 @@ def summarize_run(spec: RunSpec, n: int, root: Path, prompts: Sequence[SuiteProm
 
 def _cost_share(cost: dict, prompts: int) -> dict:
     """A batch's cost split evenly over its prompts: exact for strategies that run every prompt on the same
-    schedule, a batch mean for those that stop candidates per prompt (ScalingAR reports `tokens_per_prompt`)."""
+    schedule. Those that stop candidates per prompt report their own `cost_per_prompt` (ScalingAR), which
+    replaces these shares key by key; wall time stays a batch mean, as batched rows share every forward."""
     out = {}
     for k, v in cost.items():
         if isinstance(v, dict):

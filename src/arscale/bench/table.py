@@ -1,9 +1,10 @@
-"""`table.md`: one row per (strategy label, N) — the paper's Table 6/7 shape plus reward and cost."""
+"""`table.md`: one row per (strategy label, N) — the paper's Table 6/7 shape plus reward and cost, and each
+run's paired difference from raw sampling on the same prompts (`arscale.bench.paired`)."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 TAG_SHORT = {"single_object": "single", "two_object": "two", "counting": "count", "colors": "colors",
              "position": "pos", "color_attr": "attr"}
@@ -13,22 +14,33 @@ def _pct(x) -> str:
     return "–" if x is None else f"{100 * x:.1f}"
 
 
-def format_table(summaries: Sequence[dict]) -> str:
+def _paired(diff: dict | None) -> str:
+    if not diff or not diff.get("prompts"):
+        return "–"
+    return f"{100 * diff['diff']:+.1f} ± {100 * diff['diff_se']:.1f}"
+
+
+def format_table(summaries: Sequence[dict], paired: Mapping[tuple[str, int], dict] | None = None,
+                 baseline: str = "raw") -> str:
+    """`paired`: (label, N) -> `paired.paired_difference` against `baseline`, shown where given."""
     tags = []
     for s in summaries:
         tags += [t for t in s.get("tags", {}) if t not in tags]
-    head = (["strategy", "N", "prompts", "overall ± SE"] + [TAG_SHORT.get(t, t) for t in tags]
-            + ["mean reward", "TFLOPs/prompt (model + decode + scorer)", "decodes", "scorer calls", "wall s/prompt",
-               "selection overhead"])
+    head = (["strategy", "N", "prompts", "overall ± SE"] + ([f"− {baseline}, paired ± SE"] if paired else [])
+            + [TAG_SHORT.get(t, t) for t in tags]
+            + ["mean reward", "tokens/prompt", "TFLOPs/prompt (model + decode + scorer)", "decodes", "scorer calls",
+               "wall s/prompt", "selection overhead"])
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for s in summaries:
         c = s.get("cost_per_prompt", {})
         overall = s.get("overall")
         cells = [s.get("label", "?"), str(s.get("n", "?")), str(s.get("prompts_done", "?")),
                  "–" if overall is None else f"{_pct(overall)} ± {_pct(s.get('overall_se', 0.0))}"]
+        if paired:
+            cells.append(_paired(paired.get((s.get("label"), s.get("n")))))
         cells += [_pct(s["tags"][t]["accuracy"]) if t in s.get("tags", {}) else "–" for t in tags]
         mr = s.get("mean_reward")
-        cells += ["–" if mr is None or math.isnan(mr) else f"{mr:.3f}",
+        cells += ["–" if mr is None or math.isnan(mr) else f"{mr:.3f}", f"{c.get('generated_tokens', 0):.0f}",
                   " + ".join(f"{c.get(k, 0) / 1e12:.4f}" for k in ("transformer_flops", "decode_flops", "scorer_flops")),
                   f"{c.get('decode_count', 0):.1f}", f"{c.get('scorer_calls', 0):.1f}",
                   f"{c.get('total_wall', 0):.3f}", f"{100 * c.get('overhead_fraction', 0):.1f} %"]

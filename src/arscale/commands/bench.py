@@ -85,12 +85,10 @@ def run_bench(args: argparse.Namespace) -> int:
     import torch
 
     from arscale.bench import manifest as mf
-    from arscale.bench.merge import manifests_in
-    from arscale.bench.plots import plot_all
-    from arscale.bench.runner import Bench, collect_summaries, manifest_strategies, parse_ns, parse_runs
+    from arscale.bench.merge import manifests_in, write_reports
+    from arscale.bench.runner import Bench, manifest_strategies, parse_ns, parse_runs
     from arscale.bench.sharding import ProcessGroup, resolve_shard
     from arscale.bench.suites import load_prompts
-    from arscale.bench.table import format_table
     from arscale.generators.registry import load_generator
     from arscale.search.rollout import cached_scorer
 
@@ -156,10 +154,7 @@ def run_bench(args: argparse.Namespace) -> int:
     for spec in specs:
         for n in ns:
             bench.summarize(spec, n, spec.folder(out, n), prompts)
-    summaries = collect_summaries(out)
-    table = format_table(summaries)
-    (out / "table.md").write_text(table)
-    plot_all(summaries, out)
+    table = write_reports(out)
     print(table)
     print(f"wrote {out / 'table.md'}, score_vs_n.png, score_vs_compute.png")
     if not synchronised:  # WORLD_SIZE without MASTER_ADDR: no barrier, other ranks may still be writing

@@ -15,8 +15,9 @@ class NextScaleGenerator(Protocol):
     """VAR-style: each `step` generates one whole scale for every row.
 
     Optional, read when present: `device` (where scorers are loaded), `patch_nums` (side of each scale;
-    else `tokens_in_scale(k)`) for token counts, `decode_flops(rows, size)` (else decode FLOPs are counted
-    once with torch's FLOP counter). What a strategy may use is in docs/extending.md."""
+    else `tokens_in_scale(k)`) for token counts, `scale_flops(traj, k)` (scale k's FLOPs for this batch, where
+    they depend on its prompts; else `flops_per_scale`), `decode_flops(rows, size)` (else decode FLOPs are
+    counted once with torch's FLOP counter). What a strategy may use is in docs/extending.md."""
 
     name: str
     num_scales: int

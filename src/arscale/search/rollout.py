@@ -194,7 +194,9 @@ class Search:
                                         top_p=float(getattr(g, "top_p", 0.0) or 0.0))
                 g.advance(traj, tokens, torch.full((rows,), scale))
         if self.kind == "scale":
-            self.cost.transformer_flops += float(g.flops_per_scale(rows)[self.position])
+            own = getattr(g, "scale_flops", None)  # a count that depends on the rows' prompts (Infinity's text)
+            flops = own(traj, self.position) if callable(own) else g.flops_per_scale(rows)[self.position]
+            self.cost.transformer_flops += float(flops)
             self.cost.generated_tokens += rows * self._scale_tokens(self.position)
         else:
             self.cost.transformer_flops += _call_optional(g, ("flops_per_token",), rows, self.position)

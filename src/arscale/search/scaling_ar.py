@@ -26,7 +26,8 @@ the sampled token, not used by the method — and `ended` / `reason` if it was t
 `record_previews`, a terminated one also has the `tokens` it generated and their decode, `preview`, a
 uint8 image: the only value that is not plain JSON), `events` (flag / recover / terminate with prompt,
 candidate, step, C), `threshold[p]` (theta per step), `tokens_per_prompt` (generated image tokens of each
-prompt, a CFG pair counted once) and `tokens_per_image` (their mean), and the step constants in use.
+prompt, a CFG pair counted once) and `tokens_per_image` (their mean), `cost_per_prompt` (each prompt's own
+tokens, transformer and decode FLOPs and decodes, adding up to the run's cost), and the step constants in use.
 `write_extras` plots the C trajectories with the prune events, and every candidate under them.
 
 Step-count constants are given for LlamaGen's 1024-token sequences. With `scale_steps` (default),
@@ -303,6 +304,31 @@ class TerminationPolicy:
         return events, doomed
 
 
+def _cost_per_prompt(gen: Any, per_prompt: list[list[dict[str, Any]]], num_tokens: int,
+                     spent: dict[str, float]) -> list[dict[str, float]]:
+    """Each prompt's own share of a batch's cost, since its candidates stop at their own steps. Every row of a
+    step sits at the same position, so a candidate that generated L tokens cost the forwards of positions
+    0..min(L, T-1) (the last token fed, for the next logits, unless it was the final one); only survivors are
+    decoded. The shares are scaled to the batch's measured totals, so they add up to them exactly."""
+    lengths = [[len(tr["C"]) for tr in traces] for traces in per_prompt]
+    flops_of = getattr(gen, "flops_per_token", None)
+    if callable(flops_of):
+        cumulative = np.cumsum([float(flops_of(1, pos)) for pos in range(num_tokens)])
+        weights = [sum(float(cumulative[min(L, num_tokens - 1)]) for L in ls) for ls in lengths]
+    else:  # no per-position count: a token's share
+        weights = [float(sum(ls)) for ls in lengths]
+    survivors = [float(sum(L == num_tokens for L in ls)) for ls in lengths]
+
+    def share(total: float, w: list[float]) -> list[float]:
+        return [total * x / sum(w) if sum(w) else 0.0 for x in w]
+
+    flops = share(spent["transformer_flops"], weights)
+    decode_flops = share(spent["decode_flops"], survivors)
+    decodes = share(spent["decode_count"], survivors)
+    return [{"generated_tokens": float(sum(ls)), "transformer_flops": f, "decode_flops": df, "decode_count": dc}
+            for ls, f, df, dc in zip(lengths, flops, decode_flops, decodes)]
+
+
 class ScalingAR:
     name = "scaling-ar"
     uses_reward = False  # `scorer` is accepted (one interface) and ignored
@@ -322,7 +348,7 @@ class ScalingAR:
         cost = CostRecord()
         t0 = time.perf_counter()
         candidates: list[list[Candidate]] = []
-        telemetry: dict[str, Any] = {"prompts": [], "events": [], "threshold": []}
+        telemetry: dict[str, Any] = {"prompts": [], "events": [], "threshold": [], "cost_per_prompt": []}
         tree = None
         step_size = self.config.prompt_batch
         for start in range(0, len(prompts), step_size):
@@ -331,15 +357,15 @@ class ScalingAR:
                                                                  start, cost)
             t0 += uncounted  # telemetry-only time (a FLOP-counting repeat of the decode, previews)
             candidates += cands
-            for key in ("prompts", "threshold"):
+            for key in ("prompts", "threshold", "cost_per_prompt"):
                 telemetry[key] += tele[key]
             telemetry["events"] += tele["events"]
             tree = chunk_tree if tree is None else _merge_trees(tree, chunk_tree)
-            telemetry.update({k: v for k, v in tele.items() if k not in ("prompts", "events", "threshold")})
+            merged = ("prompts", "events", "threshold", "cost_per_prompt")
+            telemetry.update({k: v for k, v in tele.items() if k not in merged})
         cost.total_wall = time.perf_counter() - t0
         telemetry["tokens_per_image"] = cost.generated_tokens / max(1, len(prompts))
-        # each prompt's own count (a trace holds one C per token its candidate generated)
-        telemetry["tokens_per_prompt"] = [float(sum(len(tr["C"]) for tr in traces)) for traces in telemetry["prompts"]]
+        telemetry["tokens_per_prompt"] = [c["generated_tokens"] for c in telemetry["cost_per_prompt"]]
         return SearchResult(prompts, candidates, tree, cost, self.name, self.config.to_dict(), telemetry)
 
     # -- one batch of prompts ----------------------------------------------------------------------
@@ -358,6 +384,7 @@ class ScalingAR:
         top_p = cfg.top_p if cfg.top_p is not None else getattr(gen, "top_p", 1.0)
         own_sampler = cfg.temperature is None and cfg.top_k is None and cfg.top_p is None and hasattr(gen, "sample")
 
+        before = CostRecord().add(cost)
         with cost.timer("model"):
             traj = gen.start(prompts, n, seed, prompt_offset=prompt_offset)
         P = len(prompts)
@@ -408,7 +435,10 @@ class ScalingAR:
             best = int(rows[int(torch.argmax(final_c[rows]))])
             candidates.append([Candidate(index_offset + p, int(traj.node[r]), pixels[r], float(final_c[r]),
                                          chosen=int(r) == best) for r in rows.tolist()])
-        telemetry = {"prompts": log.per_prompt(), "events": log.events, "threshold": log.thresholds,
+        per_prompt = log.per_prompt()
+        spent = {k: getattr(cost, k) - getattr(before, k) for k in ("transformer_flops", "decode_flops", "decode_count")}
+        telemetry = {"prompts": per_prompt, "events": log.events, "threshold": log.thresholds,
+                     "cost_per_prompt": _cost_per_prompt(gen, per_prompt, T, spent),
                      "warmup_steps": warmup, "recovery_window_steps": window,
                      "variance_window_steps": cfg.variance_steps(T), "num_tokens": T, "s_base": s_base}
         return candidates, telemetry, traj.tree, uncounted

@@ -493,17 +493,26 @@ class InfinityGenerator(NextScaleLoop):
 
     # -- cost --------------------------------------------------------------------------------------
     def flops_per_scale(self, rows: int, text_tokens: int = 32) -> list[float]:
+        """Each scale's FLOPs for `rows` rows (both CFG halves) whose prompts are `text_tokens` long: a nominal
+        length, for sizing; a run bills each row's own length through `scale_flops`."""
+        return [self._scale_flops(k, 2 * rows, 2 * rows * text_tokens) for k in range(self.num_scales)]
+
+    def scale_flops(self, traj: Trajectories, k: int) -> float:
+        """FLOPs of scale k for this batch, cross-attention over each row's real text length (both halves)."""
+        return self._scale_flops(k, 2 * len(traj), float(traj.paired["context_mask"].sum()))
+
+    def _scale_flops(self, k: int, rows: int, text_tokens: float) -> float:
+        """`rows` forward rows whose text lengths sum to `text_tokens`. The text's K/V projection and the
+        cross-attention scores grow with each row's own length, the rest with the scale's tokens only."""
         cfg = self.model.cfg
         C, F_, depth, d = cfg.embed_dim, cfg.ffn_dim, cfg.depth, cfg.codebook_dim
-        out, seen = [], 0
-        for n in self.sizes:
-            seen += n
-            per_block = (2 * 3 * C * C * n + 2 * C * C * n + 4 * n * seen * C  # self-attention
-                         + 2 * C * C * n + 4 * C * C * text_tokens + 4 * n * text_tokens * C + 2 * C * C * n  # cross
-                         + 4 * C * F_ * n)  # FFN
-            head = 2 * C * 2 * d * n
-            out.append(float(2 * rows * (depth * per_block + head)))
-        return out
+        n, seen = self.sizes[k], sum(self.sizes[:k + 1])
+        per_row = (2 * 3 * C * C * n + 2 * C * C * n + 4 * n * seen * C  # self-attention
+                   + 2 * C * C * n + 2 * C * C * n  # cross-attention: queries and output
+                   + 4 * C * F_ * n)  # FFN
+        per_text_token = 4 * C * C + 4 * n * C  # the text's keys and values, and the attention over them
+        head = 2 * C * 2 * d * n
+        return float(rows * (depth * per_row + head) + depth * per_text_token * text_tokens)
 
 
 def upstream_filters(top_k: float, top_p: float, model_top_k: float = 0.0, model_top_p: float = 0.0,

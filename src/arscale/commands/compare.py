@@ -1,0 +1,49 @@
+"""`arscale compare`: paired differences between `arscale bench` runs on the prompts both finished.
+
+    arscale compare OUT                       every run of OUT against its raw-sampling run
+    arscale compare OUT --baseline best-of-n  ... against another label
+    arscale compare OLD NEW                   each (strategy, N) present in both: NEW − OLD
+    arscale compare OUT OUT --match scaling-ar scaling-ar@p30   two labels (two variants, one folder)
+
+Same suite and seed: a prompt draws the same candidates under every strategy, so the SE of a paired
+difference is far smaller than either run's own. The difference is taken per tag and averaged over tags,
+like the `overall` column (see `arscale.bench.paired`)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from arscale.errors import ArscaleError
+
+
+def register(sub) -> None:
+    p = sub.add_parser("compare", help="paired differences between bench runs on the same prompts",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("a", metavar="A", help="an `arscale bench --out` folder")
+    p.add_argument("b", metavar="B", nargs="?", default=None,
+                   help="a second one (B − A per strategy and N); without it, every run of A against --baseline")
+    p.add_argument("--baseline", default="raw", help="with A alone: the label to compare against (default %(default)s)")
+    p.add_argument("--match", nargs=2, metavar=("LABEL_A", "LABEL_B"), default=None,
+                   help="compare label LABEL_A of A with LABEL_B of B (B defaults to A)")
+    p.add_argument("--names", nargs=2, metavar=("NAME_A", "NAME_B"), default=("A", "B"),
+                   help="column names for A and B (default A B)")
+    p.add_argument("--json", default=None, metavar="FILE", help="also write the rows here")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from arscale.bench.paired import compare_folders, format_comparison
+
+    for folder in (args.a, args.b):
+        if folder is not None and not Path(folder).is_dir():
+            raise ArscaleError(f"{folder} is not a folder (expected an `arscale bench --out` folder)")
+    rows = compare_folders(args.a, args.b, match=tuple(args.match) if args.match else None, baseline=args.baseline)
+    names = tuple(args.names)
+    if args.b is None and args.match is None:
+        names = (args.baseline, "run")
+    print(format_comparison(rows, *names), end="")
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=2) + "\n")
+    return 0

@@ -1,0 +1,105 @@
+"""Paired differences between bench runs (`arscale.bench.paired`, `arscale compare`, table.md's column)."""
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from arscale.bench.paired import against_baseline, load_records, match_labels, paired_difference
+from arscale.cli import main
+from arscale.errors import ArscaleError
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _write(root: Path, label: str, n: int, correct: list[bool], reward: float | None, tags=None) -> None:
+    for i, ok in enumerate(correct):
+        d = root / label / f"n{n}" / f"{i:05d}"
+        d.mkdir(parents=True)
+        tag = tags[i] if tags else "counting"
+        (d / "record.json").write_text(json.dumps({"label": label, "n": n, "index": i, "correct": ok, "tag": tag,
+                                                   "prompt": f"prompt {i}", "reward": reward}))
+
+
+def test_paired_difference_counts_and_only_common_prompts(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    _write(a, "best-of-n", 8, [True, False, False, True, False], 1.0)
+    _write(b, "best-of-n", 8, [True, True, True, False], 2.0)  # prompt 4 unfinished in b
+    _write(a, "raw", 1, [True], 0.0)  # only in a: not compared
+    ra, rb = load_records(a), load_records(b)
+    assert set(ra) & set(rb) == {("best-of-n", 8)}
+    row = paired_difference(ra[("best-of-n", 8)], rb[("best-of-n", 8)])
+    assert row["prompts"] == 4 and row["b_fixed"] == 2 and row["b_broke"] == 1
+    assert math.isclose(row["acc_a"], 0.5) and math.isclose(row["acc_b"], 0.75)
+    d = [0, 1, 1, -1]  # per-prompt b − a
+    mean = sum(d) / 4
+    se = math.sqrt(sum((x - mean) ** 2 for x in d) / 3 / 4)
+    assert math.isclose(row["diff"], mean) and math.isclose(row["diff_se"], se)
+    assert math.isclose(row["reward_b"] - row["reward_a"], 1.0)
+
+
+def test_the_difference_is_per_tag_like_the_overall_column(tmp_path):
+    # three counting prompts and one colors prompt: the overall accuracy is the mean of the two tags'
+    tags = ["counting", "counting", "counting", "colors"]
+    _write(tmp_path, "raw", 1, [False, False, True, False], None, tags)
+    _write(tmp_path, "tts-var", 8, [True, False, True, True], 0.5, tags)
+    runs = load_records(tmp_path)
+    row = against_baseline(runs)[("tts-var", 8)]
+    assert math.isclose(row["acc_a"], (1 / 3 + 0) / 2) and math.isclose(row["acc_b"], (2 / 3 + 1) / 2)
+    assert math.isclose(row["diff"], row["acc_b"] - row["acc_a"])
+    d = [1, 0, 0]  # counting's differences; colors has one prompt, so no spread
+    var_counting = sum((x - 1 / 3) ** 2 for x in d) / 2 / 3
+    assert math.isclose(row["diff_se"], math.sqrt(var_counting + 0.0) / 2)
+    assert ("raw", 1) not in against_baseline(runs) and against_baseline(runs, "importance") == {}
+
+
+def test_runs_of_different_prompts_are_refused(tmp_path):
+    _write(tmp_path / "a", "raw", 1, [True, False], None)
+    _write(tmp_path / "b", "raw", 1, [True, False], None)
+    record = tmp_path / "b" / "raw" / "n1" / "00001" / "record.json"
+    record.write_text(record.read_text().replace("prompt 1", "another prompt"))
+    a, b = load_records(tmp_path / "a"), load_records(tmp_path / "b")
+    with pytest.raises(ArscaleError, match="prompt 1 is 'prompt 1' in one run and 'another prompt'"):
+        paired_difference(a[("raw", 1)], b[("raw", 1)])
+
+
+def test_match_pairs_two_labels_and_a_single_n_meets_every_n(tmp_path):
+    _write(tmp_path, "raw", 1, [True, False, True], None)  # raw sampling without a scorer records no reward
+    _write(tmp_path, "scaling-ar", 8, [True, True, False], 0.5)
+    _write(tmp_path, "scaling-ar@end", 8, [False, True, True], 0.25)
+    runs = load_records(tmp_path)
+    ra, rb = match_labels(runs, runs, "scaling-ar", "scaling-ar@end")
+    assert set(ra) == set(rb) == {("scaling-ar@end", 8)}
+    row = paired_difference(ra[("scaling-ar@end", 8)], rb[("scaling-ar@end", 8)])
+    assert (row["b_fixed"], row["b_broke"]) == (1, 1) and math.isclose(row["reward_a"], 0.5)
+    ra, rb = match_labels(runs, runs, "raw", "scaling-ar")
+    row = paired_difference(ra[("scaling-ar", 8)], rb[("scaling-ar", 8)])
+    assert math.isclose(row["acc_a"], 2 / 3) and math.isnan(row["reward_a"])
+    assert match_labels(runs, runs, "importance", "scaling-ar")[0] == {}
+
+
+def test_compare_command(tmp_path, capsys):
+    _write(tmp_path, "raw", 1, [True, False, False, False], None)
+    _write(tmp_path, "scaling-ar", 8, [True, True, True, False], 0.5)
+    assert main(["compare", str(tmp_path), "--json", str(tmp_path / "rows.json")]) == 0
+    out = capsys.readouterr().out
+    assert "| scaling-ar | 8 | raw | 4 | 25.0 | 75.0 | +50.0 ± 28.9 | 2 / 0 |" in out
+    [row] = json.loads((tmp_path / "rows.json").read_text())
+    assert row["label"] == "scaling-ar" and row["b_fixed"] == 2
+    assert main(["compare", str(tmp_path), "--baseline", "best-of-n"]) == 2
+    err = capsys.readouterr().err
+    assert "no 'best-of-n' run" in err and "raw, scaling-ar" in err and len(err.strip().splitlines()) == 1
+    assert main(["compare", str(tmp_path / "missing")]) == 2
+    assert "is not a folder" in capsys.readouterr().err
+
+
+def test_the_old_script_still_runs_with_its_old_flags(tmp_path):
+    _write(tmp_path, "raw", 1, [True, False], None)
+    _write(tmp_path, "scaling-ar", 8, [True, True], None)
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "compare_runs.py"), str(tmp_path), str(tmp_path),
+                           "--match", "raw", "scaling-ar", "--label-a", "old", "--label-b", "new"],
+                          capture_output=True, text=True, check=True)
+    assert "new − old ± paired SE" in done.stdout and "| scaling-ar | 8 | raw | 2 | 50.0 | 100.0 | +50.0" in done.stdout
