@@ -40,6 +40,24 @@ def test_scorer_flops_are_counted_once_per_scorer_and_size_off_the_clock():
     assert Raw().run(FakeNextScale(), ["a"], 4, seed=0, scorer=scorer).cost.scorer_flops == 0
 
 
+class AttentionScorer(FakeScorer):
+    """Self-attention over the 16 rows of an image, through the fused kernel a CPU runs (which torch's counter
+    does not see): FLOPs by hand are q·k and weights·v, 2 · 2 · L · L · D per image and channel-head."""
+
+    name = "attention"
+
+    def reward(self, images, prompts):
+        self.calls.append(len(images))
+        # images [B, 3, 16, 16] read as 3 heads of L = 16 rows of D = 16
+        return torch.nn.functional.scaled_dot_product_attention(images, images, images).mean((1, 2, 3))
+
+
+def test_a_scorers_fused_attention_is_counted_on_a_cpu():
+    result = BestOfN().run(FakeNextScale(), ["a"], 2, seed=0, scorer=AttentionScorer())
+    per_image = 3 * 2 * 2 * 16 * 16 * 16
+    assert result.cost.scorer_flops == 2 * per_image
+
+
 def test_a_scorer_may_state_its_flops():
     class Stated(FakeScorer):
         def reward_flops(self, rows, size):

@@ -103,6 +103,19 @@ def scorer_output(out: Any, scorer: Any, what: str, rows: int) -> torch.Tensor:
     return t
 
 
+def flop_counter() -> Any:
+    """torch's FLOP counter, also counting the fused attention kernel that a CPU runs: torch counts only the
+    CUDA ones, which left a scorer's attention out of its cost on a CPU."""
+    from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
+
+    cpu_attention = getattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu", None)
+
+    def attention(query, key, value, *args: Any, out_shape: Any = None, **kwargs: Any) -> int:
+        return sdpa_flop_count(query, key, value)
+
+    return FlopCounterMode(display=False, custom_mapping={} if cpu_attention is None else {cpu_attention: attention})
+
+
 def _flops(obj: Any, analytic: str, cache: _PerObject, key: Any, rows: int, size: int,
            repeat: Callable[[], Any]) -> tuple[float, float]:
     """(FLOPs of `rows` items, seconds spent counting): `obj.<analytic>(rows, size)` when it has one, else torch's
@@ -113,10 +126,8 @@ def _flops(obj: Any, analytic: str, cache: _PerObject, key: Any, rows: int, size
         return float(fn(rows, size)), 0.0
     per_item, spent = cache.of(obj), 0.0
     if key not in per_item:
-        from torch.utils.flop_counter import FlopCounterMode
-
         t0 = time.perf_counter()
-        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        with torch.no_grad(), flop_counter() as counter:
             repeat()
         per_item[key] = counter.get_total_flops() / max(rows, 1)
         spent = time.perf_counter() - t0
