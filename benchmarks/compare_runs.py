@@ -15,7 +15,8 @@ from arscale.cli import main
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--label-a", default="A")
-    ap.add_argument("--label-b", default="B")
+    ap.add_argument("--label-a", default=None)
+    ap.add_argument("--label-b", default=None)
     known, rest = ap.parse_known_args()
-    sys.exit(main(["compare", *rest, "--names", known.label_a, known.label_b]))
+    names = [] if known.label_a is None and known.label_b is None else [known.label_a or "A", known.label_b or "B"]
+    sys.exit(main(["compare", *rest, *(["--names", *names] if names else [])]))

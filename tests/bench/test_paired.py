@@ -8,7 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from arscale.bench.paired import against_baseline, load_records, match_labels, paired_difference
+from arscale.bench.paired import (
+    against_baseline,
+    load_records,
+    match_labels,
+    paired_difference,
+    paired_variance,
+)
 from arscale.cli import main
 from arscale.errors import ArscaleError
 
@@ -20,8 +26,9 @@ def _write(root: Path, label: str, n: int, correct: list[bool], reward: float | 
         d = root / label / f"n{n}" / f"{i:05d}"
         d.mkdir(parents=True)
         tag = tags[i] if tags else "counting"
-        (d / "record.json").write_text(json.dumps({"label": label, "n": n, "index": i, "correct": ok, "tag": tag,
-                                                   "prompt": f"prompt {i}", "reward": reward}))
+        (d / "record.json").write_text(json.dumps({"label": label, "strategy": label.split("@")[0], "n": n,
+                                                   "index": i, "correct": ok, "tag": tag, "prompt": f"prompt {i}",
+                                                   "reward": reward}))
 
 
 def test_paired_difference_counts_and_only_common_prompts(tmp_path):
@@ -34,11 +41,21 @@ def test_paired_difference_counts_and_only_common_prompts(tmp_path):
     row = paired_difference(ra[("best-of-n", 8)], rb[("best-of-n", 8)])
     assert row["prompts"] == 4 and row["b_fixed"] == 2 and row["b_broke"] == 1
     assert math.isclose(row["acc_a"], 0.5) and math.isclose(row["acc_b"], 0.75)
-    d = [0, 1, 1, -1]  # per-prompt b − a
-    mean = sum(d) / 4
-    se = math.sqrt(sum((x - mean) ** 2 for x in d) / 3 / 4)
-    assert math.isclose(row["diff"], mean) and math.isclose(row["diff_se"], se)
+    # per-prompt b − a is [0, 1, 1, -1]; Agresti–Min: half a prompt added to each cell of the 2x2 table
+    p01, p10 = 2.5 / 6, 1.5 / 6
+    assert math.isclose(row["diff"], 0.25)
+    assert math.isclose(row["diff_se"], math.sqrt((p01 + p10 - (p01 - p10) ** 2) / 6))
     assert math.isclose(row["reward_b"] - row["reward_a"], 1.0)
+
+
+def test_the_paired_se_is_never_zero():
+    # a tag of one prompt, or one where every prompt moved the same way, still has an uncertainty
+    assert paired_variance(1, 0, 1) > 0 and paired_variance(3, 0, 3) > 0 and paired_variance(0, 0, 5) > 0
+    # and it shrinks with more prompts like a binomial SE
+    assert paired_variance(0, 0, 400) < paired_variance(0, 0, 40) / 9
+    same = {i: {"correct": i % 2 == 0, "tag": "colors", "prompt": str(i)} for i in range(10)}
+    row = paired_difference(same, same)
+    assert row["diff"] == 0 and row["diff_se"] > 0 and row["b_fixed"] == row["b_broke"] == 0
 
 
 def test_the_difference_is_per_tag_like_the_overall_column(tmp_path):
@@ -50,10 +67,22 @@ def test_the_difference_is_per_tag_like_the_overall_column(tmp_path):
     row = against_baseline(runs)[("tts-var", 8)]
     assert math.isclose(row["acc_a"], (1 / 3 + 0) / 2) and math.isclose(row["acc_b"], (2 / 3 + 1) / 2)
     assert math.isclose(row["diff"], row["acc_b"] - row["acc_a"])
-    d = [1, 0, 0]  # counting's differences; colors has one prompt, so no spread
-    var_counting = sum((x - 1 / 3) ** 2 for x in d) / 2 / 3
-    assert math.isclose(row["diff_se"], math.sqrt(var_counting + 0.0) / 2)
+    # counting: one prompt fixed of three; colors: its one prompt fixed
+    assert math.isclose(row["diff_se"], math.sqrt(paired_variance(1, 0, 3) + paired_variance(1, 0, 1)) / 2)
     assert ("raw", 1) not in against_baseline(runs) and against_baseline(runs, "importance") == {}
+
+
+def test_only_raw_sampling_stands_for_every_n(tmp_path):
+    # raw sampling's image does not depend on N; Best-of-N's does, so it is compared at the same N only
+    _write(tmp_path, "raw", 1, [True, False], None)
+    _write(tmp_path, "best-of-n", 1, [True, False], 0.5)
+    _write(tmp_path, "importance", 2, [True, True], 0.5)
+    runs = load_records(tmp_path)
+    assert against_baseline(runs)[("importance", 2)]["baseline_n"] == 1
+    assert ("importance", 2) not in against_baseline(runs, "best-of-n")
+    assert set(match_labels(runs, runs, "best-of-n", "importance")) == set()
+    [(key, (n_a, _, _))] = match_labels(runs, runs, "raw", "importance").items()
+    assert key == ("importance", 2) and n_a == 1
 
 
 def test_runs_of_different_prompts_are_refused(tmp_path):
@@ -71,14 +100,15 @@ def test_match_pairs_two_labels_and_a_single_n_meets_every_n(tmp_path):
     _write(tmp_path, "scaling-ar", 8, [True, True, False], 0.5)
     _write(tmp_path, "scaling-ar@end", 8, [False, True, True], 0.25)
     runs = load_records(tmp_path)
-    ra, rb = match_labels(runs, runs, "scaling-ar", "scaling-ar@end")
-    assert set(ra) == set(rb) == {("scaling-ar@end", 8)}
-    row = paired_difference(ra[("scaling-ar@end", 8)], rb[("scaling-ar@end", 8)])
+    met = match_labels(runs, runs, "scaling-ar", "scaling-ar@end")
+    assert set(met) == {("scaling-ar@end", 8)}
+    _, a, b = met[("scaling-ar@end", 8)]
+    row = paired_difference(a, b)
     assert (row["b_fixed"], row["b_broke"]) == (1, 1) and math.isclose(row["reward_a"], 0.5)
-    ra, rb = match_labels(runs, runs, "raw", "scaling-ar")
-    row = paired_difference(ra[("scaling-ar", 8)], rb[("scaling-ar", 8)])
+    _, a, b = match_labels(runs, runs, "raw", "scaling-ar")[("scaling-ar", 8)]
+    row = paired_difference(a, b)
     assert math.isclose(row["acc_a"], 2 / 3) and math.isnan(row["reward_a"])
-    assert match_labels(runs, runs, "importance", "scaling-ar")[0] == {}
+    assert match_labels(runs, runs, "importance", "scaling-ar") == {}
 
 
 def test_compare_command(tmp_path, capsys):
@@ -86,14 +116,25 @@ def test_compare_command(tmp_path, capsys):
     _write(tmp_path, "scaling-ar", 8, [True, True, True, False], 0.5)
     assert main(["compare", str(tmp_path), "--json", str(tmp_path / "rows.json")]) == 0
     out = capsys.readouterr().out
-    assert "| scaling-ar | 8 | raw | 4 | 25.0 | 75.0 | +50.0 ± 28.9 | 2 / 0 |" in out
-    [row] = json.loads((tmp_path / "rows.json").read_text())
-    assert row["label"] == "scaling-ar" and row["b_fixed"] == 2
-    assert main(["compare", str(tmp_path), "--baseline", "best-of-n"]) == 2
-    err = capsys.readouterr().err
-    assert "no 'best-of-n' run" in err and "raw, scaling-ar" in err and len(err.strip().splitlines()) == 1
-    assert main(["compare", str(tmp_path / "missing")]) == 2
-    assert "is not a folder" in capsys.readouterr().err
+    se = 100 * math.sqrt(paired_variance(2, 0, 4))
+    assert f"| scaling-ar | 8 | raw N=1 | 4 | 25.0 | 75.0 | +50.0 ± {se:.1f} | 2 / 0 | – / 0.500 |" in out
+    [row] = json.loads((tmp_path / "rows.json").read_text())  # strict JSON: a missing reward is null
+    assert row["label"] == "scaling-ar" and row["b_fixed"] == 2 and row["reward_a"] is None
+    assert main(["compare", str(tmp_path), "--names", "before", "after"]) == 0
+    assert "after − before ± paired SE" in capsys.readouterr().out
+
+    def one_line_error(argv, *needles):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert len(err.strip().splitlines()) == 1 and all(n in err for n in needles), err
+
+    one_line_error(["compare", str(tmp_path), "--baseline", "best-of-n"], "no 'best-of-n' run", "raw, scaling-ar")
+    one_line_error(["compare", str(tmp_path / "missing")], "is not a folder")
+    one_line_error(["compare", str(tmp_path), str(tmp_path), "--baseline", "raw"], "--baseline compares the runs of one")
+    one_line_error(["compare", str(tmp_path), "--json", str(tmp_path / "no" / "rows.json")], "cannot write --json")
+    alone = tmp_path / "alone"
+    _write(alone, "raw", 1, [True], None)
+    one_line_error(["compare", str(alone)], "nothing under", "raw N=1")
 
 
 def test_the_old_script_still_runs_with_its_old_flags(tmp_path):
@@ -102,4 +143,4 @@ def test_the_old_script_still_runs_with_its_old_flags(tmp_path):
     done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "compare_runs.py"), str(tmp_path), str(tmp_path),
                            "--match", "raw", "scaling-ar", "--label-a", "old", "--label-b", "new"],
                           capture_output=True, text=True, check=True)
-    assert "new − old ± paired SE" in done.stdout and "| scaling-ar | 8 | raw | 2 | 50.0 | 100.0 | +50.0" in done.stdout
+    assert "new − old ± paired SE" in done.stdout and "| scaling-ar | 8 | raw N=1 | 2 | 50.0 | 100.0 | +50.0" in done.stdout

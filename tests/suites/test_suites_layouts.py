@@ -29,11 +29,15 @@ def test_geneval_loader_keeps_order_and_metadata(tmp_path):
 
 def test_geneval_loader_errors_name_the_line(tmp_path):
     f = tmp_path / "bad.jsonl"
-    f.write_text('{"prompt": "x", "include": []}\n{oops\n')
+    f.write_text('{"prompt": "x", "tag": "plain", "include": []}\n{oops\n')
     with pytest.raises(ArscaleError, match="bad.jsonl:2"):
         load_geneval(f)
     with pytest.raises(ArscaleError, match="not found"):
         load_geneval(tmp_path / "missing.jsonl")
+    # a record without its tag (the evaluator groups by it) is named, before anything runs
+    f.write_text('{"prompt": "a photo of a circle", "include": [{"class": "circle", "count": 1}]}\n')
+    with pytest.raises(ArscaleError, match="record 0 lacks 'tag'"):
+        load_prompts(str(f))
 
 
 def test_compbench_directory_and_layout_names(tmp_path):

@@ -1,9 +1,12 @@
 """Paired comparison of bench runs on the prompts both finished.
 
 Runs of one bench share a suite and a seed, so a prompt index draws the same candidates under every strategy
-(raw sampling's image is candidate 0 of each). The per-prompt differences are paired, and their standard
-error is far smaller than either run's own. The difference is taken per tag and averaged over tags, as the
-`overall` column is, so on the same prompts it is exactly the difference of the two overall accuracies.
+(raw sampling's image is candidate 0 of each). The per-prompt differences are paired: where two runs share
+candidates their SE is far smaller than either run's own. The difference is taken per tag and averaged over
+tags, as the `overall` column is, so on the same prompts it is exactly the difference of the two overall
+accuracies. Its SE per tag is Agresti and Min's for paired proportions (half a prompt added to each cell of
+the 2×2 table), which, like the overall column's Agresti–Coull, does not read zero for a tag of one prompt
+or one where every prompt moved the same way.
 """
 
 from __future__ import annotations
@@ -42,18 +45,17 @@ def paired_difference(a: Mapping[int, dict], b: Mapping[int, dict]) -> dict:
     common = [i for i in both if a[i].get("correct") is not None and b[i].get("correct") is not None]
     if not common:
         return {"prompts": 0}
-    by_tag: dict[str, list[tuple[float, float]]] = {}
+    by_tag: dict[str, list[tuple[bool, bool]]] = {}
     for i in common:
-        by_tag.setdefault(str(b[i].get("tag")), []).append((float(bool(a[i]["correct"])), float(bool(b[i]["correct"]))))
+        by_tag.setdefault(str(b[i].get("tag")), []).append((bool(a[i]["correct"]), bool(b[i]["correct"])))
     acc_a = acc_b = diff = var = 0.0
     for pairs in by_tag.values():
         n = len(pairs)
-        d = [y - x for x, y in pairs]
-        mean_d = sum(d) / n
+        fixed, broke = sum(y and not x for x, y in pairs), sum(x and not y for x, y in pairs)
         acc_a += sum(x for x, _ in pairs) / n
         acc_b += sum(y for _, y in pairs) / n
-        diff += mean_d
-        var += sum((v - mean_d) ** 2 for v in d) / max(1, n - 1) / n
+        diff += (fixed - broke) / n
+        var += paired_variance(fixed, broke, n)
     k = len(by_tag)
     deltas = [float(bool(b[i]["correct"])) - float(bool(a[i]["correct"])) for i in common]
     return {"prompts": len(common), "acc_a": acc_a / k, "acc_b": acc_b / k, "diff": diff / k,
@@ -62,62 +64,90 @@ def paired_difference(a: Mapping[int, dict], b: Mapping[int, dict]) -> dict:
             "reward_b": _mean_reward(b, common)}
 
 
+def paired_variance(fixed: int, broke: int, n: int) -> float:
+    """Variance of a paired difference of proportions with `fixed` / `broke` discordant prompts out of `n`,
+    after Agresti and Min (2005): half a prompt added to each of the four cells."""
+    p01, p10, m = (fixed + 0.5) / (n + 2), (broke + 0.5) / (n + 2), n + 2
+    return (p01 + p10 - (p01 - p10) ** 2) / m
+
+
 def _mean_reward(runs: Mapping[int, dict], common: list[int]) -> float:
     values = [runs[i]["reward"] for i in common if runs[i].get("reward") is not None]
     return sum(values) / len(values) if values else float("nan")
 
 
-def match_labels(ra: Runs, rb: Runs, label_a: str, label_b: str) -> tuple[dict[RunKey, dict], dict[RunKey, dict]]:
-    """`label_a`'s runs of A against `label_b`'s of B, both keyed by B's (label, N). Where A's label ran at
-    one N only (raw sampling, whose image does not depend on N) that run meets every N of B."""
-    rb_label = {key: recs for key, recs in rb.items() if key[0] == label_b}
-    a_runs = {n: recs for (label, n), recs in ra.items() if label == label_a}
-    only = next(iter(a_runs.values())) if len(a_runs) == 1 else None
-    ra_label = {key: a_runs.get(key[1], only) for key in rb_label if a_runs.get(key[1], only) is not None}
-    return ra_label, rb_label
+def _runs_at(runs: Runs, label: str) -> dict[int, dict[int, dict]]:
+    return {n: recs for (lab, n), recs in runs.items() if lab == label}
+
+
+def _budget_free(by_n: dict[int, dict[int, dict]]) -> bool:
+    """Raw sampling draws the same image whatever N is: its run at one N stands for every N."""
+    return all(rec.get("strategy") == "raw" for recs in by_n.values() for rec in recs.values())
+
+
+def _meeting(by_n: dict[int, dict[int, dict]], n: int) -> int | None:
+    """The N of a reference run that meets a run at N: the same N, else raw sampling's smallest."""
+    if n in by_n:
+        return n
+    return min(by_n) if by_n and _budget_free(by_n) else None
+
+
+def match_labels(ra: Runs, rb: Runs, label_a: str, label_b: str) -> dict[RunKey, tuple[int, dict, dict]]:
+    """`label_b`'s runs of B, keyed by (label, N), each with the N of `label_a`'s run of A that meets it (the
+    same N; raw sampling's at any N) and the two runs' records."""
+    a_runs = _runs_at(ra, label_a)
+    out = {}
+    for n, recs in _runs_at(rb, label_b).items():
+        m = _meeting(a_runs, n)
+        if m is not None:
+            out[(label_b, n)] = (m, a_runs[m], recs)
+    return out
 
 
 def against_baseline(runs: Runs, baseline: str = "raw") -> dict[RunKey, dict]:
-    """Every other run against the baseline label's run at the same N (else at its smallest N: raw sampling
-    draws the same image whatever N is). Empty without a baseline run."""
-    base = {n: recs for (label, n), recs in runs.items() if label == baseline}
-    if not base:
-        return {}
+    """Every other run against the baseline label's run at the same N (raw sampling: else at its smallest N),
+    each with the `baseline_n` it was compared with. Runs the baseline has no N for are left out."""
+    base = _runs_at(runs, baseline)
     out = {}
     for (label, n), recs in runs.items():
-        if label != baseline:
-            out[(label, n)] = paired_difference(base.get(n, base[min(base)]), recs)
+        m = _meeting(base, n)
+        if label != baseline and m is not None:
+            out[(label, n)] = {**paired_difference(base[m], recs), "baseline_n": m}
     return out
 
 
 def compare_folders(a: str | Path, b: str | Path | None = None, *, match: tuple[str, str] | None = None,
                     baseline: str = "raw") -> list[dict]:
-    """Rows of B − A: each (label, N) in both folders, or `match` = (label of A, label of B); with B
-    omitted, every run of A against `baseline` in A."""
+    """Rows of B − A: each (label, N) in both folders, or `match` = (label of A, label of B); with neither B
+    nor `match`, every run of A against `baseline` in A. Each row names what it was compared `against`."""
     ra = load_records(a)
     if not ra:
         raise ArscaleError(f"no finished prompts under {a} (expected {a}/<label>/n<N>/<index>/record.json)")
+    labels = sorted({label for label, _ in ra})
     if b is None and match is None:
-        if not any(label == baseline for label, _ in ra):
-            labels = sorted({label for label, _ in ra})
+        if baseline not in labels:
             raise ArscaleError(f"no {baseline!r} run under {a} to compare against; its runs are {', '.join(labels)} "
                                "(pick one with --baseline)")
         pairs = against_baseline(ra, baseline)
-        return [{"label": k[0], "n": k[1], "against": baseline, **v} for k, v in sorted(pairs.items())]
+        if not pairs:
+            raise ArscaleError(f"nothing under {a} to compare with {baseline!r}: no other run at an N it ran at "
+                               f"(its runs are {', '.join(f'{k[0]} N={k[1]}' for k in sorted(ra))})")
+        return [{"label": k[0], "n": k[1], "against": f"{baseline} N={v.pop('baseline_n')}", **v}
+                for k, v in sorted(pairs.items())]
     rb = ra if b is None else load_records(b)
     if not rb:
         raise ArscaleError(f"no finished prompts under {b}")
     if match is not None:
-        ra_m, rb_m = match_labels(ra, rb, *match)
-        if not rb_m or not ra_m:
-            raise ArscaleError(f"no runs of {match[0]!r} in {a} and {match[1]!r} in {b or a} at a common N")
-        against = match[0]
-    else:
-        ra_m, rb_m, against = ra, rb, None
-    keys = sorted(set(ra_m) & set(rb_m))
+        met = match_labels(ra, rb, *match)
+        if not met:
+            raise ArscaleError(f"no runs of {match[0]!r} in {a} and {match[1]!r} in {b or a} at a common N "
+                               "(raw sampling meets any N)")
+        return [{"label": k[0], "n": k[1], "against": f"{match[0]} N={m}", **paired_difference(recs_a, recs_b)}
+                for k, (m, recs_a, recs_b) in sorted(met.items())]
+    keys = sorted(set(ra) & set(rb))
     if not keys:
         raise ArscaleError(f"no (strategy, N) runs with finished prompts in both {a} and {b}")
-    return [{"label": k[0], "n": k[1], "against": against or k[0], **paired_difference(ra_m[k], rb_m[k])}
+    return [{"label": k[0], "n": k[1], "against": f"{k[0]} N={k[1]}", **paired_difference(ra[k], rb[k])}
             for k in keys]
 
 
@@ -131,5 +161,9 @@ def format_comparison(rows: list[dict], name_a: str = "A", name_b: str = "B") ->
             continue
         lines.append(f"| {r['label']} | {r['n']} | {r['against']} | {r['prompts']} | {100 * r['acc_a']:.1f} | "
                      f"{100 * r['acc_b']:.1f} | {100 * r['diff']:+.1f} ± {100 * r['diff_se']:.1f} | "
-                     f"{r['b_fixed']} / {r['b_broke']} | {r['reward_a']:.3f} / {r['reward_b']:.3f} |")
+                     f"{r['b_fixed']} / {r['b_broke']} | {_reward(r['reward_a'])} / {_reward(r['reward_b'])} |")
     return "\n".join(lines) + "\n"
+
+
+def _reward(value: float) -> str:
+    return "–" if value is None or math.isnan(value) else f"{value:.3f}"

@@ -60,8 +60,10 @@ def load_geneval(path: str | Path) -> list[SuitePrompt]:
     p = _existing(path, "GenEval metadata file")
     out = []
     for i, row in enumerate(_read_jsonl(p)):
-        if "prompt" not in row or "include" not in row:
-            raise ArscaleError(f"{p}: record {i} lacks 'prompt' or 'include'; is this a GenEval metadata file?")
+        missing = [key for key in ("prompt", "tag", "include") if key not in row]
+        if missing:
+            raise ArscaleError(f"{p}: record {i} lacks {', '.join(map(repr, missing))}; GenEval metadata has "
+                               "'prompt', 'tag' and 'include' on every line")
         out.append(SuitePrompt(i, row["prompt"], row))
     return out
 

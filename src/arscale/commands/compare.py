@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from pathlib import Path
 
 from arscale.errors import ArscaleError
@@ -24,12 +25,13 @@ def register(sub) -> None:
     p.add_argument("a", metavar="A", help="an `arscale bench --out` folder")
     p.add_argument("b", metavar="B", nargs="?", default=None,
                    help="a second one (B − A per strategy and N); without it, every run of A against --baseline")
-    p.add_argument("--baseline", default="raw", help="with A alone: the label to compare against (default %(default)s)")
+    p.add_argument("--baseline", default=None, metavar="LABEL",
+                   help="with A alone: the label every other run is compared with (default raw)")
     p.add_argument("--match", nargs=2, metavar=("LABEL_A", "LABEL_B"), default=None,
                    help="compare label LABEL_A of A with LABEL_B of B (B defaults to A)")
-    p.add_argument("--names", nargs=2, metavar=("NAME_A", "NAME_B"), default=("A", "B"),
-                   help="column names for A and B (default A B)")
-    p.add_argument("--json", default=None, metavar="FILE", help="also write the rows here")
+    p.add_argument("--names", nargs=2, metavar=("NAME_A", "NAME_B"), default=None,
+                   help="column names for A and B (default A B; with A alone, the baseline and 'run')")
+    p.add_argument("--json", default=None, metavar="FILE", help="also write the rows here (no reward: null)")
     p.set_defaults(func=run)
 
 
@@ -39,11 +41,18 @@ def run(args: argparse.Namespace) -> int:
     for folder in (args.a, args.b):
         if folder is not None and not Path(folder).is_dir():
             raise ArscaleError(f"{folder} is not a folder (expected an `arscale bench --out` folder)")
-    rows = compare_folders(args.a, args.b, match=tuple(args.match) if args.match else None, baseline=args.baseline)
-    names = tuple(args.names)
-    if args.b is None and args.match is None:
-        names = (args.baseline, "run")
+    within = args.b is None and args.match is None
+    if args.baseline is not None and not within:
+        raise ArscaleError("--baseline compares the runs of one folder; with two folders or --match, name the "
+                           "labels with --match LABEL_A LABEL_B")
+    baseline = args.baseline or "raw"
+    rows = compare_folders(args.a, args.b, match=tuple(args.match) if args.match else None, baseline=baseline)
+    names = tuple(args.names) if args.names else ((baseline, "run") if within else ("A", "B"))
     print(format_comparison(rows, *names), end="")
     if args.json:
-        Path(args.json).write_text(json.dumps(rows, indent=2) + "\n")
+        plain = [{k: None if isinstance(v, float) and math.isnan(v) else v for k, v in row.items()} for row in rows]
+        try:
+            Path(args.json).write_text(json.dumps(plain, indent=2) + "\n")
+        except OSError as exc:
+            raise ArscaleError(f"cannot write --json {args.json}: {exc.strerror or exc}") from None
     return 0
