@@ -238,6 +238,17 @@ def gen():
 PROMPTS = ["a photo of a red circle", "a photo of three squares"]
 
 
+def test_a_next_scale_model_is_refused_with_what_to_use_instead():
+    class NextScale:
+        name = "some-var"
+
+        def step(self, traj):
+            return traj
+
+    with pytest.raises(ArscaleError, match="needs a next-token model .* some-var has no next_logits.*tts-var"):
+        ScalingAR().run(NextScale(), PROMPTS, 2)
+
+
 def test_run_is_deterministic_and_picks_highest_confidence(gen):
     strat = ScalingAR(ScalingARConfig(prune_quantile=0.5))
     a = strat.run(gen, PROMPTS, 4, seed=3)

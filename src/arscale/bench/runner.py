@@ -35,7 +35,7 @@ from arscale.bench.metrics import summarize
 from arscale.bench.suites import SuitePrompt
 from arscale.errors import ArscaleError
 from arscale.generators.seeding import mix
-from arscale.search.base import STRATEGIES, make_strategy
+from arscale.search.base import STRATEGIES, make_strategy, read_config
 
 RECORD_FILE = "record.json"
 
@@ -57,11 +57,7 @@ def parse_runs(strategies: str, configs: Sequence[str] = ()) -> list[RunSpec]:
         label, sep, text = item.partition("=")
         if not sep:
             raise ArscaleError(f"--config expects LABEL=JSON (e.g. tts-var='{{\"lam\": 1}}'), got {item!r}")
-        path = Path(text)
-        try:
-            given[label.strip()] = json.loads(path.read_text() if path.is_file() else text)
-        except json.JSONDecodeError as exc:
-            raise ArscaleError(f"--config {label}: not valid JSON ({exc.msg})") from None
+        given[label.strip()] = read_config(text, f"--config {label}")
     specs = []
     for label in [s.strip() for s in strategies.split(",") if s.strip()]:
         name = label.split("@", 1)[0]

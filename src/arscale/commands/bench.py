@@ -14,6 +14,7 @@ from pathlib import Path
 
 from arscale.devices import pick_device
 from arscale.errors import ArscaleError
+from arscale.folders import output_folder
 
 
 def register(sub) -> None:
@@ -111,8 +112,7 @@ def run_bench(args: argparse.Namespace) -> int:
                            "by each prompt's type and description")
     args.device = str(pick_device(args.device))  # before anything is written
     shard = resolve_shard(args.num_shards, args.shard_index)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = output_folder(args.out)
     manifest = mf.build_manifest(
         model=mf.model_entry(args.model, args.model_weights), strategies=manifest_strategies(specs, args.scorer),
         scorer=args.scorer or None, scorer_weights=mf.scorer_weights_entry(args.scorer_weights),

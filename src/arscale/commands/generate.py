@@ -13,13 +13,13 @@ import math
 import sys
 import time
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from arscale.devices import pick_device
 from arscale.errors import ArscaleError
+from arscale.folders import output_folder
 
 
 def register(sub) -> None:
@@ -43,19 +43,9 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
-def _strategy_config(text: str | None) -> dict:
-    if not text:
-        return {}
-    path = Path(text)
-    try:
-        return json.loads(path.read_text() if path.exists() else text)
-    except json.JSONDecodeError as exc:
-        raise ArscaleError(f"--config is neither a JSON file nor valid JSON: {exc}") from None
-
-
 def run(args: argparse.Namespace) -> int:
     from arscale.generators.registry import load_generator
-    from arscale.search.base import make_strategy, strategy_extras
+    from arscale.search.base import make_strategy, read_config, strategy_extras
 
     if args.n <= 0:
         raise ArscaleError(f"--n must be at least 1, got {args.n}")
@@ -63,13 +53,14 @@ def run(args: argparse.Namespace) -> int:
         raise ArscaleError(f"--cfg must be ≥ 0, got {args.cfg}")
     t0 = time.perf_counter()
     args.device = str(pick_device(args.device))
+    out = output_folder(args.out)  # before the model loads: a bad --out fails at once
     options = {"device": args.device}
     if args.cfg is not None:
         options["cfg"] = args.cfg
     if args.weights:
         options["weights"] = args.weights
     generator = load_generator(args.model, **options)
-    strategy = make_strategy(args.strategy, _strategy_config(args.config))
+    strategy = make_strategy(args.strategy, read_config(args.config) if args.config else {})
     scorer = None
     if args.scorer and not getattr(strategy, "uses_reward", True):
         print(f"note: {args.strategy} uses no scorer; --scorer {args.scorer} is ignored", file=sys.stderr)
@@ -84,8 +75,6 @@ def run(args: argparse.Namespace) -> int:
         result = strategy.run(generator, [args.prompt], args.n, seed=args.seed, scorer=scorer)
     candidates = [c for per_prompt in result.candidates for c in per_prompt]
 
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     images = [c.image for c in candidates]
     stem = f"{args.model}_{args.strategy}"
     for i, img in enumerate(images):

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from arscale.errors import ArscaleError
+from arscale.folders import output_folder
 
 
 def register(subparsers) -> None:
@@ -76,13 +77,7 @@ def cmd_render(args) -> int:
     if args.seed < 0:
         raise ArscaleError(f"--seed must be non-negative, got {args.seed}")
     records = load_suite(args.prompts)
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise ArscaleError(f"--out {out} exists and is not a folder")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ArscaleError(f"cannot create {out}: {exc}") from None
+    out = output_folder(args.out)
     total = len(records) * args.per_prompt
     with tqdm(total=total, desc="render", unit="img", disable=args.no_progress or None) as bar:
         for i, record in enumerate(records):

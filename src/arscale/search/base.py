@@ -152,6 +152,23 @@ def strategy_extras(strategy: Any) -> Callable[[SearchResult, Path], Any] | None
     return fn if callable(fn) else None
 
 
+def read_config(text: str, what: str = "--config") -> dict[str, Any]:
+    """A strategy config given on the command line: inline JSON (`{...}`) or the path of a JSON file."""
+    source = text
+    if not text.lstrip().startswith("{"):
+        path = Path(text)
+        if not path.is_file():
+            raise ArscaleError(f"{what}: {text!r} is neither inline JSON ({{...}}) nor an existing JSON file")
+        source = path.read_text()
+    try:
+        config = json.loads(source)
+    except json.JSONDecodeError as exc:
+        raise ArscaleError(f"{what}: not valid JSON ({exc.msg}, line {exc.lineno} column {exc.colno})") from None
+    if not isinstance(config, dict):
+        raise ArscaleError(f"{what}: a config is a JSON object of fields, got {type(config).__name__}")
+    return config
+
+
 def make_strategy(name: str, config: dict[str, Any] | None = None) -> Strategy:
     if name not in STRATEGIES:
         raise ArscaleError(f"unknown strategy {name!r}; choose from {', '.join(STRATEGIES)}")

@@ -343,7 +343,9 @@ class ScalingAR:
             raise ArscaleError(f"ScalingAR needs n >= 1 candidates per prompt, got {n}")
         for attr in ("next_logits", "advance", "finish"):
             if not hasattr(generator, attr):
-                raise ArscaleError(f"ScalingAR needs a next-token generator; {type(generator).__name__} has no {attr}")
+                name = getattr(generator, "name", type(generator).__name__)
+                raise ArscaleError(f"ScalingAR steers token by token: it needs a next-token model (shapeworld-ar, "
+                                   f"llamagen-...), and {name} has no {attr}() (next-scale models: tts-var)")
         prompts = list(prompts)
         cost = CostRecord()
         t0 = time.perf_counter()

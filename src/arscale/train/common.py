@@ -44,6 +44,7 @@ from tqdm import tqdm
 
 from arscale.devices import pick_device
 from arscale.errors import ArscaleError
+from arscale.folders import output_folder
 from arscale.generators.seeding import mix
 
 
@@ -193,6 +194,7 @@ def resolve_output(args: argparse.Namespace) -> None:
     if Path(args.out).resolve() == shipped:
         raise ArscaleError(f"--out {args.out} is the model shipped in the package; pass --replace-shipped to "
                            "retrain it, or choose another folder")
+    output_folder(args.out)  # before training: a bad --out fails at once, not at the first checkpoint
     if args.state_dir is None:
         # one subfolder per trainer, as in the repository's train_state/: a tokenizer and its transformer may share
         # --out. A state written before 2026-12-06 lies in train_state/ itself: resume that one rather than restart.
