@@ -122,22 +122,27 @@ def test_scaling_ar_records_each_prompts_own_tokens(tmp_path):
         assert sum(values) / len(values) == pytest.approx(summary["cost_per_prompt"][key])
 
 
-def test_a_strategy_without_a_reward_is_scored_like_raw_sampling(tmp_path):
-    # ScalingAR picks by its own confidence: the reward column must hold the bench scorer's reward of its image
+@pytest.mark.parametrize("model, label", [("ar", "scaling-ar"), ("ar", "best-of-n"), ("scale", "raw")])
+def test_every_strategys_written_image_is_scored_the_same_way(tmp_path, model, label):
+    # ScalingAR picks by its own confidence, Best-of-N by its reward of a float decode: the reward column holds
+    # the bench scorer's reward of the image each one wrote, so it compares like with like
     from search_fakes import FakeNextToken
 
     prompts = [SuitePrompt(i, md["prompt"], md) for i, md in enumerate(build_suite(1, 5))]
     scorer = FakeScorer()
-    bench = Bench(FakeNextToken(), scorer, kind="shapeworld", seed=2, batch_prompts=6, quiet=True)
-    bench.run(parse_runs("scaling-ar", []), [4], prompts, tmp_path)
+    gen = FakeNextToken() if model == "ar" else FakeNextScale()
+    bench = Bench(gen, scorer, kind="shapeworld", seed=2, batch_prompts=6, quiet=True)
+    bench.run(parse_runs(label, []), [4], prompts, tmp_path)
     for i, sp in enumerate(prompts):
-        record = json.loads((tmp_path / "scaling-ar" / "n4" / f"{i:05d}" / "record.json").read_text())
-        image = np.asarray(Image.open(sample_path(tmp_path / "scaling-ar" / "n4", i, 0)), dtype=np.float32) / 255
+        record = json.loads((tmp_path / label / "n4" / f"{i:05d}" / "record.json").read_text())
+        image = np.asarray(Image.open(sample_path(tmp_path / label / "n4", i, 0)), dtype=np.float32) / 255
         pixels = torch.from_numpy(image).permute(2, 0, 1)[None]
-        expected = float(scorer.reward(F.interpolate(pixels, size=(16, 16), mode="bilinear", antialias=True,
-                                                     align_corners=False), [sp.prompt])[0])
-        assert record["reward"] == pytest.approx(expected, abs=1e-5)
-        assert "candidate_rewards" not in record and len(record["candidate_scores"]) >= 1  # its confidences
+        if pixels.shape[-1] != 16:
+            pixels = F.interpolate(pixels, size=(16, 16), mode="bilinear", antialias=True, align_corners=False)
+        assert record["reward"] == pytest.approx(float(scorer.reward(pixels, [sp.prompt])[0]), abs=1e-5)
+        assert record["scores_are_rewards"] is (label == "best-of-n")  # its own scores: rewards, confidences, none
+        final = len(record["candidate_scores"])  # every final candidate: ScalingAR's survivors
+        assert final == 1 if label == "raw" else final == 4 if label == "best-of-n" else 1 <= final <= 4
 
 
 def test_bench_runs_skip_plot_only_previews_unless_asked():

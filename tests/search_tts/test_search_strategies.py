@@ -178,3 +178,20 @@ def test_configs_round_trip_and_registry():
         make_strategy("importance", {"lambda": 1.0})
     with pytest.raises(ArscaleError, match="potential"):
         TTSVARConfig(potential="topk")
+
+
+@pytest.mark.parametrize("name", ["raw", "best-of-n", "importance", "tts-var", "scaling-ar"])
+def test_run_arguments_a_python_user_gets_wrong(name, monkeypatch):
+    from arscale.scorers.base import SCORERS
+
+    monkeypatch.setitem(SCORERS, "fake-reward", lambda device="cpu": FakeScorer())
+    gen = FakeNextToken() if name == "scaling-ar" else FakeNextScale()
+    strategy = make_strategy(name, {"features": "fake-reward"} if name == "tts-var" else {})
+    with pytest.raises(ArscaleError, match="got one string 'a photo of a red circle': pass \\[prompt\\]"):
+        strategy.run(gen, "a photo of a red circle", 2, scorer=FakeScorer())
+    with pytest.raises(ArscaleError, match="must be a whole number, got 2.5"):
+        strategy.run(gen, PROMPTS, 2.5, scorer=FakeScorer())
+    # a scorer may be given by its registered name, as on the command line
+    by_name = strategy.run(gen, PROMPTS[:1], 2, seed=0, scorer="fake-reward")
+    by_object = strategy.run(gen, PROMPTS[:1], 2, seed=0, scorer=FakeScorer())
+    assert (by_name.chosen(0).image == by_object.chosen(0).image).all()

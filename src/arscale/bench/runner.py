@@ -220,18 +220,19 @@ class Bench:
         share = _cost_share(result.cost.to_dict(), len(batch))
         own_costs = (result.telemetry or {}).get("cost_per_prompt")  # strategies that stop candidates per prompt
         chosen = [result.chosen(i) for i in range(len(batch))]
-        # a strategy without a reward picks by a score of its own (ScalingAR: its confidence), not a reward:
-        # its images are scored like raw sampling's, so the reward column compares like with like
+        # The reward column scores every strategy's written image the same way (evaluation, not the strategy's
+        # cost): a strategy's own scores are of its float decode, or not rewards at all (ScalingAR's confidence).
+        # Without a bench scorer a reward strategy's own reward of its pick is all there is.
         by_reward = getattr(strategy, "uses_reward", True)
-        rewards = {i: c.score for i, c in enumerate(chosen) if c.score is not None} if by_reward else {}
-        unscored = [i for i in range(len(batch)) if i not in rewards]
-        if unscored and self.reward is not None:  # evaluation only: not part of the strategy's cost
-            images = torch.from_numpy(np.stack([chosen[i].image for i in unscored])).permute(0, 3, 1, 2).float() / 255
+        if self.reward is not None:
+            images = torch.from_numpy(np.stack([c.image for c in chosen])).permute(0, 3, 1, 2).float() / 255
             size = int(self.reward.input_size)
             if images.shape[-1] != size:
                 images = F.interpolate(images, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-            values = self.reward.reward(images, [batch[i].prompt for i in unscored])
-            rewards.update({i: float(v) for i, v in zip(unscored, values)})
+            values = self.reward.reward(images, [sp.prompt for sp in batch])
+            rewards = {i: float(v) for i, v in enumerate(values)}
+        else:
+            rewards = {i: c.score for i, c in enumerate(chosen) if c.score is not None} if by_reward else {}
         for i, sp in enumerate(batch):
             metadata = sp.metadata if sp.metadata else {"tag": "plain", "prompt": sp.prompt}
             layout.write_prompt(root, sp.index, metadata, [chosen[i].image])
@@ -246,7 +247,8 @@ class Bench:
             record = {"index": sp.index, "prompt": sp.prompt, "tag": metadata.get("tag"), "label": spec.label,
                       "strategy": spec.strategy, "n": n, "seed": self.seed, "correct": correct, "reason": reason,
                       "reward": rewards.get(i),
-                      ("candidate_rewards" if by_reward else "candidate_scores"): [c.score for c in result.candidates[i]],
+                      "candidate_scores": [c.score for c in result.candidates[i]],
+                      "scores_are_rewards": bool(by_reward),
                       "cost": share if own_costs is None else {**share, **own_costs[i]}}
             layout.atomic_write_text(_record_path(root, sp.index), json.dumps(record) + "\n")
 

@@ -24,8 +24,10 @@ class SearchTree:
 
     parent: list[int] = field(default_factory=list)  # -1 for a root
     prompt: list[int] = field(default_factory=list)
-    born: list[int] = field(default_factory=list)  # step at which the row appeared
-    ended: list[int | None] = field(default_factory=list)  # step after which it was cut
+    # steps count what was generated (scales or tokens): a row cut after 0-based scale k has ended = k + 1,
+    # a survivor ends at the model's length; telemetry and plots name the 0-based step itself
+    born: list[int] = field(default_factory=list)  # steps already generated when the row appeared
+    ended: list[int | None] = field(default_factory=list)  # steps generated when it was cut or finished
     reason: list[str | None] = field(default_factory=list)  # why it was cut ("cluster", "prune", ...)
 
     def add(self, parents: Sequence[int], prompts: Sequence[int], step: int) -> list[int]:

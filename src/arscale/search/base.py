@@ -118,7 +118,8 @@ class Strategy(Protocol):
 
     def run(self, generator: Any, prompts: Sequence[str], n: int, *, seed: int = 0, prompt_offset: int = 0,
             scorer: Any = None) -> SearchResult:
-        """Spend a budget of `n` candidates per prompt; return one chosen image per prompt."""
+        """Spend a budget of `n` candidates per prompt (a list, even of one); return one chosen image per prompt.
+        `scorer` is a scorer object or a registered name; without one, a strategy loads its config's default."""
         ...
 
 

@@ -15,6 +15,7 @@ Works for both generator kinds:
 
 from __future__ import annotations
 
+import numbers
 import time
 import weakref
 from collections.abc import Callable, Iterator, Sequence
@@ -176,8 +177,9 @@ class Search:
 
     # -- generation ------------------------------------------------------------------------------
     def start(self, prompts: Sequence[str], rows_per_prompt: int | Sequence[int]) -> Trajectories:
+        prompts = check_prompt_list(prompts)
         with self.cost.timer("model"):
-            traj = self.generator.start(list(prompts), rows_per_prompt, self.seed, prompt_offset=self.prompt_offset)
+            traj = self.generator.start(prompts, rows_per_prompt, self.seed, prompt_offset=self.prompt_offset)
         self.position = 0
         return traj
 
@@ -339,15 +341,29 @@ def make_search(generator: Any, *, seed: int, prompt_offset: int, scorer: Any = 
     """A `Search` with the reward scorer given (or loaded by name) and the feature scorer given (or loaded by
     name). Scorers load before the search's clock starts: loading is not the method's cost."""
     device = getattr(generator, "device", "cpu")
-    reward = scorer
+    reward = cached_scorer(scorer, device) if isinstance(scorer, str) else scorer  # a name works too
     if reward is None and reward_name:
         reward = cached_scorer(reward_name, device)
+    if isinstance(features, str):
+        features = cached_scorer(features, device)
     if features is None and feature_name:
         features = cached_scorer(feature_name, device)
     return Search(generator, seed=seed, prompt_offset=prompt_offset, reward=reward, features=features)
 
 
 def check_n(n: int) -> int:
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral):
+        raise ArscaleError(f"N (candidates per prompt) must be a whole number, got {n!r}")
     if int(n) < 1:
         raise ArscaleError(f"N (candidates per prompt) must be at least 1, got {n}")
     return int(n)
+
+
+def check_prompt_list(prompts: Sequence[Any]) -> list[Any]:
+    """A strategy runs a list of prompts; one bare string would read as a list of characters."""
+    if isinstance(prompts, (str, bytes)):
+        raise ArscaleError(f"prompts must be a list, got one string {prompts[:40]!r}: pass [prompt]")
+    prompts = list(prompts)
+    if not prompts:
+        raise ArscaleError("no prompts to run")
+    return prompts

@@ -57,7 +57,7 @@ from arscale.generators.sampling import cfg_mix, sample_per_row
 from arscale.search import confidence as sig
 from arscale.search.base import StrategyConfig
 from arscale.search.result import Candidate, CostRecord, SearchResult
-from arscale.search.rollout import count_decode, to_uint8
+from arscale.search.rollout import check_n, check_prompt_list, count_decode, to_uint8
 
 
 @dataclass
@@ -339,14 +339,13 @@ class ScalingAR:
 
     def run(self, generator: Any, prompts: Sequence[str], n: int, *, seed: int = 0, prompt_offset: int = 0,
             scorer: Any = None) -> SearchResult:
-        if n < 1:
-            raise ArscaleError(f"ScalingAR needs n >= 1 candidates per prompt, got {n}")
+        n = check_n(n)
         for attr in ("next_logits", "advance", "finish"):
             if not hasattr(generator, attr):
                 name = getattr(generator, "name", type(generator).__name__)
                 raise ArscaleError(f"ScalingAR steers token by token: it needs a next-token model (shapeworld-ar, "
                                    f"llamagen-...), and {name} has no {attr}() (next-scale models: tts-var)")
-        prompts = list(prompts)
+        prompts = check_prompt_list(prompts)
         cost = CostRecord()
         t0 = time.perf_counter()
         candidates: list[list[Candidate]] = []
