@@ -249,6 +249,17 @@ def test_a_next_scale_model_is_refused_with_what_to_use_instead():
         ScalingAR().run(NextScale(), PROMPTS, 2)
 
 
+def test_one_candidate_is_raw_sampling_only_without_the_guidance_schedule(gen):
+    raw = make_strategy("raw").run(gen, PROMPTS, 1, seed=4)
+    plain = ScalingAR(ScalingARConfig(schedule_guidance=False)).run(gen, PROMPTS, 1, seed=4)
+    steered = ScalingAR().run(gen, PROMPTS, 1, seed=4)
+    assert all((plain.chosen(p).image == raw.chosen(p).image).all() for p in range(len(PROMPTS)))
+    # the schedule moves even a lone candidate's guidance away from the model's own
+    guidance = steered.telemetry["prompts"][0][0]["guidance"]
+    assert max(abs(g - steered.telemetry["s_base"]) for g in guidance) > 0.05
+    assert set(plain.telemetry["prompts"][0][0]["guidance"]) == {plain.telemetry["s_base"]}
+
+
 def test_run_is_deterministic_and_picks_highest_confidence(gen):
     strat = ScalingAR(ScalingARConfig(prune_quantile=0.5))
     a = strat.run(gen, PROMPTS, 4, seed=3)

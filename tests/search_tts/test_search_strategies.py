@@ -139,6 +139,20 @@ def test_importance_on_both_generator_kinds():
     assert tok.cost.transformer_flops > 0
 
 
+@pytest.mark.parametrize("gen", [FakeNextScale, FakeNextToken])
+def test_importance_at_n1_is_raw_sampling_plus_one_final_score(gen):
+    # one particle per prompt: no checkpoint can change it, so none is decoded or scored
+    imp = Importance().run(gen(), PROMPTS, 1, seed=0, scorer=FakeScorer())
+    raw = Raw().run(gen(), PROMPTS, 1, seed=0)
+    bon = BestOfN().run(gen(), PROMPTS, 1, seed=0, scorer=FakeScorer())
+    assert all(np.array_equal(imp.chosen(p).image, raw.chosen(p).image) for p in range(len(PROMPTS)))
+    assert imp.telemetry["operations"] == []
+    for key in ("decode_count", "scorer_calls", "decode_flops", "transformer_flops"):
+        assert getattr(imp.cost, key) == getattr(bon.cost, key), key
+    with pytest.raises(ArscaleError, match="checkpoints must be fractions"):  # a bad config is refused at any N
+        Importance(ImportanceConfig(checkpoints=[1.5])).run(FakeNextToken(), PROMPTS, 1, seed=0, scorer=FakeScorer())
+
+
 def test_next_token_baselines_and_tts_var_refusal():
     bon = BestOfN().run(FakeNextToken(), PROMPTS, 3, seed=0, scorer=FakeScorer())
     raw = Raw().run(FakeNextToken(), PROMPTS, 3, seed=0)

@@ -39,6 +39,7 @@ def register(sub) -> None:
     p.add_argument("--weights", default=None,
                    help="model weights (a file, a directory or a hub id) instead of the shipped/default ones")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default %(default)s)")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's own choice)")
     p.add_argument("--out", default="out/generate", help="output directory (default %(default)s)")
     p.set_defaults(func=run)
 
@@ -51,6 +52,12 @@ def run(args: argparse.Namespace) -> int:
         raise ArscaleError(f"--n must be at least 1, got {args.n}")
     if args.cfg is not None and not args.cfg >= 0:
         raise ArscaleError(f"--cfg must be ≥ 0, got {args.cfg}")
+    if args.threads < 0:
+        raise ArscaleError(f"--threads must be at least 1 (0: torch's own choice), got {args.threads}")
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
     args.device = str(pick_device(args.device))
     out = output_folder(args.out)  # before the model loads: a bad --out fails at once
@@ -88,7 +95,8 @@ def run(args: argparse.Namespace) -> int:
     summary = {"prompt": args.prompt, "model": args.model, "strategy": args.strategy, "n": args.n,
                "seed": args.seed, "cfg": args.cfg, "scores": [c.score for c in candidates],
                "chosen": [i for i, c in enumerate(candidates) if c.chosen],
-               "seconds": round(time.perf_counter() - t0, 2), "config": result.config,
+               "seconds": round(time.perf_counter() - t0, 2),  # the whole command, loading included
+               "config": result.config,
                "search_tree": result.tree.to_dict()}
     cost = getattr(result, "cost", None)
     if cost is not None and hasattr(cost, "to_dict"):

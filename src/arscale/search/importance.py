@@ -84,7 +84,8 @@ class Importance:
         search = make_search(generator, seed=seed, prompt_offset=prompt_offset, scorer=scorer, reward_name=c.reward)
         traj = search.start(prompts, n)
         trace = search.telemetry.setdefault("operations", [])
-        for point in self.points(search):
+        points = self.points(search)  # checked at any N
+        for point in points if n > 1 else []:  # one particle per prompt: resampling cannot change anything
             search.run_to(traj, point)
             search.score_now(traj, point - 1)
             with search.cost.timer("selection"):

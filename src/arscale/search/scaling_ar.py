@@ -678,20 +678,22 @@ def write_extras(result: SearchResult, out_dir: str | Path, max_prompts: int = 6
         for tr in traces:
             c = np.asarray(tr["C"], dtype=float)
             steps = np.arange(len(c))
-            style = {"lw": 2.2, "color": "tab:green"} if tr["node"] == chosen_node else \
-                {"lw": 1.0, "alpha": 0.75}
+            # the candidates in the colour cycle; black is the pick's alone, so no colour means two things
+            style = {"lw": 2.4, "color": "black"} if tr["node"] == chosen_node else {"lw": 1.0, "alpha": 0.8}
             label = f"cand {tr['candidate']}" + (" (chosen)" if tr["node"] == chosen_node else "")
             (line,) = ax.plot(steps, c, label=label, **style)
             line_color[tr["node"]] = line.get_color()
-            if tr["reason"] == "prune" and tr["ended"] is not None:
-                ax.scatter([tr["ended"]], [c[tr["ended"]]], marker="x", color="tab:red", zorder=5, s=30)
+            if tr["reason"] == "prune" and tr["ended"] is not None:  # in the line's own colour, where it stops
+                ax.scatter([tr["ended"]], [c[tr["ended"]]], marker="x", color=line.get_color(), zorder=5, s=40,
+                           linewidths=1.8)
         theta = np.asarray(tele["threshold"][p], dtype=float)
-        ax.plot(np.arange(len(theta)), theta, ls="--", color="black", lw=1, label="threshold θ")
-        ax.axvline(tele.get("warmup_steps", 0), color="gray", lw=0.8, ls=":")
+        ax.plot(np.arange(len(theta)), theta, ls="--", color="gray", lw=1, label="threshold θ")
+        ax.axvline(tele.get("warmup_steps", 0), color="gray", lw=0.8, ls=":", label="warm-up ends")
+        ax.scatter([], [], marker="x", color="gray", label="terminated")
         ax.set_xlabel("token step")
         ax.set_ylabel("confidence C")
         ax.set_title(result.prompts[p][:70], fontsize=9)
-        ax.legend(fontsize=6, ncol=2, loc="lower right")
+        ax.legend(fontsize=6, ncol=2, loc="best")
         for i, tr in enumerate(traces):
             thumb = fig.add_subplot(grid[1, i])
             thumb.set_xticks([])
@@ -700,16 +702,16 @@ def write_extras(result: SearchResult, out_dir: str | Path, max_prompts: int = 6
             if image is not None:
                 thumb.imshow(image)
             if tr["node"] == chosen_node:
-                caption, color = "chosen", "tab:green"
+                caption, color = "chosen", "black"
             elif tr["reason"] == "prune":
-                caption, color = f"× step {tr['ended']}", "tab:red"
+                caption, color = f"× step {tr['ended']}", "lightgray"
             else:
-                caption, color = "survived", "black"
+                caption, color = "survived", "gray"
             # the caption in the candidate's line colour, the frame in its fate's
             thumb.set_title(f"cand {tr['candidate']}\n{caption}", fontsize=6, color=line_color[tr["node"]])
             for spine in thumb.spines.values():
                 spine.set_edgecolor(color)
-                spine.set_linewidth(1.5 if tr["node"] == chosen_node else 0.8)
+                spine.set_linewidth(2.0 if tr["node"] == chosen_node else 0.8)
         fig.tight_layout()
         path = out / f"confidence_{p:05d}.png"
         fig.savefig(path)
