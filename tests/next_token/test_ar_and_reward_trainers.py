@@ -33,6 +33,12 @@ def test_ar_tokenizer_then_decoder_train_resume_and_ship(tmp_path):
     gen = load_shapeworld_ar(weights=out)
     images = gen.generate(["a photo of two blue squares"], 2, seed=0)
     assert images.shape == (2, 3, 64, 64) and torch.isfinite(images).all()
+    # without decoder tuning, the tokenizer the codes came from is copied beside the model: --out loads alone
+    plain = tmp_path / "plain"
+    assert cli(["train", "shapeworld-ar", "--tokenizer", str(out), "--tune-decoder-every", "0", "--steps", "1",
+                "--batch-size", "4", "--config", str(tmp_path / "ar.json"), "--out", str(plain)]) == 0
+    assert (plain / "tokenizer.safetensors").read_bytes() == (out / "tokenizer.safetensors").read_bytes()
+    assert load_shapeworld_ar(weights=plain).generate(["a photo of a red circle"], 1, seed=0).shape == (1, 3, 64, 64)
 
 
 def test_reward_trainer_runs_resumes_and_ships_a_calibrated_scorer(tmp_path):

@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import argparse
 import fnmatch
+import json
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -220,3 +222,41 @@ def llamagen_state(obj: Any) -> dict[str, torch.Tensor]:
     sd = unwrap(obj, GPT_CONTAINERS)
     sd = {k.removeprefix("_orig_mod.").removeprefix("module."): v for k, v in sd.items()}
     return upcast(drop(sd, ("freqs_cis",)))
+
+
+def shapeworld_folder_holds(folder: str | os.PathLike) -> str:
+    """What a ShapeWorld weights folder (or training state) holds, read from its config files: the folder of
+    another model then gets an error that says so, not a dataclass's complaint about a field."""
+    folder = Path(folder)
+
+    def keys(name: str) -> set[str]:
+        try:
+            data = json.loads((folder / name).read_text())
+        except (OSError, ValueError):
+            return set()
+        if name == "state.json":  # a training state keeps its model's config under "config"
+            data = data.get("config", {}) if isinstance(data, dict) else {}
+        return set(data) if isinstance(data, dict) else set()
+
+    config, tokenizer = keys("config.json") | keys("state.json"), keys("tokenizer_config.json")
+    if "text_encoder" in config:
+        return "a ShapeWorld-VAR model"
+    if "preview_fill" in config or {"text", "transformer"} <= config:
+        return "a ShapeWorld-AR model"
+    if "fusion_depth" in config:
+        return "a ShapeWorld reward"
+    if "patch_nums" in config | tokenizer:
+        return "a ShapeWorld-VAR tokenizer"
+    if "tokenizer" in config | tokenizer or "codebook_size" in config:
+        return "a ShapeWorld-AR tokenizer"
+    return "no ShapeWorld model arscale knows"
+
+
+@contextmanager
+def shapeworld_folder(folder: str | os.PathLike, wanted: str) -> Iterator[None]:
+    """Build a model from `folder`'s config: a config of another kind fails in one line naming what it holds."""
+    try:
+        yield
+    except (TypeError, KeyError) as exc:
+        raise ArscaleError(f"{folder} holds {shapeworld_folder_holds(folder)}, not {wanted} (its config: "
+                           f"{type(exc).__name__}: {exc})") from None

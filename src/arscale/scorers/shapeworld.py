@@ -26,6 +26,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from arscale.errors import ArscaleError
+from arscale.generators.loading import shapeworld_folder
 from arscale.generators.text import TextEncoder, TextEncoderConfig
 from arscale.scorers.hf import check_prompts
 
@@ -184,7 +185,8 @@ def load_model(weights: str | Path | None = None, device: str | torch.device = "
     if not config_path.exists() or not weights_path.exists():
         raise ArscaleError(f"no ShapeWorld reward weights in {directory} (need config.json and model.safetensors); "
                            "train them with `arscale train shapeworld-reward`")
-    model = RewardModel(RewardConfig.from_dict(json.loads(config_path.read_text())))
+    with shapeworld_folder(directory, "a ShapeWorld reward"):
+        model = RewardModel(RewardConfig.from_dict(json.loads(config_path.read_text())))
     state = load_file(str(weights_path))
     own = model.state_dict()
     missing, extra = sorted(set(own) - set(state)), sorted(set(state) - set(own))

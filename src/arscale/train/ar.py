@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from arscale.errors import ArscaleError
+from arscale.generators.loading import shapeworld_folder
 from arscale.generators.next_token.generator import left_pad
 from arscale.generators.next_token.shapeworld import WEIGHTS_DIR, ShapeWorldAR, ShapeWorldARConfig
 from arscale.generators.next_token.tokenizer import VQConfig, VQTokenizer
@@ -59,8 +60,9 @@ def load_tokenizer(folder: Path, device: torch.device) -> VQTokenizer:
     cfg_path, w_path = folder / "tokenizer_config.json", folder / "tokenizer.safetensors"
     if not (cfg_path.exists() and w_path.exists()):
         raise ArscaleError(f"no trained tokenizer in {folder}; run `arscale train shapeworld-ar-tokenizer` first")
-    info = json.loads(cfg_path.read_text())
-    tok = VQTokenizer(VQConfig(**info.get("tokenizer", info)))
+    with shapeworld_folder(folder, "a ShapeWorld-AR tokenizer"):
+        info = json.loads(cfg_path.read_text())
+        tok = VQTokenizer(VQConfig(**info.get("tokenizer", info)))
     common.load_strict(tok, load_file(str(w_path)), str(w_path))
     return tok.to(device).eval()
 
@@ -134,7 +136,8 @@ def main(args: argparse.Namespace) -> int:
     device, state, resume = common.begin(args)
     tuned = Path(args.state_dir) / "tokenizer"
     own = Path(args.out) if (Path(args.out) / "tokenizer.safetensors").exists() else WEIGHTS_DIR
-    tokenizer = load_tokenizer(tuned if resume and tuned.exists() else Path(args.tokenizer or own), device)
+    source = tuned if resume and tuned.exists() else Path(args.tokenizer or own)
+    tokenizer = load_tokenizer(source, device)
     dec_params = list(tokenizer.decoder.parameters()) + list(tokenizer.post_quant_conv.parameters())
     dec_opt = torch.optim.Adam(dec_params, lr=args.decoder_lr, betas=(0.9, 0.95))
     if resume:
@@ -171,6 +174,8 @@ def main(args: argparse.Namespace) -> int:
             common.export_weights(half(tokenizer.state_dict()), tok_config, args.out, "tokenizer.safetensors",
                                   "tokenizer_config.json")
             common.save_optimizer(dec_opt, tuned / "optimizer.safetensors")
+        else:  # the tokenizer the codes come from goes beside the model, so that --out loads on its own
+            common.complete_with_tokenizer(args.out, source)
 
     bar = common.progress(args.steps, step, "shapeworld-ar")
     model.train()

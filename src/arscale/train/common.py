@@ -29,8 +29,12 @@ import concurrent.futures
 import json
 import multiprocessing
 import os
+import shutil
+import signal
 import sys
+import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -117,7 +121,8 @@ class ShapeWorldStream:
         if workers > 0:
             # spawn, not fork: the trainer may already hold CUDA or OpenMP state that a fork would copy
             context = multiprocessing.get_context("spawn")
-            self.pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=context)
+            self.pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=context,
+                                                               initializer=_ignore_interrupts)
             self.depth = 2 * workers
 
     def sample(self, n: int) -> Batch:
@@ -150,6 +155,11 @@ class ShapeWorldStream:
     def __iter__(self) -> Iterator[Batch]:
         while True:
             yield self.sample(self.batch_size)
+
+
+def _ignore_interrupts() -> None:
+    """Data workers leave Ctrl-C to the trainer, which saves its state and closes them."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def shapeworld_api():
@@ -194,6 +204,10 @@ def resolve_output(args: argparse.Namespace) -> None:
     if Path(args.out).resolve() == shipped:
         raise ArscaleError(f"--out {args.out} is the model shipped in the package; pass --replace-shipped to "
                            "retrain it, or choose another folder")
+    package_weights = shipped.parent  # every shipped model: another trainer's --out must not overwrite them
+    if Path(args.out).resolve().is_relative_to(package_weights):
+        raise ArscaleError(f"--out {args.out} lies among the models shipped in the package ({package_weights}); "
+                           "choose a folder of your own")
     output_folder(args.out)  # before training: a bad --out fails at once, not at the first checkpoint
     if args.state_dir is None:
         # one subfolder per trainer, as in the repository's train_state/: a tokenizer and its transformer may share
@@ -202,8 +216,22 @@ def resolve_output(args: argparse.Namespace) -> None:
         args.state_dir = str(legacy if (legacy / "state.json").is_file() else legacy / Path(args.shipped_state_dir).name)
 
 
+def check_training_args(args: argparse.Namespace) -> None:
+    """The numbers every trainer takes, checked before anything is written."""
+    for option in ("steps", "batch_size", "threads"):
+        if getattr(args, option) < 1:
+            raise ArscaleError(f"--{option.replace('_', '-')} must be at least 1, got {getattr(args, option)}")
+    if not args.lr > 0:
+        raise ArscaleError(f"--lr must be positive, got {args.lr}")
+    if not args.checkpoint_minutes > 0:
+        raise ArscaleError(f"--checkpoint-minutes must be positive, got {args.checkpoint_minutes}")
+    if args.time_limit < 0:
+        raise ArscaleError(f"--time-limit must be >= 0 minutes (0: none), got {args.time_limit}")
+
+
 def begin(args: argparse.Namespace) -> tuple[torch.device, TrainState, bool]:
     """The start of every trainer: torch threads, the device, the state directory, whether to resume it."""
+    check_training_args(args)
     resolve_output(args)
     torch.set_num_threads(max(1, args.threads))
     state = TrainState(args.state_dir)
@@ -337,6 +365,14 @@ def export_weights(state_dict: dict[str, torch.Tensor], config: dict[str, Any], 
     return out / filename
 
 
+def complete_with_tokenizer(out: str | os.PathLike, tokenizer: str | os.PathLike) -> None:
+    """Copy the tokenizer files beside exported weights, so the folder loads on its own."""
+    for name in ("tokenizer.safetensors", "tokenizer_config.json"):
+        source, target = Path(tokenizer) / name, Path(out) / name
+        if source.exists() and not target.exists():
+            shutil.copyfile(source, target)
+
+
 def _contiguous(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     # safetensors refuses shared or strided storage
     return {k: v.detach().contiguous().clone().cpu() for k, v in state.items()}
@@ -347,7 +383,10 @@ def progress(total: int, initial: int = 0, desc: str = "train") -> tqdm:
 
 
 class Timer:
-    """Elapsed wall time including earlier runs (from the resumed state), and checkpoint cadence."""
+    """Elapsed wall time including earlier runs (from the resumed state), and checkpoint cadence.
+
+    A trainer stops when `out_of_time()`: at the time limit, or after a Ctrl-C, which finishes the step and
+    then saves the state and weights like the time limit does (a second Ctrl-C stops at once, unsaved)."""
 
     def __init__(self, already: float = 0.0, checkpoint_minutes: float = 5.0, limit_minutes: float = 0.0):
         self.start = time.monotonic()
@@ -356,6 +395,29 @@ class Timer:
         self.every = checkpoint_minutes * 60
         self.limit = limit_minutes * 60
         self.said_so = False
+        self.interrupted = False
+        self._catch_interrupt()
+
+    def _catch_interrupt(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        previous = signal.getsignal(signal.SIGINT)
+        alive = weakref.ref(self)  # once the trainer is done with this timer, Ctrl-C is what it was before
+
+        def on_interrupt(signum: int, frame: Any) -> None:
+            signal.signal(signal.SIGINT, previous)
+            timer = alive()
+            if timer is None:
+                if callable(previous):
+                    previous(signum, frame)
+                elif previous != signal.SIG_IGN:
+                    raise KeyboardInterrupt
+                return
+            timer.interrupted = True
+            tqdm.write("interrupted: saving the state after this step; the same command (without --fresh) resumes "
+                       "it (Ctrl-C again stops without saving)", file=sys.stderr)
+
+        signal.signal(signal.SIGINT, on_interrupt)
 
     @property
     def elapsed(self) -> float:
@@ -368,6 +430,8 @@ class Timer:
         return False
 
     def out_of_time(self) -> bool:
+        if self.interrupted:
+            return True
         over = self.limit > 0 and time.monotonic() - self.start >= self.limit
         if over and not self.said_so:  # a run cut short should say so, and how to go on
             self.said_so = True

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 from pathlib import Path
 
 import torch
@@ -20,6 +19,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file
 
 from arscale.errors import ArscaleError
+from arscale.generators.loading import shapeworld_folder_holds
 from arscale.generators.next_scale.generator import ScaleGenerator
 from arscale.generators.next_scale.shapeworld import WEIGHTS_DIR, build_shapeworld_var
 from arscale.train import common
@@ -80,7 +80,11 @@ def load_tokenizer_config(directory: str | Path) -> dict:
     path = Path(directory) / "tokenizer_config.json"
     if not path.exists():
         raise ArscaleError(f"no tokenizer in {directory}; run `arscale train shapeworld-tokenizer` first")
-    return json.loads(path.read_text())
+    config = json.loads(path.read_text())
+    if "patch_nums" not in config:
+        raise ArscaleError(f"--tokenizer {directory} holds {shapeworld_folder_holds(directory)}, not a ShapeWorld-VAR "
+                           "tokenizer (`arscale train shapeworld-tokenizer` makes one)")
+    return config
 
 
 def merged(base: dict, overrides: dict | None) -> dict:
@@ -99,14 +103,6 @@ def full_config(tokenizer_config: dict, overrides: dict | None) -> dict:
     return config
 
 
-def complete_with_tokenizer(out: str | Path, tokenizer: str | Path) -> None:
-    """Copy the tokenizer files beside exported weights, so the folder loads on its own."""
-    for name in ("tokenizer.safetensors", "tokenizer_config.json"):
-        source, target = Path(tokenizer) / name, Path(out) / name
-        if source.exists() and not target.exists():
-            shutil.copyfile(source, target)
-
-
 def initial_weights(directory: str | None) -> tuple[dict[str, torch.Tensor], dict] | None:
     """(fp32 state dict, config) of a weights folder (config.json) or training state (state.json)."""
     if directory is None:
@@ -118,6 +114,8 @@ def initial_weights(directory: str | None) -> tuple[dict[str, torch.Tensor], dic
         raise ArscaleError(f"--init-from {directory}: expected model.safetensors and config.json (or state.json)")
     config = json.loads(config_file.read_text())
     config = config.get("config", config)
+    if "transformer" not in config or "text_encoder" not in config:
+        raise ArscaleError(f"--init-from {directory} holds {shapeworld_folder_holds(folder)}, not a ShapeWorld-VAR model")
     sections = {k: config[k] for k in ("transformer", "text_encoder", "sampling") if k in config}
     return {k: v.float() for k, v in load_file(str(weights)).items()}, sections
 
@@ -270,6 +268,6 @@ def main(args: argparse.Namespace) -> int:
                                     "elapsed_seconds": round(timer.elapsed), "device": str(device),
                                     "metrics": metrics})
     common.export_weights(model.state_dict(), export, args.out, dtype=torch.float16)
-    complete_with_tokenizer(args.out, args.tokenizer)
+    common.complete_with_tokenizer(args.out, args.tokenizer)
     print(f"saved state to {args.state_dir} and weights to {args.out}")
     return 0

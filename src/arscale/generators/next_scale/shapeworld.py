@@ -16,6 +16,7 @@ import torch
 from safetensors.torch import load_file
 
 from arscale.errors import ArscaleError
+from arscale.generators.loading import shapeworld_folder
 from arscale.generators.next_scale.conditioning import TextConditioner
 from arscale.generators.next_scale.generator import SamplingConfig, ScaleGenerator
 from arscale.generators.next_scale.tokenizer import MultiScaleTokenizer, MultiScaleTokenizerConfig
@@ -49,9 +50,10 @@ def load_shapeworld_var(device: str | torch.device = "cpu", weights: str | Path 
     if missing:
         raise ArscaleError(f"ShapeWorld-VAR weights are incomplete in {directory}: missing {', '.join(missing)} "
                            "(train them with `arscale train shapeworld-tokenizer` and `arscale train shapeworld-var`)")
-    config = json.loads(files[0].read_text())
-    config["sampling"] = {**config.get("sampling", {}), **sampling_overrides}
-    gen = build_shapeworld_var(json.loads(files[1].read_text()), config)
+    with shapeworld_folder(directory, "a ShapeWorld-VAR model"):
+        config = json.loads(files[0].read_text())
+        config["sampling"] = {**config.get("sampling", {}), **sampling_overrides}
+        gen = build_shapeworld_var(json.loads(files[1].read_text()), config)
     from arscale.train.common import load_strict
 
     load_strict(gen.tokenizer, load_file(str(files[3])), str(files[3]))
@@ -70,13 +72,15 @@ def load_shapeworld_tokenizer(directory: str | Path | None = None) -> MultiScale
         config = json.loads((directory / "tokenizer_config.json").read_text())
         weights = directory / "tokenizer.safetensors"
     elif (directory / "state.json").exists():
-        config = json.loads((directory / "state.json").read_text())["config"]
-        config = config.get("tokenizer", config)
+        with shapeworld_folder(directory, "a ShapeWorld-VAR tokenizer"):
+            config = json.loads((directory / "state.json").read_text())["config"]
+            config = config.get("tokenizer", config)
         weights = directory / "model.safetensors"
     else:
         raise ArscaleError(f"no multi-scale tokenizer in {directory}: expected tokenizer_config.json + "
                            "tokenizer.safetensors (a weights folder) or state.json + model.safetensors (a training state)")
-    tokenizer = MultiScaleTokenizer(MultiScaleTokenizerConfig.from_dict(config))
+    with shapeworld_folder(directory, "a ShapeWorld-VAR tokenizer"):
+        tokenizer = MultiScaleTokenizer(MultiScaleTokenizerConfig.from_dict(config))
     from arscale.train.common import load_strict
 
     load_strict(tokenizer, load_file(str(weights)), str(weights))

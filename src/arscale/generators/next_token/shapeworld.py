@@ -19,6 +19,7 @@ from safetensors.torch import load_file
 from torch import nn
 
 from arscale.errors import ArscaleError
+from arscale.generators.loading import shapeworld_folder
 from arscale.generators.next_token.generator import TokenGenerator
 from arscale.generators.next_token.tokenizer import VQConfig, VQTokenizer
 from arscale.generators.next_token.transformer import Transformer, TransformerConfig
@@ -109,9 +110,10 @@ def load_shapeworld_ar(device: str | torch.device = "cpu", weights: str | Path |
     if missing:
         raise ArscaleError(f"ShapeWorld-AR weights incomplete in {folder}: missing {', '.join(missing)} "
                            "(train with `arscale train shapeworld-ar-tokenizer` then `arscale train shapeworld-ar`)")
-    config = ShapeWorldARConfig.from_dict(json.loads((folder / "config.json").read_text()))
-    tok_info = json.loads((folder / "tokenizer_config.json").read_text())
-    tokenizer = VQTokenizer(VQConfig(**tok_info.get("tokenizer", tok_info)))
+    with shapeworld_folder(folder, "a ShapeWorld-AR model"):
+        config = ShapeWorldARConfig.from_dict(json.loads((folder / "config.json").read_text()))
+        tok_info = json.loads((folder / "tokenizer_config.json").read_text())
+        tokenizer = VQTokenizer(VQConfig(**tok_info.get("tokenizer", tok_info)))
     model = ShapeWorldAR(config)
     _load_state(model, folder / "model.safetensors")
     _load_state(tokenizer, folder / "tokenizer.safetensors")

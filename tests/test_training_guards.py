@@ -1,0 +1,64 @@
+"""What the trainers refuse or guard before and while they train: bad numbers, the shipped models, another
+model's folder, and a Ctrl-C, which saves."""
+
+import gc
+import os
+import signal
+from pathlib import Path
+
+import pytest
+
+from arscale.cli import main
+from arscale.errors import ArscaleError
+from arscale.generators.loading import shapeworld_folder_holds
+from arscale.train.common import Timer
+
+WEIGHTS = Path(__file__).resolve().parents[1] / "src" / "arscale" / "weights"
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("--steps", "0", "--steps must be at least 1"), ("--batch-size", "-1", "--batch-size must be at least 1"),
+    ("--lr", "0", "--lr must be positive"), ("--time-limit", "-2", "--time-limit must be >= 0"),
+])
+def test_bad_numbers_are_refused_before_anything_is_written(option, value, message, tmp_path, capsys):
+    assert main(["train", "shapeworld-reward", "--out", str(tmp_path / "r"), option, value]) == 2
+    assert message in capsys.readouterr().err and not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("trainer", ["shapeworld-reward", "shapeworld-ar-tokenizer", "shapeworld-tokenizer"])
+def test_no_trainer_writes_among_the_shipped_models(trainer, capsys):
+    before = {p: p.stat().st_mtime_ns for p in WEIGHTS.rglob("*") if p.is_file()}
+    assert main(["train", trainer, "--out", str(WEIGHTS / "shapeworld-var"), "--steps", "1"]) == 2
+    assert "shipped in the package" in capsys.readouterr().err  # its own, or another trainer's
+    assert {p: p.stat().st_mtime_ns for p in WEIGHTS.rglob("*") if p.is_file()} == before
+
+
+def test_another_models_folder_is_named_not_a_traceback(capsys):
+    assert shapeworld_folder_holds(WEIGHTS / "shapeworld-var") == "a ShapeWorld-VAR model"
+    assert shapeworld_folder_holds(WEIGHTS / "shapeworld-ar") == "a ShapeWorld-AR model"
+    assert shapeworld_folder_holds(WEIGHTS / "shapeworld-reward") == "a ShapeWorld reward"
+    from arscale.generators.next_token.shapeworld import load_shapeworld_ar
+    from arscale.scorers.shapeworld import load_model
+
+    with pytest.raises(ArscaleError, match="shapeworld-var holds a ShapeWorld-VAR model, not a ShapeWorld-AR model"):
+        load_shapeworld_ar(weights=WEIGHTS / "shapeworld-var")
+    with pytest.raises(ArscaleError, match="shapeworld-ar holds a ShapeWorld-AR model, not a ShapeWorld reward"):
+        load_model(WEIGHTS / "shapeworld-ar")
+    assert main(["train", "shapeworld-var", "--tokenizer", str(WEIGHTS / "shapeworld-ar"), "--steps", "1",
+                 "--out", "unused"]) == 2
+    assert "holds a ShapeWorld-AR model, not a ShapeWorld-VAR tokenizer" in capsys.readouterr().err
+
+
+def test_a_ctrl_c_stops_the_run_at_the_step_and_only_while_training():
+    before = signal.getsignal(signal.SIGINT)
+    timer = Timer(checkpoint_minutes=60)
+    assert not timer.out_of_time()
+    os.kill(os.getpid(), signal.SIGINT)  # handled: the trainer finishes its step, then saves
+    assert timer.out_of_time() and timer.interrupted
+    assert signal.getsignal(signal.SIGINT) is before  # a second Ctrl-C stops at once
+    timer = Timer(checkpoint_minutes=60)
+    del timer
+    gc.collect()
+    with pytest.raises(KeyboardInterrupt):  # after training, Ctrl-C is what it was
+        os.kill(os.getpid(), signal.SIGINT)
+    signal.signal(signal.SIGINT, before)
