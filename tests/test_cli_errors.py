@@ -50,3 +50,25 @@ def test_a_strategy_config_is_inline_json_or_an_existing_file(tmp_path, capsys):
     assert read_config(str(tmp_path / "ok.json")) == {"lam": 2} == read_config(' {"lam": 2}')
     assert main(["bench", "--strategies", "raw", "--config", "raw=nope.json", "--out", str(tmp_path / "b")]) == 2
     assert "--config raw: 'nope.json' is neither" in capsys.readouterr().err and not (tmp_path / "b").exists()
+
+
+@pytest.mark.parametrize("option", ["--batch-prompts", "--threads"])
+def test_bench_counts_below_one_are_refused(option, tmp_path, capsys):
+    assert main(["bench", "--prompts", "draw:1:5", "--strategies", "raw", option, "0", "--out", str(tmp_path)]) == 2
+    assert f"{option} must be at least 1, got 0" in capsys.readouterr().err
+
+
+def test_an_interrupted_bench_keeps_its_time_in_the_manifest(tmp_path, monkeypatch):
+    import json
+
+    from arscale.bench.runner import Bench
+
+    def interrupted(self, *args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Bench, "run", interrupted)
+    assert main(["bench", "--prompts", "draw:1:5", "--strategies", "raw", "--n", "1", "--scorer", "",
+                 "--out", str(tmp_path)]) == 130
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert manifest["timings"]["wall_seconds"] > 0 and "finished" not in manifest["timings"]
+    assert manifest["device"] == "cpu" and manifest["suite"]["sha256"] and "numpy_version" in manifest

@@ -74,3 +74,38 @@ def test_scorer_weights_are_identity_by_hash_not_by_path():
     assert any(d.startswith("scorer_weights") for d in differences(base, retrained))
     with pytest.raises(ArscaleError, match="scorer_weights"):
         check_compatible(shipped, base, "out")
+
+
+def test_the_suite_is_identified_by_its_prompts_not_its_path():
+    from arscale.bench.manifest import suite_hash
+
+    base = {"model": {"id": "m"}, "seed": 0, "scorer": "s", "kind": "shapeworld", "batch_prompts": 2,
+            "suite": {"spec": "geneval:s.jsonl", "limit": 0, "size": 11, "sha256": suite_hash(PROMPTS)}}
+    typed_otherwise = {**base, "suite": {**base["suite"], "spec": "geneval:/abs/s.jsonl", "limit": 4}}
+    edited = [SuitePrompt(p.index, p.prompt.replace("p3", "p33"), p.metadata) for p in PROMPTS]
+    changed = {**base, "suite": {**base["suite"], "sha256": suite_hash(edited)}}
+    before_hashes = {**base, "suite": {"spec": "other", "limit": 0, "size": 11}}  # an older manifest
+    assert differences(base, typed_otherwise) == [] and differences(base, before_hashes) == []
+    assert [d.split(":")[0] for d in differences(base, changed)] == ["suite"]
+
+
+def test_a_config_differs_by_its_resolved_fields_named_one_by_one():
+    entry = {"strategy": "tts-var", "config": {}, "resolved": {"lam": 10.0, "potential": "max"}}
+    written_out = {**entry, "config": {"lam": 10.0}}  # the default, written out: the same run
+    other = {**entry, "config": {"lam": 1.0}, "resolved": {"lam": 1.0, "potential": "max"}}
+    base = {"model": {"id": "m"}, "seed": 0, "scorer": "s", "suite": {}, "kind": "k", "batch_prompts": 2,
+            "strategies": {"tts-var": entry}}
+    assert differences(base, {**base, "strategies": {"tts-var": written_out}}) == []
+    assert differences(base, {**base, "strategies": {"tts-var": other}}) == ["strategy tts-var lam: 10.0 vs 1.0"]
+
+
+def test_merged_timings_are_each_shards_once_and_their_sum(tmp_path):
+    from arscale.bench.manifest import shard_timings
+
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    found = [(a, {"timings": {"started": 5.0, "finished": 9.0, "wall_seconds": 4.0}}),
+             (b, {"timings": {"started": 6.0, "finished": 12.0, "wall_seconds": 6.0}})]
+    merged = shard_timings(found)
+    assert (merged["wall_seconds"], merged["started"], merged["finished"]) == (10.0, 5.0, 12.0)
+    again = shard_timings([*found, (tmp_path / "merged.json", {"timings": merged})])
+    assert again == merged  # merging again adds nothing

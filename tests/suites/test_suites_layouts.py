@@ -104,3 +104,15 @@ def test_draw_gives_fresh_shapeworld_prompts_from_python_too():
     assert [p.prompt for p in load_prompts("draw:3:4102")[1]] != [p.prompt for p in prompts]
     with pytest.raises(ArscaleError, match="draw:PER_TAG:SEED expects two integers"):
         load_prompts("draw:three:1")
+
+
+def test_every_suites_geneval_folders_carry_prompt_and_tag():
+    from arscale.bench.runner import geneval_metadata
+    from arscale.bench.suites import SuitePrompt
+
+    shapeworld = {"tag": "colors", "include": [], "prompt": "a photo of a red circle"}
+    assert geneval_metadata(SuitePrompt(0, "a photo of a red circle", shapeworld)) is shapeworld  # untouched
+    compbench = geneval_metadata(SuitePrompt(3, "a green bench", {"category": "color", "line": 3}))
+    assert compbench == {"category": "color", "line": 3, "tag": "color", "prompt": "a green bench"}
+    assert geneval_metadata(SuitePrompt(0, "a dog", {"file": "coco5"}))["tag"] == "plain"
+    assert geneval_metadata(SuitePrompt(0, "a cat", {}))["prompt"] == "a cat"

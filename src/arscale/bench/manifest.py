@@ -1,11 +1,12 @@
 """The run manifest: everything needed to say what produced a bench folder, and to refuse mixing runs.
 
 `manifest.json` (one per run folder; a job-array shard writes `manifest.shard-<i>-of-<N>.json`) holds
-the arscale version and git commit, model id + weights path + sha256 of each weights file, every
-label's full strategy config, scorer, seed, budgets, prompt suite, torch version, hardware, timings
-and shard. Only the *identity* part (model + weights hash, configs, scorer and its weights, seed,
-suite, suite kind, batch_prompts, layout) must agree for a resume or a merge; versions, hardware and
-timings may differ between machines.
+the arscale version and git commit (and whether the tree had changes), model id + weights path + sha256 of
+each weights file, every label's full strategy config, scorer, seed, budgets, the prompt suite (as given,
+and a sha256 of every prompt and its metadata), torch / numpy / Pillow versions, the device used,
+hardware, timings and shard. Only the *identity* part (model + weights hash, resolved configs, scorer and
+its weights, seed, the suite's hash, suite kind, batch_prompts, layout) must agree for a resume or a merge;
+the suite as typed, --limit, versions, hardware and timings may differ between machines and invocations.
 """
 
 from __future__ import annotations
@@ -36,13 +37,32 @@ def manifest_name(array_shards: int, array_index: int) -> str:
     return MANIFEST_FILE if array_shards <= 1 else f"manifest.shard-{array_index}-of-{array_shards}.json"
 
 
-def git_commit() -> str:
+def _git(*args: str) -> str | None:
     root = Path(__file__).resolve().parents[3]
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], check=False, cwd=root, capture_output=True, text=True, timeout=10)
+        out = subprocess.run(["git", *args], check=False, cwd=root, capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else "unknown"
+        return None
+    return out.stdout if out.returncode == 0 else None
+
+
+def git_commit() -> str:
+    head = (_git("rev-parse", "HEAD") or "").strip()
+    return head or "unknown"
+
+
+def git_dirty() -> bool | None:
+    """Whether the source tree had uncommitted changes to tracked files (None: not a git checkout)."""
+    status = _git("status", "--porcelain", "--untracked-files=no")
+    return None if status is None else bool(status.strip())
+
+
+def suite_hash(prompts: Any) -> str:
+    """sha256 of every prompt of a suite with its index and metadata: what the suite *is*, wherever its file lies."""
+    digest = hashlib.sha256()
+    for sp in prompts:
+        digest.update(json.dumps([sp.index, sp.prompt, sp.metadata], sort_keys=True, default=str).encode())
+    return digest.hexdigest()
 
 
 def sha256_file(path: Path) -> str:
@@ -114,16 +134,20 @@ def hardware() -> dict[str, Any]:
 
 def build_manifest(*, model: dict, strategies: dict[str, dict], scorer: str | None, seed: int, ns: list[int],
                    suite: dict, kind: str, shard: dict, batch_prompts: int, layout: str = "geneval",
-                   scorer_weights: dict | None = None) -> dict[str, Any]:
+                   scorer_weights: dict | None = None, device: str | None = None) -> dict[str, Any]:
+    import numpy
+    import PIL
     import torch
 
     import arscale
 
     return {"arscale_version": getattr(arscale, "__version__", "unknown"), "git_commit": git_commit(),
+            "git_dirty": git_dirty(),
             "model": model, "strategies": strategies, "scorer": scorer, "scorer_weights": scorer_weights,
             "seed": seed, "ns": list(ns),
             "suite": suite, "kind": kind, "batch_prompts": batch_prompts, "layout": layout,
             "cost_accounting": COST_ACCOUNTING, "torch_version": torch.__version__,
+            "numpy_version": numpy.__version__, "pillow_version": PIL.__version__, "device": device,
             "hardware": hardware(), "shard": shard, "timings": {"started": time.time()}}
 
 
@@ -131,6 +155,8 @@ def _identity(manifest: dict, key: str) -> Any:
     value = manifest.get(key)
     if key in ("model", "scorer_weights") and isinstance(value, dict):  # where weights lie may differ between nodes
         value = {k: v for k, v in value.items() if k != "weights_path"}
+    if key == "suite" and isinstance(value, dict):  # what the prompts are, not how the path was typed or cut
+        value = {k: v for k, v in value.items() if k == "sha256"}
     return value
 
 
@@ -138,6 +164,8 @@ def differences(old: dict, new: dict) -> list[str]:
     """Human-readable identity differences between two manifests (empty when compatible)."""
     old = {k: _identity(old, k) for k in IDENTITY_KEYS} | {k: old.get(k) for k in ("layout", "strategies")}
     new = {k: _identity(new, k) for k in IDENTITY_KEYS} | {k: new.get(k) for k in ("layout", "strategies")}
+    if not (old["suite"] and new["suite"]):  # a manifest from before suites were hashed: nothing to compare
+        old["suite"] = new["suite"] = None
     diffs = [f"{key}: {json.dumps(old.get(key), sort_keys=True)} vs {json.dumps(new.get(key), sort_keys=True)}"
              for key in IDENTITY_KEYS if old.get(key) != new.get(key)]
     if old.get("layout", "geneval") != new.get("layout", "geneval"):
@@ -145,16 +173,24 @@ def differences(old: dict, new: dict) -> list[str]:
     old_s, new_s = old.get("strategies") or {}, new.get("strategies") or {}
     for label in sorted(set(old_s) & set(new_s)):
         a, b = _comparable(old_s[label], new_s[label])
-        if a != b:
-            diffs.append(f"strategy {label}: {json.dumps(a, sort_keys=True)} vs {json.dumps(b, sort_keys=True)}")
+        if a == b:
+            continue
+        for key in sorted(set(a) | set(b)):  # name the fields that differ, not two whole configs
+            x, y = a.get(key), b.get(key)
+            if isinstance(x, dict) and isinstance(y, dict):
+                diffs += [f"strategy {label} {field}: {json.dumps(x.get(field))} vs {json.dumps(y.get(field))}"
+                          for field in sorted(set(x) | set(y)) if x.get(field) != y.get(field)]
+            elif x != y:
+                diffs.append(f"strategy {label} {key}: {json.dumps(x, sort_keys=True)} vs {json.dumps(y, sort_keys=True)}")
     return diffs
 
 
 def _comparable(old: dict, new: dict) -> tuple[dict, dict]:
     """Two manifests' entries for one strategy label, cut to the keys both record, so an entry key a later
-    arscale added (`reward_used`) does not block a resume. The resolved config is compared whole: a field
-    added to it may change what the strategy does."""
-    keys = set(old) & set(new)
+    arscale added (`reward_used`) does not block a resume. The resolved config is compared whole (a field
+    added to it may change what the strategy does); the config as typed is not, so writing out a default
+    is the same run."""
+    keys = (set(old) & set(new)) - ({"config"} if "resolved" in old and "resolved" in new else set())
     return {k: old[k] for k in keys}, {k: new[k] for k in keys}
 
 
@@ -183,6 +219,22 @@ def combine(old: dict, new: dict) -> dict:
         "timings", {}) else [])
     out["timings"] = timings
     return out
+
+
+def shard_timings(found: list[tuple[Path, dict]]) -> dict[str, Any]:
+    """A merged folder's timings: each shard's own, once (a merged manifest contributes the shards it lists,
+    so merging again adds nothing), and their sum, the run's total compute time."""
+    shards: dict[str, dict] = {}
+    for path, manifest in found:
+        timings = manifest.get("timings", {})
+        if "shards" in timings:
+            shards.update(timings["shards"])
+        else:
+            shards[str(Path(path).resolve())] = timings
+    started = [t["started"] for t in shards.values() if t.get("started")]
+    finished = [t["finished"] for t in shards.values() if t.get("finished")]
+    return {"shards": shards, "wall_seconds": sum(t.get("wall_seconds", 0.0) for t in shards.values()),
+            "started": min(started, default=None), "finished": max(finished, default=None)}
 
 
 def write_manifest(path: Path, manifest: dict) -> None:

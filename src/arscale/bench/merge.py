@@ -82,6 +82,7 @@ def merge(inputs: Sequence[str | Path], out: str | Path, *, quiet: bool = False)
                     _copy_tree(prompt, target / prompt.name)
     merged["shard"] = {"merged_from": sorted({str(p) for p, _ in found if p.parent.resolve() != out.resolve()}
                                              | set(merged.get("shard", {}).get("merged_from", [])))}
+    merged["timings"] = mf.shard_timings(found)
     summaries = summarize_folder(out, merged)
     mf.write_manifest(out / mf.MANIFEST_FILE, merged)
     return summaries

@@ -90,6 +90,16 @@ def run_config(spec: RunSpec) -> dict[str, Any]:
     return config
 
 
+def geneval_metadata(sp: SuitePrompt) -> dict:
+    """A prompt's metadata as GenEval's per-prompt folder needs it: with `prompt` and `tag` (its evaluator
+    groups by tag), which prompts of other suites lack; a suite's own grouping stands in for the tag."""
+    md = sp.metadata or {}
+    if "tag" in md and "prompt" in md:
+        return md
+    tag = md.get("tag") or md.get("category") or md.get("dimension") or "plain"
+    return {**md, "tag": tag, "prompt": md.get("prompt", sp.prompt)}
+
+
 def manifest_strategies(specs: Sequence[RunSpec], scorer: str | None = None) -> dict[str, dict]:
     """Per label: the strategy, the config as given, the full resolved config (defaults filled in) and, for a
     strategy with a reward, the reward it used: the run's `--scorer`, which replaces the config's own."""
@@ -234,7 +244,7 @@ class Bench:
         else:
             rewards = {i: c.score for i, c in enumerate(chosen) if c.score is not None} if by_reward else {}
         for i, sp in enumerate(batch):
-            metadata = sp.metadata if sp.metadata else {"tag": "plain", "prompt": sp.prompt}
+            metadata = geneval_metadata(sp)
             layout.write_prompt(root, sp.index, metadata, [chosen[i].image])
             if official is not None:
                 official.write(sp, [chosen[i].image, *extra[i]])
@@ -267,7 +277,7 @@ def summarize_run(spec: RunSpec, n: int, root: Path, prompts: Sequence[SuiteProm
         rec = json.loads(path.read_text())
         records.append(rec)
         if rec.get("correct") is not None:
-            md = sp.metadata if sp.metadata else {"tag": rec["tag"], "prompt": sp.prompt}
+            md = geneval_metadata(sp)
             rows.append(layout.result_row(layout.sample_path(root, sp.index, 0), md, rec["correct"],
                                           rec.get("reason") or ""))
     if rows:

@@ -93,12 +93,16 @@ def run_bench(args: argparse.Namespace) -> int:
     from arscale.generators.registry import load_generator
     from arscale.search.rollout import cached_scorer
 
-    torch.set_num_threads(max(1, args.threads))
+    for option in ("threads", "batch_prompts"):
+        if getattr(args, option) < 1:
+            raise ArscaleError(f"--{option.replace('_', '-')} must be at least 1, got {getattr(args, option)}")
+    torch.set_num_threads(args.threads)
     specs = parse_runs(args.strategies, args.config)
     ns = parse_ns(args.n)
     kind, prompts = load_prompts(args.prompts)
     if args.limit < 0:
         raise ArscaleError(f"--limit must be ≥ 0, got {args.limit}")
+    suite_sha = mf.suite_hash(prompts)  # the whole suite: --limit only says how much of it this call runs
     if args.limit:
         prompts = prompts[: args.limit]
     if not prompts:
@@ -117,8 +121,8 @@ def run_bench(args: argparse.Namespace) -> int:
         model=mf.model_entry(args.model, args.model_weights), strategies=manifest_strategies(specs, args.scorer),
         scorer=args.scorer or None, scorer_weights=mf.scorer_weights_entry(args.scorer_weights),
         seed=args.seed, ns=ns, kind=kind, shard=shard.to_dict(),
-        batch_prompts=max(1, args.batch_prompts), layout=args.layout,
-        suite={"spec": args.prompts, "limit": args.limit, "size": len(prompts)})
+        batch_prompts=args.batch_prompts, layout=args.layout, device=args.device,
+        suite={"spec": args.prompts, "limit": args.limit, "size": len(prompts), "sha256": suite_sha})
     manifest_path = out / mf.manifest_name(shard.array_shards, shard.array_index)
     for path, old in manifests_in(out):
         mf.check_compatible(old, manifest, f"{out} ({path.name})")
@@ -136,17 +140,22 @@ def run_bench(args: argparse.Namespace) -> int:
     start = time.time()
     bench = Bench(generator, reward, kind=kind, seed=args.seed, batch_prompts=args.batch_prompts,
                   quiet=args.quiet or not shard.is_main, layout=args.layout)
+    finished = False
     try:
         with torch.no_grad():
             bench.run(specs, ns, prompts, out, resume=args.resume, shard=shard, write_summaries=False)
         group.barrier()  # every rank's prompts are on disk before rank 0 summarises
+        finished = True
     finally:
         group.close()
+        if shard.is_main:  # an interrupted run's time counts too: its prompts are kept and resumed
+            timings = manifest["timings"]
+            timings["wall_seconds"] = timings.get("wall_seconds", 0.0) + time.time() - start
+            if finished:
+                timings["finished"] = time.time()
+            mf.write_manifest(manifest_path, manifest)
     if not shard.is_main:
         return 0
-    manifest["timings"]["finished"] = time.time()
-    manifest["timings"]["wall_seconds"] = manifest["timings"].get("wall_seconds", 0.0) + time.time() - start
-    mf.write_manifest(manifest_path, manifest)
     if shard.array_shards > 1:
         print(f"shard {shard.array_index}/{shard.array_shards} done in {out}; combine the shards with "
               "`arscale bench merge DIR [DIR...] --out OUT`")
