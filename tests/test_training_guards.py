@@ -18,7 +18,7 @@ WEIGHTS = Path(__file__).resolve().parents[1] / "src" / "arscale" / "weights"
 
 @pytest.mark.parametrize("option, value, message", [
     ("--steps", "0", "--steps must be at least 1"), ("--batch-size", "-1", "--batch-size must be at least 1"),
-    ("--lr", "0", "--lr must be positive"), ("--time-limit", "-2", "--time-limit must be >= 0"),
+    ("--lr", "-1", "--lr must be >= 0"), ("--steps", "-3", "--steps must be at least 1"), ("--time-limit", "-2", "--time-limit must be >= 0"),
 ])
 def test_bad_numbers_are_refused_before_anything_is_written(option, value, message, tmp_path, capsys):
     assert main(["train", "shapeworld-reward", "--out", str(tmp_path / "r"), option, value]) == 2
@@ -62,3 +62,26 @@ def test_a_ctrl_c_stops_the_run_at_the_step_and_only_while_training():
     with pytest.raises(KeyboardInterrupt):  # after training, Ctrl-C is what it was
         os.kill(os.getpid(), signal.SIGINT)
     signal.signal(signal.SIGINT, before)
+
+
+def test_a_tokenizer_is_not_trained_anew_under_a_model_trained_on_its_codes(tmp_path, capsys):
+    for name in ("config.json", "model.safetensors", "tokenizer_config.json", "tokenizer.safetensors"):
+        (tmp_path / name).write_bytes((WEIGHTS / "shapeworld-var" / name).read_bytes())
+    for trainer in ("shapeworld-tokenizer", "shapeworld-ar-tokenizer"):
+        assert main(["train", trainer, "--out", str(tmp_path), "--steps", "1"]) == 2
+        err = capsys.readouterr().err
+        assert "holds a ShapeWorld-VAR model trained on its tokenizer's codes" in err and "--decoder-only" in err
+    assert (tmp_path / "tokenizer.safetensors").read_bytes() == \
+        (WEIGHTS / "shapeworld-var" / "tokenizer.safetensors").read_bytes()
+
+
+def test_the_transformer_trainers_find_the_tokenizer_beside_out(tmp_path, capsys):
+    import argparse
+
+    from arscale.train.common import tokenizer_folder
+
+    args = argparse.Namespace(tokenizer=None, out=str(tmp_path))
+    assert tokenizer_folder(args, "/shipped") == "/shipped" and "no tokenizer in" in capsys.readouterr().out
+    (tmp_path / "tokenizer_config.json").write_text("{}")
+    assert tokenizer_folder(args, "/shipped") == str(tmp_path)
+    assert tokenizer_folder(argparse.Namespace(tokenizer="/mine", out=str(tmp_path)), "/shipped") == "/mine"

@@ -28,11 +28,25 @@ COMMAND_MODULES = [
 
 
 class _Parser(argparse.ArgumentParser):
-    """Usage errors in one line, like every other error: the usage block is one --help away. Subcommand
-    parsers inherit the class."""
+    """Usage errors in one line, like every other error: the usage block is one --help away. Options are
+    spelt out (no `--step` for `--steps`). Subcommand parsers inherit the class."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _innermost(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.ArgumentParser:
+    """The (sub)command parser that `args` went through, for an error about its options."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            chosen = getattr(args, action.dest, None)
+            if chosen in action.choices:
+                return _innermost(action.choices[chosen], args)
+    return parser
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -60,7 +74,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"arscale: error: {exc}", file=sys.stderr)
         return 2
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # named by the command that would have taken them, not by `arscale` itself
+        _innermost(parser, args).error(f"unrecognized arguments: {' '.join(unknown)}")
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

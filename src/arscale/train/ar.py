@@ -135,8 +135,7 @@ def main(args: argparse.Namespace) -> int:
     common.check_fit_arg(args)
     device, state, resume = common.begin(args)
     tuned = Path(args.state_dir) / "tokenizer"
-    own = Path(args.out) if (Path(args.out) / "tokenizer.safetensors").exists() else WEIGHTS_DIR
-    source = tuned if resume and tuned.exists() else Path(args.tokenizer or own)
+    source = tuned if resume and tuned.exists() else Path(common.tokenizer_folder(args, WEIGHTS_DIR))
     tokenizer = load_tokenizer(source, device)
     dec_params = list(tokenizer.decoder.parameters()) + list(tokenizer.post_quant_conv.parameters())
     dec_opt = torch.optim.Adam(dec_params, lr=args.decoder_lr, betas=(0.9, 0.95))

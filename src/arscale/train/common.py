@@ -49,18 +49,20 @@ from tqdm import tqdm
 from arscale.devices import pick_device
 from arscale.errors import ArscaleError
 from arscale.folders import output_folder
+from arscale.generators.loading import shapeworld_folder_holds as holds
 from arscale.generators.seeding import mix
 
 
 def add_training_args(parser: argparse.ArgumentParser, *, steps: int, batch_size: int, lr: float,
-                      state_dir: str, out_dir: str, scene_stream: bool = True) -> None:
+                      state_dir: str, out_dir: str, scene_stream: bool = True,
+                      used_with: str = "`arscale generate --weights DIR`") -> None:
     parser.add_argument("--steps", type=int, default=steps, help="total optimizer steps (default %(default)s)")
     parser.add_argument("--batch-size", type=int, default=batch_size, help="images per step (default %(default)s)")
     parser.add_argument("--lr", type=float, default=lr, help="peak learning rate (default %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="data and init seed (default %(default)s)")
     parser.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:1 ...")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads for torch (default %(default)s)")
-    parser.add_argument("--out", help="where the final weights and config go (load them with --weights DIR); "
+    parser.add_argument("--out", help=f"where the final weights and config go (use them with {used_with}); "
                                       "required unless --replace-shipped")
     parser.add_argument("--state-dir", help="resumable training state, resumed when present (default: "
                                             f"OUT/train_state/{Path(state_dir).name}; "
@@ -218,11 +220,14 @@ def resolve_output(args: argparse.Namespace) -> None:
 
 def check_training_args(args: argparse.Namespace) -> None:
     """The numbers every trainer takes, checked before anything is written."""
-    for option in ("steps", "batch_size", "threads"):
+    for option in ("batch_size", "threads"):
         if getattr(args, option) < 1:
             raise ArscaleError(f"--{option.replace('_', '-')} must be at least 1, got {getattr(args, option)}")
-    if not args.lr > 0:
-        raise ArscaleError(f"--lr must be positive, got {args.lr}")
+    starts_from = getattr(args, "init_from", None) or getattr(args, "init", None)
+    if args.steps < 0 or (args.steps == 0 and not starts_from):  # 0 steps: export what --init-from gave
+        raise ArscaleError(f"--steps must be at least 1 (0 only to export --init-from's weights), got {args.steps}")
+    if not args.lr >= 0:  # 0 is allowed: the weights pass through unchanged
+        raise ArscaleError(f"--lr must be >= 0, got {args.lr}")
     if not args.checkpoint_minutes > 0:
         raise ArscaleError(f"--checkpoint-minutes must be positive, got {args.checkpoint_minutes}")
     if args.time_limit < 0:
@@ -232,10 +237,15 @@ def check_training_args(args: argparse.Namespace) -> None:
 def begin(args: argparse.Namespace) -> tuple[torch.device, TrainState, bool]:
     """The start of every trainer: torch threads, the device, the state directory, whether to resume it."""
     check_training_args(args)
+    device = pick_device(args.device)  # before --out is made: a machine without the device leaves nothing behind
     resolve_output(args)
     torch.set_num_threads(max(1, args.threads))
     state = TrainState(args.state_dir)
-    device = pick_device(args.device)
+    if state.exists and args.fresh:
+        print(f"--fresh: starting over; the state in {state.dir} (step {state.info().get('step')}) will be replaced")
+    elif state.exists and getattr(args, "config", None):
+        print(f"note: --config {args.config} is ignored: the run in {state.dir} resumes with its own config "
+              "(--fresh starts over with yours)")
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True  # training only; inference and parity tests stay fp32
         torch.backends.cudnn.allow_tf32 = True
@@ -363,6 +373,27 @@ def export_weights(state_dict: dict[str, torch.Tensor], config: dict[str, Any], 
     # safetensors writes 0600; shared weights should read like the config beside them (the umask decides)
     (out / filename).chmod((out / config_name).stat().st_mode & 0o777)
     return out / filename
+
+
+def tokenizer_folder(args: argparse.Namespace, shipped: str | os.PathLike) -> str:
+    """The tokenizer a transformer trainer works on: --tokenizer, else the one beside --out (a tokenizer and
+    its transformer share a folder), else the shipped one, which a model of one's own is told about."""
+    if args.tokenizer:
+        return str(args.tokenizer)
+    out = Path(args.out) if args.out else Path(shipped)
+    if (out / "tokenizer_config.json").is_file():
+        return str(out)
+    print(f"note: no tokenizer in {out}: training on the shipped tokenizer's codes (--tokenizer DIR for another)")
+    return str(shipped)
+
+
+def refuse_new_codes_under_a_model(args: argparse.Namespace, resume: bool) -> None:
+    """A tokenizer trained anew beside a transformer would change the codes that transformer was trained on."""
+    if resume or getattr(args, "decoder_only", None) or args.replace_shipped:
+        return
+    if (Path(args.out) / "model.safetensors").is_file():
+        raise ArscaleError(f"--out {args.out} holds {holds(args.out)} trained on its tokenizer's codes; new codes would "
+                           "invalidate it: fine-tune the decoder only (--decoder-only), or choose another --out")
 
 
 def complete_with_tokenizer(out: str | os.PathLike, tokenizer: str | os.PathLike) -> None:

@@ -30,7 +30,8 @@ STATE_DIR = "train_state/shapeworld-tokenizer"
 
 def register(sub) -> None:
     p = sub.add_parser("shapeworld-tokenizer", help="train the multi-scale VQ tokenizer of ShapeWorld-VAR")
-    common.add_training_args(p, steps=6000, batch_size=32, lr=1e-3, state_dir=STATE_DIR, out_dir=str(WEIGHTS_DIR))
+    common.add_training_args(p, steps=6000, batch_size=32, lr=1e-3, state_dir=STATE_DIR, out_dir=str(WEIGHTS_DIR),
+                             used_with="`arscale train shapeworld-var --out DIR`, which finds it there")
     p.add_argument("--config", default=None, help="JSON file with MultiScaleTokenizerConfig fields (new runs)")
     p.add_argument("--eval-every", type=int, default=500, help="evaluate reconstructions every N steps (0 = only at the end)")
     p.add_argument("--boundary-weight", type=float, default=4.0,
@@ -90,6 +91,7 @@ def main(args: argparse.Namespace) -> int:
         raise ArscaleError("--generator fine-tunes the decoder on the generator's latents: add --decoder-only "
                            "(training the codes would invalidate the generator)")
     device, state, resume = common.begin(args)
+    common.refuse_new_codes_under_a_model(args, resume)
     if resume:
         config = MultiScaleTokenizerConfig.from_dict(state.info()["config"])
     elif args.config:

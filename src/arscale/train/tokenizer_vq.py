@@ -26,7 +26,8 @@ SHIPPED_CH_MULT = (1, 2, 4)
 
 def register(sub) -> None:
     p = sub.add_parser("shapeworld-ar-tokenizer", help="train the single-scale VQ tokenizer of ShapeWorld-AR")
-    common.add_training_args(p, steps=8000, batch_size=32, lr=1e-3, state_dir=STATE_DIR, out_dir=str(WEIGHTS_DIR))
+    common.add_training_args(p, steps=8000, batch_size=32, lr=1e-3, state_dir=STATE_DIR, out_dir=str(WEIGHTS_DIR),
+                             used_with="`arscale train shapeworld-ar --out DIR`, which finds it there")
     p.add_argument("--config", default=None, help="JSON file with VQConfig fields (new runs only)")
     p.add_argument("--eval-every", type=int, default=500, help="evaluate reconstructions every N steps (0 = only at the end)")
     p.add_argument("--decoder-only", default=None, metavar="DIR",
@@ -128,6 +129,7 @@ def main(args: argparse.Namespace) -> int:
     if args.decoder_only:
         return decoder_only(args)
     device, state, resume = common.begin(args)
+    common.refuse_new_codes_under_a_model(args, resume)
     if resume:
         config = VQConfig(**state.info()["config"])
     elif args.config:

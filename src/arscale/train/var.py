@@ -49,8 +49,9 @@ def register(sub) -> None:
     common.add_training_args(p, steps=20000, batch_size=64, lr=1e-3, state_dir=STATE_DIR, out_dir=str(WEIGHTS_DIR))
     common.add_cooldown_arg(p)
     common.add_fit_arg(p)
-    p.add_argument("--tokenizer", default=str(WEIGHTS_DIR),
-                   help="directory with tokenizer.safetensors + tokenizer_config.json (default %(default)s)")
+    p.add_argument("--tokenizer", default=None,
+                   help="directory with tokenizer.safetensors + tokenizer_config.json (default: --out if it holds "
+                        "one, else the shipped one)")
     p.add_argument("--config", default=None, help="JSON file overriding DEFAULT_CONFIG's sections (new runs)")
     p.add_argument("--init-from", default=None, metavar="DIR",
                    help="start a new run from trained weights (a weights folder with config.json, or a training "
@@ -170,6 +171,7 @@ def sample_accuracy(gen: ScaleGenerator, per_tag: int = 8, seed: int = 777, cfg:
 def main(args: argparse.Namespace) -> int:
     common.check_fit_arg(args)
     check_strength(args.self_correction, args.self_correction_neighbours)
+    args.tokenizer = common.tokenizer_folder(args, WEIGHTS_DIR)
     tok_cfg = load_tokenizer_config(args.tokenizer)
     check_sampled_prefix(args.sampled_prefix, args.sampled_prefix_from, len(tok_cfg["patch_nums"]))
     device, state, resume = common.begin(args)
