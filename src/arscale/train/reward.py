@@ -327,7 +327,7 @@ def train(args: argparse.Namespace) -> int:
 def register(sub) -> None:
     parser = sub.add_parser("shapeworld-reward", help="train the ShapeWorld image–text reward (and feature) model",
                             description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_training_args(parser, steps=2000, batch_size=32, lr=1e-3, state_dir="runs/shapeworld-reward",
+    add_training_args(parser, steps=2000, batch_size=32, lr=1e-3, state_dir="train_state/shapeworld-reward",
                       out_dir=str(WEIGHTS_DIR), scene_stream=False, used_with="`arscale bench --scorer-weights DIR`")
     parser.add_argument("--init", default=None,
                         help="start from the reward weights in this folder (fine-tuning; a fresh optimizer)")
