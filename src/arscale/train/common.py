@@ -433,6 +433,8 @@ class Timer:
         if threading.current_thread() is not threading.main_thread():
             return
         previous = signal.getsignal(signal.SIGINT)
+        if previous is None:  # installed outside Python: put Python's own back afterwards
+            previous = signal.default_int_handler
         alive = weakref.ref(self)  # once the trainer is done with this timer, Ctrl-C is what it was before
 
         def on_interrupt(signum: int, frame: Any) -> None:
