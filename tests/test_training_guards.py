@@ -50,18 +50,26 @@ def test_another_models_folder_is_named_not_a_traceback(capsys):
 
 
 def test_a_ctrl_c_stops_the_run_at_the_step_and_only_while_training():
-    before = signal.getsignal(signal.SIGINT)
+    outer = signal.getsignal(signal.SIGINT)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # whatever earlier tests left
+    before = signal.default_int_handler
     timer = Timer(checkpoint_minutes=60)
     assert not timer.out_of_time()
     os.kill(os.getpid(), signal.SIGINT)  # handled: the trainer finishes its step, then saves
     assert timer.out_of_time() and timer.interrupted
     assert signal.getsignal(signal.SIGINT) is before  # a second Ctrl-C stops at once
     timer = Timer(checkpoint_minutes=60)
-    del timer
-    gc.collect()
+    timer.close()  # the loop is over
+    assert signal.getsignal(signal.SIGINT) is before
     with pytest.raises(KeyboardInterrupt):  # after training, Ctrl-C is what it was
         os.kill(os.getpid(), signal.SIGINT)
-    signal.signal(signal.SIGINT, before)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    timer = Timer(checkpoint_minutes=60)  # a run that ended without closing: once it is gone, so is its hold
+    del timer
+    gc.collect()
+    with pytest.raises(KeyboardInterrupt):
+        os.kill(os.getpid(), signal.SIGINT)
+    signal.signal(signal.SIGINT, outer)
 
 
 def test_a_tokenizer_is_not_trained_anew_under_a_model_trained_on_its_codes(tmp_path, capsys):

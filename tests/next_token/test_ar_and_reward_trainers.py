@@ -24,7 +24,11 @@ def test_ar_tokenizer_then_decoder_train_resume_and_ship(tmp_path):
     assert (out / "tokenizer.safetensors").is_file()
     ar_args = ["train", "shapeworld-ar", "--tokenizer", str(out), "--replay-size", "8", "--tune-decoder-every", "1",
                *common_args]
+    import signal
+
+    before = signal.getsignal(signal.SIGINT)
     assert cli([*ar_args, "--steps", "2", "--config", str(tmp_path / "ar.json")]) == 0
+    assert signal.getsignal(signal.SIGINT) is before  # the trainer held Ctrl-C only while it trained
     assert cli([*ar_args, "--steps", "3"]) == 0  # resumes: config, weights and the tuned decoder come back
     assert common.TrainState(out / "train_state" / "shapeworld-ar").info()["step"] == 3
     assert common.TrainState(out / "train_state" / "shapeworld-ar-tokenizer").info()["step"] == 2

@@ -224,6 +224,7 @@ def main(args: argparse.Namespace) -> int:
             save()
         if timer.out_of_time():
             break
+    timer.close()
     bar.close()
     stream.close()
     metrics = {"step": step, "loss_ema": running}

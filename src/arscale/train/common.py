@@ -427,6 +427,8 @@ class Timer:
         self.limit = limit_minutes * 60
         self.said_so = False
         self.interrupted = False
+        self.closed = False
+        self._restore: Callable[[], Any] = lambda: None
         self._catch_interrupt()
 
     def _catch_interrupt(self) -> None:
@@ -440,7 +442,7 @@ class Timer:
         def on_interrupt(signum: int, frame: Any) -> None:
             signal.signal(signal.SIGINT, previous)
             timer = alive()
-            if timer is None:
+            if timer is None or timer.closed:
                 if callable(previous):
                     previous(signum, frame)
                 elif previous != signal.SIG_IGN:
@@ -450,7 +452,17 @@ class Timer:
             tqdm.write("interrupted: saving the state after this step; the same command (without --fresh) resumes "
                        "it (Ctrl-C again stops without saving)", file=sys.stderr)
 
+        def restore() -> None:
+            if signal.getsignal(signal.SIGINT) is on_interrupt:
+                signal.signal(signal.SIGINT, previous)
+
         signal.signal(signal.SIGINT, on_interrupt)
+        self._restore = restore
+
+    def close(self) -> None:
+        """The training loop is over: Ctrl-C is what it was before (during the final save, too)."""
+        self.closed = True
+        self._restore()
 
     @property
     def elapsed(self) -> float:

@@ -313,6 +313,7 @@ def train(args: argparse.Namespace) -> int:
             state.save(model, optimizer, step=step, config=asdict(config), elapsed=timer.elapsed, metrics=metrics)
         if timer.out_of_time():
             break
+    timer.close()
     bar.close()
     state.save(model, optimizer, step=step, config=asdict(config), elapsed=timer.elapsed, metrics=metrics)
     shift, scale = calibrate(model, np.random.default_rng([args.seed, 10**9]), device, partial=partial)

@@ -170,6 +170,7 @@ def main(args: argparse.Namespace) -> int:
             save()
         if timer.out_of_time():
             break
+    timer.close()
     bar.close()
     stream.close()
     save()

@@ -115,6 +115,7 @@ def decoder_only(args: argparse.Namespace) -> int:
             state.save(model, opt, step=step, config=config, elapsed=timer.elapsed, metrics=metrics)
         if timer.out_of_time():
             break
+    timer.close()
     bar.close()
     stream.close()
     model.eval()
@@ -174,6 +175,7 @@ def main(args: argparse.Namespace) -> int:
             save()
         if timer.out_of_time():
             break
+    timer.close()
     bar.close()
     stream.close()
     save()
