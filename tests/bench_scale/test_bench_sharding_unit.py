@@ -109,3 +109,24 @@ def test_merged_timings_are_each_shards_once_and_their_sum(tmp_path):
     assert (merged["wall_seconds"], merged["started"], merged["finished"]) == (10.0, 5.0, 12.0)
     again = shard_timings([*found, (tmp_path / "merged.json", {"timings": merged})])
     assert again == merged  # merging again adds nothing
+
+
+@pytest.mark.parametrize("model, variable", [("var-d16", "ARSCALE_VAR_WEIGHTS"),
+                                             ("infinity-2b", "ARSCALE_INFINITY_WEIGHTS"),
+                                             ("llamagen-c2i-xl", "ARSCALE_LLAMAGEN_WEIGHTS"),
+                                             ("llamagen-t2i-xl", "ARSCALE_LLAMAGEN_T2I_WEIGHTS")])
+def test_weights_named_by_the_environment_are_hashed_too(model, variable, tmp_path, monkeypatch):
+    import inspect
+
+    from arscale.bench.manifest import model_entry
+    from arscale.generators.registry import MODELS
+
+    module, factory = MODELS[model].split(":")
+    source = inspect.getsource(__import__(module, fromlist=[factory]))
+    assert variable in source  # the variable the factory itself reads
+    (tmp_path / "release.pth").write_bytes(b"weights")
+    monkeypatch.setenv(variable, str(tmp_path))
+    entry = model_entry(model, None)
+    assert entry["weights_path"] == str(tmp_path) and set(entry["weights_sha256"]) == {"release.pth"}
+    monkeypatch.delenv(variable)
+    assert model_entry(model, None)["weights_sha256"] == {}

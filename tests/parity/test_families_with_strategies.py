@@ -182,3 +182,20 @@ def test_infinity_bills_each_prompts_own_text_length():
         assert one_more == pytest.approx(2 * 6 * c.depth * (4 * c.embed_dim ** 2 + 4 * gen.sizes[k] * c.embed_dim))
     result = make_strategy("best-of-n", {}).run(gen, list(lengths), 3, seed=0, scorer=BrightnessScorer())
     assert result.cost.transformer_flops == pytest.approx(sum(gen.scale_flops(traj, k) for k in range(gen.num_scales)))
+
+
+def test_a_counting_text_encoder_is_billed_once_per_prompt():
+    class CountingEncoder:  # like T5TextEncoder: `flops_spent` grows with every forward
+        def __init__(self):
+            self.flops_spent, self.encode = 0.0, fake_t5(128)
+
+        def __call__(self, prompts):
+            self.flops_spent += 1000.0 * len(prompts)
+            return self.encode(prompts)
+
+    gen, plain = tiny_infinity(), tiny_infinity()
+    gen.text_encoder = CountingEncoder()
+    prompts = ["a red cube", "two green balls"]
+    counted = make_strategy("best-of-n", {}).run(gen, prompts, 3, seed=0, scorer=BrightnessScorer())
+    base = make_strategy("best-of-n", {}).run(plain, prompts, 3, seed=0, scorer=BrightnessScorer())
+    assert counted.cost.transformer_flops - base.cost.transformer_flops == pytest.approx(2000.0)  # not per row

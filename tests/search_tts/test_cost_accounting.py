@@ -58,6 +58,32 @@ def test_a_scorers_fused_attention_is_counted_on_a_cpu():
     assert result.cost.scorer_flops == 2 * per_image
 
 
+class EncoderLayerScorer(FakeScorer):
+    """One `nn.TransformerEncoderLayer` over the 16 rows of an image: in inference torch runs it as one fused
+    kernel, which its FLOP counter cannot see into."""
+
+    name = "encoder-layer"
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.layer = torch.nn.TransformerEncoderLayer(48, 2, 64, dropout=0.0, batch_first=True).eval()
+
+    @torch.no_grad()
+    def reward(self, images, prompts):
+        self.calls.append(len(images))
+        rows = images.permute(0, 2, 1, 3).flatten(2)  # [B, L = 16 rows, 48 = 3 channels x 16 columns]
+        return self.layer(rows).mean((1, 2))
+
+
+def test_a_scorers_fused_transformer_layers_are_counted():
+    result = BestOfN().run(FakeNextScale(), ["a"], 2, seed=0, scorer=EncoderLayerScorer())
+    L, d, ff = 16, 48, 64
+    per_image = 2 * L * d * 3 * d + 2 * L * d * d + 2 * 2 * L * L * d + 2 * 2 * L * d * ff  # qkv, out, attention, FFN
+    assert result.cost.scorer_flops == 2 * per_image
+    assert torch.backends.mha.get_fastpath_enabled()  # switched back on after counting
+
+
 def test_a_scorer_may_state_its_flops():
     class Stated(FakeScorer):
         def reward_flops(self, rows, size):

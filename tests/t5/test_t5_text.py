@@ -108,3 +108,15 @@ def test_flan_t5_xl_shapes():
     assert feats.compact.shape[1] == 2048 and feats.lengths.tolist()[1] < feats.lengths.tolist()[0]
     llama, mask = enc.llamagen(["a photo of a cat"])
     assert llama.shape == (1, 120, 2048) and mask[0, -1]
+
+
+def test_the_encoder_counts_the_flops_it_computes(encoder):
+    from arscale.search.rollout import flop_counter
+
+    before = encoder.flops_spent
+    with flop_counter() as counter:
+        encoder.encode(PROMPTS)  # padded to the longest prompt: the padding is computed too
+    assert encoder.flops_spent - before == counter.get_total_flops() > 0
+    before = encoder.flops_spent
+    encoder.llamagen(PROMPTS, length=20)
+    assert encoder.flops_spent - before == encoder.forward_flops(3, 20)

@@ -30,7 +30,8 @@ SHARD_MANIFEST_GLOB = "manifest.shard-*.json"
 IDENTITY_KEYS = ("model", "scorer", "scorer_weights", "seed", "suite", "kind", "batch_prompts", "cost_accounting")
 # bumped when what the cost record counts changes, so a resume never averages two ways of counting:
 # 2 = scorer FLOPs, VAR's AdaLN and embedding, LlamaGen's decoder attention (2026-12-06)
-COST_ACCOUNTING = 2
+# 3 = attention inside scorers counted on a CPU, Infinity's real text lengths, per-prompt ScalingAR FLOPs (2026-12-06)
+COST_ACCOUNTING = 3
 
 
 def manifest_name(array_shards: int, array_index: int) -> str:
@@ -74,10 +75,13 @@ def sha256_file(path: Path) -> str:
 
 
 def weights_directory(model: str, weights: str | None) -> Path | None:
-    """The folder the model loads from: `--model-weights`, else the factory module's WEIGHTS_DIR if any."""
+    """The folder the model loads from: `--model-weights`, else the environment variable a released model's
+    factory reads, else the factory module's WEIGHTS_DIR if any."""
+    from arscale.generators.registry import MODELS, weights_from_environment
+
+    weights = weights or weights_from_environment(model)
     if weights:
         return Path(weights)
-    from arscale.generators.registry import MODELS
 
     target = MODELS.get(model)
     if not target:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 from typing import Any
 
 from arscale.errors import ArscaleError
@@ -18,6 +19,19 @@ MODELS: dict[str, str] = {
        for s in ("b", "l", "l-384", "xl", "xxl", "3b")},
     "llamagen-t2i-xl": "arscale.generators.next_token.llamagen:load_llamagen_t2i_xl",
 }
+
+
+# The environment variable each released family's factory reads when it is given no weights.
+WEIGHTS_ENV = {"var-d": "ARSCALE_VAR_WEIGHTS", "infinity-": "ARSCALE_INFINITY_WEIGHTS",
+               "llamagen-c2i-": "ARSCALE_LLAMAGEN_WEIGHTS", "llamagen-t2i-": "ARSCALE_LLAMAGEN_T2I_WEIGHTS"}
+
+
+def weights_from_environment(name: str) -> str | None:
+    """Where a released model's weights are when only its environment variable names them."""
+    for prefix, variable in WEIGHTS_ENV.items():
+        if name.startswith(prefix):
+            return os.environ.get(variable) or None
+    return None
 
 
 def load_generator(name: str, **options: Any) -> Any:

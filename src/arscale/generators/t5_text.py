@@ -98,6 +98,17 @@ class T5TextEncoder:
         self.max_length = max_length
         self.batch_size = batch_size
         self.width = int(model.config.d_model)
+        self.flops_spent = 0.0  # every forward so far, padding included (what the encoder computed)
+
+    def forward_flops(self, rows: int, length: int) -> float:
+        """FLOPs of encoding `rows` sequences padded to `length` tokens: per layer the q/k/v/o projections,
+        the attention scores and their weighted sum, and the (gated) feed-forward."""
+        c = self.model.config
+        inner = c.num_heads * c.d_kv
+        ffn_matrices = 3 if getattr(c, "is_gated_act", "gated" in str(getattr(c, "feed_forward_proj", ""))) else 2
+        per_layer = (2 * length * c.d_model * 4 * inner + 2 * 2 * length * length * inner
+                     + 2 * length * c.d_model * c.d_ff * ffn_matrices)
+        return float(rows * c.num_layers * per_layer)
 
     def _check(self, prompts: Sequence[str]) -> list[str]:
         if isinstance(prompts, str):
@@ -124,6 +135,7 @@ class T5TextEncoder:
             mask = tokens["attention_mask"].to(self.device)
             outs.append(self.model(input_ids=ids, attention_mask=mask).last_hidden_state)
             masks.append(mask)
+            self.flops_spent += self.forward_flops(*ids.shape)
         width = max(o.shape[1] for o in outs)
         outs = [torch.nn.functional.pad(o, (0, 0, 0, width - o.shape[1])) for o in outs]
         masks = [torch.nn.functional.pad(m, (0, width - m.shape[1])) for m in masks]
@@ -142,6 +154,15 @@ class T5TextEncoder:
             prompts = [fold_caption(p) for p in prompts]
         padded, mask = self.hidden(prompts, padding="max_length", max_length=length)
         return left_pad(padded, mask)
+
+
+def encoding_flops(encoder: Any, call: Any) -> tuple[Any, float]:
+    """`call()`'s result and the FLOPs the text encoder behind `encoder` (an encoder or its bound method)
+    spent on it; 0 for an encoder that does not count (`flops_spent`)."""
+    owner = getattr(encoder, "__self__", encoder)
+    before = getattr(owner, "flops_spent", None)
+    result = call()
+    return result, (float(owner.flops_spent - before) if before is not None else 0.0)
 
 
 def load_t5(weights: str | os.PathLike = WEIGHTS, *, tokenizer: str | os.PathLike | None = None,

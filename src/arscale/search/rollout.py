@@ -19,6 +19,7 @@ import numbers
 import time
 import weakref
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -104,9 +105,11 @@ def scorer_output(out: Any, scorer: Any, what: str, rows: int) -> torch.Tensor:
     return t
 
 
-def flop_counter() -> Any:
-    """torch's FLOP counter, also counting the fused attention kernel that a CPU runs: torch counts only the
-    CUDA ones, which left a scorer's attention out of its cost on a CPU."""
+@contextmanager
+def flop_counter() -> Iterator[Any]:
+    """torch's FLOP counter, made to see what it misses (torch 2.13): the fused attention kernel a CPU runs
+    (mapped to torch's own attention formula) and the fused layers of `nn.MultiheadAttention` /
+    `nn.TransformerEncoderLayer` in inference, whose fast path is switched off while counting (same outputs)."""
     from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 
     cpu_attention = getattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu", None)
@@ -114,7 +117,14 @@ def flop_counter() -> Any:
     def attention(query, key, value, *args: Any, out_shape: Any = None, **kwargs: Any) -> int:
         return sdpa_flop_count(query, key, value)
 
-    return FlopCounterMode(display=False, custom_mapping={} if cpu_attention is None else {cpu_attention: attention})
+    fast = torch.backends.mha.get_fastpath_enabled()
+    torch.backends.mha.set_fastpath_enabled(False)
+    try:
+        with FlopCounterMode(display=False,
+                             custom_mapping={} if cpu_attention is None else {cpu_attention: attention}) as counter:
+            yield counter
+    finally:
+        torch.backends.mha.set_fastpath_enabled(fast)
 
 
 def _flops(obj: Any, analytic: str, cache: _PerObject, key: Any, rows: int, size: int,
@@ -180,6 +190,7 @@ class Search:
         prompts = check_prompt_list(prompts)
         with self.cost.timer("model"):
             traj = self.generator.start(prompts, rows_per_prompt, self.seed, prompt_offset=self.prompt_offset)
+        self.cost.transformer_flops += float(traj.extra.get("text_flops", 0.0))  # a T5 encoder's, once per prompt
         self.position = 0
         return traj
 

@@ -416,7 +416,7 @@ class ScalingAR:
             if cfg.terminate and warmup <= t < T - 1:
                 with cost.timer("selection"):  # Stage III
                     self._terminate(traj, t, step, policy, log)
-        cost.transformer_flops += float(traj.extra.get("transformer_flops", 0.0))
+        cost.transformer_flops += float(traj.extra.get("transformer_flops", 0.0) + traj.extra.get("text_flops", 0.0))
         traj.finish_tree("final")
 
         with cost.timer("decode"):

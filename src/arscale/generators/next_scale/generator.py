@@ -45,6 +45,7 @@ from arscale.generators.next_scale.conditioning import Conditioning
 from arscale.generators.next_scale.tokenizer import MultiScaleTokenizer
 from arscale.generators.next_scale.transformer import ScaleTransformer
 from arscale.generators.sampling import cfg_mix, sample_batch, sample_per_row
+from arscale.generators.t5_text import encoding_flops
 from arscale.generators.trajectories import Trajectories
 
 
@@ -130,8 +131,10 @@ class NextScaleLoop(nn.Module):
     def start(self, prompts: Sequence[Any], rows_per_prompt: int | Sequence[int], seed: int, *,
               prompt_offset: int = 0, cfg: float | None = None) -> Trajectories:
         prompts, counts, cfg = self._check_start(prompts, rows_per_prompt, cfg)
-        return self.start_encoded(self.encode_prompts(prompts), prompts, counts, seed,
-                                  prompt_offset=prompt_offset, cfg=cfg)
+        encoded, text_flops = encoding_flops(getattr(self, "text_encoder", None), lambda: self.encode_prompts(prompts))
+        traj = self.start_encoded(encoded, prompts, counts, seed, prompt_offset=prompt_offset, cfg=cfg)
+        traj.extra["text_flops"] = text_flops  # a T5 encoder's FLOPs (start_encoded's callers encoded it themselves)
+        return traj
 
     @torch.no_grad()
     def start_encoded(self, encoded: Any, prompts: Sequence[Any], rows_per_prompt: int | Sequence[int],

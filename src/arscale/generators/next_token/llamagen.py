@@ -36,6 +36,7 @@ from arscale.generators.next_token.transformer import (
 )
 from arscale.generators.sampling import cfg_mix, filter_logits_hf
 from arscale.generators.seeding import generator_for
+from arscale.generators.t5_text import encoding_flops
 from arscale.generators.trajectories import Trajectories
 
 T2I_TOKENS = 120  # the length of LlamaGen's uncond_embedding: t2i models take exactly 120 caption tokens
@@ -372,6 +373,7 @@ class LlamaGenGenerator(TokenGenerator):
 
     def start(self, prompts: Sequence, rows_per_prompt: int | Sequence[int], seed: int, *, prompt_offset: int = 0,
               cfg: float | None = None) -> Trajectories:
+        text_flops = 0.0  # a T5 encoder's, for t2i
         if self.gpt.llamagen.model_type == "c2i":
             prompts = [int(p) if isinstance(p, str) and p.strip().isdigit() else p for p in prompts]
             for p in prompts:
@@ -383,11 +385,13 @@ class LlamaGenGenerator(TokenGenerator):
             if self.text_encoder is None:
                 raise ArscaleError("this LlamaGen t2i generator has no text encoder; load it with text_encoder=... "
                                    "(Flan-T5-XL) or call start_from_condition with caption features")
-            encoded = self.text_encoder(list(prompts))
+            encoded, text_flops = encoding_flops(self.text_encoder, lambda: self.text_encoder(list(prompts)))
             # either (left-padded features [B, 120, D], mask) like T5TextEncoder.llamagen, or per-prompt features
             cond, mask = encoded if isinstance(encoded, tuple) else left_pad_captions(encoded)
-        return self.start_from_condition(cond, mask, prompts, rows_per_prompt, seed, prompt_offset=prompt_offset,
+        traj = self.start_from_condition(cond, mask, prompts, rows_per_prompt, seed, prompt_offset=prompt_offset,
                                          cfg=cfg)
+        traj.extra["text_flops"] = text_flops
+        return traj
 
     @torch.no_grad()
     def start_from_condition(self, cond: torch.Tensor, mask: torch.Tensor | None, prompts: Sequence,
