@@ -70,6 +70,34 @@ def test_resolve_local_paths_directories_and_hub_ids(tmp_path, monkeypatch):
     assert calls == [("owner/repo", "model.pth")]
 
 
+def test_a_companion_file_is_looked_for_beside_the_checkpoint_given(tmp_path, monkeypatch):
+    release, vae = tmp_path / "var_d16.pth", tmp_path / "vae_ch160v4096z32.pth"
+    release.write_bytes(b"x")
+    with pytest.raises(ArscaleError, match="vae_ch160v4096z32.pth is not beside .*var_d16.pth"):
+        loading.resolve(release, vae.name, beside=True)
+    vae.write_bytes(b"y")
+    assert loading.resolve(release, vae.name, beside=True) == vae  # weights=FILE: its VAE lies beside it
+    assert loading.resolve(vae, vae.name, beside=True) == vae
+    assert loading.resolve(release, vae.name) == release  # named itself: taken as given
+    import huggingface_hub
+
+    def offline(repo_id, filename):
+        raise OSError("We couldn't connect to the Hub.\nSecond line of a long message")
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", offline)
+    with pytest.raises(ArscaleError, match="no local path weights/var exists") as err:  # a mistyped folder
+        loading.resolve("weights/var", "var_d16.pth")
+    assert "\n" not in str(err.value) and "couldn't connect" in str(err.value)
+
+
+def test_an_unreadable_checkpoint_is_one_line(tmp_path):
+    bad = tmp_path / "random.pth"
+    bad.write_bytes(b"not a checkpoint at all")
+    with pytest.raises(ArscaleError, match="cannot be read as a tensor-only checkpoint") as err:
+        loading.read_checkpoint(bad)
+    assert "\n" not in str(err.value)
+
+
 @pytest.mark.parametrize("container", ["model", "module", "state_dict", None])
 def test_unwrap_finds_the_weights_in_every_released_container(container):
     sd = _tiny().state_dict()

@@ -49,9 +49,17 @@ _WRAPPED_VAE = re.compile(r"\.(conv|norm)\.(weight|bias)$")
 
 
 # -- finding and reading files ------------------------------------------------------------------------
-def resolve(source: str | os.PathLike, filename: str | None = None) -> Path:
-    """A local file, a directory holding `filename`, or a hub id `owner/repo` (downloaded through huggingface_hub)."""
+def resolve(source: str | os.PathLike, filename: str | None = None, *, beside: bool = False) -> Path:
+    """A local file, a directory holding `filename`, or a hub id `owner/repo` (downloaded through huggingface_hub).
+
+    `beside`: `filename` is a companion of the checkpoint `source` names (its VAE or VQ tokenizer), so a file
+    given there means the folder it lies in."""
     path = Path(source).expanduser()
+    if path.is_file() and beside and filename is not None and path.name != filename:
+        if (path.parent / filename).is_file():
+            return path.parent / filename
+        raise ArscaleError(f"{filename} is not beside {path}; download it there or name it itself "
+                           "(vae_weights= / vq_weights=)")
     if path.is_file():
         return path
     if path.is_dir():
@@ -74,7 +82,9 @@ def resolve(source: str | os.PathLike, filename: str | None = None) -> Path:
         try:
             return Path(hf_hub_download(repo_id=text, filename=filename))
         except Exception as exc:  # network, auth, missing file: one clear line for the user
-            raise ArscaleError(f"could not fetch {filename} from the hub repository {text}: {exc}") from exc
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ArscaleError(f"no local path {text} exists, and {filename} could not be fetched from the hub "
+                               f"repository {text} either: {first}") from exc
     raise ArscaleError(f"checkpoint {text!r} not found (neither a local file nor a hub id owner/repo)")
 
 
@@ -89,7 +99,8 @@ def read_checkpoint(path: str | os.PathLike) -> Any:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as first:
         if "Namespace" not in str(first):
-            raise ArscaleError(f"{path} cannot be read as a tensor-only checkpoint: {first}") from first
+            reason = str(first).strip().splitlines()[0] if str(first).strip() else type(first).__name__
+            raise ArscaleError(f"{path} cannot be read as a tensor-only checkpoint ({reason})") from first
     # LlamaGen training checkpoints carry their argparse.Namespace next to the weights.
     with torch.serialization.safe_globals([argparse.Namespace]):
         return torch.load(path, map_location="cpu", weights_only=True)

@@ -565,7 +565,7 @@ def load_infinity_2b(weights: str | None = None, vae_weights: str | None = None,
     sd = loading.infinity_state(loading.read_checkpoint(loading.resolve(weights, MODEL_FILE)), INFINITY_2B.text_maxlen)
     loading.load_strict(model, sd, ignore=loading.INFINITY_IGNORED, what=f"Infinity-2B ({MODEL_FILE})")
     vae = BSQAutoEncoder(codebook_dim=32, base_ch=128, ch_mult=(1, 2, 4, 4, 4), num_res_blocks=2, patch_size=16)
-    vobj = loading.read_checkpoint(loading.resolve(vae_weights or weights, VAE_FILE))
+    vobj = loading.read_checkpoint(loading.resolve(vae_weights or weights, VAE_FILE, beside=vae_weights is None))
     loading.load_strict(vae, loading.infinity_vae_state(vobj, vae.state_dict().keys()),
                         ignore=loading.INFINITY_VAE_IGNORED, what=f"Infinity VAE ({VAE_FILE})")
     if isinstance(text_encoder, str):

@@ -321,7 +321,8 @@ def load_var(depth: int = 16, weights: str | Path | None = None, vae_weights: st
                         f"VAR-d{depth} weights")
     vae = VQVAE(VQVAEConfig(patch_nums=patch_nums))
     vae_src = vae_weights or weights
-    loading.load_strict(vae, vqvae_state(loading.read_checkpoint(loading.resolve(vae_src, VAE_FILE))),
+    loading.load_strict(vae, vqvae_state(loading.read_checkpoint(loading.resolve(vae_src, VAE_FILE,
+                                                                                 beside=vae_weights is None))),
                         ignore=loading.VAR_VAE_IGNORED, what="VAR VQVAE weights")
     defaults = {"cfg": 1.5, "cfg_schedule": "linear", "top_k": 900, "top_p": 0.96}
     defaults.update(sampling)

@@ -459,9 +459,9 @@ HUB_REPO = "FoundationVision/LlamaGen"  # c2i models and both VQ tokenizers
 HUB_REPO_T2I = "peizesun/llamagen_t2i"  # t2i models, as listed in LlamaGen's README
 
 
-def _vq(path_or_hub, filename: str, image_size: int) -> VQGAN:
+def _vq(path_or_hub, filename: str, image_size: int, *, beside: bool = False) -> VQGAN:
     vq = VQGAN(VQGANConfig(image_size=image_size))
-    obj = loading.read_checkpoint(loading.resolve(path_or_hub, filename))
+    obj = loading.read_checkpoint(loading.resolve(path_or_hub, filename, beside=beside))
     loading.load_strict(vq, loading.upcast(loading.unwrap(obj, loading.GPT_CONTAINERS)),
                         ignore=loading.LLAMAGEN_VQ_IGNORED, what=f"LlamaGen {filename}")
     return vq
@@ -478,7 +478,7 @@ def load_llamagen_c2i(size: str = "xl", weights: str | Path | None = None, vq_we
     gpt = LlamaGenGPT(LlamaGenConfig("c2i", dim, layers, heads, 16384, (image // 16) ** 2))
     loading.load_strict(gpt, gpt_state(loading.read_checkpoint(loading.resolve(weights, filename))),
                         ignore=loading.LLAMAGEN_IGNORED, what=f"LlamaGen {filename}")
-    vq = _vq(vq_weights or weights, "vq_ds16_c2i.pt", image)
+    vq = _vq(vq_weights or weights, "vq_ds16_c2i.pt", image, beside=vq_weights is None)
     kw = {"cfg": 4.0, "top_k": 2000, "top_p": 1.0, "temperature": 1.0, **sampling}
     return LlamaGenGenerator(gpt.to(device), vq.to(device), name=f"llamagen-c2i-{size}", **kw)
 
@@ -497,7 +497,7 @@ def load_llamagen_t2i_xl(weights: str | Path | None = None, vq_weights: str | Pa
     gpt = LlamaGenGPT(LlamaGenConfig("t2i", 1280, 36, 20, 16384, (image // 16) ** 2))
     loading.load_strict(gpt, gpt_state(loading.read_checkpoint(loading.resolve(weights, filename))),
                         ignore=loading.LLAMAGEN_IGNORED, what=f"LlamaGen {filename}")
-    vq = _vq(vq_weights or weights, "vq_ds16_t2i.pt", image)
+    vq = _vq(vq_weights or weights, "vq_ds16_t2i.pt", image, beside=vq_weights is None)
     if isinstance(text_encoder, str):
         from arscale.generators.t5_text import load_t5
 
