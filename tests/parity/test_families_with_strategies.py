@@ -8,6 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from arscale.errors import ArscaleError
 from arscale.generators.next_scale.bsq import BSQAutoEncoder
 from arscale.generators.next_scale.generator import SamplingConfig
 from arscale.generators.next_scale.infinity import (
@@ -38,6 +39,7 @@ class BrightnessScorer:
     """A stand-in scorer: reward = mean brightness, features = an 8x8 thumbnail."""
 
     name, input_size = "brightness", 16
+    reads_prompts = False  # image-only, like the aesthetic score
 
     def reward(self, images, prompts):
         return images.mean(dim=(1, 2, 3))
@@ -199,3 +201,43 @@ def test_a_counting_text_encoder_is_billed_once_per_prompt():
     counted = make_strategy("best-of-n", {}).run(gen, prompts, 3, seed=0, scorer=BrightnessScorer())
     base = make_strategy("best-of-n", {}).run(plain, prompts, 3, seed=0, scorer=BrightnessScorer())
     assert counted.cost.transformer_flops - base.cost.transformer_flops == pytest.approx(2000.0)  # not per row
+
+
+class PromptRecordingScorer(BrightnessScorer):
+    reads_prompts = True
+
+    def __init__(self):
+        self.seen = []
+
+    def reward(self, images, prompts):
+        self.seen += list(prompts)
+        return super().reward(images, prompts)
+
+
+@pytest.mark.parametrize("family", [tiny_var, tiny_llamagen])
+def test_a_class_conditional_model_shows_scorers_its_class_names(family):
+    gen, scorer = family(), PromptRecordingScorer()
+    with pytest.raises(ArscaleError, match="is class-conditional: a scorer that reads text needs each class's name"):
+        make_strategy("best-of-n", {}).run(gen, [3, 7], 2, seed=0, scorer=scorer)
+    assert scorer.seen == []  # refused before anything was generated
+    assert make_strategy("raw", {}).run(gen, [3, 7], 1, seed=0).cost.transformer_flops > 0  # no scorer: no names
+    gen.class_names = [f"class {i}" for i in range(10)]
+    make_strategy("best-of-n", {}).run(gen, [3, "7"], 2, seed=0, scorer=scorer)
+    assert sorted(set(scorer.seen)) == ["class 3", "class 7"]
+
+
+def test_class_names_come_from_a_file_and_only_for_class_conditional_models(tmp_path, capsys):
+    from arscale.cli import main
+    from arscale.generators.class_names import use_class_names
+
+    names = tmp_path / "names.txt"
+    names.write_text("tench\ngoldfish\n\n")
+    gen = tiny_var()
+    use_class_names(gen, str(names))
+    assert gen.class_names == ["tench", "goldfish"] and gen.prompt_text(1) == "goldfish"
+    with pytest.raises(ArscaleError, match="class 5 has no name"):
+        gen.prompt_text(5)
+    with pytest.raises(ArscaleError, match="not a file"):
+        use_class_names(gen, str(tmp_path / "missing.txt"))
+    assert main(["generate", "a photo of a red circle", "--class-names", str(names), "--out", str(tmp_path / "o")]) == 2
+    assert "--class-names is for class-conditional models" in capsys.readouterr().err

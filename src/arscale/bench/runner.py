@@ -36,6 +36,7 @@ from arscale.bench.suites import SuitePrompt
 from arscale.errors import ArscaleError
 from arscale.generators.seeding import mix
 from arscale.search.base import STRATEGIES, make_strategy, read_config
+from arscale.search.rollout import scoring_prompts
 
 RECORD_FILE = "record.json"
 
@@ -239,7 +240,7 @@ class Bench:
             size = int(self.reward.input_size)
             if images.shape[-1] != size:
                 images = F.interpolate(images, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-            values = self.reward.reward(images, [sp.prompt for sp in batch])
+            values = self.reward.reward(images, scoring_prompts(self.generator, [sp.prompt for sp in batch], self.reward))
             rewards = {i: float(v) for i, v in enumerate(values)}
         else:
             rewards = {i: c.score for i, c in enumerate(chosen) if c.score is not None} if by_reward else {}

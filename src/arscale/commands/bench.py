@@ -15,6 +15,7 @@ from pathlib import Path
 from arscale.devices import pick_device
 from arscale.errors import ArscaleError
 from arscale.folders import output_folder
+from arscale.generators.class_names import use_class_names
 
 
 def register(sub) -> None:
@@ -38,7 +39,12 @@ def register(sub) -> None:
     p.add_argument("--resume", action="store_true", help="skip prompts whose outputs are complete")
     p.add_argument("--config", action="append", default=[], metavar="LABEL=JSON",
                    help="strategy config for a label, as JSON or a JSON file (repeatable)")
-    p.add_argument("--scorer", default="shapeworld-reward", help="reward scorer (default %(default)s)")
+    p.add_argument("--scorer", default=None,
+                   help="reward scorer: for search and for the table's reward column (default: shapeworld-reward for "
+                        "the ShapeWorld models; name one for any other model, or '' for none)")
+    p.add_argument("--class-names", default=None, metavar="FILE",
+                   help="class-conditional models (var-d*, llamagen-c2i-*): one class name per line, in index order, "
+                        "for a scorer that reads text")
     p.add_argument("--scorer-weights", default=None, metavar="DIR",
                    help="load the ShapeWorld reward and features (one model) from this folder instead of the "
                         "shipped one, e.g. a reward trained by `arscale train shapeworld-reward --out DIR`")
@@ -97,6 +103,12 @@ def run_bench(args: argparse.Namespace) -> int:
         if getattr(args, option) < 1:
             raise ArscaleError(f"--{option.replace('_', '-')} must be at least 1, got {getattr(args, option)}")
     torch.set_num_threads(args.threads)
+    if args.scorer is None:  # the ShapeWorld reward knows only ShapeWorld: another model's images need another
+        if not args.model.startswith("shapeworld-"):
+            raise ArscaleError(f"--scorer: name the reward for {args.model}'s images (imagereward, pickscore, hpsv2, "
+                               "clip, aesthetic), or --scorer '' for none; the default shapeworld-reward knows only "
+                               "ShapeWorld")
+        args.scorer = "shapeworld-reward"
     specs = parse_runs(args.strategies, args.config)
     ns = parse_ns(args.n)
     kind, prompts = load_prompts(args.prompts)
@@ -134,6 +146,7 @@ def run_bench(args: argparse.Namespace) -> int:
     if args.model_weights:
         options["weights"] = args.model_weights
     generator = load_generator(args.model, **options)
+    use_class_names(generator, args.class_names)
     reward = cached_scorer(args.scorer, args.device) if args.scorer else None
     if shard.is_main:
         mf.write_manifest(manifest_path, manifest)

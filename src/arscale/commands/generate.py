@@ -20,6 +20,7 @@ from PIL import Image
 from arscale.devices import pick_device
 from arscale.errors import ArscaleError
 from arscale.folders import output_folder
+from arscale.generators.class_names import use_class_names
 
 
 def register(sub) -> None:
@@ -40,6 +41,9 @@ def register(sub) -> None:
                    help="model weights (a file, a directory or a hub id) instead of the shipped/default ones")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default %(default)s)")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's own choice)")
+    p.add_argument("--class-names", default=None, metavar="FILE",
+                   help="class-conditional models (var-d*, llamagen-c2i-*): one class name per line, in index order, "
+                        "for a scorer that reads text (e.g. best-of-n with imagereward)")
     p.add_argument("--out", default="out/generate", help="output directory (default %(default)s)")
     p.set_defaults(func=run)
 
@@ -67,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
     if args.weights:
         options["weights"] = args.weights
     generator = load_generator(args.model, **options)
+    use_class_names(generator, args.class_names)
     strategy = make_strategy(args.strategy, read_config(args.config) if args.config else {})
     scorer = None
     if args.scorer and not getattr(strategy, "uses_reward", True):

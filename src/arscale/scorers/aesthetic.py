@@ -50,6 +50,7 @@ def load_head(path: str | os.PathLike, width: int = 768) -> RewardHead:
 
 class AestheticScorer:
     name = "aesthetic"
+    reads_prompts = False  # an image-only score: a class-conditional model needs no class names for it
 
     def __init__(self, vision: Any, head: RewardHead, *, device: str | torch.device = "cpu",
                  dtype: str | torch.dtype | None = None, batch_size: int = 32, backend: str = "torch"):

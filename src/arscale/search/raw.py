@@ -29,7 +29,7 @@ class Raw:
     def run(self, generator: Any, prompts: Sequence[str], n: int = 1, *, seed: int = 0, prompt_offset: int = 0,
             scorer: Any = None) -> SearchResult:
         check_n(n)
-        search = make_search(generator, seed=seed, prompt_offset=prompt_offset, scorer=scorer)
+        search = make_search(generator, seed=seed, prompt_offset=prompt_offset)  # `scorer` is not used
         traj = search.start(prompts, 1)
         search.run_to(traj, search.length)
         images = search.finish(traj)

@@ -188,6 +188,8 @@ class Search:
     # -- generation ------------------------------------------------------------------------------
     def start(self, prompts: Sequence[str], rows_per_prompt: int | Sequence[int]) -> Trajectories:
         prompts = check_prompt_list(prompts)
+        if self.reward_scorer is not None:  # a class-conditional model without class names fails now, not later
+            scoring_prompts(self.generator, prompts, self.reward_scorer)
         with self.cost.timer("model"):
             traj = self.generator.start(prompts, rows_per_prompt, self.seed, prompt_offset=self.prompt_offset)
         self.cost.transformer_flops += float(traj.extra.get("text_flops", 0.0))  # a T5 encoder's, once per prompt
@@ -282,8 +284,8 @@ class Search:
         if self.reward_scorer is None:
             raise ArscaleError("this strategy needs a reward scorer")
         _require_method(self.reward_scorer, "reward")
-        prompts = [traj.prompts[int(p)] for p in traj.prompt_index]
         scorer = self.reward_scorer
+        prompts = scoring_prompts(self.generator, [traj.prompts[int(p)] for p in traj.prompt_index], scorer)
         with self.cost.timer("reward"):
             r = scorer_output(scorer.reward(images, prompts), scorer, "reward", len(images))
         self.cost.scorer_calls += len(images)
@@ -368,6 +370,15 @@ def check_n(n: int) -> int:
     if int(n) < 1:
         raise ArscaleError(f"N (candidates per prompt) must be at least 1, got {n}")
     return int(n)
+
+
+def scoring_prompts(generator: Any, prompts: Sequence[Any], scorer: Any = None) -> list[Any]:
+    """What a reward scorer reads for each prompt: the generator's `prompt_text` (a class-conditional model's
+    class names), else the prompt itself; a scorer with `reads_prompts = False` (image-only) gets them as is."""
+    text = getattr(generator, "prompt_text", None)
+    if not callable(text) or not getattr(scorer, "reads_prompts", True):
+        return list(prompts)
+    return [text(p) for p in prompts]
 
 
 def check_prompt_list(prompts: Sequence[Any]) -> list[Any]:

@@ -26,6 +26,7 @@ from torch import nn
 
 from arscale.errors import ArscaleError
 from arscale.generators import loading
+from arscale.generators.class_names import class_prompt_text
 from arscale.generators.conv_autoencoder import LDMResnetBlock, Resample, group_norm_32
 from arscale.generators.next_scale.conditioning import ClassConditioner
 from arscale.generators.next_scale.generator import SamplingConfig, ScaleGenerator
@@ -280,6 +281,10 @@ class VARGenerator(ScaleGenerator):
     def __init__(self, model: VARModel, vae: VQVAE, sampling: SamplingConfig | None = None, *, name: str = "var"):
         sampling = sampling or SamplingConfig(cfg=1.5, cfg_schedule="linear", top_k=900, top_p=0.96)
         super().__init__(vae, model.transformer, model.conditioner, sampling, name=name)
+        self.class_names: list[str] | None = None  # what a scorer reads for each class index
+
+    def prompt_text(self, prompt) -> str:
+        return class_prompt_text(self.name, self.class_names, prompt)
 
     def start(self, prompts: Sequence, rows_per_prompt: int | Sequence[int], seed: int, *, prompt_offset: int = 0,
               cfg: float | None = None) -> Trajectories:

@@ -25,6 +25,7 @@ from torch import nn
 
 from arscale.errors import ArscaleError
 from arscale.generators import loading
+from arscale.generators.class_names import class_prompt_text
 from arscale.generators.conv_autoencoder import LDMResnetBlock, Resample, group_norm_32
 from arscale.generators.kv_cache import KVCache
 from arscale.generators.next_token.generator import TokenGenerator
@@ -358,6 +359,12 @@ class LlamaGenGenerator(TokenGenerator):
                          top_p=top_p)
         self.gpt, self.cfg_interval, self.text_encoder = gpt, cfg_interval, text_encoder
         self.sample_logits = sample_logits  # upstream's switch: False takes the most probable token (no RNG draw)
+        self.class_names: list[str] | None = None  # c2i: what a scorer reads for each class index
+
+    def prompt_text(self, prompt) -> str:
+        if self.gpt.llamagen.model_type == "c2i":
+            return class_prompt_text(self.name, self.class_names, prompt)
+        return prompt
 
     @staticmethod
     def _no_encoder(_prompts):  # start() is overridden; the base class's encoder slot is unused

@@ -1,0 +1,47 @@
+"""What a scorer that reads text sees for a class-conditional model (VAR, LlamaGen c2i): each class's name.
+
+Prompts of these models are class indices; a reward such as ImageReward compares an image with a text, so
+the index must become the class's name. arscale ships no class list: give one (`generator.class_names`, or
+`--class-names FILE` with one name per line in index order, e.g. ImageNet's)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from arscale.errors import ArscaleError
+
+
+def read_class_names(path: str | Path) -> list[str]:
+    """One name per line, in class-index order (blank lines are not classes)."""
+    p = Path(path)
+    if not p.is_file():
+        raise ArscaleError(f"--class-names {path}: not a file (one class name per line, in index order)")
+    names = [line.strip() for line in p.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if not names:
+        raise ArscaleError(f"--class-names {path} holds no names")
+    return names
+
+
+def class_prompt_text(model: str, names: Sequence[str] | None, prompt: Any) -> str:
+    """The text a scorer reads for `prompt`, a class index (or its digits)."""
+    if isinstance(prompt, str) and not prompt.strip().isdigit():
+        return prompt
+    index = int(prompt)
+    if not names:
+        raise ArscaleError(f"{model} is class-conditional: a scorer that reads text needs each class's name "
+                           "(--class-names FILE, one per line in index order; from Python generator.class_names)")
+    if not 0 <= index < len(names):
+        raise ArscaleError(f"class {index} has no name: the class names list {len(names)}")
+    return names[index]
+
+
+def use_class_names(generator: Any, path: str | None) -> None:
+    """`--class-names FILE`: give a class-conditional generator its class names."""
+    if path is None:
+        return
+    if not hasattr(generator, "prompt_text") or not hasattr(generator, "class_names"):
+        raise ArscaleError(f"--class-names is for class-conditional models (var-d*, llamagen-c2i-*), not "
+                           f"{getattr(generator, 'name', 'this model')}")
+    generator.class_names = read_class_names(path)
