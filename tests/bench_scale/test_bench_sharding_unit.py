@@ -130,3 +130,19 @@ def test_weights_named_by_the_environment_are_hashed_too(model, variable, tmp_pa
     assert entry["weights_path"] == str(tmp_path) and set(entry["weights_sha256"]) == {"release.pth"}
     monkeypatch.delenv(variable)
     assert model_entry(model, None)["weights_sha256"] == {}
+
+
+def test_a_large_checkpoint_is_hashed_by_samples_that_still_tell_files_apart(tmp_path, monkeypatch):
+    import hashlib
+
+    from arscale.bench import manifest as mf
+
+    small, big, other = tmp_path / "small.json", tmp_path / "big.pth", tmp_path / "other.pth"
+    small.write_bytes(b"{}")
+    assert mf.sha256_file(small) == hashlib.sha256(b"{}").hexdigest()
+    monkeypatch.setattr(mf, "FULL_HASH_BYTES", 1000)
+    monkeypatch.setattr(mf, "SAMPLE_BYTES", 100)
+    data = bytes(range(256)) * 20
+    big.write_bytes(data)
+    other.write_bytes(data[:2560] + b"\xff" + data[2561:])  # one byte changed in the middle sample
+    assert mf.sha256_file(big).startswith("sampled:") and mf.sha256_file(big) != mf.sha256_file(other)

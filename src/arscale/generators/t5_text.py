@@ -172,7 +172,9 @@ def load_t5(weights: str | os.PathLike = WEIGHTS, *, tokenizer: str | os.PathLik
     from arscale.scorers.hf import dtype_kwarg, from_pretrained, require_transformers
 
     transformers = require_transformers()
-    model = from_pretrained(transformers.T5EncoderModel, weights, what="T5 encoder", **dtype_kwarg(dtype))
-    tok = from_pretrained(transformers.AutoTokenizer, tokenizer or weights, what="T5 tokenizer")
+    option = "text_encoder= (or $ARSCALE_T5_WEIGHTS)"
+    model = from_pretrained(transformers.T5EncoderModel, weights, what="T5 encoder", option=option,
+                            **dtype_kwarg(dtype))
+    tok = from_pretrained(transformers.AutoTokenizer, tokenizer or weights, what="T5 tokenizer", option=option)
     tok.padding_side = "right"
     return T5TextEncoder(model, tok, max_length=max_length, device=device, dtype=dtype, batch_size=batch_size)

@@ -51,15 +51,19 @@ def offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "0") not in ("", "0", "false", "False")
 
 
-def from_pretrained(cls: Any, weights: str | os.PathLike, *, what: str, **kwargs: Any) -> Any:
-    """`cls.from_pretrained(weights)` (a local directory or a hub id) with a clear error when it is not there."""
-    source = str(Path(weights).expanduser()) if Path(weights).expanduser().exists() else str(weights)
+def from_pretrained(cls: Any, weights: str | os.PathLike, *, what: str, option: str = "weights=",
+                    **kwargs: Any) -> Any:
+    """`cls.from_pretrained(weights)` (a local directory or a hub id) with a clear error when it is not there;
+    `option` is how the user names the weights (`weights=`, `text_encoder=` ...)."""
+    local = Path(weights).expanduser().exists()
+    source = str(Path(weights).expanduser()) if local else str(weights)
     try:
         return cls.from_pretrained(source, **kwargs)
     except (OSError, ValueError) as exc:
-        hint = ("HF_HUB_OFFLINE is set, so only the local cache is searched; " if offline() else "")
+        # offline, a hub id is looked for in the local cache only; a local folder is simply incomplete
+        hint = "HF_HUB_OFFLINE is set, so only the local cache is searched; " if offline() and not local else ""
         raise ArscaleError(
-            f"could not load the {what} from {weights!r}: {hint}pass weights= a local directory "
+            f"could not load the {what} from {weights!r}: {hint}pass {option} a local directory "
             f"(a `save_pretrained` / hub snapshot) or a hub id reachable online ({type(exc).__name__}: "
             f"{str(exc).splitlines()[0] if str(exc) else ''})"
         ) from exc
