@@ -561,11 +561,14 @@ def load_infinity_2b(weights: str | None = None, vae_weights: str | None = None,
             f"https://huggingface.co/{HUB_REPO} (and google/flan-t5-xl) and pass weights=PATH (a file or directory; `--weights` on the command line) "
             f"or weights={HUB_REPO!r}, or set ARSCALE_INFINITY_WEIGHTS to the download directory"
         )
+    # both files found before the (large) model is built: a wrong path fails at once
+    model_file = loading.resolve(weights, MODEL_FILE)
+    vae_file = loading.resolve(vae_weights or weights, VAE_FILE, beside=vae_weights is None)
     model = InfinityTransformer(INFINITY_2B)
-    sd = loading.infinity_state(loading.read_checkpoint(loading.resolve(weights, MODEL_FILE)), INFINITY_2B.text_maxlen)
+    sd = loading.infinity_state(loading.read_checkpoint(model_file), INFINITY_2B.text_maxlen)
     loading.load_strict(model, sd, ignore=loading.INFINITY_IGNORED, what=f"Infinity-2B ({MODEL_FILE})")
     vae = BSQAutoEncoder(codebook_dim=32, base_ch=128, ch_mult=(1, 2, 4, 4, 4), num_res_blocks=2, patch_size=16)
-    vobj = loading.read_checkpoint(loading.resolve(vae_weights or weights, VAE_FILE, beside=vae_weights is None))
+    vobj = loading.read_checkpoint(vae_file)
     loading.load_strict(vae, loading.infinity_vae_state(vobj, vae.state_dict().keys()),
                         ignore=loading.INFINITY_VAE_IGNORED, what=f"Infinity VAE ({VAE_FILE})")
     if isinstance(text_encoder, str):

@@ -320,14 +320,14 @@ def load_var(depth: int = 16, weights: str | Path | None = None, vae_weights: st
             f"https://huggingface.co/{HUB_REPO} and pass weights=PATH (a file or directory; `--weights` on the command line) or weights={HUB_REPO!r}, "
             "or set ARSCALE_VAR_WEIGHTS to the download directory"
         )
+    # both files found before the (large) model is built: a wrong path fails at once
+    model_file = loading.resolve(weights, VAR_RELEASES[depth])
+    vae_file = loading.resolve(vae_weights or weights, VAE_FILE, beside=vae_weights is None)
     patch_nums = PATCH_NUMS_512 if depth == 36 else PATCH_NUMS_256
     model = VARModel(var_transformer_config(depth=depth, patch_nums=patch_nums, shared_aln=depth == 36), 1000)
-    model.load_released(loading.read_checkpoint(loading.resolve(weights, VAR_RELEASES[depth])),
-                        f"VAR-d{depth} weights")
+    model.load_released(loading.read_checkpoint(model_file), f"VAR-d{depth} weights")
     vae = VQVAE(VQVAEConfig(patch_nums=patch_nums))
-    vae_src = vae_weights or weights
-    loading.load_strict(vae, vqvae_state(loading.read_checkpoint(loading.resolve(vae_src, VAE_FILE,
-                                                                                 beside=vae_weights is None))),
+    loading.load_strict(vae, vqvae_state(loading.read_checkpoint(vae_file)),
                         ignore=loading.VAR_VAE_IGNORED, what="VAR VQVAE weights")
     defaults = {"cfg": 1.5, "cfg_schedule": "linear", "top_k": 900, "top_p": 0.96}
     defaults.update(sampling)

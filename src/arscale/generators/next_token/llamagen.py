@@ -466,9 +466,9 @@ HUB_REPO = "FoundationVision/LlamaGen"  # c2i models and both VQ tokenizers
 HUB_REPO_T2I = "peizesun/llamagen_t2i"  # t2i models, as listed in LlamaGen's README
 
 
-def _vq(path_or_hub, filename: str, image_size: int, *, beside: bool = False) -> VQGAN:
+def _vq(path_or_hub, filename: str, image_size: int) -> VQGAN:
     vq = VQGAN(VQGANConfig(image_size=image_size))
-    obj = loading.read_checkpoint(loading.resolve(path_or_hub, filename, beside=beside))
+    obj = loading.read_checkpoint(loading.resolve(path_or_hub, filename))
     loading.load_strict(vq, loading.upcast(loading.unwrap(obj, loading.GPT_CONTAINERS)),
                         ignore=loading.LLAMAGEN_VQ_IGNORED, what=f"LlamaGen {filename}")
     return vq
@@ -482,10 +482,13 @@ def load_llamagen_c2i(size: str = "xl", weights: str | Path | None = None, vq_we
         raise ArscaleError(f"LlamaGen c2i-{size} needs its released weights: download {filename} and "
                            f"vq_ds16_c2i.pt from https://huggingface.co/{HUB_REPO} and pass weights=PATH "
                            f"(a file or directory; `--weights` on the command line) or weights={HUB_REPO!r}, or set ARSCALE_LLAMAGEN_WEIGHTS")
+    # both files found before the (large) model is built: a wrong path fails at once
+    model_file = loading.resolve(weights, filename)
+    vq_file = loading.resolve(vq_weights or weights, "vq_ds16_c2i.pt", beside=vq_weights is None)
     gpt = LlamaGenGPT(LlamaGenConfig("c2i", dim, layers, heads, 16384, (image // 16) ** 2))
-    loading.load_strict(gpt, gpt_state(loading.read_checkpoint(loading.resolve(weights, filename))),
+    loading.load_strict(gpt, gpt_state(loading.read_checkpoint(model_file)),
                         ignore=loading.LLAMAGEN_IGNORED, what=f"LlamaGen {filename}")
-    vq = _vq(vq_weights or weights, "vq_ds16_c2i.pt", image, beside=vq_weights is None)
+    vq = _vq(vq_file, "vq_ds16_c2i.pt", image)
     kw = {"cfg": 4.0, "top_k": 2000, "top_p": 1.0, "temperature": 1.0, **sampling}
     return LlamaGenGenerator(gpt.to(device), vq.to(device), name=f"llamagen-c2i-{size}", **kw)
 
@@ -501,10 +504,12 @@ def load_llamagen_t2i_xl(weights: str | Path | None = None, vq_weights: str | Pa
         raise ArscaleError(f"LlamaGen t2i-XL needs its released weights: download {filename} and vq_ds16_t2i.pt "
                            f"from https://huggingface.co/{HUB_REPO_T2I} (and google/flan-t5-xl for the text) and pass "
                            f"weights=PATH (a file or directory; `--weights` on the command line) or weights={HUB_REPO_T2I!r}, or set ARSCALE_LLAMAGEN_T2I_WEIGHTS")
+    model_file = loading.resolve(weights, filename)
+    vq_file = loading.resolve(vq_weights or weights, "vq_ds16_t2i.pt", beside=vq_weights is None)
     gpt = LlamaGenGPT(LlamaGenConfig("t2i", 1280, 36, 20, 16384, (image // 16) ** 2))
-    loading.load_strict(gpt, gpt_state(loading.read_checkpoint(loading.resolve(weights, filename))),
+    loading.load_strict(gpt, gpt_state(loading.read_checkpoint(model_file)),
                         ignore=loading.LLAMAGEN_IGNORED, what=f"LlamaGen {filename}")
-    vq = _vq(vq_weights or weights, "vq_ds16_t2i.pt", image, beside=vq_weights is None)
+    vq = _vq(vq_file, "vq_ds16_t2i.pt", image)
     if isinstance(text_encoder, str):
         from arscale.generators.t5_text import load_t5
 
