@@ -186,3 +186,30 @@ def test_infinity_transformer_round_trips_through_the_released_chunked_layout():
     assert torch.equal(fresh.cfg_uncond, released["cfg_uncond"][:8].float())  # the first text_maxlen rows
     assert torch.equal(fresh.blocks[3].ffn.fc1.weight, model.blocks[3].ffn.fc1.weight.bfloat16().float())
     assert torch.equal(loading.fit_length(torch.ones(2, 3), 4)[2:], torch.zeros(2, 3))
+
+
+@pytest.mark.parametrize("factory, module, built, release, companion", [
+    ("load_var_d16", "arscale.generators.next_scale.var", "VARModel", "var_d16.pth", "vae_ch160v4096z32.pth"),
+    ("load_infinity_2b", "arscale.generators.next_scale.infinity", "InfinityTransformer", "infinity_2b_reg.pth",
+     "infinity_vae_d32reg.pth"),
+    ("load_llamagen_c2i_b", "arscale.generators.next_token.llamagen", "LlamaGenGPT", "c2i_B_256.pt",
+     "vq_ds16_c2i.pt"),
+])
+def test_a_missing_file_fails_before_the_model_is_built(factory, module, built, release, companion, tmp_path,
+                                                         monkeypatch):
+    import importlib
+
+    mod = importlib.import_module(module)
+    if factory == "load_infinity_2b":
+        release, companion = mod.MODEL_FILE, mod.VAE_FILE
+
+    def never(*args, **kwargs):
+        raise AssertionError("the model was built before its files were found")
+
+    monkeypatch.setattr(mod, built, never)
+    (tmp_path / release).write_bytes(b"x")
+    options = {"text_encoder": None} if "infinity" in factory else {}
+    with pytest.raises(ArscaleError, match=f"has no {companion}"):
+        getattr(mod, factory)(weights=str(tmp_path), **options)
+    with pytest.raises(ArscaleError, match=f"{companion} is not beside"):  # the checkpoint file itself
+        getattr(mod, factory)(weights=str(tmp_path / release), **options)
