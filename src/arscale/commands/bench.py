@@ -97,7 +97,7 @@ def run_bench(args: argparse.Namespace) -> int:
     from arscale.bench.sharding import ProcessGroup, resolve_shard
     from arscale.bench.suites import load_prompts
     from arscale.generators.registry import load_generator
-    from arscale.search.rollout import cached_scorer
+    from arscale.search.rollout import cached_scorer, scoring_prompts
 
     for option in ("threads", "batch_prompts"):
         if getattr(args, option) < 1:
@@ -148,6 +148,8 @@ def run_bench(args: argparse.Namespace) -> int:
     generator = load_generator(args.model, **options)
     use_class_names(generator, args.class_names)
     reward = cached_scorer(args.scorer, args.device) if args.scorer else None
+    if reward is not None:  # the reward column reads text: a class-conditional model needs names, said up front
+        scoring_prompts(generator, [sp.prompt for sp in prompts], reward)
     if shard.is_main:
         mf.write_manifest(manifest_path, manifest)
     start = time.time()
