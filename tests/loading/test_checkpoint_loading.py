@@ -213,3 +213,12 @@ def test_a_missing_file_fails_before_the_model_is_built(factory, module, built, 
         getattr(mod, factory)(weights=str(tmp_path), **options)
     with pytest.raises(ArscaleError, match=f"{companion} is not beside"):  # the checkpoint file itself
         getattr(mod, factory)(weights=str(tmp_path / release), **options)
+
+
+def test_a_checkpoint_of_another_family_is_named():
+    gpt_like = {"tok_embeddings.weight": torch.zeros(2, 2), "layers.0.attention.wqkv.weight": torch.zeros(2, 2)}
+    assert loading.checkpoint_family(gpt_like) == "a LlamaGen transformer"
+    assert loading.checkpoint_family({"post_quant_conv.weight": torch.zeros(1)}) == "an image tokenizer (VQ / VAE)"
+    assert loading.checkpoint_family({"step": torch.zeros(1)}) is None
+    with pytest.raises(ArscaleError, match="it looks like a LlamaGen transformer: is it the right file"):
+        loading.load_strict(_tiny(), gpt_like, what="VAR-d16 weights")

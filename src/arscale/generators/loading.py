@@ -173,6 +173,21 @@ def _listing(keys: list[str], limit: int = 8) -> str:
     return head + (f" and {len(keys) - limit} more" if len(keys) > limit else "")
 
 
+# Key fragments only one kind of released checkpoint holds, for naming a file given in place of another.
+_FAMILY_KEYS = (("a LlamaGen transformer", ("tok_embeddings", "cls_embedding", "attention.wqkv")),
+                ("an Infinity transformer", ("cfg_uncond", "text_norm", "text_proj_for_sos")),
+                ("a VAR transformer", ("class_emb", "word_embed", "attn.mat_qkv")),
+                ("an image tokenizer (VQ / VAE)", ("post_quant_conv", "quant_conv", "quantize.", "quantizer.")))
+
+
+def checkpoint_family(sd: Mapping[str, Any]) -> str | None:
+    """Which kind of released checkpoint a state dict looks like, from its key names (None: none known)."""
+    for family, fragments in _FAMILY_KEYS:
+        if any(fragment in key for key in sd for fragment in fragments):
+            return family
+    return None
+
+
 def load_strict(module: nn.Module, sd: Mapping[str, torch.Tensor], *, ignore: Iterable[str] = (),
                 what: str = "checkpoint") -> None:
     """Load `sd` into `module`; every expected key must be present and every given key used.
@@ -188,10 +203,11 @@ def load_strict(module: nn.Module, sd: Mapping[str, torch.Tensor], *, ignore: It
     leftover = sorted(k for k in sd if k not in expected and k not in ignored)
     missing = sorted(k for k in expected if k not in sd)
     if missing and len(missing) == len(expected):
-        raise ArscaleError(
-            f"{what}: none of the model's keys are in this file (it holds {_listing(sorted(sd), 4)}); "
-            "is it a training checkpoint instead of the released weights?"
-        )
+        family = checkpoint_family(sd)
+        guess = (f"it looks like {family}: is it the right file?" if family else
+                 "is it a training checkpoint instead of the released weights?")
+        raise ArscaleError(f"{what}: none of the model's keys are in this file (it holds {_listing(sorted(sd), 4)}); "
+                           f"{guess}")
     if missing or leftover:
         parts = []
         if missing:
