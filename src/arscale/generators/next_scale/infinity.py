@@ -543,7 +543,7 @@ INFINITY_2B = InfinityConfig(embed_dim=2048, depth=32, num_heads=16, text_channe
 def load_infinity_2b(weights: str | None = None, vae_weights: str | None = None, *,
                      text_encoder: str | TextEncoderFn | None = "google/flan-t5-xl",
                      device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
-                     **sampling) -> InfinityGenerator:
+                     text_dtype: str | torch.dtype | None = None, **sampling) -> InfinityGenerator:
     """Infinity-2B with its BSQ-VAE (d=32) and Flan-T5-XL; `weights` is a file, a directory or a hub id
     ($ARSCALE_INFINITY_WEIGHTS when not given; $ARSCALE_T5_WEIGHTS overrides the T5 hub id).
 
@@ -574,7 +574,7 @@ def load_infinity_2b(weights: str | None = None, vae_weights: str | None = None,
     if isinstance(text_encoder, str):
         from arscale.generators.t5_text import load_t5
 
-        text_encoder = load_t5(text_encoder, device=device).encode
+        text_encoder = load_t5(text_encoder, device=device, dtype=text_dtype).encode  # upstream: float16
     defaults = {"cfg": 3.0, "tau": 0.5, "top_k": 900, "top_p": 0.97, "h_div_w": 1.0, "pixels": "1M"}
     defaults.update(sampling)
     return InfinityGenerator(model.to(device, dtype), vae.to(device), InfinitySampling(**defaults),

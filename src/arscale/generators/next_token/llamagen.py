@@ -495,7 +495,7 @@ def load_llamagen_c2i(size: str = "xl", weights: str | Path | None = None, vq_we
 
 def load_llamagen_t2i_xl(weights: str | Path | None = None, vq_weights: str | Path | None = None,
                          device: str | torch.device = "cpu", text_encoder="google/flan-t5-xl", stage: int = 2,
-                         **sampling) -> LlamaGenGenerator:
+                         text_dtype: str | torch.dtype | None = None, **sampling) -> LlamaGenGenerator:
     filename, image = ("t2i_XL_stage2_512.pt", 512) if stage == 2 else ("t2i_XL_stage1_256.pt", 256)
     weights = weights or os.environ.get("ARSCALE_LLAMAGEN_T2I_WEIGHTS")
     if isinstance(text_encoder, str) and text_encoder == "google/flan-t5-xl":
@@ -513,7 +513,7 @@ def load_llamagen_t2i_xl(weights: str | Path | None = None, vq_weights: str | Pa
     if isinstance(text_encoder, str):
         from arscale.generators.t5_text import load_t5
 
-        text_encoder = load_t5(text_encoder, device=device).llamagen
+        text_encoder = load_t5(text_encoder, device=device, dtype=text_dtype).llamagen  # upstream: bfloat16
     kw = {"cfg": 7.5, "top_k": 1000, "top_p": 1.0, "temperature": 1.0, **sampling}
     return LlamaGenGenerator(gpt.to(device), vq.to(device), name="llamagen-t2i-xl", text_encoder=text_encoder, **kw)
 
