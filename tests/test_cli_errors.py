@@ -72,3 +72,24 @@ def test_an_interrupted_bench_keeps_its_time_in_the_manifest(tmp_path, monkeypat
     manifest = json.loads((tmp_path / "manifest.json").read_text())
     assert manifest["timings"]["wall_seconds"] > 0 and "finished" not in manifest["timings"]
     assert manifest["device"] == "cpu" and manifest["suite"]["sha256"] and "numpy_version" in manifest
+
+
+def test_bench_merge_into_a_blocked_out_is_one_line(tmp_path, capsys):
+    shard = tmp_path / "shard"
+    shard.mkdir()
+    (shard / "manifest.json").write_text('{"timings": {}}')
+    blocker = tmp_path / "afile"
+    blocker.write_text("x")
+    assert main(["bench", "merge", str(shard), "--out", str(blocker)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "exists and is not a folder" in err
+
+
+def test_a_checkpoint_files_companions_are_hashed_with_it(tmp_path):
+    from arscale.bench.manifest import weight_hashes
+
+    (tmp_path / "var_d16.pth").write_bytes(b"transformer")
+    (tmp_path / "vae_ch160v4096z32.pth").write_bytes(b"vae")
+    (tmp_path / "model.ckpt").write_bytes(b"odd suffix")
+    assert set(weight_hashes(tmp_path / "var_d16.pth")) == {"var_d16.pth", "vae_ch160v4096z32.pth"}
+    assert set(weight_hashes(tmp_path / "model.ckpt")) == {"var_d16.pth", "vae_ch160v4096z32.pth", "model.ckpt"}

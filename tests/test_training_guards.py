@@ -64,6 +64,11 @@ def test_a_ctrl_c_stops_the_run_at_the_step_and_only_while_training():
     with pytest.raises(KeyboardInterrupt):  # after training, Ctrl-C is what it was
         os.kill(os.getpid(), signal.SIGINT)
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    timer = Timer(checkpoint_minutes=60)  # a trainer that raised: `arscale train` releases what it left
+    from arscale.train.common import release_interrupts
+
+    release_interrupts()
+    assert signal.getsignal(signal.SIGINT) is before and timer.closed
     timer = Timer(checkpoint_minutes=60)  # a run that ended without closing: once it is gone, so is its hold
     del timer
     gc.collect()
@@ -93,3 +98,19 @@ def test_the_transformer_trainers_find_the_tokenizer_beside_out(tmp_path, capsys
     (tmp_path / "tokenizer_config.json").write_text("{}")
     assert tokenizer_folder(args, "/shipped") == str(tmp_path)
     assert tokenizer_folder(argparse.Namespace(tokenizer="/mine", out=str(tmp_path)), "/shipped") == "/mine"
+
+
+def test_a_shared_folder_keeps_the_tokenizer_its_model_was_trained_on(tmp_path):
+    import argparse
+
+    from arscale.train.common import tokenizer_folder
+
+    mine, out = tmp_path / "mine", tmp_path / "out"
+    for folder, content in ((mine, b"tokenizer X"), (out, b"tokenizer Y")):
+        folder.mkdir()
+        (folder / "tokenizer.safetensors").write_bytes(content)
+        (folder / "tokenizer_config.json").write_text("{}")
+    with pytest.raises(ArscaleError, match="already holds another tokenizer"):
+        tokenizer_folder(argparse.Namespace(tokenizer=str(mine), out=str(out)), "/shipped")
+    (out / "tokenizer.safetensors").write_bytes(b"tokenizer X")  # the same one, copied: fine
+    assert tokenizer_folder(argparse.Namespace(tokenizer=str(mine), out=str(out)), "/shipped") == str(mine)

@@ -241,3 +241,7 @@ def test_class_names_come_from_a_file_and_only_for_class_conditional_models(tmp_
         use_class_names(gen, str(tmp_path / "missing.txt"))
     assert main(["generate", "a photo of a red circle", "--class-names", str(names), "--out", str(tmp_path / "o")]) == 2
     assert "--class-names is for class-conditional models" in capsys.readouterr().err
+    t2i = tiny_llamagen()
+    t2i.class_conditional = False  # as a text-to-image LlamaGen is
+    with pytest.raises(ArscaleError, match="--class-names is for class-conditional models"):
+        use_class_names(t2i, str(names))

@@ -2,7 +2,7 @@
 
 `manifest.json` (one per run folder; a job-array shard writes `manifest.shard-<i>-of-<N>.json`) holds
 the arscale version and git commit (and whether the tree had changes), model id + weights path + sha256 of
-each weights file, every label's full strategy config, scorer, seed, budgets, the prompt suite (as given,
+each weights file (sampled for files over 256 MB, see `sha256_file`), every label's full strategy config, scorer, seed, budgets, the prompt suite (as given,
 and a sha256 of every prompt and its metadata), torch / numpy / Pillow versions, the device used,
 hardware, timings and shard. Only the *identity* part (model + weights hash, resolved configs, scorer and
 its weights, seed, the suite's hash, suite kind, batch_prompts, layout) must agree for a resume or a merge;
@@ -126,8 +126,9 @@ def weight_hashes(directory: Path | None) -> dict[str, str]:
         for path in sorted(directory.iterdir()):
             if path.is_file() and path.suffix in (".safetensors", ".json", ".bin", ".pt", ".pth"):
                 hashes[path.name] = sha256_file(path)
-    elif directory is not None and directory.is_file():
-        hashes[directory.name] = sha256_file(directory)
+    elif directory is not None and directory.is_file():  # a checkpoint file: its VAE / tokenizer lies beside it
+        hashes = weight_hashes(directory.parent)
+        hashes.setdefault(directory.name, sha256_file(directory))
     return hashes
 
 

@@ -17,6 +17,7 @@ from arscale.bench import manifest as mf
 from arscale.bench.runner import OFFICIAL_LAYOUTS, RECORD_FILE, RunSpec, collect_summaries, summarize_run
 from arscale.bench.suites import SuitePrompt
 from arscale.errors import ArscaleError
+from arscale.folders import output_folder
 
 
 def manifests_in(folder: Path) -> list[tuple[Path, dict]]:
@@ -69,7 +70,7 @@ def merge(inputs: Sequence[str | Path], out: str | Path, *, quiet: bool = False)
             raise ArscaleError(f"cannot merge {path} with {reference_path}: they come from different runs "
                                f"({'; '.join(diffs)})")
         merged = mf.combine(merged, other)
-    out.mkdir(parents=True, exist_ok=True)
+    output_folder(out)
     for folder in map(Path, inputs):
         if folder.resolve() == out.resolve():
             continue  # already in place: only its summaries are recomputed

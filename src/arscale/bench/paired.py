@@ -28,9 +28,10 @@ def load_records(out: str | Path) -> Runs:
     for path in sorted(Path(out).glob("*/n*/*/record.json")):
         try:
             rec = json.loads(path.read_text())
-        except json.JSONDecodeError:  # a record being written by another rank
+            key, index = (str(rec["label"]), int(rec["n"])), int(rec["index"])
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError):  # being written by another rank, or not ours
             continue
-        runs.setdefault((rec["label"], int(rec["n"])), {})[int(rec["index"])] = rec
+        runs.setdefault(key, {})[index] = rec
     return runs
 
 

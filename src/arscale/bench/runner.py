@@ -237,7 +237,7 @@ class Bench:
         by_reward = getattr(strategy, "uses_reward", True)
         if self.reward is not None:
             images = torch.from_numpy(np.stack([c.image for c in chosen])).permute(0, 3, 1, 2).float() / 255
-            size = int(self.reward.input_size)
+            size = int(getattr(self.reward, "input_size", None) or images.shape[-1])
             if images.shape[-1] != size:
                 images = F.interpolate(images, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
             values = self.reward.reward(images, scoring_prompts(self.generator, [sp.prompt for sp in batch], self.reward))

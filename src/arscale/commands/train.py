@@ -25,4 +25,18 @@ def register(sub) -> None:
                 continue
             raise
         module.register(trainers)
+    for trainer in trainers.choices.values():  # however a trainer ends, Ctrl-C is given back
+        trainer.set_defaults(func=_releasing(trainer.get_default("func")))
     parser.set_defaults(func=lambda args: parser.print_help() or 2)
+
+
+def _releasing(main):
+    def run(args):
+        from arscale.train.common import release_interrupts
+
+        try:
+            return main(args)
+        finally:
+            release_interrupts()
+
+    return run

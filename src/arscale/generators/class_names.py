@@ -18,7 +18,10 @@ def read_class_names(path: str | Path) -> list[str]:
     p = Path(path)
     if not p.is_file():
         raise ArscaleError(f"--class-names {path}: not a file (one class name per line, in index order)")
-    names = [line.strip() for line in p.read_text(encoding="utf-8").splitlines() if line.strip()]
+    try:
+        names = [line.strip() for line in p.read_text(encoding="utf-8").splitlines() if line.strip()]
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ArscaleError(f"--class-names {path}: cannot read it: {exc}") from None
     if not names:
         raise ArscaleError(f"--class-names {path} holds no names")
     return names
@@ -41,7 +44,7 @@ def use_class_names(generator: Any, path: str | None) -> None:
     """`--class-names FILE`: give a class-conditional generator its class names."""
     if path is None:
         return
-    if not hasattr(generator, "prompt_text") or not hasattr(generator, "class_names"):
+    if not getattr(generator, "class_conditional", False):
         raise ArscaleError(f"--class-names is for class-conditional models (var-d*, llamagen-c2i-*), not "
                            f"{getattr(generator, 'name', 'this model')}")
     generator.class_names = read_class_names(path)

@@ -160,7 +160,10 @@ def read_config(text: str, what: str = "--config") -> dict[str, Any]:
         path = Path(text)
         if not path.is_file():
             raise ArscaleError(f"{what}: {text!r} is neither inline JSON ({{...}}) nor an existing JSON file")
-        source = path.read_text()
+        try:
+            source = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ArscaleError(f"{what}: cannot read {text}: {exc}") from None
     try:
         config = json.loads(source)
     except json.JSONDecodeError as exc:

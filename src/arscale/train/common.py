@@ -52,6 +52,8 @@ from arscale.folders import output_folder
 from arscale.generators.loading import shapeworld_folder_holds as holds
 from arscale.generators.seeding import mix
 
+_LIVE_TIMERS: weakref.WeakSet = weakref.WeakSet()  # see `release_interrupts`
+
 
 def add_training_args(parser: argparse.ArgumentParser, *, steps: int, batch_size: int, lr: float,
                       state_dir: str, out_dir: str, scene_stream: bool = True,
@@ -378,9 +380,14 @@ def export_weights(state_dict: dict[str, torch.Tensor], config: dict[str, Any], 
 def tokenizer_folder(args: argparse.Namespace, shipped: str | os.PathLike) -> str:
     """The tokenizer a transformer trainer works on: --tokenizer, else the one beside --out (a tokenizer and
     its transformer share a folder), else the shipped one, which a model of one's own is told about."""
-    if args.tokenizer:
-        return str(args.tokenizer)
     out = Path(args.out) if args.out else Path(shipped)
+    if args.tokenizer:
+        given, there = Path(args.tokenizer) / "tokenizer.safetensors", out / "tokenizer.safetensors"
+        if there.is_file() and given.is_file() and given.resolve() != there.resolve() \
+                and given.read_bytes() != there.read_bytes():
+            raise ArscaleError(f"--out {out} already holds another tokenizer: the model would lie beside codes it "
+                               "was not trained on; choose another --out, or drop --tokenizer to use the one there")
+        return str(args.tokenizer)
     if (out / "tokenizer_config.json").is_file():
         return str(out)
     print(f"note: no tokenizer in {out}: training on the shipped tokenizer's codes (--tokenizer DIR for another)")
@@ -413,6 +420,12 @@ def progress(total: int, initial: int = 0, desc: str = "train") -> tqdm:
     return tqdm(total=total, initial=initial, desc=desc, dynamic_ncols=True, mininterval=5.0)
 
 
+def release_interrupts() -> None:
+    """Close every timer still holding Ctrl-C: a trainer that ended by an exception never reached its close."""
+    for timer in list(_LIVE_TIMERS):
+        timer.close()
+
+
 class Timer:
     """Elapsed wall time including earlier runs (from the resumed state), and checkpoint cadence.
 
@@ -420,6 +433,7 @@ class Timer:
     then saves the state and weights like the time limit does (a second Ctrl-C stops at once, unsaved)."""
 
     def __init__(self, already: float = 0.0, checkpoint_minutes: float = 5.0, limit_minutes: float = 0.0):
+        _LIVE_TIMERS.add(self)
         self.start = time.monotonic()
         self.already = already
         self.last_save = self.start

@@ -282,6 +282,7 @@ class VARGenerator(ScaleGenerator):
         sampling = sampling or SamplingConfig(cfg=1.5, cfg_schedule="linear", top_k=900, top_p=0.96)
         super().__init__(vae, model.transformer, model.conditioner, sampling, name=name)
         self.class_names: list[str] | None = None  # what a scorer reads for each class index
+        self.class_conditional = True
 
     def prompt_text(self, prompt) -> str:
         return class_prompt_text(self.name, self.class_names, prompt)

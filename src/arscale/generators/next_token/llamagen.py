@@ -360,6 +360,7 @@ class LlamaGenGenerator(TokenGenerator):
         self.gpt, self.cfg_interval, self.text_encoder = gpt, cfg_interval, text_encoder
         self.sample_logits = sample_logits  # upstream's switch: False takes the most probable token (no RNG draw)
         self.class_names: list[str] | None = None  # c2i: what a scorer reads for each class index
+        self.class_conditional = gpt.llamagen.model_type == "c2i"
 
     def prompt_text(self, prompt) -> str:
         if self.gpt.llamagen.model_type == "c2i":
