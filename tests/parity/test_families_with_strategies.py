@@ -241,7 +241,9 @@ def test_class_names_come_from_a_file_and_only_for_class_conditional_models(tmp_
         use_class_names(gen, str(tmp_path / "missing.txt"))
     assert main(["generate", "a photo of a red circle", "--class-names", str(names), "--out", str(tmp_path / "o")]) == 2
     assert "--class-names is for class-conditional models" in capsys.readouterr().err
-    t2i = tiny_llamagen()
-    t2i.class_conditional = False  # as a text-to-image LlamaGen is
+    gpt = LlamaGenGPT(LlamaGenConfig("t2i", dim=64, n_layer=1, n_head=2, vocab_size=32, block_size=16,
+                                     caption_dim=8, multiple_of=8))
+    t2i = LlamaGenGenerator(gpt, tiny_llamagen().tokenizer, cfg=2.0, text_encoder=lambda prompts: None)
+    assert not t2i.class_conditional and tiny_llamagen().class_conditional
     with pytest.raises(ArscaleError, match="--class-names is for class-conditional models"):
         use_class_names(t2i, str(names))
