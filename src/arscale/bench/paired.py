@@ -50,6 +50,7 @@ def paired_difference(a: Mapping[int, dict], b: Mapping[int, dict]) -> dict:
     for i in common:
         by_tag.setdefault(str(b[i].get("tag")), []).append((bool(a[i]["correct"]), bool(b[i]["correct"])))
     acc_a = acc_b = diff = var = 0.0
+    all_fixed = all_broke = 0
     for pairs in by_tag.values():
         n = len(pairs)
         fixed, broke = sum(y and not x for x, y in pairs), sum(x and not y for x, y in pairs)
@@ -57,12 +58,11 @@ def paired_difference(a: Mapping[int, dict], b: Mapping[int, dict]) -> dict:
         acc_b += sum(y for _, y in pairs) / n
         diff += (fixed - broke) / n
         var += paired_variance(fixed, broke, n)
+        all_fixed, all_broke = all_fixed + fixed, all_broke + broke
     k = len(by_tag)
-    deltas = [float(bool(b[i]["correct"])) - float(bool(a[i]["correct"])) for i in common]
     return {"prompts": len(common), "acc_a": acc_a / k, "acc_b": acc_b / k, "diff": diff / k,
-            "diff_se": math.sqrt(var) / k, "b_fixed": sum(v > 0 for v in deltas),
-            "b_broke": sum(v < 0 for v in deltas), "reward_a": _mean_reward(a, common),
-            "reward_b": _mean_reward(b, common)}
+            "diff_se": math.sqrt(var) / k, "b_fixed": all_fixed, "b_broke": all_broke,
+            "reward_a": _mean_reward(a, common), "reward_b": _mean_reward(b, common)}
 
 
 def paired_variance(fixed: int, broke: int, n: int) -> float:

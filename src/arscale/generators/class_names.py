@@ -27,16 +27,22 @@ def read_class_names(path: str | Path) -> list[str]:
     return names
 
 
+def class_index(prompt: Any) -> Any:
+    """A class-conditional prompt as its class index: digit strings ("207", e.g. from the CLI) become ints,
+    anything else is left for the caller to judge."""
+    return int(prompt) if isinstance(prompt, str) and prompt.strip().isdigit() else prompt
+
+
 def class_prompt_text(model: str, names: Sequence[str] | None, prompt: Any) -> str:
     """The text a scorer reads for `prompt`, a class index (or its digits)."""
-    if isinstance(prompt, str) and not prompt.strip().isdigit():
-        return prompt
-    index = int(prompt)
+    index = class_index(prompt)
+    if isinstance(index, str):
+        return index
     if not names:
         raise ArscaleError(f"{model} is class-conditional: a scorer that reads text needs each class's name "
                            "(--class-names FILE, one per line in index order; from Python generator.class_names)")
     if not 0 <= index < len(names):
-        raise ArscaleError(f"class {index} has no name: the class names list {len(names)}")
+        raise ArscaleError(f"class {index} has no name: the class names give {len(names)} (0 to {len(names) - 1})")
     return names[index]
 
 

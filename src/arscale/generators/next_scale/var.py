@@ -26,7 +26,7 @@ from torch import nn
 
 from arscale.errors import ArscaleError
 from arscale.generators import loading
-from arscale.generators.class_names import class_prompt_text
+from arscale.generators.class_names import class_index, class_prompt_text
 from arscale.generators.conv_autoencoder import LDMResnetBlock, Resample, group_norm_32
 from arscale.generators.next_scale.conditioning import ClassConditioner
 from arscale.generators.next_scale.generator import SamplingConfig, ScaleGenerator
@@ -290,7 +290,7 @@ class VARGenerator(ScaleGenerator):
     def start(self, prompts: Sequence, rows_per_prompt: int | Sequence[int], seed: int, *, prompt_offset: int = 0,
               cfg: float | None = None) -> Trajectories:
         """Prompts are ImageNet class indices; digit strings ("207", e.g. from the CLI) are accepted too."""
-        labels = [int(p) if isinstance(p, str) and p.strip().isdigit() else p for p in prompts]
+        labels = [class_index(p) for p in prompts]
         return super().start(labels, rows_per_prompt, seed, prompt_offset=prompt_offset, cfg=cfg)
 
     def guide(self, traj: Trajectories, logits: torch.Tensor, *, upstream: bool = False) -> torch.Tensor:

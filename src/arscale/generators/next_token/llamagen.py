@@ -25,7 +25,7 @@ from torch import nn
 
 from arscale.errors import ArscaleError
 from arscale.generators import loading
-from arscale.generators.class_names import class_prompt_text
+from arscale.generators.class_names import class_index, class_prompt_text
 from arscale.generators.conv_autoencoder import LDMResnetBlock, Resample, group_norm_32
 from arscale.generators.kv_cache import KVCache
 from arscale.generators.next_token.generator import TokenGenerator
@@ -383,7 +383,7 @@ class LlamaGenGenerator(TokenGenerator):
               cfg: float | None = None) -> Trajectories:
         text_flops = 0.0  # a T5 encoder's, for t2i
         if self.gpt.llamagen.model_type == "c2i":
-            prompts = [int(p) if isinstance(p, str) and p.strip().isdigit() else p for p in prompts]
+            prompts = [class_index(p) for p in prompts]
             for p in prompts:
                 if not isinstance(p, int) or not 0 <= p < self.gpt.llamagen.num_classes:
                     raise ArscaleError(f"class label must be an integer in [0, {self.gpt.llamagen.num_classes}), "
