@@ -2,7 +2,7 @@
 
     python benchmarks/scaling_ar_token_floor.py [--n 8] [--seeds 20]
 
-Runs the method's own `TerminationPolicy` on synthetic confidences (`arscale.search.scaling_ar.
+Runs the method's own `TerminationPolicy` on synthetic confidences (`arscale.search.scaling_ar_termination.
 simulate_termination`) for LlamaGen's 1024-token sequences (the paper's Table 5) and ShapeWorld-AR's 256:
 a ranking that never changes (the floor of a cascade from the bottom), and rankings that wander (AR(1)
 noise, mean over seeds), for each threshold pool and pruning quantile p. Prints tokens per image and the
@@ -16,7 +16,8 @@ import sys
 
 from tqdm import tqdm
 
-from arscale.search.scaling_ar import ScalingARConfig, simulate_termination
+from arscale.search.scaling_ar_config import ScalingARConfig
+from arscale.search.scaling_ar_termination import simulate_termination
 
 PAPER_TOKENS = {1024: 2350}  # Table 5, LlamaGen, N = 8
 

@@ -8,15 +8,10 @@ import torch
 from arscale.errors import ArscaleError
 from arscale.generators.next_token.shapeworld import random_shapeworld_ar
 from arscale.search.base import make_strategy
-from arscale.search.scaling_ar import (
-    ScalingAR,
-    ScalingARConfig,
-    TerminationPolicy,
-    guidance_schedule,
-    simulate_termination,
-    token_floor,
-    write_extras,
-)
+from arscale.search.scaling_ar import ScalingAR, ScalingARConfig
+from arscale.search.scaling_ar_plot import write_extras
+from arscale.search.scaling_ar_profile import guidance_schedule
+from arscale.search.scaling_ar_termination import TerminationPolicy, grouped_quantile, simulate_termination, token_floor
 
 
 def machine(window=2, **kw):
@@ -429,8 +424,6 @@ def test_without_conditional_channel_c_is_i_but_the_scheduler_still_reads_d(gen)
 
 
 def test_grouped_quantile_equals_torch_quantile_per_group():
-    from arscale.search.scaling_ar import grouped_quantile
-
     g = torch.Generator().manual_seed(7)
     values = torch.randn(40, generator=g, dtype=torch.float64)
     group = torch.randint(0, 5, (40,), generator=g)
