@@ -25,7 +25,8 @@ from arscale.generators.next_scale.infinity import (
     InfinitySampling,
     InfinityTransformer,
 )
-from arscale.generators.next_token.llamagen import VQGAN, LlamaGenConfig, LlamaGenGPT, VQGANConfig
+from arscale.generators.next_token.llamagen import LlamaGenConfig, LlamaGenGPT
+from arscale.generators.next_token.llamagen_vq import VQGAN, VQGANConfig
 from arscale.search.schedule import build_schedule
 
 T5_TOKENS = 32  # a typical prompt; cross-attention cost grows with it but is small either way

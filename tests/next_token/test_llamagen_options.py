@@ -8,13 +8,8 @@ import torch
 
 from arscale.errors import ArscaleError
 from arscale.generators import loading
-from arscale.generators.next_token.llamagen import (
-    VQGAN,
-    LlamaGenConfig,
-    LlamaGenGenerator,
-    LlamaGenGPT,
-    VQGANConfig,
-)
+from arscale.generators.next_token.llamagen import LlamaGenConfig, LlamaGenGenerator, LlamaGenGPT
+from arscale.generators.next_token.llamagen_vq import VQGAN, VQGANConfig
 
 UPSTREAM_ARGS = {"model_type": "c2i", "dim": 64, "n_layer": 1, "n_head": 2, "n_kv_head": None, "vocab_size": 32,
                  "block_size": 16, "num_classes": 10, "caption_dim": 2048, "multiple_of": 64, "norm_eps": 1e-5,

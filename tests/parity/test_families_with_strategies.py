@@ -25,13 +25,8 @@ from arscale.generators.next_scale.var import (
     VQVAEConfig,
     var_transformer_config,
 )
-from arscale.generators.next_token.llamagen import (
-    VQGAN,
-    LlamaGenConfig,
-    LlamaGenGenerator,
-    LlamaGenGPT,
-    VQGANConfig,
-)
+from arscale.generators.next_token.llamagen import LlamaGenConfig, LlamaGenGenerator, LlamaGenGPT
+from arscale.generators.next_token.llamagen_vq import VQGAN, VQGANConfig
 from arscale.search.base import make_strategy
 
 

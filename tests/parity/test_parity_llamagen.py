@@ -10,14 +10,8 @@ from parity_support import assert_close, assert_equal, cases_for, first_divergen
 
 from arscale.errors import ArscaleError
 from arscale.generators import loading
-from arscale.generators.next_token.llamagen import (
-    VQGAN,
-    LlamaGenConfig,
-    LlamaGenGenerator,
-    LlamaGenGPT,
-    VQGANConfig,
-    gpt_state,
-)
+from arscale.generators.next_token.llamagen import LlamaGenConfig, LlamaGenGenerator, LlamaGenGPT, gpt_state
+from arscale.generators.next_token.llamagen_vq import VQGAN, VQGANConfig
 from arscale.generators.sampling import filter_logits_hf
 
 CASES = cases_for("LlamaGen")

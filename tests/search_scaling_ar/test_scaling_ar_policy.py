@@ -11,7 +11,12 @@ from arscale.search.base import make_strategy
 from arscale.search.scaling_ar import ScalingAR, ScalingARConfig
 from arscale.search.scaling_ar_plot import write_extras
 from arscale.search.scaling_ar_profile import guidance_schedule
-from arscale.search.scaling_ar_termination import TerminationPolicy, grouped_quantile, simulate_termination, token_floor
+from arscale.search.scaling_ar_termination import (
+    TerminationPolicy,
+    grouped_quantile,
+    simulate_termination,
+    token_floor,
+)
 
 
 def machine(window=2, **kw):

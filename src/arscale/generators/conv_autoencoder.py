@@ -106,3 +106,29 @@ class Resample(nn.Module):
 
 def downsample_factor(ch_mult: Sequence[int]) -> int:
     return 2 ** (len(ch_mult) - 1)
+
+
+def conv_flops(module: nn.Module, shape: tuple[int, ...]) -> float:
+    """FLOPs of one forward on zeros of `shape`: every convolution, and the matmuls of modules that report
+    theirs (`matmul_flops(input)`, e.g. a decoder's spatial attention)."""
+    total = 0.0
+
+    def hook(mod, _inp, out):
+        nonlocal total
+        k = mod.kernel_size[0] * mod.kernel_size[1] * mod.in_channels // mod.groups
+        total += 2.0 * k * out.numel()
+
+    def matmul_hook(mod, inp, _out):
+        nonlocal total
+        total += float(mod.matmul_flops(inp[0]))
+
+    handles = [m.register_forward_hook(hook) for m in module.modules() if isinstance(m, nn.Conv2d)]
+    handles += [m.register_forward_hook(matmul_hook) for m in module.modules() if callable(getattr(m, "matmul_flops", None))]
+    try:
+        with torch.no_grad():
+            p = next(module.parameters())
+            module(torch.zeros(shape, dtype=p.dtype, device=p.device))
+    finally:
+        for h in handles:
+            h.remove()
+    return total

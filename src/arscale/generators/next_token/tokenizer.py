@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from arscale.generators.conv_autoencoder import Decoder, Encoder, downsample_factor
+from arscale.generators.conv_autoencoder import Decoder, Encoder, conv_flops, downsample_factor
 
 
 @dataclass
@@ -103,31 +103,5 @@ class VQTokenizer(nn.Module):
 
     def decode_flops(self, rows: int = 1) -> float:
         """Analytic FLOPs (2 x multiply-adds of convs) of decoding `rows` images from codes."""
-        return rows * _conv_flops(nn.Sequential(self.post_quant_conv, self.decoder),
+        return rows * conv_flops(nn.Sequential(self.post_quant_conv, self.decoder),
                                   (1, self.config.code_dim, self.grid, self.grid))
-
-
-def _conv_flops(module: nn.Module, shape: tuple[int, ...]) -> float:
-    """FLOPs of one forward on zeros of `shape`: every convolution, and the matmuls of modules that report
-    theirs (`matmul_flops(input)`, e.g. a decoder's spatial attention)."""
-    total = 0.0
-
-    def hook(mod, _inp, out):
-        nonlocal total
-        k = mod.kernel_size[0] * mod.kernel_size[1] * mod.in_channels // mod.groups
-        total += 2.0 * k * out.numel()
-
-    def matmul_hook(mod, inp, _out):
-        nonlocal total
-        total += float(mod.matmul_flops(inp[0]))
-
-    handles = [m.register_forward_hook(hook) for m in module.modules() if isinstance(m, nn.Conv2d)]
-    handles += [m.register_forward_hook(matmul_hook) for m in module.modules() if callable(getattr(m, "matmul_flops", None))]
-    try:
-        with torch.no_grad():
-            p = next(module.parameters())
-            module(torch.zeros(shape, dtype=p.dtype, device=p.device))
-    finally:
-        for h in handles:
-            h.remove()
-    return total
