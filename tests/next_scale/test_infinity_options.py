@@ -13,10 +13,9 @@ from arscale.generators.next_scale.infinity import (
     InfinityGenerator,
     InfinitySampling,
     InfinityTransformer,
-    rope_table,
-    scale_schedule,
     upstream_filters,
 )
+from arscale.generators.next_scale.infinity_schedule import rope_table, scale_schedule
 
 SCHEDULE = scale_schedule(0.5, "0.06M")  # a wide image: rows and columns differ
 

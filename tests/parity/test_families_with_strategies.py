@@ -16,8 +16,8 @@ from arscale.generators.next_scale.infinity import (
     InfinityGenerator,
     InfinitySampling,
     InfinityTransformer,
-    scale_schedule,
 )
+from arscale.generators.next_scale.infinity_schedule import scale_schedule
 from arscale.generators.next_scale.var import (
     VQVAE,
     VARGenerator,
