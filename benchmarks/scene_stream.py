@@ -2,7 +2,7 @@
 
     python benchmarks/scene_stream.py --batch-size 256 --batches 40 --workers 0 1 2
 
-Every trainer draws its batches from `arscale.train.common.ShapeWorldStream`: random prompts of all six
+Every trainer draws its batches from `arscale.train.scene_stream.ShapeWorldStream`: random prompts of all six
 tags, a random scene for each, rendered to 64×64. That is pure Python and numpy, so one core makes only a few
 thousand scenes a second, which is the whole budget of the GPU recipe (`benchmarks/gpu/retrain_larger.sh`:
 8000 steps × 256 scenes in nine-minute device calls). `--data-workers N` makes the next batches in N
@@ -19,7 +19,7 @@ import time
 
 import torch
 
-from arscale.train.common import ShapeWorldStream
+from arscale.train.scene_stream import ShapeWorldStream
 
 
 def measure(workers: int, batch_size: int, batches: int, step_ms: float, seed: int) -> tuple[float, list]:

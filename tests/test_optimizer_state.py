@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from arscale.errors import ArscaleError
-from arscale.train.common import TrainState, cooled, cosine_lr, load_optimizer, rewarm, save_optimizer
+from arscale.train.common import TrainState, load_optimizer, save_optimizer
+from arscale.train.lr_schedule import cooled, cosine_lr, rewarm
 
 
 def _opt(seed):

@@ -11,14 +11,14 @@ from tiny_shapeworld_var import write_tiny_training_configs
 
 from arscale.cli import main as cli
 from arscale.errors import ArscaleError
-from arscale.train import common
+from arscale.train import common, lr_schedule, scene_stream
 from arscale.train.var import SCALE_WEIGHTINGS, scale_loss_weights
 
 
 def test_stream_is_seeded_by_seed_and_step_and_covers_all_tags():
-    a = common.ShapeWorldStream(4, seed=3, start_step=10).sample(64)
-    b = common.ShapeWorldStream(4, seed=3, start_step=10).sample(64)
-    c = common.ShapeWorldStream(4, seed=3, start_step=11).sample(64)
+    a = scene_stream.ShapeWorldStream(4, seed=3, start_step=10).sample(64)
+    b = scene_stream.ShapeWorldStream(4, seed=3, start_step=10).sample(64)
+    c = scene_stream.ShapeWorldStream(4, seed=3, start_step=11).sample(64)
     assert torch.equal(a.images, b.images) and a.prompts == b.prompts
     assert a.prompts != c.prompts
     assert a.images.shape == (64, 3, 64, 64) and 0 <= a.images.min() and a.images.max() <= 1
@@ -27,18 +27,18 @@ def test_stream_is_seeded_by_seed_and_step_and_covers_all_tags():
 
 
 def test_stream_resumed_at_a_step_continues_with_the_uninterrupted_runs_batches():
-    whole = common.ShapeWorldStream(4, seed=5, start_step=20)
+    whole = scene_stream.ShapeWorldStream(4, seed=5, start_step=20)
     first, second = whole.sample(8), whole.sample(8)
-    resumed = common.ShapeWorldStream(4, seed=5, start_step=21).sample(8)
+    resumed = scene_stream.ShapeWorldStream(4, seed=5, start_step=21).sample(8)
     assert torch.equal(second.images, resumed.images) and second.prompts == resumed.prompts
     assert first.prompts != second.prompts
 
 
 def test_stream_with_worker_processes_gives_the_same_batches_in_order():
     sizes = [6, 6, 6, 3, 6, 6]  # a change of batch size drops what the workers made ahead
-    alone = common.ShapeWorldStream(6, seed=9, start_step=4)
+    alone = scene_stream.ShapeWorldStream(6, seed=9, start_step=4)
     expected = [alone.sample(n) for n in sizes]
-    with common.ShapeWorldStream(6, seed=9, start_step=4, workers=2) as parallel:
+    with scene_stream.ShapeWorldStream(6, seed=9, start_step=4, workers=2) as parallel:
         got = [parallel.sample(n) for n in sizes]
         assert [index for index, _, _ in parallel.pending] == list(range(10, 14))  # made ahead: 2 per worker
     assert parallel.pool is None
@@ -48,7 +48,7 @@ def test_stream_with_worker_processes_gives_the_same_batches_in_order():
 
 def test_stream_rejects_a_negative_worker_count():
     with pytest.raises(ArscaleError, match="--data-workers"):
-        common.ShapeWorldStream(4, seed=0, workers=-1)
+        scene_stream.ShapeWorldStream(4, seed=0, workers=-1)
 
 
 def test_scale_weightings_share_the_loss_by_tokens_side_or_scale():
@@ -67,16 +67,16 @@ def test_scale_weightings_share_the_loss_by_tokens_side_or_scale():
 
 def test_fitted_steps_shrink_the_plan_to_the_time_left_and_keep_the_cooldown_share():
     # 50 steps took 5 s; 300 s left, 5 % of it kept for saving: 2850 more steps fit
-    assert common.fitted_steps(8000, 1500, 55, 50, 5.0, 300.0) == (2905, 545)
-    assert common.fitted_steps(8000, 1500, 55, 50, 5.0, 1e6) == (8000, 1500)  # never more than planned
-    assert common.fitted_steps(8000, 1500, 55, 50, 5.0, 0.0) == (56, 10)  # at least one more step
+    assert lr_schedule.fitted_steps(8000, 1500, 55, 50, 5.0, 300.0) == (2905, 545)
+    assert lr_schedule.fitted_steps(8000, 1500, 55, 50, 5.0, 1e6) == (8000, 1500)  # never more than planned
+    assert lr_schedule.fitted_steps(8000, 1500, 55, 50, 5.0, 0.0) == (56, 10)  # at least one more step
 
 
 def test_step_fitter_times_the_probe_after_the_start_up_steps_and_fits_once(monkeypatch):
     clock = [0.0]
-    monkeypatch.setattr(common.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(lr_schedule.time, "monotonic", lambda: clock[0])
     args = argparse.Namespace(fit_time_limit=True, steps=1000, cooldown=200)
-    fitter = common.StepFitter(args, common.Timer(0.0, 5.0, limit_minutes=1.0), first_step=0)
+    fitter = lr_schedule.StepFitter(args, common.Timer(0.0, 5.0, limit_minutes=1.0), first_step=0)
     messages = {}
     for step in range(1, 80):
         clock[0] += 0.5 + (10.0 if step == 1 else 0.0)  # the first step pays for start-up
@@ -86,7 +86,7 @@ def test_step_fitter_times_the_probe_after_the_start_up_steps_and_fits_once(monk
     assert list(messages) == [55] and (args.steps, args.cooldown) == (97, 19)
     assert "0.500 s/step" in messages[55] and "97 steps" in messages[55]
     args.fit_time_limit = False
-    assert common.StepFitter(args, common.Timer(0.0, 5.0, 1.0), 0).after_step(55) is None
+    assert lr_schedule.StepFitter(args, common.Timer(0.0, 5.0, 1.0), 0).after_step(55) is None
 
 
 def test_fit_time_limit_needs_a_time_limit(tmp_path, capsys):
@@ -100,7 +100,7 @@ def test_train_state_round_trip_restores_weights_and_optimizer(tmp_path):
     torch.manual_seed(0)
     model = torch.nn.Linear(4, 3)
     opt = torch.optim.AdamW(model.parameters(), lr=1.0)
-    common.set_lr(opt, common.cosine_lr(5, 100, 1e-3, 10))
+    lr_schedule.set_lr(opt, lr_schedule.cosine_lr(5, 100, 1e-3, 10))
     model(torch.randn(2, 4)).sum().backward()
     opt.step()
     state = common.TrainState(tmp_path / "state")

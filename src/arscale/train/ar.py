@@ -29,7 +29,7 @@ from arscale.generators.next_token.shapeworld import WEIGHTS_DIR, ShapeWorldAR, 
 from arscale.generators.next_token.tokenizer import VQConfig, VQTokenizer
 from arscale.generators.next_token.transformer import TransformerConfig
 from arscale.generators.text import TextEncoderConfig
-from arscale.train import common
+from arscale.train import common, lr_schedule, scene_stream
 
 STATE_DIR = "train_state/shapeworld-ar"
 
@@ -37,8 +37,8 @@ STATE_DIR = "train_state/shapeworld-ar"
 def register(sub) -> None:
     p = sub.add_parser("shapeworld-ar", help="train the next-token decoder of ShapeWorld-AR")
     common.add_training_args(p, steps=12000, batch_size=64, lr=1e-3, state_dir=STATE_DIR, out_dir=str(WEIGHTS_DIR))
-    common.add_cooldown_arg(p)
-    common.add_fit_arg(p)
+    lr_schedule.add_cooldown_arg(p)
+    lr_schedule.add_fit_arg(p)
     p.add_argument("--config", default=None, help="JSON file with ShapeWorldARConfig fields (new runs only)")
     p.add_argument("--tokenizer", default=None,
                    help="folder with tokenizer.safetensors (default: --out if it holds one, else the shipped one)")
@@ -132,7 +132,7 @@ def decoder_step(tokenizer: VQTokenizer, opt: torch.optim.Optimizer, images: tor
 
 
 def main(args: argparse.Namespace) -> int:
-    common.check_fit_arg(args)
+    lr_schedule.check_fit_arg(args)
     device, state, resume = common.begin(args)
     tuned = Path(args.state_dir) / "tokenizer"
     source = tuned if resume and tuned.exists() else Path(common.tokenizer_folder(args, WEIGHTS_DIR))
@@ -157,10 +157,10 @@ def main(args: argparse.Namespace) -> int:
                              {"params": no_decay, "weight_decay": 0.0}], lr=args.lr, betas=(0.9, 0.95))
     run = common.restore(state, model, opt) if resume else common.Resumed()
     step, metrics = run.step, run.metrics
-    stream = common.ShapeWorldStream(args.batch_size, args.seed, start_step=step, workers=args.data_workers)
+    stream = scene_stream.ShapeWorldStream(args.batch_size, args.seed, start_step=step, workers=args.data_workers)
     drop_rng = torch.Generator().manual_seed(args.seed * 7919 + step)
     timer = common.Timer(run.elapsed, args.checkpoint_minutes, args.time_limit)
-    fitter = common.StepFitter(args, timer, step)
+    fitter = lr_schedule.StepFitter(args, timer, step)
 
     tok_config = {"tokenizer": tokenizer.config.to_dict()}
 
@@ -183,10 +183,10 @@ def main(args: argparse.Namespace) -> int:
     replay = ReplayBuffer(args.replay_size, seed=args.seed + step)
 
     def schedule(at: int) -> float:
-        return common.cooled(lambda i: common.cosine_lr(i, args.steps, args.lr, 300), at, args.steps, args.cooldown)
+        return lr_schedule.cooled(lambda i: lr_schedule.cosine_lr(i, args.steps, args.lr, 300), at, args.steps, args.cooldown)
 
     while step < args.steps:
-        common.set_lr(opt, common.rewarm(schedule(step), step, run.rewarm_from))
+        lr_schedule.set_lr(opt, lr_schedule.rewarm(schedule(step), step, run.rewarm_from))
         batch = stream.sample(fresh_n)
         with torch.no_grad():
             codes = tokenizer.encode(batch.images.to(device))
@@ -204,7 +204,7 @@ def main(args: argparse.Namespace) -> int:
         running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
         if args.tune_decoder_every > 0 and step % args.tune_decoder_every == 0:
             tokenizer.train()
-            common.set_lr(dec_opt, common.cosine_lr(step, args.steps, args.decoder_lr, 0))
+            lr_schedule.set_lr(dec_opt, lr_schedule.cosine_lr(step, args.steps, args.decoder_lr, 0))
             rec_loss = decoder_step(tokenizer, dec_opt, batch.images.to(device))
             tokenizer.eval()
         bar.update(1)

@@ -8,26 +8,20 @@ Used by every ShapeWorld trainer (multi-scale tokenizer, VAR, VQ tokenizer, AR, 
 - `pick_device(name)` (from `arscale.devices`): "auto" → CUDA when present, else CPU.
 - `begin(args)` → (device, TrainState, resume?) and `restore(state, model, opt)` → `Resumed`: how
   every trainer starts; `rewarm` ramps the learning rate again after a resume without optimizer moments.
-- `ShapeWorldStream(batch_size, seed)`: an endless stream of freshly sampled scenes over all six
-  tags (uniform tag per sample) → `Batch(images [B,3,64,64] float in [0,1], prompts, metadata)`.
-  Each batch is seeded from (seed, step), so a resumed run sees the data the uninterrupted run would
-  have; `--data-workers N` makes the batches ahead in N processes (the same batches).
 - `TrainState`: resumable checkpoints in a directory — `model.safetensors` (weights),
   `optimizer.safetensors` (optimizer state; param groups in its metadata), `state.json` (step, config,
   elapsed time, free-form metrics). `save` is atomic (write then rename).
 - `export_weights(state_dict, config, out_dir, filename)`: the shippable files (safetensors + config.json).
 - `progress(total, initial, desc)`: the tqdm bar every trainer shows.
 - `Timer`: elapsed wall time across resumes, and "time to checkpoint?" checks.
-- `StepFitter` (`--fit-time-limit`): after timing a few steps, shortens the schedule (`fitted_steps`) so a
-  run with a `--time-limit` still ends with its cooldown.
+
+The data stream is in `scene_stream`, learning rates and `--fit-time-limit` in `lr_schedule`.
 """
 
 from __future__ import annotations
 
 import argparse
-import concurrent.futures
 import json
-import multiprocessing
 import os
 import shutil
 import signal
@@ -35,13 +29,11 @@ import sys
 import threading
 import time
 import weakref
-from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 
-import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 from tqdm import tqdm
@@ -50,7 +42,6 @@ from arscale.devices import pick_device
 from arscale.errors import ArscaleError
 from arscale.folders import output_folder
 from arscale.generators.loading import shapeworld_folder_holds as holds
-from arscale.generators.seeding import mix
 
 _LIVE_TIMERS: weakref.WeakSet = weakref.WeakSet()  # see `release_interrupts`
 
@@ -82,95 +73,6 @@ def add_training_args(parser: argparse.ArgumentParser, *, steps: int, batch_size
                             help="processes that sample and render scenes ahead of the trainer (0 = in the "
                                  "trainer; use several on a GPU, where one core cannot keep up); same data "
                                  "either way")
-
-
-@dataclass
-class Batch:
-    images: torch.Tensor  # [B,3,64,64] float in [0,1]
-    prompts: list[str]
-    metadata: list[dict]
-
-
-def scene_batch(seed: int, index: int, n: int, tags: tuple[str, ...]) -> tuple[np.ndarray, list[dict]]:
-    """Batch `index` of a stream: `n` random scenes, rendered to uint8 [n, 64, 64, 3], with their metadata.
-    A pure function of its arguments, so any process can make any batch."""
-    sw = shapeworld_api()
-    rng = np.random.default_rng(mix(seed, index, 0x5CE7E))
-    metadata, scenes = [], []
-    for _ in range(n):
-        md = sw.random_metadata(rng, tags[int(rng.integers(len(tags)))])
-        metadata.append(md)
-        scenes.append(sw.sample_scene(md, rng))
-    return sw.render_batch(scenes), metadata
-
-
-class ShapeWorldStream:
-    """Endless batches of random scenes for prompts of all six tags (a uniform tag per sample).
-
-    Batch k after `start_step` is `scene_batch(seed, start_step + k, n, tags)`, so a run resumed at a step
-    sees exactly the data the uninterrupted run would have. With `workers` > 0, worker processes make the
-    next batches while the trainer steps (scene sampling is pure Python, about 3200 scenes/s per core,
-    which would starve a GPU at batch 256); the batches are the same with any number of workers."""
-
-    def __init__(self, batch_size: int, seed: int, *, start_step: int = 0, tags: tuple[str, ...] | None = None,
-                 workers: int = 0):
-        if workers < 0:
-            raise ArscaleError(f"--data-workers must be >= 0, got {workers}")
-        self.batch_size = batch_size
-        self.seed = seed
-        self.index = start_step
-        self.tags = tuple(tags) if tags else tuple(shapeworld_api().TAGS)
-        self.pool = None
-        self.pending: deque = deque()  # (index, n, future), in index order
-        if workers > 0:
-            # spawn, not fork: the trainer may already hold CUDA or OpenMP state that a fork would copy
-            context = multiprocessing.get_context("spawn")
-            self.pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=context,
-                                                               initializer=_ignore_interrupts)
-            self.depth = 2 * workers
-
-    def sample(self, n: int) -> Batch:
-        index, self.index = self.index, self.index + 1
-        if self.pool is None:
-            pixels, metadata = scene_batch(self.seed, index, n, self.tags)
-        else:
-            while self.pending and (self.pending[0][0] < index or self.pending[0][1] != n):
-                self.pending.popleft()[2].cancel()  # made for another batch size: recompute below
-            head = self.pending.popleft() if self.pending and self.pending[0][0] == index else None
-            ahead = self.pending[-1][0] + 1 if self.pending else index + 1
-            while len(self.pending) < self.depth:
-                self.pending.append((ahead, n, self.pool.submit(scene_batch, self.seed, ahead, n, self.tags)))
-                ahead += 1
-            pixels, metadata = head[2].result() if head else scene_batch(self.seed, index, n, self.tags)
-        images = torch.from_numpy(pixels).permute(0, 3, 1, 2).float().div_(255)
-        return Batch(images, [md["prompt"] for md in metadata], metadata)
-
-    def close(self) -> None:
-        if self.pool is not None:
-            self.pool.shutdown(wait=False, cancel_futures=True)
-            self.pool, self.pending = None, deque()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __iter__(self) -> Iterator[Batch]:
-        while True:
-            yield self.sample(self.batch_size)
-
-
-def _ignore_interrupts() -> None:
-    """Data workers leave Ctrl-C to the trainer, which saves its state and closes them."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
-def shapeworld_api():
-    """The ShapeWorld module, imported on first use (trainers that never sample scenes do not need it)."""
-    from arscale import shapeworld
-
-    return shapeworld
 
 
 def read_config(path: str | os.PathLike, build: Any = None) -> Any:
@@ -500,98 +402,3 @@ class Timer:
 
     def seconds_left(self) -> float:
         return self.limit - (time.monotonic() - self.start)
-
-
-def cosine_lr(step: int, total: int, peak: float, warmup: int) -> float:
-    if step < warmup:
-        return peak * (step + 1) / warmup
-    t = min(1.0, (step - warmup) / max(1, total - warmup))
-    return float(peak * (0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi * t))))
-
-
-def add_cooldown_arg(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--cooldown", type=int, default=0, metavar="STEPS",
-                        help="decay the learning rate linearly to zero over the last STEPS steps, from the "
-                             "schedule's value where the decay starts (a WSD-style anneal; to anneal a trained "
-                             "state, resume it with --steps STEP+STEPS --cooldown STEPS); default 0 = none")
-
-
-FIT_PROBE_STEPS = 50
-
-
-def add_fit_arg(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--fit-time-limit", action="store_true",
-                        help=f"after timing {FIT_PROBE_STEPS} of this run's first steps, lower --steps (and "
-                             "--cooldown in proportion) to what --time-limit allows at the measured speed, so a "
-                             "run that must end in one sitting (a lent GPU) still finishes its schedule and cooldown")
-
-
-def check_fit_arg(args: argparse.Namespace) -> None:
-    if args.fit_time_limit and args.time_limit <= 0:
-        raise ArscaleError("--fit-time-limit needs a --time-limit in minutes")
-
-
-def fitted_steps(steps: int, cooldown: int, step: int, probe_steps: int, probe_seconds: float,
-                 seconds_left: float, reserve: float = 0.05) -> tuple[int, int]:
-    """(steps, cooldown) for a run at `step` that took `probe_seconds` for its last `probe_steps` steps and
-    has `seconds_left`: the steps that fit in all but `reserve` of the time left (the final save, evaluation
-    and export), never more than planned; the cooldown keeps its share of the schedule."""
-    affordable = int(seconds_left * (1 - reserve) * probe_steps / max(probe_seconds, 1e-9))
-    fit = max(step + 1, min(steps, step + affordable))
-    return fit, min(fit, round(cooldown * fit / steps))
-
-
-class StepFitter:
-    """`--fit-time-limit` in a training loop: times this run's steps FIT_SKIP_STEPS + 1 to
-    FIT_SKIP_STEPS + FIT_PROBE_STEPS (the first ones pay for start-up), then lowers `args.steps` and
-    `args.cooldown` once with `fitted_steps`; the loop's learning-rate schedule reads them each step."""
-
-    FIT_SKIP_STEPS = 5
-
-    def __init__(self, args: argparse.Namespace, timer: Timer, first_step: int):
-        self.args, self.timer = args, timer
-        self.start_at = first_step + self.FIT_SKIP_STEPS
-        self.fit_at = self.start_at + FIT_PROBE_STEPS
-        self.started: float | None = None
-
-    def after_step(self, step: int) -> str | None:
-        """Call after each optimizer step; returns a message the one time it fits the plan."""
-        if not self.args.fit_time_limit or step > self.fit_at:
-            return None
-        if step == self.start_at:
-            self.started = time.monotonic()
-        if step < self.fit_at or self.started is None:
-            return None
-        probe = time.monotonic() - self.started
-        planned = self.args.steps, self.args.cooldown
-        self.args.steps, self.args.cooldown = fitted_steps(*planned, step, FIT_PROBE_STEPS, probe,
-                                                           self.timer.seconds_left())
-        speed = f"--fit-time-limit: {probe / FIT_PROBE_STEPS:.3f} s/step"
-        if (self.args.steps, self.args.cooldown) == planned:
-            return f"{speed}, the planned {planned[0]} steps fit"
-        return (f"{speed}, so {self.args.steps} steps (cooldown {self.args.cooldown}) instead of {planned[0]} "
-                f"(cooldown {planned[1]})")
-
-
-def cooled(schedule: Callable[[int], float], step: int, total: int, cooldown: int) -> float:
-    """`schedule(step)`, except over the last `cooldown` steps, which fall linearly from the schedule's
-    value at the start of the cooldown to zero at `total` (the final step trains at 1/cooldown of it)."""
-    if not 0 <= cooldown <= total:
-        raise ArscaleError(f"--cooldown must be between 0 and --steps ({total}), got {cooldown}")
-    start = total - cooldown
-    if cooldown == 0 or step < start:
-        return schedule(step)
-    return schedule(start) * (total - step) / cooldown
-
-
-def rewarm(lr: float, step: int, resumed_at: int | None, steps: int = 200) -> float:
-    """Ramp the learning rate again after resuming without optimizer moments (fresh Adam steps are
-    full-size, which at mid-schedule learning rates knocks a trained model off its minimum)."""
-    if resumed_at is None:
-        return lr
-    return lr * min(1.0, (step - resumed_at + 1) / steps)
-
-
-def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
-    for g in optimizer.param_groups:
-        g["lr"] = lr

@@ -35,15 +35,13 @@ from arscale.train.common import (
     Timer,
     add_training_args,
     begin,
-    cosine_lr,
     export_weights,
     load_strict,
     progress,
     restore,
-    rewarm,
-    set_lr,
-    shapeworld_api,
 )
+from arscale.train.lr_schedule import cosine_lr, rewarm, set_lr
+from arscale.train.scene_stream import shapeworld_api
 
 SW = None
 

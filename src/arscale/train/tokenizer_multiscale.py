@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from arscale.errors import ArscaleError
 from arscale.generators.next_scale.tokenizer import MultiScaleTokenizer, MultiScaleTokenizerConfig
-from arscale.train import common
+from arscale.train import common, lr_schedule, scene_stream
 from arscale.train.generated_latents import check_same_codes, continued_latents, draw_start_scales
 
 WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights" / "shapeworld-var"
@@ -70,13 +70,13 @@ def boundary_weights(images: torch.Tensor, extra: float) -> torch.Tensor:
 @torch.no_grad()
 def reconstruction_accuracy(model: MultiScaleTokenizer, per_tag: int = 10, seed: int = 12345) -> dict[str, float]:
     """Exact-evaluator accuracy of reconstructions of freshly sampled clean renders, per tag."""
-    shapeworld = common.shapeworld_api()
+    shapeworld = scene_stream.shapeworld_api()
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
     scores = {}
     for tag in shapeworld.TAGS:
-        stream = common.ShapeWorldStream(per_tag, seed, tags=(tag,))
+        stream = scene_stream.ShapeWorldStream(per_tag, seed, tags=(tag,))
         batch = stream.sample(per_tag)
         recon = model.decode_indices(model.encode(batch.images.to(device)))
         pixels = (recon * 255).round().clamp(0, 255).byte().permute(0, 2, 3, 1).cpu().numpy()
@@ -126,7 +126,7 @@ def main(args: argparse.Namespace) -> int:
         draw_start_scales(1, gen.num_scales, args.generated_fraction, earliest,
                           torch.Generator())  # validates both options before any training
         start_rng = torch.Generator().manual_seed(args.seed * 1000003 + step)
-    stream = common.ShapeWorldStream(args.batch_size, args.seed, start_step=step, workers=args.data_workers)
+    stream = scene_stream.ShapeWorldStream(args.batch_size, args.seed, start_step=step, workers=args.data_workers)
     timer = common.Timer(elapsed, args.checkpoint_minutes, args.time_limit)
     usage = torch.zeros(config.vocab_size, device=device)
 
@@ -137,7 +137,7 @@ def main(args: argparse.Namespace) -> int:
     bar = common.progress(args.steps, step, "shapeworld-tokenizer")
     model.train()
     while step < args.steps:
-        common.set_lr(opt, common.cosine_lr(step - phase_start, args.steps - phase_start, args.lr,
+        lr_schedule.set_lr(opt, lr_schedule.cosine_lr(step - phase_start, args.steps - phase_start, args.lr,
                                             min(200, (args.steps - phase_start) // 10 + 1)))
         batch = stream.sample(args.batch_size)
         images = batch.images.to(device)

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from arscale.generators.next_token.tokenizer import VQConfig, VQTokenizer
-from arscale.train import common
+from arscale.train import common, lr_schedule, scene_stream
 
 WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights" / "shapeworld-ar"
 STATE_DIR = "train_state/shapeworld-ar-tokenizer"
@@ -95,14 +95,14 @@ def decoder_only(args: argparse.Namespace) -> int:
     opt = torch.optim.Adam(params, lr=args.lr, betas=(0.9, 0.95))
     run = common.restore(state, model, opt) if resume else common.Resumed()
     step = run.step
-    stream = common.ShapeWorldStream(args.batch_size, args.seed + 1, start_step=step, workers=args.data_workers)
+    stream = scene_stream.ShapeWorldStream(args.batch_size, args.seed + 1, start_step=step, workers=args.data_workers)
     timer = common.Timer(run.elapsed, args.checkpoint_minutes, args.time_limit)
     config = model.config.to_dict()
     metrics: dict = {}
     bar = common.progress(args.steps, step, "shapeworld-ar-tokenizer (decoder only)")
     while step < args.steps:
         model.train()
-        common.set_lr(opt, common.rewarm(common.cosine_lr(step, args.steps, args.lr, 0), step, run.rewarm_from))
+        lr_schedule.set_lr(opt, lr_schedule.rewarm(lr_schedule.cosine_lr(step, args.steps, args.lr, 0), step, run.rewarm_from))
         loss = decoder_step(model, opt, stream.sample(args.batch_size).images.to(device))
         step += 1
         bar.update(1)
@@ -142,7 +142,7 @@ def main(args: argparse.Namespace) -> int:
     opt = torch.optim.Adam(model.parameters(), lr=args.lr, betas=(0.9, 0.95))
     run = common.restore(state, model, opt) if resume else common.Resumed()
     step, metrics = run.step, run.metrics
-    stream = common.ShapeWorldStream(args.batch_size, args.seed, start_step=step, workers=args.data_workers)
+    stream = scene_stream.ShapeWorldStream(args.batch_size, args.seed, start_step=step, workers=args.data_workers)
     timer = common.Timer(run.elapsed, args.checkpoint_minutes, args.time_limit)
     usage = torch.ones(config.codebook_size, device=device)
 
@@ -152,7 +152,7 @@ def main(args: argparse.Namespace) -> int:
     bar = common.progress(args.steps, step, "shapeworld-ar-tokenizer")
     model.train()
     while step < args.steps:
-        common.set_lr(opt, common.rewarm(common.cosine_lr(step, args.steps, args.lr, 200), step, run.rewarm_from))
+        lr_schedule.set_lr(opt, lr_schedule.rewarm(lr_schedule.cosine_lr(step, args.steps, args.lr, 200), step, run.rewarm_from))
         images = stream.sample(args.batch_size).images.to(device)
         recon, vq_loss, codes = model(images)
         target = images * 2 - 1

@@ -22,7 +22,7 @@ from arscale.errors import ArscaleError
 from arscale.generators.loading import shapeworld_folder_holds
 from arscale.generators.next_scale.generator import ScaleGenerator
 from arscale.generators.next_scale.shapeworld import WEIGHTS_DIR, build_shapeworld_var
-from arscale.train import common
+from arscale.train import common, lr_schedule, scene_stream
 from arscale.train.grow import block_sources, deepen_state
 from arscale.train.self_correction import (
     check_sampled_prefix,
@@ -47,8 +47,8 @@ SCALE_WEIGHTINGS = ("tokens", "side", "scales")
 def register(sub) -> None:
     p = sub.add_parser("shapeworld-var", help="train the ShapeWorld-VAR transformer (needs the tokenizer)")
     common.add_training_args(p, steps=20000, batch_size=64, lr=1e-3, state_dir=STATE_DIR, out_dir=str(WEIGHTS_DIR))
-    common.add_cooldown_arg(p)
-    common.add_fit_arg(p)
+    lr_schedule.add_cooldown_arg(p)
+    lr_schedule.add_fit_arg(p)
     p.add_argument("--tokenizer", default=None,
                    help="directory with tokenizer.safetensors + tokenizer_config.json (default: --out if it holds "
                         "one, else the shipped one)")
@@ -153,7 +153,7 @@ def trainable(gen: ScaleGenerator) -> torch.nn.ModuleDict:
 def sample_accuracy(gen: ScaleGenerator, per_tag: int = 8, seed: int = 777, cfg: float | None = None
                     ) -> dict[str, float]:
     """Raw sampling (one image per prompt) scored by the exact evaluator, on freshly drawn prompts."""
-    sw = common.shapeworld_api()
+    sw = scene_stream.shapeworld_api()
     rng = __import__("numpy").random.default_rng(seed)
     scores = {}
     was_training = gen.training
@@ -169,7 +169,7 @@ def sample_accuracy(gen: ScaleGenerator, per_tag: int = 8, seed: int = 777, cfg:
 
 
 def main(args: argparse.Namespace) -> int:
-    common.check_fit_arg(args)
+    lr_schedule.check_fit_arg(args)
     check_strength(args.self_correction, args.self_correction_neighbours)
     args.tokenizer = common.tokenizer_folder(args, WEIGHTS_DIR)
     tok_cfg = load_tokenizer_config(args.tokenizer)
@@ -203,11 +203,11 @@ def main(args: argparse.Namespace) -> int:
                             lr=args.lr, betas=(0.9, 0.95))
     run = common.restore(state, model, opt) if resume else common.Resumed()
     step, metrics = run.step, run.metrics
-    stream = common.ShapeWorldStream(args.batch_size, args.seed, start_step=step, workers=args.data_workers)
+    stream = scene_stream.ShapeWorldStream(args.batch_size, args.seed, start_step=step, workers=args.data_workers)
     drop_rng = torch.Generator().manual_seed(args.seed * 1000003 + step)
     noise_rng = torch.Generator(device=device).manual_seed(args.seed * 1000033 + step)
     timer = common.Timer(run.elapsed, args.checkpoint_minutes, args.time_limit)
-    fitter = common.StepFitter(args, timer, step)
+    fitter = lr_schedule.StepFitter(args, timer, step)
 
     def save():
         state.save(model, opt, step=step, config=config, elapsed=timer.elapsed, metrics=metrics)
@@ -219,10 +219,10 @@ def main(args: argparse.Namespace) -> int:
     token_weights = scale_loss_weights(config["transformer"]["patch_nums"], args.scale_weighting).to(device)
 
     def schedule(at: int) -> float:
-        return common.cooled(lambda i: common.cosine_lr(i, args.steps, args.lr, 300), at, args.steps, args.cooldown)
+        return lr_schedule.cooled(lambda i: lr_schedule.cosine_lr(i, args.steps, args.lr, 300), at, args.steps, args.cooldown)
 
     while step < args.steps:
-        common.set_lr(opt, common.rewarm(schedule(step), step, run.rewarm_from))
+        lr_schedule.set_lr(opt, lr_schedule.rewarm(schedule(step), step, run.rewarm_from))
         batch = stream.sample(args.batch_size)
         with torch.no_grad():
             # strength 0 is exactly plain teacher forcing (tested)
