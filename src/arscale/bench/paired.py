@@ -35,6 +35,22 @@ def load_records(out: str | Path) -> Runs:
     return runs
 
 
+def run_differences(a: str | Path, b: str | Path) -> list[str]:
+    """What sets two bench folders apart, field by field from their manifests: model and weights, seed, scorer,
+    cost accounting, and the config of a strategy label both ran. Empty where either folder has no manifest. Such
+    runs can still be compared, but with another seed or model a prompt no longer draws the same candidates."""
+    from arscale.bench.manifest import MANIFEST_FILE, SHARD_MANIFEST_GLOB, differences, read_manifest
+
+    def manifest(folder: Path) -> dict | None:
+        found = [folder / MANIFEST_FILE] if (folder / MANIFEST_FILE).is_file() else sorted(folder.glob(SHARD_MANIFEST_GLOB))
+        return read_manifest(found[0]) if found else None
+
+    ma, mb = manifest(Path(a)), manifest(Path(b))
+    if ma is None or mb is None:
+        return []
+    return [d for d in differences(ma, mb) if not d.startswith(("suite:", "batch_prompts:", "layout:"))]
+
+
 def paired_difference(a: Mapping[int, dict], b: Mapping[int, dict]) -> dict:
     """B − A over the prompts both judged: accuracies, the difference with its paired SE (points as fractions),
     how many prompts B fixed and broke, and the mean rewards (NaN where a run recorded none)."""

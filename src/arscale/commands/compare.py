@@ -7,13 +7,16 @@
 
 Same suite and seed: a prompt draws the same candidates under every strategy, so the SE of a paired
 difference is far smaller than either run's own. The difference is taken per tag and averaged over tags,
-like the `overall` column (see `arscale.bench.paired`)."""
+like the `overall` column (see `arscale.bench.paired`). Two benches of another model, weights, seed or
+strategy config compare too: a note on stderr names each difference (with another seed or model the
+candidates are no longer shared, and the paired SE grows to about that of two independent runs)."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import math
+import sys
 from pathlib import Path
 
 from arscale.errors import ArscaleError
@@ -36,7 +39,7 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from arscale.bench.paired import compare_folders, format_comparison
+    from arscale.bench.paired import compare_folders, format_comparison, run_differences
 
     for folder in (args.a, args.b):
         if folder is not None and not Path(folder).is_dir():
@@ -48,6 +51,9 @@ def run(args: argparse.Namespace) -> int:
     baseline = args.baseline or "raw"
     rows = compare_folders(args.a, args.b, match=tuple(args.match) if args.match else None, baseline=baseline)
     names = tuple(args.names) if args.names else ((baseline, "run") if within else ("A", "B"))
+    if args.b is not None:
+        for diff in run_differences(args.a, args.b):  # comparable, but not the same candidates: say so
+            print(f"note: the two benches differ in {diff}", file=sys.stderr)
     print(format_comparison(rows, *names), end="")
     if args.json:
         plain = [{k: None if isinstance(v, float) and math.isnan(v) else v for k, v in row.items()} for row in rows]
