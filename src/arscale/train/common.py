@@ -7,7 +7,8 @@ Used by every ShapeWorld trainer (multi-scale tokenizer, VAR, VQ tokenizer, AR, 
   --data-workers).
 - `pick_device(name)` (from `arscale.devices`): "auto" → CUDA when present, else CPU.
 - `begin(args)` → (device, TrainState, resume?) and `restore(state, model, opt)` → `Resumed`: how
-  every trainer starts; `rewarm` ramps the learning rate again after a resume without optimizer moments.
+  every trainer starts (`lr_schedule.rewarm` ramps the learning rate again after a resume without optimizer
+  moments).
 - `TrainState`: resumable checkpoints in a directory — `model.safetensors` (weights),
   `optimizer.safetensors` (optimizer state; param groups in its metadata), `state.json` (step, config,
   elapsed time, free-form metrics). `save` is atomic (write then rename).
