@@ -138,3 +138,74 @@ class FakeScorer:
     def features(self, images):
         assert images.shape[-1] == self.input_size
         return images
+
+
+def _row_in_prompt(traj, rows_per_prompt) -> torch.Tensor:
+    """Each row's candidate index within its prompt (`Trajectories.for_prompts` lays rows out prompt by prompt)."""
+    assert isinstance(rows_per_prompt, int)
+    return torch.arange(len(traj)) % rows_per_prompt
+
+
+class TwinsNextScale(FakeNextScale):
+    """Candidates 2i and 2i+1 of a prompt are exact twins: at every scale their latent (so every decode and every
+    feature of it) is a fixed random pattern of the pair i, whatever their seeds. Clustering 8 such rows into 4 must
+    keep one row of each pair; keeping the first four would keep both twins of pairs 0 and 1."""
+
+    name = "fake-var-twins"
+
+    def start(self, prompts, rows_per_prompt, seed, *, prompt_offset=0, cfg=None):
+        traj = super().start(prompts, rows_per_prompt, seed, prompt_offset=prompt_offset, cfg=cfg)
+        traj.rows["pair"] = _row_in_prompt(traj, rows_per_prompt) // 2
+        traj.rows["latent"] = self._patterns(traj)
+        return traj
+
+    def step(self, traj):
+        super().step(traj)  # the cache and step bookkeeping of the plain fake
+        traj.rows["latent"] = self._patterns(traj)
+        return traj
+
+    @staticmethod
+    def _patterns(traj) -> torch.Tensor:
+        return torch.stack([2 * torch.randn(3, 8, 8, generator=torch.Generator().manual_seed(100 + int(i)))
+                            for i in traj.rows["pair"]])
+
+
+class CodedNextScale(FakeNextScale):
+    """Decodes to flat images that spell out which row and scale they show, for `TableScorer`: channel 0 is
+    (candidate index within the prompt + 0.5) / 10, channel 1 (scale just generated + 0.5) / 10, channel 2 zero.
+    A resampled copy keeps its ancestor's candidate index."""
+
+    name = "fake-var-coded"
+
+    def start(self, prompts, rows_per_prompt, seed, *, prompt_offset=0, cfg=None):
+        traj = super().start(prompts, rows_per_prompt, seed, prompt_offset=prompt_offset, cfg=cfg)
+        traj.rows["candidate"] = _row_in_prompt(traj, rows_per_prompt)
+        return traj
+
+    def preview(self, traj, size=None):
+        size = size or self.image_size
+        self.preview_calls.append((len(traj), size))
+        images = torch.zeros(len(traj), 3, size, size)
+        images[:, 0] = ((traj.rows["candidate"].float() + 0.5) / 10).view(-1, 1, 1)
+        images[:, 1] = (traj.step - 1 + 0.5) / 10
+        return images
+
+    def finish(self, traj):
+        return self.preview(traj, self.image_size)
+
+
+class TableScorer(FakeScorer):
+    """Reward = table[scale][candidate] for `CodedNextScale` images (0 where the table has no entry)."""
+
+    name = "table-reward"
+
+    def __init__(self, table: dict[int, list[float]]):
+        super().__init__()
+        self.table = table
+
+    def reward(self, images, prompts):
+        assert images.shape[-1] == self.input_size
+        self.calls.append(len(images))
+        candidate = (images[:, 0].mean((1, 2)) * 10).floor().long().tolist()
+        scale = (images[:, 1].mean((1, 2)) * 10).floor().long().tolist()
+        return torch.tensor([self.table[s][c] if s in self.table else 0.0 for c, s in zip(candidate, scale)])

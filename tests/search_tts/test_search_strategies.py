@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 import torch
-from search_fakes import FakeNextScale, FakeNextToken, FakeScorer
+from search_fakes import FakeNextScale, FakeNextToken, FakeScorer, TwinsNextScale
 
 from arscale.errors import ArscaleError
 from arscale.search.base import make_strategy
@@ -76,6 +76,26 @@ def test_latent_features_cluster_without_decoding():
         for p in range(len(PROMPTS)):
             kept = [k for k in op["kept"] if op["prompt"][k] == p]
             assert len(kept) == len(set(kept)) == (6 if op["scale"] == 1 else 4)
+
+
+@pytest.mark.parametrize("features, reduction", [("shapeworld-features", "pca"), ("shapeworld-features", "pca-joint"),
+                                                  ("shapeworld-features", "pool"), ("latent", "pca")])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_clustering_keeps_one_row_of_each_group_of_identical_rows(features, reduction, seed):
+    # Candidates 2i and 2i+1 are exact twins (TwinsNextScale): clustering 8 -> 4 rows per prompt must keep one row
+    # of each pair, the lower index (ties go to the lowest). Keeping the first four rows would keep both twins of
+    # pairs 0 and 1 and lose pairs 2 and 3.
+    strategy = TTSVAR(TTSVARConfig(batch=[8, 8, 4, 4, 4, 4, 4], cluster_at=[1], resample_at=[], features=features,
+                                   reduction=reduction, record_previews=False), feature_scorer=FakeScorer())
+    res = strategy.run(TwinsNextScale(), PROMPTS, 8, seed=seed, scorer=FakeScorer())
+    (op,) = res.telemetry["operations"]
+    assert op["op"] == "cluster" and op["scale"] == 1
+    for p in range(len(PROMPTS)):
+        rows = [i for i, q in enumerate(op["prompt"]) if q == p]
+        assert [rows.index(k) for k in op["kept"] if k in rows] == [0, 2, 4, 6]
+        # and so the four final candidates are four different images (twins would repeat one)
+        images = [c.image.tobytes() for c in res.candidates[p]]
+        assert len(images) == len(set(images)) == 4
 
 
 def test_search_tree_png(tmp_path):

@@ -33,11 +33,13 @@ GenEval's ``summary_scores.py`` groups prompts by the ``metadata`` column, so su
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -288,7 +290,22 @@ def compute_summary(rows: Iterable[dict]) -> dict:
 
 
 def write_summary(path: str | os.PathLike, summary: dict) -> None:
-    atomic_write_text(path, json.dumps(summary, indent=2) + "\n")
+    atomic_write_text(path, strict_json(summary, indent=2) + "\n")
+
+
+def strict_json(obj: Any, **options: Any) -> str:
+    """JSON that strict readers (jq, JavaScript) accept: NaN and infinities, which Python would write bare, become
+    null (a mean over no rewards, say)."""
+    def clean(x: Any) -> Any:
+        if isinstance(x, float) and not math.isfinite(x):
+            return None
+        if isinstance(x, dict):
+            return {k: clean(v) for k, v in x.items()}
+        if isinstance(x, (list, tuple)):
+            return [clean(v) for v in x]
+        return x
+
+    return json.dumps(clean(obj), allow_nan=False, **options)
 
 
 def format_summary(summary: dict) -> str:

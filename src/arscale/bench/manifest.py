@@ -31,7 +31,8 @@ IDENTITY_KEYS = ("model", "scorer", "scorer_weights", "seed", "suite", "kind", "
 # bumped when what the cost record counts changes, so a resume never averages two ways of counting:
 # 2 = scorer FLOPs, VAR's AdaLN and embedding, LlamaGen's decoder attention (2026-12-06)
 # 3 = attention inside scorers counted on a CPU, Infinity's real text lengths, per-prompt ScalingAR FLOPs (2026-12-06)
-COST_ACCOUNTING = 3
+# 4 = a ScalingAR candidate terminated at step t no longer draws token t nor runs its forward (2026-12-06)
+COST_ACCOUNTING = 4
 
 
 def manifest_name(array_shards: int, array_index: int) -> str:

@@ -261,7 +261,7 @@ class Bench:
                       "candidate_scores": [c.score for c in result.candidates[i]],
                       "scores_are_rewards": bool(by_reward),
                       "cost": share if own_costs is None else {**share, **own_costs[i]}}
-            layout.atomic_write_text(_record_path(root, sp.index), json.dumps(record) + "\n")
+            layout.atomic_write_text(_record_path(root, sp.index), layout.strict_json(record) + "\n")
 
     def summarize(self, spec: RunSpec, n: int, root: Path, prompts: Sequence[SuitePrompt]) -> dict:
         return summarize_run(spec, n, root, prompts, seed=self.seed, model=getattr(self.generator, "name", "?"))
@@ -286,7 +286,7 @@ def summarize_run(spec: RunSpec, n: int, root: Path, prompts: Sequence[SuiteProm
     summary = summarize(records, rows)
     summary.update(label=spec.label, strategy=spec.strategy, n=n, config=spec.config, seed=seed, model=model,
                    prompts_total=len(prompts) if prompts_total is None else prompts_total)
-    layout.atomic_write_text(root / layout.SUMMARY_FILE, json.dumps(summary, indent=2) + "\n")
+    layout.write_summary(root / layout.SUMMARY_FILE, summary)
     return summary
 
 

@@ -130,7 +130,9 @@ _LOADERS = {
 
 
 def draw_shapeworld(per_tag: int, seed: int) -> list[SuitePrompt]:
-    """A fresh ShapeWorld suite: `per_tag` prompts of each tag drawn with `seed` (what `draw:PER_TAG:SEED` gives)."""
+    """A new ShapeWorld suite: `per_tag` prompts of each tag drawn with `seed` (what `draw:PER_TAG:SEED` gives).
+    The grammar is small, so short prompts (single objects, colours) recur within a draw and in other suites; what
+    is new is the draw of records, and with them which prompt index (and so which seeds) each prompt runs under."""
     from arscale.shapeworld import build_suite
 
     return [SuitePrompt(i, md["prompt"], md) for i, md in enumerate(build_suite(per_tag, seed))]

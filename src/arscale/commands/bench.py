@@ -10,6 +10,7 @@ weights hash, configs, seeds, hardware, timings); resuming with different settin
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from arscale.devices import pick_device
@@ -32,7 +33,9 @@ def register(sub) -> None:
     p.add_argument("--n", default="1,2,4,8", help="comma-separated budgets N (default %(default)s)")
     p.add_argument("--prompts", default="shapeworld-v1-eval",
                    help="suite: shapeworld-v1-eval, a GenEval-format jsonl, KIND:PATH, or draw:PER_TAG:SEED for "
-                        "fresh ShapeWorld prompts not in the public suite (default %(default)s)")
+                        "a new ShapeWorld suite drawn with SEED (the grammar is small: short prompts such as "
+                        "single objects recur across draws and the public suite, and within a draw) "
+                        "(default %(default)s)")
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--seed", type=int, default=0, help="default %(default)s")
     p.add_argument("--limit", type=int, default=0, help="only the first K prompts (0 = all)")
@@ -97,8 +100,10 @@ def run_bench(args: argparse.Namespace) -> int:
     from arscale.bench.sharding import ProcessGroup, resolve_shard
     from arscale.bench.suites import load_prompts
     from arscale.generators.registry import load_generator
+    from arscale.generators.seeding import check_seed
     from arscale.search.rollout import cached_scorer, scoring_prompts
 
+    check_seed(args.seed)
     for option in ("threads", "batch_prompts"):
         if getattr(args, option) < 1:
             raise ArscaleError(f"--{option.replace('_', '-')} must be at least 1, got {getattr(args, option)}")
@@ -116,7 +121,12 @@ def run_bench(args: argparse.Namespace) -> int:
         raise ArscaleError(f"--limit must be ≥ 0, got {args.limit}")
     suite_sha = mf.suite_hash(prompts)  # the whole suite: --limit only says how much of it this call runs
     if args.limit:
+        tags = {sp.metadata.get("tag") for sp in prompts}
         prompts = prompts[: args.limit]
+        left_out = sorted(str(tag) for tag in tags - {sp.metadata.get("tag") for sp in prompts} if tag is not None)
+        if left_out:  # suites are ordered by tag: a short prefix is a few tags, and "overall" averages only those
+            print(f"note: --limit {args.limit} takes the first prompts in suite order, which leaves out the tags "
+                  f"{', '.join(left_out)}: 'overall' averages the tags it keeps", file=sys.stderr)
     if not prompts:
         raise ArscaleError("the prompt suite is empty")
     if args.scorer_weights:  # before the manifest hashes them: a wrong folder fails here, clearly

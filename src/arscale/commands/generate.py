@@ -13,6 +13,7 @@ import math
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -49,11 +50,11 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from arscale.generators.registry import load_generator
-    from arscale.search.base import make_strategy, read_config, strategy_extras
+    from arscale.generators.seeding import check_seed
 
     if args.n <= 0:
         raise ArscaleError(f"--n must be at least 1, got {args.n}")
+    check_seed(args.seed)
     if args.cfg is not None and not args.cfg >= 0:
         raise ArscaleError(f"--cfg must be ≥ 0, got {args.cfg}")
     if args.threads < 0:
@@ -64,7 +65,20 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
     args.device = str(pick_device(args.device))
+    created = not Path(args.out).exists()
     out = output_folder(args.out)  # before the model loads: a bad --out fails at once
+    try:
+        return _generate(args, out, t0)
+    except BaseException:
+        if created and out.is_dir() and not any(out.iterdir()):  # leave no empty folder behind a failed run
+            out.rmdir()
+        raise
+
+
+def _generate(args: argparse.Namespace, out: Path, t0: float) -> int:
+    from arscale.generators.registry import load_generator
+    from arscale.search.base import make_strategy, read_config, strategy_extras
+
     options = {"device": args.device}
     if args.cfg is not None:
         options["cfg"] = args.cfg

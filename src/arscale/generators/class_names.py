@@ -6,6 +6,7 @@ the index must become the class's name. arscale ships no class list: give one (`
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -28,9 +29,20 @@ def read_class_names(path: str | Path) -> list[str]:
 
 
 def class_index(prompt: Any) -> Any:
-    """A class-conditional prompt as its class index: digit strings ("207", e.g. from the CLI) become ints,
-    anything else is left for the caller to judge."""
-    return int(prompt) if isinstance(prompt, str) and prompt.strip().isdigit() else prompt
+    """A class-conditional prompt as its class index: digit strings ("207", e.g. from the CLI) and integer scalars
+    of numpy or torch become Python ints; anything else (True, 2.0, "cat") is left for the caller to refuse."""
+    if isinstance(prompt, str):
+        return int(prompt) if prompt.strip().isdigit() else prompt
+    if isinstance(prompt, bool):
+        return prompt
+    try:
+        return operator.index(prompt)
+    except TypeError:
+        return prompt
+
+
+def is_class_index(label: Any, num_classes: int) -> bool:
+    return isinstance(label, int) and not isinstance(label, bool) and 0 <= label < num_classes
 
 
 def class_prompt_text(model: str, names: Sequence[str] | None, prompt: Any) -> str:

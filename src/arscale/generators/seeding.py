@@ -8,7 +8,11 @@ on batch layout, process rank or how many prompts share a forward. A row duplica
 
 from __future__ import annotations
 
+import numbers
+
 import torch
+
+from arscale.errors import ArscaleError
 
 _MASK = (1 << 64) - 1
 
@@ -26,6 +30,15 @@ def mix(*values: int) -> int:
     for v in values:
         h = _splitmix64(h ^ (int(v) & _MASK))
     return h >> 1
+
+
+def check_seed(seed: int) -> int:
+    """A run seed: a whole number in [0, 2**64) (a negative one would alias a large one: -1 is 2**64 - 1)."""
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise ArscaleError(f"the seed must be a whole number, got {seed!r}")
+    if not 0 <= int(seed) <= _MASK:
+        raise ArscaleError(f"the seed must lie in [0, 2**64), got {seed}")
+    return int(seed)
 
 
 def row_key(seed: int, prompt_index: int, candidate: int) -> int:

@@ -45,6 +45,9 @@ class WordTokenizer:
         self.max_len = max_len
 
     def words(self, prompt: str) -> list[str]:
+        if not isinstance(prompt, str):
+            raise ArscaleError(f"ShapeWorld models take text prompts such as 'a photo of a red circle', got {prompt!r} "
+                               f"({type(prompt).__name__})")
         words = prompt.strip().lower().split()
         if not words:
             raise ArscaleError("empty prompt: give a ShapeWorld prompt such as 'a photo of a red circle'")

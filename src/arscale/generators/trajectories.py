@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from arscale.generators.kv_cache import KVCache
-from arscale.generators.seeding import mix, row_key
+from arscale.generators.seeding import check_seed, mix, row_key
 
 
 @dataclass
@@ -116,6 +116,7 @@ class Trajectories:
             raise ValueError("rows_per_prompt must give one count per prompt")
         if any(c <= 0 for c in counts):
             raise ValueError(f"every prompt needs at least one row, got {counts}")
+        seed = check_seed(seed)
         index, keys = [], []
         for i, c in enumerate(counts):
             index += [i] * c

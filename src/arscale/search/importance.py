@@ -36,6 +36,11 @@ class ImportanceConfig(StrategyConfig):
     def __post_init__(self):
         if self.potential not in POTENTIALS:
             raise ArscaleError(f"unknown potential {self.potential!r}; choose from {', '.join(POTENTIALS)}")
+        if not self.lam >= 0:  # a negative one would favour the lowest rewards
+            raise ArscaleError(f"lam (λ) must be non-negative, got {self.lam}")
+        bad = [c for c in self.checkpoints if not 0.0 < c < 1.0]
+        if bad:
+            raise ArscaleError(f"checkpoints must be fractions in (0, 1) of the raster, got {bad}")
 
 
 def resample_per_prompt(search: Search, traj, column: int, kind: str, lam: float, keep: int | None = None,
@@ -91,6 +96,7 @@ class Importance:
             with search.cost.timer("selection"):
                 rows, record = resample_per_prompt(search, traj, point - 1, c.potential, c.lam, purpose=point)
                 traj.select(torch.tensor(rows), "resample")
+                record["kept_nodes"] = traj.node.tolist()  # as TTS-VAR's: a row drawn twice becomes a new node
                 trace.append(record)
         search.run_to(traj, search.length)
         images = search.finish(traj)

@@ -27,6 +27,7 @@ import torch
 from torch.nn import functional as F
 
 from arscale.errors import ArscaleError
+from arscale.generators.class_names import class_index
 from arscale.generators.sampling import cfg_mix, sample_per_row
 from arscale.generators.seeding import generator_for, mix
 from arscale.generators.trajectories import Trajectories
@@ -388,4 +389,9 @@ def check_prompt_list(prompts: Sequence[Any]) -> list[Any]:
     prompts = list(prompts)
     if not prompts:
         raise ArscaleError("no prompts to run")
+    for i, p in enumerate(prompts):
+        if isinstance(p, str) or (isinstance(class_index(p), int) and not isinstance(p, bool)):
+            continue
+        what = "None (the unconditional branch is the generator's own)" if p is None else f"{p!r} ({type(p).__name__})"
+        raise ArscaleError(f"prompt {i} is {what}: give text, or a class index for a class-conditional model")
     return prompts

@@ -68,25 +68,35 @@ class ScalingAR:
         cost = CostRecord()
         t0 = time.perf_counter()
         candidates: list[list[Candidate]] = []
+        as_run: list[Any] = []  # the prompts as the generator read them (a class index "7" -> 7), as other strategies'
         telemetry: dict[str, Any] = {"prompts": [], "events": [], "threshold": [], "cost_per_prompt": []}
         tree = None
         step_size = self.config.prompt_batch
         for start in range(0, len(prompts), step_size):
             chunk = prompts[start:start + step_size]
-            cands, tele, chunk_tree, uncounted = self._run_chunk(generator, chunk, n, seed, prompt_offset + start,
-                                                                 start, cost)
+            cands, tele, chunk_tree, uncounted, read = self._run_chunk(generator, chunk, n, seed,
+                                                                       prompt_offset + start, start, cost)
+            as_run += read
             t0 += uncounted  # telemetry-only time (a FLOP-counting repeat of the decode, previews)
+            if tree is None:
+                tree = chunk_tree
+            else:  # a later chunk's node ids and prompt indices are its own: move them past the earlier chunks'
+                shift = len(tree)
+                _merge_trees(tree, chunk_tree, node_shift=shift, prompt_shift=start)
+                for c in (c for per in cands for c in per):
+                    c.node += shift
+                for item in [*(tr for per in tele["prompts"] for tr in per), *tele["events"]]:
+                    item["node"] += shift
             candidates += cands
             for key in ("prompts", "threshold", "cost_per_prompt"):
                 telemetry[key] += tele[key]
             telemetry["events"] += tele["events"]
-            tree = chunk_tree if tree is None else _merge_trees(tree, chunk_tree)
             merged = ("prompts", "events", "threshold", "cost_per_prompt")
             telemetry.update({k: v for k, v in tele.items() if k not in merged})
         cost.total_wall = time.perf_counter() - t0
         telemetry["tokens_per_image"] = cost.generated_tokens / max(1, len(prompts))
         telemetry["tokens_per_prompt"] = [c["generated_tokens"] for c in telemetry["cost_per_prompt"]]
-        return SearchResult(prompts, candidates, tree, cost, self.name, self.config.to_dict(), telemetry)
+        return SearchResult(as_run, candidates, tree, cost, self.name, self.config.to_dict(), telemetry)
 
     # -- one batch of prompts ----------------------------------------------------------------------
     def _run_chunk(self, gen: Any, prompts: list[str], n: int, seed: int, prompt_offset: int, index_offset: int,
@@ -121,6 +131,13 @@ class ScalingAR:
                 cond, uncond = gen.next_logits(traj)
             with cost.timer("selection"):  # Stage I: the profile; Stage II: this step's guidance per candidate
                 step = profile.step(traj, t, cond, uncond)
+                # Stage III before token t is drawn (Algorithm 1 draws first): the decision reads only the profile,
+                # so the draw changes nothing, and a terminated candidate spends no draw and no forward on it
+                if cfg.terminate and warmup <= t < T - 1:
+                    kept = self._terminate(traj, t, step, policy, log)
+                    if kept is not None:
+                        step = step.keep(kept)
+                        cond, uncond = gen.next_logits(traj)  # the survivors' rows (the batch was just cut)
             with cost.timer("model"):
                 mixed = cfg_mix(cond, uncond, step.guidance.to(cond.device))
                 if own_sampler:  # the generator's own filter and streams (LlamaGen's HF-style top-k / top-p), as raw
@@ -132,9 +149,6 @@ class ScalingAR:
             with cost.timer("selection"):
                 traj.record("pmi", t, sig.token_pmi(step.log_cond, step.log_uncond, tokens).cpu())
             cost.generated_tokens += len(traj)
-            if cfg.terminate and warmup <= t < T - 1:
-                with cost.timer("selection"):  # Stage III
-                    self._terminate(traj, t, step, policy, log)
         cost.transformer_flops += float(traj.extra.get("transformer_flops", 0.0) + traj.extra.get("text_flops", 0.0))
         traj.finish_tree("final")
 
@@ -161,10 +175,13 @@ class ScalingAR:
                      "cost_per_prompt": _cost_per_prompt(gen, per_prompt, T, spent),
                      "warmup_steps": warmup, "recovery_window_steps": window,
                      "variance_window_steps": cfg.variance_steps(T), "num_tokens": T, "s_base": s_base}
-        return candidates, telemetry, traj.tree, uncounted
+        return candidates, telemetry, traj.tree, uncounted, list(traj.prompts)
 
-    def _terminate(self, traj: Any, t: int, step: ProfileStep, policy: TerminationPolicy, log: _Telemetry) -> None:
-        """Stage III: flag, recover and terminate; terminated rows leave the batch (and the KV cache)."""
+    def _terminate(self, traj: Any, t: int, step: ProfileStep, policy: TerminationPolicy,
+                   log: _Telemetry) -> list[int] | None:
+        """Stage III: flag, recover and terminate. Terminated rows leave the batch (and the KV cache) before they
+        draw token t: each generated `t` tokens (`ended` = t in its trace and in the tree). Returns the rows kept,
+        or None when none was terminated."""
         prompt = traj.prompt_index
         events, doomed = policy.step(t, step.c, step.r, prompt, traj.rows["sar_flagged"], traj.rows["sar_flag_step"])
         for p in prompt.unique().tolist():
@@ -173,12 +190,13 @@ class ScalingAR:
             flagged_now = [row for row, kind in events if kind == "flag"]
             traj.rows["sar_c_min"][flagged_now] = step.c[flagged_now]
         log.add_events(events, t, step.c)
-        if doomed:
-            log.end(doomed, t, "prune")
-            gone = set(doomed)
-            traj.select([i for i in range(len(traj)) if i not in gone], reason="prune")
-
-
+        if not doomed:
+            return None
+        log.end(doomed, t, "prune")
+        gone = set(doomed)
+        kept = [i for i in range(len(traj)) if i not in gone]
+        traj.select(kept, reason="prune")
+        return kept
 
 
 class _Telemetry:
@@ -233,7 +251,7 @@ def _attach_previews(gen: Any, tokens: dict[int, torch.Tensor], traces: dict[int
         images = to_uint8(gen.decode_prefix(torch.stack([tokens[n] for n in batch]), size))
         for node, image in zip(batch, images):
             traces[node]["preview"] = image
-            traces[node]["tokens"] = tokens[node][: traces[node]["ended"] + 1].tolist()
+            traces[node]["tokens"] = tokens[node][: traces[node]["ended"]].tolist()
     return time.perf_counter() - t0
 
 
@@ -241,10 +259,11 @@ def _attach_previews(gen: Any, tokens: dict[int, torch.Tensor], traces: dict[int
 def _cost_per_prompt(gen: Any, per_prompt: list[list[dict[str, Any]]], num_tokens: int,
                      spent: dict[str, float]) -> list[dict[str, float]]:
     """Each prompt's own share of a batch's cost, since its candidates stop at their own steps. Every row of a
-    step sits at the same position, so a candidate that generated L tokens cost the forwards of positions
-    0..min(L, T-1) (the last token fed, for the next logits, unless it was the final one); only survivors are
-    decoded. The shares are scaled to the batch's measured totals, so they add up to them exactly."""
-    lengths = [[len(tr["C"]) for tr in traces] for traces in per_prompt]
+    step sits at the same position, so a candidate that generated L tokens (a terminated one: L = `ended`) cost
+    the forwards that gave the logits of positions 0..min(L, T-1) (the prefill, then each token fed unless it was
+    the final one); only survivors are decoded. The shares are scaled to the batch's measured totals, so they add
+    up to them exactly."""
+    lengths = [[num_tokens if tr["ended"] is None else int(tr["ended"]) for tr in traces] for traces in per_prompt]
     flops_of = getattr(gen, "flops_per_token", None)
     if callable(flops_of):
         cumulative = np.cumsum([float(flops_of(1, pos)) for pos in range(num_tokens)])
@@ -264,12 +283,11 @@ def _cost_per_prompt(gen: Any, per_prompt: list[list[dict[str, Any]]], num_token
 
 
 
-def _merge_trees(a, b):
-    """Append tree `b` (a later prompt chunk) to `a`, shifting node ids."""
-    shift = len(a)
+def _merge_trees(a, b, *, node_shift: int, prompt_shift: int):
+    """Append tree `b` (a later prompt chunk) to `a`, shifting its node ids and prompt indices."""
     for i in range(len(b)):
-        a.parent.append(b.parent[i] + shift if b.parent[i] >= 0 else -1)
-        a.prompt.append(b.prompt[i])
+        a.parent.append(b.parent[i] + node_shift if b.parent[i] >= 0 else -1)
+        a.prompt.append(b.prompt[i] + prompt_shift)
         a.born.append(b.born[i])
         a.ended.append(b.ended[i])
         a.reason.append(b.reason[i])

@@ -120,7 +120,8 @@ class ScalingARConfig(StrategyConfig):
         need(0 < self.worst_q <= 1, f"worst_q must be in (0, 1], got {self.worst_q}")
         need(0 <= self.warmup_fraction < 1, f"warmup_fraction must be in [0, 1), got {self.warmup_fraction}")
         need(self.block >= 1, f"block must be >= 1, got {self.block}")
-        need(self.recovery_window >= 0 and self.variance_window >= 1, "windows must be positive")
+        need(self.recovery_window >= 0, f"recovery_window must be >= 0, got {self.recovery_window}")
+        need(self.variance_window >= 1, f"variance_window must be >= 1, got {self.variance_window}")
         need(self.min_survivors >= 1, f"min_survivors must be >= 1, got {self.min_survivors}")
         need(self.reference_tokens >= 1 and self.min_window >= 1, "reference_tokens and min_window must be >= 1")
         need(self.confidence_from in ("conditional", "guided"),

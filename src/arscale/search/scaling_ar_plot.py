@@ -52,8 +52,8 @@ def write_extras(result: SearchResult, out_dir: str | Path, max_prompts: int = 6
         ax.scatter([], [], marker="x", color="gray", label="terminated")
         ax.set_xlabel("token step")
         ax.set_ylabel("confidence C")
-        ax.set_title(result.prompts[p][:70], fontsize=9)
-        ax.legend(fontsize=6, ncol=2, loc="best")
+        ax.set_title(str(result.prompts[p])[:70], fontsize=9)  # a class-conditional prompt is an index
+        ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)  # off the curves
         for i, tr in enumerate(traces):
             thumb = fig.add_subplot(grid[1, i])
             thumb.set_xticks([])

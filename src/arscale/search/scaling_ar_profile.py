@@ -42,6 +42,12 @@ class ProfileStep:
     log_cond: torch.Tensor
     log_uncond: torch.Tensor
 
+    def keep(self, rows: list[int]) -> ProfileStep:
+        """The profile of `rows` only (the candidates left after a termination)."""
+        cpu = torch.as_tensor(rows, dtype=torch.long)
+        dev = cpu.to(self.log_cond.device)
+        return ProfileStep(self.c[cpu], self.r[cpu], self.guidance[cpu], self.log_cond[dev], self.log_uncond[dev])
+
 
 class ConfidenceProfile:
     """Algorithm 1's Stage I (the dual-channel profile, SCALINGAR.md §2) and the guidance schedule of Stage II.

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from arscale.errors import ArscaleError
+from arscale.generators.class_names import is_class_index
 from arscale.generators.text import TextEncoder, TextEncoderConfig
 
 
@@ -68,7 +69,7 @@ class ClassConditioner(nn.Module):
 
     def validate(self, labels: Sequence[int]) -> None:
         for label in labels:
-            if not isinstance(label, int) or not 0 <= label < self.num_classes:
+            if not is_class_index(label, self.num_classes):
                 raise ArscaleError(f"class label must be an integer in [0, {self.num_classes}), got {label!r}")
 
     def forward(self, labels: Sequence[int | None]) -> Conditioning:

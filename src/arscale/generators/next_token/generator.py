@@ -81,6 +81,10 @@ class TokenGenerator:
         if transformer.config.num_tokens != tokenizer.num_tokens:
             raise ArscaleError(f"transformer expects {transformer.config.num_tokens} tokens but the tokenizer "
                                f"makes {tokenizer.num_tokens}")
+        codes = getattr(getattr(tokenizer, "config", None), "codebook_size", None)
+        if codes is not None and transformer.config.vocab_size > codes:  # it could draw a code the decoder lacks
+            raise ArscaleError(f"the transformer predicts {transformer.config.vocab_size} codes but the tokenizer's "
+                               f"codebook has {codes}: pair checkpoints made for each other")
         if preview_fill not in PREVIEW_FILLS:
             raise ArscaleError(f"preview_fill must be one of {PREVIEW_FILLS}, got {preview_fill!r}")
         self.transformer = transformer.eval()

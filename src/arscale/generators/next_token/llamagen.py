@@ -24,7 +24,7 @@ from torch import nn
 
 from arscale.errors import ArscaleError
 from arscale.generators import loading
-from arscale.generators.class_names import class_index, class_prompt_text
+from arscale.generators.class_names import class_index, class_prompt_text, is_class_index
 from arscale.generators.kv_cache import KVCache
 from arscale.generators.next_token.generator import TokenGenerator
 from arscale.generators.next_token.llamagen_vq import VQGAN, VQGANConfig
@@ -200,7 +200,7 @@ class LlamaGenGenerator(TokenGenerator):
         if self.gpt.llamagen.model_type == "c2i":
             prompts = [class_index(p) for p in prompts]
             for p in prompts:
-                if not isinstance(p, int) or not 0 <= p < self.gpt.llamagen.num_classes:
+                if not is_class_index(p, self.gpt.llamagen.num_classes):
                     raise ArscaleError(f"class label must be an integer in [0, {self.gpt.llamagen.num_classes}), "
                                        f"got {p!r}")
             cond, mask = torch.tensor(list(prompts)), None
