@@ -63,6 +63,7 @@ def plot_all(summaries: Sequence[dict], out_dir: str | Path) -> list[Path]:
     plt.close(fig)
 
     fig, axes = plt.subplots(1, 2, figsize=(12 if wide else 10, 4))
+    spans: list[list[float]] = [[], []]  # the x values of each panel
     for label, runs in groups.items():
         flops = [max(s["cost_per_prompt"]["flops"], 1.0) for s in runs]
         wall = [max(s["cost_per_prompt"]["total_wall"], 1e-6) for s in runs]
@@ -70,16 +71,20 @@ def plot_all(summaries: Sequence[dict], out_dir: str | Path) -> list[Path]:
         se = [s.get("overall_se", 0.0) for s in runs]
         axes[0].errorbar(flops, score, yerr=se, capsize=3, label=label, **style[label])
         axes[1].errorbar(wall, score, yerr=se, capsize=3, label=label, **style[label])
+        spans[0] += flops
+        spans[1] += wall
         for s, x in zip(runs, flops):
             axes[0].annotate(f"N={s['n']}", (x, s["overall"]), fontsize=6, xytext=(2, 2), textcoords="offset points")
     axes[0].set_xlabel("FLOPs per prompt (transformer + decode + scorer)")
     axes[1].set_xlabel("wall seconds per prompt")
-    for ax in axes:
-        ax.set_xscale("log")
-        # 1-2-5 labels without matplotlib's crowded minor labels (a sub-decade range labels every minor tick)
-        ax.xaxis.set_major_locator(ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    for ax, xs in zip(axes, spans):
+        if max(xs) < 3 * min(xs):  # a narrow range (one strategy's N, or equal costs): a log axis has no 1-2-5
+            ax.xaxis.set_major_locator(ticker.MaxNLocator(4))  # tick inside it and crowds its minor labels
+        else:
+            ax.set_xscale("log")
+            ax.xaxis.set_major_locator(ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+            ax.xaxis.set_minor_formatter(ticker.NullFormatter())
         ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:.3g}"))
-        ax.xaxis.set_minor_formatter(ticker.NullFormatter())
         ax.set_ylabel("overall")
         ax.grid(alpha=0.3)
     _legend(axes[1], len(groups))
