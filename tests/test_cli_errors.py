@@ -93,3 +93,91 @@ def test_a_checkpoint_files_companions_are_hashed_with_it(tmp_path):
     (tmp_path / "model.ckpt").write_bytes(b"odd suffix")
     assert set(weight_hashes(tmp_path / "var_d16.pth")) == {"var_d16.pth", "vae_ch160v4096z32.pth"}
     assert set(weight_hashes(tmp_path / "model.ckpt")) == {"var_d16.pth", "vae_ch160v4096z32.pth", "model.ckpt"}
+
+
+def _one_line(capsys, *needles):
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and all(n in err for n in needles), err
+    return err
+
+
+def test_bench_refuses_a_folder_that_is_not_a_benchs(tmp_path, capsys):
+    (tmp_path / "notes.txt").write_text("mine")
+    assert main(["bench", "--prompts", "draw:1:5", "--strategies", "raw", "--n", "1", "--out", str(tmp_path)]) == 2
+    _one_line(capsys, "holds other files and no bench manifest")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+
+def test_a_first_bench_that_fails_on_its_prompts_leaves_nothing_to_resume(tmp_path, capsys):
+    bad = tmp_path / "dragon.jsonl"
+    bad.write_text('{"prompt": "a photo of a dragon", "tag": "single_object", "include": []}\n')
+    out = tmp_path / "b"
+    argv = ["bench", "--strategies", "raw", "--n", "1", "--scorer", "", "--threads", "1", "--quiet", "--out", str(out)]
+    assert main([*argv, "--prompts", f"geneval:{bad}"]) == 2
+    _one_line(capsys, "unknown word 'dragon'")
+    assert not any(p.is_file() for p in out.rglob("*"))  # no manifest: the mended command starts afresh
+    bad.write_text('{"prompt": "a photo of a circle", "tag": "single_object", "include": [{"class": "circle", "count": 1}]}\n')
+    assert main([*argv, "--prompts", f"geneval:{bad}"]) == 0
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["bench", "--model", "foo"], "unknown model 'foo'; choose from shapeworld-var"),
+    (["bench", "--n", "1,,2"], "--n expects comma-separated integers"),
+    (["bench", "--strategies", "raw,,best-of-n"], "empty or repeated label"),
+    (["bench", "--strategies", "raw@"], "name the variant after @"),
+    (["generate", "a photo of a circle", "--cfg", "inf"], "--cfg must be a finite number ≥ 0, got inf"),
+    (["generate", "a photo of a circle", "--out", ""], "--out is empty"),
+])
+def test_values_a_command_cannot_use_are_one_line(argv, needle, tmp_path, capsys):
+    if "--out" not in argv:
+        argv = [*argv, "--out", str(tmp_path / "o")]
+    assert main(argv) == 2
+    _one_line(capsys, needle)
+
+
+def test_a_variant_without_its_config_is_noted(tmp_path, capsys):
+    from arscale.bench.runner import parse_runs
+
+    specs = parse_runs("raw,best-of-n@big")
+    assert [s.label for s in specs] == ["raw", "best-of-n@big"] and specs[1].config == {}
+    assert "note: best-of-n@big has no --config best-of-n@big=...: it runs best-of-n's defaults" in capsys.readouterr().err
+
+
+def test_a_prompt_file_that_is_not_utf8_is_one_line(tmp_path, capsys):
+    latin = tmp_path / "latin1.jsonl"
+    head = '{"prompt": "a photo of a caf'
+    latin.write_bytes((head + '\xe9", "tag": "x", "include": []}\n').encode("latin-1"))
+    assert main(["bench", "--prompts", f"geneval:{latin}", "--out", str(tmp_path / "o")]) == 2
+    _one_line(capsys, f"is not UTF-8 text (byte {len(head)})")
+
+
+def test_damaged_weights_are_named_in_one_line(tmp_path, capsys):
+    import shutil
+
+    from arscale.generators.next_token.shapeworld import WEIGHTS_DIR
+
+    folder = tmp_path / "ar"
+    shutil.copytree(WEIGHTS_DIR, folder)
+    data = (folder / "model.safetensors").read_bytes()
+    (folder / "model.safetensors").write_bytes(data[:1000])  # a copy cut short
+    argv = ["generate", "a photo of a circle", "--model", "shapeworld-ar", "--weights", str(folder), "--out",
+            str(tmp_path / "o")]
+    assert main(argv) == 2
+    _one_line(capsys, "model.safetensors is not a readable safetensors file", "partly copied")
+    (folder / "model.safetensors").write_bytes(data)
+    (folder / "config.json").write_text('{"transformer": ')
+    assert main(argv) == 2
+    _one_line(capsys, "config.json is not valid JSON")
+
+
+def test_reruns_into_one_folder_say_what_is_left_from_before(tmp_path, capsys):
+    out = tmp_path / "g"
+    assert main(["generate", "a photo of a circle", "--n", "3", "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["generate", "a photo of a circle", "--n", "1", "--out", str(out)]) == 0
+    assert "also holds 4 image or JSON file(s) of an earlier run" in capsys.readouterr().err  # 2 samples, x1 and x4
+    suite = tmp_path / "s.jsonl"
+    assert main(["shapeworld", "suite", "--per-tag", "1", "--seed", "3", "--out", str(suite)]) == 0
+    render = ["shapeworld", "render", "--prompts", str(suite), "--out", str(tmp_path / "r"), "--no-progress"]
+    assert main([*render, "--per-prompt", "2"]) == 0 and main([*render, "--per-prompt", "1"]) == 0
+    assert "also holds 6 prompt folder(s) or sample(s) of an earlier render" in capsys.readouterr().err

@@ -107,7 +107,10 @@ def test_a_failed_generate_leaves_no_empty_folder_but_keeps_one_that_was_there(t
 @pytest.mark.parametrize("strategy, config, needle", [
     ("scaling-ar", {"recovery_window": -3}, "recovery_window must be >= 0, got -3"),
     ("scaling-ar", {"variance_window": 0}, "variance_window must be >= 1, got 0"),
-    ("importance", {"lam": -1.0}, r"lam \(λ\) must be non-negative, got -1.0"),
+    ("importance", {"lam": -1.0}, r"lam \(λ\) must be a finite number ≥ 0, got -1.0"),
+    ("tts-var", {"lam": float("nan")}, r"lam \(λ\) must be a finite number ≥ 0, got nan"),
+    ("importance", {"lam": float("inf")}, r"lam \(λ\) must be a finite number ≥ 0, got inf"),
+    ("raw", {"lam": 3}, "RawConfig has no fields: this strategy takes no config, got .lam."),
     ("importance", {"checkpoints": [0.5, 1.0]}, r"checkpoints must be fractions in \(0, 1\) .* got \[1.0\]"),
 ])
 def test_configs_out_of_range_name_the_field_and_value(strategy, config, needle):

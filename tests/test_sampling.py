@@ -42,9 +42,13 @@ def test_batch_sampling_is_seeded():
 
 
 def test_cfg_mix_per_row_scale():
-    cond, uncond = torch.ones(2, 3), torch.zeros(2, 3)
-    out = cfg_mix(cond, uncond, torch.tensor([1.0, 3.0]))
-    assert out[:, 0].tolist() == [1.0, 3.0]
+    # a nonzero uncond: uncond + s (cond - uncond), row by row, e.g. row 1 at s = 3: 2 + 3 (5 - 2) = 11
+    cond = torch.tensor([[1.0, 4.0, -2.0], [5.0, 0.0, 1.0]])
+    uncond = torch.tensor([[3.0, 1.0, 0.5], [2.0, 2.0, -1.0]])
+    out = cfg_mix(cond, uncond, torch.tensor([0.5, 3.0]))
+    assert out.tolist() == [[2.0, 2.5, -0.75], [11.0, -4.0, 5.0]]
+    # a float scale applies to every row
+    assert cfg_mix(cond, uncond, 2.0).tolist() == [[-1.0, 7.0, -4.5], [8.0, -2.0, 3.0]]
 
 
 def test_cost_timer_and_overhead():

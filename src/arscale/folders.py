@@ -9,6 +9,8 @@ from arscale.errors import ArscaleError
 
 def output_folder(path: str | Path, option: str = "--out") -> Path:
     """Create `path` (and its parents) or say in one line why it cannot be: a file in the way, no permission."""
+    if not str(path).strip():
+        raise ArscaleError(f"{option} is empty: name a folder (\".\" for this one)")
     out = Path(path)
     if out.exists() and not out.is_dir():
         raise ArscaleError(f"{option} {out} exists and is not a folder")

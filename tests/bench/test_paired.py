@@ -143,20 +143,26 @@ def test_compare_names_what_sets_two_benches_apart(tmp_path, capsys):
     _write(b, "raw", 1, [True, True], None)
     assert main(["compare", str(a), str(b)]) == 0
     assert "note:" not in capsys.readouterr().err  # no manifests: nothing to say
-    base = {"model": {"name": "shapeworld-ar", "weights_sha256": {"model.safetensors": "1"}}, "seed": 0,
+    base = {"model": {"id": "shapeworld-ar", "weights_sha256": {"model.safetensors": "1"}}, "seed": 0,
             "scorer": None, "suite": {"sha256": "s"}, "strategies": {"raw": {"resolved": {"temperature": 1.0}}}}
     (a / "manifest.json").write_text(json.dumps(base))
-    other = {**base, "seed": 3, "model": {"name": "shapeworld-ar", "weights_sha256": {"model.safetensors": "2"}},
+    other = {**base, "seed": 3, "model": {"id": "shapeworld-ar", "weights_sha256": {"model.safetensors": "2"}},
              "strategies": {"raw": {"resolved": {"temperature": 0.9}}}}
     (b / "manifest.json").write_text(json.dumps(other))
     assert main(["compare", str(a), str(b)]) == 0
     captured = capsys.readouterr()
     notes = [line for line in captured.err.splitlines() if line.startswith("note: the two benches differ in ")]
     assert len(notes) == 3, captured.err
-    assert any("seed: 0 vs 3" in n for n in notes) and any('"2"' in n and n.count("model") for n in notes)
+    assert any("seed: 0 vs 3" in n for n in notes)
+    assert any("model: shapeworld-ar's weights differ (model.safetensors)" in n for n in notes)
     assert any("strategy raw temperature: 1.0 vs 0.9" in n for n in notes)
     assert "| raw | 1 | raw N=1 | 2 | 50.0 | 100.0 |" in captured.out  # still compared
     assert main(["compare", str(a), str(a)]) == 0 and "note:" not in capsys.readouterr().err
+    (b / "raw" / "n1" / "00001" / "record.json").write_text('{"label": "raw", "n": ')  # damaged
+    assert main(["compare", str(a), str(b)]) == 0
+    captured = capsys.readouterr()
+    assert "note: 1 record(s) could not be read and are left out, e.g. " in captured.err
+    assert "| raw | 1 | raw N=1 | 1 |" in captured.out
 
 
 def test_the_old_script_still_runs_with_its_old_flags(tmp_path):

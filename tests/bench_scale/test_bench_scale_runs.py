@@ -71,16 +71,23 @@ def test_killed_at_random_points_then_resumed_equals_uninterrupted(tiny_weights,
         return len(list(out.glob("*/n*/*/record.json")))
 
     interrupted = 0
-    for _ in range(3):
+    for attempt in range(3):
         before = finished()
         proc = subprocess.Popen(bench_argv(tiny_weights, out, "--resume"), env=clean_env(),
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         while finished() <= before and proc.poll() is None:  # kill while prompts are being written
             time.sleep(0.005)
-        time.sleep(rng.uniform(0.0, 0.25))
+        if attempt == 0:
+            # the first kill lands at once, right after the first record: a deterministic mid-run interruption, so
+            # the resume below always has work left (a random delay could let the run finish first)
+            assert proc.poll() is None, f"the first run exited (code {proc.returncode}) before it was killed"
+        else:
+            time.sleep(rng.uniform(0.0, 0.25))  # later kills at random points
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         interrupted += finished() < PROMPTS * len(RUNS)
+        if attempt == 0:
+            assert 1 <= finished() < PROMPTS * len(RUNS), "the first kill did not land mid-run"
         _finished_prompts_are_whole(out)
     assert interrupted >= 1, "no kill landed before the run finished; the test proved nothing"
     # a crash between an image and its record: the half-finished prompt must not count

@@ -49,7 +49,7 @@ def test_generate_command_end_to_end(tmp_path, capsys):
     (["generate", "a photo of a dog"], "unknown word 'dog'"),
     (["generate", ""], "empty prompt"),
     (["generate", "a photo of a circle", "--n", "0"], "--n must be at least 1"),
-    (["generate", "a photo of a circle", "--cfg", "-2"], "--cfg must be ≥ 0"),
+    (["generate", "a photo of a circle", "--cfg", "-2"], "--cfg must be a finite number ≥ 0, got -2.0"),
 ])
 def test_generate_command_errors_are_one_line(tmp_path, capsys, argv, message):
     assert cli([*argv, "--out", str(tmp_path)]) == 2

@@ -54,11 +54,26 @@ def test_rows_guided_at_or_below_one_sample_from_the_conditional_logits():
 
 
 def test_greedy_sampling_takes_the_most_probable_token():
-    gen = _generator()
+    gen = _generator()  # cfg 2, temperature 1, top-k 16: none of these moves the argmax of the guided logits
     gen.sample_logits = False
-    traj = gen.start([2, 7], 1, seed=0)
-    tokens, probs = gen.sample_upstream(traj)
-    assert torch.equal(tokens, probs.argmax(-1))
+    traj = gen.start([2, 7, 0, 6], 1, seed=0)
+    cond, uncond = gen.next_logits(traj)
+    expected = (uncond + 2.0 * (cond - uncond)).argmax(-1)  # guidance mixed here, not by the generator
+    assert not torch.equal(expected, cond.argmax(-1))  # so the check below also sees whether guidance is applied
+    # greedy draws nothing from the global RNG: any seed gives the same tokens
+    torch.manual_seed(0)
+    first, probs = gen.sample_upstream(traj)
+    torch.manual_seed(12345)
+    second, _ = gen.sample_upstream(traj)
+    assert torch.equal(first, expected) and torch.equal(second, expected)
+    assert torch.equal(probs.argmax(-1), expected)
+    # multinomial sampling, by contrast, does depend on the seed (so the check above could fail)
+    gen.sample_logits = True
+    draws = set()
+    for seed in range(20):
+        torch.manual_seed(seed)
+        draws.add(tuple(gen.sample_upstream(traj)[0].tolist()))
+    assert len(draws) > 1
 
 
 def test_a_c2i_model_without_class_dropout_has_no_null_class_and_refuses_guidance():

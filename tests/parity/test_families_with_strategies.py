@@ -89,11 +89,48 @@ def tiny_llamagen() -> LlamaGenGenerator:
     return LlamaGenGenerator(gpt, vq, cfg=2.0, top_k=16, top_p=1.0)
 
 
-def _check(result, prompts, n):
+N = 4  # candidates asked of every strategy
+
+
+def _brightness_at_16(image) -> float:
+    """BrightnessScorer's reward of a uint8 [H, W, 3] image resized to its 16-pixel input. The search scored the
+    float image before uint8 rounding (at most 1/510 per pixel, averaging out over the image): a few 1e-5 apart."""
+    x = torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255
+    if x.shape[-1] != 16:
+        x = F.interpolate(x, size=(16, 16), mode="bilinear", align_corners=False, antialias=x.shape[-1] > 16)
+    return float(x.mean())
+
+
+def final_count(strategy: str) -> int:
+    """Final candidates per prompt at N = 4. raw: 1 (candidate 0, whatever N); best-of-n: N; importance: N (it
+    resamples N rows with replacement); tts-var: its schedule's last batch, which for the default pattern (8 rows
+    -> ... -> 1) started from N rows is max(1, round-half-up(N · 1/8)) = 1 on both tiny next-scale models
+    (5 scales: 4, 3, 2, 1, 1; 7 scales: 4, 4, 3, 3, 2, 1, 1)."""
+    return {"raw": 1, "best-of-n": N, "importance": N, "tts-var": 1}[strategy]
+
+
+def _check(result, strategy, prompts, gen):
     assert len(result.candidates) == len(prompts)
+    size = gen.image_size
     for p in range(len(prompts)):
+        cands = result.candidates[p]
+        for c in cands:
+            assert c.image.dtype.name == "uint8" and c.image.shape == (size, size, 3)
         chosen = result.chosen(p)
-        assert chosen.image.dtype.name == "uint8" and chosen.image.ndim == 3
+        if strategy == "scaling-ar":  # its survivors: every candidate it did not terminate
+            traces = result.telemetry["prompts"][p]
+            assert len(traces) == N and len(cands) == sum(tr["ended"] is None for tr in traces) >= 1
+        else:
+            assert len(cands) == final_count(strategy)
+        if strategy == "raw":
+            assert chosen.score is None
+            continue
+        assert chosen.score == max(c.score for c in cands)  # the best reward (scaling-ar: the best final confidence)
+        if strategy != "scaling-ar":  # scores are BrightnessScorer rewards of each candidate's own final image
+            for c in cands:
+                assert c.score == pytest.approx(_brightness_at_16(c.image), abs=3e-4)
+        if strategy == "best-of-n":  # N independent samples, not N copies of one
+            assert len({c.image.tobytes() for c in cands}) == N
     assert result.cost.transformer_flops > 0
 
 
@@ -105,7 +142,7 @@ def test_infinity_under_strategies(strategy):
     s = make_strategy(strategy, extra)
     if kwargs:
         s.feature_scorer = kwargs["feature_scorer"]
-    _check(s.run(gen, prompts, 2, seed=3, scorer=BrightnessScorer()), prompts, 2)
+    _check(s.run(gen, prompts, N, seed=3, scorer=BrightnessScorer()), strategy, prompts, gen)
 
 
 def test_infinity_rows_do_not_depend_on_the_batch():
@@ -120,12 +157,14 @@ def test_var_under_strategies(strategy):
     s = make_strategy(strategy, {"record_previews": False} if strategy == "tts-var" else {})
     if strategy == "tts-var":
         s.feature_scorer = BrightnessScorer()
-    _check(s.run(tiny_var(), [3, 7], 2, seed=0, scorer=BrightnessScorer()), [3, 7], 2)
+    gen = tiny_var()
+    _check(s.run(gen, [3, 7], N, seed=0, scorer=BrightnessScorer()), strategy, [3, 7], gen)
 
 
 @pytest.mark.parametrize("strategy", ["raw", "best-of-n", "importance", "scaling-ar"])
 def test_llamagen_under_strategies(strategy):
-    _check(make_strategy(strategy, {}).run(tiny_llamagen(), [1, 4], 2, seed=0, scorer=BrightnessScorer()), [1, 4], 2)
+    gen = tiny_llamagen()
+    _check(make_strategy(strategy, {}).run(gen, [1, 4], N, seed=0, scorer=BrightnessScorer()), strategy, [1, 4], gen)
 
 
 def test_infinity_previews_decode_only_what_the_scorer_needs():

@@ -73,6 +73,11 @@ def test_worst_block_with_uneven_blocks():
     grid = torch.arange(9.0).view(1, 9) / 10  # 3x3 grid, 2x2 blocks -> 2x2 blocks, edges smaller
     # blocks: {0,1,3,4} mean .2, {2,5} .35, {6,7} .65, {8} .8
     assert torch.allclose(sig.worst_block_entropy(grid, 3, 2, 0.25), torch.tensor([0.8]))
+    # ceil(0.5 * 4) = 2 worst blocks: (.8 + .65) / 2
+    assert torch.allclose(sig.worst_block_entropy(grid, 3, 2, 0.5), torch.tensor([0.725]))
+    # every block, each weighted once: (.2 + .35 + .65 + .8) / 4 = .5, not the token mean .4 (nor .225, what
+    # dividing each edge block's sum by a full block's 4 tokens would give)
+    assert torch.allclose(sig.worst_block_entropy(grid, 3, 2, 1.0), torch.tensor([0.5]))
 
 
 def test_prompt_zscore_pools_per_prompt():

@@ -82,7 +82,16 @@ def test_invalid_schedules_name_the_problem(kwargs, message):
 
 
 def test_resampling_may_keep_the_count():
-    validate(4, (4, 4, 4, 4), (), (1,))
+    validate(4, (4, 4, 4, 4), (), (1,))  # accepted: no error
+    # a resampling that keeps its 4 rows stays in the schedule, which the "initial" reading scales by N / 4
+    s = build_schedule(4, 4, batch=[4, 4, 4, 4], cluster_at=[], resample_at=[1])
+    assert (s.batch, s.cluster_at, s.resample_at) == ((4, 4, 4, 4), (), (1,))
+    assert s.operation(1) == "resample" and s.after(1) == 4
+    doubled = build_schedule(4, 8, batch=[4, 4, 4, 4], cluster_at=[], resample_at=[1])
+    assert (doubled.batch, doubled.resample_at) == ((8, 8, 8, 8), (1,))
+    # a clustering may not keep its count: 4 rows -> 4 representatives is refused
+    with pytest.raises(ArscaleError, match="must shrink"):
+        build_schedule(4, 4, batch=[4, 4, 4, 4], cluster_at=[1], resample_at=[])
 
 
 def test_too_few_scales_for_the_default():

@@ -185,8 +185,7 @@ def differences(old: dict, new: dict) -> list[str]:
     new = {k: _identity(new, k) for k in IDENTITY_KEYS} | {k: new.get(k) for k in ("layout", "strategies")}
     if not (old["suite"] and new["suite"]):  # a manifest from before suites were hashed: nothing to compare
         old["suite"] = new["suite"] = None
-    diffs = [f"{key}: {json.dumps(old.get(key), sort_keys=True)} vs {json.dumps(new.get(key), sort_keys=True)}"
-             for key in IDENTITY_KEYS if old.get(key) != new.get(key)]
+    diffs = [_difference(key, old.get(key), new.get(key)) for key in IDENTITY_KEYS if old.get(key) != new.get(key)]
     if old.get("layout", "geneval") != new.get("layout", "geneval"):
         diffs.append(f"layout: {old.get('layout')} vs {new.get('layout')}")
     old_s, new_s = old.get("strategies") or {}, new.get("strategies") or {}
@@ -202,6 +201,22 @@ def differences(old: dict, new: dict) -> list[str]:
             elif x != y:
                 diffs.append(f"strategy {label} {key}: {json.dumps(x, sort_keys=True)} vs {json.dumps(y, sort_keys=True)}")
     return diffs
+
+
+def _difference(key: str, old: Any, new: Any) -> str:
+    """One identity difference in words: what a user can act on, not two JSON blobs of hashes."""
+    if key in ("model", "scorer_weights") and isinstance(old, dict) and isinstance(new, dict):
+        if old.get("id") != new.get("id"):
+            return f"{key}: {old.get('id')} vs {new.get('id')}"
+        a, b = old.get("weights_sha256") or {}, new.get("weights_sha256") or {}
+        changed = sorted(name for name in set(a) | set(b) if a.get(name) != b.get(name))
+        if changed:
+            what = f"{old.get('id')}'s" if old.get("id") else "the"
+            return f"{key}: {what} weights differ ({', '.join(changed)})"
+    if key == "cost_accounting":
+        return (f"cost_accounting: {old} vs {new} (an arscale of another version counted compute differently, so "
+                "its costs cannot be averaged with this one's: use a new --out)")
+    return f"{key}: {json.dumps(old, sort_keys=True)} vs {json.dumps(new, sort_keys=True)}"
 
 
 def _comparable(old: dict, new: dict) -> tuple[dict, dict]:

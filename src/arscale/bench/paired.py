@@ -22,14 +22,17 @@ RunKey = tuple[str, int]  # (strategy label, N)
 Runs = dict[RunKey, dict[int, dict]]  # (label, N) -> {prompt index: record}
 
 
-def load_records(out: str | Path) -> Runs:
-    """Every finished prompt's record under a bench output folder."""
+def load_records(out: str | Path, skipped: list[Path] | None = None) -> Runs:
+    """Every finished prompt's record under a bench output folder; unreadable ones (being written by another
+    rank, damaged, not ours) are left out and, given a list, added to `skipped`."""
     runs: Runs = {}
     for path in sorted(Path(out).glob("*/n*/*/record.json")):
         try:
             rec = json.loads(path.read_text())
             key, index = (str(rec["label"]), int(rec["n"])), int(rec["index"])
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError):  # being written by another rank, or not ours
+        except (OSError, json.JSONDecodeError, KeyError, TypeError, ValueError):
+            if skipped is not None:
+                skipped.append(path)
             continue
         runs.setdefault(key, {})[index] = rec
     return runs
@@ -134,10 +137,11 @@ def against_baseline(runs: Runs, baseline: str = "raw") -> dict[RunKey, dict]:
 
 
 def compare_folders(a: str | Path, b: str | Path | None = None, *, match: tuple[str, str] | None = None,
-                    baseline: str = "raw") -> list[dict]:
+                    baseline: str = "raw", skipped: list[Path] | None = None) -> list[dict]:
     """Rows of B − A: each (label, N) in both folders, or `match` = (label of A, label of B); with neither B
-    nor `match`, every run of A against `baseline` in A. Each row names what it was compared `against`."""
-    ra = load_records(a)
+    nor `match`, every run of A against `baseline` in A. Each row names what it was compared `against`.
+    Unreadable records are left out (and listed in `skipped`, if given)."""
+    ra = load_records(a, skipped)
     if not ra:
         raise ArscaleError(f"no finished prompts under {a} (expected {a}/<label>/n<N>/<index>/record.json)")
     labels = sorted({label for label, _ in ra})
@@ -151,7 +155,7 @@ def compare_folders(a: str | Path, b: str | Path | None = None, *, match: tuple[
                                f"(its runs are {', '.join(f'{k[0]} N={k[1]}' for k in sorted(ra))})")
         return [{"label": k[0], "n": k[1], "against": f"{baseline} N={v.pop('baseline_n')}", **v}
                 for k, v in sorted(pairs.items())]
-    rb = ra if b is None else load_records(b)
+    rb = ra if b is None or Path(b) == Path(a) else load_records(b, skipped)
     if not rb:
         raise ArscaleError(f"no finished prompts under {b}")
     if match is not None:

@@ -20,6 +20,7 @@ A label is a strategy name, optionally with a suffix after '@' for variants with
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,10 +61,17 @@ def parse_runs(strategies: str, configs: Sequence[str] = ()) -> list[RunSpec]:
             raise ArscaleError(f"--config expects LABEL=JSON (e.g. tts-var='{{\"lam\": 1}}'), got {item!r}")
         given[label.strip()] = read_config(text, f"--config {label}")
     specs = []
-    for label in [s.strip() for s in strategies.split(",") if s.strip()]:
-        name = label.split("@", 1)[0]
+    labels = [s.strip() for s in strategies.split(",")]
+    if "" in labels[:-1] or len(set(labels)) < len(labels):
+        raise ArscaleError(f"--strategies lists an empty or repeated label: {strategies!r}")
+    for label in [s for s in labels if s]:
+        name, at, variant = label.partition("@")
         if name not in STRATEGIES:
             raise ArscaleError(f"unknown strategy {name!r} in {label!r}; choose from {', '.join(STRATEGIES)}")
+        if at and not variant.strip():
+            raise ArscaleError(f"{label!r}: name the variant after @ (e.g. {name}@lam1) or drop the @")
+        if at and label not in given:  # a variant is only a variant with its own --config
+            print(f"note: {label} has no --config {label}=...: it runs {name}'s defaults", file=sys.stderr)
         specs.append(RunSpec(label, name, given.get(label, {})))
     unused = sorted(set(given) - {s.label for s in specs})
     if unused:
@@ -74,8 +82,11 @@ def parse_runs(strategies: str, configs: Sequence[str] = ()) -> list[RunSpec]:
 
 
 def parse_ns(text: str) -> list[int]:
+    parts = [x.strip() for x in text.split(",")]
     try:
-        ns = [int(x) for x in text.split(",") if x.strip()]
+        if "" in parts:
+            raise ValueError
+        ns = [int(x) for x in parts]
     except ValueError:
         raise ArscaleError(f"--n expects comma-separated integers such as 1,2,4,8, got {text!r}") from None
     if not ns or any(n < 1 for n in ns):

@@ -75,6 +75,14 @@ def run(args: argparse.Namespace) -> int:
     return run_bench(args)
 
 
+def remove_bench_traces(out: Path, manifest_path: Path) -> None:
+    """A bench's manifest and the empty folders it made, after a first run that wrote nothing else."""
+    manifest_path.unlink(missing_ok=True)
+    for folder in sorted((p for p in out.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
+        if not any(folder.iterdir()):
+            folder.rmdir()
+
+
 def run_merge(inputs: list[str], out: str) -> int:
     from arscale.bench.merge import merge, write_reports
 
@@ -108,6 +116,10 @@ def run_bench(args: argparse.Namespace) -> int:
         if getattr(args, option) < 1:
             raise ArscaleError(f"--{option.replace('_', '-')} must be at least 1, got {getattr(args, option)}")
     torch.set_num_threads(args.threads)
+    from arscale.generators.registry import MODELS
+
+    if args.model not in MODELS:
+        raise ArscaleError(f"unknown model {args.model!r}; choose from {', '.join(MODELS)}")
     if args.scorer is None:  # the ShapeWorld reward knows only ShapeWorld: another model's images need another
         if not args.model.startswith("shapeworld-"):
             raise ArscaleError(f"--scorer: name the reward for {args.model}'s images (imagereward, pickscore, hpsv2, "
@@ -139,6 +151,10 @@ def run_bench(args: argparse.Namespace) -> int:
     args.device = str(pick_device(args.device))  # before anything is written
     shard = resolve_shard(args.num_shards, args.shard_index)
     out = output_folder(args.out)
+    found = manifests_in(out)
+    if not found and any(out.iterdir()):  # not a bench's folder: results would mix with what is there
+        raise ArscaleError(f"--out {out} holds other files and no bench manifest: give a new or empty folder, or "
+                           "one an earlier `arscale bench` wrote")
     manifest = mf.build_manifest(
         model=mf.model_entry(args.model, args.model_weights), strategies=manifest_strategies(specs, args.scorer),
         scorer=args.scorer or None, scorer_weights=mf.scorer_weights_entry(args.scorer_weights),
@@ -146,7 +162,7 @@ def run_bench(args: argparse.Namespace) -> int:
         batch_prompts=args.batch_prompts, layout=args.layout, device=args.device,
         suite={"spec": args.prompts, "limit": args.limit, "size": len(prompts), "sha256": suite_sha})
     manifest_path = out / mf.manifest_name(shard.array_shards, shard.array_index)
-    for path, old in manifests_in(out):
+    for path, old in found:
         mf.check_compatible(old, manifest, f"{out} ({path.name})")
     if manifest_path.is_file():
         manifest = mf.combine(mf.read_manifest(manifest_path), manifest)
@@ -160,6 +176,7 @@ def run_bench(args: argparse.Namespace) -> int:
     reward = cached_scorer(args.scorer, args.device) if args.scorer else None
     if reward is not None:  # the reward column reads text: a class-conditional model needs names, said up front
         scoring_prompts(generator, [sp.prompt for sp in prompts], reward)
+    first_run = not found
     if shard.is_main:
         mf.write_manifest(manifest_path, manifest)
     start = time.time()
@@ -171,9 +188,14 @@ def run_bench(args: argparse.Namespace) -> int:
             bench.run(specs, ns, prompts, out, resume=args.resume, shard=shard, write_summaries=False)
         group.barrier()  # every rank's prompts are on disk before rank 0 summarises
         finished = True
+    except ArscaleError:
+        if shard.is_main and first_run and all(f == manifest_path for f in out.rglob("*") if f.is_file()):
+            remove_bench_traces(out, manifest_path)  # nothing to resume: the same command, mended, starts afresh
+            finished = None
+        raise
     finally:
         group.close()
-        if shard.is_main:  # an interrupted run's time counts too: its prompts are kept and resumed
+        if shard.is_main and finished is not None:  # an interrupted run's time counts too: its prompts resume
             timings = manifest["timings"]
             timings["wall_seconds"] = timings.get("wall_seconds", 0.0) + time.time() - start
             if finished:

@@ -49,7 +49,12 @@ def run(args: argparse.Namespace) -> int:
         raise ArscaleError("--baseline compares the runs of one folder; with two folders or --match, name the "
                            "labels with --match LABEL_A LABEL_B")
     baseline = args.baseline or "raw"
-    rows = compare_folders(args.a, args.b, match=tuple(args.match) if args.match else None, baseline=baseline)
+    skipped: list[Path] = []
+    rows = compare_folders(args.a, args.b, match=tuple(args.match) if args.match else None, baseline=baseline,
+                           skipped=skipped)
+    if skipped:  # a damaged record would otherwise just shrink the prompt count
+        print(f"note: {len(skipped)} record(s) could not be read and are left out, e.g. {skipped[0]}",
+              file=sys.stderr)
     names = tuple(args.names) if args.names else ((baseline, "run") if within else ("A", "B"))
     if args.b is not None:
         for diff in run_differences(args.a, args.b):  # comparable, but not the same candidates: say so

@@ -8,7 +8,6 @@ define `write_extras(result, out_dir) -> list[Path]` to add its own outputs (sea
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 import time
@@ -55,8 +54,8 @@ def run(args: argparse.Namespace) -> int:
     if args.n <= 0:
         raise ArscaleError(f"--n must be at least 1, got {args.n}")
     check_seed(args.seed)
-    if args.cfg is not None and not args.cfg >= 0:
-        raise ArscaleError(f"--cfg must be ≥ 0, got {args.cfg}")
+    if args.cfg is not None and not 0 <= args.cfg < math.inf:
+        raise ArscaleError(f"--cfg must be a finite number ≥ 0, got {args.cfg}")
     if args.threads < 0:
         raise ArscaleError(f"--threads must be at least 1 (0: torch's own choice), got {args.threads}")
     if args.threads:
@@ -76,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _generate(args: argparse.Namespace, out: Path, t0: float) -> int:
+    from arscale.bench.geneval_layout import strict_json
     from arscale.generators.registry import load_generator
     from arscale.search.base import make_strategy, read_config, strategy_extras
 
@@ -120,7 +120,7 @@ def _generate(args: argparse.Namespace, out: Path, t0: float) -> int:
     cost = getattr(result, "cost", None)
     if cost is not None and hasattr(cost, "to_dict"):
         summary["cost"] = cost.to_dict()
-    (out / "result.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    (out / "result.json").write_text(strict_json(summary, indent=2, default=str) + "\n")
     if args.model.startswith("shapeworld-"):  # the shipped models were trained on the ShapeWorld grammar only
         from arscale.shapeworld.grammar import GrammarError, metadata_from_prompt
 
@@ -129,6 +129,12 @@ def _generate(args: argparse.Namespace, out: Path, t0: float) -> int:
         except GrammarError as exc:  # known words still encode (a test of composition), so warn, don't refuse
             print(f"note: outside the ShapeWorld grammar ({exc}); the shipped models never saw such a prompt "
                   "and the ShapeWorld evaluator cannot judge it", file=sys.stderr)
+    ours = {out / "result.json", *written, *(out / f"{stem}_{i:02d}{x}.png" for i in range(len(images))
+                                             for x in ("", "_x4"))}
+    earlier = sorted(f for f in out.iterdir() if f.suffix in (".png", ".json") and f not in ours)
+    if earlier:  # an earlier run's images beside a result.json that no longer describes them
+        print(f"note: {out} also holds {len(earlier)} image or JSON file(s) of an earlier run (e.g. {earlier[0].name}); "
+              "result.json describes only this run's", file=sys.stderr)
     print(f"wrote {len(images)} image(s) and {', '.join(p.name for p in written)} to {out} "
           f"in {summary['seconds']} s")
     return 0

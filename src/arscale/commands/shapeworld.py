@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from arscale.errors import ArscaleError
@@ -59,7 +60,10 @@ def cmd_suite(args) -> int:
     if out.is_dir():
         raise ArscaleError(f"--out {out} is a folder; give a file name such as {out / 'suite.jsonl'}")
     records = build_suite(args.per_tag, args.seed)
-    write_suite(records, out)
+    try:
+        write_suite(records, out)
+    except OSError as exc:
+        raise ArscaleError(f"cannot write --out {out}: {exc.strerror or exc}") from None
     print(f"wrote {len(records)} prompts ({args.per_tag} per tag, seed {args.seed}) to {out}")
     return 0
 
@@ -87,4 +91,10 @@ def cmd_render(args) -> int:
                 write_sample(out, i, k, render(scene))
                 bar.update(1)
     print(f"wrote {total} images for {len(records)} prompts to {out}")
+    stale = [d for d in out.iterdir() if d.is_dir() and d.name.isdigit() and int(d.name) >= len(records)]
+    stale += [png for i in range(len(records)) for png in (out / f"{i:05d}" / "samples").glob("*.png")
+              if png.stem.isdigit() and int(png.stem) >= args.per_prompt]
+    if stale:  # an earlier render's prompts or samples: `arscale eval` would score them with these
+        print(f"note: {out} also holds {len(stale)} prompt folder(s) or sample(s) of an earlier render (e.g. "
+              f"{stale[0]}) that `arscale eval` would score too: render into an empty folder", file=sys.stderr)
     return 0

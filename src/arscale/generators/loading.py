@@ -88,13 +88,36 @@ def resolve(source: str | os.PathLike, filename: str | None = None, *, beside: b
     raise ArscaleError(f"checkpoint {text!r} not found (neither a local file nor a hub id owner/repo)")
 
 
+def read_safetensors(path: str | os.PathLike, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
+    """The tensors of a safetensors file; a damaged or cut-off one fails in one line naming it."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path), device=str(device))
+    except OSError as exc:
+        raise ArscaleError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except (SafetensorError, RuntimeError, ValueError) as exc:  # a bad header, a truncated body
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ArscaleError(f"{path} is not a readable safetensors file ({reason}): damaged or only partly "
+                           "copied?") from None
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    """A JSON file (a model's config); a broken one fails in one line naming it."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ArscaleError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
+        raise ArscaleError(f"{path} is not valid JSON ({exc})") from None
+
+
 def read_checkpoint(path: str | os.PathLike) -> Any:
     """The object stored in a checkpoint file, tensors on the CPU, without unpickling any code."""
     path = Path(path)
     if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        return load_file(str(path), device="cpu")
+        return read_safetensors(path)
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as first:

@@ -15,18 +15,16 @@ self-attend and cross-attend to the image tokens; a linear head on the query.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file
 from torch import nn
 from torch.nn import functional as F
 
 from arscale.errors import ArscaleError
-from arscale.generators.loading import shapeworld_folder
+from arscale.generators.loading import read_json, read_safetensors, shapeworld_folder
 from arscale.generators.text import TextEncoder, TextEncoderConfig
 from arscale.scorers.hf import check_prompts
 
@@ -186,8 +184,8 @@ def load_model(weights: str | Path | None = None, device: str | torch.device = "
         raise ArscaleError(f"no ShapeWorld reward weights in {directory} (need config.json and model.safetensors); "
                            "train them with `arscale train shapeworld-reward`")
     with shapeworld_folder(directory, "a ShapeWorld reward"):
-        model = RewardModel(RewardConfig.from_dict(json.loads(config_path.read_text())))
-    state = load_file(str(weights_path))
+        model = RewardModel(RewardConfig.from_dict(read_json(config_path)))
+    state = read_safetensors(weights_path)
     own = model.state_dict()
     missing, extra = sorted(set(own) - set(state)), sorted(set(state) - set(own))
     if missing or extra:

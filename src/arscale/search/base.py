@@ -39,6 +39,8 @@ class StrategyConfig:
             raise ArscaleError(f"a {cls.__name__} is a JSON object of field: value, got {type(data).__name__}")
         names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
         for key in data:
+            if not names:
+                raise ArscaleError(f"{cls.__name__} has no fields: this strategy takes no config, got {key!r}")
             if key not in names:
                 raise ArscaleError(f"unknown {cls.__name__} field {key!r}{_suggestion(key, names, cls.symbols)}; "
                                    f"known fields: {', '.join(names)}")

@@ -9,6 +9,7 @@ the decode of the raster prefix.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -36,8 +37,8 @@ class ImportanceConfig(StrategyConfig):
     def __post_init__(self):
         if self.potential not in POTENTIALS:
             raise ArscaleError(f"unknown potential {self.potential!r}; choose from {', '.join(POTENTIALS)}")
-        if not self.lam >= 0:  # a negative one would favour the lowest rewards
-            raise ArscaleError(f"lam (λ) must be non-negative, got {self.lam}")
+        if not 0 <= self.lam < math.inf:  # a negative one would favour the lowest rewards; NaN none
+            raise ArscaleError(f"lam (λ) must be a finite number ≥ 0, got {self.lam}")
         bad = [c for c in self.checkpoints if not 0.0 < c < 1.0]
         if bad:
             raise ArscaleError(f"checkpoints must be fractions in (0, 1) of the raster, got {bad}")

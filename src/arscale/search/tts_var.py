@@ -23,6 +23,7 @@ operation scales and at the end, at the consuming scorer's input size.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,8 +70,8 @@ class TTSVARConfig(StrategyConfig):
             raise ArscaleError(f"n_counts must be one of {', '.join(N_COUNTS)}, got {self.n_counts!r}")
         if self.history not in HISTORIES:
             raise ArscaleError(f"history must be one of {', '.join(HISTORIES)}, got {self.history!r}")
-        if self.lam < 0:
-            raise ArscaleError(f"lam (λ) must be non-negative, got {self.lam}")
+        if not 0 <= self.lam < math.inf:  # NaN too
+            raise ArscaleError(f"lam (λ) must be a finite number ≥ 0, got {self.lam}")
 
 
 class TTSVAR:

@@ -9,14 +9,12 @@ Files in `arscale/weights/shapeworld-var/`:
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file
 
 from arscale.errors import ArscaleError
-from arscale.generators.loading import shapeworld_folder
+from arscale.generators.loading import read_json, read_safetensors, shapeworld_folder
 from arscale.generators.next_scale.conditioning import TextConditioner
 from arscale.generators.next_scale.generator import SamplingConfig, ScaleGenerator
 from arscale.generators.next_scale.tokenizer import MultiScaleTokenizer, MultiScaleTokenizerConfig
@@ -51,13 +49,13 @@ def load_shapeworld_var(device: str | torch.device = "cpu", weights: str | Path 
         raise ArscaleError(f"ShapeWorld-VAR weights are incomplete in {directory}: missing {', '.join(missing)} "
                            "(train them with `arscale train shapeworld-tokenizer` and `arscale train shapeworld-var`)")
     with shapeworld_folder(directory, "a ShapeWorld-VAR model"):
-        config = json.loads(files[0].read_text())
+        config = read_json(files[0])
         config["sampling"] = {**config.get("sampling", {}), **sampling_overrides}
-        gen = build_shapeworld_var(json.loads(files[1].read_text()), config)
+        gen = build_shapeworld_var(read_json(files[1]), config)
     from arscale.train.common import load_strict
 
-    load_strict(gen.tokenizer, load_file(str(files[3])), str(files[3]))
-    model_state = load_file(str(files[2]))
+    load_strict(gen.tokenizer, read_safetensors(files[3]), str(files[3]))
+    model_state = read_safetensors(files[2])
     load_strict(torch.nn.ModuleDict({"transformer": gen.transformer, "conditioner": gen.conditioner}),
                 model_state, str(files[2]))
     return gen.to(device).eval()
@@ -69,11 +67,11 @@ def load_shapeworld_tokenizer(directory: str | Path | None = None) -> MultiScale
     (`model.safetensors` + `state.json` holding the config)."""
     directory = Path(directory) if directory is not None else WEIGHTS_DIR
     if (directory / "tokenizer_config.json").exists():
-        config = json.loads((directory / "tokenizer_config.json").read_text())
+        config = read_json(directory / "tokenizer_config.json")
         weights = directory / "tokenizer.safetensors"
     elif (directory / "state.json").exists():
         with shapeworld_folder(directory, "a ShapeWorld-VAR tokenizer"):
-            config = json.loads((directory / "state.json").read_text())["config"]
+            config = read_json(directory / "state.json")["config"]
             config = config.get("tokenizer", config)
         weights = directory / "model.safetensors"
     else:
@@ -83,5 +81,5 @@ def load_shapeworld_tokenizer(directory: str | Path | None = None) -> MultiScale
         tokenizer = MultiScaleTokenizer(MultiScaleTokenizerConfig.from_dict(config))
     from arscale.train.common import load_strict
 
-    load_strict(tokenizer, load_file(str(weights)), str(weights))
+    load_strict(tokenizer, read_safetensors(weights), str(weights))
     return tokenizer.eval()

@@ -8,18 +8,16 @@ anything.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file
 from torch import nn
 
 from arscale.errors import ArscaleError
-from arscale.generators.loading import shapeworld_folder
+from arscale.generators.loading import read_json, read_safetensors, shapeworld_folder
 from arscale.generators.next_token.generator import TokenGenerator
 from arscale.generators.next_token.tokenizer import VQConfig, VQTokenizer
 from arscale.generators.next_token.transformer import Transformer, TransformerConfig
@@ -90,7 +88,7 @@ def build_generator(model: ShapeWorldAR, tokenizer: VQTokenizer, **overrides: An
 def _load_state(module: nn.Module, path: Path) -> None:
     from arscale.train.common import load_strict
 
-    state = load_file(str(path))
+    state = read_safetensors(path)
     own = module.state_dict()
     load_strict(module, {k: v.to(own[k].dtype) if k in own else v for k, v in state.items()}, str(path))
 
@@ -111,8 +109,8 @@ def load_shapeworld_ar(device: str | torch.device = "cpu", weights: str | Path |
         raise ArscaleError(f"ShapeWorld-AR weights incomplete in {folder}: missing {', '.join(missing)} "
                            "(train with `arscale train shapeworld-ar-tokenizer` then `arscale train shapeworld-ar`)")
     with shapeworld_folder(folder, "a ShapeWorld-AR model"):
-        config = ShapeWorldARConfig.from_dict(json.loads((folder / "config.json").read_text()))
-        tok_info = json.loads((folder / "tokenizer_config.json").read_text())
+        config = ShapeWorldARConfig.from_dict(read_json(folder / "config.json"))
+        tok_info = read_json(folder / "tokenizer_config.json")
         tokenizer = VQTokenizer(VQConfig(**tok_info.get("tokenizer", tok_info)))
     model = ShapeWorldAR(config)
     _load_state(model, folder / "model.safetensors")
