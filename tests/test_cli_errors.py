@@ -181,3 +181,16 @@ def test_reruns_into_one_folder_say_what_is_left_from_before(tmp_path, capsys):
     render = ["shapeworld", "render", "--prompts", str(suite), "--out", str(tmp_path / "r"), "--no-progress"]
     assert main([*render, "--per-prompt", "2"]) == 0 and main([*render, "--per-prompt", "1"]) == 0
     assert "also holds 6 prompt folder(s) or sample(s) of an earlier render" in capsys.readouterr().err
+
+
+def test_misdirected_paths_say_what_they_are(tmp_path, capsys):
+    assert main(["bench", "--prompts", "draw:1:5", "--scorer-weights", str(tmp_path / "none"), "--out",
+                 str(tmp_path / "o")]) == 2
+    _one_line(capsys, "none is not a folder")
+    assert main(["shapeworld", "render", "--prompts", str(tmp_path), "--out", str(tmp_path / "r")]) == 2
+    _one_line(capsys, "is a folder, not a prompt file")
+    run = tmp_path / "bench" / "raw" / "n1"
+    run.mkdir(parents=True)
+    (run / "summary.json").write_text("{}")
+    assert main(["eval", "shapeworld", str(tmp_path / "bench")]) == 2
+    _one_line(capsys, "this is a bench folder, whose runs each hold one, e.g. ", str(run))

@@ -186,8 +186,10 @@ def read_prompts(root: str | os.PathLike) -> list[PromptFolder]:
     """All prompt folders; raises `ArscaleError` if there are none."""
     folders = list(iter_prompts(root))
     if not folders:
+        runs = sorted(p.parent for p in Path(root).glob(f"*/n*/{SUMMARY_FILE}"))  # a bench's root: one layout per run
+        hint = f"; this is a bench folder, whose runs each hold one, e.g. {runs[0]}" if runs else ""
         raise ArscaleError(
-            f"no prompt folders in {root} (expected {root}/<5-digit index>/{METADATA_FILE} and {SAMPLES_DIR}/)"
+            f"no prompt folders in {root} (expected {root}/<5-digit index>/{METADATA_FILE} and {SAMPLES_DIR}/){hint}"
         )
     return folders
 

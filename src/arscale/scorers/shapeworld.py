@@ -165,6 +165,9 @@ def use_weights(directory: str | Path | None) -> Path:
     from the same image tower as its reward, as they do with the shipped model. Call it before any
     scorer is loaded (search caches loaded scorers per process). Returns the folder."""
     target = Path(directory) if directory is not None else WEIGHTS_DIR
+    if not target.is_dir():
+        raise ArscaleError(f"{target} is not a folder (the ShapeWorld reward's weights are the folder "
+                           "`arscale train shapeworld-reward --out` wrote)")
     for name in ("config.json", "model.safetensors"):
         if not (target / name).is_file():
             raise ArscaleError(f"no ShapeWorld reward weights in {target}: missing {name}")

@@ -100,7 +100,8 @@ def load_suite(path_or_name: str | os.PathLike) -> list[dict]:
         return _parse_lines(text.splitlines(), PUBLIC_SUITE)
     path = Path(path_or_name)
     if not path.is_file():
-        raise ArscaleError(f"prompt file {path} not found (give a jsonl path or the name {PUBLIC_SUITE!r})")
+        what = "is a folder, not a prompt file" if path.is_dir() else "not found"
+        raise ArscaleError(f"prompt file {path} {what} (give a jsonl path or the name {PUBLIC_SUITE!r})")
     try:
         text = path.read_text("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
