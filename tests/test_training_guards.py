@@ -19,6 +19,7 @@ WEIGHTS = Path(__file__).resolve().parents[1] / "src" / "arscale" / "weights"
 @pytest.mark.parametrize("option, value, message", [
     ("--steps", "0", "--steps must be at least 1"), ("--batch-size", "-1", "--batch-size must be at least 1"),
     ("--lr", "-1", "--lr must be >= 0"), ("--steps", "-3", "--steps must be at least 1"), ("--time-limit", "-2", "--time-limit must be >= 0"),
+    ("--lr", "inf", "--lr must be >= 0 and finite, got inf"), ("--seed", "-1", "--seed must be in [0, 2**32)"),
 ])
 def test_bad_numbers_are_refused_before_anything_is_written(option, value, message, tmp_path, capsys):
     assert main(["train", "shapeworld-reward", "--out", str(tmp_path / "r"), option, value]) == 2
@@ -80,10 +81,14 @@ def test_a_ctrl_c_stops_the_run_at_the_step_and_only_while_training():
 def test_a_tokenizer_is_not_trained_anew_under_a_model_trained_on_its_codes(tmp_path, capsys):
     for name in ("config.json", "model.safetensors", "tokenizer_config.json", "tokenizer.safetensors"):
         (tmp_path / name).write_bytes((WEIGHTS / "shapeworld-var" / name).read_bytes())
-    for trainer in ("shapeworld-tokenizer", "shapeworld-ar-tokenizer"):
-        assert main(["train", trainer, "--out", str(tmp_path), "--steps", "1"]) == 2
-        err = capsys.readouterr().err
-        assert "holds a ShapeWorld-VAR model trained on its tokenizer's codes" in err and "--decoder-only" in err
+    assert main(["train", "shapeworld-tokenizer", "--out", str(tmp_path), "--steps", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "holds a ShapeWorld-VAR model trained on its tokenizer's codes" in err and "--decoder-only" in err
+    # another kind of tokenizer: its decoder is no way out, another folder is
+    assert main(["train", "shapeworld-ar-tokenizer", "--out", str(tmp_path), "--steps", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "holds a ShapeWorld-VAR model; a ShapeWorld-AR tokenizer shares a folder only with the model trained on " \
+           "its codes: choose another --out" in err and "--decoder-only" not in err
     assert (tmp_path / "tokenizer.safetensors").read_bytes() == \
         (WEIGHTS / "shapeworld-var" / "tokenizer.safetensors").read_bytes()
 

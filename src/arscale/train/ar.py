@@ -36,7 +36,8 @@ STATE_DIR = "train_state/shapeworld-ar"
 
 def register(sub) -> None:
     p = sub.add_parser("shapeworld-ar", help="train the next-token decoder of ShapeWorld-AR")
-    common.add_training_args(p, steps=12000, batch_size=64, lr=1e-3, state_dir=STATE_DIR, out_dir=str(WEIGHTS_DIR))
+    common.add_training_args(p, steps=12000, batch_size=64, lr=1e-3, state_dir=STATE_DIR, out_dir=str(WEIGHTS_DIR),
+                             trains=common.AR_MODEL)
     lr_schedule.add_cooldown_arg(p)
     lr_schedule.add_fit_arg(p)
     p.add_argument("--config", default=None, help="JSON file with ShapeWorldARConfig fields (new runs only)")
@@ -50,8 +51,31 @@ def register(sub) -> None:
     p.add_argument("--replay-size", type=int, default=20000, help="samples kept for replay")
     p.add_argument("--tune-decoder-every", type=int, default=3,
                    help="one tokenizer-decoder step (codes frozen) every K steps; 0 = never")
-    p.add_argument("--decoder-lr", type=float, default=3e-4)
+    p.add_argument("--decoder-lr", type=float, default=None,
+                   help="peak learning rate of the decoder tuning (default 3e-4; with --tune-decoder-every above 0)")
     p.set_defaults(func=main)
+
+
+# What state.json records of a run (besides batch size, lr and seed); a resume notes the ones it changes.
+RECORDED = ("cooldown", "text_dropout", "weight_decay", "fresh_fraction", "replay_size", "tune_decoder_every",
+            "decoder_lr")
+
+
+def check_args(args: argparse.Namespace) -> None:
+    """This trainer's own options, before anything is loaded or written (with `common.check_arguments`)."""
+    common.check_arguments(args)
+    lr_schedule.check_fit_arg(args)
+    lr_schedule.check_cooldown_arg(args)
+    common.check_share(args.text_dropout, "text_dropout")
+    common.check_share(args.fresh_fraction, "fresh_fraction")
+    common.check_rate(args.weight_decay, "weight_decay")
+    common.check_count(args.replay_size, "replay_size", 1)
+    common.check_count(args.tune_decoder_every, "tune_decoder_every", 0, " (0: never)")
+    common.check_rate(args.decoder_lr, "decoder_lr")
+    if args.decoder_lr is None:
+        args.decoder_lr = 3e-4
+    elif args.tune_decoder_every == 0:
+        print("note: --decoder-lr has no effect with --tune-decoder-every 0 (the decoder is not tuned)")
 
 
 def load_tokenizer(folder: Path, device: torch.device) -> VQTokenizer:
@@ -132,8 +156,8 @@ def decoder_step(tokenizer: VQTokenizer, opt: torch.optim.Optimizer, images: tor
 
 
 def main(args: argparse.Namespace) -> int:
-    lr_schedule.check_fit_arg(args)
-    device, state, resume = common.begin(args)
+    check_args(args)
+    device, state, resume = common.begin(args, RECORDED)
     tuned = Path(args.state_dir) / "tokenizer"
     source = tuned if resume and tuned.exists() else Path(common.tokenizer_folder(args, WEIGHTS_DIR))
     tokenizer = load_tokenizer(source, device)
@@ -165,6 +189,7 @@ def main(args: argparse.Namespace) -> int:
     tok_config = {"tokenizer": tokenizer.config.to_dict()}
 
     def save():
+        common.refuse_non_finite(tokenizer, step)  # the tuned decoder, before anything of this step is written
         state.save(model, opt, step=step, config=config.to_dict(), elapsed=timer.elapsed, metrics=metrics)
         common.export_weights(half(model.state_dict()), config.to_dict(), args.out, "model.safetensors", "config.json")
         if args.tune_decoder_every > 0:
@@ -201,11 +226,14 @@ def main(args: argparse.Namespace) -> int:
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         step += 1
-        running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
+        value = loss.item()
+        common.stop_if_diverged(value, step, args)
+        running = value if running is None else 0.98 * running + 0.02 * value
         if args.tune_decoder_every > 0 and step % args.tune_decoder_every == 0:
             tokenizer.train()
             lr_schedule.set_lr(dec_opt, lr_schedule.cosine_lr(step, args.steps, args.decoder_lr, 0))
             rec_loss = decoder_step(tokenizer, dec_opt, batch.images.to(device))
+            common.stop_if_diverged(rec_loss, step, args, "decoder_lr")
             tokenizer.eval()
         bar.update(1)
         if message := fitter.after_step(step):
@@ -227,7 +255,8 @@ def main(args: argparse.Namespace) -> int:
     timer.close()
     bar.close()
     stream.close()
-    metrics = {"step": step, "loss_ema": running}
+    if running is not None:  # this run trained
+        metrics = {"step": step, "loss_ema": running}
     save()
     print(f"saved state to {args.state_dir} and weights to {args.out}")
     return 0

@@ -6,12 +6,16 @@ Used by every ShapeWorld trainer (multi-scale tokenizer, VAR, VQ tokenizer, AR, 
   device, threads, --out, --state-dir, --replace-shipped, checkpoint interval, time limit, --fresh,
   --data-workers).
 - `pick_device(name)` (from `arscale.devices`): "auto" → CUDA when present, else CPU.
-- `begin(args)` → (device, TrainState, resume?) and `restore(state, model, opt)` → `Resumed`: how
+- `check_arguments(args)`: what can be refused before anything is written (the numbers, --out, a folder
+  that holds another kind of model); `check_share` / `check_count` / `check_rate` for a trainer's own options.
+- `read_config(path, build)`: a `--config` file, its sizes checked (`check_config_sizes`).
+- `begin(args, recorded)` → (device, TrainState, resume?) and `restore(state, model, opt)` → `Resumed`: how
   every trainer starts (`lr_schedule.rewarm` ramps the learning rate again after a resume without optimizer
-  moments).
+  moments); a resume notes the recorded hyperparameters it changes, and a state with nothing left to train.
 - `TrainState`: resumable checkpoints in a directory — `model.safetensors` (weights),
   `optimizer.safetensors` (optimizer state; param groups in its metadata), `state.json` (step, config,
-  elapsed time, free-form metrics). `save` is atomic (write then rename).
+  hyperparameters, elapsed time, free-form metrics). `save` is atomic (write then rename) and refuses
+  non-finite weights; `stop_if_diverged(loss, step, args)` stops a run whose loss is no longer finite.
 - `export_weights(state_dict, config, out_dir, filename)`: the shippable files (safetensors + config.json).
 - `progress(total, initial, desc)`: the tqdm bar every trainer shows.
 - `Timer`: elapsed wall time across resumes, and "time to checkpoint?" checks.
@@ -23,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shutil
 import signal
@@ -45,11 +50,22 @@ from arscale.folders import output_folder
 from arscale.generators.loading import shapeworld_folder_holds as holds
 
 _LIVE_TIMERS: weakref.WeakSet = weakref.WeakSet()  # see `release_interrupts`
+_LIVE_BARS: weakref.WeakSet = weakref.WeakSet()  # likewise
+
+
+# What a trainer may share its --out with: a transformer and the tokenizer whose codes it is trained on
+# (`tokenizer_folder`, `refuse_new_codes_under_a_model`). Names as `shapeworld_folder_holds` gives them.
+VAR_MODEL, VAR_TOKENIZER = "a ShapeWorld-VAR model", "a ShapeWorld-VAR tokenizer"
+AR_MODEL, AR_TOKENIZER = "a ShapeWorld-AR model", "a ShapeWorld-AR tokenizer"
+REWARD = "a ShapeWorld reward"
+NOTHING_KNOWN = "no ShapeWorld model arscale knows"
+PARTNERS = {VAR_MODEL: VAR_TOKENIZER, VAR_TOKENIZER: VAR_MODEL, AR_MODEL: AR_TOKENIZER, AR_TOKENIZER: AR_MODEL}
 
 
 def add_training_args(parser: argparse.ArgumentParser, *, steps: int, batch_size: int, lr: float,
                       state_dir: str, out_dir: str, scene_stream: bool = True,
-                      used_with: str = "`arscale generate --weights DIR`") -> None:
+                      used_with: str = "`arscale generate --weights DIR`", trains: str | None = None) -> None:
+    """`trains`: what the trainer makes (VAR_MODEL, ..., REWARD); an --out holding another kind is refused."""
     parser.add_argument("--steps", type=int, default=steps, help="total optimizer steps (default %(default)s)")
     parser.add_argument("--batch-size", type=int, default=batch_size, help="images per step (default %(default)s)")
     parser.add_argument("--lr", type=float, default=lr, help="peak learning rate (default %(default)s)")
@@ -63,7 +79,7 @@ def add_training_args(parser: argparse.ArgumentParser, *, steps: int, batch_size
                                             f"with --replace-shipped: {state_dir})")
     parser.add_argument("--replace-shipped", action="store_true",
                         help=f"retrain the model shipped in the package: state {state_dir}, weights {out_dir}")
-    parser.set_defaults(shipped_out=out_dir, shipped_state_dir=state_dir)
+    parser.set_defaults(shipped_out=out_dir, shipped_state_dir=state_dir, trains=trains)
     parser.add_argument("--checkpoint-minutes", type=float, default=5.0,
                         help="save the training state this often (default %(default)s)")
     parser.add_argument("--time-limit", type=float, default=0.0,
@@ -86,17 +102,56 @@ def read_config(path: str | os.PathLike, build: Any = None) -> Any:
         data = json.loads(p.read_text())
     except json.JSONDecodeError as exc:
         raise ArscaleError(f"--config {path} is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ArscaleError(f"--config {path} must hold a JSON object of config fields, got {type(data).__name__}")
+    check_config_sizes(data, f"--config {path}")
     if build is None:
         return data
     try:
         return build(data)
-    except (TypeError, KeyError, ValueError) as exc:
+    except (TypeError, KeyError, ValueError, ArithmeticError) as exc:
         raise ArscaleError(f"--config {path} does not fit this trainer: {exc}") from None
+
+
+# The config fields of the trainers' models (tokenizers, transformers, text encoders, sampling) that are sizes,
+# counts or rates, by name, in whichever section they appear: a 0 width or depth would otherwise end in a
+# traceback from torch (or a division by zero) once the model is built.
+_AT_LEAST_ONE = {"image_size", "vocab_size", "codebook_size", "code_dim", "z_channels", "ch", "width", "depth",
+                 "heads", "max_len", "dim", "n_layer", "n_head", "grid", "cls_token_num", "caption_dim",
+                 "multiple_of", "image_depth", "fusion_depth"}
+_AT_LEAST_ZERO = {"num_res", "num_phi", "context_dim", "top_k", "coarse_scales", "coarse_top_k"}
+_LISTS_OF_SIZES = {"ch_mult", "patch_nums"}
+_POSITIVE = {"mlp_ratio", "norm_eps", "rope_base", "temperature", "coarse_temperature"}
+_SHARES = {"phi_ratio", "top_p", "dropout"}
+
+
+def check_config_sizes(config: dict, source: str, prefix: str = "") -> None:
+    """Refuse, in one line naming the field, a size/width/depth/count below 1 (or 0 where 0 means none), a rate
+    that must be positive, a share outside [0, 1]; nested sections are checked under their dotted names."""
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            check_config_sizes(value, source, f"{name}.")
+            continue
+        whole = isinstance(value, int) and not isinstance(value, bool)
+        number = whole or isinstance(value, float)
+        if key in _AT_LEAST_ONE and not (whole and value >= 1):
+            raise ArscaleError(f"{source}: {name} must be a whole number >= 1, got {value!r}")
+        if key in _AT_LEAST_ZERO and not (whole and value >= 0):
+            raise ArscaleError(f"{source}: {name} must be a whole number >= 0, got {value!r}")
+        if key in _LISTS_OF_SIZES and not (isinstance(value, list) and value and all(
+                isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value)):
+            raise ArscaleError(f"{source}: {name} must be a non-empty list of whole numbers >= 1, got {value!r}")
+        if key in _POSITIVE and not (number and math.isfinite(value) and value > 0):
+            raise ArscaleError(f"{source}: {name} must be a positive number, got {value!r}")
+        if key in _SHARES and not (number and 0 <= value <= 1):
+            raise ArscaleError(f"{source}: {name} must be in [0, 1], got {value!r}")
 
 
 def resolve_output(args: argparse.Namespace) -> None:
     """Fill in --out and --state-dir. Trying a trainer must not overwrite the model shipped in the package,
-    so that takes --replace-shipped; any other run needs an --out of its own (its state goes beside it)."""
+    so that takes --replace-shipped; any other run needs an --out of its own (its state goes beside it).
+    Writes nothing: `begin` creates --out."""
     shipped = Path(args.shipped_out).resolve()
     if args.replace_shipped:
         if args.out is not None and Path(args.out).resolve() != shipped:
@@ -115,7 +170,8 @@ def resolve_output(args: argparse.Namespace) -> None:
     if Path(args.out).resolve().is_relative_to(package_weights):
         raise ArscaleError(f"--out {args.out} lies among the models shipped in the package ({package_weights}); "
                            "choose a folder of your own")
-    output_folder(args.out)  # before training: a bad --out fails at once, not at the first checkpoint
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        raise ArscaleError(f"--out {args.out} exists and is not a folder")
     if args.state_dir is None:
         # one subfolder per trainer, as in the repository's train_state/: a tokenizer and its transformer may share
         # --out. A state written before 2026-12-06 lies in train_state/ itself: resume that one rather than restart.
@@ -123,38 +179,138 @@ def resolve_output(args: argparse.Namespace) -> None:
         args.state_dir = str(legacy if (legacy / "state.json").is_file() else legacy / Path(args.shipped_state_dir).name)
 
 
+def option_name(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def check_share(value: float | None, option: str) -> None:
+    """A probability or share: in [0, 1] (None: not given)."""
+    if value is not None and not 0 <= value <= 1:
+        raise ArscaleError(f"{option_name(option)} must be in [0, 1], got {value}")
+
+
+def check_count(value: int | None, option: str, least: int = 0, meaning: str = "") -> None:
+    """A count or interval: at least `least` (None: not given); `meaning` says what the smallest value does."""
+    if value is not None and value < least:
+        raise ArscaleError(f"{option_name(option)} must be at least {least}{meaning}, got {value}")
+
+
+def check_rate(value: float | None, option: str) -> None:
+    """A learning rate or weight: finite and >= 0 (None: not given)."""
+    if value is not None and not (math.isfinite(value) and value >= 0):
+        raise ArscaleError(f"{option_name(option)} must be a finite number >= 0, got {value}")
+
+
 def check_training_args(args: argparse.Namespace) -> None:
     """The numbers every trainer takes, checked before anything is written."""
     for option in ("batch_size", "threads"):
-        if getattr(args, option) < 1:
-            raise ArscaleError(f"--{option.replace('_', '-')} must be at least 1, got {getattr(args, option)}")
+        check_count(getattr(args, option), option, 1)
     starts_from = getattr(args, "init_from", None) or getattr(args, "init", None)
     if args.steps < 0 or (args.steps == 0 and not starts_from):  # 0 steps: export what --init-from gave
         raise ArscaleError(f"--steps must be at least 1 (0 only to export --init-from's weights), got {args.steps}")
-    if not args.lr >= 0:  # 0 is allowed: the weights pass through unchanged
-        raise ArscaleError(f"--lr must be >= 0, got {args.lr}")
-    if not args.checkpoint_minutes > 0:
+    if not (math.isfinite(args.lr) and args.lr >= 0):  # 0 is allowed: the weights pass through unchanged
+        raise ArscaleError(f"--lr must be >= 0 and finite, got {args.lr}")
+    if not (math.isfinite(args.checkpoint_minutes) and args.checkpoint_minutes > 0):
         raise ArscaleError(f"--checkpoint-minutes must be positive, got {args.checkpoint_minutes}")
-    if args.time_limit < 0:
+    if not (math.isfinite(args.time_limit) and args.time_limit >= 0):
         raise ArscaleError(f"--time-limit must be >= 0 minutes (0: none), got {args.time_limit}")
+    if not 0 <= args.seed < 2**32:  # numpy refuses a negative seed, torch one past 64 bits (seeds are mixed)
+        raise ArscaleError(f"--seed must be in [0, 2**32), got {args.seed}")
+    check_count(getattr(args, "data_workers", None), "data_workers", 0, " (0: in the trainer)")
 
 
-def begin(args: argparse.Namespace) -> tuple[torch.device, TrainState, bool]:
-    """The start of every trainer: torch threads, the device, the state directory, whether to resume it."""
+def refuse_another_model(args: argparse.Namespace) -> None:
+    """A trainer writes its weights and config into --out: a folder holding another kind of model (or its
+    training state) is refused before anything is written, instead of being overwritten or left holding two
+    models. Its own kind resumes or goes on training; a transformer shares the folder with its tokenizer.
+    A --state-dir must hold this trainer's kind of state."""
+    own = getattr(args, "trains", None)
+    if own is None or args.out is None or args.replace_shipped:
+        return
+    state = Path(args.state_dir) if args.state_dir else None
+    if state is not None and (state / "state.json").is_file() and holds(state) not in (own, NOTHING_KNOWN):
+        raise ArscaleError(f"--state-dir {state} holds the training state of {holds(state)}, not of {own}: "
+                           "choose another --state-dir")
+    out = Path(args.out)
+    if not out.is_dir():
+        return
+    share = PARTNERS.get(own)
+    places = [out, *sorted(p.parent for p in out.glob("train_state/*/state.json")),
+              *([out / "train_state"] if (out / "train_state" / "state.json").is_file() else [])]
+    for place in places:
+        kind = holds(place)
+        if kind in (own, share, NOTHING_KNOWN):
+            continue
+        where = "" if place == out else f" (the training state in {place})"
+        company = ("shares a folder only with the model trained on its codes" if own.endswith("tokenizer")
+                   else "shares a folder only with its tokenizer" if share else "goes in a folder of its own")
+        raise ArscaleError(f"--out {args.out} holds {kind}{where}; {own} {company}: choose another --out")
+    writes = ("tokenizer.safetensors", "tokenizer_config.json") if own.endswith("tokenizer") else \
+        ("model.safetensors", "config.json")
+    clash = [name for name in writes if (out / name).exists()]
+    if clash and holds(out) == NOTHING_KNOWN and not (state is not None and holds(state) == own):
+        raise ArscaleError(f"--out {args.out} holds {' and '.join(clash)} of {NOTHING_KNOWN}, which training {own} "
+                           "there would overwrite: choose another --out")
+
+
+def check_arguments(args: argparse.Namespace) -> None:
+    """Everything about the command line that can be refused before anything is written or loaded: the
+    numbers, where the weights and state go, and an --out that holds another kind of model."""
     check_training_args(args)
-    device = pick_device(args.device)  # before --out is made: a machine without the device leaves nothing behind
     resolve_output(args)
+    refuse_another_model(args)
+    config = getattr(args, "config", None)
+    if config and (args.fresh or not TrainState(args.state_dir).exists):  # a resumed run keeps its own config
+        read_config(config)  # a bad file fails now; the trainer reads it again, into its config class
+
+
+def begin(args: argparse.Namespace, recorded: tuple[str, ...] = ()) -> tuple[torch.device, TrainState, bool]:
+    """The start of every trainer: torch threads, the device, the state directory, whether to resume it.
+
+    The state records --batch-size, --lr, --seed and the trainer's `recorded` options; a resume notes the ones
+    this command changes (a note: a new learning rate for the rest of a run is legitimate), and a state that is
+    already at --steps notes that there is nothing to train."""
+    check_arguments(args)
+    device = pick_device(args.device)  # before --out is made: a machine without the device leaves nothing behind
+    output_folder(args.out)  # before training: a bad --out fails at once, not at the first checkpoint
     torch.set_num_threads(max(1, args.threads))
-    state = TrainState(args.state_dir)
+    names = ("batch_size", "lr", "seed", *recorded)
+    state = TrainState(args.state_dir, hyperparameters={name: getattr(args, name) for name in names})
     if state.exists and args.fresh:
         print(f"--fresh: starting over; the state in {state.dir} (step {state.info().get('step')}) will be replaced")
-    elif state.exists and getattr(args, "config", None):
-        print(f"note: --config {args.config} is ignored: the run in {state.dir} resumes with its own config "
-              "(--fresh starts over with yours)")
+    elif state.exists:
+        if getattr(args, "config", None):
+            print(f"note: --config {args.config} is ignored: the run in {state.dir} resumes with its own config "
+                  "(--fresh starts over with yours)")
+        info = state.info()
+        before = info.get("hyperparameters") or {}
+        if info.get("step", 0) >= args.steps:
+            print(f"note: the state in {state.dir} is already at step {info.get('step')} (--steps {args.steps}): "
+                  f"nothing to train; its weights are exported again to {args.out}")
+            state.hyperparameters = dict(before)  # it trains nothing with this command's settings
+        else:
+            changed = [f"{option_name(k)} {_shown(v)} (was {_shown(before[k])})"
+                       for k, v in state.hyperparameters.items() if k in before and before[k] != v]
+            if changed:
+                print(f"note: resuming {state.dir} with settings it was not trained with: {', '.join(changed)}")
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True  # training only; inference and parity tests stay fp32
         torch.backends.cudnn.allow_tf32 = True
     return device, state, state.exists and not args.fresh
+
+
+def _shown(value: Any) -> str:
+    return "none" if value is None else str(value)
+
+
+def stop_if_diverged(loss: float, step: int, args: argparse.Namespace, rate: str = "lr") -> None:
+    """A loss that is no longer finite stops the run before anything from it is saved (its weights are NaN or
+    about to be): the last checkpoint stays as it was. `rate`: the learning-rate option that drove this loss."""
+    if not math.isfinite(loss):
+        raise ArscaleError(f"the training loss became {loss} at step {step}: stopped without saving (the state in "
+                           f"{args.state_dir}, if any, keeps its last checkpoint); {option_name(rate)} "
+                           f"{getattr(args, rate):g} is probably too high: resume with a lower one, or start over "
+                           "with --fresh")
 
 
 @dataclass
@@ -179,10 +335,12 @@ def restore(state: TrainState, model: torch.nn.Module, optimizer: torch.optim.Op
 
 
 class TrainState:
-    """A resumable training state directory (weights, optimizer, step, config)."""
+    """A resumable training state directory (weights, optimizer, step, config, and the hyperparameters the
+    run was started or last resumed with)."""
 
-    def __init__(self, directory: str | os.PathLike):
+    def __init__(self, directory: str | os.PathLike, hyperparameters: dict[str, Any] | None = None):
         self.dir = Path(directory)
+        self.hyperparameters = hyperparameters
 
     @property
     def exists(self) -> bool:
@@ -190,12 +348,14 @@ class TrainState:
 
     def save(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None, *, step: int,
              config: dict[str, Any], elapsed: float, metrics: dict[str, Any] | None = None) -> None:
+        refuse_non_finite(model, step)
         self.dir.mkdir(parents=True, exist_ok=True)
         save_file(_contiguous(model.state_dict()), str(self.dir / "model.safetensors.tmp"))
         os.replace(self.dir / "model.safetensors.tmp", self.dir / "model.safetensors")
         if optimizer is not None:
             save_optimizer(optimizer, self.dir / "optimizer.safetensors")
         info = {"step": step, "config": config, "elapsed_seconds": elapsed, "metrics": metrics or {},
+                **({"hyperparameters": self.hyperparameters} if self.hyperparameters is not None else {}),
                 "saved_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 "device": str(next(model.parameters()).device)}
         (self.dir / "state.json.tmp").write_text(json.dumps(info, indent=2))
@@ -212,6 +372,15 @@ class TrainState:
         load_strict(model, load_file(str(self.dir / "model.safetensors"), device=str(device)), str(self.dir))
         restored = load_optimizer(optimizer, self.dir, device) if optimizer is not None else False
         return dict(self.info(), optimizer_restored=restored)
+
+
+def refuse_non_finite(model: torch.nn.Module, step: int) -> None:
+    """Weights that are NaN or infinite (a learning rate far too high) are not saved over a good checkpoint."""
+    bad = next((name for name, p in model.named_parameters() if not bool(torch.isfinite(p).all())), None)
+    if bad is not None:
+        raise ArscaleError(f"the weights are no longer finite at step {step} ({bad}): not saving them (the last "
+                           "checkpoint stays); the learning rate is probably too high: resume with a lower --lr, "
+                           "or start over with --fresh")
 
 
 def save_optimizer(optimizer: torch.optim.Optimizer, path: str | os.PathLike) -> None:
@@ -302,8 +471,12 @@ def refuse_new_codes_under_a_model(args: argparse.Namespace, resume: bool) -> No
     if resume or getattr(args, "decoder_only", None) or args.replace_shipped:
         return
     if (Path(args.out) / "model.safetensors").is_file():
-        raise ArscaleError(f"--out {args.out} holds {holds(args.out)} trained on its tokenizer's codes; new codes would "
-                           "invalidate it: fine-tune the decoder only (--decoder-only), or choose another --out")
+        kind, own = holds(args.out), getattr(args, "trains", None)
+        if kind == PARTNERS.get(own) or (own is None and kind in (VAR_MODEL, AR_MODEL)):
+            raise ArscaleError(f"--out {args.out} holds {kind} trained on its tokenizer's codes; new codes would "
+                               "invalidate it: fine-tune the decoder only (--decoder-only), or choose another --out")
+        raise ArscaleError(f"--out {args.out} holds {kind}, not the model trained on this tokenizer's codes: "
+                           "choose another --out")
 
 
 def complete_with_tokenizer(out: str | os.PathLike, tokenizer: str | os.PathLike) -> None:
@@ -320,13 +493,18 @@ def _contiguous(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 def progress(total: int, initial: int = 0, desc: str = "train") -> tqdm:
-    return tqdm(total=total, initial=initial, desc=desc, dynamic_ncols=True, mininterval=5.0)
+    bar = tqdm(total=total, initial=initial, desc=desc, dynamic_ncols=True, mininterval=5.0)
+    _LIVE_BARS.add(bar)
+    return bar
 
 
 def release_interrupts() -> None:
-    """Close every timer still holding Ctrl-C: a trainer that ended by an exception never reached its close."""
+    """Close every timer still holding Ctrl-C: a trainer that ended by an exception never reached its close.
+    Its progress bars are closed too, so that the error comes on a line of its own."""
     for timer in list(_LIVE_TIMERS):
         timer.close()
+    for bar in list(_LIVE_BARS):
+        bar.close()
 
 
 class Timer:

@@ -33,6 +33,12 @@ def add_cooldown_arg(parser: argparse.ArgumentParser) -> None:
                              "state, resume it with --steps STEP+STEPS --cooldown STEPS); default 0 = none")
 
 
+def check_cooldown_arg(args: argparse.Namespace) -> None:
+    """--cooldown against --steps before anything is written (`cooled` checks it again as the run goes)."""
+    if not 0 <= args.cooldown <= args.steps:
+        raise ArscaleError(f"--cooldown must be between 0 and --steps ({args.steps}), got {args.cooldown}")
+
+
 FIT_PROBE_STEPS = 50
 
 

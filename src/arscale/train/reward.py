@@ -31,14 +31,19 @@ from torch.nn import functional as F
 from arscale.errors import ArscaleError
 from arscale.scorers.shapeworld import WEIGHTS_DIR, RewardConfig, RewardModel
 from arscale.train.common import (
+    REWARD,
     Resumed,
     Timer,
     add_training_args,
     begin,
+    check_arguments,
+    check_count,
+    check_share,
     export_weights,
     load_strict,
     progress,
     restore,
+    stop_if_diverged,
 )
 from arscale.train.lr_schedule import cosine_lr, rewarm, set_lr
 from arscale.train.scene_stream import shapeworld_api
@@ -269,8 +274,26 @@ def calibrate(model: RewardModel, rng: np.random.Generator, device: torch.device
     return float(v.mean()), float(v.std().clamp_min(1e-3))
 
 
+def check_args(args: argparse.Namespace) -> None:
+    """This trainer's own options, before anything is loaded or written (with `check_arguments`)."""
+    check_arguments(args)
+    for option in ("partial_share", "partial_first_scale"):
+        if getattr(args, option) is not None and not args.partial_tokenizer:
+            raise ArscaleError(f"--{option.replace('_', '-')} has no effect without --partial-tokenizer DIR (the "
+                               "tokenizer whose partial decodes are mixed in)")
+    check_share(args.partial_share, "partial_share")
+    check_count(args.partial_first_scale, "partial_first_scale", 0)  # its top: the tokenizer's scales
+    args.partial_share = 0.5 if args.partial_share is None else args.partial_share
+    args.partial_first_scale = 2 if args.partial_first_scale is None else args.partial_first_scale
+
+
+# What state.json records of a run (besides batch size, lr and seed); a resume notes the ones it changes.
+RECORDED = ("partial_tokenizer", "partial_share", "partial_first_scale")
+
+
 def train(args: argparse.Namespace) -> int:
-    device, state, resume = begin(args)
+    check_args(args)
+    device, state, resume = begin(args, RECORDED)
     torch.manual_seed(args.seed)
     config = RewardConfig()
     model = RewardModel(config).to(device)
@@ -299,6 +322,7 @@ def train(args: argparse.Namespace) -> int:
         batch.images = augment(batch.images, generator, partial)  # on the CPU, like the scene renderer
         set_lr(optimizer, rewarm(float(cosine_lr(step, args.steps, args.lr, warmup=100)), step, run.rewarm_from))  # float: numpy scalars break weights_only resume
         loss, metrics = batch_loss(model, batch, device)
+        stop_if_diverged(metrics["bce"] + metrics["ce"], step + 1, args)  # the loss, already on the CPU
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -315,10 +339,16 @@ def train(args: argparse.Namespace) -> int:
     bar.close()
     state.save(model, optimizer, step=step, config=asdict(config), elapsed=timer.elapsed, metrics=metrics)
     shift, scale = calibrate(model, np.random.default_rng([args.seed, 10**9]), device, partial=partial)
+    if not (np.isfinite(shift) and np.isfinite(scale)):  # finite weights, but so large the logits overflow
+        raise ArscaleError(f"the reward's logits are no longer finite after step {step} (calibration shift {shift}, "
+                           f"scale {scale}): not exporting it; --lr {args.lr:g} is probably too high: start over "
+                           "with a lower one (--fresh)")
     config.shift, config.scale = shift, scale
     model.config = config
     export_weights(model.state_dict(), asdict(config), args.out)
-    print(f"trained {step} steps in {timer.elapsed / 60:.1f} min; calibration shift {shift:.3f} scale {scale:.3f}; "
+    trained = (f"nothing trained (the state is at step {step})" if step == run.step else
+               f"trained {step - run.step} steps" + (f" (to step {step})" if run.step else ""))
+    print(f"{trained}, {timer.elapsed / 60:.1f} min in all; calibration shift {shift:.3f} scale {scale:.3f}; "
           f"weights in {args.out}")
     return 0
 
@@ -327,16 +357,17 @@ def register(sub) -> None:
     parser = sub.add_parser("shapeworld-reward", help="train the ShapeWorld image–text reward (and feature) model",
                             description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_training_args(parser, steps=2000, batch_size=32, lr=1e-3, state_dir="train_state/shapeworld-reward",
-                      out_dir=str(WEIGHTS_DIR), scene_stream=False, used_with="`arscale bench --scorer-weights DIR`")
+                      out_dir=str(WEIGHTS_DIR), scene_stream=False, used_with="`arscale bench --scorer-weights DIR`",
+                      trains=REWARD)
     parser.add_argument("--init", default=None,
                         help="start from the reward weights in this folder (fine-tuning; a fresh optimizer)")
     parser.add_argument("--partial-tokenizer", default=None,
                         help="multi-scale tokenizer folder (e.g. the shipped shapeworld-var): mix in its partial "
                              "decodes of the training scenes")
-    parser.add_argument("--partial-share", type=float, default=0.5,
-                        help="share of images replaced by partial decodes (default %(default)s)")
-    parser.add_argument("--partial-first-scale", type=int, default=2,
-                        help="coarsest kept scale, 0-based (default %(default)s)")
+    parser.add_argument("--partial-share", type=float, default=None,
+                        help="with --partial-tokenizer: share of images replaced by partial decodes (default 0.5)")
+    parser.add_argument("--partial-first-scale", type=int, default=None,
+                        help="with --partial-tokenizer: coarsest kept scale, 0-based (default 2)")
     parser.set_defaults(func=train)
 
 

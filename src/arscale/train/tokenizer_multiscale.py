@@ -31,7 +31,8 @@ STATE_DIR = "train_state/shapeworld-tokenizer"
 def register(sub) -> None:
     p = sub.add_parser("shapeworld-tokenizer", help="train the multi-scale VQ tokenizer of ShapeWorld-VAR")
     common.add_training_args(p, steps=6000, batch_size=32, lr=1e-3, state_dir=STATE_DIR, out_dir=str(WEIGHTS_DIR),
-                             used_with="`arscale train shapeworld-var --out DIR`, which finds it there")
+                             used_with="`arscale train shapeworld-var --out DIR`, which finds it there",
+                             trains=common.VAR_TOKENIZER)
     p.add_argument("--config", default=None, help="JSON file with MultiScaleTokenizerConfig fields (new runs)")
     p.add_argument("--eval-every", type=int, default=500, help="evaluate reconstructions every N steps (0 = only at the end)")
     p.add_argument("--boundary-weight", type=float, default=4.0,
@@ -42,11 +43,12 @@ def register(sub) -> None:
     p.add_argument("--generator", default=None, metavar="DIR",
                    help="with --decoder-only: a ShapeWorld-VAR weights folder trained on these codes; some rows then "
                         "decode latents it sampled from the image's coarse codes (default: clean codes only)")
-    p.add_argument("--generated-fraction", type=float, default=0.75,
-                   help="share of rows decoded from generator-sampled latents (default %(default)s)")
+    p.add_argument("--generated-fraction", type=float, default=None,
+                   help="with --generator: share of rows decoded from generator-sampled latents (default 0.75)")
     p.add_argument("--earliest-sampled-scale", type=int, default=None, metavar="SI",
-                   help="a generated row samples from a scale drawn uniformly in [SI, last] (0-based; default: the "
-                        "last scale only — sampling coarser scales too made the decoder repaint colours)")
+                   help="with --generator: a generated row samples from a scale drawn uniformly in [SI, last] "
+                        "(0-based; default: the last scale only — sampling coarser scales too made the decoder "
+                        "repaint colours)")
     p.set_defaults(func=main)
 
 
@@ -86,11 +88,30 @@ def reconstruction_accuracy(model: MultiScaleTokenizer, per_tag: int = 10, seed:
     return scores
 
 
-def main(args: argparse.Namespace) -> int:
+# What state.json records of a run (besides batch size, lr and seed); a resume notes the ones it changes. (The
+# --generator options belong to a phase of their own, which a resume names.)
+RECORDED = ("boundary_weight",)
+
+
+def check_args(args: argparse.Namespace) -> None:
+    """This trainer's own options, before anything is loaded or written (with `common.check_arguments`)."""
+    common.check_arguments(args)
     if args.generator and not args.decoder_only:
         raise ArscaleError("--generator fine-tunes the decoder on the generator's latents: add --decoder-only "
                            "(training the codes would invalidate the generator)")
-    device, state, resume = common.begin(args)
+    common.check_count(args.eval_every, "eval_every", 0, " (0: only at the end)")
+    common.check_rate(args.boundary_weight, "boundary_weight")
+    for option in ("generated_fraction", "earliest_sampled_scale"):
+        if getattr(args, option) is not None and not args.generator:
+            raise ArscaleError(f"{common.option_name(option)} has no effect without --generator DIR (the generator "
+                               "whose sampled latents the decoder learns from)")
+    if args.generated_fraction is None:  # both are checked against the generator (`draw_start_scales`)
+        args.generated_fraction = 0.75
+
+
+def main(args: argparse.Namespace) -> int:
+    check_args(args)
+    device, state, resume = common.begin(args, RECORDED)
     common.refuse_new_codes_under_a_model(args, resume)
     if resume:
         config = MultiScaleTokenizerConfig.from_dict(state.info()["config"])
@@ -155,6 +176,7 @@ def main(args: argparse.Namespace) -> int:
         loss.backward()
         opt.step()
         step += 1
+        common.stop_if_diverged(loss.item(), step, args)
         if not args.decoder_only:
             usage.mul_(0.99).add_(torch.bincount(torch.cat([i.flatten() for i in indices]), minlength=config.vocab_size))
             if step % 50 == 0:

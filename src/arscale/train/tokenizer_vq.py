@@ -27,7 +27,8 @@ SHIPPED_CH_MULT = (1, 2, 4)
 def register(sub) -> None:
     p = sub.add_parser("shapeworld-ar-tokenizer", help="train the single-scale VQ tokenizer of ShapeWorld-AR")
     common.add_training_args(p, steps=8000, batch_size=32, lr=1e-3, state_dir=STATE_DIR, out_dir=str(WEIGHTS_DIR),
-                             used_with="`arscale train shapeworld-ar --out DIR`, which finds it there")
+                             used_with="`arscale train shapeworld-ar --out DIR`, which finds it there",
+                             trains=common.AR_TOKENIZER)
     p.add_argument("--config", default=None, help="JSON file with VQConfig fields (new runs only)")
     p.add_argument("--eval-every", type=int, default=500, help="evaluate reconstructions every N steps (0 = only at the end)")
     p.add_argument("--decoder-only", default=None, metavar="DIR",
@@ -86,6 +87,12 @@ def reseed_dead_codes(model: VQTokenizer, usage: torch.Tensor, latents: torch.Te
     return len(dead)
 
 
+def check_args(args: argparse.Namespace) -> None:
+    """This trainer's own options, before anything is loaded or written (with `common.check_arguments`)."""
+    common.check_arguments(args)
+    common.check_count(args.eval_every, "eval_every", 0, " (0: only at the end)")
+
+
 def decoder_only(args: argparse.Namespace) -> int:
     from arscale.train.ar import decoder_step, half, load_tokenizer
 
@@ -105,6 +112,7 @@ def decoder_only(args: argparse.Namespace) -> int:
         lr_schedule.set_lr(opt, lr_schedule.rewarm(lr_schedule.cosine_lr(step, args.steps, args.lr, 0), step, run.rewarm_from))
         loss = decoder_step(model, opt, stream.sample(args.batch_size).images.to(device))
         step += 1
+        common.stop_if_diverged(loss, step, args)
         bar.update(1)
         if step % 20 == 0:
             bar.set_postfix(loss=f"{loss:.4f}")
@@ -127,6 +135,7 @@ def decoder_only(args: argparse.Namespace) -> int:
 
 
 def main(args: argparse.Namespace) -> int:
+    check_args(args)
     if args.decoder_only:
         return decoder_only(args)
     device, state, resume = common.begin(args)
@@ -161,6 +170,7 @@ def main(args: argparse.Namespace) -> int:
         loss.backward()
         opt.step()
         step += 1
+        common.stop_if_diverged(loss.item(), step, args)
         usage.mul_(0.98).add_(torch.bincount(codes.flatten(), minlength=config.codebook_size).float())
         if step % 50 == 0 and step < 0.8 * args.steps:
             with torch.no_grad():

@@ -46,7 +46,8 @@ SCALE_WEIGHTINGS = ("tokens", "side", "scales")
 
 def register(sub) -> None:
     p = sub.add_parser("shapeworld-var", help="train the ShapeWorld-VAR transformer (needs the tokenizer)")
-    common.add_training_args(p, steps=20000, batch_size=64, lr=1e-3, state_dir=STATE_DIR, out_dir=str(WEIGHTS_DIR))
+    common.add_training_args(p, steps=20000, batch_size=64, lr=1e-3, state_dir=STATE_DIR, out_dir=str(WEIGHTS_DIR),
+                             trains=common.VAR_MODEL)
     lr_schedule.add_cooldown_arg(p)
     lr_schedule.add_fit_arg(p)
     p.add_argument("--tokenizer", default=None,
@@ -63,18 +64,40 @@ def register(sub) -> None:
                    help="corrupt each scale's prefix tokens with probability U[0, STRENGTH] and re-quantise the "
                         "later targets, so the model learns to repair its own sampling errors (Infinity's "
                         "bitwise self-correction, which trains with 0.3; default 0 = plain teacher forcing)")
-    p.add_argument("--self-correction-neighbours", type=int, default=8, metavar="K",
-                   help="a corrupted token takes one of the K codes nearest its residual (0 = any code)")
+    p.add_argument("--self-correction-neighbours", type=int, default=None, metavar="K",
+                   help="with --self-correction: a corrupted token takes one of the K codes nearest its residual "
+                        "(0 = any code; default 8)")
     p.add_argument("--sampled-prefix", type=float, default=0.0, metavar="SHARE",
                    help="in this share of the rows, one scale of the prefix is sampled by the model itself (its "
                         "guidance and sampler) and the later targets re-quantised: the errors of tokens drawn "
                         "independently within a scale, which near-code corruption does not make (default 0)")
-    p.add_argument("--sampled-prefix-from", type=int, default=2, metavar="SI",
-                   help="the sampled scale is uniform in [SI, last − 1] (0-based; default %(default)s)")
+    p.add_argument("--sampled-prefix-from", type=int, default=None, metavar="SI",
+                   help="with --sampled-prefix: the sampled scale is uniform in [SI, last − 1] (0-based; default 2)")
     p.add_argument("--scale-weighting", choices=SCALE_WEIGHTINGS, default="tokens",
                    help="how the cross-entropy weighs the scales: tokens = every token alike (VAR; default), "
                         "side = each scale in proportion to its side length, scales = every scale alike")
     p.set_defaults(func=main)
+
+
+# What state.json records of a run (besides batch size, lr and seed); a resume notes the ones it changes.
+RECORDED = ("cooldown", "null_prob", "self_correction", "self_correction_neighbours", "sampled_prefix",
+            "sampled_prefix_from", "scale_weighting")
+
+
+def check_args(args: argparse.Namespace) -> None:
+    """This trainer's own options, before anything is loaded or written (with `common.check_arguments`)."""
+    common.check_arguments(args)
+    lr_schedule.check_fit_arg(args)
+    lr_schedule.check_cooldown_arg(args)
+    common.check_share(args.null_prob, "null_prob")
+    common.check_count(args.eval_every, "eval_every", 0, " (0: only at the end)")
+    for option, partner, default in (("self_correction_neighbours", "self_correction", 8),
+                                     ("sampled_prefix_from", "sampled_prefix", 2)):
+        if getattr(args, option) is None:
+            setattr(args, option, default)
+        elif not getattr(args, partner) > 0:
+            print(f"note: {common.option_name(option)} has no effect without {common.option_name(partner)} above 0")
+    check_strength(args.self_correction, args.self_correction_neighbours)
 
 
 def load_tokenizer_config(directory: str | Path) -> dict:
@@ -86,6 +109,16 @@ def load_tokenizer_config(directory: str | Path) -> dict:
         raise ArscaleError(f"--tokenizer {directory} holds {shapeworld_folder_holds(directory)}, not a ShapeWorld-VAR "
                            "tokenizer (`arscale train shapeworld-tokenizer` makes one)")
     return config
+
+
+def config_overrides(path: str) -> dict:
+    """--config: sections of DEFAULT_CONFIG (each a JSON object of fields), sizes checked."""
+    overrides = common.read_config(path)
+    bad = next((k for k, v in overrides.items() if not isinstance(v, dict)), None)
+    if bad is not None:
+        raise ArscaleError(f"--config {path}: {bad} must be a section (a JSON object of its fields), "
+                           f"got {overrides[bad]!r}")
+    return overrides
 
 
 def merged(base: dict, overrides: dict | None) -> dict:
@@ -104,15 +137,23 @@ def full_config(tokenizer_config: dict, overrides: dict | None) -> dict:
     return config
 
 
+def initial_files(directory: str) -> tuple[Path, Path]:
+    """The weights and config file of --init-from: a weights folder (config.json) or training state (state.json)."""
+    folder = Path(directory)
+    weights = folder / "model.safetensors"
+    config_file = next((f for f in (folder / "config.json", folder / "state.json") if f.exists()), None)
+    if not weights.exists() or config_file is None:
+        raise ArscaleError(f"--init-from {directory}: expected model.safetensors and config.json (or state.json)"
+                           + ("" if folder.is_dir() else ", but there is no such folder"))
+    return weights, config_file
+
+
 def initial_weights(directory: str | None) -> tuple[dict[str, torch.Tensor], dict] | None:
     """(fp32 state dict, config) of a weights folder (config.json) or training state (state.json)."""
     if directory is None:
         return None
     folder = Path(directory)
-    weights = folder / "model.safetensors"
-    config_file = next((f for f in (folder / "config.json", folder / "state.json") if f.exists()), None)
-    if not weights.exists() or config_file is None:
-        raise ArscaleError(f"--init-from {directory}: expected model.safetensors and config.json (or state.json)")
+    weights, config_file = initial_files(directory)
     config = json.loads(config_file.read_text())
     config = config.get("config", config)
     if "transformer" not in config or "text_encoder" not in config:
@@ -169,12 +210,16 @@ def sample_accuracy(gen: ScaleGenerator, per_tag: int = 8, seed: int = 777, cfg:
 
 
 def main(args: argparse.Namespace) -> int:
-    lr_schedule.check_fit_arg(args)
-    check_strength(args.self_correction, args.self_correction_neighbours)
+    check_args(args)
+    if args.fresh or not common.TrainState(args.state_dir).exists:  # a new run: before the tokenizer is looked for
+        if args.init_from:
+            initial_files(args.init_from)
+        if args.config:
+            config_overrides(args.config)
     args.tokenizer = common.tokenizer_folder(args, WEIGHTS_DIR)
     tok_cfg = load_tokenizer_config(args.tokenizer)
     check_sampled_prefix(args.sampled_prefix, args.sampled_prefix_from, len(tok_cfg["patch_nums"]))
-    device, state, resume = common.begin(args)
+    device, state, resume = common.begin(args, RECORDED)
     init = None if resume else initial_weights(args.init_from)
     if resume and args.init_from:
         print(f"--init-from {args.init_from} is ignored: {args.state_dir} already holds a run, which resumes "
@@ -182,7 +227,7 @@ def main(args: argparse.Namespace) -> int:
     if resume:
         config = state.info()["config"]
     else:
-        overrides = common.read_config(args.config) if args.config else None
+        overrides = config_overrides(args.config) if args.config else None
         config = full_config(tok_cfg, merged(init[1], overrides) if init else overrides)
     torch.manual_seed(args.seed)
     try:
@@ -244,7 +289,9 @@ def main(args: argparse.Namespace) -> int:
         torch.nn.utils.clip_grad_norm_(model.parameters(), 2.0)
         opt.step()
         step += 1
-        ema_loss = loss.item() if ema_loss is None else 0.98 * ema_loss + 0.02 * loss.item()
+        value = loss.item()
+        common.stop_if_diverged(value, step, args)
+        ema_loss = value if ema_loss is None else 0.98 * ema_loss + 0.02 * value
         bar.update(1)
         if message := fitter.after_step(step):
             bar.total = args.steps
