@@ -194,3 +194,18 @@ def test_misdirected_paths_say_what_they_are(tmp_path, capsys):
     (run / "summary.json").write_text("{}")
     assert main(["eval", "shapeworld", str(tmp_path / "bench")]) == 2
     _one_line(capsys, "this is a bench folder, whose runs each hold one, e.g. ", str(run))
+
+
+def test_eval_says_when_images_are_not_shapeworld_sized(tmp_path, capsys):
+    from PIL import Image
+
+    suite = tmp_path / "s.jsonl"
+    assert main(["shapeworld", "suite", "--per-tag", "1", "--seed", "4", "--out", str(suite)]) == 0
+    assert main(["shapeworld", "render", "--prompts", str(suite), "--out", str(tmp_path / "r"), "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(["eval", "shapeworld", str(tmp_path / "r")]) == 0
+    assert "note:" not in capsys.readouterr().err
+    sample = tmp_path / "r" / "00002" / "samples" / "00000.png"
+    Image.open(sample).resize((50, 50)).save(sample)
+    assert main(["eval", "shapeworld", str(tmp_path / "r")]) == 0
+    assert f"note: 1 of 24 images are not 64x64 (e.g. {sample}, 50x50)" in capsys.readouterr().err  # 4 renders each

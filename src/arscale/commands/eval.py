@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from arscale.errors import ArscaleError
@@ -46,11 +47,15 @@ def evaluate_folder(root, progress: bool = True) -> list[dict]:
     total = sum(len(f.samples) for f in folders)
     if total == 0:
         raise ArscaleError(f"no samples found under {root} (expected {root}/<index>/samples/<n>.png)")
-    rows = []
+    from arscale.shapeworld.grammar import IMAGE_SIZE
+
+    rows, other_sizes = [], []
     with tqdm(total=total, desc="eval", unit="img", disable=(not progress) or None) as bar:
         for f in folders:
             for path in f.samples:
                 image = read_image(path)
+                if image.shape[:2] != (IMAGE_SIZE, IMAGE_SIZE):
+                    other_sizes.append((path, image.shape[1], image.shape[0]))
                 try:
                     verdict = evaluate(image, f.metadata)
                 except ArscaleError as exc:
@@ -63,6 +68,10 @@ def evaluate_folder(root, progress: bool = True) -> list[dict]:
                     )
                 )
                 bar.update(1)
+    if other_sizes:  # judged all the same, but a ShapeWorld model draws 64 x 64: say what was not
+        path, w, h = other_sizes[0]
+        print(f"note: {len(other_sizes)} of {total} images are not {IMAGE_SIZE}x{IMAGE_SIZE} (e.g. {path}, {w}x{h}); "
+              "the evaluator judged them at their own size", file=sys.stderr)
     return rows
 
 
