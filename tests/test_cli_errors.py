@@ -209,3 +209,16 @@ def test_eval_says_when_images_are_not_shapeworld_sized(tmp_path, capsys):
     Image.open(sample).resize((50, 50)).save(sample)
     assert main(["eval", "shapeworld", str(tmp_path / "r")]) == 0
     assert f"note: 1 of 24 images are not 64x64 (e.g. {sample}, 50x50)" in capsys.readouterr().err  # 4 renders each
+
+
+def test_a_trainer_names_a_damaged_starting_point_in_one_line(tmp_path, capsys):
+    import shutil
+
+    from arscale.scorers.shapeworld import WEIGHTS_DIR
+
+    folder = tmp_path / "reward"
+    shutil.copytree(WEIGHTS_DIR, folder)
+    (folder / "model.safetensors").write_bytes((folder / "model.safetensors").read_bytes()[:500])
+    assert main(["train", "shapeworld-reward", "--init", str(folder), "--steps", "1", "--batch-size", "2",
+                 "--threads", "1", "--out", str(tmp_path / "out")]) == 2
+    _one_line(capsys, "model.safetensors is not a readable safetensors file")

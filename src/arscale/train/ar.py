@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from arscale.errors import ArscaleError
-from arscale.generators.loading import shapeworld_folder
+from arscale.generators.loading import read_json, read_safetensors, shapeworld_folder
 from arscale.generators.next_token.generator import left_pad
 from arscale.generators.next_token.shapeworld import WEIGHTS_DIR, ShapeWorldAR, ShapeWorldARConfig
 from arscale.generators.next_token.tokenizer import VQConfig, VQTokenizer
@@ -79,15 +79,13 @@ def check_args(args: argparse.Namespace) -> None:
 
 
 def load_tokenizer(folder: Path, device: torch.device) -> VQTokenizer:
-    from safetensors.torch import load_file
-
     cfg_path, w_path = folder / "tokenizer_config.json", folder / "tokenizer.safetensors"
     if not (cfg_path.exists() and w_path.exists()):
         raise ArscaleError(f"no trained tokenizer in {folder}; run `arscale train shapeworld-ar-tokenizer` first")
     with shapeworld_folder(folder, "a ShapeWorld-AR tokenizer"):
-        info = json.loads(cfg_path.read_text())
+        info = read_json(cfg_path)
         tok = VQTokenizer(VQConfig(**info.get("tokenizer", info)))
-    common.load_strict(tok, load_file(str(w_path)), str(w_path))
+    common.load_strict(tok, read_safetensors(w_path), str(w_path))
     return tok.to(device).eval()
 
 

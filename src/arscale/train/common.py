@@ -41,12 +41,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from tqdm import tqdm
 
 from arscale.devices import pick_device
 from arscale.errors import ArscaleError
 from arscale.folders import output_folder
+from arscale.generators.loading import read_json, read_safetensors
 from arscale.generators.loading import shapeworld_folder_holds as holds
 
 _LIVE_TIMERS: weakref.WeakSet = weakref.WeakSet()  # see `release_interrupts`
@@ -362,14 +363,14 @@ class TrainState:
         os.replace(self.dir / "state.json.tmp", self.dir / "state.json")
 
     def info(self) -> dict[str, Any]:
-        return json.loads((self.dir / "state.json").read_text())
+        return read_json(self.dir / "state.json")
 
     def load(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None = None) -> dict[str, Any]:
         """Load weights (strict) and optimizer state; returns state.json's content."""
         if not self.exists:
             raise ArscaleError(f"no training state in {self.dir}")
         device = next(model.parameters()).device
-        load_strict(model, load_file(str(self.dir / "model.safetensors"), device=str(device)), str(self.dir))
+        load_strict(model, read_safetensors(self.dir / "model.safetensors", device), str(self.dir))
         restored = load_optimizer(optimizer, self.dir, device) if optimizer is not None else False
         return dict(self.info(), optimizer_restored=restored)
 

@@ -25,10 +25,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file
 from torch.nn import functional as F
 
 from arscale.errors import ArscaleError
+from arscale.generators.loading import read_safetensors
 from arscale.scorers.shapeworld import WEIGHTS_DIR, RewardConfig, RewardModel
 from arscale.train.common import (
     REWARD,
@@ -301,7 +301,7 @@ def train(args: argparse.Namespace) -> int:
         init = Path(args.init) / "model.safetensors"
         if not init.exists():
             raise ArscaleError(f"--init {args.init}: no model.safetensors there (a reward weights folder is expected)")
-        load_strict(model, load_file(str(init), device=str(device)), str(init))
+        load_strict(model, read_safetensors(init, device), str(init))
         print(f"starting from the reward weights in {args.init}")
     partial = None
     if args.partial_tokenizer:

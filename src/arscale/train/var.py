@@ -16,10 +16,9 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file
 
 from arscale.errors import ArscaleError
-from arscale.generators.loading import shapeworld_folder_holds
+from arscale.generators.loading import read_json, read_safetensors, shapeworld_folder_holds
 from arscale.generators.next_scale.generator import ScaleGenerator
 from arscale.generators.next_scale.shapeworld import WEIGHTS_DIR, build_shapeworld_var
 from arscale.train import common, lr_schedule, scene_stream
@@ -104,7 +103,7 @@ def load_tokenizer_config(directory: str | Path) -> dict:
     path = Path(directory) / "tokenizer_config.json"
     if not path.exists():
         raise ArscaleError(f"no tokenizer in {directory}; run `arscale train shapeworld-tokenizer` first")
-    config = json.loads(path.read_text())
+    config = read_json(path)
     if "patch_nums" not in config:
         raise ArscaleError(f"--tokenizer {directory} holds {shapeworld_folder_holds(directory)}, not a ShapeWorld-VAR "
                            "tokenizer (`arscale train shapeworld-tokenizer` makes one)")
@@ -154,12 +153,12 @@ def initial_weights(directory: str | None) -> tuple[dict[str, torch.Tensor], dic
         return None
     folder = Path(directory)
     weights, config_file = initial_files(directory)
-    config = json.loads(config_file.read_text())
+    config = read_json(config_file)
     config = config.get("config", config)
     if "transformer" not in config or "text_encoder" not in config:
         raise ArscaleError(f"--init-from {directory} holds {shapeworld_folder_holds(folder)}, not a ShapeWorld-VAR model")
     sections = {k: config[k] for k in ("transformer", "text_encoder", "sampling") if k in config}
-    return {k: v.float() for k, v in load_file(str(weights)).items()}, sections
+    return {k: v.float() for k, v in read_safetensors(weights).items()}, sections
 
 
 def load_initial(model: torch.nn.Module, weights: dict[str, torch.Tensor], init_config: dict, config: dict,
@@ -237,7 +236,7 @@ def main(args: argparse.Namespace) -> int:
             raise
         raise ArscaleError(f"--config {args.config} does not fit this trainer: {exc}") from None
     tok_file = Path(args.tokenizer) / "tokenizer.safetensors"
-    common.load_strict(gen.tokenizer, load_file(str(tok_file), device=str(device)), str(tok_file))
+    common.load_strict(gen.tokenizer, read_safetensors(tok_file, device), str(tok_file))
     gen.tokenizer.requires_grad_(False).eval()
     model = trainable(gen)
     if init:
