@@ -108,3 +108,29 @@ def test_seed_keys_depend_on_prompt_and_candidate_only():
     assert len(set(a.seed_key)) == 4
     c = Trajectories.for_prompts(["x", "y"], 2, seed=2, prompt_offset=10)
     assert not set(c.seed_key) & set(a.seed_key)
+
+
+def test_results_of_later_prompt_chunks_join_with_shifted_indices():
+    import numpy as np
+
+    from arscale.generators.trajectories import SearchTree
+    from arscale.search.result import Candidate, CostRecord, SearchResult
+
+    def chunk(prompts, tokens):
+        tree = SearchTree()
+        roots = tree.add([-1] * len(prompts), list(range(len(prompts))), 0)
+        child = tree.add([roots[0]], [0], 1)
+        tree.end(roots[:1], 1, "select")
+        cands = [[Candidate(p, child[0] if p == 0 else roots[p], np.zeros((2, 2, 3), np.uint8), None, True)]
+                 for p in range(len(prompts))]
+        return SearchResult(list(prompts), cands, tree, CostRecord(generated_tokens=tokens), "raw", {})
+
+    joined = chunk(["a", "b"], 5).extend(chunk(["c"], 7))
+    assert joined.prompts == ["a", "b", "c"] and joined.cost.generated_tokens == 12
+    assert joined.tree.parent == [-1, -1, 0, -1, 3] and joined.tree.prompt == [0, 1, 0, 2, 2]
+    last = joined.candidates[2][0]
+    assert (last.prompt_index, last.node) == (2, 4) and joined.tree.lineage(last.node) == [3, 4]
+    with pytest.raises(ValueError, match="telemetry"):
+        chunk(["a"], 1).extend(SearchResult(["b"], [[]], SearchTree(), CostRecord(), "raw", {}, {"x": 1}))
+    with pytest.raises(ValueError, match="another config"):
+        chunk(["a"], 1).extend(SearchResult(["b"], [[]], SearchTree(), CostRecord(), "best-of-n", {}))

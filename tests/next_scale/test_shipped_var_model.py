@@ -49,6 +49,7 @@ def test_generate_command_end_to_end(tmp_path, capsys):
     (["generate", "a photo of a dog"], "unknown word 'dog'"),
     (["generate", ""], "empty prompt"),
     (["generate", "a photo of a circle", "--n", "0"], "--n must be at least 1"),
+    (["generate", "a photo of a circle", "--batch", "0"], "--batch must be at least 1"),
     (["generate", "a photo of a circle", "--cfg", "-2"], "--cfg must be a finite number ≥ 0, got -2.0"),
 ])
 def test_generate_command_errors_are_one_line(tmp_path, capsys, argv, message):
@@ -68,6 +69,33 @@ def test_generate_notes_prompts_outside_the_grammar_and_records_config_and_tree(
     assert frame.sum() > 0 and len(summary["chosen"]) == 1
     assert cli(["generate", "a photo of two circles", "--n", "1", "--out", str(tmp_path)]) == 0
     assert "outside" not in capsys.readouterr().err
+
+
+def test_raw_images_do_not_depend_on_the_batch(tmp_path):
+    # raw `--n 5 --batch 2` runs three batches (copies 0-1, 2-3, 4) and joins them: the images, the tree and
+    # the cost are those of one batch of five
+    runs = {}
+    for batch in ("2", "5"):
+        out = tmp_path / batch
+        assert cli(["generate", "a photo of a red circle", "--n", "5", "--batch", batch, "--out", str(out)]) == 0
+        images = [np.asarray(Image.open(out / f"shapeworld-var_raw_{i:02d}.png")) for i in range(5)]
+        runs[batch] = images, json.loads((out / "result.json").read_text())
+    (small, joined), (big, whole) = runs["2"], runs["5"]
+    assert all((a == b).all() for a, b in zip(small, big))
+    assert len({a.tobytes() for a in small}) == 5  # five different samples, not one repeated
+    assert joined["search_tree"] == whole["search_tree"] and joined["search_tree"]["prompt"] == [0, 1, 2, 3, 4]
+    assert joined["cost"]["generated_tokens"] == whole["cost"]["generated_tokens"] > 0
+    assert joined["cost"]["transformer_flops"] == pytest.approx(whole["cost"]["transformer_flops"])
+    assert joined["chosen"] == whole["chosen"] == [0, 1, 2, 3, 4]
+
+
+def test_the_grid_of_many_images_stays_a_picture():
+    from arscale.commands.generate import GRID_PIXELS, grid
+
+    tile = np.zeros((64, 64, 3), dtype=np.uint8)
+    assert grid([tile] * 4).shape == (2 + 2 * 258, 2 + 2 * 258, 3)  # few images: ×4
+    many = grid([tile] * 1000)  # 32 columns: ×4 would be 8258 px wide
+    assert many.shape[1] <= GRID_PIXELS and many.shape[1] >= 32 * 64
 
 
 def test_resuming_the_committed_state_keeps_the_shipped_sampler():

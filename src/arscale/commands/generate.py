@@ -34,6 +34,10 @@ def register(sub) -> None:
     p.add_argument("--strategy", default="raw", choices=sorted(STRATEGIES), help="default %(default)s")
     p.add_argument("--n", type=int, default=4, help="images (raw) or candidate budget per prompt (default %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="default %(default)s")
+    p.add_argument("--batch", type=int, default=RAW_BATCH, metavar="B",
+                   help="raw: images generated together, with a progress bar over the batches (default %(default)s; "
+                        "each image's random draws do not depend on it); the other strategies search their n "
+                        "candidates together")
     p.add_argument("--cfg", type=float, default=None, help="guidance scale (default: the model's)")
     p.add_argument("--config", default=None, help="strategy config as a JSON string or a path to a JSON file")
     p.add_argument("--scorer", default=None, help="scorer for strategies that need one (e.g. shapeworld-reward)")
@@ -53,6 +57,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.n <= 0:
         raise ArscaleError(f"--n must be at least 1, got {args.n}")
+    if args.batch <= 0:
+        raise ArscaleError(f"--batch must be at least 1, got {args.batch}")
     check_seed(args.seed)
     if args.cfg is not None and not 0 <= args.cfg < math.inf:
         raise ArscaleError(f"--cfg must be a finite number ≥ 0, got {args.cfg}")
@@ -95,17 +101,17 @@ def _generate(args: argparse.Namespace, out: Path, t0: float) -> int:
 
         scorer = load_scorer(args.scorer, device=args.device)
     if args.strategy == "raw":
-        # raw sampling has no budget to spend: n images are n independent samples (one per prompt copy)
-        result = strategy.run(generator, [args.prompt] * args.n, 1, seed=args.seed, scorer=scorer)
+        result = _raw_in_batches(strategy, generator, args, scorer)
     else:
         result = strategy.run(generator, [args.prompt], args.n, seed=args.seed, scorer=scorer)
     candidates = [c for per_prompt in result.candidates for c in per_prompt]
 
     images = [c.image for c in candidates]
     stem = f"{args.model}_{args.strategy}"
+    digits = max(2, len(str(len(images) - 1)))  # names sort in order
     for i, img in enumerate(images):
-        Image.fromarray(img).save(out / f"{stem}_{i:02d}.png")
-        Image.fromarray(upscale(img, 4)).save(out / f"{stem}_{i:02d}_x4.png")
+        Image.fromarray(img).save(out / f"{stem}_{i:0{digits}d}.png")
+        Image.fromarray(upscale(img, 4)).save(out / f"{stem}_{i:0{digits}d}_x4.png")
     Image.fromarray(grid(images, chosen=[i for i, c in enumerate(candidates) if c.chosen])).save(out / "grid.png")
     written = [out / "grid.png"]
     write_extras = strategy_extras(strategy)
@@ -129,7 +135,7 @@ def _generate(args: argparse.Namespace, out: Path, t0: float) -> int:
         except GrammarError as exc:  # known words still encode (a test of composition), so warn, don't refuse
             print(f"note: outside the ShapeWorld grammar ({exc}); the shipped models never saw such a prompt "
                   "and the ShapeWorld evaluator cannot judge it", file=sys.stderr)
-    ours = {out / "result.json", *written, *(out / f"{stem}_{i:02d}{x}.png" for i in range(len(images))
+    ours = {out / "result.json", *written, *(out / f"{stem}_{i:0{digits}d}{x}.png" for i in range(len(images))
                                              for x in ("", "_x4"))}
     earlier = sorted(f for f in out.iterdir() if f.suffix in (".png", ".json") and f not in ours)
     if earlier:  # an earlier run's images beside a result.json that no longer describes them
@@ -140,11 +146,30 @@ def _generate(args: argparse.Namespace, out: Path, t0: float) -> int:
     return 0
 
 
+RAW_BATCH = 32
+
+
+def _raw_in_batches(strategy, generator, args: argparse.Namespace, scorer):
+    """Raw sampling has no budget to spend: n images are n independent samples, one per prompt copy. Copy i
+    is global prompt i whatever the batch, so the images are those of one big batch."""
+    from tqdm import tqdm
+
+    result = None
+    with tqdm(total=args.n, desc="generate", unit="img", disable=args.n <= args.batch or None) as bar:
+        for start in range(0, args.n, args.batch):
+            copies = [args.prompt] * min(args.batch, args.n - start)
+            part = strategy.run(generator, copies, 1, seed=args.seed, prompt_offset=start, scorer=scorer)
+            result = part if result is None else result.extend(part)
+            bar.update(len(copies))
+    return result
+
+
 def upscale(img: np.ndarray, factor: int) -> np.ndarray:
     return img.repeat(factor, 0).repeat(factor, 1)
 
 
-CHOSEN_FRAME = (0, 170, 0)  # green, around the strategy's pick
+CHOSEN_FRAME = (0, 170, 0)
+GRID_PIXELS = 4096  # green, around the strategy's pick
 
 
 def grid(images: list[np.ndarray], scale: int = 4, pad: int = 2, chosen: Sequence[int] = ()) -> np.ndarray:
@@ -152,9 +177,11 @@ def grid(images: list[np.ndarray], scale: int = 4, pad: int = 2, chosen: Sequenc
     framed in green (in the padding, so no pixel of an image is covered)."""
     if not images:
         raise ArscaleError("no images to put in a grid")
+    cols = math.ceil(math.sqrt(len(images)))
+    # many images: upscale less, so the grid stays a picture (under GRID_PIXELS wide) and not hundreds of MB
+    scale = max(1, min(scale, GRID_PIXELS // (cols * (images[0].shape[1] + pad))))
     tiles = [upscale(im, scale) for im in images]
     h, w = tiles[0].shape[:2]
-    cols = math.ceil(math.sqrt(len(tiles)))
     rows = math.ceil(len(tiles) / cols)
     canvas = np.full((rows * (h + pad) + pad, cols * (w + pad) + pad, 3), 255, dtype=np.uint8)
     for i, t in enumerate(tiles):

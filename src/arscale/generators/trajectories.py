@@ -56,6 +56,17 @@ class SearchTree:
     def __len__(self) -> int:
         return len(self.parent)
 
+    def extend(self, other: SearchTree, *, prompt_shift: int) -> int:
+        """Append `other`, the tree of a later prompt chunk, whose node ids and prompt indices start at 0.
+        Returns the shift its node ids got (their new id is old + shift)."""
+        shift = len(self.parent)
+        self.parent += [p + shift if p >= 0 else -1 for p in other.parent]
+        self.prompt += [q + prompt_shift for q in other.prompt]
+        self.born += other.born
+        self.ended += other.ended
+        self.reason += other.reason
+        return shift
+
     def to_dict(self) -> dict[str, list]:
         return {"parent": self.parent, "prompt": self.prompt, "born": self.born,
                 "ended": self.ended, "reason": self.reason}

@@ -102,3 +102,21 @@ class SearchResult:
     @property
     def images(self) -> list[np.ndarray]:
         return [self.chosen(i).image for i in range(len(self.prompts))]
+
+    def extend(self, later: SearchResult) -> SearchResult:
+        """Append the result of the next chunk of prompts of the same run (its prompt and node indices start
+        at 0); costs add up. Strategy-specific telemetry has no general merge, so only results without any
+        (raw, Best-of-N) are joined here."""
+        if (later.strategy, later.config) != (self.strategy, self.config):
+            raise ValueError(f"cannot join a {later.strategy} result to a {self.strategy} result of another config")
+        if self.telemetry or later.telemetry:
+            raise ValueError(f"{self.strategy} results carry telemetry that has no general merge")
+        shift = self.tree.extend(later.tree, prompt_shift=len(self.prompts))
+        for per_prompt in later.candidates:
+            for c in per_prompt:
+                c.prompt_index += len(self.prompts)
+                c.node += shift
+        self.candidates += later.candidates
+        self.prompts += later.prompts
+        self.cost.add(later.cost)
+        return self

@@ -81,8 +81,7 @@ class ScalingAR:
             if tree is None:
                 tree = chunk_tree
             else:  # a later chunk's node ids and prompt indices are its own: move them past the earlier chunks'
-                shift = len(tree)
-                _merge_trees(tree, chunk_tree, node_shift=shift, prompt_shift=start)
+                shift = tree.extend(chunk_tree, prompt_shift=start)
                 for c in (c for per in cands for c in per):
                     c.node += shift
                 for item in [*(tr for per in tele["prompts"] for tr in per), *tele["events"]]:
@@ -280,16 +279,3 @@ def _cost_per_prompt(gen: Any, per_prompt: list[list[dict[str, Any]]], num_token
     decodes = share(spent["decode_count"], survivors)
     return [{"generated_tokens": float(sum(ls)), "transformer_flops": f, "decode_flops": df, "decode_count": dc}
             for ls, f, df, dc in zip(lengths, flops, decode_flops, decodes)]
-
-
-
-def _merge_trees(a, b, *, node_shift: int, prompt_shift: int):
-    """Append tree `b` (a later prompt chunk) to `a`, shifting its node ids and prompt indices."""
-    for i in range(len(b)):
-        a.parent.append(b.parent[i] + node_shift if b.parent[i] >= 0 else -1)
-        a.prompt.append(b.prompt[i] + prompt_shift)
-        a.born.append(b.born[i])
-        a.ended.append(b.ended[i])
-        a.reason.append(b.reason[i])
-    return a
-
