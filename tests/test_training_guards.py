@@ -66,9 +66,9 @@ def test_a_ctrl_c_stops_the_run_at_the_step_and_only_while_training():
         os.kill(os.getpid(), signal.SIGINT)
     signal.signal(signal.SIGINT, signal.default_int_handler)
     timer = Timer(checkpoint_minutes=60)  # a trainer that raised: `arscale train` releases what it left
-    from arscale.train.common import release_interrupts
+    from arscale.train.common import release_trainer
 
-    release_interrupts()
+    release_trainer()
     assert signal.getsignal(signal.SIGINT) is before and timer.closed
     timer = Timer(checkpoint_minutes=60)  # a run that ended without closing: once it is gone, so is its hold
     del timer

@@ -19,3 +19,28 @@ def output_folder(path: str | Path, option: str = "--out") -> Path:
     except OSError as exc:  # a parent that is a file, a read-only place
         raise ArscaleError(f"cannot create {option} {out}: {exc.strerror or exc}") from None
     return out
+
+
+def first_missing(path: str | Path) -> Path | None:
+    """The topmost folder `output_folder(path)` would create (None when `path` exists): a failed run removes what
+    it made, and no more."""
+    missing = None
+    for folder in (Path(path), *Path(path).parents):
+        if folder.exists():
+            break
+        missing = folder
+    return missing
+
+
+def remove_empty_folders(root: str | Path | None, *, keep_root: bool = False) -> None:
+    """Remove the folders under `root` (and `root`, unless kept) that hold no file, deepest first: what a run
+    that wrote nothing leaves behind. Folders holding a file stay, and so do their parents."""
+    if root is None or not Path(root).is_dir():
+        return
+    root = Path(root)
+    for folder in sorted((p for p in root.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
+        if not any(folder.iterdir()):
+            folder.rmdir()
+    if not keep_root and not any(root.iterdir()):
+        root.rmdir()
+

@@ -77,10 +77,10 @@ def run(args: argparse.Namespace) -> int:
 
 def remove_bench_traces(out: Path, manifest_path: Path) -> None:
     """A bench's manifest and the empty folders it made, after a first run that wrote nothing else."""
+    from arscale.folders import remove_empty_folders
+
     manifest_path.unlink(missing_ok=True)
-    for folder in sorted((p for p in out.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
-        if not any(folder.iterdir()):
-            folder.rmdir()
+    remove_empty_folders(out, keep_root=True)
 
 
 def run_merge(inputs: list[str], out: str) -> int:

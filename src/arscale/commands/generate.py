@@ -19,7 +19,7 @@ from PIL import Image
 
 from arscale.devices import pick_device
 from arscale.errors import ArscaleError
-from arscale.folders import output_folder
+from arscale.folders import first_missing, output_folder, remove_empty_folders
 from arscale.generators.class_names import use_class_names
 
 
@@ -70,13 +70,12 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
     args.device = str(pick_device(args.device))
-    created = not Path(args.out).exists()
+    made = first_missing(args.out)
     out = output_folder(args.out)  # before the model loads: a bad --out fails at once
     try:
         return _generate(args, out, t0)
     except BaseException:
-        if created and out.is_dir() and not any(out.iterdir()):  # leave no empty folder behind a failed run
-            out.rmdir()
+        remove_empty_folders(made)  # leave no empty folder behind a failed run
         raise
 
 

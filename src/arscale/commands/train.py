@@ -25,18 +25,21 @@ def register(sub) -> None:
                 continue
             raise
         module.register(trainers)
-    for trainer in trainers.choices.values():  # however a trainer ends, Ctrl-C is given back
+    for trainer in trainers.choices.values():  # however a trainer ends, Ctrl-C and its data workers are given back
         trainer.set_defaults(func=_releasing(trainer.get_default("func")))
     parser.set_defaults(func=lambda args: parser.print_help() or 2)
 
 
 def _releasing(main):
     def run(args):
-        from arscale.train.common import release_interrupts
+        from arscale.train.common import release_trainer
 
+        failed = True
         try:
-            return main(args)
+            code = main(args)
+            failed = False
+            return code
         finally:
-            release_interrupts()
+            release_trainer(failed)
 
     return run

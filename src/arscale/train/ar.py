@@ -104,11 +104,6 @@ def training_loss(model: ShapeWorldAR, prompts: list[str | None], codes: torch.T
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), codes.reshape(-1))
 
 
-def half(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """fp16 copies of floating-point tensors: the shipped files stay small; loaders cast back to fp32."""
-    return {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
-
-
 class ReplayBuffer:
     """The most recent tokenised samples, replayed to fill each batch (tokenising is the costly part)."""
 
@@ -189,12 +184,14 @@ def main(args: argparse.Namespace) -> int:
     def save():
         common.refuse_non_finite(tokenizer, step)  # the tuned decoder, before anything of this step is written
         state.save(model, opt, step=step, config=config.to_dict(), elapsed=timer.elapsed, metrics=metrics)
-        common.export_weights(half(model.state_dict()), config.to_dict(), args.out, "model.safetensors", "config.json")
+        # fp16 files keep the package small; loaders cast back to fp32
+        common.export_weights(model.state_dict(), config.to_dict(), args.out, "model.safetensors", "config.json",
+                              dtype=torch.float16)
         if args.tune_decoder_every > 0:
             common.export_weights(tokenizer.state_dict(), tok_config, tuned, "tokenizer.safetensors",
                                   "tokenizer_config.json")
-            common.export_weights(half(tokenizer.state_dict()), tok_config, args.out, "tokenizer.safetensors",
-                                  "tokenizer_config.json")
+            common.export_weights(tokenizer.state_dict(), tok_config, args.out, "tokenizer.safetensors",
+                                  "tokenizer_config.json", dtype=torch.float16)
             common.save_optimizer(dec_opt, tuned / "optimizer.safetensors")
         else:  # the tokenizer the codes come from goes beside the model, so that --out loads on its own
             common.complete_with_tokenizer(args.out, source)

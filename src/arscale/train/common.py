@@ -46,12 +46,13 @@ from tqdm import tqdm
 
 from arscale.devices import pick_device
 from arscale.errors import ArscaleError
-from arscale.folders import output_folder
+from arscale.folders import first_missing, output_folder, remove_empty_folders
 from arscale.generators.loading import read_json, read_safetensors
 from arscale.generators.loading import shapeworld_folder_holds as holds
 
-_LIVE_TIMERS: weakref.WeakSet = weakref.WeakSet()  # see `release_interrupts`
+_LIVE_TIMERS: weakref.WeakSet = weakref.WeakSet()  # see `release_trainer`
 _LIVE_BARS: weakref.WeakSet = weakref.WeakSet()  # likewise
+_MADE_FOLDERS: list[Path] = []  # the --out folders trainers of this process made: see `release_trainer`
 
 
 # What a trainer may share its --out with: a transformer and the tokenizer whose codes it is trained on
@@ -273,7 +274,10 @@ def begin(args: argparse.Namespace, recorded: tuple[str, ...] = ()) -> tuple[tor
     already at --steps notes that there is nothing to train."""
     check_arguments(args)
     device = pick_device(args.device)  # before --out is made: a machine without the device leaves nothing behind
+    made = first_missing(args.out)
     output_folder(args.out)  # before training: a bad --out fails at once, not at the first checkpoint
+    if made is not None:
+        _MADE_FOLDERS.append(made)
     torch.set_num_threads(max(1, args.threads))
     names = ("batch_size", "lr", "seed", *recorded)
     state = TrainState(args.state_dir, hyperparameters={name: getattr(args, name) for name in names})
@@ -438,16 +442,30 @@ def export_weights(state_dict: dict[str, torch.Tensor], config: dict[str, Any], 
                    dtype: torch.dtype | None = None) -> Path:
     """Write shippable weights; `dtype` (e.g. float16) casts floating tensors to halve the package size.
     Loading casts back to the model's dtype (`load_state_dict` copies into the fp32 parameters)."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     state = _contiguous(state_dict)
     if dtype is not None:
-        state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
+        state = cast_floats(state, dtype, f"{filename} in {out_dir}")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
     save_file(state, str(out / filename))
     (out / config_name).write_text(json.dumps(config, indent=2) + "\n")
     # safetensors writes 0600; shared weights should read like the config beside them (the umask decides)
     (out / filename).chmod((out / config_name).stat().st_mode & 0o777)
     return out / filename
+
+
+def cast_floats(state: dict[str, torch.Tensor], dtype: torch.dtype, what: str) -> dict[str, torch.Tensor]:
+    """Floating tensors cast to `dtype` for shipping; a finite value beyond its range (65504 in fp16) would turn
+    into inf in the file, so it is refused in one line instead."""
+    limit = torch.finfo(dtype).max
+    for name, tensor in state.items():
+        if tensor.is_floating_point() and tensor.numel():
+            largest = float(tensor.detach().abs().max())
+            if largest > limit:
+                raise ArscaleError(f"cannot write {what} as {str(dtype).removeprefix('torch.')}: {name} holds "
+                                   f"{largest:.4g}, beyond its largest value {limit:.6g}; the training state "
+                                   "(float32) is kept, so lower --lr and resume, or start over with --fresh")
+    return {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
 
 
 def tokenizer_folder(args: argparse.Namespace, shipped: str | os.PathLike) -> str:
@@ -499,13 +517,21 @@ def progress(total: int, initial: int = 0, desc: str = "train") -> tqdm:
     return bar
 
 
-def release_interrupts() -> None:
-    """Close every timer still holding Ctrl-C: a trainer that ended by an exception never reached its close.
-    Its progress bars are closed too, so that the error comes on a line of its own."""
+def release_trainer(failed: bool = False) -> None:
+    """What a trainer that ended by an exception never reached: close every timer still holding Ctrl-C, its
+    progress bars (so that the error comes on a line of its own) and its data workers; after a failure, remove
+    an --out the run made and left without a file."""
+    from arscale.train.scene_stream import close_live_streams
+
     for timer in list(_LIVE_TIMERS):
         timer.close()
     for bar in list(_LIVE_BARS):
         bar.close()
+    close_live_streams()
+    if failed:
+        for folder in _MADE_FOLDERS:
+            remove_empty_folders(folder)
+    _MADE_FOLDERS.clear()
 
 
 class Timer:

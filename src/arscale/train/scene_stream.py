@@ -10,6 +10,7 @@ from __future__ import annotations
 import concurrent.futures
 import multiprocessing
 import signal
+import weakref
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,6 +21,8 @@ import torch
 
 from arscale.errors import ArscaleError
 from arscale.generators.seeding import mix
+
+_LIVE_STREAMS: weakref.WeakSet = weakref.WeakSet()  # streams with worker processes: see `close_live_streams`
 
 
 @dataclass
@@ -66,6 +69,7 @@ class ShapeWorldStream:
             self.pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=context,
                                                                initializer=_ignore_interrupts)
             self.depth = 2 * workers
+            _LIVE_STREAMS.add(self)
 
     def sample(self, n: int) -> Batch:
         index, self.index = self.index, self.index + 1
@@ -87,6 +91,7 @@ class ShapeWorldStream:
         if self.pool is not None:
             self.pool.shutdown(wait=False, cancel_futures=True)
             self.pool, self.pending = None, deque()
+        _LIVE_STREAMS.discard(self)
 
     def __enter__(self) -> Self:
         return self
@@ -97,6 +102,12 @@ class ShapeWorldStream:
     def __iter__(self) -> Iterator[Batch]:
         while True:
             yield self.sample(self.batch_size)
+
+
+def close_live_streams() -> None:
+    """Stop the workers of every stream still open: a trainer that raised mid-loop never reached its close."""
+    for stream in list(_LIVE_STREAMS):
+        stream.close()
 
 
 def _ignore_interrupts() -> None:

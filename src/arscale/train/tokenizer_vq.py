@@ -94,7 +94,7 @@ def check_args(args: argparse.Namespace) -> None:
 
 
 def decoder_only(args: argparse.Namespace) -> int:
-    from arscale.train.ar import decoder_step, half, load_tokenizer
+    from arscale.train.ar import decoder_step, load_tokenizer
 
     device, state, resume = common.begin(args)
     model = load_tokenizer(Path(args.decoder_only), device)
@@ -128,8 +128,8 @@ def decoder_only(args: argparse.Namespace) -> int:
     stream.close()
     model.eval()
     state.save(model, opt, step=step, config=config, elapsed=timer.elapsed, metrics=metrics)
-    common.export_weights(half(model.state_dict()), {"tokenizer": config, "decoder_only_steps": step}, args.out,
-                          "tokenizer.safetensors", "tokenizer_config.json")
+    common.export_weights(model.state_dict(), {"tokenizer": config, "decoder_only_steps": step}, args.out,
+                          "tokenizer.safetensors", "tokenizer_config.json", dtype=torch.float16)
     print(f"saved state to {args.state_dir} and weights to {args.out}")
     return 0
 
@@ -189,9 +189,7 @@ def main(args: argparse.Namespace) -> int:
     bar.close()
     stream.close()
     save()
-    from arscale.train.ar import half
-
-    common.export_weights(half(model.state_dict()), {"tokenizer": config.to_dict(), "trained_steps": step},
-                          args.out, "tokenizer.safetensors", "tokenizer_config.json")
+    common.export_weights(model.state_dict(), {"tokenizer": config.to_dict(), "trained_steps": step},
+                          args.out, "tokenizer.safetensors", "tokenizer_config.json", dtype=torch.float16)
     print(f"saved state to {args.state_dir} and weights to {args.out}")
     return 0
