@@ -95,7 +95,24 @@ def test_the_grid_of_many_images_stays_a_picture():
     tile = np.zeros((64, 64, 3), dtype=np.uint8)
     assert grid([tile] * 4).shape == (2 + 2 * 258, 2 + 2 * 258, 3)  # few images: ×4
     many = grid([tile] * 1000)  # 32 columns: ×4 would be 8258 px wide
-    assert many.shape[1] <= GRID_PIXELS and many.shape[1] >= 32 * 64
+    assert GRID_PIXELS >= many.shape[1] >= 32 * 64
+    large = grid([np.full((384, 384, 3), 7, dtype=np.uint8)] * 100)  # 10 columns: even ×1 would be 3862 px
+    assert large.shape[1] <= GRID_PIXELS and (large == 7).any(-1).sum() > 0.8 * large.shape[0] * large.shape[1]
+
+
+def test_the_grid_frames_a_pick_only_among_others():
+    from arscale.commands.generate import CHOSEN_FRAME, grid
+
+    tiles = [np.full((8, 8, 3), 9, dtype=np.uint8)] * 4
+    green = (grid(tiles, chosen=[2]) == CHOSEN_FRAME).all(-1)
+    assert green.sum() == (32 + 4) ** 2 - 32 ** 2  # one frame, two pixels wide, around one ×4 tile
+    assert not (grid(tiles, chosen=[0, 1, 2, 3]) == CHOSEN_FRAME).all(-1).any()  # raw: each is its own pick
+
+
+def test_batch_is_noted_for_strategies_that_search_together(tmp_path, capsys):
+    assert cli(["generate", "a photo of a red circle", "--strategy", "best-of-n", "--scorer", "shapeworld-reward",
+                "--n", "2", "--batch", "1", "--out", str(tmp_path)]) == 0
+    assert "note: --batch is for raw sampling; best-of-n searches its 2 candidates together" in capsys.readouterr().err
 
 
 def test_resuming_the_committed_state_keeps_the_shipped_sampler():

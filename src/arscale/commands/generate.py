@@ -22,6 +22,8 @@ from arscale.errors import ArscaleError
 from arscale.folders import first_missing, output_folder, remove_empty_folders
 from arscale.generators.class_names import use_class_names
 
+RAW_BATCH = 32  # raw images per forward batch unless --batch says otherwise
+
 
 def register(sub) -> None:
     from arscale.generators.registry import MODELS
@@ -34,10 +36,10 @@ def register(sub) -> None:
     p.add_argument("--strategy", default="raw", choices=sorted(STRATEGIES), help="default %(default)s")
     p.add_argument("--n", type=int, default=4, help="images (raw) or candidate budget per prompt (default %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="default %(default)s")
-    p.add_argument("--batch", type=int, default=RAW_BATCH, metavar="B",
-                   help="raw: images generated together, with a progress bar over the batches (default %(default)s; "
-                        "each image's random draws do not depend on it); the other strategies search their n "
-                        "candidates together")
+    p.add_argument("--batch", type=int, default=None, metavar="B",
+                   help=f"raw only: images generated together, with a progress bar over the batches (default "
+                        f"{RAW_BATCH}; each image's random draws do not depend on it); the other strategies search "
+                        "their n candidates together")
     p.add_argument("--cfg", type=float, default=None, help="guidance scale (default: the model's)")
     p.add_argument("--config", default=None, help="strategy config as a JSON string or a path to a JSON file")
     p.add_argument("--scorer", default=None, help="scorer for strategies that need one (e.g. shapeworld-reward)")
@@ -57,8 +59,12 @@ def run(args: argparse.Namespace) -> int:
 
     if args.n <= 0:
         raise ArscaleError(f"--n must be at least 1, got {args.n}")
-    if args.batch <= 0:
+    if args.batch is not None and args.batch <= 0:
         raise ArscaleError(f"--batch must be at least 1, got {args.batch}")
+    if args.batch is not None and args.strategy != "raw":
+        print(f"note: --batch is for raw sampling; {args.strategy} searches its {args.n} candidates together",
+              file=sys.stderr)
+    args.batch = args.batch or RAW_BATCH
     check_seed(args.seed)
     if args.cfg is not None and not 0 <= args.cfg < math.inf:
         raise ArscaleError(f"--cfg must be a finite number ≥ 0, got {args.cfg}")
@@ -145,16 +151,14 @@ def _generate(args: argparse.Namespace, out: Path, t0: float) -> int:
     return 0
 
 
-RAW_BATCH = 32
-
-
 def _raw_in_batches(strategy, generator, args: argparse.Namespace, scorer):
     """Raw sampling has no budget to spend: n images are n independent samples, one per prompt copy. Copy i
-    is global prompt i whatever the batch, so the images are those of one big batch."""
+    is global prompt i whatever the batch, so its random draws are those it would have in one big batch."""
     from tqdm import tqdm
 
-    result = None
-    with tqdm(total=args.n, desc="generate", unit="img", disable=args.n <= args.batch or None) as bar:
+    one_batch = args.n <= args.batch
+    with tqdm(total=args.n, desc="generate", unit="img", disable=True if one_batch else None) as bar:
+        result = None
         for start in range(0, args.n, args.batch):
             copies = [args.prompt] * min(args.batch, args.n - start)
             part = strategy.run(generator, copies, 1, seed=args.seed, prompt_offset=start, scorer=scorer)
@@ -167,26 +171,31 @@ def upscale(img: np.ndarray, factor: int) -> np.ndarray:
     return img.repeat(factor, 0).repeat(factor, 1)
 
 
-CHOSEN_FRAME = (0, 170, 0)
-GRID_PIXELS = 4096  # green, around the strategy's pick
+CHOSEN_FRAME = (0, 170, 0)  # green, around the strategy's pick
+GRID_PIXELS = 4096  # the widest grid.png; many or large images are shown smaller
 
 
 def grid(images: list[np.ndarray], scale: int = 4, pad: int = 2, chosen: Sequence[int] = ()) -> np.ndarray:
     """Images in a near-square grid, ×`scale` nearest-upscaled, on a white background; the `chosen` ones
-    framed in green (in the padding, so no pixel of an image is covered)."""
+    framed in green (in the padding, so no pixel of an image is covered) when they are not all of them.
+    The grid is at most GRID_PIXELS wide: with many images they are upscaled less, or shown subsampled."""
     if not images:
         raise ArscaleError("no images to put in a grid")
     cols = math.ceil(math.sqrt(len(images)))
-    # many images: upscale less, so the grid stays a picture (under GRID_PIXELS wide) and not hundreds of MB
-    scale = max(1, min(scale, GRID_PIXELS // (cols * (images[0].shape[1] + pad))))
-    tiles = [upscale(im, scale) for im in images]
+    width = images[0].shape[1]
+    scale = max(1, min(scale, (GRID_PIXELS - pad) // (cols * (width + pad))))
+    step = 1  # keep every step-th pixel when even ×1 is too wide
+    while cols * (math.ceil(width / step) * scale + pad) + pad > GRID_PIXELS and math.ceil(width / step) > 1:
+        step += 1
+    tiles = [upscale(im[::step, ::step], scale) for im in images]
     h, w = tiles[0].shape[:2]
     rows = math.ceil(len(tiles) / cols)
     canvas = np.full((rows * (h + pad) + pad, cols * (w + pad) + pad, 3), 255, dtype=np.uint8)
+    framed = set(chosen) if len(set(chosen)) < len(tiles) else set()  # raw: every image is its prompt's pick
     for i, t in enumerate(tiles):
         r, c = divmod(i, cols)
         top, left = pad + r * (h + pad), pad + c * (w + pad)
-        if i in chosen and len(tiles) > 1:
+        if i in framed:
             canvas[top - pad: top + h + pad, left - pad: left + w + pad] = CHOSEN_FRAME
         canvas[top: top + h, left: left + w] = t
     return canvas

@@ -34,6 +34,7 @@ def _releasing(main):
     def run(args):
         from arscale.train.common import release_trainer
 
+        release_trainer()  # whatever a trainer called outside `arscale train` left is not this run's to tidy
         failed = True
         try:
             code = main(args)

@@ -105,8 +105,8 @@ class SearchResult:
 
     def extend(self, later: SearchResult) -> SearchResult:
         """Append the result of the next chunk of prompts of the same run (its prompt and node indices start
-        at 0); costs add up. Strategy-specific telemetry has no general merge, so only results without any
-        (raw, Best-of-N) are joined here."""
+        at 0); costs add up. `later` is consumed: its candidates move here, renumbered. Strategy-specific
+        telemetry has no general merge, so only results without any (raw, Best-of-N) are joined here."""
         if (later.strategy, later.config) != (self.strategy, self.config):
             raise ValueError(f"cannot join a {later.strategy} result to a {self.strategy} result of another config")
         if self.telemetry or later.telemetry:

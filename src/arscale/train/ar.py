@@ -182,7 +182,10 @@ def main(args: argparse.Namespace) -> int:
     tok_config = {"tokenizer": tokenizer.config.to_dict()}
 
     def save():
-        common.refuse_non_finite(tokenizer, step)  # the tuned decoder, before anything of this step is written
+        # the model, the tuned decoder and their fp16 exports are written together, or nothing of this step is
+        common.refuse_non_finite(tokenizer, step)
+        for module, what in ((model, "the model"), (tokenizer, "the tokenizer")):
+            common.check_range(module.state_dict(), torch.float16, f"{what} at step {step}")
         state.save(model, opt, step=step, config=config.to_dict(), elapsed=timer.elapsed, metrics=metrics)
         # fp16 files keep the package small; loaders cast back to fp32
         common.export_weights(model.state_dict(), config.to_dict(), args.out, "model.safetensors", "config.json",

@@ -454,17 +454,24 @@ def export_weights(state_dict: dict[str, torch.Tensor], config: dict[str, Any], 
     return out / filename
 
 
-def cast_floats(state: dict[str, torch.Tensor], dtype: torch.dtype, what: str) -> dict[str, torch.Tensor]:
-    """Floating tensors cast to `dtype` for shipping; a finite value beyond its range (65504 in fp16) would turn
-    into inf in the file, so it is refused in one line instead."""
+def check_range(state: dict[str, torch.Tensor], dtype: torch.dtype, what: str) -> None:
+    """Refuse, in one line, floating tensors that `dtype` cannot hold: a finite value beyond its range (65504 in
+    fp16) would turn into inf in the file (and NaN or inf are refused too)."""
     limit = torch.finfo(dtype).max
     for name, tensor in state.items():
         if tensor.is_floating_point() and tensor.numel():
-            largest = float(tensor.detach().abs().max())
-            if largest > limit:
+            low, high = torch.aminmax(tensor.detach())  # one pass, no |tensor| copy
+            largest = max(-float(low), float(high))  # nan (aminmax propagates it) fails the test below too
+            if not largest <= limit:
                 raise ArscaleError(f"cannot write {what} as {str(dtype).removeprefix('torch.')}: {name} holds "
-                                   f"{largest:.4g}, beyond its largest value {limit:.6g}; the training state "
-                                   "(float32) is kept, so lower --lr and resume, or start over with --fresh")
+                                   f"{largest:.4g}, beyond its largest value {limit:.6g}; nothing was exported. "
+                                   "A weight this large usually means the learning rate is too high: --fresh with "
+                                   "a lower --lr starts over")
+
+
+def cast_floats(state: dict[str, torch.Tensor], dtype: torch.dtype, what: str) -> dict[str, torch.Tensor]:
+    """Floating tensors cast to `dtype` for shipping (after `check_range`); other tensors as they are."""
+    check_range(state, dtype, what)
     return {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
 
 
