@@ -115,7 +115,13 @@ def test_a_first_bench_that_fails_on_its_prompts_leaves_nothing_to_resume(tmp_pa
     argv = ["bench", "--strategies", "raw", "--n", "1", "--scorer", "", "--threads", "1", "--quiet", "--out", str(out)]
     assert main([*argv, "--prompts", f"geneval:{bad}"]) == 2
     _one_line(capsys, "unknown word 'dragon'")
-    assert not any(p.is_file() for p in out.rglob("*"))  # no manifest: the mended command starts afresh
+    assert not out.exists()  # no manifest, not even the folder: the mended command starts afresh
+    weights = tmp_path / "no-such-weights"
+    assert main([*argv, "--prompts", "shapeworld-v1-eval", "--limit", "1", "--model-weights", str(weights)]) == 2
+    assert not out.exists()  # the model failed to load into an --out this run made
+    out.mkdir()
+    assert main([*argv, "--prompts", "shapeworld-v1-eval", "--limit", "1", "--model-weights", str(weights)]) == 2
+    assert out.is_dir()  # a folder that was there stays
     bad.write_text('{"prompt": "a photo of a circle", "tag": "single_object", "include": [{"class": "circle", "count": 1}]}\n')
     assert main([*argv, "--prompts", f"geneval:{bad}"]) == 0
 

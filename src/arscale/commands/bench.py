@@ -98,6 +98,17 @@ def run_merge(inputs: list[str], out: str) -> int:
 
 
 def run_bench(args: argparse.Namespace) -> int:
+    from arscale.folders import first_missing, remove_empty_folders
+
+    made = first_missing(args.out)
+    try:
+        return _bench(args)
+    except BaseException:
+        remove_empty_folders(made)  # an --out this run made and wrote nothing into (e.g. the model failed to load)
+        raise
+
+
+def _bench(args: argparse.Namespace) -> int:
     import time
 
     import torch
