@@ -1,3 +1,5 @@
+import itertools
+
 import numpy as np
 import pytest
 import torch
@@ -104,6 +106,23 @@ def test_search_tree_png(tmp_path):
     assert scales == list(range(FakeNextScale.num_scales))
     paths = write_extras(res, tmp_path)
     assert paths == [tmp_path / "search_tree.png"] and paths[0].stat().st_size > 1000
+
+
+def test_the_pick_s_lineage_ends_where_its_copy_began():
+    from arscale.search.tree_plot import lineage_until
+
+    for seed in range(30):  # a search whose pick is a resampled copy (so it has a parent)
+        res = _tts().run(FakeNextScale(), PROMPTS[:1], 8, seed=seed, scorer=FakeScorer())
+        tree, pick = res.tree, res.chosen(0).node
+        path = tree.lineage(pick)
+        if len(path) > 1:
+            break
+    assert len(path) > 1, "no seed in 30 gave a resampled pick"
+    until = lineage_until(res, pick)
+    assert set(until) == set(path) and until[pick] == float("inf")
+    for parent, child in itertools.pairwise(path):
+        # the parent is the pick's history before the copy, not after: from then on it drew a row of its own
+        assert until[parent] == tree.born[child] and 0 < tree.born[child] < FakeNextScale.num_scales
 
 
 def test_tts_var_selection_keeps_cfg_halves_and_cache_consistent():

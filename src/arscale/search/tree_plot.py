@@ -3,6 +3,7 @@ away; the lineage of the final pick."""
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +27,7 @@ def draw_search_tree(result: SearchResult, prompt: int, path: str | Path) -> boo
     from matplotlib.patches import Patch
 
     chosen = result.chosen(prompt)
-    lineage = set(result.tree.lineage(chosen.node))
+    lineage = lineage_until(result, chosen.node)
     cut: dict[tuple[int, int], str] = {}  # (scale, node) -> operation that removed it
     for op in result.telemetry.get("operations", []):
         before = {n for n, q in zip(op["nodes"], op["prompt"]) if q == prompt}
@@ -46,7 +47,7 @@ def draw_search_tree(result: SearchResult, prompt: int, path: str | Path) -> boo
                 continue
             node = entry["nodes"][idx[col]]
             ax.imshow(np.asarray(entry["images"][idx[col]]))
-            status = "lineage" if node in lineage else cut.get((k, node), "alive")
+            status = "lineage" if k < lineage.get(node, -1) else cut.get((k, node), "alive")
             for spine in ax.spines.values():
                 spine.set_edgecolor(COLORS[status])
                 spine.set_linewidth(3 if status != "alive" else 1)
@@ -62,3 +63,11 @@ def draw_search_tree(result: SearchResult, prompt: int, path: str | Path) -> boo
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return True
+
+
+def lineage_until(result: SearchResult, node: int) -> dict[int, float]:
+    """The pick's ancestors, each with the first 0-based scale that is no longer the pick's history: a copy made
+    after scale b - 1 (born = b) shares scales 0..b-1 with its parent, and what the parent drew from scale b on
+    is another row's, which may since have been resampled away."""
+    path = result.tree.lineage(node)
+    return {**{parent: result.tree.born[child] for parent, child in itertools.pairwise(path)}, node: float("inf")}

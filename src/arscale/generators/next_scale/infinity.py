@@ -455,7 +455,7 @@ def load_infinity_2b(weights: str | None = None, vae_weights: str | None = None,
     if weights is None:
         raise ArscaleError(
             f"Infinity-2B needs its released weights: download {MODEL_FILE} and {VAE_FILE} from "
-            f"https://huggingface.co/{HUB_REPO} (and google/flan-t5-xl) and pass weights=PATH (a file or directory; `--weights` on the command line) "
+            f"https://huggingface.co/{HUB_REPO} (and google/flan-t5-xl) and pass weights=PATH (a file or directory; `generate --weights` or `bench --model-weights`) "
             f"or weights={HUB_REPO!r}, or set ARSCALE_INFINITY_WEIGHTS to the download directory"
         )
     # both files found before the (large) model is built: a wrong path fails at once

@@ -318,7 +318,7 @@ def load_var(depth: int = 16, weights: str | Path | None = None, vae_weights: st
     if weights is None:
         raise ArscaleError(
             f"VAR-d{depth} needs its released weights: download {VAR_RELEASES[depth]} and {VAE_FILE} from "
-            f"https://huggingface.co/{HUB_REPO} and pass weights=PATH (a file or directory; `--weights` on the command line) or weights={HUB_REPO!r}, "
+            f"https://huggingface.co/{HUB_REPO} and pass weights=PATH (a file or directory; `generate --weights` or `bench --model-weights`) or weights={HUB_REPO!r}, "
             "or set ARSCALE_VAR_WEIGHTS to the download directory"
         )
     # both files found before the (large) model is built: a wrong path fails at once

@@ -297,7 +297,7 @@ def load_llamagen_c2i(size: str = "xl", weights: str | Path | None = None, vq_we
     if weights is None:
         raise ArscaleError(f"LlamaGen c2i-{size} needs its released weights: download {filename} and "
                            f"vq_ds16_c2i.pt from https://huggingface.co/{HUB_REPO} and pass weights=PATH "
-                           f"(a file or directory; `--weights` on the command line) or weights={HUB_REPO!r}, or set ARSCALE_LLAMAGEN_WEIGHTS")
+                           f"(a file or directory; `generate --weights` or `bench --model-weights`) or weights={HUB_REPO!r}, or set ARSCALE_LLAMAGEN_WEIGHTS")
     # both files found before the (large) model is built: a wrong path fails at once
     model_file = loading.resolve(weights, filename)
     vq_file = loading.resolve(vq_weights or weights, "vq_ds16_c2i.pt", beside=vq_weights is None)
@@ -319,7 +319,7 @@ def load_llamagen_t2i_xl(weights: str | Path | None = None, vq_weights: str | Pa
     if weights is None:
         raise ArscaleError(f"LlamaGen t2i-XL needs its released weights: download {filename} and vq_ds16_t2i.pt "
                            f"from https://huggingface.co/{HUB_REPO_T2I} (and google/flan-t5-xl for the text) and pass "
-                           f"weights=PATH (a file or directory; `--weights` on the command line) or weights={HUB_REPO_T2I!r}, or set ARSCALE_LLAMAGEN_T2I_WEIGHTS")
+                           f"weights=PATH (a file or directory; `generate --weights` or `bench --model-weights`) or weights={HUB_REPO_T2I!r}, or set ARSCALE_LLAMAGEN_T2I_WEIGHTS")
     model_file = loading.resolve(weights, filename)
     vq_file = loading.resolve(vq_weights or weights, "vq_ds16_t2i.pt", beside=vq_weights is None)
     gpt = LlamaGenGPT(LlamaGenConfig("t2i", 1280, 36, 20, 16384, (image // 16) ** 2))
