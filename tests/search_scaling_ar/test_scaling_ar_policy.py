@@ -369,6 +369,25 @@ def test_write_extras_plots(gen, tmp_path):
     json.dumps({k: v for k, v in res.telemetry.items() if k != "prompts"})
 
 
+def test_the_plot_of_many_candidates_colours_them_by_fate_and_wraps_the_thumbnails(gen, tmp_path, monkeypatch):
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    figures, close = [], plt.close
+    monkeypatch.setattr(plt, "close", lambda fig=None: figures.append(fig) or close(fig))
+    few = ScalingAR(ScalingARConfig(prune_quantile=0.6, recovery_window_steps=1)).run(gen, PROMPTS[:1], 4, seed=0)
+    many = ScalingAR(ScalingARConfig(prune_quantile=0.6, recovery_window_steps=1)).run(gen, PROMPTS[:1], 30, seed=0)
+    (small,), (large,) = write_extras(few, tmp_path / "few"), write_extras(many, tmp_path / "many")
+    legends = [[t.get_text() for t in fig.axes[0].get_legend().get_texts()] for fig in figures]
+    assert [t.split(" (")[0] for t in legends[0][:4]] == ["cand 0", "cand 1", "cand 2", "cand 3"]
+    assert len(legends[0]) == 4 + 3  # one entry per candidate, then θ, warm-up, ×
+    assert legends[1][:3] == ["chosen", "survived", "terminated"] and not any("cand" in t for t in legends[1])
+    assert len(figures[1].axes) == 1 + 30  # every candidate still has its thumbnail, under the curves
+    rows = {round(ax.get_position().y0, 3) for ax in figures[1].axes[1:]}
+    assert len(rows) == 3  # 30 thumbnails, 12 to a row
+    assert Image.open(large).width <= 1300 and Image.open(large).height > Image.open(small).height
+
+
 def test_terminated_candidates_keep_their_raster_prefix(gen):
     cfg = ScalingARConfig(prune_quantile=0.6, recovery_window_steps=1, preview_size=32)
     res = ScalingAR(cfg).run(gen, PROMPTS, 4, seed=0)

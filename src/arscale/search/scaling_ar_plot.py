@@ -29,52 +29,75 @@ def write_extras(result: SearchResult, out_dir: str | Path, max_prompts: int = 6
         raise ArscaleError("this result has no ScalingAR telemetry to plot")
     written = []
     for p, traces in enumerate(tele["prompts"][:max_prompts]):
-        chosen_node = result.chosen(p).node if result.candidates[p] else None
-        final_images = {c.node: c.image for c in result.candidates[p]}
-        fig = plt.figure(figsize=(max(6.0, 0.8 * len(traces)), 4.8), dpi=100)
-        grid = fig.add_gridspec(2, max(1, len(traces)), height_ratios=(3.2, 1.2))
-        ax = fig.add_subplot(grid[0, :])
-        line_color: dict[int, Any] = {}
-        for tr in traces:
-            c = np.asarray(tr["C"], dtype=float)
-            steps = np.arange(len(c))
-            # the candidates in the colour cycle; black is the pick's alone, so no colour means two things
-            style = {"lw": 2.4, "color": "black"} if tr["node"] == chosen_node else {"lw": 1.0, "alpha": 0.8}
-            label = f"cand {tr['candidate']}" + (" (chosen)" if tr["node"] == chosen_node else "")
-            (line,) = ax.plot(steps, c, label=label, **style)
-            line_color[tr["node"]] = line.get_color()
-            if tr["reason"] == "prune" and tr["ended"] is not None:  # in the line's own colour, where it stops
-                ax.scatter([tr["ended"]], [c[tr["ended"]]], marker="x", color=line.get_color(), zorder=5, s=40,
-                           linewidths=1.8)
-        theta = np.asarray(tele["threshold"][p], dtype=float)
-        ax.plot(np.arange(len(theta)), theta, ls="--", color="gray", lw=1, label="threshold θ")
-        ax.axvline(tele.get("warmup_steps", 0), color="gray", lw=0.8, ls=":", label="warm-up ends")
-        ax.scatter([], [], marker="x", color="gray", label="terminated")
-        ax.set_xlabel("token step")
-        ax.set_ylabel("confidence C")
-        ax.set_title(str(result.prompts[p])[:70], fontsize=9)  # a class-conditional prompt is an index
-        ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)  # off the curves
-        for i, tr in enumerate(traces):
-            thumb = fig.add_subplot(grid[1, i])
-            thumb.set_xticks([])
-            thumb.set_yticks([])
-            image = final_images.get(tr["node"], tr.get("preview"))
-            if image is not None:
-                thumb.imshow(image)
-            if tr["node"] == chosen_node:
-                caption, color = "chosen", "black"
-            elif tr["reason"] == "prune":
-                caption, color = f"× step {tr['ended']}", "lightgray"
-            else:
-                caption, color = "survived", "gray"
-            # the caption in the candidate's line colour, the frame in its fate's
-            thumb.set_title(f"cand {tr['candidate']}\n{caption}", fontsize=6, color=line_color[tr["node"]])
-            for spine in thumb.spines.values():
-                spine.set_edgecolor(color)
-                spine.set_linewidth(2.0 if tr["node"] == chosen_node else 0.8)
-        fig.tight_layout()
         path = out / f"confidence_{p:05d}.png"
-        fig.savefig(path)
-        plt.close(fig)
+        _plot_prompt(plt, result, p, traces, path)
         written.append(path)
     return written
+
+
+PER_CANDIDATE_COLOURS = 10  # beyond the colour cycle, lines are coloured by fate and named only on thumbnails
+THUMBS_PER_ROW = 12
+
+
+def _plot_prompt(plt: Any, result: SearchResult, p: int, traces: list[dict], path: Path) -> None:
+    tele = result.telemetry
+    chosen_node = result.chosen(p).node if result.candidates[p] else None
+    final_images = {c.node: c.image for c in result.candidates[p]}
+    by_fate = len(traces) > PER_CANDIDATE_COLOURS
+    cols = max(1, min(len(traces), THUMBS_PER_ROW))
+    thumb_rows = -(-len(traces) // cols)
+    fig = plt.figure(figsize=(max(7.0, 0.75 * cols + 2.4), 3.4 + 1.15 * thumb_rows), dpi=110)
+    grid = fig.add_gridspec(1 + thumb_rows, cols, height_ratios=(3.0, *[1.15] * thumb_rows))
+    ax = fig.add_subplot(grid[0, :])
+    line_color: dict[int, Any] = {}
+    cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, tr in enumerate(traces):
+        c = np.asarray(tr["C"], dtype=float)
+        chosen = tr["node"] == chosen_node
+        pruned = tr["reason"] == "prune"
+        if chosen:  # black is the pick's alone
+            style = {"lw": 2.0, "color": "black", "zorder": 4}
+        elif by_fate:
+            style = {"lw": 0.8, "color": "#bbbbbb" if pruned else "#2c7bb6", "alpha": 0.9}
+        else:
+            style = {"lw": 1.0, "color": cycle[i % len(cycle)], "alpha": 0.85}
+        label = None if by_fate else f"cand {tr['candidate']}" + (" (chosen)" if chosen else "")
+        (line,) = ax.plot(np.arange(len(c)), c, label=label, **style)
+        line_color[tr["node"]] = line.get_color()
+        if pruned and tr["ended"] is not None:  # in the line's own colour, where it stops
+            ax.scatter([tr["ended"]], [c[tr["ended"]]], marker="x", color=line.get_color(), zorder=5, s=36,
+                       linewidths=1.6)
+    if by_fate:
+        ax.plot([], [], color="black", lw=2.0, label="chosen")
+        ax.plot([], [], color="#2c7bb6", lw=1.0, label="survived")
+        ax.plot([], [], color="#bbbbbb", lw=1.0, label="terminated")
+    theta = np.asarray(tele["threshold"][p], dtype=float)
+    ax.plot(np.arange(len(theta)), theta, ls="--", color="dimgray", lw=1.1, label="threshold θ")
+    ax.axvline(tele.get("warmup_steps", 0), color="dimgray", lw=1.1, ls=":", label="warm-up ends")
+    ax.scatter([], [], marker="x", color="dimgray", label="× terminated here")
+    ax.set_xlabel("token step")
+    ax.set_ylabel("confidence C")
+    ax.set_title(f"ScalingAR confidence, {len(traces)} candidates: {str(result.prompts[p])[:70]}", fontsize=9)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)  # off the curves
+    for i, tr in enumerate(traces):
+        thumb = fig.add_subplot(grid[1 + i // cols, i % cols])
+        thumb.set_xticks([])
+        thumb.set_yticks([])
+        image = final_images.get(tr["node"], tr.get("preview"))
+        if image is not None:
+            thumb.imshow(image, interpolation="nearest")
+        if tr["node"] == chosen_node:
+            caption, frame = "chosen", "black"
+        elif tr["reason"] == "prune":
+            caption, frame = f"× step {tr['ended']}", "lightgray"
+        else:
+            caption, frame = "survived", "gray"
+        # the caption in the candidate's line colour (dark for a pale line), the frame in its fate's
+        colour = "dimgray" if line_color[tr["node"]] == "#bbbbbb" else line_color[tr["node"]]
+        thumb.set_title(f"cand {tr['candidate']}\n{caption}", fontsize=7, color=colour)
+        for spine in thumb.spines.values():
+            spine.set_edgecolor(frame)
+            spine.set_linewidth(2.4 if tr["node"] == chosen_node else 0.8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
