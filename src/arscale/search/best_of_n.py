@@ -25,6 +25,9 @@ class BestOfN:
 
     def run(self, generator: Any, prompts: Sequence[str], n: int, *, seed: int = 0, prompt_offset: int = 0,
             scorer: Any = None) -> SearchResult:
+        """`n` full samples per prompt, each scored once by the reward (`scorer`, else the config's); the pick is
+        the best. Every sample is a candidate, its score the reward of its float decode (a uint8 image rescored
+        can differ in the last digits)."""
         n = check_n(n)
         search = make_search(generator, seed=seed, prompt_offset=prompt_offset, scorer=scorer,
                              reward_name=self.config.reward)

@@ -28,6 +28,8 @@ class Raw:
 
     def run(self, generator: Any, prompts: Sequence[str], n: int = 1, *, seed: int = 0, prompt_offset: int = 0,
             scorer: Any = None) -> SearchResult:
+        """One sample per prompt (candidate 0, the row every other strategy also starts from); `n` is accepted
+        for the one interface and changes nothing. Candidates carry no score; `scorer` is ignored."""
         check_n(n)
         search = make_search(generator, seed=seed, prompt_offset=prompt_offset)  # `scorer` is not used
         traj = search.start(prompts, 1)

@@ -58,6 +58,10 @@ class ScalingAR:
 
     def run(self, generator: Any, prompts: Sequence[str], n: int, *, seed: int = 0, prompt_offset: int = 0,
             scorer: Any = None) -> SearchResult:
+        """ScalingAR on a next-token model: `n` candidates per prompt decode together; low-confidence ones are
+        terminated after the warm-up, each survivor has its own guidance, and the pick is the survivor with the
+        highest final confidence. No reward: `scorer` is ignored and a candidate's score is its confidence.
+        Candidates are the survivors; `telemetry` holds every candidate's profile, the events and the cost."""
         n = check_n(n)
         for attr in ("next_logits", "advance", "finish"):
             if not hasattr(generator, attr):
