@@ -92,7 +92,8 @@ class TTSVAR:
         """TTS-VAR on a next-scale model. `n` is the budget as `n_counts` says (default: the rows that start, the
         official code's N); the schedule (`schedule(num_scales, n)`) shrinks them scale by scale, clustering at
         coarse scales and resampling by potential at fine ones. The final candidates are the rows left at the
-        last scale (one at N = 8 with the defaults), scored by the reward; `telemetry["operations"]` traces each step."""
+        last scale (one at N = 8 with the defaults), scored by the reward; `telemetry["operations"]` traces
+        each step."""
         n = check_n(n)
         c = self.config
         if generator_kind(generator) != "scale":
