@@ -62,11 +62,13 @@ def test_generate_notes_prompts_outside_the_grammar_and_records_config_and_tree(
     assert cli(["generate", "a photo of two circle", "--n", "2", "--strategy", "best-of-n",
                 "--scorer", "shapeworld-reward", "--config", '{"reward": "shapeworld-reward"}',
                 "--out", str(tmp_path)]) == 0
-    assert "outside the ShapeWorld grammar" in capsys.readouterr().err
+    captured = capsys.readouterr()
+    assert "outside the ShapeWorld grammar" in captured.err
     summary = json.loads((tmp_path / "result.json").read_text())
     assert summary["config"]["reward"] == "shapeworld-reward" and len(summary["search_tree"]["parent"]) >= 2
     frame = (np.asarray(Image.open(tmp_path / "grid.png")) == (0, 170, 0)).all(-1)  # the pick, framed in green
     assert frame.sum() > 0 and len(summary["chosen"]) == 1
+    assert f"chosen: shapeworld-var_best-of-n_{summary['chosen'][0]:02d}.png" in captured.out
     assert cli(["generate", "a photo of two circles", "--n", "1", "--out", str(tmp_path)]) == 0
     assert "outside" not in capsys.readouterr().err
 
@@ -93,7 +95,7 @@ def test_the_grid_of_many_images_stays_a_picture():
     from arscale.commands.generate import GRID_PIXELS, grid
 
     tile = np.zeros((64, 64, 3), dtype=np.uint8)
-    assert grid([tile] * 4).shape == (2 + 2 * 258, 2 + 2 * 258, 3)  # few images: ×4
+    assert grid([tile] * 4).shape == (4 + 2 * 260, 4 + 2 * 260, 3)  # few images: ×4, 4 px apart
     many = grid([tile] * 1000)  # 32 columns: ×4 would be 8258 px wide
     assert GRID_PIXELS >= many.shape[1] >= 32 * 64
     large = grid([np.full((384, 384, 3), 7, dtype=np.uint8)] * 100)  # 10 columns: even ×1 would be 3862 px
@@ -105,7 +107,7 @@ def test_the_grid_frames_a_pick_only_among_others():
 
     tiles = [np.full((8, 8, 3), 9, dtype=np.uint8)] * 4
     green = (grid(tiles, chosen=[2]) == CHOSEN_FRAME).all(-1)
-    assert green.sum() == (32 + 4) ** 2 - 32 ** 2  # one frame, two pixels wide, around one ×4 tile
+    assert green.sum() == (32 + 8) ** 2 - 32 ** 2  # one frame, four pixels wide, around one ×4 tile
     assert not (grid(tiles, chosen=[0, 1, 2, 3]) == CHOSEN_FRAME).all(-1).any()  # raw: each is its own pick
 
 

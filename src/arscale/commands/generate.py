@@ -148,6 +148,8 @@ def _generate(args: argparse.Namespace, out: Path, t0: float) -> int:
               "result.json describes only this run's", file=sys.stderr)
     print(f"wrote {len(images)} image(s) and {', '.join(p.name for p in written)} to {out} "
           f"in {summary['seconds']} s")
+    if 1 < len(images) and len(summary["chosen"]) < len(images):  # raw's images are each their own pick
+        print(f"chosen: {', '.join(f'{stem}_{i:0{digits}d}.png' for i in summary['chosen'])} (framed in grid.png)")
     return 0
 
 
@@ -173,11 +175,13 @@ def upscale(img: np.ndarray, factor: int) -> np.ndarray:
 
 CHOSEN_FRAME = (0, 170, 0)  # green, around the strategy's pick
 GRID_PIXELS = 4096  # the widest grid.png; many or large images are shown smaller
+SEPARATOR = 150  # grey between tiles
 
 
-def grid(images: list[np.ndarray], scale: int = 4, pad: int = 2, chosen: Sequence[int] = ()) -> np.ndarray:
-    """Images in a near-square grid, ×`scale` nearest-upscaled, on a white background; the `chosen` ones
-    framed in green (in the padding, so no pixel of an image is covered) when they are not all of them.
+def grid(images: list[np.ndarray], scale: int = 4, pad: int = 4, chosen: Sequence[int] = ()) -> np.ndarray:
+    """Images in a near-square grid, ×`scale` nearest-upscaled, separated by grey lines (ShapeWorld's own
+    background is near white); the `chosen` ones framed in green (in the padding, so no pixel of an image is
+    covered) when they are not all of them.
     The grid is at most GRID_PIXELS wide: with many images they are upscaled less, or shown subsampled."""
     if not images:
         raise ArscaleError("no images to put in a grid")
@@ -190,7 +194,7 @@ def grid(images: list[np.ndarray], scale: int = 4, pad: int = 2, chosen: Sequenc
     tiles = [upscale(im[::step, ::step], scale) for im in images]
     h, w = tiles[0].shape[:2]
     rows = math.ceil(len(tiles) / cols)
-    canvas = np.full((rows * (h + pad) + pad, cols * (w + pad) + pad, 3), 255, dtype=np.uint8)
+    canvas = np.full((rows * (h + pad) + pad, cols * (w + pad) + pad, 3), SEPARATOR, dtype=np.uint8)
     framed = set(chosen) if len(set(chosen)) < len(tiles) else set()  # raw: every image is its prompt's pick
     for i, t in enumerate(tiles):
         r, c = divmod(i, cols)
@@ -198,4 +202,7 @@ def grid(images: list[np.ndarray], scale: int = 4, pad: int = 2, chosen: Sequenc
         if i in framed:
             canvas[top - pad: top + h + pad, left - pad: left + w + pad] = CHOSEN_FRAME
         canvas[top: top + h, left: left + w] = t
+    for i in range(len(tiles), rows * cols):  # the last row's empty cells
+        r, c = divmod(i, cols)
+        canvas[pad + r * (h + pad): (r + 1) * (h + pad), pad + c * (w + pad): (c + 1) * (w + pad)] = 255
     return canvas
