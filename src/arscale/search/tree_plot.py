@@ -10,7 +10,7 @@ import numpy as np
 
 from arscale.search.result import SearchResult
 
-COLORS = {"lineage": "#1a9850", "cluster": "#4575b4", "resample": "#d73027", "alive": "#bbbbbb"}
+COLORS = {"pick": "black", "lineage": "#1a9850", "cluster": "#4575b4", "resample": "#d73027", "alive": "#bbbbbb"}
 
 
 def draw_search_tree(result: SearchResult, prompt: int, path: str | Path) -> bool:
@@ -46,18 +46,21 @@ def draw_search_tree(result: SearchResult, prompt: int, path: str | Path) -> boo
                 ax.axis("off")
                 continue
             node = entry["nodes"][idx[col]]
-            ax.imshow(np.asarray(entry["images"][idx[col]]))
+            ax.imshow(np.asarray(entry["images"][idx[col]]), interpolation="nearest")
             status = "lineage" if k < lineage.get(node, -1) else cut.get((k, node), "alive")
+            if node == chosen.node and r == len(previews) - 1:
+                status = "pick"
             for spine in ax.spines.values():
                 spine.set_edgecolor(COLORS[status])
                 spine.set_linewidth(3 if status != "alive" else 1)
             if node == chosen.node and r == len(previews) - 1:
-                ax.set_title(f"pick {chosen.score:.2f}" if chosen.score is not None else "pick", fontsize=7)
+                ax.set_title(f"pick, reward {chosen.score:.2f}" if chosen.score is not None else "pick", fontsize=7)
         axes[r][0].set_ylabel(f"scale {k}", fontsize=8)
     legend = [Patch(edgecolor=c, facecolor="none", linewidth=2, label=label) for label, c in
-              (("lineage of the pick", COLORS["lineage"]), ("clustered away", COLORS["cluster"]),
-               ("resampled away", COLORS["resample"]), ("alive", COLORS["alive"]))]
-    fig.legend(handles=legend, loc="lower center", ncol=4, fontsize=7, frameon=False)
+              (("the pick", COLORS["pick"]), ("lineage of the pick", COLORS["lineage"]),
+               ("clustered away", COLORS["cluster"]), ("resampled away", COLORS["resample"]),
+               ("alive", COLORS["alive"]))]
+    fig.legend(handles=legend, loc="lower center", ncol=5, fontsize=7, frameon=False)
     fig.suptitle(f"{result.strategy}: {result.prompts[prompt]}", fontsize=9)
     fig.tight_layout(rect=(0, 0.05, 1, 0.95))
     fig.savefig(path, dpi=110)
