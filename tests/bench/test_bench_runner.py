@@ -171,3 +171,13 @@ def test_a_device_this_machine_lacks_is_one_line(capsys, tmp_path):
     assert main(["generate", "a photo of a red circle", "--device", "mps", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "no MPS backend" in err and err.count("\n") == 1
+
+
+def test_the_table_gives_flops_in_a_unit_that_shows_them():
+    def summary(flops):
+        return {"label": "x", "n": 1, "prompts_done": 1, "overall": 0.5, "overall_se": 0.1, "tags": {},
+                "cost_per_prompt": {"transformer_flops": flops, "decode_flops": flops / 10, "scorer_flops": 0}}
+
+    small, large = format_table([summary(3.21e8)]), format_table([summary(4.56e12)])
+    assert "GFLOPs/prompt" in small and "| 0.321 + 0.0321 + 0 |" in small
+    assert "TFLOPs/prompt" in large and "| 4.56 + 0.456 + 0 |" in large

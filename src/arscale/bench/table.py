@@ -20,15 +20,26 @@ def _paired(diff: dict | None) -> str:
     return f"{100 * diff['diff']:+.1f} ± {100 * diff['diff_se']:.1f}"
 
 
+def _flops(value: float) -> str:
+    """Three significant digits, without exponents (0.0123, 1.23, 123, 1234)."""
+    if value == 0:
+        return "0"
+    digits = max(0, 2 - math.floor(math.log10(abs(value))))
+    return f"{value:.{digits}f}"
+
+
 def format_table(summaries: Sequence[dict], paired: Mapping[tuple[str, int], dict] | None = None,
                  baseline: str = "raw") -> str:
     """`paired`: (label, N) -> `paired.paired_difference` against `baseline`, shown where given."""
     tags = []
     for s in summaries:
         tags += [t for t in s.get("tags", {}) if t not in tags]
+    flop_keys = ("transformer_flops", "decode_flops", "scorer_flops")
+    largest = max((s.get("cost_per_prompt", {}).get(k, 0) for s in summaries for k in flop_keys), default=0)
+    unit, scale = ("TFLOPs", 1e12) if largest >= 1e11 else ("GFLOPs", 1e9)  # small models: no 0.0003
     head = (["strategy", "N", "prompts", "overall ± SE"] + ([f"− {baseline}, paired ± SE"] if paired else [])
             + [TAG_SHORT.get(t, t) for t in tags]
-            + ["mean reward", "tokens/prompt", "TFLOPs/prompt (model + decode + scorer)", "decodes", "scorer calls",
+            + ["mean reward", "tokens/prompt", f"{unit}/prompt (model + decode + scorer)", "decodes", "scorer calls",
                "wall s/prompt", "selection overhead"])
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for s in summaries:
@@ -41,7 +52,7 @@ def format_table(summaries: Sequence[dict], paired: Mapping[tuple[str, int], dic
         cells += [_pct(s["tags"][t]["accuracy"]) if t in s.get("tags", {}) else "–" for t in tags]
         mr = s.get("mean_reward")
         cells += ["–" if mr is None or math.isnan(mr) else f"{mr:.3f}", f"{c.get('generated_tokens', 0):.0f}",
-                  " + ".join(f"{c.get(k, 0) / 1e12:.4f}" for k in ("transformer_flops", "decode_flops", "scorer_flops")),
+                  " + ".join(_flops(c.get(k, 0) / scale) for k in flop_keys),
                   f"{c.get('decode_count', 0):.1f}", f"{c.get('scorer_calls', 0):.1f}",
                   f"{c.get('total_wall', 0):.3f}", f"{100 * c.get('overhead_fraction', 0):.1f} %"]
         lines.append("| " + " | ".join(cells) + " |")
