@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import os
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from arscale.errors import ArscaleError
@@ -34,7 +36,31 @@ def weights_from_environment(name: str) -> str | None:
     return None
 
 
+def check_options(model: str, options: Mapping[str, Any], sampling: Iterable[str],
+                  others: Iterable[str] = ("device", "weights")) -> None:
+    """Refuse a keyword a model's loader does not take, in one line: the option, the nearest known one, and
+    the known ones (a loader's own options, then the fields of its sampling config)."""
+    sampling, others = list(sampling), list(others)
+    known = others + sampling
+    for key in options:
+        if key not in known:
+            close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            takes = f"{', '.join(others)} and " if others else ""
+            raise ArscaleError(f"{model}: unknown option {key!r}{hint}; it takes {takes}the sampling options "
+                               f"{', '.join(sampling)}")
+
+
 def load_generator(name: str, **options: Any) -> Any:
+    """The generator registered as `name`, loaded and ready for a strategy's `run`.
+
+    `name`: shapeworld-var (next-scale) and shapeworld-ar (next-token), the small models shipped with the
+    package; var-d16 ... var-d36, infinity-2b, llamagen-c2i-* and llamagen-t2i-xl, released checkpoints
+    whose files you download (docs/models.md). `options` go to the model's loader: `device=` ("cpu",
+    "cuda", ...), `weights=` (a weights folder for the ShapeWorld models, default the shipped one; a file,
+    folder or hub id for the released ones, default from their environment variable), and sampling
+    overrides of the model's defaults, e.g. `cfg=` (guidance scale), `temperature=`, `top_k=`, `top_p=`.
+    An option the ShapeWorld models do not take is refused in one line listing the ones they do."""
     if name not in MODELS:
         raise ArscaleError(f"unknown model {name!r}; choose from {', '.join(MODELS)}")
     module, fn = MODELS[name].split(":")

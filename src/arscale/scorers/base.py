@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import difflib
+import inspect
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import torch
@@ -49,10 +51,37 @@ def register_scorer(name: str, target: Any, *, replace: bool = False) -> None:
     SCORERS[name] = target
 
 
+def _check_options(name: str, factory: Callable[..., Any], options: dict[str, Any]) -> None:
+    """Refuse a keyword the factory does not take, in one line (a factory taking **options checks its own)."""
+    try:
+        params = inspect.signature(factory).parameters.values()
+    except (TypeError, ValueError):  # no signature to read (some builtins): the call itself will tell
+        return
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return
+    accepted = [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    for key in options:
+        if key not in accepted:
+            close = difflib.get_close_matches(key, accepted, n=1, cutoff=0.6)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ArscaleError(f"scorer {name!r} takes no option {key!r}{hint}; it takes "
+                               f"{', '.join(accepted) or 'no options'}")
+
+
 def load_scorer(name: str, **options: Any) -> Scorer:
+    """The scorer registered as `name`, loaded.
+
+    `name`: shapeworld-reward and shapeworld-features (shipped, offline); imagereward, clip, pickscore,
+    aesthetic, hpsv2 (rewards) and dinov2 (features), released models on transformers (docs/scorers.md),
+    or one added with `register_scorer`. `options` go to its factory: `device=` ("cpu", "cuda", ...) always,
+    `weights=` (a folder for the ShapeWorld ones, default the shipped weights; a file, folder or hub id for
+    the released ones), and each factory's own (dtype, batch_size, ...). An option the factory does not
+    take is refused in one line listing the ones it does."""
     if name not in SCORERS:
         raise ArscaleError(f"unknown scorer {name!r}; choose from {', '.join(SCORERS)}")
-    scorer = resolve_target(SCORERS[name], f"scorer {name!r}:")(**options)
+    factory = resolve_target(SCORERS[name], f"scorer {name!r}:")
+    _check_options(name, factory, options)
+    scorer = factory(**options)
     missing = [a for a in ("name", "input_size") if not hasattr(scorer, a)]
     if missing or not (callable(getattr(scorer, "reward", None)) or callable(getattr(scorer, "features", None))):
         raise ArscaleError(f"scorer {name!r} returned {type(scorer).__name__}, which is not a Scorer (it needs "

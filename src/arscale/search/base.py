@@ -6,6 +6,7 @@ internals. Its config is a dataclass that round-trips to JSON.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
 import json
@@ -52,7 +53,7 @@ class StrategyConfig:
             if not _matches(value, hints.get(key, Any)):
                 raise ArscaleError(f"{cls.__name__}.{key} must be {_describe(hints[key])}, got {value!r} "
                                    f"({type(value).__name__})")
-        return cls(**data)
+        return cls(**copy.deepcopy(data))  # the config owns its lists: the caller's dict stays the caller's
 
     @classmethod
     def from_json(cls, text: str):
@@ -175,11 +176,23 @@ def read_config(text: str, what: str = "--config") -> dict[str, Any]:
     return config
 
 
-def make_strategy(name: str, config: dict[str, Any] | None = None) -> Strategy:
+def make_strategy(name: str, config: dict[str, Any] | StrategyConfig | None = None) -> Strategy:
+    """The strategy registered as `name`, configured by `config`.
+
+    `name`: raw, best-of-n, importance, tts-var, scaling-ar, or one added with `register_strategy`.
+    `config`: a dict of the strategy's `Config` fields (what `--config` holds; unknown fields and values of the
+    wrong type are refused in one line), an instance of its `Config` class (checked the same way, through
+    `to_dict`/`from_dict`; the strategy keeps a copy), or None for the defaults. The fields of each strategy
+    are in docs/strategies.md. Run it with `strategy.run(generator, prompts, n, seed=..., scorer=...)`."""
     if name not in STRATEGIES:
         raise ArscaleError(f"unknown strategy {name!r}; choose from {', '.join(STRATEGIES)}")
     strategy_cls = resolve_target(STRATEGIES[name], f"strategy {name!r}:")
     config_cls = getattr(strategy_cls, "Config", None)
     if config_cls is None or not dataclasses.is_dataclass(config_cls) or not hasattr(config_cls, "from_dict"):
         raise ArscaleError(f"strategy {name!r} ({strategy_cls!r}) needs a `Config` dataclass deriving StrategyConfig")
-    return strategy_cls(config_cls.from_dict(config or {}))
+    if isinstance(config, config_cls):
+        config = config.to_dict()  # validated like a dict, and a copy: the caller's object stays the caller's
+    elif isinstance(config, StrategyConfig) or dataclasses.is_dataclass(config):
+        raise ArscaleError(f"strategy {name!r} takes a {config_cls.__name__} or a dict of its fields, got "
+                           f"{type(config).__name__}")
+    return strategy_cls(config_cls.from_dict({} if config is None else config))

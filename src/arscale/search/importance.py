@@ -9,6 +9,7 @@ the decode of the raster prefix.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -42,6 +43,14 @@ class ImportanceConfig(StrategyConfig):
         bad = [c for c in self.checkpoints if not 0.0 < c < 1.0]
         if bad:
             raise ArscaleError(f"checkpoints must be fractions in (0, 1) of the raster, got {bad}")
+        if self.resample_at is not None and len(set(self.resample_at)) != len(self.resample_at):
+            # as tts-var's: one scale listed twice would resample twice there
+            raise ArscaleError(f"resample_at lists a scale twice: {list(self.resample_at)}")
+
+
+def _default(name: str) -> Any:
+    f = {f.name: f for f in dataclasses.fields(ImportanceConfig)}[name]
+    return f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
 
 
 def resample_per_prompt(search: Search, traj, column: int, kind: str, lam: float, keep: int | None = None,
@@ -66,8 +75,19 @@ class Importance:
     def __init__(self, config: ImportanceConfig | None = None):
         self.config = config or ImportanceConfig()
 
+    def check_kind(self, kind: str) -> None:
+        """Refuse a field set away from its default that the generator's kind would ignore."""
+        c = self.config
+        if kind == "scale" and list(c.checkpoints) != _default("checkpoints"):
+            raise ArscaleError(f"importance: checkpoints {list(c.checkpoints)} (raster fractions) apply to next-token "
+                               "generators; this one is next-scale: set resample_at (0-based scales) instead")
+        if kind == "token" and c.resample_at is not None:
+            raise ArscaleError(f"importance: resample_at {list(c.resample_at)} (scales) applies to next-scale "
+                               "generators; this one is next-token: set checkpoints (raster fractions) instead")
+
     def points(self, search: Search) -> list[int]:
         """Positions (scales or tokens generated so far) after which to resample."""
+        self.check_kind(search.kind)
         if search.kind == "scale":
             k = search.length
             scales = self.config.resample_at
@@ -85,6 +105,11 @@ class Importance:
 
     def run(self, generator: Any, prompts: Sequence[str], n: int, *, seed: int = 0, prompt_offset: int = 0,
             scorer: Any = None) -> SearchResult:
+        """Run `n` particles per prompt (rows generated side by side from the start), resampled within each
+        prompt after each of `points()` (never at N = 1). `scorer` (an object or a registered name) replaces the
+        config's `reward`. The `SearchResult` holds each prompt's `n` final particles as candidates with their
+        final rewards, the best one chosen (`result.chosen(p)`), the search tree, the cost record, and
+        `telemetry["operations"]`: one record per resampling (the rows' rewards and the rows kept)."""
         n = check_n(n)
         c = self.config
         search = make_search(generator, seed=seed, prompt_offset=prompt_offset, scorer=scorer, reward_name=c.reward)

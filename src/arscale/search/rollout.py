@@ -81,16 +81,21 @@ def _call_optional(obj: Any, names: Sequence[str], *args: Any) -> float:
     return 0.0
 
 
+def scorer_name(scorer: Any) -> str:
+    """A scorer's `name`, else its class's name (a third-party scorer need not have one)."""
+    return str(getattr(scorer, "name", type(scorer).__name__))
+
+
 def _require_method(scorer: Any, method: str) -> None:
     if not callable(getattr(scorer, method, None)):
-        name = getattr(scorer, "name", type(scorer).__name__)
+        name = scorer_name(scorer)
         raise ArscaleError(f"scorer {name!r} has no {method}(), which this strategy needs")
 
 
 def scorer_output(out: Any, scorer: Any, what: str, rows: int) -> torch.Tensor:
     """A scorer's output as a float CPU tensor: `reward` one score per image ([B]), `features` one vector or map
     per image ([B, ...]). A third-party scorer that breaks this contract gets a one-line error naming it."""
-    name = getattr(scorer, "name", type(scorer).__name__)
+    name = scorer_name(scorer)
     try:
         t = torch.as_tensor(out).detach().float().cpu()
     except (TypeError, ValueError, RuntimeError) as exc:
@@ -177,7 +182,7 @@ class Search:
         self.generator = generator
         self.kind = generator_kind(generator)
         self.seed = seed
-        self.prompt_offset = prompt_offset
+        self.prompt_offset = check_prompt_offset(prompt_offset)
         self.reward_scorer = reward
         self.feature_scorer = features
         self.cost = CostRecord()
@@ -292,7 +297,7 @@ class Search:
         self.cost.scorer_calls += len(images)
         self.diagnostic_wall += count_scorer(self.cost, scorer, "reward", len(images), int(images.shape[-1]),
                                              lambda: scorer.reward(images, prompts))
-        check_finite(r, f"{self.reward_scorer.name} reward")
+        check_finite(r, f"{scorer_name(scorer)} reward")
         return r
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
@@ -346,7 +351,7 @@ class Search:
         config = dict(config)
         for key, scorer in (("reward", self.reward_scorer), ("features", self.feature_scorer)):
             if key in config and scorer is not None:  # the scorer used, where run() was given one over the config's
-                config[key] = getattr(scorer, "name", type(scorer).__name__)
+                config[key] = scorer_name(scorer)
         return SearchResult(list(traj.prompts), candidates, traj.tree, self.cost, strategy, config, self.telemetry)
 
 
@@ -354,6 +359,8 @@ def make_search(generator: Any, *, seed: int, prompt_offset: int, scorer: Any = 
                 reward_name: str | None = None, features: Any = None, feature_name: str | None = None) -> Search:
     """A `Search` with the reward scorer given (or loaded by name) and the feature scorer given (or loaded by
     name). Scorers load before the search's clock starts: loading is not the method's cost."""
+    check_scorer_argument(scorer, "scorer")
+    check_scorer_argument(features, "features")
     device = getattr(generator, "device", "cpu")
     reward = cached_scorer(scorer, device) if isinstance(scorer, str) else scorer  # a name works too
     if reward is None and reward_name:
@@ -363,6 +370,24 @@ def make_search(generator: Any, *, seed: int, prompt_offset: int, scorer: Any = 
     if features is None and feature_name:
         features = cached_scorer(feature_name, device)
     return Search(generator, seed=seed, prompt_offset=prompt_offset, reward=reward, features=features)
+
+
+def check_scorer_argument(scorer: Any, what: str) -> None:
+    """None, a registered name, or an object with `reward` or `features` (what a strategy's `scorer=` takes)."""
+    if scorer is None or isinstance(scorer, str):
+        return
+    if not (callable(getattr(scorer, "reward", None)) or callable(getattr(scorer, "features", None))):
+        raise ArscaleError(f"{what} must be a scorer object or a registered name, got {scorer!r:.80} "
+                           f"({type(scorer).__name__})")
+
+
+def check_prompt_offset(prompt_offset: int) -> int:
+    """The global index of a run's first prompt (seeds follow it), checked as the seed is: a whole number ≥ 0."""
+    if isinstance(prompt_offset, bool) or not isinstance(prompt_offset, numbers.Integral):
+        raise ArscaleError(f"prompt_offset must be a whole number, got {prompt_offset!r}")
+    if int(prompt_offset) < 0:
+        raise ArscaleError(f"prompt_offset must be ≥ 0, got {prompt_offset}")
+    return int(prompt_offset)
 
 
 def check_n(n: int) -> int:

@@ -39,7 +39,7 @@ from arscale.errors import ArscaleError
 from arscale.generators.sampling import cfg_mix, sample_per_row
 from arscale.search import confidence as sig
 from arscale.search.result import Candidate, CostRecord, SearchResult
-from arscale.search.rollout import check_n, check_prompt_list, count_decode, to_uint8
+from arscale.search.rollout import check_n, check_prompt_list, check_prompt_offset, count_decode, to_uint8
 from arscale.search.scaling_ar_config import ScalingARConfig
 from arscale.search.scaling_ar_plot import write_extras
 from arscale.search.scaling_ar_profile import ConfidenceProfile, ProfileStep
@@ -69,6 +69,7 @@ class ScalingAR:
                 raise ArscaleError(f"ScalingAR steers token by token: it needs a next-token model (shapeworld-ar, "
                                    f"llamagen-...), and {name} has no {attr}() (next-scale models: tts-var)")
         prompts = check_prompt_list(prompts)
+        check_prompt_offset(prompt_offset)
         cost = CostRecord()
         t0 = time.perf_counter()
         candidates: list[list[Candidate]] = []

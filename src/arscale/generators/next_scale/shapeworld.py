@@ -9,6 +9,7 @@ Files in `arscale/weights/shapeworld-var/`:
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import torch
@@ -19,6 +20,7 @@ from arscale.generators.next_scale.conditioning import TextConditioner
 from arscale.generators.next_scale.generator import SamplingConfig, ScaleGenerator
 from arscale.generators.next_scale.tokenizer import MultiScaleTokenizer, MultiScaleTokenizerConfig
 from arscale.generators.next_scale.transformer import ScaleTransformer, ScaleTransformerConfig
+from arscale.generators.registry import check_options
 from arscale.generators.text import TextEncoderConfig
 
 WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "weights" / "shapeworld-var"
@@ -37,7 +39,10 @@ def build_shapeworld_var(tokenizer_config: dict, config: dict) -> ScaleGenerator
 
 def load_shapeworld_var(device: str | torch.device = "cpu", weights: str | Path | None = None,
                         **sampling_overrides) -> ScaleGenerator:
-    """Load the shipped model (or the one in directory `weights`); keyword overrides change sampling settings."""
+    """Load the shipped model (or the one in directory `weights`); keyword overrides change sampling settings
+    (the fields of `SamplingConfig`: cfg, temperature, top_k, ...)."""
+    # before the folder guard, which reads any TypeError as a folder holding another model
+    check_options("shapeworld-var", sampling_overrides, [f.name for f in dataclasses.fields(SamplingConfig)])
     directory = Path(weights) if weights is not None else WEIGHTS_DIR
     if not directory.is_dir():
         raise ArscaleError(f"ShapeWorld-VAR weights: {directory} is not a folder (--weights takes the folder a "

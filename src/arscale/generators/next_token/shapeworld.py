@@ -9,7 +9,7 @@ anything.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from arscale.generators.loading import read_json, read_safetensors, shapeworld_f
 from arscale.generators.next_token.generator import TokenGenerator
 from arscale.generators.next_token.tokenizer import VQConfig, VQTokenizer
 from arscale.generators.next_token.transformer import Transformer, TransformerConfig
+from arscale.generators.registry import check_options
 from arscale.generators.text import TextEncoder, TextEncoderConfig
 
 WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "weights" / "shapeworld-ar"
@@ -72,6 +73,11 @@ class ShapeWorldAR(nn.Module):
         return features * mask[..., None].to(features.dtype), mask
 
 
+def sampling_options() -> list[str]:
+    """The sampling overrides a ShapeWorld-AR generator takes."""
+    return [f.name for f in fields(SamplingDefaults)] + ["preview_fill"]
+
+
 def build_generator(model: ShapeWorldAR, tokenizer: VQTokenizer, **overrides: Any) -> TokenGenerator:
     s = model.config.sampling
     options = {"cfg": s.cfg, "temperature": s.temperature, "top_k": s.top_k, "top_p": s.top_p,
@@ -99,6 +105,7 @@ def load_shapeworld_ar(device: str | torch.device = "cpu", weights: str | Path |
 
     `overrides` (cfg, temperature, top_k, top_p, preview_fill) replace the defaults in config.json.
     """
+    check_options("shapeworld-ar", overrides, sampling_options())  # before any file is read
     folder = Path(weights) if weights is not None else WEIGHTS_DIR
     if not folder.is_dir():
         raise ArscaleError(f"ShapeWorld-AR weights: {folder} is not a folder (--weights takes the folder a trainer's "
@@ -126,6 +133,8 @@ def random_shapeworld_ar(seed: int = 0, *, grid: int = 4, vocab_size: int = 32, 
 
     The image is `grid * 8` pixels square (the VQ tokenizer downsamples by 8).
     """
+    check_options("shapeworld-ar", overrides, sampling_options(), others=("seed", "grid", "vocab_size", "dim",
+                                                                          "n_layer"))
     torch.manual_seed(seed)
     text = TextEncoderConfig(width=32, depth=1, heads=2, max_len=12)
     transformer = TransformerConfig(dim=dim, n_layer=n_layer, n_head=2, vocab_size=vocab_size, grid=grid,
