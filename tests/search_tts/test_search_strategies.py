@@ -220,7 +220,24 @@ def test_large_lambda_resampling_is_greedy_and_zero_lambda_is_not():
         kept = [k for k in op["kept"] if k in rows]
         assert len(kept) == 4
         not_greedy += kept != [best] * 4
+        assert op["weight"][rows[0]] == pytest.approx(0.25)  # λ = 0: uniform within the prompt
     assert not_greedy > 0
+
+
+@pytest.mark.parametrize("kind", ["value", "diff", "max", "sum"])
+def test_the_resample_trace_holds_the_potential_and_its_weights(kind):
+    res = _tts(lam=3.0, potential=kind, history="all", cluster_at=[], resample_at=[3, 5],
+               batch=[4, 4, 4, 4, 4, 4, 1]).run(FakeNextScale(), PROMPTS, 4, seed=2, scorer=FakeScorer())
+    op = res.telemetry["operations"][-1]
+    if kind == "value":  # VALUE's potential is the reward just scored
+        assert op["potential"] == pytest.approx(op["reward"])
+    else:  # the others read the history too, so they differ from it
+        assert op["potential"] != pytest.approx(op["reward"])
+    phi = torch.tensor(op["potential"], dtype=torch.float64)
+    for p in range(len(PROMPTS)):
+        rows = [i for i, q in enumerate(op["prompt"]) if q == p]
+        expected = torch.softmax(3.0 * phi[rows], 0)  # exp(λφ), normalised within the prompt
+        assert [op["weight"][i] for i in rows] == pytest.approx(expected.tolist())
 
 
 def test_configs_round_trip_and_registry():

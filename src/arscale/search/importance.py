@@ -19,7 +19,7 @@ import torch
 
 from arscale.errors import ArscaleError
 from arscale.search.base import StrategyConfig
-from arscale.search.potentials import POTENTIALS, potential, resample
+from arscale.search.potentials import POTENTIALS, log_weights, potential, resample
 from arscale.search.result import SearchResult
 from arscale.search.rollout import Search, check_n, make_search
 from arscale.search.schedule import map_operation_scales
@@ -63,8 +63,12 @@ def resample_per_prompt(search: Search, traj, column: int, kind: str, lam: float
         count = len(rows) if keep is None else keep
         draw = resample(phi[rows], lam, count, search.rng(p, purpose))
         chosen += sorted(rows[draw].tolist())
+    # the potential each row was drawn by and its probability within its prompt, so a run shows what each
+    # potential kind and λ did (VALUE's potential is the reward itself)
+    weights = log_weights(phi, lam, traj.prompt_index).exp()
     trace = {"position": column, "op": "resample", "nodes": traj.node.tolist(), "prompt": traj.prompt_index.tolist(),
-             "reward": history[:, column].tolist(), "kept": chosen}
+             "reward": history[:, column].tolist(), "potential": phi.tolist(), "weight": weights.tolist(),
+             "kept": chosen}
     return chosen, trace
 
 
