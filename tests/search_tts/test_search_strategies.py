@@ -108,6 +108,27 @@ def test_search_tree_png(tmp_path):
     assert paths == [tmp_path / "search_tree.png"] and paths[0].stat().st_size > 1000
 
 
+def test_search_tree_png_puts_the_pick_s_line_first_and_names_the_rewards(tmp_path, monkeypatch):
+    import matplotlib.colors as mcolors
+    import matplotlib.pyplot as plt
+
+    from arscale.search.tree_plot import COLORS, draw_search_tree
+
+    figures, close = [], plt.close
+    monkeypatch.setattr(plt, "close", lambda fig=None: figures.append(fig) or close(fig))
+    res = _tts().run(FakeNextScale(), PROMPTS[:1], 8, seed=0, scorer=FakeScorer())
+    assert draw_search_tree(res, 0, tmp_path / "t.png")
+    (fig,) = figures
+    rows = len(res.telemetry["previews"])
+    width = len(fig.axes) // rows
+    first = [fig.axes[r * width] for r in range(rows)]
+    line = {mcolors.to_rgba(COLORS["lineage"]), mcolors.to_rgba(COLORS["pick"])}
+    assert all(ax.spines["left"].get_edgecolor() in line for ax in first)  # one column, top to bottom
+    resampled = {op["scale"] for op in res.telemetry["operations"] if op["op"] == "resample"}
+    labelled = {r for r in range(rows) if any(ax.get_xlabel() for ax in fig.axes[r * width:(r + 1) * width])}
+    assert labelled == resampled  # a reward under each tile a resampling read
+
+
 def test_the_pick_s_lineage_ends_where_its_copy_began():
     from arscale.search.tree_plot import lineage_until
 

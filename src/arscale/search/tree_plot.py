@@ -29,11 +29,17 @@ def draw_search_tree(result: SearchResult, prompt: int, path: str | Path) -> boo
     chosen = result.chosen(prompt)
     lineage = lineage_until(result, chosen.node)
     cut: dict[tuple[int, int], str] = {}  # (scale, node) -> operation that removed it
+    reward: dict[tuple[int, int], float] = {}  # (scale, node) -> the reward a resampling read
     for op in result.telemetry.get("operations", []):
         before = {n for n, q in zip(op["nodes"], op["prompt"]) if q == prompt}
         kept = set(op["kept_nodes"])
         for node in before - kept:
             cut[(op["scale"], node)] = op["op"]
+        for node, value in zip(op["nodes"], op.get("reward", [])):
+            reward[(op["scale"], node)] = value
+    # the pick's line first in every row, so it reads down one column
+    previews = [(k, sorted(idx, key=lambda i, k=k, e=e: k >= lineage.get(e["nodes"][i], -1)), e)
+                for k, idx, e in previews]
     width = max(len(idx) for _, idx, _ in previews)
     fig, axes = plt.subplots(len(previews), width, figsize=(1.1 * width + 1.4, 1.15 * len(previews) + 0.8),
                              squeeze=False)
@@ -55,13 +61,16 @@ def draw_search_tree(result: SearchResult, prompt: int, path: str | Path) -> boo
                 spine.set_linewidth(3 if status != "alive" else 1)
             if node == chosen.node and r == len(previews) - 1:
                 ax.set_title(f"pick, reward {chosen.score:.2f}" if chosen.score is not None else "pick", fontsize=7)
+            elif (k, node) in reward:
+                ax.set_xlabel(f"{reward[(k, node)]:.2f}", fontsize=7, labelpad=1)
         axes[r][0].set_ylabel(f"scale {k}", fontsize=8)
     legend = [Patch(edgecolor=c, facecolor="none", linewidth=2, label=label) for label, c in
               (("the pick", COLORS["pick"]), ("lineage of the pick", COLORS["lineage"]),
                ("clustered away", COLORS["cluster"]), ("resampled away", COLORS["resample"]),
                ("alive", COLORS["alive"]))]
     fig.legend(handles=legend, loc="lower center", ncol=5, fontsize=7, frameon=False)
-    fig.suptitle(f"{result.strategy}: {result.prompts[prompt]}", fontsize=9)
+    fig.suptitle(f"{result.strategy}: {result.prompts[prompt]} (numbers: the reward each resampling read)",
+                 fontsize=9)
     fig.tight_layout(rect=(0, 0.05, 1, 0.95))
     fig.savefig(path, dpi=110)
     plt.close(fig)
