@@ -327,3 +327,13 @@ def test_evaluate_input_errors():
     img = render(sample_scene(md, np.random.default_rng(0)))
     assert evaluate(Image.fromarray(img), md).correct
     assert evaluate(np.concatenate([img, np.full((64, 64, 1), 255, np.uint8)], axis=2), md).correct
+
+
+def test_evaluate_takes_a_prompt_of_the_grammar_as_its_record():
+    prompt = "a photo of a red circle and a blue square"
+    img = render(sample_scene(metadata_from_prompt(prompt), np.random.default_rng(3)))
+    by_prompt, by_record = evaluate(img, prompt), evaluate(img, metadata_from_prompt(prompt))
+    assert by_prompt.correct and (by_prompt.correct, by_prompt.reason) == (by_record.correct, by_record.reason)
+    assert not evaluate(img, "a photo of a blue circle and a red square").correct  # colours swapped
+    with pytest.raises(ArscaleError, match="dog"):
+        evaluate(img, "a photo of a dog")

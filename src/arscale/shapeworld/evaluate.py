@@ -29,7 +29,14 @@ from functools import lru_cache
 import numpy as np
 
 from arscale.errors import ArscaleError
-from arscale.shapeworld.grammar import BACKGROUND, CLASSES, COLOR_NAMES, COLORS, check_metadata
+from arscale.shapeworld.grammar import (
+    BACKGROUND,
+    CLASSES,
+    COLOR_NAMES,
+    COLORS,
+    check_metadata,
+    metadata_from_prompt,
+)
 from arscale.shapeworld.render import rasterize
 
 COLOR_THRESHOLD = 80.0
@@ -334,13 +341,16 @@ def group_by_class(detections: list[Detection]) -> dict[str, list[Detection]]:
     return out
 
 
-def evaluate(image, metadata: dict, detections: list[Detection] | None = None) -> Verdict:
-    """Judge one image against one GenEval/ShapeWorld metadata record.
+def evaluate(image, metadata: dict | str, detections: list[Detection] | None = None) -> Verdict:
+    """Judge one image against one GenEval/ShapeWorld metadata record, or against a prompt of the ShapeWorld
+    grammar (parsed with `metadata_from_prompt`).
 
     ``detections`` may be passed to skip detection (e.g. when judging one image for several records).
-    Raises `ArscaleError` for an image that is not ``uint8 [H, W, 3]`` or metadata naming unknown
-    classes, colours or relations.
+    Raises `ArscaleError` for an image that is not ``uint8 [H, W, 3]``, metadata naming unknown
+    classes, colours or relations, or a prompt outside the grammar.
     """
+    if isinstance(metadata, str):
+        metadata = metadata_from_prompt(metadata)
     check_metadata(metadata)
     if detections is None:
         detections = detect(image)
