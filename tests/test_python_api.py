@@ -198,3 +198,21 @@ def test_scaling_ar_checks_its_prompt_offset_too():
     gen = random_shapeworld_ar(seed=0)
     with pytest.raises(ArscaleError, match="prompt_offset"):
         ScalingAR().run(gen, ["a photo of a red circle"], 2, prompt_offset=-1)
+
+
+def test_a_result_is_plain_json_without_its_images():
+    import json
+
+    from search_fakes import FakeNextScale, FakeScorer
+
+    from arscale.search.tts_var import TTSVAR
+
+    res = TTSVAR().run(FakeNextScale(), ["a", "b"], 8, seed=0, scorer=FakeScorer())
+    assert res.telemetry["previews"] and isinstance(res.telemetry["previews"][0]["images"], (list, np.ndarray))
+    data = json.loads(json.dumps(res.to_dict()))  # no array, tensor or numpy scalar left
+    assert data["prompts"] == ["a", "b"] and data["strategy"] == "tts-var" and data["tree"] == res.tree.to_dict()
+    assert [[c["chosen"] for c in per] for per in data["candidates"]] == [[c.chosen for c in per]
+                                                                          for per in res.candidates]
+    assert data["cost"]["generated_tokens"] == res.cost.generated_tokens > 0
+    assert "images" not in data["telemetry"]["previews"][0] and data["telemetry"]["operations"]
+    assert data["telemetry"]["operations"][0]["kept_nodes"] == res.telemetry["operations"][0]["kept_nodes"]

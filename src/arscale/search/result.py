@@ -103,6 +103,15 @@ class SearchResult:
     def images(self) -> list[np.ndarray]:
         return [self.chosen(i).image for i in range(len(self.prompts))]
 
+    def to_dict(self) -> dict[str, Any]:
+        """The result as plain JSON data: prompts, strategy, config, every candidate's prompt, tree node, score and
+        whether it was chosen, the search tree, the cost and the telemetry. Images (the candidates', and the
+        partial images some telemetry keeps for plots) are left out: save `images` / `candidates` as files."""
+        return {"prompts": list(self.prompts), "strategy": self.strategy, "config": _plain(self.config),
+                "candidates": [[{"prompt_index": c.prompt_index, "node": c.node, "score": c.score, "chosen": c.chosen}
+                                for c in per] for per in self.candidates],
+                "tree": self.tree.to_dict(), "cost": self.cost.to_dict(), "telemetry": _plain(self.telemetry)}
+
     def extend(self, later: SearchResult) -> SearchResult:
         """Append the result of the next chunk of prompts of the same run (its prompt and node indices start
         at 0); costs add up. `later` is consumed: its candidates move here, renumbered. Strategy-specific
@@ -120,3 +129,19 @@ class SearchResult:
         self.prompts += later.prompts
         self.cost.add(later.cost)
         return self
+
+
+def _plain(value: Any) -> Any:
+    """JSON data: arrays and tensors of images dropped (a dict loses the key, a list the item), numpy and
+    torch scalars as numbers, tuples as lists."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items() if not _is_array(v)}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value if not _is_array(v)]
+    if isinstance(value, (np.generic, torch.Tensor)):
+        return value.item()
+    return value
+
+
+def _is_array(value: Any) -> bool:
+    return (isinstance(value, np.ndarray) and value.ndim > 0) or (isinstance(value, torch.Tensor) and value.dim() > 0)
