@@ -181,3 +181,15 @@ def test_the_table_gives_flops_in_a_unit_that_shows_them():
     small, large = format_table([summary(3.21e8)]), format_table([summary(4.56e12)])
     assert "GFLOPs/prompt" in small and "| 0.321 + 0.0321 + 0 |" in small
     assert "TFLOPs/prompt" in large and "| 4.56 + 0.456 + 0 |" in large
+
+
+def test_a_python_bench_takes_labels_and_plain_prompts_and_refuses_an_unknown_kind(setup, tmp_path):
+    gen, _, _ = setup
+    with pytest.raises(ArscaleError, match="unknown suite kind 'ShapeWorld'"):
+        Bench(gen, FakeScorer(), kind="ShapeWorld")
+    bench = Bench(gen, FakeScorer(), kind="shapeworld", quiet=True)
+    (summary,) = bench.run(["raw"], [1], ["a photo of a circle", "a photo of two squares"], tmp_path)
+    assert summary["label"] == "raw" and summary["prompts_done"] == 2 and summary["overall"] is not None
+    assert set(summary["tags"]) == {"single_object", "counting"}  # judged by each prompt's parse
+    with pytest.raises(ArscaleError, match="dog"):
+        bench.run(["raw"], [1], ["a photo of a dog"], tmp_path / "x")

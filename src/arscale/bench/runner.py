@@ -181,6 +181,10 @@ def is_done(root: Path, sp: SuitePrompt, official: Any = None) -> bool:
 class Bench:
     def __init__(self, generator: Any, reward_scorer: Any, *, kind: str, seed: int = 0, batch_prompts: int = 8,
                  quiet: bool = False, layout: str = "geneval"):
+        from arscale.bench.suites import SUITE_KINDS
+
+        if kind not in SUITE_KINDS:  # only "shapeworld" is judged here: a misspelt kind would judge nothing
+            raise ArscaleError(f"unknown suite kind {kind!r}; choose from {', '.join(SUITE_KINDS)}")
         self.generator = generator
         self.reward = reward_scorer
         self.kind = kind
@@ -193,8 +197,13 @@ class Bench:
 
     def run(self, specs: Sequence[RunSpec], ns: Sequence[int], prompts: Sequence[SuitePrompt], out: str | Path,
             *, resume: bool = False, shard: Any = None, write_summaries: bool = True) -> list[dict]:
-        """Run this process's share of `prompts` (the whole suite; `shard` picks by global index)."""
+        """Run this process's share of `prompts` (the whole suite; `shard` picks by global index).
+
+        From Python, `specs` may be labels ("raw", "tts-var") as well as `parse_runs` specs, and `prompts` plain
+        strings as well as `SuitePrompt`s (`suites.load_prompts` reads a suite with its metadata)."""
         out = Path(out)
+        specs = [parse_runs(s)[0] if isinstance(s, str) else s for s in specs]
+        prompts = [self._suite_prompt(i, p) if isinstance(p, str) else p for i, p in enumerate(prompts)]
         mine = shard.select(prompts, self.batch_prompts) if shard is not None else list(prompts)
         plan = []
         for spec in specs:
@@ -217,6 +226,14 @@ class Bench:
                 if write_summaries:
                     summaries.append(self.summarize(spec, n, root, prompts))
         return summaries
+
+    def _suite_prompt(self, index: int, prompt: str) -> SuitePrompt:
+        """A bare prompt: a ShapeWorld suite judges it by its parse (a prompt outside the grammar is refused)."""
+        if self.kind != "shapeworld":
+            return SuitePrompt(index, prompt)
+        from arscale.shapeworld import metadata_from_prompt
+
+        return SuitePrompt(index, prompt, metadata_from_prompt(prompt))
 
     def _official(self, root: Path) -> Any:
         return official_layout(self.layout, root, getattr(self.generator, "name", "model"))
