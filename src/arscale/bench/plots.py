@@ -16,6 +16,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from arscale.bench.table import flops_unit
+
 RAW = "raw"
 RAW_LEGEND = "raw (1 sample)"
 BARS = "bars: ±1 SE"
@@ -147,15 +149,6 @@ def _legend(ax, count: int) -> None:
         ax.legend(fontsize=8)
 
 
-def _flops_unit(largest: float) -> tuple[float, str]:
-    """TFLOPs as in table.md; GFLOPs (MFLOPs) when the numbers would be all leading zeros."""
-    if largest >= 1e11:
-        return 1e12, "TFLOPs"
-    if largest >= 1e8:
-        return 1e9, "GFLOPs"
-    return 1e6, "MFLOPs"
-
-
 def _x_axis(ax, xs: list[float]) -> bool:
     """Log when the values span a factor of 3 or more; a narrow range has no 1-2-5 tick inside it on a log
     axis, and crowds its minor labels. Returns whether the axis is logarithmic."""
@@ -269,7 +262,7 @@ def figure_score_vs_compute(summaries: Sequence[dict], manifest: dict | None = N
     wide = len(groups) > 6
     fig, axes = plt.subplots(1, 2, figsize=(12 if wide else 10, 4.5))
     flops_all = [max(s["cost_per_prompt"]["flops"], 1.0) for runs in groups.values() for s in runs]
-    scale, unit = _flops_unit(max(flops_all))
+    scale, unit = flops_unit(max(flops_all))  # the unit table.md uses
     spans: list[list[float]] = [[], []]  # the x values of each panel
     points: list[list[tuple[float, float, int]]] = [[], []]
     lows, highs = [], []

@@ -20,6 +20,15 @@ def _paired(diff: dict | None) -> str:
     return f"{100 * diff['diff']:+.1f} ± {100 * diff['diff_se']:.1f}"
 
 
+def flops_unit(largest: float) -> tuple[float, str]:
+    """TFLOPs, or GFLOPs (MFLOPs) where those would be all leading zeros (small models: no 0.0003)."""
+    if largest >= 1e11:
+        return 1e12, "TFLOPs"
+    if largest >= 1e8:
+        return 1e9, "GFLOPs"
+    return 1e6, "MFLOPs"
+
+
 def _flops(value: float) -> str:
     """Three significant digits, without exponents (0.0123, 1.23, 123, 1234)."""
     if value == 0:
@@ -36,7 +45,7 @@ def format_table(summaries: Sequence[dict], paired: Mapping[tuple[str, int], dic
         tags += [t for t in s.get("tags", {}) if t not in tags]
     flop_keys = ("transformer_flops", "decode_flops", "scorer_flops")
     largest = max((s.get("cost_per_prompt", {}).get(k, 0) for s in summaries for k in flop_keys), default=0)
-    unit, scale = ("TFLOPs", 1e12) if largest >= 1e11 else ("GFLOPs", 1e9)  # small models: no 0.0003
+    scale, unit = flops_unit(largest)
     head = (["strategy", "N", "prompts", "overall ± SE"] + ([f"− {baseline}, paired ± SE"] if paired else [])
             + [TAG_SHORT.get(t, t) for t in tags]
             + ["mean reward", "tokens/prompt", f"{unit}/prompt (model + decode + scorer)", "decodes", "scorer calls",
