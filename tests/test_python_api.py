@@ -216,3 +216,14 @@ def test_a_result_is_plain_json_without_its_images():
     assert data["cost"]["generated_tokens"] == res.cost.generated_tokens > 0
     assert "images" not in data["telemetry"]["previews"][0] and data["telemetry"]["operations"]
     assert data["telemetry"]["operations"][0]["kept_nodes"] == res.telemetry["operations"][0]["kept_nodes"]
+
+
+def test_a_scorer_object_without_an_input_size_is_one_line():
+    class NoSize:
+        name = "mine"
+
+        def reward(self, images, prompts):
+            return torch.zeros(len(images))
+
+    with pytest.raises(ArscaleError, match="scorer 'mine' needs an `input_size`"):
+        make_strategy("best-of-n").run(FakeNextScale(), ["a"], 2, scorer=NoSize())

@@ -379,6 +379,10 @@ def check_scorer_argument(scorer: Any, what: str) -> None:
     if not (callable(getattr(scorer, "reward", None)) or callable(getattr(scorer, "features", None))):
         raise ArscaleError(f"{what} must be a scorer object or a registered name, got {scorer!r:.80} "
                            f"({type(scorer).__name__})")
+    size = getattr(scorer, "input_size", None)
+    if isinstance(size, bool) or not isinstance(size, numbers.Integral) or size < 1:
+        raise ArscaleError(f"scorer {scorer_name(scorer)!r} needs an `input_size`, the side of the square images it "
+                           f"reads (images are decoded or resized to it), got {size!r}")
 
 
 def check_prompt_offset(prompt_offset: int) -> int:
