@@ -227,3 +227,12 @@ def test_a_scorer_object_without_an_input_size_is_one_line():
 
     with pytest.raises(ArscaleError, match="scorer 'mine' needs an `input_size`"):
         make_strategy("best-of-n").run(FakeNextScale(), ["a"], 2, scorer=NoSize())
+
+
+def test_a_config_changed_after_construction_is_checked_when_the_strategy_runs():
+    strategy = make_strategy("tts-var")
+    strategy.config.lam = -5.0  # would favour the lowest rewards
+    with pytest.raises(ArscaleError, match="lam"):
+        strategy.run(FakeNextScale(), ["a"], 4, scorer=FakeScorer())
+    strategy.config.lam = 5.0
+    assert strategy.run(FakeNextScale(), ["a"], 4, scorer=FakeScorer()).chosen(0).score is not None

@@ -55,6 +55,11 @@ class StrategyConfig:
                                    f"({type(value).__name__})")
         return cls(**copy.deepcopy(data))  # the config owns its lists: the caller's dict stays the caller's
 
+    def check(self) -> None:
+        """Validate the fields as they are now, as `from_dict` does: a strategy calls this when it runs, so a
+        field changed after construction (`strategy.config.lam = -5`) is refused, not used."""
+        type(self).from_dict(self.to_dict())
+
     @classmethod
     def from_json(cls, text: str):
         return cls.from_dict(json.loads(text))

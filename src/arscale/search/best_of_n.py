@@ -29,6 +29,7 @@ class BestOfN:
         the best. Every sample is a candidate, its score the reward of its float decode (a uint8 image rescored
         can differ in the last digits)."""
         n = check_n(n)
+        self.config.check()
         search = make_search(generator, seed=seed, prompt_offset=prompt_offset, scorer=scorer,
                              reward_name=self.config.reward)
         traj = search.start(prompts, n)

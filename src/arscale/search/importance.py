@@ -115,6 +115,7 @@ class Importance:
         final rewards, the best one chosen (`result.chosen(p)`), the search tree, the cost record, and
         `telemetry["operations"]`: one record per resampling (the rows' rewards and the rows kept)."""
         n = check_n(n)
+        self.config.check()
         c = self.config
         search = make_search(generator, seed=seed, prompt_offset=prompt_offset, scorer=scorer, reward_name=c.reward)
         traj = search.start(prompts, n)

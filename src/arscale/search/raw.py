@@ -31,6 +31,7 @@ class Raw:
         """One sample per prompt (candidate 0, the row every other strategy also starts from); `n` is accepted
         for the one interface and changes nothing. Candidates carry no score; `scorer` is ignored."""
         check_n(n)
+        self.config.check()
         search = make_search(generator, seed=seed, prompt_offset=prompt_offset)  # `scorer` is not used
         traj = search.start(prompts, 1)
         search.run_to(traj, search.length)

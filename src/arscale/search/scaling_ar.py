@@ -63,6 +63,7 @@ class ScalingAR:
         highest final confidence. No reward: `scorer` is ignored and a candidate's score is its confidence.
         Candidates are the survivors; `telemetry` holds every candidate's profile, the events and the cost."""
         n = check_n(n)
+        self.config.check()
         for attr in ("next_logits", "advance", "finish"):
             if not hasattr(generator, attr):
                 name = getattr(generator, "name", type(generator).__name__)

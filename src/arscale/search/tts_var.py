@@ -95,6 +95,7 @@ class TTSVAR:
         last scale (one at N = 8 with the defaults), scored by the reward; `telemetry["operations"]` traces
         each step."""
         n = check_n(n)
+        self.config.check()
         c = self.config
         if generator_kind(generator) != "scale":
             raise ArscaleError("tts-var searches over scales: it needs a next-scale generator (VAR, Infinity, "
