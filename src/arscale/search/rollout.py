@@ -385,21 +385,22 @@ def check_scorer_argument(scorer: Any, what: str) -> None:
                            f"reads (images are decoded or resized to it), got {size!r}")
 
 
+def _whole_number(value: Any, what: str, least: int, bound: str) -> int:
+    """`value` as an int: a whole number (numpy ints too, bools not) no smaller than `least`."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ArscaleError(f"{what} must be a whole number, got {value!r}")
+    if int(value) < least:
+        raise ArscaleError(f"{what} must be {bound}, got {value}")
+    return int(value)
+
+
 def check_prompt_offset(prompt_offset: int) -> int:
     """The global index of a run's first prompt (seeds follow it), checked as the seed is: a whole number ≥ 0."""
-    if isinstance(prompt_offset, bool) or not isinstance(prompt_offset, numbers.Integral):
-        raise ArscaleError(f"prompt_offset must be a whole number, got {prompt_offset!r}")
-    if int(prompt_offset) < 0:
-        raise ArscaleError(f"prompt_offset must be ≥ 0, got {prompt_offset}")
-    return int(prompt_offset)
+    return _whole_number(prompt_offset, "prompt_offset", 0, "≥ 0")
 
 
 def check_n(n: int) -> int:
-    if isinstance(n, bool) or not isinstance(n, numbers.Integral):
-        raise ArscaleError(f"N (candidates per prompt) must be a whole number, got {n!r}")
-    if int(n) < 1:
-        raise ArscaleError(f"N (candidates per prompt) must be at least 1, got {n}")
-    return int(n)
+    return _whole_number(n, "N (candidates per prompt)", 1, "at least 1")
 
 
 def scoring_prompts(generator: Any, prompts: Sequence[Any], scorer: Any = None) -> list[Any]:
