@@ -41,8 +41,8 @@ def test_another_models_folder_is_named_not_a_traceback(capsys):
     from arscale.generators.next_token.shapeworld import load_shapeworld_ar
     from arscale.scorers.shapeworld import load_model
 
-    with pytest.raises(ArscaleError, match="shapeworld-var holds a ShapeWorld-VAR model, not a ShapeWorld-AR model"):
-        load_shapeworld_ar(weights=WEIGHTS / "shapeworld-var")
+    with pytest.raises(ArscaleError, match="shapeworld-var holds a ShapeWorld-VAR model, not a ShapeWorld-AR model$"):
+        load_shapeworld_ar(weights=WEIGHTS / "shapeworld-var")  # and no KeyError after it: the kind says it all
     with pytest.raises(ArscaleError, match="shapeworld-ar holds a ShapeWorld-AR model, not a ShapeWorld reward"):
         load_model(WEIGHTS / "shapeworld-ar")
     assert main(["train", "shapeworld-var", "--tokenizer", str(WEIGHTS / "shapeworld-ar"), "--steps", "1",
@@ -119,3 +119,12 @@ def test_a_shared_folder_keeps_the_tokenizer_its_model_was_trained_on(tmp_path):
         tokenizer_folder(argparse.Namespace(tokenizer=str(mine), out=str(out)), "/shipped")
     (out / "tokenizer.safetensors").write_bytes(b"tokenizer X")  # the same one, copied: fine
     assert tokenizer_folder(argparse.Namespace(tokenizer=str(mine), out=str(out)), "/shipped") == str(mine)
+
+
+def test_decoder_only_without_a_training_state_is_refused(tmp_path, capsys):
+    out = tmp_path / "new"
+    assert main(["train", "shapeworld-tokenizer", "--steps", "2", "--batch-size", "2", "--decoder-only",
+                "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "--decoder-only fine-tunes a trained tokenizer" in err and "holds no training state" in err
+    assert not out.exists()  # nothing written, and the folder it made is gone

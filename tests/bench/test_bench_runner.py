@@ -108,6 +108,20 @@ def test_cli_reports_bad_arguments_in_one_line(capsys, tmp_path):
     assert "unknown device 'gpu'" in capsys.readouterr().err and not out.exists()
 
 
+def test_the_default_strategies_are_the_models_own_method_and_the_baselines(tmp_path):
+    from arscale.cli import main
+    from arscale.generators.registry import MODELS, model_kind
+
+    assert {name: model_kind(name) for name in ("shapeworld-var", "infinity-2b", "shapeworld-ar", "llamagen-t2i-xl")} \
+        == {"shapeworld-var": "scale", "infinity-2b": "scale", "shapeworld-ar": "token", "llamagen-t2i-xl": "token"}
+    built_in = [name for name, where in MODELS.items() if where.startswith("arscale.generators.")]
+    assert all(model_kind(name) in ("scale", "token") for name in built_in) and model_kind("mine") is None
+    out = tmp_path / "ar"
+    assert main(["bench", "--model", "shapeworld-ar", "--prompts", "draw:1:5", "--limit", "1", "--n", "1",
+                 "--quiet", "--out", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["best-of-n", "importance", "raw", "scaling-ar"]
+
+
 def test_scaling_ar_records_each_prompts_own_tokens(tmp_path):
     from search_fakes import FakeNextToken
 

@@ -150,6 +150,19 @@ def test_two_launcher_ranks_equal_one_process(tiny_weights, reference, tmp_path)
     assert json.loads((out / "manifest.json").read_text())["shard"]["world_size"] == 2
 
 
+def test_hand_started_ranks_in_any_order_merge_to_one_run(tiny_weights, reference, tmp_path):
+    out = tmp_path / "hand"
+    # rank 1 first and to the end: its label folders are there, but no manifest, when rank 0 starts
+    run_bench(tiny_weights, out, env=clean_env(RANK="1", WORLD_SIZE="2"))
+    assert not list(out.glob("manifest*.json")) and (out / "raw").is_dir()
+    proc = run_bench(tiny_weights, out, env=clean_env(RANK="0", WORLD_SIZE="2"))
+    assert "ranks were not synchronised" in proc.stdout
+    merge = [*bench_argv(tiny_weights, out)[:3], "bench", "merge", str(out), "--out", str(out)]
+    proc = subprocess.run(merge, env=clean_env(), capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert snapshot(out) == reference[1]
+
+
 def test_resuming_with_other_settings_is_refused(tiny_weights, reference, tmp_path):
     out = tmp_path / "copy"
     shutil.copytree(reference[0], out)

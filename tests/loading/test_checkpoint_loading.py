@@ -95,7 +95,16 @@ def test_an_unreadable_checkpoint_is_one_line(tmp_path):
     bad.write_bytes(b"not a checkpoint at all")
     with pytest.raises(ArscaleError, match="cannot be read as a tensor-only checkpoint") as err:
         loading.read_checkpoint(bad)
-    assert "\n" not in str(err.value)
+    assert "\n" not in str(err.value) and "damaged or only partly copied?" in str(err.value)
+
+
+def test_a_failure_that_says_only_a_number_is_named(tmp_path, monkeypatch):
+    def missing_record(*args, **kwargs):
+        raise KeyError(174812789)  # what a damaged zip record can raise
+
+    monkeypatch.setattr(loading.torch, "load", missing_record)
+    with pytest.raises(ArscaleError, match=r"checkpoint \(KeyError 174812789\): damaged"):
+        loading.read_checkpoint(tmp_path / "ImageReward.pt")
 
 
 @pytest.mark.parametrize("container", ["model", "module", "state_dict", None])

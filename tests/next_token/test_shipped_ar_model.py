@@ -39,3 +39,22 @@ def test_unknown_prompt_word_is_a_clear_error():
     gen = load_generator("shapeworld-ar")
     with pytest.raises(ArscaleError, match="unknown word 'hexagon'"):
         gen.start(["a photo of a hexagon"], 1, seed=0)
+
+
+def test_generate_scaling_ar_writes_its_telemetry_into_result_json(tmp_path):
+    from arscale.cli import main
+
+    assert main(["generate", "a photo of two circles", "--model", "shapeworld-ar", "--strategy", "scaling-ar",
+                 "--n", "4", "--out", str(tmp_path)]) == 0
+    result = json.loads((tmp_path / "result.json").read_text())
+    tele = result["telemetry"]
+    traces = tele["prompts"][0]
+    assert [tr["candidate"] for tr in traces] == [0, 1, 2, 3]
+    for tr in traces:
+        steps = 256 if tr["reason"] is None else tr["ended"] + 1
+        assert all(len(tr[key]) == steps for key in ("C", "I", "D", "R", "guidance", "entropy", "margin"))
+        assert "preview" not in tr  # images stay in the PNGs
+    terminated = {tr["node"] for tr in traces if tr["reason"] == "prune"}
+    assert terminated == {e["node"] for e in tele["events"] if e["event"] == "terminate"}
+    assert tele["tokens_per_image"] == result["cost"]["generated_tokens"] < 4 * 256
+    assert (tmp_path / "confidence_00000.png").is_file()

@@ -138,7 +138,7 @@ def test_score_matches_open_clip_forward(scorer, released, tokenizer):
     torch.testing.assert_close(single, got, atol=1e-5, rtol=1e-5)
 
 
-def test_preprocessing_pads_the_shorter_side_with_black():
+def test_preprocessing_pads_the_shorter_side_with_black(tmp_path):
     transform = hpsv2.hps_transform(8)
     img = torch.ones(1, 3, 4, 8)  # white, 4 high and 8 wide: no resize, 2 rows of padding above and below
     out = transform(img)
@@ -151,6 +151,8 @@ def test_preprocessing_pads_the_shorter_side_with_black():
     assert transform(torch.rand(2, 3, 12, 24)).shape == (2, 3, 8, 8)
     with pytest.raises(ArscaleError, match="backend='torch'"):
         hpsv2.hps_transform(8, backend="pil")
+    with pytest.raises(ArscaleError, match="backend='torch'"):  # before it looks for weights that are not there
+        hpsv2.load_hpsv2(tmp_path / "missing", backend="pil")
 
 
 def test_leftover_key_and_registry(released, tokenizer, tmp_path):

@@ -3,6 +3,7 @@
 import json
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -191,6 +192,9 @@ def test_guidance_clamps():
     assert torch.allclose(s, torch.tensor([5.0, 3.0, 3.0 + 0.15 - 0.4, 3.0]))
     low = guidance_schedule(ScalingARConfig(gamma=10.0), 1.2, torch.ones(1), torch.zeros(1), torch.ones(1))
     assert low.item() == 1.0
+    # a base scale below clamp_min is the floor itself: the schedule moves around it, not up to clamp_min
+    under = guidance_schedule(cfg, 0.5, torch.tensor([1.0, 0.0]), torch.zeros(2), torch.tensor([1.0, 0.0]))
+    assert torch.allclose(under, torch.tensor([0.5, 0.8]))
 
 
 def test_step_constants_scale_with_sequence_length():
@@ -217,7 +221,7 @@ def test_step_constants_scale_with_sequence_length():
     ({"z_clip": 0.0}, "z_clip"),
     ({"rebound_eps": 0.0}, "rebound_eps"),
     ({"temperature": 0.0}, "temperature"),
-    ({"cfg_base": 2.0, "clamp_min": 5.0, "clamp_over": 1.0}, "clamp_min"),
+    ({"z_eps": 0.0}, "z_eps"),
     ({"w_i": 0.0, "use_conditional": False}, "w_i"),
     ({"w_tok": 0.0, "use_block": False}, "intrinsic weights"),
     ({"preview_size": 4}, "preview_size must be >= 8"),
@@ -494,6 +498,8 @@ def test_the_profile_combines_its_signals_as_specified(gen):
         s_tok, b, i, d, c, r, g = (torch.tensor(tr[key], dtype=torch.float64)
                                    for key in ("s_tok", "B", "I", "D", "C", "R", "guidance"))
         assert tr["K"][0] == pytest.approx(float((p_c[k] * (log_c[k] - log_u[k])).sum()), rel=1e-4)
+        assert tr["entropy"][0] == pytest.approx(float(entropy[k]), abs=1e-6)
+        assert tr["margin"][0] == pytest.approx(float(top[k, 0] - top[k, 1]), abs=1e-6)
         assert s_tok[0] == pytest.approx(float(1 - (0.5 * entropy[k] + 0.5 * (1 - (top[k, 0] - top[k, 1])))), abs=1e-5)
         assert 0 < float(b.min()) and float(b.max()) < 1 and float(b.std()) > 1e-3  # a live squashed z-score
         mixed = 0.65 * s_tok + 0.35 * b
@@ -508,6 +514,57 @@ def test_the_profile_combines_its_signals_as_specified(gen):
             var = float(recent.var(unbiased=False)) if len(recent) >= 2 else 0.0
             s = s_base + 0.3 * (1 - float(d[t])) + 0.4 * var - 0.4 * min(max(rebound, 0.0), 1.0)
             assert float(g[t]) == pytest.approx(min(max(s, 1.0), s_base + 2.0), abs=2e-6)
+
+
+def _pooled_sigmoid_z(values: np.ndarray) -> np.ndarray:
+    """SCALINGAR.md §2.2 by hand: at step t, z over every candidate's values of steps 0..t (one prompt), clipped
+    to +-3, then the logistic."""
+    out = np.empty_like(values)
+    for t in range(values.shape[1]):
+        seen = values[:, : t + 1]
+        z = np.clip((values[:, t] - seen.mean()) / (seen.std() + 1e-6), -3, 3)
+        out[:, t] = 1 / (1 + np.exp(-z))
+    return out
+
+
+def test_token_confidence_block_stability_and_drift_recomputed_at_every_step(gen):
+    # from the recorded per-token entropy, margin and KL alone, with the paper's constants written out
+    res = ScalingAR(ScalingARConfig(terminate=False)).run(gen, PROMPTS[:1], 3, seed=5)
+    traces = res.telemetry["prompts"][0]
+    h, m, k = (np.array([tr[key] for tr in traces], dtype=np.float64) for key in ("entropy", "margin", "K"))
+    T, grid = h.shape[1], 8
+    x = 1 - (0.5 * h + 0.5 * (1 - m))
+    s_tok = x.copy()
+    for t in range(1, T):
+        s_tok[:, t] = 0.8 * s_tok[:, t - 1] + 0.2 * x[:, t]  # EMA, lambda_tok = 0.2, from the first value
+    worst = np.empty_like(h)
+    for t in range(T):
+        for row in range(len(traces)):
+            seen = np.full(T, np.nan)
+            seen[: t + 1] = h[row, : t + 1]
+            square = seen.reshape(grid, grid)
+            means = sorted(np.nanmean(square[r:r + 4, c:c + 4]) for r in (0, 4) for c in (0, 4)
+                           if not np.isnan(square[r:r + 4, c:c + 4]).all())  # 4x4 blocks holding a generated token
+            worst[row, t] = np.mean(means[-math.ceil(0.1 * len(means)):])  # the worst 10 %, at least one block
+    expected = {"s_tok": s_tok, "B": 1 - _pooled_sigmoid_z(worst), "D": _pooled_sigmoid_z(k)}
+    for key, want in expected.items():
+        got = np.array([tr[key] for tr in traces], dtype=np.float64)
+        assert np.abs(got - want).max() < 1e-3, (key, np.abs(got - want).max())  # float32 runs, magnified by z
+    assert float(np.ptp(expected["B"])) > 0.1 and float(np.ptp(expected["D"])) > 0.1  # live signals, not constants
+
+
+def test_termination_starts_when_the_warm_up_ends(gen):
+    res = ScalingAR(ScalingARConfig(prune_quantile=0.5)).run(gen, PROMPTS[:1], 4, seed=2)
+    warmup, theta = res.telemetry["warmup_steps"], res.telemetry["threshold"][0]
+    assert all(math.isnan(v) for v in theta[:warmup]) and not math.isnan(theta[warmup])
+    events = res.telemetry["events"]
+    assert events and min(e["step"] for e in events) >= warmup
+
+
+def test_min_survivors_at_or_above_n_is_said_to_switch_termination_off(gen):
+    with pytest.warns(UserWarning, match="min_survivors 3 keeps all 3 candidates"):
+        res = ScalingAR(ScalingARConfig(min_survivors=3)).run(gen, PROMPTS[:1], 3, seed=2)
+    assert not [e for e in res.telemetry["events"] if e["event"] == "terminate"]
 
 
 @pytest.mark.parametrize("final_pick", ["last", "mean"])

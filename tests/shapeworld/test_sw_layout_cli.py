@@ -250,3 +250,10 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
 
     assert main(["shapeworld", "suite", "--out", str(tmp_path / "no" / "s.jsonl")]) == 2
     assert "does not exist" in _error_line(capsys)
+
+
+def test_suite_says_when_its_seed_draws_the_public_prompts(tmp_path, capsys):
+    assert main(["shapeworld", "suite", "--per-tag", "1", "--out", str(tmp_path / "public.jsonl")]) == 0
+    assert "draws the public suite's prompts" in capsys.readouterr().err
+    assert main(["shapeworld", "suite", "--per-tag", "1", "--seed", "8", "--out", str(tmp_path / "fresh.jsonl")]) == 0
+    assert "public" not in capsys.readouterr().err

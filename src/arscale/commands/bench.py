@@ -17,6 +17,9 @@ from arscale.devices import pick_device
 from arscale.errors import ArscaleError
 from arscale.folders import output_folder
 from arscale.generators.class_names import use_class_names
+from arscale.generators.registry import model_kind
+
+DEFAULT_STRATEGIES = {"scale": "raw,best-of-n,importance,tts-var", "token": "raw,best-of-n,importance,scaling-ar"}
 
 
 def register(sub) -> None:
@@ -27,9 +30,10 @@ def register(sub) -> None:
     p.add_argument("--model", default="shapeworld-var", help="generator name (default %(default)s)")
     p.add_argument("--model-weights", default=None, metavar="DIR",
                    help="load the model from this weights directory instead of the shipped one")
-    p.add_argument("--strategies", default="raw,best-of-n,importance,tts-var",
+    p.add_argument("--strategies", default=None,
                    help="comma-separated labels: a strategy name, optionally with @suffix for a variant "
-                        "configured by --config (default %(default)s)")
+                        f"configured by --config (default {DEFAULT_STRATEGIES['scale']} for a next-scale model, "
+                        f"{DEFAULT_STRATEGIES['token']} for a next-token one)")
     p.add_argument("--n", default="1,2,4,8", help="comma-separated budgets N (default %(default)s)")
     p.add_argument("--prompts", default="shapeworld-v1-eval",
                    help="suite: shapeworld-v1-eval, a GenEval-format jsonl, KIND:PATH, or draw:PER_TAG:SEED for "
@@ -137,6 +141,8 @@ def _bench(args: argparse.Namespace) -> int:
                                "clip, aesthetic), or --scorer '' for none; the default shapeworld-reward knows only "
                                "ShapeWorld")
         args.scorer = "shapeworld-reward"
+    if args.strategies is None:  # the method of the model's own kind beside the baselines
+        args.strategies = DEFAULT_STRATEGIES[model_kind(args.model) or "scale"]
     specs = parse_runs(args.strategies, args.config)
     ns = parse_ns(args.n)
     kind, prompts = load_prompts(args.prompts)
@@ -163,7 +169,10 @@ def _bench(args: argparse.Namespace) -> int:
     shard = resolve_shard(args.num_shards, args.shard_index)
     out = output_folder(args.out)
     found = manifests_in(out)
-    if not found and any(out.iterdir()):  # not a bench's folder: results would mix with what is there
+    # ranks started by hand do not wait for rank 0's manifest: another rank's label folders are this run's
+    labels = {spec.label for spec in specs} if shard.distributed else set()
+    if not found and any(not (entry.is_dir() and entry.name in labels) for entry in out.iterdir()):
+        # not a bench's folder: results would mix with what is there
         raise ArscaleError(f"--out {out} holds other files and no bench manifest: give a new or empty folder, or "
                            "one an earlier `arscale bench` wrote")
     manifest = mf.build_manifest(

@@ -28,7 +28,8 @@ def register(subparsers) -> None:
         f"--per-tag {PUBLIC_SUITE_PER_TAG} --seed {PUBLIC_SUITE_SEED}).",
     )
     s.add_argument("--per-tag", type=int, default=PUBLIC_SUITE_PER_TAG, metavar="K", help="prompts per tag (default %(default)s)")
-    s.add_argument("--seed", type=int, default=PUBLIC_SUITE_SEED, metavar="S", help="suite seed")
+    s.add_argument("--seed", type=int, default=PUBLIC_SUITE_SEED, metavar="S",
+                   help=f"suite seed (default {PUBLIC_SUITE_SEED}, the public suite's: give another for fresh prompts)")
     s.add_argument("--out", required=True, metavar="FILE", help="jsonl file to write")
     s.set_defaults(func=cmd_suite)
 
@@ -54,7 +55,7 @@ def _no_subcommand(parser: argparse.ArgumentParser) -> int:
 
 
 def cmd_suite(args) -> int:
-    from arscale.shapeworld.suite import build_suite, write_suite
+    from arscale.shapeworld.suite import PUBLIC_SUITE, PUBLIC_SUITE_SEED, build_suite, write_suite
 
     out = Path(args.out)
     if out.is_dir():
@@ -65,6 +66,9 @@ def cmd_suite(args) -> int:
     except OSError as exc:
         raise ArscaleError(f"cannot write --out {out}: {exc.strerror or exc}") from None
     print(f"wrote {len(records)} prompts ({args.per_tag} per tag, seed {args.seed}) to {out}")
+    if args.seed == PUBLIC_SUITE_SEED:  # tuning on these would tune on the evaluation
+        print(f"note: seed {args.seed} draws the public suite's prompts ({PUBLIC_SUITE}); pass --seed with "
+              "another value for fresh ones", file=sys.stderr)
     return 0
 
 

@@ -122,8 +122,11 @@ def read_checkpoint(path: str | os.PathLike) -> Any:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as first:
         if "Namespace" not in str(first):
-            reason = str(first).strip().splitlines()[0] if str(first).strip() else type(first).__name__
-            raise ArscaleError(f"{path} cannot be read as a tensor-only checkpoint ({reason})") from first
+            message = str(first).strip().splitlines()[0] if str(first).strip() else ""
+            # some failures say only a number (a missing record's offset): name the exception too
+            reason = message if any(ch.isalpha() for ch in message) else f"{type(first).__name__} {message}".strip()
+            raise ArscaleError(f"{path} cannot be read as a tensor-only checkpoint ({reason}): damaged or only "
+                               "partly copied?") from first
     # LlamaGen training checkpoints carry their argparse.Namespace next to the weights.
     with torch.serialization.safe_globals([argparse.Namespace]):
         return torch.load(path, map_location="cpu", weights_only=True)
@@ -308,5 +311,6 @@ def shapeworld_folder(folder: str | os.PathLike, wanted: str) -> Iterator[None]:
     try:
         yield
     except (TypeError, KeyError) as exc:
-        raise ArscaleError(f"{folder} holds {shapeworld_folder_holds(folder)}, not {wanted} (its config: "
-                           f"{type(exc).__name__}: {exc})") from None
+        holds = shapeworld_folder_holds(folder)
+        detail = f" (its config: {type(exc).__name__}: {exc})" if holds.startswith("no ") else ""  # else noise
+        raise ArscaleError(f"{folder} holds {holds}, not {wanted}{detail}") from None

@@ -51,6 +51,13 @@ def check_options(model: str, options: Mapping[str, Any], sampling: Iterable[str
                                f"{', '.join(sampling)}")
 
 
+def model_kind(name: str) -> str | None:
+    """"scale" or "token" for a registered next-scale or next-token model, without loading it; None where its
+    module does not say (a plugin's)."""
+    module = MODELS.get(name, "").split(":")[0]
+    return "scale" if ".next_scale." in module else "token" if ".next_token." in module else None
+
+
 def load_generator(name: str, **options: Any) -> Any:
     """The generator registered as `name`, loaded and ready for a strategy's `run`.
 

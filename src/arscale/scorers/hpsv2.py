@@ -119,6 +119,7 @@ def load_hpsv2(weights: str | os.PathLike = HUB_REPO, *, version: str = "v2.1",
     """`weights`: an HPS `.pt` file, a directory holding it, or the hub repo (default xswu/HPSv2)."""
     if version not in FILES:
         raise ArscaleError(f"unknown HPS version {version!r}; choose from {', '.join(FILES)}")
+    hps_transform(backend=backend)  # a refused backend is said before gigabytes load
     from arscale.generators.loading import read_checkpoint, unwrap
 
     transformers = require_transformers()

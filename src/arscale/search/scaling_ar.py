@@ -29,6 +29,7 @@ tokens, transformer and decode FLOPs and decodes, adding up to the run's cost), 
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -64,6 +65,9 @@ class ScalingAR:
         Candidates are the survivors; `telemetry` holds every candidate's profile, the events and the cost."""
         n = check_n(n)
         self.config.check()
+        if self.config.terminate and n > 1 and self.config.min_survivors >= n:
+            warnings.warn(f"ScalingAR: min_survivors {self.config.min_survivors} keeps all {n} candidates, so none is "
+                          "terminated (terminate=False says so on purpose)", stacklevel=2)
         for attr in ("next_logits", "advance", "finish"):
             if not hasattr(generator, attr):
                 name = getattr(generator, "name", type(generator).__name__)
@@ -111,9 +115,6 @@ class ScalingAR:
         warmup = cfg.warmup_steps(T)
         window = cfg.recovery_steps(T)
         s_base = float(cfg.cfg_base if cfg.cfg_base is not None else getattr(gen, "cfg", 1.0))
-        if cfg.clamp_min > s_base + cfg.clamp_over:
-            raise ArscaleError(f"invalid ScalingAR config: clamp_min {cfg.clamp_min} exceeds s_base + clamp_over = "
-                               f"{s_base} + {cfg.clamp_over}")
         temperature = cfg.temperature if cfg.temperature is not None else getattr(gen, "temperature", 1.0)
         top_k = cfg.top_k if cfg.top_k is not None else getattr(gen, "top_k", 0)
         top_p = cfg.top_p if cfg.top_p is not None else getattr(gen, "top_p", 1.0)
@@ -208,7 +209,7 @@ class _Telemetry:
     """What a ScalingAR run reports beside its images: one trace per candidate, the flag / recover / terminate
     events, each prompt's threshold per step, and the tokens of terminated candidates (for their previews)."""
 
-    SIGNALS = ("C", "I", "D", "R", "guidance", "s_tok", "B", "K", "pmi")
+    SIGNALS = ("C", "I", "D", "R", "guidance", "s_tok", "B", "K", "pmi", "entropy", "margin")
 
     def __init__(self, traj: Any, index_offset: int, num_prompts: int, num_tokens: int, previews: bool):
         self.traj, self.index_offset, self.num_prompts, self.previews = traj, index_offset, num_prompts, previews

@@ -33,6 +33,7 @@ class ScalingARConfig(StrategyConfig):
     w_d: float = 0.25
     kl_ema: float = 0.0  # [PROPOSAL] optional EMA rate on KL before the z-score; 0 = none (paper lists none)
     z_clip: float = 3.0
+    z_eps: float = 1e-6  # [PROPOSAL] z = (v - mean) / (std + z_eps) in the prompt-level normalisation of B and D
     rebound_eps: float = 1e-3
     # [PROPOSAL, revised by measurement] C_min for the rebound R. "flag": once a candidate is flagged, the minimum
     # since its latest flag — probation asks whether it rebounded from *this* dip; "warmup": the minimum since
@@ -69,7 +70,7 @@ class ScalingARConfig(StrategyConfig):
     beta: float = 0.4
     gamma: float = 0.4
     variance_window: int = 32  # [PROPOSAL] Var(I) window, in the paper's steps
-    clamp_min: float = 1.0  # [PROPOSAL]
+    clamp_min: float = 1.0  # [PROPOSAL] the floor, or s_base where that is lower (the scale asked for is kept)
     clamp_over: float = 2.0  # [PROPOSAL] s <= s_base + clamp_over
     # step-count scaling rule (ours). The paper applies its 32-step windows to 256-token AR-GRPO unchanged
     # (`scale_steps=False`); on 480 fresh ShapeWorld prompts (256 tokens) that lost 4.2 +- 2.1 points at 2.1x
@@ -142,10 +143,9 @@ class ScalingARConfig(StrategyConfig):
         need(self.variance_window_steps is None or self.variance_window_steps >= 1,  # 0 would read the whole history
              f"variance_window_steps must be >= 1, got {self.variance_window_steps}")
         need(self.z_clip > 0, f"z_clip must be > 0, got {self.z_clip}")
+        need(self.z_eps > 0, f"z_eps must be > 0, got {self.z_eps}")
         need(self.rebound_eps > 0, f"rebound_eps must be > 0, got {self.rebound_eps}")
         need(self.temperature is None or self.temperature > 0, f"temperature must be > 0, got {self.temperature}")
-        need(self.cfg_base is None or self.clamp_min <= self.cfg_base + self.clamp_over,
-             f"clamp_min {self.clamp_min} exceeds cfg_base + clamp_over = {self.cfg_base} + {self.clamp_over}")
         self.weights()  # switched-off channels must leave positive weights
 
     # -- derived constants -----------------------------------------------------------------------

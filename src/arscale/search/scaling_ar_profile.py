@@ -25,9 +25,10 @@ from arscale.search.scaling_ar_config import ScalingARConfig
 def guidance_schedule(config: ScalingARConfig, s_base: float, drift: torch.Tensor, var_intrinsic: torch.Tensor,
                       rebound: torch.Tensor) -> torch.Tensor:
     """Per-candidate CFG scale (Eq. 10, Algorithm 1 line 12), rebound clipped to [0, 1], then clamped
-    to [clamp_min, s_base + clamp_over]."""
+    to [min(clamp_min, s_base), s_base + clamp_over]: a base scale below clamp_min is kept as the floor, so
+    the schedule moves around the scale asked for instead of lifting every candidate to clamp_min."""
     s = s_base + config.alpha * (1 - drift) + config.beta * var_intrinsic - config.gamma * rebound.clamp(0, 1)
-    return s.clamp(config.clamp_min, s_base + config.clamp_over)
+    return s.clamp(min(config.clamp_min, s_base), s_base + config.clamp_over)
 
 
 
@@ -64,8 +65,8 @@ class ConfidenceProfile:
         self.weights = config.weights()
         self.warmup = config.warmup_steps(num_tokens)
         self.var_window = config.variance_steps(num_tokens)
-        self.block_z = sig.PromptZScore(num_prompts, config.z_clip)
-        self.kl_z = sig.PromptZScore(num_prompts, config.z_clip)
+        self.block_z = sig.PromptZScore(num_prompts, config.z_clip, config.z_eps)
+        self.kl_z = sig.PromptZScore(num_prompts, config.z_clip, config.z_eps)
         nan = torch.full((len(traj),), float("nan"))
         for name in ("sar_s_tok", "sar_i", "sar_kl", "sar_c_min"):
             traj.rows[name] = nan.clone()
@@ -83,10 +84,12 @@ class ConfidenceProfile:
             dist = cond.float()
         # intrinsic channel: token confidence and worst-block stability
         h_norm = sig.normalized_entropy(dist).cpu()
-        x_tok = 1.0 - (cfg.alpha_h * h_norm + cfg.alpha_m * (1.0 - sig.top2_margin(dist).cpu()))
+        margin = sig.top2_margin(dist).cpu()
+        x_tok = 1.0 - (cfg.alpha_h * h_norm + cfg.alpha_m * (1.0 - margin))
         s_tok = sig.ema(traj.rows["sar_s_tok"], x_tok, cfg.lambda_tok)
         traj.rows["sar_s_tok"] = s_tok
         traj.record("entropy", t, h_norm)
+        traj.record("margin", t, margin)
         worst = sig.worst_block_entropy(_pad_cols(traj.history["entropy"], self.num_tokens), self.grid, cfg.block,
                                         cfg.worst_q)
         self.block_z.update(worst, prompt)

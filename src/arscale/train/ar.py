@@ -237,8 +237,8 @@ def main(args: argparse.Namespace) -> int:
         if message := fitter.after_step(step):
             bar.total = args.steps
             bar.write(message)
-        if step % 20 == 0:
-            bar.set_postfix(loss=f"{running:.4f}", rec=f"{rec_loss:.4f}")
+        if step % 20 == 0:  # rec only where the decoder is tuned (a frozen one has no reconstruction loss)
+            bar.set_postfix(loss=f"{running:.4f}", **({"rec": f"{rec_loss:.4f}"} if args.tune_decoder_every > 0 else {}))
         if step % 500 == 0:
             from arscale.train.tokenizer_vq import reconstruction_accuracy
 

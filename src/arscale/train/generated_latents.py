@@ -29,7 +29,7 @@ def check_same_codes(tokenizer: MultiScaleTokenizer, gen: ScaleGenerator, tol: f
             raise ArscaleError(f"the generator's tokenizer differs from the one being fine-tuned ({key}): "
                                "continued latents only make sense for the codes the generator was trained on; "
                                "start from that tokenizer's training state (--state-dir, e.g. a copy of "
-                               "train_state/shapeworld-tokenizer for the shipped generator), not --fresh")
+                               "train_state/shapeworld-tokenizer for the shipped generator)")
 
 
 def draw_start_scales(batch: int, num_scales: int, generated_fraction: float, earliest: int,

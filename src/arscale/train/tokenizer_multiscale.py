@@ -113,6 +113,10 @@ def main(args: argparse.Namespace) -> int:
     check_args(args)
     device, state, resume = common.begin(args, RECORDED)
     common.refuse_new_codes_under_a_model(args, resume)
+    if args.decoder_only and not resume:  # else it would tune the decoder of a random, untrained tokenizer
+        raise ArscaleError(f"--decoder-only fine-tunes a trained tokenizer, but {args.state_dir} holds no training "
+                           "state: give --state-dir of one (e.g. a copy of train_state/shapeworld-tokenizer for the "
+                           "shipped tokenizer) or train the tokenizer first; --steps counts from that state's step")
     if resume:
         config = MultiScaleTokenizerConfig.from_dict(state.info()["config"])
     elif args.config:
