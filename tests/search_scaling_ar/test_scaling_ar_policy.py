@@ -553,6 +553,19 @@ def test_token_confidence_block_stability_and_drift_recomputed_at_every_step(gen
     assert float(np.ptp(expected["B"])) > 0.1 and float(np.ptp(expected["D"])) > 0.1  # live signals, not constants
 
 
+def test_kl_smoothing_is_an_ema_of_the_raw_kl_at_rate_kl_ema(gen):
+    # with the base scale throughout and no termination both runs draw the same tokens: only K's smoothing differs
+    fixed = {"terminate": False, "schedule_guidance": False}
+    raw = ScalingAR(ScalingARConfig(**fixed)).run(gen, PROMPTS[:1], 2, seed=4).telemetry["prompts"][0]
+    smooth = ScalingAR(ScalingARConfig(kl_ema=0.2, **fixed)).run(gen, PROMPTS[:1], 2, seed=4).telemetry["prompts"][0]
+    for a, b in zip(raw, smooth):
+        kl, k = np.array(a["K"]), np.array(b["K"])
+        want = kl.copy()
+        for t in range(1, len(kl)):
+            want[t] = 0.8 * want[t - 1] + 0.2 * kl[t]
+        assert np.abs(k - want).max() < 1e-5 and np.abs(k - kl).max() > 1e-3
+
+
 def test_termination_starts_when_the_warm_up_ends(gen):
     res = ScalingAR(ScalingARConfig(prune_quantile=0.5)).run(gen, PROMPTS[:1], 4, seed=2)
     warmup, theta = res.telemetry["warmup_steps"], res.telemetry["threshold"][0]
