@@ -128,3 +128,26 @@ def test_decoder_only_without_a_training_state_is_refused(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "--decoder-only fine-tunes a trained tokenizer" in err and "holds no training state" in err
     assert not out.exists()  # nothing written, and the folder it made is gone
+
+
+def test_a_folder_of_the_right_kind_with_a_config_this_version_cannot_build(tmp_path):
+    import json
+    import shutil
+
+    from arscale.generators.next_token.shapeworld import load_shapeworld_ar
+
+    folder = tmp_path / "ar"
+    shutil.copytree(WEIGHTS / "shapeworld-ar", folder)
+    config = json.loads((folder / "config.json").read_text())
+    config["transformer"]["future_option"] = 1
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ArscaleError, match=r"holds a ShapeWorld-AR model whose config this arscale cannot build "
+                                           r"\(TypeError: .*future_option"):
+        load_shapeworld_ar(weights=folder)
+
+
+def test_decoder_only_with_fresh_is_refused_before_anything_is_said_replaced(tmp_path, capsys):
+    assert main(["train", "shapeworld-tokenizer", "--steps", "2", "--decoder-only", "--fresh",
+                 "--out", str(tmp_path / "new")]) == 2
+    err = capsys.readouterr().err
+    assert "drop --fresh" in err and "will be replaced" not in err

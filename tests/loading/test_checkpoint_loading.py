@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import save_file
@@ -95,7 +96,7 @@ def test_an_unreadable_checkpoint_is_one_line(tmp_path):
     bad.write_bytes(b"not a checkpoint at all")
     with pytest.raises(ArscaleError, match="cannot be read as a tensor-only checkpoint") as err:
         loading.read_checkpoint(bad)
-    assert "\n" not in str(err.value) and "damaged or only partly copied?" in str(err.value)
+    assert "\n" not in str(err.value) and "damaged, only partly copied, or not a PyTorch checkpoint?" in str(err.value)
 
 
 def test_a_failure_that_says_only_a_number_is_named(tmp_path, monkeypatch):
@@ -231,3 +232,11 @@ def test_a_checkpoint_of_another_family_is_named():
     assert loading.checkpoint_family({"step": torch.zeros(1)}) is None
     with pytest.raises(ArscaleError, match="it looks like a LlamaGen transformer: is it the right file"):
         loading.load_strict(_tiny(), gpt_like, what="VAR-d16 weights")
+
+
+def test_an_intact_checkpoint_with_python_objects_is_not_called_damaged(tmp_path):
+    path = tmp_path / "extra.pt"
+    torch.save({"weight": torch.zeros(2), "step": np.float64(3.0)}, path)  # intact, but more than tensors
+    with pytest.raises(ArscaleError, match="stores numpy.* objects beside its tensors") as err:
+        loading.read_checkpoint(path)
+    assert "damaged" not in str(err.value) and "\x1b[" not in str(err.value) and "\n" not in str(err.value)

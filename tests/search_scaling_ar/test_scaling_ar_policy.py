@@ -197,6 +197,13 @@ def test_guidance_clamps():
     assert torch.allclose(under, torch.tensor([0.5, 0.8]))
 
 
+def test_a_base_scale_below_clamp_min_is_said_and_kept(gen):
+    with pytest.warns(UserWarning, match="clamp_min 1.0 is above the base scale 0.5"):
+        res = ScalingAR(ScalingARConfig(cfg_base=0.5, terminate=False)).run(gen, PROMPTS[:1], 2, seed=0)
+    guidance = [g for tr in res.telemetry["prompts"][0] for g in tr["guidance"]]
+    assert min(guidance) >= 0.5 and min(guidance) < 1.0  # the floor is the base scale, not clamp_min
+
+
 def test_step_constants_scale_with_sequence_length():
     cfg = ScalingARConfig()
     assert cfg.warmup_steps(1024) == 128 and cfg.recovery_steps(1024) == 32 and cfg.variance_steps(1024) == 32

@@ -132,7 +132,7 @@ def _generate(args: argparse.Namespace, out: Path, t0: float) -> int:
     if cost is not None and hasattr(cost, "to_dict"):
         summary["cost"] = cost.to_dict()
     if getattr(result, "telemetry", None):  # the strategy's traces as data, not only as the plot (images left out)
-        summary["telemetry"] = result.to_dict()["telemetry"]
+        summary["telemetry"] = result.telemetry_dict()
     (out / "result.json").write_text(strict_json(summary, indent=2, default=str) + "\n")
     if args.model.startswith("shapeworld-"):  # the shipped models were trained on the ShapeWorld grammar only
         from arscale.shapeworld.grammar import GrammarError, metadata_from_prompt

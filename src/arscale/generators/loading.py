@@ -122,11 +122,17 @@ def read_checkpoint(path: str | os.PathLike) -> Any:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as first:
         if "Namespace" not in str(first):
-            message = str(first).strip().splitlines()[0] if str(first).strip() else ""
+            text = re.sub(r"\x1b\[[0-9;]*m", "", str(first)).strip()  # torch colours some of its messages
+            stored = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+            if stored:  # intact, but it pickles Python objects beside the tensors
+                raise ArscaleError(f"{path} stores {stored.group(1)} objects beside its tensors, and arscale reads "
+                                   "only tensor-only checkpoints (torch.load with weights_only=True): save the "
+                                   "state_dict alone") from first
+            message = text.splitlines()[0] if text else ""
             # some failures say only a number (a missing record's offset): name the exception too
             reason = message if any(ch.isalpha() for ch in message) else f"{type(first).__name__} {message}".strip()
-            raise ArscaleError(f"{path} cannot be read as a tensor-only checkpoint ({reason}): damaged or only "
-                               "partly copied?") from first
+            raise ArscaleError(f"{path} cannot be read as a tensor-only checkpoint ({reason}): damaged, only partly "
+                               "copied, or not a PyTorch checkpoint?") from first
     # LlamaGen training checkpoints carry their argparse.Namespace next to the weights.
     with torch.serialization.safe_globals([argparse.Namespace]):
         return torch.load(path, map_location="cpu", weights_only=True)
@@ -311,6 +317,9 @@ def shapeworld_folder(folder: str | os.PathLike, wanted: str) -> Iterator[None]:
     try:
         yield
     except (TypeError, KeyError) as exc:
-        holds = shapeworld_folder_holds(folder)
-        detail = f" (its config: {type(exc).__name__}: {exc})" if holds.startswith("no ") else ""  # else noise
-        raise ArscaleError(f"{folder} holds {holds}, not {wanted}{detail}") from None
+        holds, detail = shapeworld_folder_holds(folder), f"{type(exc).__name__}: {exc}"
+        if holds == wanted:  # the right kind, but a config this version cannot build
+            raise ArscaleError(f"{folder} holds {wanted} whose config this arscale cannot build ({detail})") from None
+        if holds.startswith("no "):
+            raise ArscaleError(f"{folder} holds {holds}, not {wanted} (its config: {detail})") from None
+        raise ArscaleError(f"{folder} holds {holds}, not {wanted}") from None  # the kind says it all

@@ -110,7 +110,11 @@ class SearchResult:
         return {"prompts": list(self.prompts), "strategy": self.strategy, "config": _plain(self.config),
                 "candidates": [[{"prompt_index": c.prompt_index, "node": c.node, "score": c.score, "chosen": c.chosen}
                                 for c in per] for per in self.candidates],
-                "tree": self.tree.to_dict(), "cost": self.cost.to_dict(), "telemetry": _plain(self.telemetry)}
+                "tree": self.tree.to_dict(), "cost": self.cost.to_dict(), "telemetry": self.telemetry_dict()}
+
+    def telemetry_dict(self) -> dict[str, Any]:
+        """The strategy's telemetry as plain JSON data, images left out."""
+        return _plain(self.telemetry)
 
     def extend(self, later: SearchResult) -> SearchResult:
         """Append the result of the next chunk of prompts of the same run (its prompt and node indices start

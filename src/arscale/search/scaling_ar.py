@@ -115,6 +115,9 @@ class ScalingAR:
         warmup = cfg.warmup_steps(T)
         window = cfg.recovery_steps(T)
         s_base = float(cfg.cfg_base if cfg.cfg_base is not None else getattr(gen, "cfg", 1.0))
+        if cfg.schedule_guidance and cfg.clamp_min > s_base:
+            warnings.warn(f"ScalingAR: clamp_min {cfg.clamp_min} is above the base scale {s_base}, so the floor is "
+                          f"{s_base}: the schedule moves around the scale asked for", stacklevel=3)
         temperature = cfg.temperature if cfg.temperature is not None else getattr(gen, "temperature", 1.0)
         top_k = cfg.top_k if cfg.top_k is not None else getattr(gen, "top_k", 0)
         top_p = cfg.top_p if cfg.top_p is not None else getattr(gen, "top_p", 1.0)

@@ -96,6 +96,9 @@ RECORDED = ("boundary_weight",)
 def check_args(args: argparse.Namespace) -> None:
     """This trainer's own options, before anything is loaded or written (with `common.check_arguments`)."""
     common.check_arguments(args)
+    if args.decoder_only and args.fresh:  # a fresh start is a random tokenizer, whose decoder is no use to tune
+        raise ArscaleError("--decoder-only fine-tunes the trained tokenizer in --state-dir: drop --fresh, which "
+                           "would start it over")
     if args.generator and not args.decoder_only:
         raise ArscaleError("--generator fine-tunes the decoder on the generator's latents: add --decoder-only "
                            "(training the codes would invalidate the generator)")
