@@ -26,7 +26,8 @@ def test_tts_var_on_a_real_tiny_generator(tiny):
         b = strategy.run(tiny, PROMPTS, 8, seed=7, scorer=FakeScorer())
     plan = strategy.schedule(len(PATCH_NUMS), 8)
     expected = sum(tiny.flops_per_scale(r * len(PROMPTS))[k] for k, r in enumerate(plan.batch))
-    assert a.cost.transformer_flops == pytest.approx(expected)
+    text = tiny.conditioner.encoder.forward_flops(len(PROMPTS) + 1)  # each prompt and the empty text, once
+    assert a.cost.transformer_flops == pytest.approx(expected + text)
     assert a.cost.decode_flops > 0 and a.cost.decode_count > 0
     assert all(np.array_equal(x, y) for x, y in zip(a.images, b.images))
     assert a.images[0].shape == (24, 24, 3)
@@ -40,8 +41,9 @@ def test_baselines_on_a_real_tiny_generator(tiny):
     with torch.no_grad():
         bon = BestOfN().run(tiny, PROMPTS, 3, seed=1, scorer=FakeScorer())
         imp = Importance().run(tiny, PROMPTS, 3, seed=1, scorer=FakeScorer())
-    assert bon.cost.transformer_flops == pytest.approx(sum(tiny.flops_per_scale(6)))
-    assert imp.cost.transformer_flops == pytest.approx(sum(tiny.flops_per_scale(6)))
+    text = tiny.conditioner.encoder.forward_flops(len(PROMPTS) + 1)
+    assert bon.cost.transformer_flops == pytest.approx(sum(tiny.flops_per_scale(6)) + text)
+    assert imp.cost.transformer_flops == pytest.approx(sum(tiny.flops_per_scale(6)) + text)
     assert len(imp.telemetry["operations"]) == 2
 
 
@@ -59,7 +61,8 @@ def test_next_token_baselines_on_a_real_tiny_generator():
     for p in range(len(PROMPTS)):
         assert np.array_equal(raw.chosen(p).image, bon.candidates[p][0].image)
     full = 4 * sum(gen.flops_per_token(1, t) for t in range(gen.num_tokens))
-    assert bon.cost.transformer_flops == pytest.approx(full)
+    text = gen.encode_condition.model.text_encoder.forward_flops(len(PROMPTS) + 1)
+    assert bon.cost.transformer_flops == pytest.approx(full + text)
     assert imp.telemetry["operations"][0]["position"] == gen.num_tokens // 2 - 1  # index of the last token
     assert bon.cost.decode_flops == pytest.approx(gen.decode_flops(4))
 

@@ -85,8 +85,17 @@ class TextEncoder(nn.Module):
                                            batch_first=True, norm_first=True)
         self.blocks = nn.TransformerEncoder(layer, c.depth, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(c.width)
+        self.flops_spent = 0.0  # every forward so far (read by `t5_text.encoding_flops` for the cost record)
+
+    def forward_flops(self, rows: int) -> float:
+        """FLOPs of encoding `rows` prompts, each padded to `max_len` words (what the encoder computes): per
+        layer the q/k/v/o projections, the attention scores and their weighted sum, and the 4x feed-forward."""
+        w, length = self.config.width, self.config.max_len
+        per_layer = 2 * length * w * 4 * w + 2 * 2 * length * length * w + 2 * length * w * 4 * w * 2
+        return float(rows * self.config.depth * per_layer)
 
     def forward(self, prompts: Sequence[str | None]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        self.flops_spent += self.forward_flops(len(prompts))
         ids, mask = self.tokenizer(prompts)
         device = self.embed.weight.device
         ids, mask = ids.to(device), mask.to(device)

@@ -10,11 +10,13 @@ Works for both generator kinds:
 - next-scale: `advance()` runs `generator.step` (one whole scale for every row);
 - next-token: `advance()` draws with the generator's own `sample` when it has one, else runs
   `next_logits`, classifier-free guidance and per-row sampling (seeded by each row's key and the
-  token index); then `generator.advance`.
+  token index); then `generator.advance`. `start` asks for no unconditional logits where the
+  generator's `start` names an `unconditional` keyword: at cfg 1 it then runs only the conditional half.
 """
 
 from __future__ import annotations
 
+import inspect
 import numbers
 import time
 import weakref
@@ -55,6 +57,14 @@ class _PerObject:
 
 _DECODE_FLOPS_PER_ROW = _PerObject()  # per generator: decode FLOPs per row, by size
 _SCORER_FLOPS_PER_IMAGE = _PerObject()  # per scorer: FLOPs per image, by (method, size)
+
+
+def _takes_keyword(function: Callable[..., Any], name: str) -> bool:
+    try:
+        parameters = inspect.signature(function).parameters
+    except (TypeError, ValueError):
+        return False
+    return name in parameters  # named, not merely swallowed by **kwargs: a plugin must mean to honour it
 
 
 def cached_scorer(name: str, device: Any) -> Any:
@@ -196,9 +206,14 @@ class Search:
         prompts = check_prompt_list(prompts)
         if self.reward_scorer is not None:  # a class-conditional model without class names fails now, not later
             scoring_prompts(self.generator, prompts, self.reward_scorer)
+        # every strategy on this path samples with the generator's own guidance and reads no unconditional
+        # logits, so a next-token model at cfg 1 may skip that half (`TokenGenerator.start`)
+        options = {"unconditional": False} if self.kind == "token" and _takes_keyword(
+            self.generator.start, "unconditional") else {}
         with self.cost.timer("model"):
-            traj = self.generator.start(prompts, rows_per_prompt, self.seed, prompt_offset=self.prompt_offset)
-        self.cost.transformer_flops += float(traj.extra.get("text_flops", 0.0))  # a T5 encoder's, once per prompt
+            traj = self.generator.start(prompts, rows_per_prompt, self.seed, prompt_offset=self.prompt_offset,
+                                        **options)
+        self.cost.transformer_flops += float(traj.extra.get("text_flops", 0.0))  # the text encoder's, once per prompt
         self.position = 0
         return traj
 
@@ -231,7 +246,8 @@ class Search:
             self.cost.transformer_flops += float(flops)
             self.cost.generated_tokens += rows * self._scale_tokens(self.position)
         else:
-            self.cost.transformer_flops += _call_optional(g, ("flops_per_token",), rows, self.position)
+            halves = getattr(traj, "halves", 2)  # flops_per_token counts the CFG pair
+            self.cost.transformer_flops += _call_optional(g, ("flops_per_token",), rows, self.position) * halves / 2
             self.cost.generated_tokens += rows
         self.position += 1
 

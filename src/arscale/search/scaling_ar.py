@@ -181,7 +181,8 @@ class ScalingAR:
         per_prompt = log.per_prompt()
         spent = {k: getattr(cost, k) - getattr(before, k) for k in ("transformer_flops", "decode_flops", "decode_count")}
         telemetry = {"prompts": per_prompt, "events": log.events, "threshold": log.thresholds,
-                     "cost_per_prompt": _cost_per_prompt(gen, per_prompt, T, spent),
+                     "cost_per_prompt": _cost_per_prompt(gen, per_prompt, T, spent,
+                                                         float(traj.extra.get("text_flops", 0.0))),
                      "warmup_steps": warmup, "recovery_window_steps": window,
                      "variance_window_steps": cfg.variance_steps(T), "num_tokens": T, "s_base": s_base}
         return candidates, telemetry, traj.tree, uncounted, list(traj.prompts)
@@ -266,12 +267,13 @@ def _attach_previews(gen: Any, tokens: dict[int, torch.Tensor], traces: dict[int
 
 
 def _cost_per_prompt(gen: Any, per_prompt: list[list[dict[str, Any]]], num_tokens: int,
-                     spent: dict[str, float]) -> list[dict[str, float]]:
+                     spent: dict[str, float], text_flops: float = 0.0) -> list[dict[str, float]]:
     """Each prompt's own share of a batch's cost, since its candidates stop at their own steps. Every row of a
     step sits at the same position, so a candidate that generated L tokens (a terminated one: L = `ended`) cost
     the forwards that gave the logits of positions 0..min(L, T-1) (the prefill, then each token fed unless it was
-    the final one); only survivors are decoded. The shares are scaled to the batch's measured totals, so they add
-    up to them exactly."""
+    the final one); only survivors are decoded. The text encoder (`text_flops`, part of the transformer FLOPs
+    spent) read each prompt once, so it is split evenly. The shares are scaled to the batch's measured totals, so
+    they add up to them exactly."""
     lengths = [[num_tokens if tr["ended"] is None else int(tr["ended"]) for tr in traces] for traces in per_prompt]
     flops_of = getattr(gen, "flops_per_token", None)
     if callable(flops_of):
@@ -284,7 +286,7 @@ def _cost_per_prompt(gen: Any, per_prompt: list[list[dict[str, Any]]], num_token
     def share(total: float, w: list[float]) -> list[float]:
         return [total * x / sum(w) if sum(w) else 0.0 for x in w]
 
-    flops = share(spent["transformer_flops"], weights)
+    flops = [f + text_flops / len(lengths) for f in share(spent["transformer_flops"] - text_flops, weights)]
     decode_flops = share(spent["decode_flops"], survivors)
     decodes = share(spent["decode_count"], survivors)
     return [{"generated_tokens": float(sum(ls)), "transformer_flops": f, "decode_flops": df, "decode_count": dc}

@@ -47,6 +47,10 @@ class TextConditioner(nn.Module):
         self.encoder = TextEncoder(config)
         self.width = self.encoder.config.width
 
+    @property
+    def flops_spent(self) -> float:
+        return self.encoder.flops_spent
+
     def validate(self, prompts: Sequence[str]) -> None:
         for p in prompts:
             if not isinstance(p, str):

@@ -131,9 +131,11 @@ class NextScaleLoop(nn.Module):
     def start(self, prompts: Sequence[Any], rows_per_prompt: int | Sequence[int], seed: int, *,
               prompt_offset: int = 0, cfg: float | None = None) -> Trajectories:
         prompts, counts, cfg = self._check_start(prompts, rows_per_prompt, cfg)
-        encoded, text_flops = encoding_flops(getattr(self, "text_encoder", None), lambda: self.encode_prompts(prompts))
+        encoder = getattr(self, "text_encoder", None)  # T5; else ShapeWorld's own (a class label costs nothing)
+        encoder = getattr(self, "conditioner", None) if encoder is None else encoder
+        encoded, text_flops = encoding_flops(encoder, lambda: self.encode_prompts(prompts))
         traj = self.start_encoded(encoded, prompts, counts, seed, prompt_offset=prompt_offset, cfg=cfg)
-        traj.extra["text_flops"] = text_flops  # a T5 encoder's FLOPs (start_encoded's callers encoded it themselves)
+        traj.extra["text_flops"] = text_flops  # the text encoder's FLOPs (start_encoded's callers encoded it themselves)
         return traj
 
     @torch.no_grad()

@@ -2,16 +2,21 @@
 
 API (see `generators/protocol.py`):
 
-- `start(prompts, rows_per_prompt, seed, *, prompt_offset=0, cfg=None) -> Trajectories`: encodes
-  each distinct prompt once, prefills the condition tokens of both CFG halves into a KV cache and
-  leaves the logits of image token 0 ready.
+- `start(prompts, rows_per_prompt, seed, *, prompt_offset=0, cfg=None, unconditional=True) -> Trajectories`:
+  encodes each distinct prompt once, prefills the condition tokens of both CFG halves into a KV cache
+  and leaves the logits of image token 0 ready. `unconditional=False` is the caller's promise to read
+  no unconditional logits and set no guidance: where the guidance at `cfg` needs none either
+  (`needs_unconditional(cfg)` is false: cfg 1, and for LlamaGen any cfg <= 1), only the conditional
+  half is run, at half the compute (`traj.halves == 1`).
 - `next_logits(traj) -> (cond [R, V], uncond [R, V])`: the fp32 logits of token `traj.step`.
-  Nothing is computed here; `start`/`advance` already ran the forward.
+  Nothing is computed here; `start`/`advance` already ran the forward. A conditional-only trajectory
+  returns its conditional logits as both, so every CFG mix of them is the conditional distribution.
 - `advance(traj, tokens [R], guidance=None) -> traj`: *receives* the sampled tokens (the strategy
   samples, so it can look at the distributions first), writes them at column `traj.step`, runs one
   cached forward of both halves and stores the next logits (skipped after the last token).
   `guidance` [R] (or a float), if given, becomes each row's CFG scale for mixing the NEXT token's
-  logits in `guided_logits` / `sample`; rows keep their previous scale otherwise.
+  logits in `guided_logits` / `sample`; rows keep their previous scale otherwise (a conditional-only
+  trajectory refuses a scale that would need the unconditional half).
 - `guided_logits(traj)` = `cfg_mix(cond, uncond, traj.rows["guidance"])`, and `sample(traj)`
   draws from them with the generator's temperature / top-k / top-p on each row's own
   `torch.Generator` (seeded by the row key and step: results do not depend on the batch layout).
@@ -25,7 +30,7 @@ API (see `generators/protocol.py`):
   to `traj.extra["transformer_flops"]`.
 
 Trajectories keys: `rows["tokens"]` [R, T] long (-1 where not yet generated), `rows["guidance"]`
-[R] float; `paired["next_logits"]` [2R, V] fp32, `paired["prefix_mask"]` [2R, P] bool (valid
+[R] float; `paired["next_logits"]` [halves·R, V] fp32, `paired["prefix_mask"]` [halves·R, P] bool (valid
 left-padded condition positions: this per-row mask follows `select` with the KV cache, both CFG
 halves); `cache` the `KVCache`; `extra["transformer_flops"]`. `traj.step` = tokens generated.
 
@@ -49,6 +54,7 @@ from arscale.generators.kv_cache import KVCache
 from arscale.generators.next_token.tokenizer import VQTokenizer
 from arscale.generators.next_token.transformer import Transformer
 from arscale.generators.sampling import cfg_mix, sample_per_row
+from arscale.generators.t5_text import encoding_flops
 from arscale.generators.trajectories import Trajectories
 
 PREVIEW_FILLS = ("background",)
@@ -106,25 +112,36 @@ class TokenGenerator:
         return next(self.transformer.parameters()).device
 
     # -- protocol --------------------------------------------------------------------------------
+    def needs_unconditional(self, scale: float) -> bool:
+        """Whether guidance at `scale` reads the unconditional logits (`cfg_mix` is the conditional at 1)."""
+        return float(scale) != 1.0
+
+    def _halves(self, scale: float, unconditional: bool) -> int:
+        return 2 if unconditional or self.needs_unconditional(scale) else 1
+
     @torch.no_grad()
     def start(self, prompts: Sequence[str], rows_per_prompt: int | Sequence[int], seed: int, *,
-              prompt_offset: int = 0, cfg: float | None = None) -> Trajectories:
-        traj = Trajectories.for_prompts(prompts, rows_per_prompt, seed, prompt_offset=prompt_offset)
+              prompt_offset: int = 0, cfg: float | None = None, unconditional: bool = True) -> Trajectories:
+        scale = float(self.cfg if cfg is None else cfg)
+        halves = self._halves(scale, unconditional)
+        traj = Trajectories.for_prompts(prompts, rows_per_prompt, seed, prompt_offset=prompt_offset, halves=halves)
         R, P = len(traj), self.prefix_len
-        features, mask = self.encode_condition(list(prompts) + [None])  # each distinct prompt once
+        (features, mask), text_flops = encoding_flops(  # each distinct prompt once
+            self.encode_condition, lambda: self.encode_condition(list(prompts) + [None] * (halves - 1)))
         features, mask = left_pad(features.float(), mask)
         if features.shape[1] != P:
             raise ArscaleError(f"condition encoder gave {features.shape[1]} positions, the model expects {P}")
-        index = torch.cat([traj.prompt_index, torch.full((R,), len(prompts), dtype=torch.long)]).to(self.device)
-        features, key_mask = features[index], mask[index]
+        index = torch.cat([traj.prompt_index] + [torch.full((R,), len(prompts), dtype=torch.long)] * (halves - 1))
+        features, key_mask = features[index.to(features.device)], mask[index.to(mask.device)]
         traj.cache = KVCache(self.transformer.config.n_layer, P + self.num_tokens)
         prefix = self.transformer.embed_condition(features)
         logits = self.transformer(prefix, key_mask, start=0, cache=traj.cache)[:, -1]
         traj.paired["next_logits"] = logits
         traj.paired["prefix_mask"] = key_mask
         traj.rows["tokens"] = torch.full((R, self.num_tokens), -1, dtype=torch.long, device=self.device)
-        traj.rows["guidance"] = torch.full((R,), float(self.cfg if cfg is None else cfg), device=self.device)
-        traj.extra["transformer_flops"] = self.prefill_flops(R)
+        traj.rows["guidance"] = torch.full((R,), scale, device=self.device)
+        traj.extra["transformer_flops"] = self.prefill_flops(R, halves)
+        traj.extra["text_flops"] = text_flops
         traj.step = 0
         return traj
 
@@ -133,7 +150,7 @@ class TokenGenerator:
             raise ArscaleError(f"all {self.num_tokens} tokens are generated; call finish")
         logits = traj.paired["next_logits"]
         R = len(traj)
-        return logits[:R], logits[R:]
+        return (logits[:R], logits[R:]) if traj.halves == 2 else (logits, logits)
 
     @torch.no_grad()
     def advance(self, traj: Trajectories, tokens: torch.Tensor,
@@ -148,15 +165,21 @@ class TokenGenerator:
             raise ArscaleError(f"tokens must lie in [0, {self.vocab_size})")
         if guidance is not None:
             g = torch.as_tensor(guidance, dtype=torch.float32, device=self.device)
-            traj.rows["guidance"] = g.expand(R).clone() if g.dim() == 0 else g.reshape(R).clone()
+            g = g.expand(R).clone() if g.dim() == 0 else g.reshape(R).clone()
+            if traj.halves == 1 and any(self.needs_unconditional(v) for v in g.unique().tolist()):
+                raise ArscaleError("this trajectory was started without its unconditional half "
+                                   "(unconditional=False), so it cannot take guidance that mixes one in: "
+                                   f"got {sorted(set(g.tolist()))}")
+            traj.rows["guidance"] = g
         traj.rows["tokens"][:, step] = tokens
         traj.step = step + 1
         if traj.step < self.num_tokens:
-            x = self.transformer.tok_embeddings(torch.cat([tokens, tokens]))[:, None]
+            x = self.transformer.tok_embeddings(torch.cat([tokens] * traj.halves))[:, None]
             logits = self.transformer(x, traj.paired["prefix_mask"], start=self.prefix_len + step,
                                       cache=traj.cache)[:, -1]
             traj.paired["next_logits"] = logits
-            traj.extra["transformer_flops"] = traj.extra.get("transformer_flops", 0.0) + self.step_flops(R, step)
+            traj.extra["transformer_flops"] = (traj.extra.get("transformer_flops", 0.0)
+                                               + self.step_flops(R, step, traj.halves))
         return traj
 
     def guided_logits(self, traj: Trajectories) -> torch.Tensor:
@@ -195,7 +218,7 @@ class TokenGenerator:
     def generate(self, prompts: Sequence[str], rows_per_prompt: int = 1, seed: int = 0, *,
                  prompt_offset: int = 0) -> torch.Tensor:
         """Plain CFG sampling at the generator's defaults: images [R, 3, H, W] in [0, 1]."""
-        traj = self.start(prompts, rows_per_prompt, seed, prompt_offset=prompt_offset)
+        traj = self.start(prompts, rows_per_prompt, seed, prompt_offset=prompt_offset, unconditional=False)
         for _ in range(self.num_tokens):
             self.advance(traj, self.sample(traj))
         return self.finish(traj)
@@ -213,13 +236,13 @@ class TokenGenerator:
             self._background_code = int(torch.mode(codes).values)
         return self._background_code
 
-    def prefill_flops(self, rows: int) -> float:
+    def prefill_flops(self, rows: int, halves: int = 2) -> float:
         t = self.transformer
-        return 2.0 * rows * sum(t.flops_per_position(i + 1) for i in range(self.prefix_len))
+        return float(halves) * rows * sum(t.flops_per_position(i + 1) for i in range(self.prefix_len))
 
-    def step_flops(self, rows: int, step: int) -> float:
-        """FLOPs of feeding image token `step` for `rows` rows, both CFG halves."""
-        return 2.0 * rows * self.transformer.flops_per_position(self.prefix_len + step + 1)
+    def step_flops(self, rows: int, step: int, halves: int = 2) -> float:
+        """FLOPs of feeding image token `step` for `rows` rows, both CFG halves (or only the conditional)."""
+        return float(halves) * rows * self.transformer.flops_per_position(self.prefix_len + step + 1)
 
     def flops_per_token(self, rows: int = 1, position: int | None = None) -> float:
         """Transformer FLOPs (CFG pair included) spent to produce the logits of token `position`:

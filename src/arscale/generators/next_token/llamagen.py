@@ -194,8 +194,12 @@ class LlamaGenGenerator(TokenGenerator):
             self._background_code = int(torch.mode(self.tokenizer.encode(grey).flatten()).values)
         return self._background_code
 
+    def needs_unconditional(self, scale: float) -> bool:
+        """Upstream mixes only above 1; at or below it samples from the conditional logits alone."""
+        return float(scale) > 1.0
+
     def start(self, prompts: Sequence, rows_per_prompt: int | Sequence[int], seed: int, *, prompt_offset: int = 0,
-              cfg: float | None = None) -> Trajectories:
+              cfg: float | None = None, unconditional: bool = True) -> Trajectories:
         text_flops = 0.0  # a T5 encoder's, for t2i
         if self.gpt.llamagen.model_type == "c2i":
             prompts = [class_index(p) for p in prompts]
@@ -212,30 +216,33 @@ class LlamaGenGenerator(TokenGenerator):
             # either (left-padded features [B, 120, D], mask) like T5TextEncoder.llamagen, or per-prompt features
             cond, mask = encoded if isinstance(encoded, tuple) else left_pad_captions(encoded)
         traj = self.start_from_condition(cond, mask, prompts, rows_per_prompt, seed, prompt_offset=prompt_offset,
-                                         cfg=cfg)
+                                         cfg=cfg, unconditional=unconditional)
         traj.extra["text_flops"] = text_flops
         return traj
 
     @torch.no_grad()
     def start_from_condition(self, cond: torch.Tensor, mask: torch.Tensor | None, prompts: Sequence,
                              rows_per_prompt: int | Sequence[int], seed: int, *, prompt_offset: int = 0,
-                             cfg: float | None = None) -> Trajectories:
-        """Per-prompt labels [P] or left-padded captions [P, 120, Dc] with masks [P, 120]; prefill both halves."""
+                             cfg: float | None = None, unconditional: bool = True) -> Trajectories:
+        """Per-prompt labels [P] or left-padded captions [P, 120, Dc] with masks [P, 120]; prefill both halves
+        (only the conditional one with `unconditional=False` at cfg <= 1, see `TokenGenerator.start`)."""
         scale = float(self.cfg if cfg is None else cfg)
         if scale > 1.0 and not self.gpt.llamagen.has_null_class:
             raise ArscaleError(f"cfg {scale} needs a null class, but this c2i model was trained without class "
                                "dropout (class_dropout_prob 0); use cfg <= 1")
-        traj = Trajectories.for_prompts(prompts, rows_per_prompt, seed, prompt_offset=prompt_offset)
+        halves = self._halves(scale, unconditional)
+        traj = Trajectories.for_prompts(prompts, rows_per_prompt, seed, prompt_offset=prompt_offset, halves=halves)
         R, dev = len(traj), self.device
         idx = traj.prompt_index.to(cond.device)
         prefix, key_mask = self.gpt.condition_prefix(cond[idx].to(dev), None if mask is None else mask[idx].to(dev))
+        prefix, key_mask = prefix[:halves * R], key_mask[:halves * R]  # [cond; uncond]: the first half is cond
         traj.cache = KVCache(self.gpt.config.n_layer, self.prefix_len + self.num_tokens)
         logits = self.gpt(prefix, key_mask, start=0, cache=traj.cache)[:, -1]
         traj.paired["next_logits"] = logits
         traj.paired["prefix_mask"] = key_mask
         traj.rows["tokens"] = torch.full((R, self.num_tokens), -1, dtype=torch.long, device=dev)
-        traj.rows["guidance"] = torch.full((R,), float(self.cfg if cfg is None else cfg), device=dev)
-        traj.extra["transformer_flops"] = self.prefill_flops(R)
+        traj.rows["guidance"] = torch.full((R,), scale, device=dev)
+        traj.extra["transformer_flops"] = self.prefill_flops(R, halves)
         return traj
 
     def guided_logits(self, traj: Trajectories) -> torch.Tensor:

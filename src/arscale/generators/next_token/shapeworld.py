@@ -83,12 +83,22 @@ def build_generator(model: ShapeWorldAR, tokenizer: VQTokenizer, **overrides: An
     options = {"cfg": s.cfg, "temperature": s.temperature, "top_k": s.top_k, "top_p": s.top_p,
                "preview_fill": model.config.preview_fill}
     options.update({k: v for k, v in overrides.items() if v is not None})
+    return TokenGenerator(model.transformer, tokenizer, _ConditionEncoder(model), name="shapeworld-ar", **options)
 
-    def encode(prompts):
+
+class _ConditionEncoder:
+    """`model.encode_condition` without gradients; `flops_spent` is its text encoder's (for the cost record)."""
+
+    def __init__(self, model: ShapeWorldAR):
+        self.model = model
+
+    def __call__(self, prompts: Sequence[str | None]) -> tuple[torch.Tensor, torch.Tensor]:
         with torch.no_grad():
-            return model.encode_condition(prompts)
+            return self.model.encode_condition(prompts)
 
-    return TokenGenerator(model.transformer, tokenizer, encode, name="shapeworld-ar", **options)
+    @property
+    def flops_spent(self) -> float:
+        return self.model.text_encoder.flops_spent
 
 
 def _load_state(module: nn.Module, path: Path) -> None:
