@@ -153,3 +153,67 @@ def test_a_generator_whose_start_lacks_the_keyword_still_runs():
             == pytest.approx(2 * (own.cost.transformer_flops - text.forward_flops(2))))
     for a, b in zip(plain.images, own.images):
         assert abs(a.astype(int) - b.astype(int)).max() <= 1
+
+
+def test_llamagen_t2i_conditional_half_alone():
+    # captions: the conditional half keeps each row's own padding mask, the empty caption's half is not built
+    args = {"model_type": "t2i", "dim": 64, "n_layer": 1, "n_head": 2, "n_kv_head": None, "vocab_size": 32,
+            "block_size": 16, "num_classes": 1000, "cls_token_num": 120, "caption_dim": 16, "multiple_of": 64, "norm_eps": 1e-5,
+            "rope_base": 10000, "ffn_dim_multiplier": None, "class_dropout_prob": 0.1}
+    torch.manual_seed(6)
+    gpt = LlamaGenGPT(LlamaGenConfig.from_upstream(args))
+    for p in gpt.parameters():
+        p.data = torch.randn(p.shape) * (0.5 if p.dim() < 2 else 1 / p.shape[-1] ** 0.5)
+    vq = VQGAN(VQGANConfig(codebook_size=32, codebook_embed_dim=4, z_channels=32, ch=32, ch_mult=(1, 2),
+                           num_res_blocks=1, image_size=8))
+    gen = LlamaGenGenerator(gpt.eval(), vq.eval(), cfg=1.0, top_k=16)
+    captions = torch.randn(2, 120, 16)
+    mask = torch.zeros(2, 120, dtype=torch.bool)
+    mask[0, -7:], mask[1, -30:] = True, True  # left-padded, two lengths
+    both = _sample_all(gen, gen.start_from_condition(captions, mask, ["a", "b"], 2, seed=4))
+    alone = gen.start_from_condition(captions, mask, ["a", "b"], 2, seed=4, unconditional=False)
+    assert alone.halves == 1 and torch.equal(alone.paired["prefix_mask"], mask[alone.prompt_index])
+    _sample_all(gen, alone)
+    assert torch.equal(alone.rows["tokens"], both.rows["tokens"])
+
+
+def test_importance_sampling_at_cfg_one_keeps_its_picks_at_half_the_transformer():
+    from arscale.search.importance import Importance, ImportanceConfig
+    from arscale.search.rollout import Search
+
+    gen = _shapeworld(1.0)
+    strategy = Importance(ImportanceConfig(checkpoints=[0.25, 0.5]))
+    alone = strategy.run(gen, PROMPTS, 4, seed=2, scorer=MeanRed())
+    original = Search.start
+    try:  # the same run with both halves: what every strategy ran before
+        Search.start = lambda self, prompts, rows, unconditional=True: original(self, prompts, rows)
+        both = strategy.run(gen, PROMPTS, 4, seed=2, scorer=MeanRed())
+    finally:
+        Search.start = original
+    for p in range(len(PROMPTS)):
+        assert [c.node for c in alone.candidates[p]] == [c.node for c in both.candidates[p]]
+        assert (alone.chosen(p).image == both.chosen(p).image).all()
+    text = gen.encode_condition.model.text_encoder
+    assert (alone.cost.transformer_flops - text.forward_flops(2)
+            == pytest.approx((both.cost.transformer_flops - text.forward_flops(3)) / 2))
+
+
+def test_a_strategy_on_search_gets_both_halves_unless_it_says_otherwise():
+    # a plugin strategy that reads the unconditional logits after `search.start` must not get the conditional twice
+    from arscale.search.rollout import Search
+
+    gen = _shapeworld(1.0)
+    traj = Search(gen, seed=0, prompt_offset=0).start(PROMPTS, 2)
+    cond, uncond = gen.next_logits(traj)
+    assert traj.halves == 2 and not torch.allclose(cond, uncond)
+    assert Search(gen, seed=0, prompt_offset=0).start(PROMPTS, 2, unconditional=False).halves == 1
+
+
+def test_guided_logits_at_guidance_one_are_exactly_the_conditional():
+    # cfg_mix at 1 equals the conditional only up to rounding; both paths must draw the same tokens, bit for bit
+    gen = _shapeworld(1.0)
+    traj = gen.start(PROMPTS, 3, seed=1)
+    cond, _ = gen.next_logits(traj)
+    assert torch.equal(gen.guided_logits(traj), cond)
+    traj.rows["guidance"][0] = 2.0
+    assert not torch.equal(gen.guided_logits(traj)[0], cond[0])

@@ -166,7 +166,7 @@ def test_8_fork_resample(case):
         gen.advance(traj, seq[:, t])
     traj.select(rows, reason="resample")
     if "fork.cond.mask" in io:
-        expected = torch.cat([io["fork.cond.mask"], io["fork.cond.mask"]]).bool()  # ours always holds both halves
+        expected = torch.cat([io["fork.cond.mask"], io["fork.cond.mask"]]).bool()  # started with both halves (the default)
         assert torch.equal(traj.paired["prefix_mask"], expected), "forked mask rows"
     fork_seq = io["fork.seq"].long()
     for t in range(k, fork_seq.shape[1] - 1):

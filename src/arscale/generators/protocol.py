@@ -50,9 +50,10 @@ class NextTokenGenerator(Protocol):
     and ScalingAR's unmodified draws use; else guidance `cfg` and per-row seeded sampling with those
     settings); `preview(traj, size)` (a decode of the raster prefix, for importance sampling);
     `flops_per_token(rows, position)` (CFG pair included) and `decode_flops(rows, size)` for the cost record;
-    an `unconditional: bool = True` keyword of `start`, which strategies that sample with the generator's own
-    guidance set to False: where that guidance needs no unconditional logits (cfg 1) the generator may then run
-    only the conditional half (`traj.halves == 1`, returning the conditional logits as both halves)."""
+    an `unconditional: bool = True` keyword of `start`, which raw sampling, Best-of-N and importance sampling
+    set to False: where the generator's guidance needs no unconditional logits (cfg 1) it may then run only the
+    conditional half, and says so with `traj.halves = 1` (the cost record bills `flops_per_token` by halves),
+    returning the conditional logits as both halves."""
 
     name: str
     num_tokens: int

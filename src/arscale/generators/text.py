@@ -95,8 +95,8 @@ class TextEncoder(nn.Module):
         return float(rows * self.config.depth * per_layer)
 
     def forward(self, prompts: Sequence[str | None]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        ids, mask = self.tokenizer(prompts)  # refuses bad prompts before anything is counted
         self.flops_spent += self.forward_flops(len(prompts))
-        ids, mask = self.tokenizer(prompts)
         device = self.embed.weight.device
         ids, mask = ids.to(device), mask.to(device)
         x = self.embed(ids) + self.pos

@@ -1,7 +1,7 @@
 """Trajectories: a batch of partial generations, possibly of different prompts.
 
 A strategy changes a batch only through `select(rows)`, which gathers every per-row tensor
-consistently — per-row state, CFG-paired state (both halves), the KV cache, histories, seeds
+consistently — per-row state, CFG-paired state (every half), the KV cache, histories, seeds
 and lineage — with duplicates allowed. Nothing is recomputed; the KV cache is gathered once, or
 compacted in place when rows are only dropped (`KVCache.keep_`).
 """

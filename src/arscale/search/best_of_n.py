@@ -32,7 +32,7 @@ class BestOfN:
         self.config.check()
         search = make_search(generator, seed=seed, prompt_offset=prompt_offset, scorer=scorer,
                              reward_name=self.config.reward)
-        traj = search.start(prompts, n)
+        traj = search.start(prompts, n, unconditional=False)
         search.run_to(traj, search.length)
         images = search.finish(traj)
         rewards = search.final_rewards(traj, images)

@@ -118,7 +118,7 @@ class Importance:
         self.config.check()
         c = self.config
         search = make_search(generator, seed=seed, prompt_offset=prompt_offset, scorer=scorer, reward_name=c.reward)
-        traj = search.start(prompts, n)
+        traj = search.start(prompts, n, unconditional=False)
         trace = search.telemetry.setdefault("operations", [])
         points = self.points(search)  # checked at any N
         for point in points if n > 1 else []:  # one particle per prompt: resampling cannot change anything

@@ -33,7 +33,7 @@ class Raw:
         check_n(n)
         self.config.check()
         search = make_search(generator, seed=seed, prompt_offset=prompt_offset)  # `scorer` is not used
-        traj = search.start(prompts, 1)
+        traj = search.start(prompts, 1, unconditional=False)
         search.run_to(traj, search.length)
         images = search.finish(traj)
         return search.result(traj, images, None, self.name, self.config.to_dict())

@@ -24,8 +24,9 @@ def _drain_gpu() -> None:
 
 @dataclass
 class CostRecord:
-    """Compute spent by one search. Transformer FLOPs are analytic; decode FLOPs too where the generator
-    has `decode_flops`, else counted once with torch's FLOP counter; wall time is measured per phase."""
+    """Compute spent by one search. Transformer FLOPs are analytic (the text encoder's included, once per
+    prompt and batch); decode FLOPs too where the generator has `decode_flops`, else counted once with torch's
+    FLOP counter; wall time is measured per phase."""
 
     transformer_flops: float = 0.0
     decode_count: int = 0

@@ -10,8 +10,9 @@ Works for both generator kinds:
 - next-scale: `advance()` runs `generator.step` (one whole scale for every row);
 - next-token: `advance()` draws with the generator's own `sample` when it has one, else runs
   `next_logits`, classifier-free guidance and per-row sampling (seeded by each row's key and the
-  token index); then `generator.advance`. `start` asks for no unconditional logits where the
-  generator's `start` names an `unconditional` keyword: at cfg 1 it then runs only the conditional half.
+  token index); then `generator.advance`. `start(..., unconditional=False)` (raw, Best-of-N and
+  importance sampling) asks for no unconditional logits where the generator's `start` names that
+  keyword: at cfg 1 it then runs only the conditional half.
 """
 
 from __future__ import annotations
@@ -202,18 +203,20 @@ class Search:
         self.diagnostic_wall = 0.0  # time spent on telemetry only (previews for plots); not part of the cost
 
     # -- generation ------------------------------------------------------------------------------
-    def start(self, prompts: Sequence[str], rows_per_prompt: int | Sequence[int]) -> Trajectories:
+    def start(self, prompts: Sequence[str], rows_per_prompt: int | Sequence[int], *,
+              unconditional: bool = True) -> Trajectories:
+        """The rows of every prompt. `unconditional=False`: the strategy reads no unconditional logits and sets
+        no guidance (it samples with `advance`), so a next-token model whose guidance needs none (cfg 1) may
+        run only its conditional half, where its `start` names that keyword."""
         prompts = check_prompt_list(prompts)
         if self.reward_scorer is not None:  # a class-conditional model without class names fails now, not later
             scoring_prompts(self.generator, prompts, self.reward_scorer)
-        # every strategy on this path samples with the generator's own guidance and reads no unconditional
-        # logits, so a next-token model at cfg 1 may skip that half (`TokenGenerator.start`)
-        options = {"unconditional": False} if self.kind == "token" and _takes_keyword(
+        options = {"unconditional": False} if not unconditional and self.kind == "token" and _takes_keyword(
             self.generator.start, "unconditional") else {}
         with self.cost.timer("model"):
             traj = self.generator.start(prompts, rows_per_prompt, self.seed, prompt_offset=self.prompt_offset,
                                         **options)
-        self.cost.transformer_flops += float(traj.extra.get("text_flops", 0.0))  # the text encoder's, once per prompt
+        self.cost.transformer_flops += float(traj.extra.get("text_flops", 0.0))  # the text encoder's, once per call
         self.position = 0
         return traj
 
@@ -246,7 +249,7 @@ class Search:
             self.cost.transformer_flops += float(flops)
             self.cost.generated_tokens += rows * self._scale_tokens(self.position)
         else:
-            halves = getattr(traj, "halves", 2)  # flops_per_token counts the CFG pair
+            halves = getattr(traj, "halves", 2)  # flops_per_token counts the CFG pair; a plugin that skips one sets 1
             self.cost.transformer_flops += _call_optional(g, ("flops_per_token",), rows, self.position) * halves / 2
             self.cost.generated_tokens += rows
         self.position += 1

@@ -3,8 +3,8 @@
 API (see `generators/protocol.py`):
 
 - `start(prompts, rows_per_prompt, seed, *, prompt_offset=0, cfg=None, unconditional=True) -> Trajectories`:
-  encodes each distinct prompt once, prefills the condition tokens of both CFG halves into a KV cache
-  and leaves the logits of image token 0 ready. `unconditional=False` is the caller's promise to read
+  encodes each prompt of the call and the empty text once, prefills the condition tokens of both CFG
+  halves into a KV cache and leaves the logits of image token 0 ready. `unconditional=False` is the caller's promise to read
   no unconditional logits and set no guidance: where the guidance at `cfg` needs none either
   (`needs_unconditional(cfg)` is false: cfg 1, and for LlamaGen any cfg <= 1), only the conditional
   half is run, at half the compute (`traj.halves == 1`).
@@ -13,11 +13,12 @@ API (see `generators/protocol.py`):
   returns its conditional logits as both, so every CFG mix of them is the conditional distribution.
 - `advance(traj, tokens [R], guidance=None) -> traj`: *receives* the sampled tokens (the strategy
   samples, so it can look at the distributions first), writes them at column `traj.step`, runs one
-  cached forward of both halves and stores the next logits (skipped after the last token).
+  cached forward of the trajectory's halves and stores the next logits (skipped after the last token).
   `guidance` [R] (or a float), if given, becomes each row's CFG scale for mixing the NEXT token's
   logits in `guided_logits` / `sample`; rows keep their previous scale otherwise (a conditional-only
   trajectory refuses a scale that would need the unconditional half).
-- `guided_logits(traj)` = `cfg_mix(cond, uncond, traj.rows["guidance"])`, and `sample(traj)`
+- `guided_logits(traj)` = `cfg_mix(cond, uncond, traj.rows["guidance"])` (exactly `cond` on rows at
+  guidance 1, so one half or two give the same draws), and `sample(traj)`
   draws from them with the generator's temperature / top-k / top-p on each row's own
   `torch.Generator` (seeded by the row key and step: results do not depend on the batch layout).
 - `preview(traj, size) -> [R, 3, size, size]` in [0, 1]: a partial decode of the raster prefix.
@@ -25,14 +26,15 @@ API (see `generators/protocol.py`):
   gives an empty background patch (found on first use by encoding a blank canvas), so a preview
   shows the rows generated so far on a blank canvas below them. No model forward is spent.
 - `finish(traj) -> [R, 3, H, W]` in [0, 1]: decode the complete token grids.
-- Cost: `prefill_flops(rows)`, `step_flops(rows, step)`, `flops_per_token(rows, position)` (CFG
-  pair included; what producing token `position` costs) and `decode_flops(rows, size)`. `start`/`advance` also add the transformer FLOPs they spend
+- Cost: `prefill_flops(rows, halves=2)`, `step_flops(rows, step, halves=2)`, `flops_per_token(rows,
+  position)` (CFG pair included, so a conditional-only trajectory spends half; what producing token
+  `position` costs) and `decode_flops(rows, size)`. `start`/`advance` also add the transformer FLOPs they spend
   to `traj.extra["transformer_flops"]`.
 
 Trajectories keys: `rows["tokens"]` [R, T] long (-1 where not yet generated), `rows["guidance"]`
 [R] float; `paired["next_logits"]` [halves·R, V] fp32, `paired["prefix_mask"]` [halves·R, P] bool (valid
-left-padded condition positions: this per-row mask follows `select` with the KV cache, both CFG
-halves); `cache` the `KVCache`; `extra["transformer_flops"]`. `traj.step` = tokens generated.
+left-padded condition positions: this per-row mask follows `select` with the KV cache, every CFG
+half); `cache` the `KVCache`; `extra["transformer_flops"]`. `traj.step` = tokens generated.
 
 Importance sampling on next-token models (how `search/importance.py` uses this generator): at a
 few checkpoints along the raster order, the strategy calls `preview` — the prefix decoded with the
@@ -126,7 +128,7 @@ class TokenGenerator:
         halves = self._halves(scale, unconditional)
         traj = Trajectories.for_prompts(prompts, rows_per_prompt, seed, prompt_offset=prompt_offset, halves=halves)
         R, P = len(traj), self.prefix_len
-        (features, mask), text_flops = encoding_flops(  # each distinct prompt once
+        (features, mask), text_flops = encoding_flops(  # each prompt of the call once
             self.encode_condition, lambda: self.encode_condition(list(prompts) + [None] * (halves - 1)))
         features, mask = left_pad(features.float(), mask)
         if features.shape[1] != P:
@@ -184,7 +186,9 @@ class TokenGenerator:
 
     def guided_logits(self, traj: Trajectories) -> torch.Tensor:
         cond, uncond = self.next_logits(traj)
-        return cfg_mix(cond, uncond, traj.rows["guidance"])
+        g = traj.rows["guidance"]
+        # at 1 the mix is the conditional up to rounding: take it exactly, as a conditional-only batch does
+        return torch.where((g == 1.0).view(-1, 1).to(cond.device), cond, cfg_mix(cond, uncond, g))
 
     def sample(self, traj: Trajectories, logits: torch.Tensor | None = None) -> torch.Tensor:
         """Draw the next token of every row (from `guided_logits` unless `logits` are given)."""
