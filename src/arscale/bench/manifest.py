@@ -109,9 +109,30 @@ def weights_directory(model: str, weights: str | None) -> Path | None:
 
 
 def model_entry(model: str, weights: str | None, revision: str | None = None) -> dict[str, Any]:
+    from arscale.generators.loading import is_hub_id
+
     directory = weights_directory(model, weights)
-    return {"id": model, "revision": revision, "weights_path": str(directory) if directory else None,
-            "weights_sha256": weight_hashes(directory)}
+    entry = {"id": model, "revision": revision, "weights_path": str(directory) if directory else None,
+             "weights_sha256": weight_hashes(directory)}
+    if directory is not None and is_hub_id(directory.as_posix()):  # hashed once loaded: `add_hub_hashes`
+        entry["weights_from_hub"] = True
+    return entry
+
+
+def add_hub_hashes(manifest: dict, files: dict[str, Path], found: list[tuple[Path, dict]], where: str) -> None:
+    """Once the model has loaded from the hub: the hashes of the files it read (`loading.recording_hub_files`)
+    go into `manifest`, and an earlier run's manifest with other hashes is refused, as for local weights."""
+    if not files:
+        return
+    hashes = {key: sha256_file(path) for key, path in sorted(files.items())}
+    for path, old in found:
+        earlier = (old.get("model") or {}).get("weights_sha256") or {}
+        changed = sorted(key for key in set(earlier) | set(hashes) if earlier.get(key) != hashes.get(key))
+        if earlier and changed:
+            raise ArscaleError(f"{where} ({path.name}) was produced by a different run (model: the hub files "
+                               f"differ: {', '.join(changed)}; the repository changed since); use another --out "
+                               "or pin the files by downloading them and passing the folder")
+    manifest["model"]["weights_sha256"] = hashes
 
 
 def scorer_weights_entry(directory: str | None) -> dict[str, Any] | None:
@@ -183,6 +204,10 @@ def differences(old: dict, new: dict) -> list[str]:
     """Human-readable identity differences between two manifests (empty when compatible)."""
     old = {k: _identity(old, k) for k in IDENTITY_KEYS} | {k: old.get(k) for k in ("layout", "strategies")}
     new = {k: _identity(new, k) for k in IDENTITY_KEYS} | {k: new.get(k) for k in ("layout", "strategies")}
+    a, b = old["model"], new["model"]
+    if isinstance(a, dict) and isinstance(b, dict) and a.get("weights_from_hub") and b.get("weights_from_hub") and not (
+            a.get("weights_sha256") and b.get("weights_sha256")):  # one side not loaded yet: `add_hub_hashes` checks
+        old["model"], new["model"] = ({k: v for k, v in m.items() if k != "weights_sha256"} for m in (a, b))
     if not (old["suite"] and new["suite"]):  # a manifest from before suites were hashed: nothing to compare
         old["suite"] = new["suite"] = None
     diffs = [_difference(key, old.get(key), new.get(key)) for key in IDENTITY_KEYS if old.get(key) != new.get(key)]

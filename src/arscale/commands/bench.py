@@ -122,6 +122,7 @@ def _bench(args: argparse.Namespace) -> int:
     from arscale.bench.runner import Bench, manifest_strategies, parse_ns, parse_runs
     from arscale.bench.sharding import ProcessGroup, resolve_shard
     from arscale.bench.suites import load_prompts
+    from arscale.generators.loading import recording_hub_files
     from arscale.generators.registry import load_generator
     from arscale.generators.seeding import check_seed
     from arscale.search.rollout import cached_scorer, scoring_prompts
@@ -191,7 +192,9 @@ def _bench(args: argparse.Namespace) -> int:
     options = {"device": args.device}
     if args.model_weights:
         options["weights"] = args.model_weights
-    generator = load_generator(args.model, **options)
+    with recording_hub_files() as hub_files:
+        generator = load_generator(args.model, **options)
+    mf.add_hub_hashes(manifest, hub_files, found, str(out))
     use_class_names(generator, args.class_names)
     reward = cached_scorer(args.scorer, args.device) if args.scorer else None
     if reward is not None:  # the reward column reads text: a class-conditional model needs names, said up front

@@ -49,6 +49,29 @@ _WRAPPED_VAE = re.compile(r"\.(conv|norm)\.(weight|bias)$")
 
 
 # -- finding and reading files ------------------------------------------------------------------------
+_HUB_RECORDS: list[dict[str, Path]] = []  # open `recording_hub_files` blocks
+
+
+@contextmanager
+def recording_hub_files() -> Iterator[dict[str, Path]]:
+    """Collect every hub file `resolve` hands out inside the block, as {"owner/repo/file": local copy}: what a
+    model loaded from the hub, so a bench can hash it like a local folder."""
+    seen: dict[str, Path] = {}
+    _HUB_RECORDS.append(seen)
+    try:
+        yield seen
+    finally:
+        _HUB_RECORDS.remove(seen)
+
+
+def is_hub_id(source: str | os.PathLike | None) -> bool:
+    """`owner/repo` that is not a local path: what `resolve` fetches through huggingface_hub."""
+    if source is None or Path(source).expanduser().exists():
+        return False
+    text = str(source)
+    return bool(re.fullmatch(r"[\w.-]+/[\w.-]+", text)) and not text.startswith((".", "/"))
+
+
 def resolve(source: str | os.PathLike, filename: str | None = None, *, beside: bool = False) -> Path:
     """A local file, a directory holding `filename`, or a hub id `owner/repo` (downloaded through huggingface_hub).
 
@@ -69,7 +92,7 @@ def resolve(source: str | os.PathLike, filename: str | None = None, *, beside: b
             return path / filename
         raise ArscaleError(f"{path} has no {filename}; download it there or pass the file itself")
     text = str(source)
-    if re.fullmatch(r"[\w.-]+/[\w.-]+", text) and not text.startswith((".", "/")):
+    if is_hub_id(text):
         if filename is None:
             raise ArscaleError(f"hub id {text!r} needs a file name inside the repository")
         try:
@@ -80,11 +103,14 @@ def resolve(source: str | os.PathLike, filename: str | None = None, *, beside: b
                 "`pip install arscale[real]` or pass a local path"
             ) from exc
         try:
-            return Path(hf_hub_download(repo_id=text, filename=filename))
+            path = Path(hf_hub_download(repo_id=text, filename=filename))
         except Exception as exc:  # network, auth, missing file: one clear line for the user
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ArscaleError(f"no local path {text} exists, and {filename} could not be fetched from the hub "
                                f"repository {text} either: {first}") from exc
+        for record in _HUB_RECORDS:
+            record[f"{text}/{filename}"] = path
+        return path
     raise ArscaleError(f"checkpoint {text!r} not found (neither a local file nor a hub id owner/repo)")
 
 
