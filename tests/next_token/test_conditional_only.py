@@ -71,9 +71,21 @@ def test_conditional_only_refuses_guidance_that_needs_the_other_half():
     gen = _shapeworld(1.0)
     traj = gen.start(PROMPTS, 2, seed=0, unconditional=False)
     gen.advance(traj, gen.sample(traj), guidance=1.0)  # cfg 1 mixes nothing: allowed
+    before = traj.rows["guidance"].clone()
     with pytest.raises(ArscaleError, match="without its unconditional half"):
         gen.advance(traj, gen.sample(traj), guidance=torch.tensor([1.0, 1.0, 3.0, 1.0]))
-    assert traj.step == 1  # the refused call changed nothing
+    assert traj.step == 1 and torch.equal(traj.rows["guidance"], before)  # the refused call changed nothing
+
+
+def test_plain_generate_runs_only_the_conditional_half_at_cfg_one():
+    gen, batches = _shapeworld(1.0), []
+    hook = gen.transformer.register_forward_hook(lambda module, inputs, output: batches.append(output.shape[0]))
+    try:
+        gen.generate(PROMPTS, 2, seed=0)
+    finally:
+        hook.remove()
+    assert set(batches) == {4}  # 2 prompts x 2 rows, never the 8 rows of two halves
+    assert not gen.encode_condition(PROMPTS)[0].requires_grad  # the condition is encoded without gradients
 
 
 def test_select_on_a_conditional_only_batch_equals_recomputation():
@@ -131,6 +143,34 @@ def test_scaling_ar_keeps_both_halves_at_cfg_one():
     result = ScalingAR().run(gen, PROMPTS[:1], 2, seed=0)
     kl = [k for trace in result.telemetry["prompts"][0] for k in trace["K"] if not math.isnan(k)]
     assert kl and max(abs(k) for k in kl) > 1e-6  # a conditional-only batch would give KL 0 everywhere
+
+
+class _Wrapped:
+    def __init__(self, inner, start):
+        self.inner, self.start = inner, start
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
+def test_a_start_that_swallows_keywords_or_hides_its_signature_is_not_asked():
+    # only a start that names `unconditional` is passed it: **kwargs may forward it somewhere that refuses it
+    gen, seen = _shapeworld(1.0), []
+
+    def swallowing(prompts, rows, seed, **kwargs):
+        seen.append(dict(kwargs))
+        return gen.start(prompts, rows, seed, prompt_offset=kwargs.get("prompt_offset", 0))
+
+    Raw().run(_Wrapped(gen, swallowing), PROMPTS, 1, seed=0)
+    assert "unconditional" not in seen[0]
+
+    class Opaque:
+        __signature__ = "not a signature"
+
+        def __call__(self, prompts, rows, seed, *, prompt_offset=0):
+            return gen.start(prompts, rows, seed, prompt_offset=prompt_offset)
+
+    assert len(Raw().run(_Wrapped(gen, Opaque()), PROMPTS, 1, seed=0).images) == 2
 
 
 def test_a_generator_whose_start_lacks_the_keyword_still_runs():
