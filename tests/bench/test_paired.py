@@ -172,3 +172,40 @@ def test_the_old_script_still_runs_with_its_old_flags(tmp_path):
                            "--match", "raw", "scaling-ar", "--label-a", "old", "--label-b", "new"],
                           capture_output=True, text=True, check=True)
     assert "new − old ± paired SE" in done.stdout and "| scaling-ar | 8 | raw N=1 | 2 | 50.0 | 100.0 | +50.0" in done.stdout
+
+
+def test_per_tag_rows_add_up_to_the_overall_difference(tmp_path):
+    tags = ["counting", "counting", "colors", "colors", "colors", "position"]
+    _write(tmp_path, "raw", 1, [True, False, False, True, False, True], None, tags)
+    _write(tmp_path, "best-of-n", 8, [True, True, True, True, False, False], None, tags)
+    row = against_baseline(load_records(tmp_path))[("best-of-n", 8)]
+    per = row["tags"]
+    assert {t: (c["fixed"], c["broke"], c["prompts"]) for t, c in per.items()} == {
+        "counting": (1, 0, 2), "colors": (1, 0, 3), "position": (0, 1, 1)}
+    assert per["colors"]["diff"] == pytest.approx(1 / 3)
+    assert row["diff"] == pytest.approx(sum(c["diff"] for c in per.values()) / 3)
+    assert row["diff_se"] == pytest.approx(math.sqrt(sum(c["diff_se"] ** 2 for c in per.values())) / 3)
+
+
+def test_compare_draws_each_run_per_tag(tmp_path, capsys):
+    from arscale.bench.paired import compare_folders
+    from arscale.bench.paired_plot import figure_comparison
+
+    tags = ["counting", "colors"] * 3
+    _write(tmp_path, "raw", 1, [True, False, False, True, False, True], None, tags)
+    _write(tmp_path, "best-of-n", 8, [True, True, True, True, False, False], None, tags)
+    _write(tmp_path, "scaling-ar", 8, [False, False, False, True, True, True], None, tags)
+    rows = compare_folders(tmp_path)
+    fig = figure_comparison(rows, "raw", "run")
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["colors", "counting", "overall"]
+    points = [bars.lines[0].get_xydata() for bars in ax.containers]  # each run's markers
+    assert len(points) == 2 and all(len(p) == 3 for p in points)  # two runs, three rows each
+    by_label = {r["label"]: r for r in rows}
+    overall_x = sorted(p[-1][0] for p in points)
+    assert overall_x == pytest.approx(sorted(100 * by_label[k]["diff"] for k in ("best-of-n", "scaling-ar")))
+    plot = tmp_path / "compare.png"
+    assert main(["compare", str(tmp_path), "--plot", str(plot)]) == 0
+    assert plot.stat().st_size > 1000 and "wrote" in capsys.readouterr().err
+    assert main(["compare", str(tmp_path), "--plot", str(tmp_path / "missing" / "compare.png")]) != 0
+    assert "cannot write --plot" in capsys.readouterr().err

@@ -56,7 +56,8 @@ def run_differences(a: str | Path, b: str | Path) -> list[str]:
 
 def paired_difference(a: Mapping[int, dict], b: Mapping[int, dict]) -> dict:
     """B − A over the prompts both judged: accuracies, the difference with its paired SE (points as fractions),
-    how many prompts B fixed and broke, and the mean rewards (NaN where a run recorded none)."""
+    how many prompts B fixed and broke, the mean rewards (NaN where a run recorded none), and `tags`: the same
+    per tag (`prompts`, `diff`, `diff_se`, `fixed`, `broke`)."""
     both = sorted(set(a) & set(b))
     for i in both:
         if a[i].get("prompt") != b[i].get("prompt"):
@@ -70,7 +71,8 @@ def paired_difference(a: Mapping[int, dict], b: Mapping[int, dict]) -> dict:
         by_tag.setdefault(str(b[i].get("tag")), []).append((bool(a[i]["correct"]), bool(b[i]["correct"])))
     acc_a = acc_b = diff = var = 0.0
     all_fixed = all_broke = 0
-    for pairs in by_tag.values():
+    tags = {}
+    for tag, pairs in sorted(by_tag.items()):
         n = len(pairs)
         fixed, broke = sum(y and not x for x, y in pairs), sum(x and not y for x, y in pairs)
         acc_a += sum(x for x, _ in pairs) / n
@@ -78,10 +80,12 @@ def paired_difference(a: Mapping[int, dict], b: Mapping[int, dict]) -> dict:
         diff += (fixed - broke) / n
         var += paired_variance(fixed, broke, n)
         all_fixed, all_broke = all_fixed + fixed, all_broke + broke
+        tags[tag] = {"prompts": n, "diff": (fixed - broke) / n, "diff_se": math.sqrt(paired_variance(fixed, broke, n)),
+                     "fixed": fixed, "broke": broke}
     k = len(by_tag)
     return {"prompts": len(common), "acc_a": acc_a / k, "acc_b": acc_b / k, "diff": diff / k,
             "diff_se": math.sqrt(var) / k, "b_fixed": all_fixed, "b_broke": all_broke,
-            "reward_a": _mean_reward(a, common), "reward_b": _mean_reward(b, common)}
+            "reward_a": _mean_reward(a, common), "reward_b": _mean_reward(b, common), "tags": tags}
 
 
 def paired_variance(fixed: int, broke: int, n: int) -> float:

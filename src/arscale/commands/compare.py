@@ -4,6 +4,7 @@
     arscale compare OUT --baseline best-of-n  ... against another label
     arscale compare OLD NEW                   each (strategy, N) present in both: NEW − OLD
     arscale compare OUT OUT --match scaling-ar scaling-ar@p30   two labels (two variants, one folder)
+    arscale compare OUT --plot compare.png    ... and a picture: each tag's difference with its ±1.96 SE bar
 
 Same suite and seed: a prompt draws the same candidates under every strategy, so the SE of a paired
 difference is far smaller than either run's own. The difference is taken per tag and averaged over tags,
@@ -35,6 +36,8 @@ def register(sub) -> None:
     p.add_argument("--names", nargs=2, metavar=("NAME_A", "NAME_B"), default=None,
                    help="column names for A and B (default A B; with A alone, the baseline and 'run')")
     p.add_argument("--json", default=None, metavar="FILE", help="also write the rows here (no reward: null)")
+    p.add_argument("--plot", default=None, metavar="FILE",
+                   help="also draw the differences per tag and overall, with ±1.96 paired SE bars (e.g. compare.png)")
     p.set_defaults(func=run)
 
 
@@ -60,6 +63,14 @@ def run(args: argparse.Namespace) -> int:
         for diff in run_differences(args.a, args.b):  # comparable, but not the same candidates: say so
             print(f"note: the two benches differ in {diff}", file=sys.stderr)
     print(format_comparison(rows, *names), end="")
+    if args.plot:
+        from arscale.bench.paired_plot import plot_comparison
+
+        try:
+            written = plot_comparison(rows, args.plot, *names)
+        except (OSError, ValueError) as exc:  # a folder that is not there, a suffix matplotlib cannot write
+            raise ArscaleError(f"cannot write --plot {args.plot}: {getattr(exc, 'strerror', None) or exc}") from None
+        print(f"wrote {written}" if written else "note: no prompt judged in both runs: no plot", file=sys.stderr)
     if args.json:
         plain = [{k: None if isinstance(v, float) and math.isnan(v) else v for k, v in row.items()} for row in rows]
         try:
