@@ -1,6 +1,7 @@
 """Weights named by a hub id are hashed once the model has loaded them, and a resume onto a run made with other
 hub files is refused, as for a local weights folder."""
 
+import json
 import sys
 import types
 
@@ -60,6 +61,7 @@ def test_a_local_folder_is_not_a_hub_id(tmp_path):
     (tmp_path / "owner" / "model").mkdir(parents=True)
     assert "weights_from_hub" not in mf.model_entry("llamagen-c2i-b", str(tmp_path / "owner" / "model"))
     assert not loading.is_hub_id(tmp_path / "owner" / "model") and not loading.is_hub_id("./owner/model")
+    assert not loading.is_hub_id("~nobody-at-all-here/model")  # a missing home folder is a path, not a hub id
     assert loading.is_hub_id("FoundationVision/LlamaGen")
 
 
@@ -89,3 +91,78 @@ def test_a_resume_onto_other_hub_files_is_refused(fake_hub, tmp_path):
     same = _manifest({"owner/model/weights.pt": mf.sha256_file(seen["owner/model/weights.pt"])})
     mf.add_hub_hashes(manifest, seen, [(tmp_path / "bench_manifest.json", same)], "runs/x")
     assert manifest["model"]["weights_sha256"] == same["model"]["weights_sha256"]
+
+
+FAKE_LOADERS = """
+from arscale.generators import loading
+from arscale.generators.registry import load_generator
+
+
+def from_hub(weights=None, device="cpu", **kw):  # a released model's loader: checkpoint and tokenizer
+    loading.resolve(weights, "w.pt")
+    loading.resolve(weights, "vq.pt", beside=True)
+    return load_generator("shapeworld-ar", device=device)
+
+
+def local_with_hub_companion(weights=None, device="cpu", **kw):
+    loading.resolve(weights, "w.pt")
+    loading.resolve("owner/companion", "vq.pt")
+    return load_generator("shapeworld-ar", device=device)
+"""
+
+
+@pytest.fixture()
+def fake_models(tmp_path, monkeypatch):
+    from arscale.generators.registry import MODELS
+
+    (tmp_path / "fake_hub_models.py").write_text(FAKE_LOADERS)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setitem(MODELS, "fake-hub-model", "fake_hub_models:from_hub")
+    monkeypatch.setitem(MODELS, "fake-local-model", "fake_hub_models:local_with_hub_companion")
+
+
+def _bench(model, weights, out, *extra):
+    from arscale.cli import main
+
+    return main(["bench", "--model", model, "--model-weights", weights, "--prompts", "draw:1:5", "--limit", "1",
+                 "--n", "1", "--strategies", "raw", "--scorer", "", "--quiet", "--out", str(out), *extra])
+
+
+def test_bench_hashes_hub_files_and_refuses_a_resume_after_the_repository_changed(fake_hub, fake_models, tmp_path,
+                                                                                  capsys):
+    fake_hub("owner/model", "w.pt", b"one")
+    fake_hub("owner/model", "vq.pt", b"vq")
+    assert _bench("fake-hub-model", "owner/model", tmp_path / "a") == 0
+    entry = json.loads((tmp_path / "a" / "manifest.json").read_text())["model"]
+    assert entry["weights_from_hub"] and sorted(entry["weights_sha256"]) == ["owner/model/vq.pt", "owner/model/w.pt"]
+    assert _bench("fake-hub-model", "owner/model", tmp_path / "a", "--resume") == 0
+    fake_hub("owner/model", "w.pt", b"two")  # the repository moved on
+    capsys.readouterr()
+    assert _bench("fake-hub-model", "owner/model", tmp_path / "a", "--resume") != 0
+    assert "hub files differ: owner/model/w.pt" in capsys.readouterr().err
+    saved = json.loads((tmp_path / "a" / "manifest.json").read_text())["model"]
+    assert saved["weights_sha256"] == entry["weights_sha256"]  # the refused resume wrote nothing
+
+
+def test_a_manifest_from_before_hub_hashing_resumes_and_gains_the_hashes(fake_hub, fake_models, tmp_path):
+    fake_hub("owner/model", "w.pt", b"one")
+    fake_hub("owner/model", "vq.pt", b"vq")
+    assert _bench("fake-hub-model", "owner/model", tmp_path / "a") == 0
+    path = tmp_path / "a" / "manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest["model"] = {k: v for k, v in manifest["model"].items() if k != "weights_from_hub"}
+    manifest["model"]["weights_sha256"] = {}
+    path.write_text(json.dumps(manifest))
+    assert _bench("fake-hub-model", "owner/model", tmp_path / "a", "--resume") == 0
+    assert len(json.loads(path.read_text())["model"]["weights_sha256"]) == 2
+
+
+def test_local_weights_keep_their_hashes_beside_a_hub_companion(fake_hub, fake_models, tmp_path):
+    folder = tmp_path / "local"
+    folder.mkdir()
+    (folder / "w.pt").write_bytes(b"local")
+    fake_hub("owner/companion", "vq.pt", b"companion")
+    assert _bench("fake-local-model", str(folder), tmp_path / "c") == 0
+    entry = json.loads((tmp_path / "c" / "manifest.json").read_text())["model"]
+    assert "weights_from_hub" not in entry and list(entry["weights_sha256"]) == ["w.pt"]
+    assert _bench("fake-local-model", str(folder), tmp_path / "c", "--resume") == 0

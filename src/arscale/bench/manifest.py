@@ -122,7 +122,7 @@ def model_entry(model: str, weights: str | None, revision: str | None = None) ->
 def add_hub_hashes(manifest: dict, files: dict[str, Path], found: list[tuple[Path, dict]], where: str) -> None:
     """Once the model has loaded from the hub: the hashes of the files it read (`loading.recording_hub_files`)
     go into `manifest`, and an earlier run's manifest with other hashes is refused, as for local weights."""
-    if not files:
+    if not files or not manifest["model"].get("weights_from_hub"):  # local weights keep their folder's hashes
         return
     hashes = {key: sha256_file(path) for key, path in sorted(files.items())}
     for path, old in found:
@@ -131,7 +131,7 @@ def add_hub_hashes(manifest: dict, files: dict[str, Path], found: list[tuple[Pat
         if earlier and changed:
             raise ArscaleError(f"{where} ({path.name}) was produced by a different run (model: the hub files "
                                f"differ: {', '.join(changed)}; the repository changed since); use another --out "
-                               "or pin the files by downloading them and passing the folder")
+                               "(and, to keep a run's files fixed, download them and pass their folder)")
     manifest["model"]["weights_sha256"] = hashes
 
 
@@ -202,12 +202,15 @@ def _identity(manifest: dict, key: str) -> Any:
 
 def differences(old: dict, new: dict) -> list[str]:
     """Human-readable identity differences between two manifests (empty when compatible)."""
+    both_hub = all(isinstance(m.get("model"), dict) and _from_hub(m["model"]) for m in (old, new))
     old = {k: _identity(old, k) for k in IDENTITY_KEYS} | {k: old.get(k) for k in ("layout", "strategies")}
     new = {k: _identity(new, k) for k in IDENTITY_KEYS} | {k: new.get(k) for k in ("layout", "strategies")}
     a, b = old["model"], new["model"]
-    if isinstance(a, dict) and isinstance(b, dict) and a.get("weights_from_hub") and b.get("weights_from_hub") and not (
-            a.get("weights_sha256") and b.get("weights_sha256")):  # one side not loaded yet: `add_hub_hashes` checks
-        old["model"], new["model"] = ({k: v for k, v in m.items() if k != "weights_sha256"} for m in (a, b))
+    if both_hub:
+        # the flag itself is new: a manifest from before it is a hub run all the same
+        drop = {"weights_from_hub"} | (set() if a.get("weights_sha256") and b.get("weights_sha256") else
+                                       {"weights_sha256"})  # one side not loaded yet: `add_hub_hashes` checks
+        old["model"], new["model"] = ({k: v for k, v in m.items() if k not in drop} for m in (a, b))
     if not (old["suite"] and new["suite"]):  # a manifest from before suites were hashed: nothing to compare
         old["suite"] = new["suite"] = None
     diffs = [_difference(key, old.get(key), new.get(key)) for key in IDENTITY_KEYS if old.get(key) != new.get(key)]
@@ -226,6 +229,16 @@ def differences(old: dict, new: dict) -> list[str]:
             elif x != y:
                 diffs.append(f"strategy {label} {key}: {json.dumps(x, sort_keys=True)} vs {json.dumps(y, sort_keys=True)}")
     return diffs
+
+
+def _from_hub(entry: dict) -> bool:
+    """A model entry for weights named by a hub id (marked so, or written before the mark: no hashes and a
+    `weights_path` that is an owner/repo and no local path)."""
+    from arscale.generators.loading import is_hub_id
+
+    if entry.get("weights_from_hub"):
+        return True
+    return not entry.get("weights_sha256") and bool(entry.get("weights_path")) and is_hub_id(entry["weights_path"])
 
 
 def _difference(key: str, old: Any, new: Any) -> str:

@@ -66,7 +66,10 @@ def recording_hub_files() -> Iterator[dict[str, Path]]:
 
 def is_hub_id(source: str | os.PathLike | None) -> bool:
     """`owner/repo` that is not a local path: what `resolve` fetches through huggingface_hub."""
-    if source is None or Path(source).expanduser().exists():
+    try:
+        if source is None or Path(source).expanduser().exists():
+            return False
+    except RuntimeError:  # "~nobody/x": a home folder that does not exist, so a path, not a hub id
         return False
     text = str(source)
     return bool(re.fullmatch(r"[\w.-]+/[\w.-]+", text)) and not text.startswith((".", "/"))
