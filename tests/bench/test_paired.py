@@ -198,7 +198,7 @@ def test_compare_draws_each_run_per_tag(tmp_path, capsys):
     rows = compare_folders(tmp_path)
     fig = figure_comparison(rows, "raw", "run")
     ax = fig.axes[0]
-    assert [t.get_text() for t in ax.get_yticklabels()] == ["colors", "counting", "overall"]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["counting", "colors", "overall"]  # table.md's order
     points = [bars.lines[0].get_xydata() for bars in ax.containers]  # each run's markers
     assert len(points) == 2 and all(len(p) == 3 for p in points)  # two runs, three rows each
     by_label = {r["label"]: r for r in rows}
@@ -207,5 +207,37 @@ def test_compare_draws_each_run_per_tag(tmp_path, capsys):
     plot = tmp_path / "compare.png"
     assert main(["compare", str(tmp_path), "--plot", str(plot)]) == 0
     assert plot.stat().st_size > 1000 and "wrote" in capsys.readouterr().err
-    assert main(["compare", str(tmp_path), "--plot", str(tmp_path / "missing" / "compare.png")]) != 0
+    assert main(["compare", str(tmp_path), "--plot", str(tmp_path / "new" / "compare.png")]) == 0  # folder made
+    (tmp_path / "a_file").write_text("")
+    assert main(["compare", str(tmp_path), "--plot", str(tmp_path / "a_file" / "compare.png")]) != 0
     assert "cannot write --plot" in capsys.readouterr().err
+
+
+def test_the_compare_plot_keeps_bars_inside_what_accuracy_allows_and_tells_budgets_apart(tmp_path):
+    from arscale.bench.paired import compare_folders
+    from arscale.bench.paired_plot import figure_comparison
+
+    _write(tmp_path, "raw", 1, [False, False], None)
+    _write(tmp_path, "best-of-n", 2, [True, True], None)  # +100 points on two prompts: a wide bar
+    _write(tmp_path, "best-of-n", 4, [True, False], None)
+    ax = figure_comparison(compare_folders(tmp_path)).axes[0]
+    markers = [bars.lines[0].get_marker() for bars in ax.containers]
+    assert len(set(markers)) == 2  # N=2 and N=4 of one label
+    for bars in ax.containers:
+        for segment in bars.lines[2][0].get_segments():  # the horizontal error bars
+            assert -100 <= min(x for x, _ in segment) and max(x for x, _ in segment) <= 100
+
+
+def test_a_match_that_finds_nothing_lists_what_the_folders_hold(tmp_path, capsys):
+    _write(tmp_path, "best-of-n", 8, [True], None)
+    _write(tmp_path, "scaling-ar", 4, [True], None)
+    assert main(["compare", str(tmp_path), str(tmp_path), "--match", "best-of-n", "scaling-ar"]) != 0
+    assert "holds best-of-n N=8, scaling-ar N=4" in capsys.readouterr().err
+
+
+def test_two_folders_are_named(tmp_path, capsys):
+    a, b = tmp_path / "old", tmp_path / "new"
+    _write(a, "raw", 1, [True, False], None)
+    _write(b, "raw", 1, [True, True], None)
+    assert main(["compare", str(a), str(b)]) == 0
+    assert f"A = {a}, B = {b}" in capsys.readouterr().err

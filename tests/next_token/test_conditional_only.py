@@ -257,3 +257,11 @@ def test_guided_logits_at_guidance_one_are_exactly_the_conditional():
     assert torch.equal(gen.guided_logits(traj), cond)
     traj.rows["guidance"][0] = 2.0
     assert not torch.equal(gen.guided_logits(traj)[0], cond[0])
+
+
+def test_generate_says_that_scaling_ar_moves_its_guidance_from_cfg(tmp_path, capsys):
+    from arscale.cli import main
+
+    assert main(["generate", "a photo of a circle", "--model", "shapeworld-ar", "--strategy", "scaling-ar", "--n", "2",
+                 "--cfg", "1", "--out", str(tmp_path)]) == 0
+    assert "scaling-ar starts every candidate at --cfg 1" in capsys.readouterr().err

@@ -165,8 +165,12 @@ def compare_folders(a: str | Path, b: str | Path | None = None, *, match: tuple[
     if match is not None:
         met = match_labels(ra, rb, *match)
         if not met:
-            raise ArscaleError(f"no runs of {match[0]!r} in {a} and {match[1]!r} in {b or a} at a common N "
-                               "(raw sampling meets any N)")
+            def runs_in(runs: Runs) -> str:
+                return ", ".join(f"{label} N={n}" for label, n in sorted(runs)) or "none"
+
+            raise ArscaleError(f"no runs of {match[0]!r} in {a} and {match[1]!r} in {b or a} at a common N (raw "
+                               f"sampling, which draws the same image at any N, meets every N); {a} holds "
+                               f"{runs_in(ra)}" + ("" if rb is ra else f", {b} holds {runs_in(rb)}"))
         return [{"label": k[0], "n": k[1], "against": f"{match[0]} N={m}", **paired_difference(recs_a, recs_b)}
                 for k, (m, recs_a, recs_b) in sorted(met.items())]
     keys = sorted(set(ra) & set(rb))

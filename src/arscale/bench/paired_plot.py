@@ -1,8 +1,9 @@
 """`arscale compare --plot`: the paired differences as a forest plot, one row per tag and one for `overall`.
 
 Each compared run is a marker at its difference in points, with a bar of ±1.96 paired SE (about 95 %), so a
-bar that crosses zero is a change the prompts cannot tell from none. Runs keep the colours of the bench
-figures (`plots.style_for`).
+bar that crosses zero is a change the prompts cannot tell from none; bars stop at ±100 points, the most a
+difference of accuracies can be. Runs keep the colours of the bench figures (`plots.style_for`); a label's
+runs at several N differ in marker. Tags are in table.md's order.
 """
 
 from __future__ import annotations
@@ -10,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from arscale.bench.plots import _pyplot, style_for
+from arscale.bench.plots import _MARKERS, _pyplot, style_for
+from arscale.bench.table import label_order, tag_order
 
 OVERALL = "overall"
 Z95 = 1.96
@@ -18,25 +20,29 @@ Z95 = 1.96
 
 def figure_comparison(rows: Sequence[dict], name_a: str = "A", name_b: str = "B"):
     """The figure of `paired.compare_folders`'s rows (those with judged prompts), or None if there are none."""
-    rows = [r for r in rows if r.get("prompts")]
+    rows = sorted((r for r in rows if r.get("prompts")), key=lambda r: (label_order(r["label"]), r["n"]))
     if not rows:
         return None
     plt = _pyplot()
-    tags = sorted({tag for r in rows for tag in r.get("tags", {})}) + [OVERALL]
+    tags = tag_order({tag for r in rows for tag in r.get("tags", {})}) + [OVERALL]
     height = 1.2 + 0.42 * len(tags) * max(1.0, len(rows) ** 0.5)
     fig, ax = plt.subplots(figsize=(7.5, height))
     spread = 0.7 / len(rows)  # several runs share a tag's row, side by side
     for j, r in enumerate(rows):
         offset = (j - (len(rows) - 1) / 2) * spread
-        ys, xs, errs = [], [], []
+        ys, xs, low, high = [], [], [], []
         for i, tag in enumerate(tags):
             cell = r if tag == OVERALL else r.get("tags", {}).get(tag)
             if cell:
+                x, err = 100 * cell["diff"], 100 * Z95 * cell["diff_se"]
                 ys.append(i + offset)
-                xs.append(100 * cell["diff"])
-                errs.append(100 * Z95 * cell["diff_se"])
+                xs.append(x)
+                low.append(min(err, x + 100))
+                high.append(min(err, 100 - x))
         style = style_for(r["label"])
-        ax.errorbar(xs, ys, xerr=errs, fmt=style["marker"], color=style["color"], capsize=3, markersize=6,
+        ns = sorted(q["n"] for q in rows if q["label"] == r["label"])
+        marker = _MARKERS[(_MARKERS.index(style["marker"]) + ns.index(r["n"])) % len(_MARKERS)]
+        ax.errorbar(xs, ys, xerr=[low, high], fmt=marker, color=style["color"], capsize=3, markersize=6,
                     label=f"{r['label']} N={r['n']} (against {r['against']}, {r['prompts']} prompts)")
     ax.axvline(0.0, color="0.5", linewidth=1)
     ax.axhline(len(tags) - 1.5, color="0.85", linewidth=0.8)  # overall below the tags

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from arscale.bench.table import flops_unit
+from arscale.bench.table import flops_unit, label_order
 
 RAW = "raw"
 RAW_LEGEND = "raw (1 sample)"
@@ -45,13 +45,6 @@ def style_for(label: str) -> dict[str, str]:
             "marker": _MARKERS[(h // len(_FALLBACK_COLORS)) % len(_MARKERS)]}
 
 
-def _order(label: str) -> tuple[int, str]:
-    # raw first, then the built-ins with their variants after them, then the rest alphabetically
-    base = label.partition("@")[0]
-    names = list(STRATEGY_STYLES)
-    return (names.index(base) if base in names else len(names), label)
-
-
 def _is_raw(run: dict) -> bool:
     return run.get("strategy", run.get("label")) == RAW
 
@@ -61,7 +54,7 @@ def _by_label(summaries: Sequence[dict]) -> dict[str, list[dict]]:
     for s in summaries:
         if s.get("overall") is not None:
             out.setdefault(s["label"], []).append(s)
-    return {k: sorted(out[k], key=lambda s: s["n"]) for k in sorted(out, key=_order)}
+    return {k: sorted(out[k], key=lambda s: s["n"]) for k in sorted(out, key=label_order)}
 
 
 def clipped_yerr(scores: Sequence[float], ses: Sequence[float]) -> tuple[list[float], list[float]]:

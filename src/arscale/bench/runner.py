@@ -34,6 +34,7 @@ from tqdm import tqdm
 from arscale.bench import geneval_layout as layout
 from arscale.bench.metrics import summarize
 from arscale.bench.suites import SuitePrompt
+from arscale.bench.table import label_order
 from arscale.errors import ArscaleError
 from arscale.generators.seeding import mix
 from arscale.search.base import STRATEGIES, make_strategy, read_config
@@ -332,11 +333,12 @@ def _cost_share(cost: dict, prompts: int) -> dict:
 
 
 def collect_summaries(out: str | Path) -> list[dict]:
-    """Every run summary under `out` (also from earlier invocations), ordered by label and N."""
+    """Every run summary under `out` (also from earlier invocations), raw sampling first (`table.label_order`),
+    then by N."""
     found = []
     for path in sorted(Path(out).glob(f"*/n*/{layout.SUMMARY_FILE}")):
         try:
             found.append(json.loads(path.read_text()))
         except json.JSONDecodeError:
             continue
-    return sorted(found, key=lambda s: (s.get("label", ""), s.get("n", 0)))
+    return sorted(found, key=lambda s: (label_order(s.get("label", "")), s.get("n", 0)))

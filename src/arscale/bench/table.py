@@ -8,6 +8,20 @@ from collections.abc import Mapping, Sequence
 
 TAG_SHORT = {"single_object": "single", "two_object": "two", "counting": "count", "colors": "colors",
              "position": "pos", "color_attr": "attr"}
+BUILT_IN_ORDER = ("raw", "best-of-n", "importance", "tts-var", "scaling-ar")
+
+
+def label_order(label: str) -> tuple[int, str]:
+    """Raw sampling first, then the built-in strategies each followed by its variants, then the rest by name:
+    the order of table.md's rows and of the figures' legends."""
+    base = label.partition("@")[0]
+    return (BUILT_IN_ORDER.index(base) if base in BUILT_IN_ORDER else len(BUILT_IN_ORDER), label)
+
+
+def tag_order(tags) -> list[str]:
+    """GenEval's tags in the table's order, any others after them by name."""
+    tags = set(tags)
+    return [t for t in TAG_SHORT if t in tags] + sorted(tags - set(TAG_SHORT))
 
 
 def _pct(x) -> str:

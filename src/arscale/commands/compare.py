@@ -60,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
               file=sys.stderr)
     names = tuple(args.names) if args.names else ((baseline, "run") if within else ("A", "B"))
     if args.b is not None:
+        print(f"{names[0]} = {args.a}, {names[1]} = {args.b}", file=sys.stderr)
         for diff in run_differences(args.a, args.b):  # comparable, but not the same candidates: say so
             print(f"note: the two benches differ in {diff}", file=sys.stderr)
     print(format_comparison(rows, *names), end="")
@@ -67,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
         from arscale.bench.paired_plot import plot_comparison
 
         try:
+            Path(args.plot).parent.mkdir(parents=True, exist_ok=True)
             written = plot_comparison(rows, args.plot, *names)
         except (OSError, ValueError) as exc:  # a folder that is not there, a suffix matplotlib cannot write
             raise ArscaleError(f"cannot write --plot {args.plot}: {getattr(exc, 'strerror', None) or exc}") from None

@@ -105,6 +105,9 @@ def _generate(args: argparse.Namespace, out: Path, t0: float) -> int:
         from arscale.scorers.base import load_scorer
 
         scorer = load_scorer(args.scorer, device=args.device)
+    if args.cfg is not None and args.strategy == "scaling-ar":  # --cfg 1 would otherwise look like no guidance
+        print(f"note: scaling-ar starts every candidate at --cfg {args.cfg:g} and its schedule moves each one's "
+              "guidance from there, so it keeps both CFG halves", file=sys.stderr)
     if args.strategy == "raw":
         result = _raw_in_batches(strategy, generator, args, scorer)
     else:
