@@ -265,3 +265,6 @@ def test_generate_says_that_scaling_ar_moves_its_guidance_from_cfg(tmp_path, cap
     assert main(["generate", "a photo of a circle", "--model", "shapeworld-ar", "--strategy", "scaling-ar", "--n", "2",
                  "--cfg", "1", "--out", str(tmp_path)]) == 0
     assert "scaling-ar starts every candidate at --cfg 1" in capsys.readouterr().err
+    assert main(["generate", "a photo of a circle", "--model", "shapeworld-ar", "--strategy", "scaling-ar", "--n", "2",
+                 "--cfg", "4", "--out", str(tmp_path)]) == 0
+    assert "scaling-ar starts" not in capsys.readouterr().err  # a scale that needs both halves anyway: no note

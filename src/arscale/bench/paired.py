@@ -16,6 +16,7 @@ import math
 from collections.abc import Mapping
 from pathlib import Path
 
+from arscale.bench.table import label_order
 from arscale.errors import ArscaleError
 
 RunKey = tuple[str, int]  # (strategy label, N)
@@ -158,7 +159,7 @@ def compare_folders(a: str | Path, b: str | Path | None = None, *, match: tuple[
             raise ArscaleError(f"nothing under {a} to compare with {baseline!r}: no other run at an N it ran at "
                                f"(its runs are {', '.join(f'{k[0]} N={k[1]}' for k in sorted(ra))})")
         return [{"label": k[0], "n": k[1], "against": f"{baseline} N={v.pop('baseline_n')}", **v}
-                for k, v in sorted(pairs.items())]
+                for k, v in sorted(pairs.items(), key=lambda kv: _run_order(kv[0]))]
     rb = ra if b is None or Path(b) == Path(a) else load_records(b, skipped)
     if not rb:
         raise ArscaleError(f"no finished prompts under {b}")
@@ -172,12 +173,16 @@ def compare_folders(a: str | Path, b: str | Path | None = None, *, match: tuple[
                                f"sampling, which draws the same image at any N, meets every N); {a} holds "
                                f"{runs_in(ra)}" + ("" if rb is ra else f", {b} holds {runs_in(rb)}"))
         return [{"label": k[0], "n": k[1], "against": f"{match[0]} N={m}", **paired_difference(recs_a, recs_b)}
-                for k, (m, recs_a, recs_b) in sorted(met.items())]
-    keys = sorted(set(ra) & set(rb))
+                for k, (m, recs_a, recs_b) in sorted(met.items(), key=lambda kv: _run_order(kv[0]))]
+    keys = sorted(set(ra) & set(rb), key=_run_order)
     if not keys:
         raise ArscaleError(f"no (strategy, N) runs with finished prompts in both {a} and {b}")
     return [{"label": k[0], "n": k[1], "against": f"{k[0]} N={k[1]}", **paired_difference(ra[k], rb[k])}
             for k in keys]
+
+
+def _run_order(key: RunKey) -> tuple:
+    return label_order(key[0]), key[1]  # table.md's order: raw first, then the built-ins with their variants
 
 
 def format_comparison(rows: list[dict], name_a: str = "A", name_b: str = "B") -> str:

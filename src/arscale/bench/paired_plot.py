@@ -11,8 +11,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from arscale.bench.plots import _MARKERS, _pyplot, style_for
+from arscale.bench.plots import MARKERS, pyplot, style_for
 from arscale.bench.table import label_order, tag_order
+from arscale.errors import ArscaleError
 
 OVERALL = "overall"
 Z95 = 1.96
@@ -23,7 +24,7 @@ def figure_comparison(rows: Sequence[dict], name_a: str = "A", name_b: str = "B"
     rows = sorted((r for r in rows if r.get("prompts")), key=lambda r: (label_order(r["label"]), r["n"]))
     if not rows:
         return None
-    plt = _pyplot()
+    plt = pyplot()
     tags = tag_order({tag for r in rows for tag in r.get("tags", {})}) + [OVERALL]
     height = 1.2 + 0.42 * len(tags) * max(1.0, len(rows) ** 0.5)
     fig, ax = plt.subplots(figsize=(7.5, height))
@@ -41,7 +42,7 @@ def figure_comparison(rows: Sequence[dict], name_a: str = "A", name_b: str = "B"
                 high.append(min(err, 100 - x))
         style = style_for(r["label"])
         ns = sorted(q["n"] for q in rows if q["label"] == r["label"])
-        marker = _MARKERS[(_MARKERS.index(style["marker"]) + ns.index(r["n"])) % len(_MARKERS)]
+        marker = MARKERS[(MARKERS.index(style["marker"]) + ns.index(r["n"])) % len(MARKERS)]
         ax.errorbar(xs, ys, xerr=[low, high], fmt=marker, color=style["color"], capsize=3, markersize=6,
                     label=f"{r['label']} N={r['n']} (against {r['against']}, {r['prompts']} prompts)")
     ax.axvline(0.0, color="0.5", linewidth=1)
@@ -57,11 +58,17 @@ def figure_comparison(rows: Sequence[dict], name_a: str = "A", name_b: str = "B"
 
 
 def plot_comparison(rows: Sequence[dict], path: str | Path, name_a: str = "A", name_b: str = "B") -> Path | None:
-    """Write the figure to `path` (PNG, or whatever its suffix names); None when no row has judged prompts."""
+    """Write the figure to `path` (PNG, or whatever its suffix names; its folder is made); None when no row has
+    judged prompts."""
     fig = figure_comparison(rows, name_a, name_b)
     if fig is None:
         return None
     path = Path(path)
-    fig.savefig(path, dpi=120, bbox_inches="tight")
-    _pyplot().close(fig)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=120, bbox_inches="tight")
+    except (OSError, ValueError) as exc:  # a file where the folder should be, a suffix matplotlib cannot write
+        raise ArscaleError(f"cannot write --plot {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    finally:
+        pyplot().close(fig)
     return path

@@ -16,23 +16,23 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from arscale.bench.table import flops_unit, label_order
+from arscale.bench.table import BUILT_IN_ORDER, flops_unit, label_order
 
 RAW = "raw"
 RAW_LEGEND = "raw (1 sample)"
 BARS = "bars: ±1 SE"
 # the built-in strategies, in legend order; raw is always grey
-STRATEGY_STYLES: dict[str, dict[str, str]] = {
-    "raw": {"color": "#7f7f7f", "marker": "o"},
-    "best-of-n": {"color": "#1f77b4", "marker": "s"},
-    "importance": {"color": "#2ca02c", "marker": "D"},
-    "tts-var": {"color": "#d62728", "marker": "o"},
-    "scaling-ar": {"color": "#ff7f0e", "marker": "^"},
-}
+STRATEGY_STYLES: dict[str, dict[str, str]] = dict(zip(BUILT_IN_ORDER, (
+    {"color": "#7f7f7f", "marker": "o"},  # raw
+    {"color": "#1f77b4", "marker": "s"},  # best-of-n
+    {"color": "#2ca02c", "marker": "D"},  # importance
+    {"color": "#d62728", "marker": "o"},  # tts-var
+    {"color": "#ff7f0e", "marker": "^"},  # scaling-ar
+), strict=True))
 # variants and other strategies: none of these is a built-in's colour or grey
 _FALLBACK_COLORS = ("#9467bd", "#8c564b", "#e377c2", "#bcbd22", "#17becf", "#393b79", "#637939", "#8c6d31",
                     "#843c39", "#7b4173", "#3182bd", "#31a354", "#e6550d", "#756bb1")
-_MARKERS = "osD^vPX*"
+MARKERS = "osD^vPX*"
 
 
 def style_for(label: str) -> dict[str, str]:
@@ -42,7 +42,7 @@ def style_for(label: str) -> dict[str, str]:
         return dict(STRATEGY_STYLES[label])
     h = zlib.crc32(label.encode())
     return {"color": _FALLBACK_COLORS[h % len(_FALLBACK_COLORS)],
-            "marker": _MARKERS[(h // len(_FALLBACK_COLORS)) % len(_MARKERS)]}
+            "marker": MARKERS[(h // len(_FALLBACK_COLORS)) % len(MARKERS)]}
 
 
 def _is_raw(run: dict) -> bool:
@@ -181,7 +181,7 @@ def _annotate_n(ax, points: list[tuple[float, float, int]]) -> None:
                     va="top" if top else "bottom")
 
 
-def _pyplot():
+def pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
@@ -193,7 +193,7 @@ def _pyplot():
 def figure_score_vs_n(summaries: Sequence[dict], manifest: dict | None = None):
     from matplotlib import ticker
 
-    plt = _pyplot()
+    plt = pyplot()
 
     groups = _by_label(summaries)
     if not groups:
@@ -247,7 +247,7 @@ def figure_score_vs_n(summaries: Sequence[dict], manifest: dict | None = None):
 
 
 def figure_score_vs_compute(summaries: Sequence[dict], manifest: dict | None = None):
-    plt = _pyplot()
+    plt = pyplot()
 
     groups = _by_label(summaries)
     if not groups:
@@ -309,7 +309,7 @@ def figure_score_vs_compute(summaries: Sequence[dict], manifest: dict | None = N
 
 def plot_all(summaries: Sequence[dict], out_dir: str | Path, manifest: dict | None = None) -> list[Path]:
     """Both figures into `out_dir`; the subtitle reads `manifest`, else the folder's manifest.json."""
-    plt = _pyplot()
+    plt = pyplot()
     out = Path(out_dir)
     if manifest is None:
         manifest = read_manifest(out)

@@ -67,11 +67,7 @@ def run(args: argparse.Namespace) -> int:
     if args.plot:
         from arscale.bench.paired_plot import plot_comparison
 
-        try:
-            Path(args.plot).parent.mkdir(parents=True, exist_ok=True)
-            written = plot_comparison(rows, args.plot, *names)
-        except (OSError, ValueError) as exc:  # a folder that is not there, a suffix matplotlib cannot write
-            raise ArscaleError(f"cannot write --plot {args.plot}: {getattr(exc, 'strerror', None) or exc}") from None
+        written = plot_comparison(rows, args.plot, *names)
         print(f"wrote {written}" if written else "note: no prompt judged in both runs: no plot", file=sys.stderr)
     if args.json:
         plain = [{k: None if isinstance(v, float) and math.isnan(v) else v for k, v in row.items()} for row in rows]

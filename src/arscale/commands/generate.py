@@ -105,7 +105,9 @@ def _generate(args: argparse.Namespace, out: Path, t0: float) -> int:
         from arscale.scorers.base import load_scorer
 
         scorer = load_scorer(args.scorer, device=args.device)
-    if args.cfg is not None and args.strategy == "scaling-ar":  # --cfg 1 would otherwise look like no guidance
+    needs_unconditional = getattr(generator, "needs_unconditional", None)
+    if args.cfg is not None and args.strategy == "scaling-ar" and callable(needs_unconditional) and not \
+            needs_unconditional(args.cfg):  # where the other strategies run one half, ScalingAR cannot
         print(f"note: scaling-ar starts every candidate at --cfg {args.cfg:g} and its schedule moves each one's "
               "guidance from there, so it keeps both CFG halves", file=sys.stderr)
     if args.strategy == "raw":

@@ -6,6 +6,15 @@ import math
 from arscale.bench.paired import load_records, paired_difference
 from arscale.bench.runner import collect_summaries
 
+
+def _mean(values):
+    return sum(values) / len(values)
+
+
+def _pooled_se(ses):  # the SE of a mean of independent draws
+    return math.sqrt(sum(x * x for x in ses)) / len(ses)
+
+
 variants = ["scaling-ar", "scaling-ar@noD", "scaling-ar@noB", "scaling-ar@noTok", "scaling-ar@termonly",
             "scaling-ar@schedonly", "scaling-ar@p10", "scaling-ar@p30", "scaling-ar@d02", "scaling-ar@d20", "scaling-ar@norec"]
 runs = {s: load_records(f"d{s}") for s in (2201, 2202)}
@@ -18,9 +27,13 @@ for v in variants:
         r = runs[s]
         a = paired_difference(r[("raw", 8)], r[(v, 8)])
         b = paired_difference(r[("scaling-ar", 8)], r[(v, 8)])
-        acc.append(a["acc_b"]); d_raw.append(a["diff"]); se_raw.append(a["diff_se"]); d_full.append(b["diff"]); se_full.append(b["diff_se"])
+        acc.append(a["acc_b"])
+        d_raw.append(a["diff"])
+        se_raw.append(a["diff_se"])
+        d_full.append(b["diff"])
+        se_full.append(b["diff_se"])
         tok.append(sums[s][v]["cost_per_prompt"]["generated_tokens"])
-    m = lambda xs: sum(xs) / len(xs)
-    se = lambda xs: math.sqrt(sum(x * x for x in xs)) / len(xs)
-    full = "–" if v == "scaling-ar" else f"{100*m(d_full):+.1f} ± {100*se(se_full):.1f}"
-    print(f"| {v} | {100*m(acc):.1f} | {100*m(d_raw):+.1f} ± {100*se(se_raw):.1f} | {full} | {m(tok):.0f} ({m(tok)/2048:.2f}×) |")
+    mean_acc, mean_tok = sum(acc) / 2, sum(tok) / 2
+    full = "–" if v == "scaling-ar" else f"{100 * _mean(d_full):+.1f} ± {100 * _pooled_se(se_full):.1f}"
+    print(f"| {v} | {100 * mean_acc:.1f} | {100 * _mean(d_raw):+.1f} ± {100 * _pooled_se(se_raw):.1f} | {full} | "
+          f"{mean_tok:.0f} ({mean_tok / 2048:.2f}×) |")
