@@ -15,6 +15,7 @@ import argparse
 import time
 
 import torch
+from tqdm import tqdm
 
 
 def run(gen, prompts, n: int, seed: int, unconditional: bool) -> tuple[torch.Tensor, float, float]:
@@ -40,10 +41,11 @@ def main() -> None:
     gen = load_generator("shapeworld-ar", cfg=1.0)
     prompts = [r["prompt"] for r in build_suite(args.per_tag, args.seed)]
     rows: dict[bool, list] = {True: [], False: []}
-    with torch.no_grad():
+    with torch.no_grad(), tqdm(total=2 * args.repeats, desc="runs", unit="run") as bar:
         for _ in range(args.repeats):
             for unconditional in (True, False):
                 rows[unconditional].append(run(gen, prompts, args.n, args.seed, unconditional))
+                bar.update()
     both, alone = rows[True], rows[False]
     same = all(torch.equal(a[0], b[0]) for a, b in zip(both, alone))
     wall_both, wall_alone = min(r[2] for r in both), min(r[2] for r in alone)

@@ -23,11 +23,13 @@ def _shapeworld(cfg):
     return random_shapeworld_ar(3, grid=4, vocab_size=32, cfg=cfg, top_k=0)
 
 
-def _llamagen(cfg, null_class=True):
+def _llamagen(cfg, null_class=True, seed=4, **upstream_args):
+    """A tiny random LlamaGen (c2i unless `upstream_args` say otherwise)."""
     args = {"model_type": "c2i", "dim": 64, "n_layer": 1, "n_head": 2, "n_kv_head": None, "vocab_size": 32,
             "block_size": 16, "num_classes": 10, "caption_dim": 2048, "multiple_of": 64, "norm_eps": 1e-5,
-            "rope_base": 10000, "ffn_dim_multiplier": None, "class_dropout_prob": 0.1 if null_class else 0.0}
-    torch.manual_seed(4)
+            "rope_base": 10000, "ffn_dim_multiplier": None, "class_dropout_prob": 0.1 if null_class else 0.0,
+            **upstream_args}
+    torch.manual_seed(seed)
     gpt = LlamaGenGPT(LlamaGenConfig.from_upstream(args))
     for p in gpt.parameters():
         p.data = torch.randn(p.shape) * (0.5 if p.dim() < 2 else 1 / p.shape[-1] ** 0.5)
@@ -197,16 +199,7 @@ def test_a_generator_whose_start_lacks_the_keyword_still_runs():
 
 def test_llamagen_t2i_conditional_half_alone():
     # captions: the conditional half keeps each row's own padding mask, the empty caption's half is not built
-    args = {"model_type": "t2i", "dim": 64, "n_layer": 1, "n_head": 2, "n_kv_head": None, "vocab_size": 32,
-            "block_size": 16, "num_classes": 1000, "cls_token_num": 120, "caption_dim": 16, "multiple_of": 64, "norm_eps": 1e-5,
-            "rope_base": 10000, "ffn_dim_multiplier": None, "class_dropout_prob": 0.1}
-    torch.manual_seed(6)
-    gpt = LlamaGenGPT(LlamaGenConfig.from_upstream(args))
-    for p in gpt.parameters():
-        p.data = torch.randn(p.shape) * (0.5 if p.dim() < 2 else 1 / p.shape[-1] ** 0.5)
-    vq = VQGAN(VQGANConfig(codebook_size=32, codebook_embed_dim=4, z_channels=32, ch=32, ch_mult=(1, 2),
-                           num_res_blocks=1, image_size=8))
-    gen = LlamaGenGenerator(gpt.eval(), vq.eval(), cfg=1.0, top_k=16)
+    gen = _llamagen(1.0, seed=6, model_type="t2i", num_classes=1000, cls_token_num=120, caption_dim=16)
     captions = torch.randn(2, 120, 16)
     mask = torch.zeros(2, 120, dtype=torch.bool)
     mask[0, -7:], mask[1, -30:] = True, True  # left-padded, two lengths

@@ -186,6 +186,8 @@ class TokenGenerator:
 
     def guided_logits(self, traj: Trajectories) -> torch.Tensor:
         cond, uncond = self.next_logits(traj)
+        if traj.halves == 1:  # `advance` took no guidance that would mix: every row is at 1
+            return cond
         g = traj.rows["guidance"]
         # at 1 the mix is the conditional up to rounding: take it exactly, as a conditional-only batch does
         return torch.where((g == 1.0).view(-1, 1).to(cond.device), cond, cfg_mix(cond, uncond, g))
