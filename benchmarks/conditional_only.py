@@ -1,11 +1,11 @@
 """What running only the conditional half saves when guidance needs no unconditional logits (cfg 1).
 
-    OMP_NUM_THREADS=1 python benchmarks/conditional_only.py --per-tag 4 --n 8 --seed 5
+    OMP_NUM_THREADS=1 python benchmarks/conditional_only.py --model shapeworld-ar --per-tag 4 --n 8 --seed 5
 
-Raw sampling with the shipped ShapeWorld-AR at cfg 1, the same prompts and seeds twice in one run: once
-with both CFG halves (what every strategy ran before, and what ScalingAR still runs: it reads the
-unconditional logits), once with `unconditional=False` (what `Search.start` now asks for). The table gives
-the transformer FLOPs billed, the model wall time and whether the images are the same. Walls are
+Raw sampling with a shipped ShapeWorld model (`shapeworld-ar` or `shapeworld-var`) at cfg 1, the same prompts
+and seeds twice in one run: once with both CFG halves (what every strategy ran before, and what ScalingAR still
+runs: it reads the unconditional logits), once with `unconditional=False` (what `Search.start` asks for). The
+table gives the transformer FLOPs billed, the model wall time and whether the images are the same. Walls are
 side by side on one machine; the ratio is the number to read.
 """
 
@@ -21,14 +21,21 @@ from tqdm import tqdm
 def run(gen, prompts, n: int, seed: int, unconditional: bool) -> tuple[torch.Tensor, float, float]:
     t0 = time.perf_counter()
     traj = gen.start(prompts, n, seed, unconditional=unconditional)
-    while traj.step < gen.num_tokens:
-        gen.advance(traj, gen.sample(traj))
+    if hasattr(gen, "num_scales"):  # next-scale: billed from the per-scale count, by halves
+        for _ in range(gen.num_scales):
+            gen.step(traj)
+        flops = sum(gen.flops_per_scale(len(traj))) * traj.halves / 2
+    else:
+        while traj.step < gen.num_tokens:
+            gen.advance(traj, gen.sample(traj))
+        flops = traj.extra["transformer_flops"]
     wall = time.perf_counter() - t0
-    return gen.finish(traj), traj.extra["transformer_flops"], wall
+    return gen.finish(traj), flops, wall
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", choices=("shapeworld-ar", "shapeworld-var"), default="shapeworld-ar")
     parser.add_argument("--per-tag", type=int, default=4)
     parser.add_argument("--n", type=int, default=8)
     parser.add_argument("--seed", type=int, default=5)
@@ -38,7 +45,7 @@ def main() -> None:
     from arscale.generators.registry import load_generator
     from arscale.shapeworld.suite import build_suite
 
-    gen = load_generator("shapeworld-ar", cfg=1.0)
+    gen = load_generator(args.model, cfg=1.0)
     prompts = [r["prompt"] for r in build_suite(args.per_tag, args.seed)]
     rows: dict[bool, list] = {True: [], False: []}
     with torch.no_grad(), tqdm(total=2 * args.repeats, desc="runs", unit="run") as bar:
@@ -49,7 +56,7 @@ def main() -> None:
     both, alone = rows[True], rows[False]
     same = all(torch.equal(a[0], b[0]) for a, b in zip(both, alone))
     wall_both, wall_alone = min(r[2] for r in both), min(r[2] for r in alone)
-    print(f"ShapeWorld-AR at cfg 1, {len(prompts)} prompts x {args.n} rows, {torch.get_num_threads()} thread(s), "
+    print(f"{args.model} at cfg 1, {len(prompts)} prompts x {args.n} rows, {torch.get_num_threads()} thread(s), "
           f"best of {args.repeats}")
     print("| halves run | transformer GFLOPs | model wall (s) | images |")
     print("|---|---|---|---|")

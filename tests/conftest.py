@@ -1,4 +1,4 @@
-"""Puts this folder on the import path, so every test folder can use `tiny_shapeworld_var`."""
+"""Puts this folder on the import path, so every test folder can use `tiny_shapeworld_var` and `tiny_families`."""
 
 import sys
 from pathlib import Path

@@ -2,92 +2,14 @@
 
 from __future__ import annotations
 
-import zlib
-
 import pytest
 import torch
 import torch.nn.functional as F
+from tiny_families import BrightnessScorer, fake_t5, tiny_infinity, tiny_llamagen, tiny_var
 
 from arscale.errors import ArscaleError
-from arscale.generators.next_scale.bsq import BSQAutoEncoder
-from arscale.generators.next_scale.generator import SamplingConfig
-from arscale.generators.next_scale.infinity import (
-    InfinityConfig,
-    InfinityGenerator,
-    InfinitySampling,
-    InfinityTransformer,
-)
-from arscale.generators.next_scale.infinity_schedule import scale_schedule
-from arscale.generators.next_scale.var import (
-    VQVAE,
-    VARGenerator,
-    VARModel,
-    VQVAEConfig,
-    var_transformer_config,
-)
 from arscale.generators.next_token.llamagen import LlamaGenConfig, LlamaGenGenerator, LlamaGenGPT
-from arscale.generators.next_token.llamagen_vq import VQGAN, VQGANConfig
 from arscale.search.base import make_strategy
-
-
-class BrightnessScorer:
-    """A stand-in scorer: reward = mean brightness, features = an 8x8 thumbnail."""
-
-    name, input_size = "brightness", 16
-    reads_prompts = False  # image-only, like the aesthetic score
-
-    def reward(self, images, prompts):
-        return images.mean(dim=(1, 2, 3))
-
-    def features(self, images):
-        return F.adaptive_avg_pool2d(images, 8).flatten(1)
-
-
-def _randomise(module: torch.nn.Module, seed: int) -> None:
-    g = torch.Generator().manual_seed(seed)
-    for p in module.parameters():
-        p.data = torch.randn(p.shape, generator=g) * (0.5 if p.dim() < 2 else 1 / p.shape[-1] ** 0.5)
-
-
-def fake_t5(width: int):
-    def encode(prompts):  # deterministic per prompt, variable length
-        out = []
-        for p in prompts:
-            g = torch.Generator().manual_seed(zlib.crc32(p.encode()))
-            out.append(torch.randn(3 + len(p) % 4, width, generator=g))
-        return out
-    return encode
-
-
-def tiny_infinity() -> InfinityGenerator:
-    model = InfinityTransformer(InfinityConfig(embed_dim=64, depth=2, num_heads=2, text_channels=128,
-                                               text_maxlen=16, codebook_dim=4))
-    vae = BSQAutoEncoder(codebook_dim=4, base_ch=32, ch_mult=(1, 2), num_res_blocks=1, patch_size=2)
-    _randomise(model, 0)
-    _randomise(vae, 1)
-    sampling = InfinitySampling(cfg=3.0, tau=1.0, top_p=0.97, schedule=scale_schedule(1.0, "0.06M"))
-    return InfinityGenerator(model, vae, sampling, text_encoder=fake_t5(128), name="tiny-infinity")
-
-
-def tiny_var() -> VARGenerator:
-    pn = (1, 2, 3, 4, 6)
-    model = VARModel(var_transformer_config(depth=2, embed_dim=64, num_heads=2, patch_nums=pn, vocab_size=32,
-                                            code_dim=8), num_classes=10)
-    vae = VQVAE(VQVAEConfig(vocab_size=32, code_dim=8, ch=32, ch_mult=(1, 1), num_res_blocks=1, patch_nums=pn))
-    _randomise(model, 2)
-    _randomise(vae, 3)
-    return VARGenerator(model, vae, SamplingConfig(cfg=1.5, cfg_schedule="linear", top_k=8, top_p=0.9))
-
-
-def tiny_llamagen() -> LlamaGenGenerator:
-    gpt = LlamaGenGPT(LlamaGenConfig("c2i", dim=64, n_layer=2, n_head=2, vocab_size=32, block_size=16,
-                                     num_classes=10))
-    vq = VQGAN(VQGANConfig(codebook_size=32, codebook_embed_dim=4, z_channels=32, ch=32, ch_mult=(1, 2),
-                           num_res_blocks=1, image_size=8))
-    _randomise(gpt, 4)
-    _randomise(vq, 5)
-    return LlamaGenGenerator(gpt, vq, cfg=2.0, top_k=16, top_p=1.0)
-
 
 N = 4  # candidates asked of every strategy
 

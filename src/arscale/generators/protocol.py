@@ -17,7 +17,11 @@ class NextScaleGenerator(Protocol):
     Optional, read when present: `device` (where scorers are loaded), `patch_nums` (side of each scale;
     else `tokens_in_scale(k)`) for token counts, `scale_flops(traj, k)` (scale k's FLOPs for this batch, where
     they depend on its prompts; else `flops_per_scale`), `decode_flops(rows, size)` (else decode FLOPs are
-    counted once with torch's FLOP counter). What a strategy may use is in docs/extending.md."""
+    counted once with torch's FLOP counter); an `unconditional: bool = True` keyword of `start`, which every
+    built-in next-scale strategy sets to False (none reads the unconditional logits): where the guidance needs
+    none (cfg 1) the generator may run only the conditional half and set `traj.halves = 1`; `scale_flops`
+    then counts that half, and `flops_per_scale` is billed by halves. What a strategy may use is in
+    docs/extending.md."""
 
     name: str
     num_scales: int

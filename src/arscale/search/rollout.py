@@ -10,9 +10,10 @@ Works for both generator kinds:
 - next-scale: `advance()` runs `generator.step` (one whole scale for every row);
 - next-token: `advance()` draws with the generator's own `sample` when it has one, else runs
   `next_logits`, classifier-free guidance and per-row sampling (seeded by each row's key and the
-  token index); then `generator.advance`. `start(..., unconditional=False)` (raw, Best-of-N and
-  importance sampling) asks for no unconditional logits where the generator's `start` names that
-  keyword: at cfg 1 it then runs only the conditional half.
+  token index); then `generator.advance`.
+`start(..., unconditional=False)` (raw, Best-of-N, importance sampling, TTS-VAR) asks for no unconditional
+logits where the generator's `start` names that keyword: where its guidance needs none (cfg 1; VAR's ramp at
+cfg 0) it then runs only the conditional half.
 """
 
 from __future__ import annotations
@@ -206,12 +207,12 @@ class Search:
     def start(self, prompts: Sequence[str], rows_per_prompt: int | Sequence[int], *,
               unconditional: bool = True) -> Trajectories:
         """The rows of every prompt. `unconditional=False`: the strategy reads no unconditional logits and sets
-        no guidance (it samples with `advance`), so a next-token model whose guidance needs none (cfg 1) may
-        run only its conditional half, where its `start` names that keyword."""
+        no guidance (it samples with `advance`), so a model whose guidance needs none (cfg 1) may run only its
+        conditional half, where its `start` names that keyword."""
         prompts = check_prompt_list(prompts)
         if self.reward_scorer is not None:  # a class-conditional model without class names fails now, not later
             scoring_prompts(self.generator, prompts, self.reward_scorer)
-        options = {"unconditional": False} if not unconditional and self.kind == "token" and _takes_keyword(
+        options = {"unconditional": False} if not unconditional and _takes_keyword(
             self.generator.start, "unconditional") else {}
         with self.cost.timer("model"):
             traj = self.generator.start(prompts, rows_per_prompt, self.seed, prompt_offset=self.prompt_offset,
@@ -245,7 +246,8 @@ class Search:
                 g.advance(traj, tokens, torch.full((rows,), scale))
         if self.kind == "scale":
             own = getattr(g, "scale_flops", None)  # a count that depends on the rows' prompts (Infinity's text)
-            flops = own(traj, self.position) if callable(own) else g.flops_per_scale(rows)[self.position]
+            flops = own(traj, self.position) if callable(own) else \
+                g.flops_per_scale(rows)[self.position] * getattr(traj, "halves", 2) / 2  # counted for the pair
             self.cost.transformer_flops += float(flops)
             self.cost.generated_tokens += rows * self._scale_tokens(self.position)
         else:

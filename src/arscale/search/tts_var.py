@@ -108,7 +108,7 @@ class TTSVAR:
                              features=features)
         search.telemetry.update(schedule={"batch": list(plan.batch), "cluster_at": list(plan.cluster_at),
                                           "resample_at": list(plan.resample_at)}, operations=[], previews=[])
-        traj = search.start(prompts, plan.batch[0])
+        traj = search.start(prompts, plan.batch[0], unconditional=False)  # it guides through `step` only
         for k in range(plan.num_scales):
             search.advance(traj)
             op = plan.operation(k)

@@ -13,20 +13,24 @@ every row:
 
 `start` builds the rows and both CFG halves of the condition (family: `encode_prompts`,
 `pair_conditions`, `init_guidance`); `preview` / `finish` decode f̂ (family: `decode_latent`).
+`start(..., unconditional=False)` is the caller's promise to read no unconditional logits: where the family's
+guidance needs none either (`needs_unconditional(cfg)` is false, e.g. a constant cfg of 1), only the
+conditional half is run, at half the transformer compute (`traj.halves == 1`; `scale_logits` then returns
+the conditional logits as both halves).
 Scales are rectangular (h, w) grids; `scales`, `sizes` and `begin_ends` describe the schedule.
 
 Families here: `ScaleGenerator` below (codebook indices, the shared `ScaleTransformer`, φ-residual
 upsampling; VAR and ShapeWorld-VAR) and `InfinityGenerator` in `infinity.py` (bit tokens, 2-D RoPE,
 per-bit logits, trilinear accumulation).
 
-Trajectories keys (dim 0 = rows R, or 2R for `paired`: conditional rows, then unconditional):
+Trajectories keys (dim 0 = rows R, or halves·R for `paired`: conditional rows, then unconditional):
 - rows["f_hat"]       accumulated latent after the scales generated so far (the family's layout)
 - rows["next_input"]  [R, n, d]  input tokens of the next scale (absent before scale 0 and after the last)
 - rows["tokens"]      [R, L, *token_dims] token_dtype  sampled tokens of every scale so far, -1 where not generated
 - rows["cfg"]         [R] float  each row's guidance scale (families with a per-scale profile keep it in extra)
-- paired["cond"]      [2R, cond_dim]  pooled condition (AdaLN, start token)
-- paired["context"], paired["context_mask"]  [2R, Lt, Dt], [2R, Lt]  text tokens (cross-attention models)
-- cache               KVCache over 2R rows, one entry per block
+- paired["cond"]      [halves·R, cond_dim]  pooled condition (AdaLN, start token)
+- paired["context"], paired["context_mask"]  [halves·R, Lt, Dt], [halves·R, Lt]  text tokens (cross-attention)
+- cache               KVCache over halves·R rows, one entry per block
 - extra["scales"], extra["model"]; `traj.step` = number of scales generated.
 """
 
@@ -85,8 +89,13 @@ class NextScaleLoop(nn.Module):
         raise NotImplementedError
 
     def pair_conditions(self, encoded: Any, traj: Trajectories) -> Conditioning:
-        """The condition of every row, conditional half then unconditional half: 2R rows."""
+        """The condition of every row, conditional half then (when `traj.halves == 2`) unconditional half."""
         raise NotImplementedError
+
+    def needs_unconditional(self, cfg: float | None) -> bool:
+        """Whether the guidance at `cfg` (None: the sampling config's) reads the unconditional logits at any
+        scale. A family that does not say runs both halves."""
+        return True
 
     def init_guidance(self, traj: Trajectories, cfg: float | None) -> None:
         """Store the rows' guidance (`cfg` overrides the sampling config's)."""
@@ -98,12 +107,12 @@ class NextScaleLoop(nn.Module):
         raise NotImplementedError
 
     def transformer_scale(self, si: int, x: torch.Tensor | None, traj: Trajectories) -> torch.Tensor:
-        """The transformer on scale si: inputs x [2R, n, d] (None at si = 0) -> logits [2R, n, ·]."""
+        """The transformer on scale si: inputs x [halves·R, n, d] (None at si = 0) -> logits [halves·R, n, ·]."""
         raise NotImplementedError
 
     def guide(self, traj: Trajectories, logits: torch.Tensor, *, upstream: bool = False) -> torch.Tensor:
-        """Pre-guidance logits [2R, n, ·] -> the sampler input [R, ..., V] (`upstream`: the released code's
-        exact formula, for parity runs)."""
+        """Pre-guidance logits [halves·R, n, ·] -> the sampler input [R, ..., V] (`upstream`: the released code's
+        exact formula, for parity runs). With one half every row's guidance leaves the conditional logits."""
         raise NotImplementedError
 
     def sampler_options(self, si: int) -> dict[str, Any]:
@@ -129,21 +138,24 @@ class NextScaleLoop(nn.Module):
     # -- start --------------------------------------------------------------------------------------
     @torch.no_grad()
     def start(self, prompts: Sequence[Any], rows_per_prompt: int | Sequence[int], seed: int, *,
-              prompt_offset: int = 0, cfg: float | None = None) -> Trajectories:
+              prompt_offset: int = 0, cfg: float | None = None, unconditional: bool = True) -> Trajectories:
         prompts, counts, cfg = self._check_start(prompts, rows_per_prompt, cfg)
         encoder = getattr(self, "text_encoder", None)  # T5; else ShapeWorld's own (a class label costs nothing)
         encoder = getattr(self, "conditioner", None) if encoder is None else encoder
         encoded, text_flops = encoding_flops(encoder, lambda: self.encode_prompts(prompts))
-        traj = self.start_encoded(encoded, prompts, counts, seed, prompt_offset=prompt_offset, cfg=cfg)
+        traj = self.start_encoded(encoded, prompts, counts, seed, prompt_offset=prompt_offset, cfg=cfg,
+                                  unconditional=unconditional)
         traj.extra["text_flops"] = text_flops  # the text encoder's FLOPs (start_encoded's callers encoded it themselves)
         return traj
 
     @torch.no_grad()
     def start_encoded(self, encoded: Any, prompts: Sequence[Any], rows_per_prompt: int | Sequence[int],
-                      seed: int, *, prompt_offset: int = 0, cfg: float | None = None) -> Trajectories:
+                      seed: int, *, prompt_offset: int = 0, cfg: float | None = None,
+                      unconditional: bool = True) -> Trajectories:
         """`start` with the prompts already encoded (`encode_prompts`' result)."""
         prompts, counts, cfg = self._check_start(prompts, rows_per_prompt, cfg)
-        traj = Trajectories.for_prompts(prompts, counts, seed, prompt_offset=prompt_offset, halves=2)
+        halves = 2 if unconditional or self.needs_unconditional(cfg) else 1
+        traj = Trajectories.for_prompts(prompts, counts, seed, prompt_offset=prompt_offset, halves=halves)
         R, dev = len(traj), self.device
         paired = self.pair_conditions(encoded, traj)
         traj.paired["cond"] = paired.pooled
@@ -174,7 +186,7 @@ class NextScaleLoop(nn.Module):
     # -- one scale, in pieces (strategies and parity tests may call them one by one) ----------------
     @torch.no_grad()
     def forward_scale(self, traj: Trajectories) -> torch.Tensor:
-        """Pre-guidance logits [2R, n, ·] of the next scale, both CFG halves. Must be followed by `commit`."""
+        """Pre-guidance logits [halves·R, n, ·] of the next scale. Must be followed by `commit`."""
         si = self._next_scale(traj)
         if traj.extra.get("pending"):
             raise RuntimeError("forward_scale called twice without commit")
@@ -183,14 +195,16 @@ class NextScaleLoop(nn.Module):
                                f"{self.begin_ends[si][0]}")
         x = traj.rows["next_input"] if si > 0 else None
         if x is not None:
-            x = torch.cat([x, x])  # the same image tokens feed both CFG halves
+            x = torch.cat([x] * traj.halves)  # the same image tokens feed both CFG halves
         logits = self.transformer_scale(si, x, traj)
         traj.extra["pending"] = True
         return logits
 
     def scale_logits(self, traj: Trajectories) -> tuple[torch.Tensor, torch.Tensor]:
-        """Conditional and unconditional logits [R, n, ·] of the next scale. Must be followed by `commit`."""
-        return self.forward_scale(traj).chunk(2)
+        """Conditional and unconditional logits [R, n, ·] of the next scale (the conditional twice where the
+        trajectory runs one half). Must be followed by `commit`."""
+        logits = self.forward_scale(traj)
+        return tuple(logits.chunk(2)) if traj.halves == 2 else (logits, logits)
 
     def sample(self, traj: Trajectories, guided: torch.Tensor, generator: torch.Generator | None = None
                ) -> torch.Tensor:
@@ -253,7 +267,7 @@ class NextScaleLoop(nn.Module):
     def generate(self, prompts: Sequence[Any], rows_per_prompt: int | Sequence[int] = 1, seed: int = 0, *,
                  prompt_offset: int = 0, cfg: float | None = None) -> torch.Tensor:
         """All scales, no search: images [R, 3, H, W] in [0, 1]."""
-        traj = self.start(prompts, rows_per_prompt, seed, prompt_offset=prompt_offset, cfg=cfg)
+        traj = self.start(prompts, rows_per_prompt, seed, prompt_offset=prompt_offset, cfg=cfg, unconditional=False)
         for _ in range(self.num_scales):
             self.step(traj)
         return self.finish(traj)
@@ -331,7 +345,11 @@ class ScaleGenerator(NextScaleLoop):
     def pair_conditions(self, encoded: Conditioning, traj: Trajectories) -> Conditioning:
         pidx = traj.prompt_index.to(self.device)
         uncond = torch.full_like(pidx, len(traj.prompts))
-        return Conditioning.cat([encoded.index_select(pidx), encoded.index_select(uncond)])
+        return Conditioning.cat([encoded.index_select(pidx)] + [encoded.index_select(uncond)] * (traj.halves - 1))
+
+    def needs_unconditional(self, cfg: float | None) -> bool:
+        cfg = self.sampling.cfg if cfg is None else float(cfg)
+        return any(float(self.guidance_at(cfg, si)) != 1.0 for si in range(self.num_scales))
 
     def init_guidance(self, traj: Trajectories, cfg: float | None) -> None:
         cfg = self.sampling.cfg if cfg is None else cfg
@@ -359,8 +377,12 @@ class ScaleGenerator(NextScaleLoop):
         return base
 
     def guide(self, traj: Trajectories, logits: torch.Tensor, *, upstream: bool = False) -> torch.Tensor:
+        if traj.halves == 1:  # started where every scale's guidance is 1
+            return logits
         cond, uncond = logits.chunk(2)
-        return cfg_mix(cond, uncond, self.guidance(traj, traj.step))
+        g = torch.as_tensor(self.guidance(traj, traj.step), device=cond.device)
+        # at 1 the mix is the conditional up to rounding: take it exactly, as a conditional-only batch does
+        return torch.where((g == 1.0).view(-1, *[1] * (cond.dim() - 1)), cond, cfg_mix(cond, uncond, g))
 
     def sampler_options(self, si: int) -> dict[str, Any]:
         return self.sampling.options_at(si)
@@ -377,7 +399,7 @@ class ScaleGenerator(NextScaleLoop):
 
     # -- cost ---------------------------------------------------------------------------------------
     def flops_per_scale(self, rows: int) -> list[float]:
-        """Transformer FLOPs of each scale for `rows` rows, both CFG halves included."""
+        """Transformer FLOPs of each scale for `rows` rows, both CFG halves included (one half: half of it)."""
         ctx = 0
         if self.transformer.config.context_dim:
             ctx = getattr(getattr(self.conditioner, "encoder", None), "config", None)

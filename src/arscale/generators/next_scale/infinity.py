@@ -309,20 +309,28 @@ class InfinityGenerator(NextScaleLoop):
 
     def start_from_features(self, features: Sequence[torch.Tensor], prompts: Sequence[str],
                             rows_per_prompt: int | Sequence[int], seed: int, *, prompt_offset: int = 0,
-                            cfg: float | None = None) -> Trajectories:
+                            cfg: float | None = None, unconditional: bool = True) -> Trajectories:
         """Rows for each prompt given its T5 features [L_i, Ct5] (one tensor per prompt)."""
         if len(features) != len(prompts):
             raise ArscaleError(f"{len(features)} text feature tensors for {len(prompts)} prompts")
-        return self.start_encoded(features, prompts, rows_per_prompt, seed, prompt_offset=prompt_offset, cfg=cfg)
+        return self.start_encoded(features, prompts, rows_per_prompt, seed, prompt_offset=prompt_offset, cfg=cfg,
+                                  unconditional=unconditional)
 
     def pair_conditions(self, features: Sequence[torch.Tensor], traj: Trajectories) -> Conditioning:
         """Each row's own features; the unconditional half is `cfg_uncond` cut to that row's text length."""
         per_row = [features[int(p)] for p in traj.prompt_index]
-        both = list(per_row) + self.model.unconditional_features([int(f.shape[0]) for f in per_row])
-        return Conditioning(*self.model.encode_text(both))
+        if traj.halves == 2:
+            per_row = list(per_row) + self.model.unconditional_features([int(f.shape[0]) for f in per_row])
+        return Conditioning(*self.model.encode_text(per_row))
 
     def init_guidance(self, traj: Trajectories, cfg: float | None) -> None:
-        traj.extra["cfg"] = list(self.cfg_list) if cfg is None else [cfg] * self.num_scales
+        traj.extra["cfg"] = self._cfg_per_scale(cfg)
+
+    def needs_unconditional(self, cfg: float | None) -> bool:
+        return any(float(c) != 1.0 for c in self._cfg_per_scale(cfg))
+
+    def _cfg_per_scale(self, cfg: float | None) -> list[float]:
+        return list(self.cfg_list) if cfg is None else [cfg] * self.num_scales
 
     @property
     def latent_shape(self) -> tuple[int, ...]:
@@ -337,9 +345,12 @@ class InfinityGenerator(NextScaleLoop):
                                         self.rope[b:e].to(p["cond"].device))
 
     def guide(self, traj: Trajectories, logits: torch.Tensor, *, upstream: bool = False) -> torch.Tensor:
-        """CFG on logits/tau, cfg·cond + (1-cfg)·uncond: [2R, h*w, 2d] -> the sampler input [R, h*w*d, 2]."""
+        """CFG on logits/tau, cfg·cond + (1-cfg)·uncond: [2R, h*w, 2d] -> the sampler input [R, h*w*d, 2]
+        (one half: started where every scale's cfg is 1, cond/tau)."""
         si, R = traj.step, len(traj)
         scaled = logits.mul(1 / self.tau_list[si])
+        if traj.halves == 1:
+            return scaled.reshape(R, -1, 2)
         cfg = traj.extra["cfg"][si]
         mixed = cfg * scaled[:R] + (1 - cfg) * scaled[R:]
         return mixed.reshape(R, -1, 2)
@@ -395,8 +406,8 @@ class InfinityGenerator(NextScaleLoop):
         return [self._scale_flops(k, 2 * rows, 2 * rows * text_tokens) for k in range(self.num_scales)]
 
     def scale_flops(self, traj: Trajectories, k: int) -> float:
-        """FLOPs of scale k for this batch, cross-attention over each row's real text length (both halves)."""
-        return self._scale_flops(k, 2 * len(traj), float(traj.paired["context_mask"].sum()))
+        """FLOPs of scale k for this batch, cross-attention over each row's real text length (its halves)."""
+        return self._scale_flops(k, traj.halves * len(traj), float(traj.paired["context_mask"].sum()))
 
     def _scale_flops(self, k: int, rows: int, text_tokens: float) -> float:
         """`rows` forward rows whose text lengths sum to `text_tokens`. The text's K/V projection and the

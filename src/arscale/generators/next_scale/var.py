@@ -288,14 +288,15 @@ class VARGenerator(ScaleGenerator):
         return class_prompt_text(self.name, self.class_names, prompt)
 
     def start(self, prompts: Sequence, rows_per_prompt: int | Sequence[int], seed: int, *, prompt_offset: int = 0,
-              cfg: float | None = None) -> Trajectories:
+              cfg: float | None = None, unconditional: bool = True) -> Trajectories:
         """Prompts are ImageNet class indices; digit strings ("207", e.g. from the CLI) are accepted too."""
         labels = [class_index(p) for p in prompts]
-        return super().start(labels, rows_per_prompt, seed, prompt_offset=prompt_offset, cfg=cfg)
+        return super().start(labels, rows_per_prompt, seed, prompt_offset=prompt_offset, cfg=cfg,
+                             unconditional=unconditional)
 
     def guide(self, traj: Trajectories, logits: torch.Tensor, *, upstream: bool = False) -> torch.Tensor:
         """With `upstream`, VAR's own formula (1 + t)·cond - t·uncond, t = cfg·si/(K-1), for bitwise parity."""
-        if not upstream:
+        if not upstream or traj.halves == 1:  # one half: started at cfg 0, where t is 0 at every scale
             return super().guide(traj, logits, upstream=False)
         cond, uncond = logits.chunk(2)
         t = (traj.rows["cfg"] * traj.step / max(1, self.num_scales - 1)).view(-1, 1, 1)
