@@ -19,13 +19,14 @@ OVERALL = "overall"
 Z95 = 1.96
 
 
-def figure_comparison(rows: Sequence[dict], name_a: str = "A", name_b: str = "B"):
-    """The figure of `paired.compare_folders`'s rows (those with judged prompts), or None if there are none."""
+def figure_comparison(rows: Sequence[dict], name_a: str = "A", name_b: str = "B", *, overall: str = OVERALL):
+    """The figure of `paired.compare_folders`'s rows (those with judged prompts), or None if there are none.
+    Pooled rows (`pooled.pool_draws`) draw one line per draw and `overall="pooled"`."""
     rows = sorted((r for r in rows if r.get("prompts")), key=lambda r: (label_order(r["label"]), r["n"]))
     if not rows:
         return None
     plt = pyplot()
-    tags = tag_order({tag for r in rows for tag in r.get("tags", {})}) + [OVERALL]
+    tags = tag_order({tag for r in rows for tag in r.get("tags", {})}) + [overall]
     height = 1.2 + 0.42 * len(tags) * max(1.0, len(rows) ** 0.5)
     fig, ax = plt.subplots(figsize=(7.5, height))
     spread = 0.7 / len(rows)  # several runs share a tag's row, side by side
@@ -33,7 +34,7 @@ def figure_comparison(rows: Sequence[dict], name_a: str = "A", name_b: str = "B"
         offset = (j - (len(rows) - 1) / 2) * spread
         ys, xs, low, high = [], [], [], []
         for i, tag in enumerate(tags):
-            cell = r if tag == OVERALL else r.get("tags", {}).get(tag)
+            cell = r if tag == overall else r.get("tags", {}).get(tag)
             if cell:
                 x, err = 100 * cell["diff"], 100 * Z95 * cell["diff_se"]
                 ys.append(i + offset)
@@ -46,21 +47,24 @@ def figure_comparison(rows: Sequence[dict], name_a: str = "A", name_b: str = "B"
         ax.errorbar(xs, ys, xerr=[low, high], fmt=marker, color=style["color"], capsize=3, markersize=6,
                     label=f"{r['label']} N={r['n']} (against {r['against']}, {r['prompts']} prompts)")
     ax.axvline(0.0, color="0.5", linewidth=1)
-    ax.axhline(len(tags) - 1.5, color="0.85", linewidth=0.8)  # overall below the tags
+    ax.axhline(len(tags) - 1.5, color="0.85", linewidth=0.8)  # overall (or pooled) below the tags (or draws)
     ax.set_yticks(range(len(tags)), tags)
     ax.set_ylim(len(tags) - 0.5, -0.5)
     ax.set_xlabel(f"{name_b} − {name_a}, accuracy points (bars: ±{Z95} paired SE)")
     ax.grid(axis="x", alpha=0.3)
-    ax.legend(fontsize=7.5, loc="upper left", bbox_to_anchor=(0.0, -0.12 - 0.5 / height), borderaxespad=0.0)
-    ax.set_title("paired differences on the prompts both runs judged", fontsize=10)
+    # below the x label, whose height in axes units grows as the axes shrink
+    ax.legend(fontsize=7.5, loc="upper left", bbox_to_anchor=(0.0, -0.62 / max(height - 0.9, 0.5)), borderaxespad=0.0)
+    ax.set_title("paired differences on the prompts both runs judged" if overall == OVERALL else
+                 f"paired differences per draw and {overall}", fontsize=10)
     fig.tight_layout()
     return fig
 
 
-def plot_comparison(rows: Sequence[dict], path: str | Path, name_a: str = "A", name_b: str = "B") -> Path | None:
+def plot_comparison(rows: Sequence[dict], path: str | Path, name_a: str = "A", name_b: str = "B", *,
+                    overall: str = OVERALL) -> Path | None:
     """Write the figure to `path` (PNG, or whatever its suffix names; its folder is made); None when no row has
     judged prompts."""
-    fig = figure_comparison(rows, name_a, name_b)
+    fig = figure_comparison(rows, name_a, name_b, overall=overall)
     if fig is None:
         return None
     path = Path(path)

@@ -5,12 +5,17 @@
     arscale compare OLD NEW                   each (strategy, N) present in both: NEW − OLD
     arscale compare OUT OUT --match scaling-ar scaling-ar@p30   two labels (two variants, one folder)
     arscale compare OUT --plot compare.png    ... and a picture: each tag's difference with its ±1.96 SE bar
+    arscale compare D1 D2 D3 --pooled         benches of independent prompt draws: each against raw, and pooled
 
 Same suite and seed: a prompt draws the same candidates under every strategy, so the SE of a paired
 difference is far smaller than either run's own. The difference is taken per tag and averaged over tags,
 like the `overall` column (see `arscale.bench.paired`). Two benches of another model, weights, seed or
 strategy config compare too: a note on stderr names each difference (with another seed or model the
-candidates are no longer shared, and the paired SE grows to about that of two independent runs)."""
+candidates are no longer shared, and the paired SE grows to about that of two independent runs).
+
+A gain of a few points needs more prompts than one draw holds: bench several draws (`--prompts
+draw:40:SEED`, a new SEED each) and pool them with `--pooled`, which weights each draw by its prompts and
+gives the gain relative to the baseline too (see `arscale.bench.pooled`)."""
 
 from __future__ import annotations
 
@@ -29,6 +34,10 @@ def register(sub) -> None:
     p.add_argument("a", metavar="A", help="an `arscale bench --out` folder")
     p.add_argument("b", metavar="B", nargs="?", default=None,
                    help="a second one (B − A per strategy and N); without it, every run of A against --baseline")
+    p.add_argument("more", metavar="C", nargs="*", default=[], help="with --pooled: further draws")
+    p.add_argument("--pooled", action="store_true",
+                   help="the folders are benches of independent prompt draws: every run of each against "
+                        "--baseline, then each difference pooled over the draws")
     p.add_argument("--baseline", default=None, metavar="LABEL",
                    help="with A alone: the label every other run is compared with (default raw)")
     p.add_argument("--match", nargs=2, metavar=("LABEL_A", "LABEL_B"), default=None,
@@ -44,9 +53,14 @@ def register(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     from arscale.bench.paired import compare_folders, format_comparison, run_differences
 
-    for folder in (args.a, args.b):
+    for folder in (args.a, args.b, *args.more):
         if folder is not None and not Path(folder).is_dir():
             raise ArscaleError(f"{folder} is not a folder (expected an `arscale bench --out` folder)")
+    if args.pooled:
+        return _run_pooled(args)
+    if args.more:
+        raise ArscaleError(f"{len(args.more) + 2} folders: compare takes one or two, or any number of independent "
+                           "draws with --pooled")
     within = args.b is None and args.match is None
     if args.baseline is not None and not within:
         raise ArscaleError("--baseline compares the runs of one folder; with two folders or --match, name the "
@@ -70,9 +84,49 @@ def run(args: argparse.Namespace) -> int:
         written = plot_comparison(rows, args.plot, *names)
         print(f"wrote {written}" if written else "note: no prompt judged in both runs: no plot", file=sys.stderr)
     if args.json:
-        plain = [{k: None if isinstance(v, float) and math.isnan(v) else v for k, v in row.items()} for row in rows]
-        try:
-            Path(args.json).write_text(json.dumps(plain, indent=2) + "\n")
-        except OSError as exc:
-            raise ArscaleError(f"cannot write --json {args.json}: {exc.strerror or exc}") from None
+        _write_json(args.json, [_plain(row) for row in rows])
     return 0
+
+
+def _run_pooled(args: argparse.Namespace) -> int:
+    from arscale.bench.paired import run_differences
+    from arscale.bench.pooled import draw_names, format_pooled, pool_draws, same_prompts
+
+    if args.match is not None:
+        raise ArscaleError("--pooled compares the runs of each draw with --baseline; --match is for two folders")
+    folders = [f for f in (args.a, args.b, *args.more) if f is not None]
+    baseline = args.baseline or "raw"
+    skipped: list[Path] = []
+    per_draw, pooled = pool_draws(folders, baseline, skipped)
+    if skipped:
+        print(f"note: {len(skipped)} record(s) could not be read and are left out, e.g. {skipped[0]}",
+              file=sys.stderr)
+    names = draw_names(folders)
+    for name, folder in zip(names[1:], folders[1:]):  # pooled draws should differ in their prompts only
+        for diff in run_differences(folders[0], folder):
+            print(f"note: draw {name} differs from {names[0]} in {diff}", file=sys.stderr)
+    for a, b in same_prompts(folders, per_draw):
+        print(f"note: draws {a} and {b} hold the same prompts, so they are not independent and the pooled SE is "
+              "too small", file=sys.stderr)
+    columns = tuple(args.names) if args.names else (baseline, "run")
+    print(format_pooled(per_draw, pooled, *columns), end="")
+    if args.plot:
+        from arscale.bench.paired_plot import plot_comparison
+
+        written = plot_comparison(pooled, args.plot, *columns, overall="pooled")
+        print(f"wrote {written}" if written else "note: no prompt judged in both runs: no plot", file=sys.stderr)
+    if args.json:
+        _write_json(args.json, {"draws": [_plain(r) for r in per_draw], "pooled": [_plain(r) for r in pooled]})
+    return 0
+
+
+def _plain(row: dict) -> dict:
+    """Strict JSON: NaN (no reward, fewer than two draws) as null."""
+    return {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in row.items()}
+
+
+def _write_json(path: str, data) -> None:
+    try:
+        Path(path).write_text(json.dumps(data, indent=2) + "\n")
+    except OSError as exc:
+        raise ArscaleError(f"cannot write --json {path}: {exc.strerror or exc}") from None

@@ -1,0 +1,113 @@
+"""`arscale compare --pooled`: one paired difference over several benches of independent prompt draws.
+
+One draw of a few hundred prompts measures a strategy's gain over raw sampling with an SE of several points;
+a gain of a few points needs many draws (`--prompts draw:PER_TAG:SEED`, a new SEED each). Each folder is
+compared within itself, every run against the baseline label (`paired.compare_folders`), and the draws'
+differences are pooled, each weighted by its prompts:
+
+    diff = Σ w_i·diff_i,   SE = sqrt(Σ w_i²·SE_i²),   w_i = prompts_i / Σ prompts
+
+with the baseline's accuracy pooled the same way, the gain relative to it (SE / baseline accuracy, which
+leaves the baseline's own uncertainty out), and the spread of the draws' differences: its SE (SD / √draws)
+should agree with the paired one when the draws are independent and alike.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Sequence
+from pathlib import Path
+
+from arscale.bench.paired import compare_folders
+from arscale.errors import ArscaleError
+
+
+def draw_names(folders: Sequence[str | Path]) -> list[str]:
+    """Each folder's name, or its path where two names coincide."""
+    names = [Path(f).name or str(f) for f in folders]
+    return [name if names.count(name) == 1 else str(f) for name, f in zip(names, folders)]
+
+
+def pool_draws(folders: Sequence[str | Path], baseline: str = "raw",
+               skipped: list[Path] | None = None) -> tuple[list[dict], list[dict]]:
+    """(each draw's rows, each with its `draw` name; the pooled rows, one per (label, N) of any draw).
+
+    A pooled row has `compare_folders`' fields (accuracies, `diff`, `diff_se`, fixed / broken, `tags`: here
+    one entry per draw) and `draws`, `rel`, `rel_se`, `spread_sd`, `spread_se` (NaN with fewer than two draws).
+    """
+    if len(folders) < 2:
+        raise ArscaleError("--pooled needs at least two bench folders (independent prompt draws)")
+    resolved = [Path(f).resolve() for f in folders]
+    twice = sorted({str(f) for f, r in zip(folders, resolved) if resolved.count(r) > 1})
+    if twice:
+        raise ArscaleError(f"{twice[0]} is given twice: pooling counts each draw once")
+    per_draw: list[dict] = []
+    for name, folder in zip(draw_names(folders), folders):
+        per_draw += [{"draw": name, **row} for row in compare_folders(folder, baseline=baseline, skipped=skipped)]
+    keys = list(dict.fromkeys((r["label"], r["n"]) for r in per_draw))  # compare_folders' order, first draw first
+    pooled = [_pool([r for r in per_draw if (r["label"], r["n"]) == key and r["prompts"]], *key) for key in keys]
+    return per_draw, pooled
+
+
+def _pool(rows: list[dict], label: str, n: int) -> dict:
+    total = sum(r["prompts"] for r in rows)
+    if not total:
+        return {"label": label, "n": n, "against": "", "draws": 0, "prompts": 0}
+    w = [r["prompts"] / total for r in rows]
+    acc_a = sum(wi * r["acc_a"] for wi, r in zip(w, rows))
+    diff = sum(wi * r["diff"] for wi, r in zip(w, rows))
+    se = math.sqrt(sum((wi * r["diff_se"]) ** 2 for wi, r in zip(w, rows)))
+    diffs = [r["diff"] for r in rows]
+    sd = statistics.stdev(diffs) if len(rows) > 1 else math.nan
+    against = sorted({r["against"] for r in rows})
+    return {"label": label, "n": n, "against": " / ".join(against), "draws": len(rows), "prompts": total,
+            "acc_a": acc_a, "acc_b": sum(wi * r["acc_b"] for wi, r in zip(w, rows)), "diff": diff, "diff_se": se,
+            "rel": diff / acc_a if acc_a else math.nan, "rel_se": se / acc_a if acc_a else math.nan,
+            "spread_sd": sd, "spread_se": sd / math.sqrt(len(rows)),
+            "b_fixed": sum(r["b_fixed"] for r in rows), "b_broke": sum(r["b_broke"] for r in rows),
+            "tags": {r["draw"]: {k: r[k] for k in ("prompts", "diff", "diff_se")} | {"fixed": r["b_fixed"],
+                                                                                  "broke": r["b_broke"]}
+                     for r in rows}}
+
+
+def same_prompts(folders: Sequence[str | Path], per_draw: list[dict]) -> list[tuple[str, str]]:
+    """Pairs of draws whose baseline rows compared the very same prompt list (not independent draws)."""
+    from arscale.bench.paired import load_records
+
+    suites = {}
+    for name, folder in zip(draw_names(folders), folders):
+        prompts = {}
+        for recs in load_records(folder).values():
+            prompts.update({i: rec.get("prompt") for i, rec in recs.items()})
+        suites[name] = tuple(sorted(prompts.items(), key=lambda kv: kv[0]))
+    names = list(suites)
+    return [(a, b) for i, a in enumerate(names) for b in names[i + 1:] if suites[a] and suites[a] == suites[b]]
+
+
+def format_pooled(per_draw: list[dict], pooled: list[dict], name_a: str = "baseline", name_b: str = "run") -> str:
+    """Markdown: each draw's row, then the pooled rows."""
+    head = (f"| draw | strategy | N | against | prompts | {name_a} % | {name_b} % | {name_b} − {name_a} ± paired SE "
+            f"(points) | fixed / broken |")
+    lines = [head, "|---|---|---|---|---|---|---|---|---|"]
+    for r in per_draw:
+        if not r["prompts"]:
+            lines.append(f"| {r['draw']} | {r['label']} | {r['n']} | {r['against']} | 0 | – | – | "
+                         "no prompt judged in both | – |")
+            continue
+        lines.append(f"| {r['draw']} | {r['label']} | {r['n']} | {r['against']} | {r['prompts']} | "
+                     f"{100 * r['acc_a']:.1f} | {100 * r['acc_b']:.1f} | {100 * r['diff']:+.1f} ± "
+                     f"{100 * r['diff_se']:.1f} | {r['b_fixed']} / {r['b_broke']} |")
+    pooled_head = (f"| pooled: strategy | N | against | draws | prompts | {name_a} % | {name_b} % | {name_b} − {name_a} "
+                   "± SE (points) | relative ± SE | SE from the draws' spread (SD) | fixed / broken |")
+    lines += ["", pooled_head, "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in pooled:
+        if not r["prompts"]:
+            lines.append(f"| {r['label']} | {r['n']} | – | 0 | 0 | – | – | no prompt judged in both | – | – | – |")
+            continue
+        spread = "–" if math.isnan(r["spread_sd"]) else f"{100 * r['spread_se']:.1f} ({100 * r['spread_sd']:.1f})"
+        rel = "–" if math.isnan(r["rel"]) else f"{100 * r['rel']:+.1f} ± {100 * r['rel_se']:.1f} %"
+        lines.append(f"| {r['label']} | {r['n']} | {r['against']} | {r['draws']} | {r['prompts']} | "
+                     f"{100 * r['acc_a']:.1f} | {100 * r['acc_b']:.1f} | {100 * r['diff']:+.2f} ± "
+                     f"{100 * r['diff_se']:.2f} | {rel} | {spread} | {r['b_fixed']} / {r['b_broke']} |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,115 @@
+"""Paired differences pooled over benches of independent prompt draws (`arscale.bench.pooled`,
+`arscale compare --pooled`)."""
+
+import json
+import math
+import statistics
+from pathlib import Path
+
+import pytest
+
+from arscale.bench.paired import paired_variance
+from arscale.bench.pooled import pool_draws
+from arscale.cli import main
+from arscale.errors import ArscaleError
+
+
+def _write(root: Path, label: str, n: int, correct: list[bool], draw: str) -> None:
+    for i, ok in enumerate(correct):
+        d = root / label / f"n{n}" / f"{i:05d}"
+        d.mkdir(parents=True)
+        (d / "record.json").write_text(json.dumps({"label": label, "strategy": label.split("@")[0], "n": n,
+                                                   "index": i, "correct": ok, "tag": "counting",
+                                                   "prompt": f"{draw} prompt {i}", "reward": None}))
+
+
+def _two_draws(tmp_path: Path, second_prompts: str = "second") -> tuple[Path, Path]:
+    first, second = tmp_path / "first", tmp_path / "second"
+    _write(first, "raw", 8, [True, False, False, False], "first")
+    _write(first, "scaling-ar", 8, [True, True, True, False], "first")  # fixed 2, broke 0 of 4
+    _write(second, "raw", 8, [True] * 4 + [False] * 4, second_prompts)
+    _write(second, "scaling-ar", 8, [True] * 3 + [False] * 5, second_prompts)  # fixed 0, broke 1 of 8
+    return first, second
+
+
+def test_draws_are_pooled_by_their_prompts(tmp_path):
+    per_draw, [row] = pool_draws(_two_draws(tmp_path))
+    assert [(r["draw"], r["prompts"]) for r in per_draw] == [("first", 4), ("second", 8)]
+    w1, w2 = 4 / 12, 8 / 12
+    assert (row["label"], row["n"], row["draws"], row["prompts"]) == ("scaling-ar", 8, 2, 12)
+    assert row["against"] == "raw N=8"
+    assert row["diff"] == pytest.approx(w1 * 2 / 4 + w2 * -1 / 8)
+    assert row["diff_se"] == pytest.approx(math.sqrt(w1 ** 2 * paired_variance(2, 0, 4)
+                                                     + w2 ** 2 * paired_variance(0, 1, 8)))
+    assert row["acc_a"] == pytest.approx(w1 * 1 / 4 + w2 * 4 / 8)
+    assert row["acc_b"] == pytest.approx(w1 * 3 / 4 + w2 * 3 / 8)
+    assert row["rel"] == pytest.approx(row["diff"] / row["acc_a"])
+    assert row["rel_se"] == pytest.approx(row["diff_se"] / row["acc_a"])
+    assert row["spread_sd"] == pytest.approx(statistics.stdev([2 / 4, -1 / 8]))
+    assert row["spread_se"] == pytest.approx(row["spread_sd"] / math.sqrt(2))
+    assert (row["b_fixed"], row["b_broke"]) == (2, 1)
+    assert row["tags"]["second"] == {"prompts": 8, "diff": -1 / 8, "fixed": 0, "broke": 1,
+                                     "diff_se": pytest.approx(math.sqrt(paired_variance(0, 1, 8)))}
+
+
+def test_a_run_missing_from_a_draw_pools_the_others(tmp_path):
+    first, second = _two_draws(tmp_path)
+    _write(first, "best-of-n", 8, [True, True, False, False], "first")
+    _, rows = pool_draws([first, second])
+    best = next(r for r in rows if r["label"] == "best-of-n")
+    assert best["draws"] == 1 and best["diff"] == pytest.approx(1 / 4) and math.isnan(best["spread_sd"])
+
+
+def test_pooled_command(tmp_path, capsys):
+    first, second = _two_draws(tmp_path)
+    assert main(["compare", str(first), str(second), "--pooled", "--json", str(tmp_path / "pooled.json"),
+                 "--plot", str(tmp_path / "pooled.png")]) == 0
+    captured = capsys.readouterr()
+    _, [row] = pool_draws([first, second])
+    assert "| first | scaling-ar | 8 | raw N=8 | 4 | 25.0 | 75.0 | +50.0 ± " in captured.out
+    assert (f"| scaling-ar | 8 | raw N=8 | 2 | 12 | {100 * row['acc_a']:.1f} | {100 * row['acc_b']:.1f} | "
+            f"{100 * row['diff']:+.2f} ± {100 * row['diff_se']:.2f} | {100 * row['rel']:+.1f} ± "
+            f"{100 * row['rel_se']:.1f} % | {100 * row['spread_se']:.1f} ({100 * row['spread_sd']:.1f}) | 2 / 1 |"
+            ) in captured.out
+    assert "note:" not in captured.err and (tmp_path / "pooled.png").stat().st_size > 0
+    data = json.loads((tmp_path / "pooled.json").read_text())
+    assert [r["draw"] for r in data["draws"]] == ["first", "second"]
+    assert data["pooled"][0]["prompts"] == 12 and data["pooled"][0]["tags"]["first"]["fixed"] == 2
+
+
+def test_pooled_notes_draws_that_are_not_independent_or_alike(tmp_path, capsys):
+    first, second = _two_draws(tmp_path, second_prompts="first")
+    for label in ("raw", "scaling-ar"):  # the first draw's four prompts and four more: not the same suite
+        for i in range(4, 8):
+            record = second / label / "n8" / f"{i:05d}" / "record.json"
+            record.write_text(record.read_text().replace('"first prompt', '"more prompt'))
+    assert main(["compare", str(first), str(second), "--pooled"]) == 0
+    assert "same prompts" not in capsys.readouterr().err
+    third = tmp_path / "third"
+    _write(third, "raw", 8, [True, False, False, False], "first")
+    _write(third, "scaling-ar", 8, [False, False, False, False], "first")
+    base = {"model": {"id": "shapeworld-ar", "weights_sha256": {"model.safetensors": "1"}}, "seed": 0}
+    (first / "manifest.json").write_text(json.dumps(base))
+    (third / "manifest.json").write_text(json.dumps({**base, "model": {"id": "shapeworld-ar",
+                                                                       "weights_sha256": {"model.safetensors": "2"}}}))
+    assert main(["compare", str(first), str(second), str(third), "--pooled"]) == 0
+    err = capsys.readouterr().err
+    assert "note: draws first and third hold the same prompts" in err
+    assert "note: draw third differs from first in model: shapeworld-ar's weights differ" in err
+
+
+def test_pooled_refusals(tmp_path, capsys):
+    first, second = _two_draws(tmp_path)
+
+    def one_line_error(argv, *needles):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert len(err.strip().splitlines()) == 1 and all(n in err for n in needles), err
+
+    one_line_error(["compare", str(first), str(second), str(first)], "3 folders", "--pooled")
+    one_line_error(["compare", str(first), "--pooled"], "at least two")
+    one_line_error(["compare", str(first), str(second), str(tmp_path / "first"), "--pooled"], "given twice")
+    one_line_error(["compare", str(first), str(second), "--pooled", "--match", "raw", "scaling-ar"], "--match")
+    one_line_error(["compare", str(first), str(second), "--pooled", "--baseline", "best-of-n"], "no 'best-of-n' run")
+    with pytest.raises(ArscaleError, match="at least two"):
+        pool_draws([first])
