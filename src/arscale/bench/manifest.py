@@ -5,7 +5,8 @@ the arscale version and git commit (and whether the tree had changes), model id 
 each weights file (sampled for files over 256 MB, see `sha256_file`), every label's full strategy config, scorer, seed, budgets, the prompt suite (as given,
 and a sha256 of every prompt and its metadata), torch / numpy / Pillow versions, the device used,
 hardware, timings and shard. Only the *identity* part (model + weights hash, resolved configs, scorer and
-its weights, seed, the suite's hash, suite kind, batch_prompts, layout) must agree for a resume or a merge;
+its weights — the hub files it read, where both runs hashed them —, seed, the suite's hash, suite kind,
+batch_prompts, layout) must agree for a resume or a merge;
 the suite as typed, --limit, versions, hardware and timings may differ between machines and invocations.
 """
 
@@ -137,6 +138,34 @@ def add_hub_hashes(manifest: dict, files: dict[str, Path], found: list[tuple[Pat
     manifest["model"]["weights_sha256"] = hashes
 
 
+# Not an identity key: a manifest from before scorers' hub files were hashed resumes (`add_scorer_hub_hashes`).
+SCORER_HUB_KEY = "scorer_hub_sha256"
+
+
+def add_scorer_hub_hashes(manifest: dict, files: dict[str, Path], found: list[tuple[Path, dict]], where: str) -> None:
+    """Once the scorer has loaded: the hashes of the hub files it read (`loading.recording_hub_files`) go into
+    `manifest[SCORER_HUB_KEY]`, and an earlier run's manifest whose scorer read other contents is refused."""
+    if not files:  # a shipped or local scorer, or none
+        return
+    hashes = {key: sha256_file(path) for key, path in sorted(files.items())}
+    for path, old in found:
+        changed = changed_hub_files(old.get(SCORER_HUB_KEY), hashes)
+        if changed:
+            raise ArscaleError(f"{where} ({path.name}) was produced by a different run (scorer {manifest.get('scorer')}: "
+                               f"the hub files differ: {', '.join(changed)}; the repository changed since); use "
+                               "another --out (and, to keep a scorer's files fixed, download them and load it from "
+                               "their folder: docs/scorers.md)")
+    manifest[SCORER_HUB_KEY] = hashes
+
+
+def changed_hub_files(old: dict | None, new: dict | None) -> list[str]:
+    """The hub files two runs both recorded with other contents. A file only one of them recorded is no
+    difference: a transformers load records its whole cached snapshot, which is one commit (so a file both saw
+    differs only when the repository moved), while the cache may gain or lose files the scorer never reads."""
+    old, new = old or {}, new or {}
+    return sorted(key for key in set(old) & set(new) if old[key] != new[key])
+
+
 def scorer_weights_entry(directory: str | None) -> dict[str, Any] | None:
     """`--scorer-weights`: where the ShapeWorld reward/features came from and their hashes (None: shipped)."""
     if not directory:
@@ -205,6 +234,7 @@ def _identity(manifest: dict, key: str) -> Any:
 def differences(old: dict, new: dict) -> list[str]:
     """Human-readable identity differences between two manifests (empty when compatible)."""
     both_hub = all(isinstance(m.get("model"), dict) and _from_hub(m["model"]) for m in (old, new))
+    scorer_files = changed_hub_files(old.get(SCORER_HUB_KEY), new.get(SCORER_HUB_KEY))  # shards being merged
     old = {k: _identity(old, k) for k in IDENTITY_KEYS} | {k: old.get(k) for k in ("layout", "strategies")}
     new = {k: _identity(new, k) for k in IDENTITY_KEYS} | {k: new.get(k) for k in ("layout", "strategies")}
     a, b = old["model"], new["model"]
@@ -216,6 +246,8 @@ def differences(old: dict, new: dict) -> list[str]:
     if not (old["suite"] and new["suite"]):  # a manifest from before suites were hashed: nothing to compare
         old["suite"] = new["suite"] = None
     diffs = [_difference(key, old.get(key), new.get(key)) for key in IDENTITY_KEYS if old.get(key) != new.get(key)]
+    if scorer_files:
+        diffs.append(f"scorer: the hub files differ ({', '.join(scorer_files)})")
     if old.get("layout", "geneval") != new.get("layout", "geneval"):
         diffs.append(f"layout: {old.get('layout')} vs {new.get('layout')}")
     old_s, new_s = old.get("strategies") or {}, new.get("strategies") or {}

@@ -125,7 +125,7 @@ def _bench(args: argparse.Namespace) -> int:
     from arscale.generators.loading import recording_hub_files
     from arscale.generators.registry import load_generator
     from arscale.generators.seeding import check_seed
-    from arscale.search.rollout import cached_scorer, scoring_prompts
+    from arscale.search.rollout import cached_scorer_and_files, scoring_prompts
 
     check_seed(args.seed)
     for option in ("threads", "batch_prompts"):
@@ -196,7 +196,9 @@ def _bench(args: argparse.Namespace) -> int:
         generator = load_generator(args.model, **options)
     mf.add_hub_hashes(manifest, hub_files, found, str(out))
     use_class_names(generator, args.class_names)
-    reward = cached_scorer(args.scorer, args.device) if args.scorer else None
+    # recorded apart from the model's: the scorer's files are not the model's weights (`add_hub_hashes`)
+    reward, scorer_files = cached_scorer_and_files(args.scorer, args.device) if args.scorer else (None, {})
+    mf.add_scorer_hub_hashes(manifest, scorer_files, found, str(out))
     if reward is not None:  # the reward column reads text: a class-conditional model needs names, said up front
         scoring_prompts(generator, [sp.prompt for sp in prompts], reward)
     first_run = not found

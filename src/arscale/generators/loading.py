@@ -64,6 +64,17 @@ def recording_hub_files() -> Iterator[dict[str, Path]]:
         _HUB_RECORDS.remove(seen)
 
 
+def recording() -> bool:
+    """Whether a `recording_hub_files` block is open (so finding a hub file's local copy is worth the trouble)."""
+    return bool(_HUB_RECORDS)
+
+
+def record_hub_file(key: str, path: str | os.PathLike) -> None:
+    """Note a hub file ("owner/repo/file") and its local copy in every open `recording_hub_files` block."""
+    for record in _HUB_RECORDS:
+        record[key] = Path(path)
+
+
 def is_hub_id(source: str | os.PathLike | None) -> bool:
     """`owner/repo` that is not a local path: what `resolve` fetches through huggingface_hub."""
     try:
@@ -111,8 +122,7 @@ def resolve(source: str | os.PathLike, filename: str | None = None, *, beside: b
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ArscaleError(f"no local path {text} exists, and {filename} could not be fetched from the hub "
                                f"repository {text} either: {first}") from exc
-        for record in _HUB_RECORDS:
-            record[f"{text}/{filename}"] = path
+        record_hub_file(f"{text}/{filename}", path)
         return path
     raise ArscaleError(f"checkpoint {text!r} not found (neither a local file nor a hub id owner/repo)")
 

@@ -58,7 +58,7 @@ def from_pretrained(cls: Any, weights: str | os.PathLike, *, what: str, option: 
     local = Path(weights).expanduser().exists()
     source = str(Path(weights).expanduser()) if local else str(weights)
     try:
-        return cls.from_pretrained(source, **kwargs)
+        model = cls.from_pretrained(source, **kwargs)
     except (OSError, ValueError) as exc:
         # offline, a hub id is looked for in the local cache only; a local folder is simply incomplete
         hint = "HF_HUB_OFFLINE is set, so only the local cache is searched; " if offline() and not local else ""
@@ -67,6 +67,36 @@ def from_pretrained(cls: Any, weights: str | os.PathLike, *, what: str, option: 
             f"(a `save_pretrained` / hub snapshot) or a hub id reachable online ({type(exc).__name__}: "
             f"{str(exc).splitlines()[0] if str(exc) else ''})"
         ) from exc
+    from arscale.generators.loading import is_hub_id, recording
+
+    if recording() and not local and is_hub_id(source):
+        record_snapshot(source, revision=kwargs.get("revision"), cache_dir=kwargs.get("cache_dir"))
+    return model
+
+
+# what a transformers snapshot holds that decides its outputs: weights, configs, tokenizer vocabularies
+SNAPSHOT_SUFFIXES = (".safetensors", ".bin", ".json", ".model", ".txt")
+
+
+def record_snapshot(repo: str, *, revision: str | None = None, cache_dir: str | os.PathLike | None = None) -> None:
+    """Note the files of `repo`'s snapshot in the local hub cache for the open `recording_hub_files` blocks.
+
+    transformers does not say which files it read, but the snapshot it loaded from (the commit `revision`,
+    default main, points to) holds what it fetched. Only the cache is read, nothing is downloaded; where
+    there is no cache entry (or no huggingface_hub) nothing is recorded."""
+    from arscale.generators.loading import record_hub_file
+
+    try:
+        from huggingface_hub import snapshot_download
+
+        folder = Path(snapshot_download(repo, revision=revision, cache_dir=cache_dir, local_files_only=True))
+    except (ImportError, OSError, ValueError):  # no huggingface_hub, not cached (LocalEntryNotFoundError), a bad id
+        return
+    if not folder.is_dir():
+        return
+    for path in sorted(folder.rglob("*")):
+        if path.suffix in SNAPSHOT_SUFFIXES and path.is_file():  # is_file: a link to a missing blob is skipped
+            record_hub_file(f"{repo}/{path.relative_to(folder).as_posix()}", path)
 
 
 def hub_file(weights: str | os.PathLike, filename: str, *, what: str) -> Path:

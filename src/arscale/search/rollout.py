@@ -24,6 +24,7 @@ import time
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -39,7 +40,7 @@ from arscale.scorers.base import SCORERS, load_scorer
 from arscale.search.potentials import check_finite
 from arscale.search.result import Candidate, CostRecord, SearchResult
 
-_SCORERS: dict[tuple[str, str, str], Any] = {}
+_SCORERS: dict[tuple[str, str, str], tuple[Any, dict[str, Path]]] = {}  # scorer, the hub files it read
 
 
 class _PerObject:
@@ -71,9 +72,19 @@ def _takes_keyword(function: Callable[..., Any], name: str) -> bool:
 
 def cached_scorer(name: str, device: Any) -> Any:
     """Load a scorer once per process, device and registration (bench runs call strategies many times)."""
+    return cached_scorer_and_files(name, device)[0]
+
+
+def cached_scorer_and_files(name: str, device: Any) -> tuple[Any, dict[str, Path]]:
+    """`cached_scorer`, and the hub files it read when it loaded ({"owner/repo/file": local copy}, for a bench's
+    manifest): a later call in the process reads nothing, but returns the same files."""
+    from arscale.generators.loading import recording_hub_files
+
     key = (name, repr(SCORERS.get(name)), str(device))  # a name registered anew loads anew
     if key not in _SCORERS:
-        _SCORERS[key] = load_scorer(name, device=device)
+        with recording_hub_files() as files:
+            scorer = load_scorer(name, device=device)
+        _SCORERS[key] = scorer, dict(files)
     return _SCORERS[key]
 
 

@@ -1,0 +1,230 @@
+"""A transformers load from a hub id records its cached snapshot, and a bench hashes the hub files its scorer read
+(apart from the model's): a resume onto a run whose scorer read other contents is refused, one onto a manifest
+from before scorer hashes resumes."""
+
+import json
+import sys
+import types
+
+import pytest
+
+from arscale.bench import manifest as mf
+from arscale.generators import loading
+from arscale.scorers import hf
+
+
+class FakePretrained:
+    """A transformers class whose `from_pretrained` reads nothing."""
+
+    @classmethod
+    def from_pretrained(cls, source, **kwargs):
+        return cls()
+
+
+# -- from_pretrained against the real huggingface_hub, on a cache laid out as it lays one out -----------------
+COMMIT = "a" * 40
+
+
+@pytest.fixture()
+def hub_cache(tmp_path, monkeypatch):
+    """An HF hub cache under tmp_path: models--owner--clip with refs/main -> one snapshot of links to blobs."""
+    constants = pytest.importorskip("huggingface_hub.constants")
+    cache = tmp_path / "cache"
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # belt and braces: nothing may download
+    monkeypatch.chdir(tmp_path)  # "owner/clip" must not exist as a local folder
+    repo = cache / "models--owner--clip"
+
+    def snapshot(commit, files, ref="main"):
+        (repo / "refs").mkdir(parents=True, exist_ok=True)
+        (repo / "refs" / ref).write_text(commit)
+        for name, content in files.items():
+            blob = repo / "blobs" / f"{commit}-{name.replace('/', '-')}"
+            blob.parent.mkdir(parents=True, exist_ok=True)
+            link = repo / "snapshots" / commit / name
+            link.parent.mkdir(parents=True, exist_ok=True)
+            if content is not None:  # None: a link whose blob is missing (an interrupted download)
+                blob.write_bytes(content)
+            link.symlink_to(blob)
+        return repo / "snapshots" / commit
+
+    return snapshot
+
+
+def test_from_pretrained_records_the_cached_snapshot_of_a_hub_id(hub_cache, tmp_path):
+    folder = hub_cache(COMMIT, {"config.json": b"{}", "model.safetensors": b"w", "tokenizer/vocab.txt": b"v",
+                                "flax_model.msgpack": b"f", "missing.bin": None})
+    with loading.recording_hub_files() as seen:
+        hf.from_pretrained(FakePretrained, "owner/clip", what="CLIP")
+    assert seen == {"owner/clip/config.json": folder / "config.json",
+                    "owner/clip/model.safetensors": folder / "model.safetensors",
+                    "owner/clip/tokenizer/vocab.txt": folder / "tokenizer" / "vocab.txt"}
+    assert mf.sha256_file(seen["owner/clip/model.safetensors"]) == mf.sha256_file(folder / "model.safetensors")
+
+
+def test_from_pretrained_records_the_revision_it_was_given(hub_cache):
+    hub_cache(COMMIT, {"config.json": b"main"})
+    tagged = hub_cache("b" * 40, {"config.json": b"v1", "model.safetensors": b"w1"}, ref="v1")
+    with loading.recording_hub_files() as seen:
+        hf.from_pretrained(FakePretrained, "owner/clip", what="CLIP", revision="v1")
+    assert seen == {"owner/clip/config.json": tagged / "config.json",
+                    "owner/clip/model.safetensors": tagged / "model.safetensors"}
+
+
+def test_from_pretrained_records_nothing_outside_a_block_for_a_folder_or_without_a_cache(hub_cache, tmp_path):
+    hub_cache(COMMIT, {"config.json": b"{}"})
+    local = tmp_path / "local-model"
+    local.mkdir()
+    (local / "config.json").write_text("{}")
+    hf.from_pretrained(FakePretrained, "owner/clip", what="CLIP")  # no block open: nothing to record into
+    with loading.recording_hub_files() as seen:
+        hf.from_pretrained(FakePretrained, str(local), what="CLIP")  # a local folder is the caller's to hash
+        hf.from_pretrained(FakePretrained, "owner/not-cached", what="CLIP")  # not in the cache: no crash
+    assert seen == {}
+
+
+# -- bench: the scorer's hub files -----------------------------------------------------------------------------
+@pytest.fixture()
+def fake_hub(tmp_path, monkeypatch):
+    """A `huggingface_hub` whose repositories are folders tmp_path/hub/<owner>/<repo>, fetched file by file or
+    as a cached snapshot (local_files_only: nothing may download)."""
+    hub = tmp_path / "hub"
+
+    def hf_hub_download(repo_id, filename):
+        path = hub / repo_id / filename
+        if not path.is_file():
+            raise FileNotFoundError(f"404 {repo_id}/{filename}")
+        return str(path)
+
+    def snapshot_download(repo_id, *, local_files_only=False, revision=None, cache_dir=None):
+        assert local_files_only, "recording a snapshot must not download"
+        if not (hub / repo_id).is_dir():
+            raise FileNotFoundError(f"{repo_id} is not in the cache")
+        return str(hub / repo_id)
+
+    monkeypatch.setitem(sys.modules, "huggingface_hub",
+                        types.SimpleNamespace(hf_hub_download=hf_hub_download, snapshot_download=snapshot_download))
+    monkeypatch.chdir(tmp_path)  # "owner/repo" must not exist as a local folder
+
+    def publish(repo, filename, content: bytes):
+        path = hub / repo / filename
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content)
+
+    return publish
+
+
+def load_fake_scorer(device="cpu"):
+    """A released scorer's factory: a head file fetched by name and a tokenizer through transformers."""
+    from arscale.scorers.shapeworld import load_reward
+
+    hf.hub_file("owner/scorer", "head.pt", what="fake head")
+    hf.from_pretrained(FakePretrained, "owner/tokenizer", what="fake tokenizer")
+    return load_reward(device=device)
+
+
+FAKE_LOADERS = """
+from arscale.generators import loading
+from arscale.generators.registry import load_generator
+from arscale.scorers import hf
+
+
+class T5:
+    @classmethod
+    def from_pretrained(cls, source, **kwargs):
+        return cls()
+
+
+def from_hub(weights=None, device="cpu", **kw):  # a released model with a T5 text encoder from the hub
+    loading.resolve(weights, "w.pt")
+    hf.from_pretrained(T5, "owner/t5", what="T5 encoder")
+    return load_generator("shapeworld-ar", device=device)
+"""
+
+
+@pytest.fixture()
+def fake_scorer(fake_hub, tmp_path, monkeypatch):
+    from arscale.generators.registry import MODELS
+    from arscale.scorers.base import SCORERS
+    from arscale.search import rollout
+
+    monkeypatch.setattr(rollout, "_SCORERS", {})  # each test loads its scorer afresh, from its own hub
+    monkeypatch.setitem(SCORERS, "fake-hub-scorer", load_fake_scorer)
+    (tmp_path / "fake_scorer_models.py").write_text(FAKE_LOADERS)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "fake_scorer_models", raising=False)
+    monkeypatch.setitem(MODELS, "fake-t5-model", "fake_scorer_models:from_hub")
+    fake_hub("owner/scorer", "head.pt", b"head")
+    fake_hub("owner/tokenizer", "tokenizer.json", b"{}")
+    fake_hub("owner/tokenizer", "vocab.txt", b"one")
+    fake_hub("owner/tokenizer", "flax_model.msgpack", b"not read by torch")
+    return fake_hub
+
+
+def _bench(out, *extra, model=("--model", "shapeworld-ar")):
+    from arscale.cli import main
+
+    return main(["bench", *model, "--prompts", "draw:1:5", "--limit", "1", "--n", "1", "--strategies", "raw",
+                 "--scorer", "fake-hub-scorer", "--quiet", "--out", str(out), *extra])
+
+
+SCORER_FILES = ["owner/scorer/head.pt", "owner/tokenizer/tokenizer.json", "owner/tokenizer/vocab.txt"]
+
+
+def test_bench_hashes_the_scorers_hub_files_and_refuses_a_resume_after_they_changed(fake_scorer, tmp_path, capsys):
+    out = tmp_path / "a"
+    assert _bench(out) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert sorted(manifest["scorer_hub_sha256"]) == SCORER_FILES
+    assert not any(key.startswith("owner/") for key in manifest["model"]["weights_sha256"])  # the shipped model's
+    assert _bench(out, "--resume") == 0
+    fake_scorer("owner/tokenizer", "vocab.txt", b"two")  # the tokenizer's repository moved on
+    capsys.readouterr()
+    assert _bench(out, "--resume") != 0
+    error = [line for line in capsys.readouterr().err.splitlines() if "different run" in line]
+    assert len(error) == 1 and "use another --out" in error[0]
+    assert "scorer fake-hub-scorer: the hub files differ: owner/tokenizer/vocab.txt;" in error[0]
+    assert json.loads((out / "manifest.json").read_text())["scorer_hub_sha256"] == manifest["scorer_hub_sha256"]
+
+
+def test_a_manifest_from_before_scorer_hashes_resumes_and_gains_them(fake_scorer, tmp_path, monkeypatch):
+    from arscale.search import rollout
+
+    out = tmp_path / "a"
+    assert _bench(out) == 0
+    path = out / "manifest.json"
+    manifest = json.loads(path.read_text())
+    del manifest["scorer_hub_sha256"]
+    path.write_text(json.dumps(manifest))
+    fake_scorer("owner/scorer", "head.pt", b"another head")
+    monkeypatch.setattr(rollout, "_SCORERS", {})  # as in a new process: the scorer loads again
+    assert _bench(out, "--resume") == 0
+    hashes = json.loads(path.read_text())["scorer_hub_sha256"]
+    assert sorted(hashes) == SCORER_FILES
+    assert hashes["owner/scorer/head.pt"] == mf.sha256_file(tmp_path / "hub" / "owner/scorer/head.pt")
+
+
+def test_the_scorers_files_stay_out_of_a_hub_models_hashes(fake_scorer, tmp_path):
+    fake_scorer("owner/model", "w.pt", b"weights")
+    fake_scorer("owner/t5", "config.json", b"{}")
+    fake_scorer("owner/t5", "model.safetensors", b"t5")
+    out = tmp_path / "b"
+    assert _bench(out, model=("--model", "fake-t5-model", "--model-weights", "owner/model")) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    # the text encoder is loaded with the model, so its files are the model's
+    assert sorted(manifest["model"]["weights_sha256"]) == ["owner/model/w.pt", "owner/t5/config.json",
+                                                           "owner/t5/model.safetensors"]
+    assert sorted(manifest["scorer_hub_sha256"]) == SCORER_FILES
+
+
+def test_shards_whose_scorers_read_other_files_do_not_merge():
+    def shard(hashes):
+        manifest = {"model": {"id": "shapeworld-var", "weights_sha256": {}}, "scorer": "clip"}
+        return manifest | ({mf.SCORER_HUB_KEY: hashes} if hashes is not None else {})
+
+    one = shard({"owner/clip/model.safetensors": "aaa", "owner/clip/config.json": "ccc"})
+    assert mf.differences(one, shard({"owner/clip/model.safetensors": "bbb"})) == [
+        "scorer: the hub files differ (owner/clip/model.safetensors)"]
+    assert mf.differences(one, shard(None)) == []  # from before scorer hashes, or not loaded yet
+    # the cache gained a file the scorer does not read: the files both recorded agree
+    assert mf.differences(one, shard({**one[mf.SCORER_HUB_KEY], "owner/clip/pytorch_model.bin": "ddd"})) == []
