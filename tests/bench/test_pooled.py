@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from arscale.bench.paired import paired_variance
-from arscale.bench.pooled import pool_draws
+from arscale.bench.pooled import format_pooled, pool_draws
 from arscale.cli import main
 from arscale.errors import ArscaleError
 
@@ -46,18 +46,80 @@ def test_draws_are_pooled_by_their_prompts(tmp_path):
     assert row["rel"] == pytest.approx(row["diff"] / row["acc_a"])
     assert row["rel_se"] == pytest.approx(row["diff_se"] / row["acc_a"])
     assert row["spread_sd"] == pytest.approx(statistics.stdev([2 / 4, -1 / 8]))
-    assert row["spread_se"] == pytest.approx(row["spread_sd"] / math.sqrt(2))
+    assert row["spread_se"] == pytest.approx(row["spread_sd"] * math.sqrt(w1 ** 2 + w2 ** 2))  # SD/√2 at one size
     assert (row["b_fixed"], row["b_broke"]) == (2, 1)
     assert row["tags"]["second"] == {"prompts": 8, "diff": -1 / 8, "fixed": 0, "broke": 1,
                                      "diff_se": pytest.approx(math.sqrt(paired_variance(0, 1, 8)))}
 
 
-def test_a_run_missing_from_a_draw_pools_the_others(tmp_path):
+def test_a_run_missing_from_a_draw_pools_the_others_in_table_order(tmp_path, capsys):
     first, second = _two_draws(tmp_path)
-    _write(first, "best-of-n", 8, [True, True, False, False], "first")
+    _write(second, "best-of-n", 8, [True, True, False, False, False, False, False, False], "second")
     _, rows = pool_draws([first, second])
-    best = next(r for r in rows if r["label"] == "best-of-n")
-    assert best["draws"] == 1 and best["diff"] == pytest.approx(1 / 4) and math.isnan(best["spread_sd"])
+    assert [r["label"] for r in rows] == ["best-of-n", "scaling-ar"]  # table.md's order, not the first draw's
+    best = rows[0]
+    assert best["draws"] == 1 and best["diff"] == pytest.approx(-2 / 8) and math.isnan(best["spread_sd"])
+    assert main(["compare", str(first), str(second), "--pooled"]) == 0
+    assert "note: best-of-n N=8 was compared in 1 of the 2 draws" in capsys.readouterr().err
+
+
+def _unjudged(folder: Path, label: str) -> None:
+    for record in (folder / label).rglob("record.json"):
+        data = json.loads(record.read_text())
+        record.write_text(json.dumps({**data, "correct": None}))
+
+
+def test_draws_without_a_judged_prompt_are_left_out(tmp_path):
+    first, second = _two_draws(tmp_path)
+    _unjudged(second, "scaling-ar")
+    per_draw, [row] = pool_draws([first, second])
+    assert per_draw[1]["prompts"] == 0 and (row["draws"], row["prompts"]) == (1, 4)
+    assert "| second | scaling-ar | 8 | raw N=8 | 0 | – | – | no prompt judged in both |" in format_pooled(per_draw, [row])
+    _unjudged(first, "scaling-ar")
+    _, [row] = pool_draws([first, second])
+    assert (row["draws"], row["prompts"]) == (0, 0)
+
+
+def test_draws_of_one_folder_name_are_told_apart(tmp_path, monkeypatch):
+    a, b = tmp_path / "a" / "d", tmp_path / "b" / "d"
+    for root, draw in ((a, "a"), (b, "b")):
+        _write(root, "raw", 8, [True, False], draw)
+        _write(root, "scaling-ar", 8, [True, True], draw)
+    per_draw, [row] = pool_draws([a, b])
+    assert [r["draw"] for r in per_draw] == [str(a), str(b)] and sorted(row["tags"]) == [str(a), str(b)]
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ArscaleError, match="given twice"):  # the same folder, spelled another way
+        pool_draws([a, b, "a/d"])
+
+
+def test_pooled_json_is_strict_and_a_zero_baseline_has_no_relative_gain(tmp_path):
+    first, second = tmp_path / "first", tmp_path / "second"
+    for root in (first, second):
+        _write(root, "raw", 8, [False] * 4, root.name)
+        _write(root, "scaling-ar", 8, [True, False, False, False], root.name)
+    assert main(["compare", str(first), str(second), "--pooled", "--json", str(tmp_path / "p.json")]) == 0
+    data = json.loads((tmp_path / "p.json").read_text(), parse_constant=lambda c: pytest.fail(f"{c} in --json"))
+    assert data["draws"][0]["reward_a"] is None and data["pooled"][0]["rel"] is None
+
+
+def test_the_plot_draws_each_draw_and_the_pooled_row(tmp_path, monkeypatch):
+    from arscale.bench import paired_plot
+
+    figures = []
+    original = paired_plot.figure_comparison
+    monkeypatch.setattr(paired_plot, "figure_comparison",
+                        lambda *a, **k: figures.append(original(*a, **k)) or figures[-1])
+    first, second = _two_draws(tmp_path)
+    pooled = tmp_path / "pooled"  # a draw may be named like the pooled row
+    _write(pooled, "raw", 8, [False], "third")
+    _write(pooled, "scaling-ar", 8, [True], "third")
+    assert main(["compare", str(first), str(second), str(pooled), "--pooled", "--plot", str(tmp_path / "p.png")]) == 0
+    ax = figures[0].axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["first", "second", "pooled", "all draws pooled"]
+    _, [row] = pool_draws([first, second, pooled])
+    line = ax.containers[0].lines[0]
+    assert list(line.get_ydata()) == [0, 1, 2, 3]
+    assert list(line.get_xdata()) == pytest.approx([50.0, -12.5, 100.0, 100 * row["diff"]])
 
 
 def test_pooled_command(tmp_path, capsys):

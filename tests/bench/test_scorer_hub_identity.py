@@ -31,12 +31,17 @@ def hub_cache(tmp_path, monkeypatch):
     constants = pytest.importorskip("huggingface_hub.constants")
     cache = tmp_path / "cache"
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # belt and braces: nothing may download
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)  # belt and braces: nothing may download (read at import)
     monkeypatch.chdir(tmp_path)  # "owner/clip" must not exist as a local folder
-    repo = cache / "models--owner--clip"
 
-    def snapshot(commit, files, ref="main"):
+    def snapshot(commit, files, ref="main", repo_id="owner/clip", listing=None):
+        """`listing`: the repository's files as a download of several files caches them (trees/<commit>.json)."""
+        repo = cache / ("models--" + repo_id.replace("/", "--"))
         (repo / "refs").mkdir(parents=True, exist_ok=True)
+        if listing is not None:
+            (repo / "trees").mkdir(exist_ok=True)
+            (repo / "trees" / f"{commit}.json").write_text(json.dumps(
+                {"format_version": 1, "files": {f: {"size": 1, "blob_id": "0" * 40} for f in listing}}))
         (repo / "refs" / ref).write_text(commit)
         for name, content in files.items():
             blob = repo / "blobs" / f"{commit}-{name.replace('/', '-')}"
@@ -62,6 +67,23 @@ def test_from_pretrained_records_the_cached_snapshot_of_a_hub_id(hub_cache, tmp_
     assert mf.sha256_file(seen["owner/clip/model.safetensors"]) == mf.sha256_file(folder / "model.safetensors")
 
 
+def test_from_pretrained_records_a_snapshot_the_cache_listing_calls_incomplete(hub_cache):
+    # transformers fetched the config and weights only; the cached listing of the repository names more files
+    folder = hub_cache(COMMIT, {"config.json": b"{}", "model.safetensors": b"w"},
+                       listing=["config.json", "model.safetensors", "flax_model.msgpack", "tf_model.h5"])
+    with loading.recording_hub_files() as seen:
+        hf.from_pretrained(FakePretrained, "owner/clip", what="CLIP")
+    assert seen == {"owner/clip/config.json": folder / "config.json",
+                    "owner/clip/model.safetensors": folder / "model.safetensors"}
+
+
+def test_from_pretrained_records_a_repository_named_without_its_owner(hub_cache):
+    folder = hub_cache(COMMIT, {"vocab.txt": b"v"}, repo_id="bert-base-uncased")
+    with loading.recording_hub_files() as seen:
+        hf.from_pretrained(FakePretrained, "bert-base-uncased", what="BERT tokenizer")
+    assert seen == {"bert-base-uncased/vocab.txt": folder / "vocab.txt"}
+
+
 def test_from_pretrained_records_the_revision_it_was_given(hub_cache):
     hub_cache(COMMIT, {"config.json": b"main"})
     tagged = hub_cache("b" * 40, {"config.json": b"v1", "model.safetensors": b"w1"}, ref="v1")
@@ -81,6 +103,25 @@ def test_from_pretrained_records_nothing_outside_a_block_for_a_folder_or_without
         hf.from_pretrained(FakePretrained, str(local), what="CLIP")  # a local folder is the caller's to hash
         hf.from_pretrained(FakePretrained, "owner/not-cached", what="CLIP")  # not in the cache: no crash
     assert seen == {}
+
+
+def test_from_pretrained_looks_in_the_cache_only_inside_a_block(hub_cache, monkeypatch):
+    hub_cache(COMMIT, {"config.json": b"{}"})
+    calls = []
+    monkeypatch.setattr(hf, "record_snapshot", lambda *a, **k: calls.append(a))
+    hf.from_pretrained(FakePretrained, "owner/clip", what="CLIP")
+    assert calls == []
+
+
+def test_from_pretrained_looks_in_the_cache_dir_it_was_given(hub_cache, tmp_path, monkeypatch):
+    from huggingface_hub import constants
+
+    folder = hub_cache(COMMIT, {"config.json": b"{}"})
+    custom = constants.HF_HUB_CACHE
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "empty"))
+    with loading.recording_hub_files() as seen:
+        hf.from_pretrained(FakePretrained, "owner/clip", what="CLIP", cache_dir=custom)
+    assert seen == {"owner/clip/config.json": folder / "config.json"}
 
 
 # -- bench: the scorer's hub files -----------------------------------------------------------------------------
@@ -215,6 +256,58 @@ def test_the_scorers_files_stay_out_of_a_hub_models_hashes(fake_scorer, tmp_path
     assert sorted(manifest["model"]["weights_sha256"]) == ["owner/model/w.pt", "owner/t5/config.json",
                                                            "owner/t5/model.safetensors"]
     assert sorted(manifest["scorer_hub_sha256"]) == SCORER_FILES
+    # a manifest from before transformers loads were recorded has the checkpoint alone: it resumes
+    manifest["model"]["weights_sha256"] = {"owner/model/w.pt": manifest["model"]["weights_sha256"]["owner/model/w.pt"]}
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    weights = ("--model", "fake-t5-model", "--model-weights", "owner/model")
+    assert _bench(out, "--resume", model=weights) == 0
+    fake_scorer("owner/model", "w.pt", b"other weights")
+    assert _bench(out, "--resume", model=weights) != 0  # a file both runs read changed: refused
+
+
+def test_every_open_block_records(fake_hub):
+    fake_hub("owner/r", "w.pt", b"w")
+    with loading.recording_hub_files() as outer, loading.recording_hub_files() as inner:
+        loading.resolve("owner/r", "w.pt")
+    assert outer == inner and list(outer) == ["owner/r/w.pt"]
+
+
+def test_a_shipped_scorer_writes_no_hub_hashes(tmp_path):
+    from arscale.cli import main
+
+    out = tmp_path / "s"
+    assert main(["bench", "--model", "shapeworld-ar", "--prompts", "draw:1:5", "--limit", "1", "--n", "1",
+                 "--strategies", "raw", "--quiet", "--out", str(out)]) == 0
+    assert mf.SCORER_HUB_KEY not in json.loads((out / "manifest.json").read_text())
+
+
+def test_a_resume_whose_scorer_records_nothing_keeps_the_hashes(fake_scorer, tmp_path, monkeypatch):
+    from arscale.scorers.base import SCORERS
+    from arscale.scorers.shapeworld import load_reward
+    from arscale.search import rollout
+
+    out = tmp_path / "a"
+    assert _bench(out) == 0
+    hashes = json.loads((out / "manifest.json").read_text())["scorer_hub_sha256"]
+    monkeypatch.setitem(SCORERS, "fake-hub-scorer", lambda device="cpu": load_reward(device=device))  # now local
+    monkeypatch.setattr(rollout, "_SCORERS", {})
+    assert _bench(out, "--resume") == 0
+    assert json.loads((out / "manifest.json").read_text())["scorer_hub_sha256"] == hashes
+
+
+def test_merge_refuses_shards_whose_scorers_disagree_behind_one_without_hashes(tmp_path):
+    from arscale.bench.merge import merge
+    from arscale.errors import ArscaleError
+
+    base = {"model": {"id": "shapeworld-ar", "weights_sha256": {}}, "scorer": "clip", "seed": 0, "ns": [1],
+            "strategies": {}}
+    for name, hashes in (("a", None), ("b", {"owner/clip/model.safetensors": "aaa"}),
+                         ("c", {"owner/clip/model.safetensors": "bbb"})):
+        (tmp_path / name).mkdir()
+        manifest = base | ({mf.SCORER_HUB_KEY: hashes} if hashes else {})
+        (tmp_path / name / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ArscaleError, match="scorer: the hub files differ"):
+        merge([tmp_path / "a", tmp_path / "b", tmp_path / "c"], tmp_path / "merged", quiet=True)
 
 
 def test_shards_whose_scorers_read_other_files_do_not_merge():

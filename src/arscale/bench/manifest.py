@@ -129,9 +129,8 @@ def add_hub_hashes(manifest: dict, files: dict[str, Path], found: list[tuple[Pat
         return
     hashes = {key: sha256_file(path) for key, path in sorted(files.items())}
     for path, old in found:
-        earlier = (old.get("model") or {}).get("weights_sha256") or {}
-        changed = sorted(key for key in set(earlier) | set(hashes) if earlier.get(key) != hashes.get(key))
-        if earlier and changed:
+        changed = changed_hub_files((old.get("model") or {}).get("weights_sha256"), hashes)
+        if changed:
             raise ArscaleError(f"{where} ({path.name}) was produced by a different run (model: the hub files "
                                f"differ: {', '.join(changed)}; the repository changed since); use another --out "
                                "(and, to keep a run's files fixed, download them and pass their folder)")
@@ -161,7 +160,8 @@ def add_scorer_hub_hashes(manifest: dict, files: dict[str, Path], found: list[tu
 def changed_hub_files(old: dict | None, new: dict | None) -> list[str]:
     """The hub files two runs both recorded with other contents. A file only one of them recorded is no
     difference: a transformers load records its whole cached snapshot, which is one commit (so a file both saw
-    differs only when the repository moved), while the cache may gain or lose files the scorer never reads."""
+    differs only when the repository moved), while the cache may gain files a model never reads, and a manifest
+    from before such loads were recorded lacks them."""
     old, new = old or {}, new or {}
     return sorted(key for key in set(old) & set(new) if old[key] != new[key])
 
@@ -318,6 +318,9 @@ def combine(old: dict, new: dict) -> dict:
     """`new` with the union of strategies and budgets (a resume may add labels or N)."""
     out = dict(new)
     out["strategies"] = {**old.get("strategies", {}), **new.get("strategies", {})}
+    scorer_files = {**old.get(SCORER_HUB_KEY, {}), **new.get(SCORER_HUB_KEY, {})}
+    if scorer_files:  # kept where a resume's scorer recorded none (e.g. loaded locally), gathered over shards
+        out[SCORER_HUB_KEY] = scorer_files
     out["ns"] = sorted(set(old.get("ns", [])) | set(new.get("ns", [])))
     timings = dict(old.get("timings", {}))
     timings.setdefault("started", new.get("timings", {}).get("started"))

@@ -65,10 +65,12 @@ def merge(inputs: Sequence[str | Path], out: str | Path, *, quiet: bool = False)
     reference_path, reference = found[0]
     merged = dict(reference)
     for path, other in found[1:]:
-        diffs = mf.differences(reference, other)
+        # against what the shards before it gathered: a scorer file one of them lacks is no difference, so
+        # pairwise checks with the first alone would miss two later shards that disagree
+        diffs = mf.differences(merged, other)
         if diffs:
-            raise ArscaleError(f"cannot merge {path} with {reference_path}: they come from different runs "
-                               f"({'; '.join(diffs)})")
+            raise ArscaleError(f"cannot merge {path} with {reference_path} (and the inputs before it): they come "
+                               f"from different runs ({'; '.join(diffs)})")
         merged = mf.combine(merged, other)
     output_folder(out)
     for folder in map(Path, inputs):

@@ -19,14 +19,17 @@ OVERALL = "overall"
 Z95 = 1.96
 
 
-def figure_comparison(rows: Sequence[dict], name_a: str = "A", name_b: str = "B", *, overall: str = OVERALL):
+def figure_comparison(rows: Sequence[dict], name_a: str = "A", name_b: str = "B", *, overall: str = OVERALL,
+                      order: Sequence[str] | None = None):
     """The figure of `paired.compare_folders`'s rows (those with judged prompts), or None if there are none.
-    Pooled rows (`pooled.pool_draws`) draw one line per draw and `overall="pooled"`."""
+    Pooled rows (`pooled.pool_draws`) draw one line per draw (`order`: the draws as given) and
+    `overall="pooled"`."""
     rows = sorted((r for r in rows if r.get("prompts")), key=lambda r: (label_order(r["label"]), r["n"]))
     if not rows:
         return None
     plt = pyplot()
-    tags = tag_order({tag for r in rows for tag in r.get("tags", {})}) + [overall]
+    present = {tag for r in rows for tag in r.get("tags", {})}
+    tags = ([t for t in order if t in present] if order is not None else tag_order(present)) + [overall]
     height = 1.2 + 0.42 * len(tags) * max(1.0, len(rows) ** 0.5)
     fig, ax = plt.subplots(figsize=(7.5, height))
     spread = 0.7 / len(rows)  # several runs share a tag's row, side by side
@@ -61,10 +64,10 @@ def figure_comparison(rows: Sequence[dict], name_a: str = "A", name_b: str = "B"
 
 
 def plot_comparison(rows: Sequence[dict], path: str | Path, name_a: str = "A", name_b: str = "B", *,
-                    overall: str = OVERALL) -> Path | None:
+                    overall: str = OVERALL, order: Sequence[str] | None = None) -> Path | None:
     """Write the figure to `path` (PNG, or whatever its suffix names; its folder is made); None when no row has
     judged prompts."""
-    fig = figure_comparison(rows, name_a, name_b, overall=overall)
+    fig = figure_comparison(rows, name_a, name_b, overall=overall, order=order)
     if fig is None:
         return None
     path = Path(path)

@@ -8,8 +8,9 @@ differences are pooled, each weighted by its prompts:
     diff = Σ w_i·diff_i,   SE = sqrt(Σ w_i²·SE_i²),   w_i = prompts_i / Σ prompts
 
 with the baseline's accuracy pooled the same way, the gain relative to it (SE / baseline accuracy, which
-leaves the baseline's own uncertainty out), and the spread of the draws' differences: its SE (SD / √draws)
-should agree with the paired one when the draws are independent and alike.
+leaves the baseline's own uncertainty out), and the spread of the draws' differences: its SE, the SD times
+sqrt(Σ w_i²) (SD / √draws for draws of one size), should agree with the paired one when the draws are
+independent and alike.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ import statistics
 from collections.abc import Sequence
 from pathlib import Path
 
-from arscale.bench.paired import compare_folders
+from arscale.bench.paired import compare_folders, load_records
+from arscale.bench.table import label_order
 from arscale.errors import ArscaleError
 
 
@@ -45,7 +47,7 @@ def pool_draws(folders: Sequence[str | Path], baseline: str = "raw",
     per_draw: list[dict] = []
     for name, folder in zip(draw_names(folders), folders):
         per_draw += [{"draw": name, **row} for row in compare_folders(folder, baseline=baseline, skipped=skipped)]
-    keys = list(dict.fromkeys((r["label"], r["n"]) for r in per_draw))  # compare_folders' order, first draw first
+    keys = sorted({(r["label"], r["n"]) for r in per_draw}, key=lambda k: (label_order(k[0]), k[1]))  # table.md's
     pooled = [_pool([r for r in per_draw if (r["label"], r["n"]) == key and r["prompts"]], *key) for key in keys]
     return per_draw, pooled
 
@@ -64,17 +66,16 @@ def _pool(rows: list[dict], label: str, n: int) -> dict:
     return {"label": label, "n": n, "against": " / ".join(against), "draws": len(rows), "prompts": total,
             "acc_a": acc_a, "acc_b": sum(wi * r["acc_b"] for wi, r in zip(w, rows)), "diff": diff, "diff_se": se,
             "rel": diff / acc_a if acc_a else math.nan, "rel_se": se / acc_a if acc_a else math.nan,
-            "spread_sd": sd, "spread_se": sd / math.sqrt(len(rows)),
+            "spread_sd": sd, "spread_se": sd * math.sqrt(sum(wi ** 2 for wi in w)),
             "b_fixed": sum(r["b_fixed"] for r in rows), "b_broke": sum(r["b_broke"] for r in rows),
             "tags": {r["draw"]: {k: r[k] for k in ("prompts", "diff", "diff_se")} | {"fixed": r["b_fixed"],
                                                                                   "broke": r["b_broke"]}
                      for r in rows}}
 
 
-def same_prompts(folders: Sequence[str | Path], per_draw: list[dict]) -> list[tuple[str, str]]:
-    """Pairs of draws whose baseline rows compared the very same prompt list (not independent draws)."""
-    from arscale.bench.paired import load_records
-
+def same_prompts(folders: Sequence[str | Path]) -> list[tuple[str, str]]:
+    """Pairs of draws whose records hold the very same prompts at the same indices (the same suite twice, not
+    independent draws). Draws that share only some prompts are not caught."""
     suites = {}
     for name, folder in zip(draw_names(folders), folders):
         prompts = {}
@@ -110,4 +111,7 @@ def format_pooled(per_draw: list[dict], pooled: list[dict], name_a: str = "basel
         lines.append(f"| {r['label']} | {r['n']} | {r['against']} | {r['draws']} | {r['prompts']} | "
                      f"{100 * r['acc_a']:.1f} | {100 * r['acc_b']:.1f} | {100 * r['diff']:+.2f} ± "
                      f"{100 * r['diff_se']:.2f} | {rel} | {spread} | {r['b_fixed']} / {r['b_broke']} |")
+    note = (f"relative: the difference over the pooled {name_a} accuracy, its SE the difference's over the same "
+            f"(the {name_a}'s own uncertainty left out)")
+    lines += ["", note]
     return "\n".join(lines) + "\n"

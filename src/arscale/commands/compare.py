@@ -39,14 +39,15 @@ def register(sub) -> None:
                    help="the folders are benches of independent prompt draws: every run of each against "
                         "--baseline, then each difference pooled over the draws")
     p.add_argument("--baseline", default=None, metavar="LABEL",
-                   help="with A alone: the label every other run is compared with (default raw)")
+                   help="with A alone (or --pooled): the label every other run is compared with (default raw)")
     p.add_argument("--match", nargs=2, metavar=("LABEL_A", "LABEL_B"), default=None,
                    help="compare label LABEL_A of A with LABEL_B of B (B defaults to A)")
     p.add_argument("--names", nargs=2, metavar=("NAME_A", "NAME_B"), default=None,
-                   help="column names for A and B (default A B; with A alone, the baseline and 'run')")
+                   help="column names for A and B (default A B; with A alone or --pooled, the baseline and 'run')")
     p.add_argument("--json", default=None, metavar="FILE", help="also write the rows here (no reward: null)")
     p.add_argument("--plot", default=None, metavar="FILE",
-                   help="also draw the differences per tag and overall, with ±1.96 paired SE bars (e.g. compare.png)")
+                   help="also draw the differences per tag and overall (--pooled: per draw and pooled), with ±1.96 "
+                        "paired SE bars (e.g. compare.png)")
     p.set_defaults(func=run)
 
 
@@ -105,15 +106,20 @@ def _run_pooled(args: argparse.Namespace) -> int:
     for name, folder in zip(names[1:], folders[1:]):  # pooled draws should differ in their prompts only
         for diff in run_differences(folders[0], folder):
             print(f"note: draw {name} differs from {names[0]} in {diff}", file=sys.stderr)
-    for a, b in same_prompts(folders, per_draw):
+    for a, b in same_prompts(folders):
         print(f"note: draws {a} and {b} hold the same prompts, so they are not independent and the pooled SE is "
               "too small", file=sys.stderr)
+    for row in pooled:
+        if 0 < row["draws"] < len(folders):
+            print(f"note: {row['label']} N={row['n']} was compared in {row['draws']} of the {len(folders)} draws: "
+                  "pooled over those alone", file=sys.stderr)
     columns = tuple(args.names) if args.names else (baseline, "run")
     print(format_pooled(per_draw, pooled, *columns), end="")
     if args.plot:
         from arscale.bench.paired_plot import plot_comparison
 
-        written = plot_comparison(pooled, args.plot, *columns, overall="pooled")
+        overall = "pooled" if "pooled" not in names else "all draws pooled"  # not a draw's folder name
+        written = plot_comparison(pooled, args.plot, *columns, overall=overall, order=names)
         print(f"wrote {written}" if written else "note: no prompt judged in both runs: no plot", file=sys.stderr)
     if args.json:
         _write_json(args.json, {"draws": [_plain(r) for r in per_draw], "pooled": [_plain(r) for r in pooled]})

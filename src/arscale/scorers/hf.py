@@ -8,6 +8,7 @@ says what was looked for and how to provide it (a local path, or a hub id while 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -67,11 +68,15 @@ def from_pretrained(cls: Any, weights: str | os.PathLike, *, what: str, option: 
             f"(a `save_pretrained` / hub snapshot) or a hub id reachable online ({type(exc).__name__}: "
             f"{str(exc).splitlines()[0] if str(exc) else ''})"
         ) from exc
-    from arscale.generators.loading import is_hub_id, recording
+    from arscale.generators.loading import recording
 
-    if recording() and not local and is_hub_id(source):
+    if recording() and not local and HUB_NAME.fullmatch(source):
         record_snapshot(source, revision=kwargs.get("revision"), cache_dir=kwargs.get("cache_dir"))
     return model
+
+
+# what transformers takes for a hub repository: "owner/repo", or a bare name such as "bert-base-uncased"
+HUB_NAME = re.compile(r"[\w.-]+(/[\w.-]+)?")
 
 
 # what a transformers snapshot holds that decides its outputs: weights, configs, tokenizer vocabularies
@@ -88,12 +93,17 @@ def record_snapshot(repo: str, *, revision: str | None = None, cache_dir: str | 
 
     try:
         from huggingface_hub import snapshot_download
-
+    except ImportError:
+        return
+    try:
         folder = Path(snapshot_download(repo, revision=revision, cache_dir=cache_dir, local_files_only=True))
-    except (ImportError, OSError, ValueError):  # no huggingface_hub, not cached (LocalEntryNotFoundError), a bad id
-        return
-    if not folder.is_dir():
-        return
+    except (OSError, ValueError) as exc:  # not cached (LocalEntryNotFoundError), a bad id
+        # a snapshot the cache's file listing calls incomplete (IncompleteSnapshotError: files transformers never
+        # fetched) is still the one it loaded from
+        partial = getattr(exc, "snapshot_path", None)
+        if partial is None:
+            return
+        folder = Path(partial)
     for path in sorted(folder.rglob("*")):
         if path.suffix in SNAPSHOT_SUFFIXES and path.is_file():  # is_file: a link to a missing blob is skipped
             record_hub_file(f"{repo}/{path.relative_to(folder).as_posix()}", path)
