@@ -4,9 +4,12 @@ transformer FLOPs, a KV cache that still follows `select`."""
 
 import pytest
 import torch
-from tiny_families import BrightnessScorer, tiny_infinity, tiny_var
+from tiny_families import BrightnessScorer, fake_t5, tiny_infinity, tiny_var
 from tiny_shapeworld_var import build_tiny_var, tiny_var_configs
 
+from arscale.errors import ArscaleError
+from arscale.generators.next_scale.generator import NextScaleLoop
+from arscale.generators.sampling import cfg_mix
 from arscale.search.base import make_strategy
 
 PROMPTS = {"shapeworld-var": ["a photo of a red circle", "a photo of a blue square left of a circle"],
@@ -61,12 +64,60 @@ def test_conditional_half_alone_draws_the_same_images(family):
     assert torch.equal(gen.finish(alone), gen.finish(both))
 
 
-def test_var_upstream_order_takes_one_half_too():
-    gen = _unguided("var")
+@pytest.mark.parametrize("schedule, cfg", [("linear", 0.0), ("constant", 1.0)])
+def test_var_upstream_order_takes_one_half_too(schedule, cfg):
+    gen = tiny_var()
+    gen.sampling.cfg_schedule, gen.sampling.cfg = schedule, cfg
     both = _run_to_end(gen, gen.start([3, 7], 2, seed=0), generator=torch.Generator().manual_seed(5))
     alone = _run_to_end(gen, gen.start([3, 7], 2, seed=0, unconditional=False),
                         generator=torch.Generator().manual_seed(5))
     assert alone.halves == 1 and torch.equal(alone.rows["tokens"], both.rows["tokens"])
+
+
+def test_guidance_is_the_conditional_exactly_at_one_and_the_mix_elsewhere():
+    gen = tiny_var()  # the linear ramp at cfg 1.5: guidance 1 at scale 0, above 1 after
+    traj = gen.start([3, 7], 2, seed=0)
+    for si in range(gen.num_scales):
+        logits = gen.forward_scale(traj)
+        cond, uncond = logits.chunk(2)
+        expected = cond if si == 0 else cfg_mix(cond, uncond, gen.guidance(traj, si))
+        guided = gen.guide(traj, logits)
+        assert torch.equal(guided, expected) and (si == 0 or not torch.equal(guided, cond))
+        gen.commit(traj, gen.sample(traj, guided))
+
+
+@pytest.mark.parametrize("family", ["shapeworld-var", "infinity"])
+def test_guidance_set_after_a_one_half_start_is_refused(family):
+    gen = _unguided(family)
+    traj = gen.start(PROMPTS[family], 2, seed=0, unconditional=False)
+    if family == "infinity":
+        traj.extra["cfg"] = [3.0] * gen.num_scales
+    else:
+        traj.rows["cfg"][:] = 4.0
+    with pytest.raises(ArscaleError, match="started without its unconditional half"):
+        gen.step(traj)
+
+
+def test_a_family_that_does_not_say_runs_both_halves():
+    assert NextScaleLoop.needs_unconditional(NextScaleLoop(), 1.0) is True
+
+
+def test_infinity_keeps_both_halves_where_any_scale_mixes_and_takes_one_from_features():
+    gen = _unguided("infinity")
+    prompts = PROMPTS["infinity"]
+    features = fake_t5(128)(prompts)
+    assert gen.start_from_features(features, prompts, 2, seed=0, unconditional=False).halves == 1
+    gen.cfg_list = [1.0] * (gen.num_scales - 1) + [3.0]
+    assert gen.needs_unconditional(None)
+    assert gen.start_from_features(features, prompts, 2, seed=0, unconditional=False).halves == 2
+
+
+def test_generate_runs_one_half_at_guidance_one():
+    gen = _unguided("var")
+    rows, inner = [], gen.transformer_scale
+    gen.transformer_scale = lambda si, x, traj: (rows.append(traj.paired["cond"].shape[0]), inner(si, x, traj))[1]
+    gen.generate([3, 7], 2, seed=0)
+    assert set(rows) == {4}
 
 
 @pytest.mark.parametrize("family, cfg", [("shapeworld-var", 2.0), ("var", 1.0), ("infinity", None)])
@@ -83,7 +134,7 @@ def test_guidance_that_mixes_keeps_both_halves(family, cfg):
 
 
 @pytest.mark.parametrize("family", ["shapeworld-var", "var", "infinity"])
-@pytest.mark.parametrize("strategy", ["raw", "tts-var"])
+@pytest.mark.parametrize("strategy", ["raw", "best-of-n", "importance", "tts-var"])
 def test_strategies_pay_half_for_the_same_images(family, strategy):
     gen, prompts = _unguided(family), PROMPTS[family]
     results = []

@@ -261,3 +261,8 @@ def test_generate_says_that_scaling_ar_moves_its_guidance_from_cfg(tmp_path, cap
     assert main(["generate", "a photo of a circle", "--model", "shapeworld-ar", "--strategy", "scaling-ar", "--n", "2",
                  "--cfg", "4", "--out", str(tmp_path)]) == 0
     assert "scaling-ar starts" not in capsys.readouterr().err  # a scale that needs both halves anyway: no note
+    # a next-scale model also runs one half at cfg 1, but ScalingAR does not take it: its error, not the note
+    assert main(["generate", "a photo of a circle", "--model", "shapeworld-var", "--strategy", "scaling-ar",
+                 "--cfg", "1", "--out", str(tmp_path / "var")]) == 2
+    err = capsys.readouterr().err
+    assert "scaling-ar starts" not in err and "next-token" in err

@@ -106,8 +106,8 @@ def _generate(args: argparse.Namespace, out: Path, t0: float) -> int:
 
         scorer = load_scorer(args.scorer, device=args.device)
     needs_unconditional = getattr(generator, "needs_unconditional", None)
-    if args.cfg is not None and args.strategy == "scaling-ar" and callable(needs_unconditional) and not \
-            needs_unconditional(args.cfg):  # where the other strategies run one half, ScalingAR cannot
+    if args.cfg is not None and args.strategy == "scaling-ar" and hasattr(generator, "next_logits") and \
+            callable(needs_unconditional) and not needs_unconditional(args.cfg):  # where the others run one half
         print(f"note: scaling-ar starts every candidate at --cfg {args.cfg:g} and its schedule moves each one's "
               "guidance from there, so it keeps both CFG halves", file=sys.stderr)
     if args.strategy == "raw":

@@ -279,6 +279,14 @@ class NextScaleLoop(nn.Module):
         return si
 
 
+def check_one_half(guidance: torch.Tensor | float) -> None:
+    """A trajectory started without its unconditional half cannot take guidance set since that would mix one in."""
+    values = sorted(set(torch.as_tensor(guidance, dtype=torch.float32).flatten().tolist()))
+    if values != [1.0]:
+        raise ArscaleError("this trajectory was started without its unconditional half (unconditional=False), so "
+                           f"it cannot take guidance that mixes one in: got {values}")
+
+
 @dataclass
 class SamplingConfig:
     cfg: float = 3.0
@@ -377,10 +385,11 @@ class ScaleGenerator(NextScaleLoop):
         return base
 
     def guide(self, traj: Trajectories, logits: torch.Tensor, *, upstream: bool = False) -> torch.Tensor:
+        g = torch.as_tensor(self.guidance(traj, traj.step), device=logits.device)
         if traj.halves == 1:  # started where every scale's guidance is 1
+            check_one_half(g)
             return logits
         cond, uncond = logits.chunk(2)
-        g = torch.as_tensor(self.guidance(traj, traj.step), device=cond.device)
         # at 1 the mix is the conditional up to rounding: take it exactly, as a conditional-only batch does
         return torch.where((g == 1.0).view(-1, *[1] * (cond.dim() - 1)), cond, cfg_mix(cond, uncond, g))
 

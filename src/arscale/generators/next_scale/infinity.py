@@ -36,7 +36,7 @@ from arscale.generators.kv_cache import KVCache
 from arscale.generators.layers import RMSNorm
 from arscale.generators.next_scale.bsq import BSQAutoEncoder, bits_to_codes
 from arscale.generators.next_scale.conditioning import Conditioning
-from arscale.generators.next_scale.generator import NextScaleLoop
+from arscale.generators.next_scale.generator import NextScaleLoop, check_one_half
 from arscale.generators.next_scale.infinity_schedule import ROPE_MODES, rope_table, scale_schedule
 from arscale.generators.next_scale.transformer import FFN, AdaLNBeforeHead, SelfAttention
 from arscale.generators.trajectories import Trajectories
@@ -349,9 +349,10 @@ class InfinityGenerator(NextScaleLoop):
         (one half: started where every scale's cfg is 1, cond/tau)."""
         si, R = traj.step, len(traj)
         scaled = logits.mul(1 / self.tau_list[si])
-        if traj.halves == 1:
-            return scaled.reshape(R, -1, 2)
         cfg = traj.extra["cfg"][si]
+        if traj.halves == 1:
+            check_one_half(cfg)
+            return scaled.reshape(R, -1, 2)
         mixed = cfg * scaled[:R] + (1 - cfg) * scaled[R:]
         return mixed.reshape(R, -1, 2)
 

@@ -295,9 +295,10 @@ class VARGenerator(ScaleGenerator):
                              unconditional=unconditional)
 
     def guide(self, traj: Trajectories, logits: torch.Tensor, *, upstream: bool = False) -> torch.Tensor:
-        """With `upstream`, VAR's own formula (1 + t)·cond - t·uncond, t = cfg·si/(K-1), for bitwise parity."""
-        if not upstream or traj.halves == 1:  # one half: started at cfg 0, where t is 0 at every scale
-            return super().guide(traj, logits, upstream=False)
+        """With `upstream`, VAR's own formula (1 + t)·cond - t·uncond, t = cfg·si/(K-1), for bitwise parity: the
+        linear ramp's (another schedule has no upstream formula and takes the usual mix)."""
+        if not upstream or traj.halves == 1 or self.sampling.cfg_schedule != "linear":
+            return super().guide(traj, logits, upstream=False)  # one half: started where t is 0 at every scale
         cond, uncond = logits.chunk(2)
         t = (traj.rows["cfg"] * traj.step / max(1, self.num_scales - 1)).view(-1, 1, 1)
         return (1 + t) * cond - t * uncond
