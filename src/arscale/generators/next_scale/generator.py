@@ -195,7 +195,7 @@ class NextScaleLoop(nn.Module):
                                f"{self.begin_ends[si][0]}")
         x = traj.rows["next_input"] if si > 0 else None
         if x is not None:
-            x = torch.cat([x] * traj.halves)  # the same image tokens feed both CFG halves
+            x = torch.cat([x] * traj.halves)  # the same image tokens feed each CFG half the trajectory runs
         logits = self.transformer_scale(si, x, traj)
         traj.extra["pending"] = True
         return logits
@@ -280,7 +280,7 @@ class NextScaleLoop(nn.Module):
 
 
 def check_one_half(guidance: torch.Tensor | float) -> None:
-    """A trajectory started without its unconditional half cannot take guidance set since that would mix one in."""
+    """A one-half trajectory takes guidance 1 alone: any other would mix in the unconditional half it never ran."""
     values = sorted(set(torch.as_tensor(guidance, dtype=torch.float32).flatten().tolist()))
     if values != [1.0]:
         raise ArscaleError("this trajectory was started without its unconditional half (unconditional=False), so "

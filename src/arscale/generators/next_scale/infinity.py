@@ -345,8 +345,8 @@ class InfinityGenerator(NextScaleLoop):
                                         self.rope[b:e].to(p["cond"].device))
 
     def guide(self, traj: Trajectories, logits: torch.Tensor, *, upstream: bool = False) -> torch.Tensor:
-        """CFG on logits/tau, cfg·cond + (1-cfg)·uncond: [2R, h*w, 2d] -> the sampler input [R, h*w*d, 2]
-        (one half: started where every scale's cfg is 1, cond/tau)."""
+        """CFG on logits/tau, cfg·cond + (1-cfg)·uncond: [halves·R, h*w, 2d] -> the sampler input [R, h*w*d, 2]
+        (one half: started where every scale's cfg is 1, so cond/tau)."""
         si, R = traj.step, len(traj)
         scaled = logits.mul(1 / self.tau_list[si])
         cfg = traj.extra["cfg"][si]
