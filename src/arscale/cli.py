@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import warnings
+from pathlib import Path
 
 from arscale import __version__
 from arscale.errors import ArscaleError
@@ -81,13 +83,29 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return int(args.func(args) or 0)
+        with warnings.catch_warnings():
+            warnings.showwarning = _as_note(warnings.showwarning)
+            return int(args.func(args) or 0)
     except ArscaleError as exc:
         print(f"arscale: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("arscale: interrupted", file=sys.stderr)
         return 130
+
+
+def _as_note(show):
+    """arscale's own warnings (a config that cannot act as asked, ...) read as the command line's other notes;
+    anyone else's keep Python's format."""
+    package = str(Path(__file__).resolve().parent)
+
+    def note(message, category, filename, lineno, file=None, line=None):
+        if str(Path(filename).resolve()).startswith(package):
+            print(f"note: {message}", file=sys.stderr)
+        else:
+            show(message, category, filename, lineno, file, line)
+
+    return note
 
 
 if __name__ == "__main__":

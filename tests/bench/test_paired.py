@@ -137,6 +137,13 @@ def test_compare_command(tmp_path, capsys):
     one_line_error(["compare", str(alone)], "nothing under", "raw N=1")
 
 
+def test_a_suite_difference_is_named_as_typed():
+    from arscale.bench.manifest import differences
+
+    typed = [{"suite": {"spec": f"draw:2:{seed}", "sha256": str(seed)}} for seed in (11, 12)]
+    assert differences(*typed) == ["suite: draw:2:11 vs draw:2:12 (other prompts)"]
+
+
 def test_compare_names_what_sets_two_benches_apart(tmp_path, capsys):
     a, b = tmp_path / "a", tmp_path / "b"
     _write(a, "raw", 1, [True, False], None)
@@ -157,7 +164,9 @@ def test_compare_names_what_sets_two_benches_apart(tmp_path, capsys):
     assert any("model: shapeworld-ar's weights differ (model.safetensors)" in n for n in notes)
     assert any("strategy raw temperature: 1.0 vs 0.9" in n for n in notes)
     assert "| raw | 1 | raw N=1 | 2 | 50.0 | 100.0 |" in captured.out  # still compared
-    assert main(["compare", str(a), str(a)]) == 0 and "note:" not in capsys.readouterr().err
+    assert main(["compare", str(a), str(a)]) == 0
+    err = capsys.readouterr().err
+    assert "differ in" not in err and "a folder against itself differs in nothing; --match" in err
     (b / "raw" / "n1" / "00001" / "record.json").write_text('{"label": "raw", "n": ')  # damaged
     assert main(["compare", str(a), str(b)]) == 0
     captured = capsys.readouterr()

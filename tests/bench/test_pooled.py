@@ -136,7 +136,7 @@ def test_pooled_command(tmp_path, capsys):
     assert "note:" not in captured.err and (tmp_path / "pooled.png").stat().st_size > 0
     data = json.loads((tmp_path / "pooled.json").read_text())
     assert [r["draw"] for r in data["draws"]] == ["first", "second"]
-    assert data["pooled"][0]["prompts"] == 12 and data["pooled"][0]["tags"]["first"]["fixed"] == 2
+    assert data["pooled"][0]["prompts"] == 12 and data["pooled"][0]["per_draw"]["first"]["fixed"] == 2
 
 
 def test_pooled_notes_draws_that_are_not_independent_or_alike(tmp_path, capsys):
@@ -150,14 +150,21 @@ def test_pooled_notes_draws_that_are_not_independent_or_alike(tmp_path, capsys):
     third = tmp_path / "third"
     _write(third, "raw", 8, [True, False, False, False], "first")
     _write(third, "scaling-ar", 8, [False, False, False, False], "first")
-    base = {"model": {"id": "shapeworld-ar", "weights_sha256": {"model.safetensors": "1"}}, "seed": 0}
+    base = {"model": {"id": "shapeworld-ar", "weights_sha256": {"model.safetensors": "1"}}, "seed": 0,
+            "cost_accounting": 5}
     (first / "manifest.json").write_text(json.dumps(base))
-    (third / "manifest.json").write_text(json.dumps({**base, "model": {"id": "shapeworld-ar",
-                                                                       "weights_sha256": {"model.safetensors": "2"}}}))
+    (third / "manifest.json").write_text(json.dumps({**base, "seed": 3, "cost_accounting": 6}))
     assert main(["compare", str(first), str(second), str(third), "--pooled"]) == 0
     err = capsys.readouterr().err
     assert "note: draws first and third hold the same prompts" in err
-    assert "note: draw third differs from first in model: shapeworld-ar's weights differ" in err
+    # another bench seed or cost count moves no accuracy: said, and pooled
+    assert "note: draw third differs from first in seed: 0 vs 3" in err
+    assert "note: draw third differs from first in cost_accounting: 5 vs 6\n" in err
+    (third / "manifest.json").write_text(json.dumps({**base, "model": {"id": "shapeworld-ar",
+                                                                       "weights_sha256": {"model.safetensors": "2"}}}))
+    assert main(["compare", str(first), str(second), str(third), "--pooled"]) == 2
+    err = capsys.readouterr().err
+    assert "draw third is not a bench of the same setup as first (model: shapeworld-ar's weights differ" in err
 
 
 def test_pooled_refusals(tmp_path, capsys):
@@ -165,13 +172,18 @@ def test_pooled_refusals(tmp_path, capsys):
 
     def one_line_error(argv, *needles):
         assert main(argv) == 2
-        err = capsys.readouterr().err
+        out, err = capsys.readouterr()
         assert len(err.strip().splitlines()) == 1 and all(n in err for n in needles), err
+        assert out == ""  # refused before any table
 
     one_line_error(["compare", str(first), str(second), str(first)], "3 folders", "--pooled")
     one_line_error(["compare", str(first), "--pooled"], "at least two")
     one_line_error(["compare", str(first), str(second), str(tmp_path / "first"), "--pooled"], "given twice")
     one_line_error(["compare", str(first), str(second), "--pooled", "--match", "raw", "scaling-ar"], "--match")
     one_line_error(["compare", str(first), str(second), "--pooled", "--baseline", "best-of-n"], "no 'best-of-n' run")
+    one_line_error(["compare", str(first), str(second), "--pooled", "--plot", str(tmp_path / "p.xyz")], "picture file")
+    one_line_error(["compare", str(first), str(second), "--pooled", "--json", str(tmp_path / "no" / "p.json")],
+                   "its folder does not exist")
+    one_line_error(["compare", str(first), str(second)], "same suite", "--pooled")  # two draws, --pooled forgotten
     with pytest.raises(ArscaleError, match="at least two"):
         pool_draws([first])

@@ -43,6 +43,9 @@ def test_generate_command_end_to_end(tmp_path, capsys):
     assert np.asarray(Image.open(tmp_path / "grid.png")).shape[0] > 64
     summary = json.loads((tmp_path / "result.json").read_text())
     assert summary["prompt"] == "a photo of a blue square" and summary["n"] == 3
+    from arscale.generators.registry import load_generator
+
+    assert summary["cfg"] == load_generator("shapeworld-var").sampling.cfg  # the model's own, recorded
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -266,3 +266,12 @@ def test_generate_says_that_scaling_ar_moves_its_guidance_from_cfg(tmp_path, cap
                  "--cfg", "1", "--out", str(tmp_path / "var")]) == 2
     err = capsys.readouterr().err
     assert "scaling-ar starts" not in err and "next-token" in err
+
+
+def test_generate_shows_arscales_own_warnings_as_notes(tmp_path, capsys):
+    from arscale.cli import main
+
+    assert main(["generate", "a photo of a circle", "--model", "shapeworld-ar", "--strategy", "scaling-ar", "--n", "2",
+                 "--cfg", "0", "--out", str(tmp_path)]) == 0
+    err = capsys.readouterr().err
+    assert "note: ScalingAR: clamp_min 1.0 is above the base scale 0.0" in err and "UserWarning" not in err

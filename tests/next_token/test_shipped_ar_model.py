@@ -45,8 +45,9 @@ def test_generate_scaling_ar_writes_its_telemetry_into_result_json(tmp_path):
     from arscale.cli import main
 
     assert main(["generate", "a photo of two circles", "--model", "shapeworld-ar", "--strategy", "scaling-ar",
-                 "--n", "4", "--out", str(tmp_path)]) == 0
+                 "--n", "4", "--cfg", "3", "--out", str(tmp_path)]) == 0
     result = json.loads((tmp_path / "result.json").read_text())
+    assert result["cfg"] == 3.0
     tele = result["telemetry"]
     traces = tele["prompts"][0]
     assert [tr["candidate"] for tr in traces] == [0, 1, 2, 3]

@@ -235,6 +235,7 @@ def differences(old: dict, new: dict) -> list[str]:
     """Human-readable identity differences between two manifests (empty when compatible)."""
     both_hub = all(isinstance(m.get("model"), dict) and _from_hub(m["model"]) for m in (old, new))
     scorer_files = changed_hub_files(old.get(SCORER_HUB_KEY), new.get(SCORER_HUB_KEY))  # shards being merged
+    typed = [(m.get("suite") or {}).get("spec") if isinstance(m.get("suite"), dict) else None for m in (old, new)]
     old = {k: _identity(old, k) for k in IDENTITY_KEYS} | {k: old.get(k) for k in ("layout", "strategies")}
     new = {k: _identity(new, k) for k in IDENTITY_KEYS} | {k: new.get(k) for k in ("layout", "strategies")}
     a, b = old["model"], new["model"]
@@ -246,6 +247,8 @@ def differences(old: dict, new: dict) -> list[str]:
     if not (old["suite"] and new["suite"]):  # a manifest from before suites were hashed: nothing to compare
         old["suite"] = new["suite"] = None
     diffs = [_difference(key, old.get(key), new.get(key)) for key in IDENTITY_KEYS if old.get(key) != new.get(key)]
+    if all(typed) and old["suite"] != new["suite"]:  # what the user typed, not two hashes
+        diffs = [f"suite: {typed[0]} vs {typed[1]} (other prompts)" if d.startswith("suite:") else d for d in diffs]
     if scorer_files:
         diffs.append(f"scorer: the hub files differ ({', '.join(scorer_files)})")
     if old.get("layout", "geneval") != new.get("layout", "geneval"):

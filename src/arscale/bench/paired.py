@@ -63,7 +63,8 @@ def paired_difference(a: Mapping[int, dict], b: Mapping[int, dict]) -> dict:
     for i in both:
         if a[i].get("prompt") != b[i].get("prompt"):
             raise ArscaleError(f"prompt {i} is {a[i].get('prompt')!r} in one run and {b[i].get('prompt')!r} in the "
-                               "other: a paired comparison needs runs of the same suite")
+                               "other: a paired comparison needs runs of the same suite (benches of independent "
+                               "prompt draws pool with `arscale compare --pooled`)")
     common = [i for i in both if a[i].get("correct") is not None and b[i].get("correct") is not None]
     if not common:
         return {"prompts": 0}

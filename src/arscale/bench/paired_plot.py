@@ -48,7 +48,8 @@ def figure_comparison(rows: Sequence[dict], name_a: str = "A", name_b: str = "B"
         ns = sorted(q["n"] for q in rows if q["label"] == r["label"])
         marker = MARKERS[(MARKERS.index(style["marker"]) + ns.index(r["n"])) % len(MARKERS)]
         ax.errorbar(xs, ys, xerr=[low, high], fmt=marker, color=style["color"], capsize=3, markersize=6,
-                    label=f"{r['label']} N={r['n']} (against {r['against']}, {r['prompts']} prompts)")
+                    label=f"{r['label']} N={r['n']} (against {r['against']}, {r['prompts']} prompts"
+                          + (f" in {r['draws']} draws)" if "draws" in r else ")"))
     ax.axvline(0.0, color="0.5", linewidth=1)
     ax.axhline(len(tags) - 1.5, color="0.85", linewidth=0.8)  # overall (or pooled) below the tags (or draws)
     ax.set_yticks(range(len(tags)), tags)

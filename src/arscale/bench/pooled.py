@@ -111,7 +111,8 @@ def format_pooled(per_draw: list[dict], pooled: list[dict], name_a: str = "basel
         lines.append(f"| {r['label']} | {r['n']} | {r['against']} | {r['draws']} | {r['prompts']} | "
                      f"{100 * r['acc_a']:.1f} | {100 * r['acc_b']:.1f} | {100 * r['diff']:+.2f} ± "
                      f"{100 * r['diff_se']:.2f} | {rel} | {spread} | {r['b_fixed']} / {r['b_broke']} |")
-    note = (f"relative: the difference over the pooled {name_a} accuracy, its SE the difference's over the same "
-            f"(the {name_a}'s own uncertainty left out)")
+    note = (f"relative: the difference over the pooled accuracy of {name_a}, its SE the difference's over the same "
+            f"(the uncertainty of {name_a}'s accuracy left out). The spread's SE rests on one fewer degrees of "
+            "freedom than there are draws: with few draws it is rough")
     lines += ["", note]
     return "\n".join(lines) + "\n"

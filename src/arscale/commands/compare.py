@@ -3,7 +3,7 @@
     arscale compare OUT                       every run of OUT against its raw-sampling run
     arscale compare OUT --baseline best-of-n  ... against another label
     arscale compare OLD NEW                   each (strategy, N) present in both: NEW − OLD
-    arscale compare OUT OUT --match scaling-ar scaling-ar@p30   two labels (two variants, one folder)
+    arscale compare OUT --match scaling-ar scaling-ar@p30       two labels (two variants, one folder)
     arscale compare OUT --plot compare.png    ... and a picture: each tag's difference with its ±1.96 SE bar
     arscale compare D1 D2 D3 --pooled         benches of independent prompt draws: each against raw, and pooled
 
@@ -57,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
     for folder in (args.a, args.b, *args.more):
         if folder is not None and not Path(folder).is_dir():
             raise ArscaleError(f"{folder} is not a folder (expected an `arscale bench --out` folder)")
+    _check_outputs(args)
     if args.pooled:
         return _run_pooled(args)
     if args.more:
@@ -76,6 +77,9 @@ def run(args: argparse.Namespace) -> int:
     names = tuple(args.names) if args.names else ((baseline, "run") if within else ("A", "B"))
     if args.b is not None:
         print(f"{names[0]} = {args.a}, {names[1]} = {args.b}", file=sys.stderr)
+        if Path(args.a).resolve() == Path(args.b).resolve() and args.match is None:
+            print("note: a folder against itself differs in nothing; --match LABEL_A LABEL_B compares two of its runs",
+                  file=sys.stderr)
         for diff in run_differences(args.a, args.b):  # comparable, but not the same candidates: say so
             print(f"note: the two benches differ in {diff}", file=sys.stderr)
     print(format_comparison(rows, *names), end="")
@@ -104,8 +108,14 @@ def _run_pooled(args: argparse.Namespace) -> int:
               file=sys.stderr)
     names = draw_names(folders)
     for name, folder in zip(names[1:], folders[1:]):  # pooled draws should differ in their prompts only
-        for diff in run_differences(folders[0], folder):
-            print(f"note: draw {name} differs from {names[0]} in {diff}", file=sys.stderr)
+        diffs = run_differences(folders[0], folder)
+        # another seed draws other candidates, another arscale counted cost otherwise: neither moves accuracy
+        unlike = [d for d in diffs if not d.startswith(("seed:", "cost_accounting:"))]
+        if unlike:
+            raise ArscaleError(f"draw {name} is not a bench of the same setup as {names[0]} ({'; '.join(unlike)}): "
+                               "pooling averages one setup over new prompts")
+        for diff in diffs:
+            print(f"note: draw {name} differs from {names[0]} in {diff.split(' (')[0]}", file=sys.stderr)
     for a, b in same_prompts(folders):
         print(f"note: draws {a} and {b} hold the same prompts, so they are not independent and the pooled SE is "
               "too small", file=sys.stderr)
@@ -121,9 +131,23 @@ def _run_pooled(args: argparse.Namespace) -> int:
         overall = "pooled" if "pooled" not in names else "all draws pooled"  # not a draw's folder name
         written = plot_comparison(pooled, args.plot, *columns, overall=overall, order=names)
         print(f"wrote {written}" if written else "note: no prompt judged in both runs: no plot", file=sys.stderr)
-    if args.json:
-        _write_json(args.json, {"draws": [_plain(r) for r in per_draw], "pooled": [_plain(r) for r in pooled]})
+    if args.json:  # a pooled row's "tags" are its draws (what the plot reads as rows): named so here
+        rows = [_plain({("per_draw" if k == "tags" else k): v for k, v in r.items()}) for r in pooled]
+        _write_json(args.json, {"draws": [_plain(r) for r in per_draw], "pooled": rows})
     return 0
+
+
+def _check_outputs(args: argparse.Namespace) -> None:
+    """--json and --plot fail before any work, not after the table."""
+    if args.json and not Path(args.json).resolve().parent.is_dir():
+        raise ArscaleError(f"cannot write --json {args.json}: its folder does not exist")
+    if args.plot:
+        from matplotlib.backend_bases import FigureCanvasBase
+
+        kinds = FigureCanvasBase.get_supported_filetypes()
+        suffix = Path(args.plot).suffix.lstrip(".").lower()
+        if suffix and suffix not in kinds:  # no suffix: matplotlib's default, PNG
+            raise ArscaleError(f"--plot {args.plot}: name a picture file ({', '.join('.' + k for k in sorted(kinds))})")
 
 
 def _plain(row: dict) -> dict:

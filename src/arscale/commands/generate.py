@@ -40,7 +40,11 @@ def register(sub) -> None:
                    help=f"raw only: images generated together, with a progress bar over the batches (default "
                         f"{RAW_BATCH}; each image's random draws do not depend on it); the other strategies search "
                         "their n candidates together")
-    p.add_argument("--cfg", type=float, default=None, help="guidance scale (default: the model's)")
+    p.add_argument("--cfg", type=float, default=None,
+                   help="guidance scale (default: the model's). No guidance is 1 on ShapeWorld, Infinity and LlamaGen "
+                        "(LlamaGen: any value <= 1) and 0 on VAR, whose ramp 1 + cfg*k/(K-1) starts at 1: there the "
+                        "strategies but ScalingAR run the conditional half alone, at half the transformer compute. "
+                        "Below 1 a ShapeWorld model mixes toward its unconditional logits and follows the prompt less"),
     p.add_argument("--config", default=None, help="strategy config as a JSON string or a path to a JSON file")
     p.add_argument("--scorer", default=None, help="scorer for strategies that need one (e.g. shapeworld-reward)")
     p.add_argument("--weights", default=None,
@@ -128,7 +132,7 @@ def _generate(args: argparse.Namespace, out: Path, t0: float) -> int:
     if write_extras is not None:
         written += list(write_extras(result, out) or [])
     summary = {"prompt": args.prompt, "model": args.model, "strategy": args.strategy, "n": args.n,
-               "seed": args.seed, "cfg": args.cfg, "scores": [c.score for c in candidates],
+               "seed": args.seed, "cfg": _model_cfg(generator), "scores": [c.score for c in candidates],
                "chosen": [i for i, c in enumerate(candidates) if c.chosen],
                "seconds": round(time.perf_counter() - t0, 2),  # the whole command, loading included
                "config": result.config,
@@ -213,3 +217,10 @@ def grid(images: list[np.ndarray], scale: int = 4, pad: int = 4, chosen: Sequenc
         r, c = divmod(i, cols)
         canvas[pad + r * (h + pad): (r + 1) * (h + pad), pad + c * (w + pad): (c + 1) * (w + pad)] = 255
     return canvas
+
+
+def _model_cfg(generator):
+    """The guidance the model ran at (--cfg, else its default): a next-token model's `cfg`, a next-scale model's
+    sampling config's (Infinity: a value or one per scale); None for a plugin model that says neither."""
+    cfg = getattr(generator, "cfg", None)
+    return getattr(getattr(generator, "sampling", None), "cfg", None) if cfg is None else cfg

@@ -1,19 +1,31 @@
-import json, glob, math, sys
-from pathlib import Path
-root = Path(__file__).resolve().parent.parent
-dirs = ["session15-threshold-pool/d990%d" % i for i in range(3, 8)] + ["session15-threshold-pool/ablations-draw40-99",
-        "session16-step-windows/d9931", "session16-step-windows/d9932", "session17-fresh-draws/d9971",
-        "session17-fresh-draws/d9972", "session18-fresh-draws/d9981", "session18-fresh-draws/d9982",
-        "session19-fresh-draws/d9991", "session19-fresh-draws/d9992", "session21-model-size/ship_2102",
-        "session21-model-size/ship_2103", "session22-fresh-draws/d2201", "session22-fresh-draws/d2202", "session23-fresh-draws/d2301", "session23-fresh-draws/d2302"]
-rows = []
-for d in dirs:
-    r = json.load(open(next((root / d / "raw").glob("n*/summary.json")))); s = json.load(open(root / d / "scaling-ar/n8/summary.json"))
-    rows.append((d, r["overall"] * 100, s["overall"] * 100))
-for d, a, b in rows: print(f"{d:45s} {a:5.1f} {b:5.1f} {b-a:+5.1f}")
+"""ScalingAR N = 8 against raw sampling, pooled over every fresh draw with the defaults of Sessions 15–23, from
+the committed summaries (`arscale compare --pooled` reads per-prompt records, which are not committed)."""
+
+import json
 import statistics
-for subset, name in ((rows[:18], "18"), (rows, "20")):
-    gain = sum(b - a for _, a, b in subset) / len(subset); raw = sum(a for _, a, _ in subset) / len(subset)
-    print(name, "draws: gain %+.2f raw %.2f rel %+.2f%%" % (gain, raw, 100 * gain / raw))
-    g = [b - a for _, a, b in subset]; sd = statistics.stdev(g); se = sd / len(g) ** 0.5
-    print("   between-draw SD %.2f, SE of mean %.2f points, rel SE %.2f%%" % (sd, se, 100 * se / raw))
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DRAWS = [f"session15-threshold-pool/d990{i}" for i in range(3, 8)] + [
+    "session15-threshold-pool/ablations-draw40-99", "session16-step-windows/d9931", "session16-step-windows/d9932",
+    "session17-fresh-draws/d9971", "session17-fresh-draws/d9972", "session18-fresh-draws/d9981",
+    "session18-fresh-draws/d9982", "session19-fresh-draws/d9991", "session19-fresh-draws/d9992",
+    "session21-model-size/ship_2102", "session21-model-size/ship_2103", "session22-fresh-draws/d2201",
+    "session22-fresh-draws/d2202", "session23-fresh-draws/d2301", "session23-fresh-draws/d2302"]
+
+
+def overall(path: Path) -> float:
+    return 100 * json.loads(path.read_text())["overall"]
+
+
+rows = [(d, overall(next((ROOT / d / "raw").glob("n*/summary.json"))), overall(ROOT / d / "scaling-ar/n8/summary.json"))
+        for d in DRAWS]
+for d, raw, run in rows:
+    print(f"{d:45s} {raw:5.1f} {run:5.1f} {run - raw:+5.1f}")
+for subset in (rows[:18], rows):
+    gains = [run - raw for _, raw, run in subset]
+    gain, raw = statistics.mean(gains), statistics.mean(r for _, r, _ in subset)
+    sd = statistics.stdev(gains)
+    se = sd / len(gains) ** 0.5
+    print(f"{len(subset)} draws: gain {gain:+.2f} ± {se:.2f} points on raw {raw:.2f}, relative {100 * gain / raw:+.2f} "
+          f"± {100 * se / raw:.2f} % (between-draw SD {sd:.2f})")
