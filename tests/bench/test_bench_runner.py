@@ -207,3 +207,23 @@ def test_a_python_bench_takes_labels_and_plain_prompts_and_refuses_an_unknown_ki
     assert set(summary["tags"]) == {"single_object", "counting"}  # judged by each prompt's parse
     with pytest.raises(ArscaleError, match="dog"):
         bench.run(["raw"], [1], ["a photo of a dog"], tmp_path / "x")
+
+
+def test_bench_cfg_sets_the_models_guidance_and_is_part_of_its_identity(tmp_path, capsys):
+    from arscale.cli import main
+
+    def bench(out, *extra):
+        return main(["bench", "--model", "shapeworld-var", "--prompts", "draw:1:5", "--limit", "2", "--n", "1",
+                     "--strategies", "raw", "--scorer", "", "--quiet", "--out", str(out), *extra])
+
+    assert bench(tmp_path / "own") == 0 and bench(tmp_path / "one", "--cfg", "1") == 0
+    flops = {name: json.loads((tmp_path / name / "raw" / "n1" / "summary.json").read_text())["cost_per_prompt"]
+             ["transformer_flops"] for name in ("own", "one")}
+    assert flops["one"] < 0.51 * flops["own"]  # no guidance at cfg 1: the conditional half alone
+    manifest = json.loads((tmp_path / "one" / "manifest.json").read_text())
+    assert manifest["model"]["cfg"] == 1.0 and "cfg" not in json.loads((tmp_path / "own" / "manifest.json")
+                                                                         .read_text())["model"]
+    capsys.readouterr()
+    assert bench(tmp_path / "one", "--cfg", "2", "--resume") == 2
+    assert "model: cfg 1.0 vs 2.0" in capsys.readouterr().err
+    assert bench(tmp_path / "bad", "--cfg", "-1") == 2 and "--cfg must be a finite number" in capsys.readouterr().err

@@ -111,12 +111,15 @@ def weights_directory(model: str, weights: str | None) -> Path | None:
     return Path(directory) if directory is not None else None
 
 
-def model_entry(model: str, weights: str | None, revision: str | None = None) -> dict[str, Any]:
+def model_entry(model: str, weights: str | None, revision: str | None = None, *,
+                cfg: float | None = None) -> dict[str, Any]:
     from arscale.generators.loading import is_hub_id
 
     directory = weights_directory(model, weights)
     entry = {"id": model, "revision": revision, "weights_path": str(directory) if directory else None,
              "weights_sha256": weight_hashes(directory)}
+    if cfg is not None:  # `bench --cfg`: part of the model's identity (absent: its own, as before the option)
+        entry["cfg"] = cfg
     if directory is not None and is_hub_id(directory.as_posix()):  # hashed once loaded: `add_hub_hashes`
         entry["weights_from_hub"] = True
     return entry
@@ -288,6 +291,8 @@ def _difference(key: str, old: Any, new: Any) -> str:
         if changed:
             what = f"{old.get('id')}'s" if old.get("id") else "the"
             return f"{key}: {what} weights differ ({', '.join(changed)})"
+        if old.get("cfg") != new.get("cfg"):  # `bench --cfg`; absent: the model's own
+            return f"{key}: cfg {old.get('cfg', 'default')} vs {new.get('cfg', 'default')}"
     if key == "cost_accounting":
         return (f"cost_accounting: {old} vs {new} (an arscale of another version counted compute differently, so "
                 "its costs cannot be averaged with this one's: use a new --out)")

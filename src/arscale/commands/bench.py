@@ -10,6 +10,7 @@ weights hash, configs, seeds, hardware, timings); resuming with different settin
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
@@ -35,6 +36,8 @@ def register(sub) -> None:
                         f"configured by --config (default {DEFAULT_STRATEGIES['scale']} for a next-scale model, "
                         f"{DEFAULT_STRATEGIES['token']} for a next-token one)")
     p.add_argument("--n", default="1,2,4,8", help="comma-separated budgets N (default %(default)s)")
+    p.add_argument("--cfg", type=float, default=None,
+                   help="guidance scale of the model (default: its own; see `arscale generate --help`)")
     p.add_argument("--prompts", default="shapeworld-v1-eval",
                    help="suite: shapeworld-v1-eval, a GenEval-format jsonl, KIND:PATH, or draw:PER_TAG:SEED for "
                         "a new ShapeWorld suite drawn with SEED (the grammar is small: short prompts such as "
@@ -128,6 +131,8 @@ def _bench(args: argparse.Namespace) -> int:
     from arscale.search.rollout import cached_scorer_and_files, scoring_prompts
 
     check_seed(args.seed)
+    if args.cfg is not None and not 0 <= args.cfg < math.inf:
+        raise ArscaleError(f"--cfg must be a finite number ≥ 0, got {args.cfg}")
     for option in ("threads", "batch_prompts"):
         if getattr(args, option) < 1:
             raise ArscaleError(f"--{option.replace('_', '-')} must be at least 1, got {getattr(args, option)}")
@@ -177,7 +182,8 @@ def _bench(args: argparse.Namespace) -> int:
         raise ArscaleError(f"--out {out} holds other files and no bench manifest: give a new or empty folder, or "
                            "one an earlier `arscale bench` wrote")
     manifest = mf.build_manifest(
-        model=mf.model_entry(args.model, args.model_weights), strategies=manifest_strategies(specs, args.scorer),
+        model=mf.model_entry(args.model, args.model_weights, cfg=args.cfg),
+        strategies=manifest_strategies(specs, args.scorer),
         scorer=args.scorer or None, scorer_weights=mf.scorer_weights_entry(args.scorer_weights),
         seed=args.seed, ns=ns, kind=kind, shard=shard.to_dict(),
         batch_prompts=args.batch_prompts, layout=args.layout, device=args.device,
@@ -190,6 +196,8 @@ def _bench(args: argparse.Namespace) -> int:
     group = ProcessGroup(shard)
     synchronised = group.active or not shard.distributed
     options = {"device": args.device}
+    if args.cfg is not None:
+        options["cfg"] = args.cfg
     if args.model_weights:
         options["weights"] = args.model_weights
     with recording_hub_files() as hub_files:
