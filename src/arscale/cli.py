@@ -12,10 +12,9 @@ import argparse
 import importlib
 import sys
 import warnings
-from pathlib import Path
 
 from arscale import __version__
-from arscale.errors import ArscaleError
+from arscale.errors import ArscaleError, ArscaleWarning
 from arscale.plugins import load_plugins
 
 # Command modules, in the order they appear in `arscale --help`.
@@ -95,12 +94,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _as_note(show):
-    """arscale's own warnings (a config that cannot act as asked, ...) read as the command line's other notes;
-    anyone else's keep Python's format."""
-    package = str(Path(__file__).resolve().parent)
+    """arscale's own warnings (`ArscaleWarning`: a setting that cannot act as asked) read as the command line's
+    other notes; anyone else's keep Python's format."""
 
     def note(message, category, filename, lineno, file=None, line=None):
-        if str(Path(filename).resolve()).startswith(package):
+        if issubclass(category, ArscaleWarning):
             print(f"note: {message}", file=sys.stderr)
         else:
             show(message, category, filename, lineno, file, line)

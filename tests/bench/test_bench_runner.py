@@ -227,3 +227,5 @@ def test_bench_cfg_sets_the_models_guidance_and_is_part_of_its_identity(tmp_path
     assert bench(tmp_path / "one", "--cfg", "2", "--resume") == 2
     assert "model: cfg 1.0 vs 2.0" in capsys.readouterr().err
     assert bench(tmp_path / "bad", "--cfg", "-1") == 2 and "--cfg must be a finite number" in capsys.readouterr().err
+    assert bench(tmp_path / "zero", "--cfg", "0") == 0  # 0 is a guidance scale too (VAR's "none")
+    assert json.loads((tmp_path / "zero" / "manifest.json").read_text())["model"]["cfg"] == 0.0

@@ -142,6 +142,10 @@ def test_a_suite_difference_is_named_as_typed():
 
     typed = [{"suite": {"spec": f"draw:2:{seed}", "sha256": str(seed)}} for seed in (11, 12)]
     assert differences(*typed) == ["suite: draw:2:11 vs draw:2:12 (other prompts)"]
+    edited = [{"suite": {"spec": "mine.jsonl", "sha256": sha}} for sha in "ab"]
+    assert differences(*edited) == ["suite: mine.jsonl in both, with other contents (other prompts)"]
+    cfg = [{"model": {"id": "shapeworld-var"}}, {"model": {"id": "shapeworld-var", "cfg": 2.0}}]
+    assert differences(*cfg) == ["model: cfg default vs 2.0"]
 
 
 def test_compare_names_what_sets_two_benches_apart(tmp_path, capsys):
@@ -167,6 +171,8 @@ def test_compare_names_what_sets_two_benches_apart(tmp_path, capsys):
     assert main(["compare", str(a), str(a)]) == 0
     err = capsys.readouterr().err
     assert "differ in" not in err and "a folder against itself differs in nothing; --match" in err
+    assert main(["compare", str(a), str(a), "--match", "raw", "raw"]) == 0
+    assert "against itself" not in capsys.readouterr().err
     (b / "raw" / "n1" / "00001" / "record.json").write_text('{"label": "raw", "n": ')  # damaged
     assert main(["compare", str(a), str(b)]) == 0
     captured = capsys.readouterr()

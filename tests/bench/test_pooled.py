@@ -102,7 +102,7 @@ def test_pooled_json_is_strict_and_a_zero_baseline_has_no_relative_gain(tmp_path
     assert data["draws"][0]["reward_a"] is None and data["pooled"][0]["rel"] is None
 
 
-def test_the_plot_draws_each_draw_and_the_pooled_row(tmp_path, monkeypatch):
+def test_the_plot_draws_each_draw_and_the_pooled_row(tmp_path, monkeypatch, capsys):
     from arscale.bench import paired_plot
 
     figures = []
@@ -113,8 +113,11 @@ def test_the_plot_draws_each_draw_and_the_pooled_row(tmp_path, monkeypatch):
     pooled = tmp_path / "pooled"  # a draw may be named like the pooled row
     _write(pooled, "raw", 8, [False], "third")
     _write(pooled, "scaling-ar", 8, [True], "third")
-    assert main(["compare", str(first), str(second), str(pooled), "--pooled", "--plot", str(tmp_path / "p.png")]) == 0
+    assert main(["compare", str(first), str(second), str(pooled), "--pooled", "--plot", str(tmp_path / "p")]) == 0
+    assert f"wrote {tmp_path / 'p.png'}" in capsys.readouterr().err and (tmp_path / "p.png").stat().st_size > 0
     ax = figures[0].axes[0]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == [
+        "scaling-ar N=8 (against raw N=8, 13 prompts in 3 draws)"]
     assert [t.get_text() for t in ax.get_yticklabels()] == ["first", "second", "pooled", "all draws pooled"]
     _, [row] = pool_draws([first, second, pooled])
     line = ax.containers[0].lines[0]
@@ -133,7 +136,9 @@ def test_pooled_command(tmp_path, capsys):
             f"{100 * row['diff']:+.2f} ± {100 * row['diff_se']:.2f} | {100 * row['rel']:+.1f} ± "
             f"{100 * row['rel_se']:.1f} % | {100 * row['spread_se']:.1f} ({100 * row['spread_sd']:.1f}) | 2 / 1 |"
             ) in captured.out
-    assert "note:" not in captured.err and (tmp_path / "pooled.png").stat().st_size > 0
+    notes = [line for line in captured.err.splitlines() if line.startswith("note:")]
+    assert notes == ["note: no draw has a manifest, so nothing says they are benches of one setup"]
+    assert (tmp_path / "pooled.png").stat().st_size > 0
     data = json.loads((tmp_path / "pooled.json").read_text())
     assert [r["draw"] for r in data["draws"]] == ["first", "second"]
     assert data["pooled"][0]["prompts"] == 12 and data["pooled"][0]["per_draw"]["first"]["fixed"] == 2
@@ -167,6 +172,22 @@ def test_pooled_notes_draws_that_are_not_independent_or_alike(tmp_path, capsys):
     assert "draw third is not a bench of the same setup as first (model: shapeworld-ar's weights differ" in err
 
 
+def test_draws_without_a_manifest_are_noted_and_the_others_checked(tmp_path, capsys):
+    first, second = _two_draws(tmp_path)
+    third = tmp_path / "third"
+    _write(third, "raw", 8, [True, False], "third")
+    _write(third, "scaling-ar", 8, [True, True], "third")
+    (second / "manifest.json").write_text(json.dumps({"model": {"id": "shapeworld-ar"}, "seed": 0}))
+    (third / "manifest.json").write_text(json.dumps({"model": {"id": "shapeworld-var"}, "seed": 0}))
+    assert main(["compare", str(first), str(second), str(third), "--pooled"]) == 2  # checked past the first draw
+    assert "draw third is not a bench of the same setup as second (model: shapeworld-ar vs shapeworld-var)" \
+        in capsys.readouterr().err
+    (third / "manifest.json").unlink()
+    assert main(["compare", str(first), str(second), str(third), "--pooled"]) == 0
+    err = capsys.readouterr().err
+    assert "note: draw first has no manifest" in err and "note: draw third has no manifest" in err
+
+
 def test_pooled_refusals(tmp_path, capsys):
     first, second = _two_draws(tmp_path)
 
@@ -184,6 +205,7 @@ def test_pooled_refusals(tmp_path, capsys):
     one_line_error(["compare", str(first), str(second), "--pooled", "--plot", str(tmp_path / "p.xyz")], "picture file")
     one_line_error(["compare", str(first), str(second), "--pooled", "--json", str(tmp_path / "no" / "p.json")],
                    "its folder does not exist")
+    one_line_error(["compare", str(first), str(second), "--pooled", "--json", str(tmp_path)], "it is a folder")
     one_line_error(["compare", str(first), str(second)], "same suite", "--pooled")  # two draws, --pooled forgotten
     with pytest.raises(ArscaleError, match="at least two"):
         pool_draws([first])

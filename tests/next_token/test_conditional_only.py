@@ -275,3 +275,11 @@ def test_generate_shows_arscales_own_warnings_as_notes(tmp_path, capsys):
                  "--cfg", "0", "--out", str(tmp_path)]) == 0
     err = capsys.readouterr().err
     assert "note: ScalingAR: clamp_min 1.0 is above the base scale 0.0" in err and "UserWarning" not in err
+    import warnings
+
+    from arscale.cli import _as_note
+
+    assert warnings.showwarning is not None and "note" not in getattr(warnings.showwarning, "__name__", "")
+    seen = []
+    _as_note(lambda *args: seen.append(args))("from torch", UserWarning, __file__, 1)  # not ours: Python's format
+    assert len(seen) == 1 and "note:" not in capsys.readouterr().err

@@ -251,7 +251,8 @@ def differences(old: dict, new: dict) -> list[str]:
         old["suite"] = new["suite"] = None
     diffs = [_difference(key, old.get(key), new.get(key)) for key in IDENTITY_KEYS if old.get(key) != new.get(key)]
     if all(typed) and old["suite"] != new["suite"]:  # what the user typed, not two hashes
-        diffs = [f"suite: {typed[0]} vs {typed[1]} (other prompts)" if d.startswith("suite:") else d for d in diffs]
+        said = f"{typed[0]} vs {typed[1]}" if typed[0] != typed[1] else f"{typed[0]} in both, with other contents"
+        diffs = [f"suite: {said} (other prompts)" if d.startswith("suite:") else d for d in diffs]
     if scorer_files:
         diffs.append(f"scorer: the hub files differ ({', '.join(scorer_files)})")
     if old.get("layout", "geneval") != new.get("layout", "geneval"):

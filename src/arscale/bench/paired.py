@@ -43,16 +43,21 @@ def run_differences(a: str | Path, b: str | Path) -> list[str]:
     """What sets two bench folders apart, field by field from their manifests: model and weights, seed, scorer,
     cost accounting, and the config of a strategy label both ran. Empty where either folder has no manifest. Such
     runs can still be compared, but with another seed or model a prompt no longer draws the same candidates."""
-    from arscale.bench.manifest import MANIFEST_FILE, SHARD_MANIFEST_GLOB, differences, read_manifest
+    from arscale.bench.manifest import differences
 
-    def manifest(folder: Path) -> dict | None:
-        found = [folder / MANIFEST_FILE] if (folder / MANIFEST_FILE).is_file() else sorted(folder.glob(SHARD_MANIFEST_GLOB))
-        return read_manifest(found[0]) if found else None
-
-    ma, mb = manifest(Path(a)), manifest(Path(b))
+    ma, mb = folder_manifest(a), folder_manifest(b)
     if ma is None or mb is None:
         return []
     return [d for d in differences(ma, mb) if not d.startswith(("suite:", "batch_prompts:", "layout:"))]
+
+
+def folder_manifest(folder: str | Path) -> dict | None:
+    """A bench folder's manifest (a shard's where the run was sharded and not merged); None without one."""
+    from arscale.bench.manifest import MANIFEST_FILE, SHARD_MANIFEST_GLOB, read_manifest
+
+    folder = Path(folder)
+    found = [folder / MANIFEST_FILE] if (folder / MANIFEST_FILE).is_file() else sorted(folder.glob(SHARD_MANIFEST_GLOB))
+    return read_manifest(found[0]) if found else None
 
 
 def paired_difference(a: Mapping[int, dict], b: Mapping[int, dict]) -> dict:

@@ -72,6 +72,8 @@ def plot_comparison(rows: Sequence[dict], path: str | Path, name_a: str = "A", n
     if fig is None:
         return None
     path = Path(path)
+    if not path.suffix:  # what savefig would write: say so
+        path = path.with_suffix(".png")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(path, dpi=120, bbox_inches="tight")

@@ -94,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run_pooled(args: argparse.Namespace) -> int:
-    from arscale.bench.paired import run_differences
+    from arscale.bench.paired import folder_manifest, run_differences
     from arscale.bench.pooled import draw_names, format_pooled, pool_draws, same_prompts
 
     if args.match is not None:
@@ -107,15 +107,22 @@ def _run_pooled(args: argparse.Namespace) -> int:
         print(f"note: {len(skipped)} record(s) could not be read and are left out, e.g. {skipped[0]}",
               file=sys.stderr)
     names = draw_names(folders)
-    for name, folder in zip(names[1:], folders[1:]):  # pooled draws should differ in their prompts only
-        diffs = run_differences(folders[0], folder)
+    described = [i for i, folder in enumerate(folders) if folder_manifest(folder) is not None]
+    if not described:
+        print("note: no draw has a manifest, so nothing says they are benches of one setup", file=sys.stderr)
+    for i in sorted(set(range(len(folders))) - set(described)) if described else []:
+        print(f"note: draw {names[i]} has no manifest, so nothing says it is a bench of the same setup",
+              file=sys.stderr)
+    for i in described[1:]:  # pooled draws should differ in their prompts only
+        first = described[0]
+        diffs = run_differences(folders[first], folders[i])
         # another seed draws other candidates, another arscale counted cost otherwise: neither moves accuracy
         unlike = [d for d in diffs if not d.startswith(("seed:", "cost_accounting:"))]
         if unlike:
-            raise ArscaleError(f"draw {name} is not a bench of the same setup as {names[0]} ({'; '.join(unlike)}): "
-                               "pooling averages one setup over new prompts")
+            raise ArscaleError(f"draw {names[i]} is not a bench of the same setup as {names[first]} "
+                               f"({'; '.join(unlike)}): pooling averages one setup over new prompts")
         for diff in diffs:
-            print(f"note: draw {name} differs from {names[0]} in {diff.split(' (')[0]}", file=sys.stderr)
+            print(f"note: draw {names[i]} differs from {names[first]} in {diff.split(' (')[0]}", file=sys.stderr)
     for a, b in same_prompts(folders):
         print(f"note: draws {a} and {b} hold the same prompts, so they are not independent and the pooled SE is "
               "too small", file=sys.stderr)
@@ -139,8 +146,9 @@ def _run_pooled(args: argparse.Namespace) -> int:
 
 def _check_outputs(args: argparse.Namespace) -> None:
     """--json and --plot fail before any work, not after the table."""
-    if args.json and not Path(args.json).resolve().parent.is_dir():
-        raise ArscaleError(f"cannot write --json {args.json}: its folder does not exist")
+    if args.json and (Path(args.json).is_dir() or not Path(args.json).resolve().parent.is_dir()):
+        raise ArscaleError(f"cannot write --json {args.json}: "
+                           + ("it is a folder" if Path(args.json).is_dir() else "its folder does not exist"))
     if args.plot:
         from matplotlib.backend_bases import FigureCanvasBase
 

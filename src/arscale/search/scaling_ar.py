@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from arscale.errors import ArscaleError
+from arscale.errors import ArscaleError, ArscaleWarning
 from arscale.generators.sampling import cfg_mix, sample_per_row
 from arscale.search import confidence as sig
 from arscale.search.result import Candidate, CostRecord, SearchResult
@@ -67,7 +67,7 @@ class ScalingAR:
         self.config.check()
         if self.config.terminate and n > 1 and self.config.min_survivors >= n:
             warnings.warn(f"ScalingAR: min_survivors {self.config.min_survivors} keeps all {n} candidates, so none is "
-                          "terminated (terminate=False says so on purpose)", stacklevel=2)
+                          "terminated (terminate=False says so on purpose)", ArscaleWarning, stacklevel=2)
         for attr in ("next_logits", "advance", "finish"):
             if not hasattr(generator, attr):
                 name = getattr(generator, "name", type(generator).__name__)
@@ -117,7 +117,7 @@ class ScalingAR:
         s_base = float(cfg.cfg_base if cfg.cfg_base is not None else getattr(gen, "cfg", 1.0))
         if cfg.schedule_guidance and cfg.clamp_min > s_base:
             warnings.warn(f"ScalingAR: clamp_min {cfg.clamp_min} is above the base scale {s_base}, so the floor is "
-                          f"{s_base}: the schedule moves around the scale asked for", stacklevel=3)
+                          f"{s_base}: the schedule moves around the scale asked for", ArscaleWarning, stacklevel=3)
         temperature = cfg.temperature if cfg.temperature is not None else getattr(gen, "temperature", 1.0)
         top_k = cfg.top_k if cfg.top_k is not None else getattr(gen, "top_k", 0)
         top_p = cfg.top_p if cfg.top_p is not None else getattr(gen, "top_p", 1.0)
