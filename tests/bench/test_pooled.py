@@ -14,13 +14,13 @@ from arscale.cli import main
 from arscale.errors import ArscaleError
 
 
-def _write(root: Path, label: str, n: int, correct: list[bool], draw: str) -> None:
+def _write(root: Path, label: str, n: int, correct: list[bool], draw: str, reward: float | None = None) -> None:
     for i, ok in enumerate(correct):
         d = root / label / f"n{n}" / f"{i:05d}"
         d.mkdir(parents=True)
         (d / "record.json").write_text(json.dumps({"label": label, "strategy": label.split("@")[0], "n": n,
                                                    "index": i, "correct": ok, "tag": "counting",
-                                                   "prompt": f"{draw} prompt {i}", "reward": None}))
+                                                   "prompt": f"{draw} prompt {i}", "reward": reward}))
 
 
 def _two_draws(tmp_path: Path, second_prompts: str = "second") -> tuple[Path, Path]:
@@ -50,6 +50,19 @@ def test_draws_are_pooled_by_their_prompts(tmp_path):
     assert (row["b_fixed"], row["b_broke"]) == (2, 1)
     assert row["tags"]["second"] == {"prompts": 8, "diff": -1 / 8, "fixed": 0, "broke": 1,
                                      "diff_se": pytest.approx(math.sqrt(paired_variance(0, 1, 8)))}
+
+
+def test_mean_rewards_pool_over_the_draws_that_recorded_one(tmp_path):
+    first, second, third = (tmp_path / name for name in ("first", "second", "third"))
+    for root, size, rewards in ((first, 2, (0.5, 1.0)), (second, 4, (0.2, 0.4)), (third, 2, (None, None))):
+        _write(root, "raw", 8, [True] * size, root.name, rewards[0])
+        _write(root, "scaling-ar", 8, [True] * size, root.name, rewards[1])
+    per_draw, [row] = pool_draws([first, second, third])
+    assert row["reward_a"] == pytest.approx((2 * 0.5 + 4 * 0.2) / 6)  # the third recorded none
+    assert row["reward_b"] == pytest.approx((2 * 1.0 + 4 * 0.4) / 6)
+    table = format_pooled(per_draw, [row])
+    assert "| 0.300 / 0.600 |" in table and "| third | scaling-ar | 8 | raw N=8 | 2 | 100.0 | 100.0 | +0.0 ± " in table
+    assert table.count("– / – |") == 1  # the third draw's row
 
 
 def test_a_run_missing_from_a_draw_pools_the_others_in_table_order(tmp_path, capsys):

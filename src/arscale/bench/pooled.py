@@ -35,8 +35,9 @@ def pool_draws(folders: Sequence[str | Path], baseline: str = "raw",
                skipped: list[Path] | None = None) -> tuple[list[dict], list[dict]]:
     """(each draw's rows, each with its `draw` name; the pooled rows, one per (label, N) of any draw).
 
-    A pooled row has `compare_folders`' fields (accuracies, `diff`, `diff_se`, fixed / broken, `tags`: here
-    one entry per draw) and `draws`, `rel`, `rel_se`, `spread_sd`, `spread_se` (NaN with fewer than two draws).
+    A pooled row has `compare_folders`' fields (accuracies, `diff`, `diff_se`, fixed / broken, mean rewards
+    over the draws that recorded one, `tags`: here one entry per draw) and `draws`, `rel`, `rel_se`,
+    `spread_sd`, `spread_se` (NaN with fewer than two draws).
     """
     if len(folders) < 2:
         raise ArscaleError("--pooled needs at least two bench folders (independent prompt draws)")
@@ -68,9 +69,20 @@ def _pool(rows: list[dict], label: str, n: int) -> dict:
             "rel": diff / acc_a if acc_a else math.nan, "rel_se": se / acc_a if acc_a else math.nan,
             "spread_sd": sd, "spread_se": sd * math.sqrt(sum(wi ** 2 for wi in w)),
             "b_fixed": sum(r["b_fixed"] for r in rows), "b_broke": sum(r["b_broke"] for r in rows),
+            "reward_a": _weighted_reward(rows, "reward_a"), "reward_b": _weighted_reward(rows, "reward_b"),
             "tags": {r["draw"]: {k: r[k] for k in ("prompts", "diff", "diff_se")} | {"fixed": r["b_fixed"],
                                                                                   "broke": r["b_broke"]}
                      for r in rows}}
+
+
+def _weighted_reward(rows: list[dict], key: str) -> float:
+    """The mean reward over the draws that recorded one, each weighted by its prompts (NaN: none did)."""
+    known = [(r["prompts"], r[key]) for r in rows if not math.isnan(r.get(key, math.nan))]
+    return sum(n * v for n, v in known) / sum(n for n, _ in known) if known else math.nan
+
+
+def _reward(value: float) -> str:
+    return "–" if math.isnan(value) else f"{value:.3f}"
 
 
 def same_prompts(folders: Sequence[str | Path]) -> list[tuple[str, str]]:
@@ -89,28 +101,31 @@ def same_prompts(folders: Sequence[str | Path]) -> list[tuple[str, str]]:
 def format_pooled(per_draw: list[dict], pooled: list[dict], name_a: str = "baseline", name_b: str = "run") -> str:
     """Markdown: each draw's row, then the pooled rows."""
     head = (f"| draw | strategy | N | against | prompts | {name_a} % | {name_b} % | {name_b} − {name_a} ± paired SE "
-            f"(points) | fixed / broken |")
-    lines = [head, "|---|---|---|---|---|---|---|---|---|"]
+            f"(points) | fixed / broken | mean reward {name_a} / {name_b} |")
+    lines = [head, "|---|---|---|---|---|---|---|---|---|---|"]
     for r in per_draw:
         if not r["prompts"]:
             lines.append(f"| {r['draw']} | {r['label']} | {r['n']} | {r['against']} | 0 | – | – | "
-                         "no prompt judged in both | – |")
+                         "no prompt judged in both | – | – |")
             continue
         lines.append(f"| {r['draw']} | {r['label']} | {r['n']} | {r['against']} | {r['prompts']} | "
                      f"{100 * r['acc_a']:.1f} | {100 * r['acc_b']:.1f} | {100 * r['diff']:+.1f} ± "
-                     f"{100 * r['diff_se']:.1f} | {r['b_fixed']} / {r['b_broke']} |")
+                     f"{100 * r['diff_se']:.1f} | {r['b_fixed']} / {r['b_broke']} | "
+                     f"{_reward(r['reward_a'])} / {_reward(r['reward_b'])} |")
     pooled_head = (f"| pooled: strategy | N | against | draws | prompts | {name_a} % | {name_b} % | {name_b} − {name_a} "
-                   "± SE (points) | relative ± SE | SE from the draws' spread (SD) | fixed / broken |")
-    lines += ["", pooled_head, "|---|---|---|---|---|---|---|---|---|---|---|"]
+                   f"± SE (points) | relative ± SE | SE from the draws' spread (SD) | fixed / broken | mean reward "
+                   f"{name_a} / {name_b} |")
+    lines += ["", pooled_head, "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in pooled:
         if not r["prompts"]:
-            lines.append(f"| {r['label']} | {r['n']} | – | 0 | 0 | – | – | no prompt judged in both | – | – | – |")
+            lines.append(f"| {r['label']} | {r['n']} | – | 0 | 0 | – | – | no prompt judged in both | – | – | – | – |")
             continue
         spread = "–" if math.isnan(r["spread_sd"]) else f"{100 * r['spread_se']:.1f} ({100 * r['spread_sd']:.1f})"
         rel = "–" if math.isnan(r["rel"]) else f"{100 * r['rel']:+.1f} ± {100 * r['rel_se']:.1f} %"
         lines.append(f"| {r['label']} | {r['n']} | {r['against']} | {r['draws']} | {r['prompts']} | "
                      f"{100 * r['acc_a']:.1f} | {100 * r['acc_b']:.1f} | {100 * r['diff']:+.2f} ± "
-                     f"{100 * r['diff_se']:.2f} | {rel} | {spread} | {r['b_fixed']} / {r['b_broke']} |")
+                     f"{100 * r['diff_se']:.2f} | {rel} | {spread} | {r['b_fixed']} / {r['b_broke']} | "
+                     f"{_reward(r['reward_a'])} / {_reward(r['reward_b'])} |")
     note = (f"relative: the difference over the pooled accuracy of {name_a}, its SE the difference's over the same "
             f"(the uncertainty of {name_a}'s accuracy left out). The spread's SE rests on one fewer degrees of "
             "freedom than there are draws: with few draws it is rough")
