@@ -3,10 +3,10 @@
     OMP_NUM_THREADS=1 python benchmarks/conditional_only.py --model shapeworld-ar --per-tag 4 --n 8 --seed 5
 
 Raw sampling with a shipped ShapeWorld model (`shapeworld-ar` or `shapeworld-var`) at cfg 1, the same prompts
-and seeds twice in one run: once with both CFG halves (what every strategy ran before, and what ScalingAR still
-runs: it reads the unconditional logits), once with `unconditional=False` (what `Search.start` asks for). The
-table gives the transformer FLOPs billed, the model wall time and whether the images are the same. Walls are
-side by side on one machine; the ratio is the number to read.
+and seeds twice in one run: once with both CFG halves (what every strategy ran before), once with
+`unconditional=False` (what `Search.start` asks for). The table gives the transformer FLOPs billed, the model
+wall time and whether the images are the same (ScalingAR, on ShapeWorld-AR, is the one strategy that keeps both
+halves at cfg 1: it reads their KL). Walls are side by side on one machine; the ratio is the number to read.
 """
 
 from __future__ import annotations
@@ -21,10 +21,12 @@ from tqdm import tqdm
 def run(gen, prompts, n: int, seed: int, unconditional: bool) -> tuple[torch.Tensor, float, float]:
     t0 = time.perf_counter()
     traj = gen.start(prompts, n, seed, unconditional=unconditional)
-    if hasattr(gen, "num_scales"):  # next-scale: billed from the per-scale count, by halves
-        for _ in range(gen.num_scales):
+    if hasattr(gen, "num_scales"):  # next-scale: billed as `Search.advance` bills a scale
+        flops = 0.0
+        for k in range(gen.num_scales):
             gen.step(traj)
-        flops = sum(gen.flops_per_scale(len(traj))) * traj.halves / 2
+            own = getattr(gen, "scale_flops", None)
+            flops += own(traj, k) if callable(own) else gen.flops_per_scale(len(traj))[k] * traj.halves / 2
     else:
         while traj.step < gen.num_tokens:
             gen.advance(traj, gen.sample(traj))

@@ -321,3 +321,14 @@ def test_shards_whose_scorers_read_other_files_do_not_merge():
     assert mf.differences(one, shard(None)) == []  # from before scorer hashes, or not loaded yet
     # the cache gained a file the scorer does not read: the files both recorded agree
     assert mf.differences(one, shard({**one[mf.SCORER_HUB_KEY], "owner/clip/pytorch_model.bin": "ddd"})) == []
+
+
+def test_hub_models_differ_only_in_files_both_recorded():
+    def manifest(hashes):
+        return {"model": {"id": "infinity-2b", "weights_from_hub": True, "weights_sha256": hashes}}
+
+    one = manifest({"owner/model/w.pth": "1", "google/t5/config.json": "a"})
+    more = manifest({**one["model"]["weights_sha256"], "google/t5/pytorch_model.bin": "b"})  # a fuller cache
+    assert mf.differences(one, more) == []
+    moved = manifest({"owner/model/w.pth": "2", "google/t5/config.json": "a"})
+    assert mf.differences(one, moved) == ["model: infinity-2b's weights differ (owner/model/w.pth)"]

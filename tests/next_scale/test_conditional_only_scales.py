@@ -99,7 +99,10 @@ def test_guidance_set_after_a_one_half_start_is_refused(family):
 
 
 def test_a_family_that_does_not_say_runs_both_halves():
-    assert NextScaleLoop.needs_unconditional(NextScaleLoop(), 1.0) is True
+    gen = _unguided("shapeworld-var")
+    gen.needs_unconditional = NextScaleLoop.needs_unconditional.__get__(gen)  # a family without its own answer
+    traj = gen.start(PROMPTS["shapeworld-var"], 2, seed=0, unconditional=False)
+    assert traj.halves == 2 and traj.paired["cond"].shape[0] == 2 * len(traj)
 
 
 def test_infinity_keeps_both_halves_where_any_scale_mixes_and_takes_one_from_features():

@@ -242,14 +242,19 @@ def differences(old: dict, new: dict) -> list[str]:
     old = {k: _identity(old, k) for k in IDENTITY_KEYS} | {k: old.get(k) for k in ("layout", "strategies")}
     new = {k: _identity(new, k) for k in IDENTITY_KEYS} | {k: new.get(k) for k in ("layout", "strategies")}
     a, b = old["model"], new["model"]
+    hub_files: list[str] = []
     if both_hub:
-        # the flag itself is new: a manifest from before it is a hub run all the same
-        drop = {"weights_from_hub"} | (set() if a.get("weights_sha256") and b.get("weights_sha256") else
-                                       {"weights_sha256"})  # one side not loaded yet: `add_hub_hashes` checks
-        old["model"], new["model"] = ({k: v for k, v in m.items() if k not in drop} for m in (a, b))
+        # the flag itself is new: a manifest from before it is a hub run all the same. The hashes compare on the
+        # files both recorded (`changed_hub_files`: a machine's cache may hold more of a snapshot), and not at
+        # all where one side has not loaded yet (`add_hub_hashes` checks then)
+        hub_files = changed_hub_files(a.get("weights_sha256"), b.get("weights_sha256"))
+        old["model"], new["model"] = ({k: v for k, v in m.items() if k not in ("weights_from_hub", "weights_sha256")}
+                                      for m in (a, b))
     if not (old["suite"] and new["suite"]):  # a manifest from before suites were hashed: nothing to compare
         old["suite"] = new["suite"] = None
     diffs = [_difference(key, old.get(key), new.get(key)) for key in IDENTITY_KEYS if old.get(key) != new.get(key)]
+    if hub_files:
+        diffs.insert(0, f"model: {a.get('id')}'s weights differ ({', '.join(hub_files)})")
     if all(typed) and old["suite"] != new["suite"]:  # what the user typed, not two hashes
         said = f"{typed[0]} vs {typed[1]}" if typed[0] != typed[1] else f"{typed[0]} in both, with other contents"
         diffs = [f"suite: {said} (other prompts)" if d.startswith("suite:") else d for d in diffs]

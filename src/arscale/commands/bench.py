@@ -10,7 +10,6 @@ weights hash, configs, seeds, hardware, timings); resuming with different settin
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from pathlib import Path
 
@@ -37,7 +36,8 @@ def register(sub) -> None:
                         f"{DEFAULT_STRATEGIES['token']} for a next-token one)")
     p.add_argument("--n", default="1,2,4,8", help="comma-separated budgets N (default %(default)s)")
     p.add_argument("--cfg", type=float, default=None,
-                   help="guidance scale of the model (default: its own; see `arscale generate --help`)")
+                   help="guidance scale of the model (default: its own; see `arscale generate --help`); part of the "
+                        "run's identity, so naming the model's default starts another run than leaving it out")
     p.add_argument("--prompts", default="shapeworld-v1-eval",
                    help="suite: shapeworld-v1-eval, a GenEval-format jsonl, KIND:PATH, or draw:PER_TAG:SEED for "
                         "a new ShapeWorld suite drawn with SEED (the grammar is small: short prompts such as "
@@ -125,14 +125,14 @@ def _bench(args: argparse.Namespace) -> int:
     from arscale.bench.runner import Bench, manifest_strategies, parse_ns, parse_runs
     from arscale.bench.sharding import ProcessGroup, resolve_shard
     from arscale.bench.suites import load_prompts
+    from arscale.commands.generate import check_cfg
     from arscale.generators.loading import recording_hub_files
     from arscale.generators.registry import load_generator
     from arscale.generators.seeding import check_seed
     from arscale.search.rollout import cached_scorer_and_files, scoring_prompts
 
     check_seed(args.seed)
-    if args.cfg is not None and not 0 <= args.cfg < math.inf:
-        raise ArscaleError(f"--cfg must be a finite number ≥ 0, got {args.cfg}")
+    check_cfg(args.cfg)
     for option in ("threads", "batch_prompts"):
         if getattr(args, option) < 1:
             raise ArscaleError(f"--{option.replace('_', '-')} must be at least 1, got {getattr(args, option)}")

@@ -70,8 +70,7 @@ def run(args: argparse.Namespace) -> int:
               file=sys.stderr)
     args.batch = args.batch or RAW_BATCH
     check_seed(args.seed)
-    if args.cfg is not None and not 0 <= args.cfg < math.inf:
-        raise ArscaleError(f"--cfg must be a finite number ≥ 0, got {args.cfg}")
+    check_cfg(args.cfg)
     if args.threads < 0:
         raise ArscaleError(f"--threads must be at least 1 (0: torch's own choice), got {args.threads}")
     if args.threads:
@@ -224,3 +223,9 @@ def _model_cfg(generator):
     sampling config's (Infinity: a value or one per scale); None for a plugin model that says neither."""
     cfg = getattr(generator, "cfg", None)
     return getattr(getattr(generator, "sampling", None), "cfg", None) if cfg is None else cfg
+
+
+def check_cfg(cfg: float | None) -> None:
+    """`--cfg` (generate and bench): a finite guidance scale ≥ 0, or None for the model's own."""
+    if cfg is not None and not 0 <= cfg < math.inf:
+        raise ArscaleError(f"--cfg must be a finite number ≥ 0, got {cfg}")

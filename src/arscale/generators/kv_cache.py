@@ -2,7 +2,8 @@
 
 Layout per layer: keys and values of shape [rows, heads, capacity, head_dim], filled up to
 `length`. With classifier-free guidance the rows are the conditional half followed by the
-unconditional half; `Trajectories.select` builds the matching row index for both halves.
+unconditional half (where the trajectory runs it); `Trajectories.select` builds the matching row index
+for each half.
 """
 
 from __future__ import annotations

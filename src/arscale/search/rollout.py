@@ -85,7 +85,8 @@ def cached_scorer_and_files(name: str, device: Any) -> tuple[Any, dict[str, Path
         with recording_hub_files() as files:
             scorer = load_scorer(name, device=device)
         _SCORERS[key] = scorer, dict(files)
-    return _SCORERS[key]
+    scorer, files = _SCORERS[key]
+    return scorer, dict(files)
 
 
 def generator_kind(generator: Any) -> str:

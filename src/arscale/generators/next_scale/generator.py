@@ -3,15 +3,15 @@
 `NextScaleLoop` owns the loop; a family plugs in its parts. One `step` generates one whole scale for
 every row:
 
-    forward_scale   next input of the scale (both CFG halves) → transformer against the KV cache →
-                    pre-guidance logits [2R, n, ·]                          family: `transformer_scale`
+    forward_scale   next input of the scale (each CFG half run) → transformer against the KV cache →
+                    pre-guidance logits [halves·R, n, ·]                    family: `transformer_scale`
     guide           CFG (and any temperature) → the sampler input            family: `guide`
     sample          per-row seeded streams (or one generator, upstream order) family: `sampler_options`,
                                                                                      `shape_tokens`
     commit          tokens → accumulated latent f̂ → the next scale's input   family: `accumulate`,
                                                                                      `next_input`
 
-`start` builds the rows and both CFG halves of the condition (family: `encode_prompts`,
+`start` builds the rows and the CFG halves of the condition (family: `encode_prompts`,
 `pair_conditions`, `init_guidance`); `preview` / `finish` decode f̂ (family: `decode_latent`).
 `start(..., unconditional=False)` is the caller's promise to read no unconditional logits: where the family's
 guidance needs none either (`needs_unconditional(cfg)` is false, e.g. a constant cfg of 1), only the

@@ -114,9 +114,10 @@ class TokenGenerator:
         return next(self.transformer.parameters()).device
 
     # -- protocol --------------------------------------------------------------------------------
-    def needs_unconditional(self, scale: float) -> bool:
-        """Whether guidance at `scale` reads the unconditional logits (`cfg_mix` is the conditional at 1)."""
-        return float(scale) != 1.0
+    def needs_unconditional(self, scale: float | None = None) -> bool:
+        """Whether guidance at `scale` (None: the model's `cfg`) reads the unconditional logits (`cfg_mix` is the
+        conditional at 1)."""
+        return float(self.cfg if scale is None else scale) != 1.0
 
     def _halves(self, scale: float, unconditional: bool) -> int:
         return 2 if unconditional or self.needs_unconditional(scale) else 1

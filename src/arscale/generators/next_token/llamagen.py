@@ -194,9 +194,9 @@ class LlamaGenGenerator(TokenGenerator):
             self._background_code = int(torch.mode(self.tokenizer.encode(grey).flatten()).values)
         return self._background_code
 
-    def needs_unconditional(self, scale: float) -> bool:
-        """Upstream mixes only above 1; at or below it samples from the conditional logits alone."""
-        return float(scale) > 1.0
+    def needs_unconditional(self, scale: float | None = None) -> bool:
+        """Upstream mixes only above 1; at or below it samples from the conditional logits alone (None: `cfg`)."""
+        return float(self.cfg if scale is None else scale) > 1.0
 
     def start(self, prompts: Sequence, rows_per_prompt: int | Sequence[int], seed: int, *, prompt_offset: int = 0,
               cfg: float | None = None, unconditional: bool = True) -> Trajectories:
