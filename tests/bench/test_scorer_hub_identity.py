@@ -332,3 +332,15 @@ def test_hub_models_differ_only_in_files_both_recorded():
     assert mf.differences(one, more) == []
     moved = manifest({"owner/model/w.pth": "2", "google/t5/config.json": "a"})
     assert mf.differences(one, moved) == ["model: infinity-2b's weights differ (owner/model/w.pth)"]
+
+
+def test_a_scorer_named_in_a_strategy_config_is_hashed_too(fake_scorer, tmp_path):
+    from arscale.cli import main
+
+    out = tmp_path / "c"
+    assert main(["bench", "--model", "shapeworld-ar", "--prompts", "draw:1:5", "--limit", "1", "--n", "2",
+                 "--strategies", "best-of-n", "--config", 'best-of-n={"reward": "fake-hub-scorer"}', "--scorer", "",
+                 "--quiet", "--out", str(out)]) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["strategies"]["best-of-n"]["reward_used"] == "fake-hub-scorer"
+    assert sorted(manifest["scorer_hub_sha256"]) == SCORER_FILES

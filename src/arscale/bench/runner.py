@@ -126,6 +126,14 @@ def manifest_strategies(specs: Sequence[RunSpec], scorer: str | None = None) -> 
     return out
 
 
+def scorers_named(strategies: dict[str, dict]) -> set[str]:
+    """The scorers `manifest_strategies`' entries load by name: each reward used and each feature scorer (not
+    TTS-VAR's "latent", which is no scorer)."""
+    names = {entry.get("reward_used") for entry in strategies.values()}
+    names |= {entry["resolved"].get("features") for entry in strategies.values()}
+    return {name for name in names if name and name != "latent"}
+
+
 def blocks(prompts: Sequence[SuitePrompt], size: int) -> list[list[SuitePrompt]]:
     """Prompts grouped by block `index // size`: the unit that shares a forward pass.
 

@@ -122,7 +122,7 @@ def _bench(args: argparse.Namespace) -> int:
 
     from arscale.bench import manifest as mf
     from arscale.bench.merge import manifests_in, write_reports
-    from arscale.bench.runner import Bench, manifest_strategies, parse_ns, parse_runs
+    from arscale.bench.runner import Bench, manifest_strategies, parse_ns, parse_runs, scorers_named
     from arscale.bench.sharding import ProcessGroup, resolve_shard
     from arscale.bench.suites import load_prompts
     from arscale.commands.generate import check_cfg
@@ -206,6 +206,11 @@ def _bench(args: argparse.Namespace) -> int:
     use_class_names(generator, args.class_names)
     # recorded apart from the model's: the scorer's files are not the model's weights (`add_hub_hashes`)
     reward, scorer_files = cached_scorer_and_files(args.scorer, args.device) if args.scorer else (None, {})
+    # the scorers strategy configs name (TTS-VAR's features, a config's reward without --scorer) load now, once,
+    # so their hub files are hashed too; the runs take them from the same cache
+    for name in sorted(scorers_named(manifest["strategies"]) - {args.scorer}):
+        # on the generator's device, as the strategies ask for them (`make_search`), so they hit this cache entry
+        scorer_files.update(cached_scorer_and_files(name, getattr(generator, "device", args.device))[1])
     mf.add_scorer_hub_hashes(manifest, scorer_files, found, str(out))
     if reward is not None:  # the reward column reads text: a class-conditional model needs names, said up front
         scoring_prompts(generator, [sp.prompt for sp in prompts], reward)
