@@ -85,3 +85,13 @@ def tiny_llamagen() -> LlamaGenGenerator:
     _randomise(gpt, 4)
     _randomise(vq, 5)
     return LlamaGenGenerator(gpt, vq, cfg=2.0, top_k=16, top_p=1.0)
+
+
+def sample_to_end(gen, traj, record=None):
+    """Draw every remaining token of a next-token trajectory with the generator's own sampler; `record` collects
+    the (conditional, unconditional) logits of each step."""
+    while traj.step < gen.num_tokens:
+        if record is not None:
+            record.append(gen.next_logits(traj))
+        gen.advance(traj, gen.sample(traj))
+    return traj

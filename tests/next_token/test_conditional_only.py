@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+from tiny_families import sample_to_end
 
 from arscale.errors import ArscaleError
 from arscale.generators.next_token.generator import left_pad
@@ -38,23 +39,17 @@ def _llamagen(cfg, null_class=True, seed=4, **upstream_args):
     return LlamaGenGenerator(gpt.eval(), vq.eval(), cfg=cfg, top_k=16)
 
 
-def _sample_all(gen, traj, seen=None):
-    while traj.step < gen.num_tokens:
-        if seen is not None:
-            seen.append(gen.next_logits(traj))
-        gen.advance(traj, gen.sample(traj))
-    return traj
 
 
 @pytest.mark.parametrize("make, prompts, cfg", [(_shapeworld, PROMPTS, 1.0), (_llamagen, [3, 7], 1.0),
                                                 (_llamagen, [3, 7], 0.5)])
 def test_conditional_half_alone_draws_the_same_tokens(make, prompts, cfg):
     gen = make(cfg)
-    both = _sample_all(gen, gen.start(prompts, 3, seed=2))
+    both = sample_to_end(gen, gen.start(prompts, 3, seed=2))
     alone = gen.start(prompts, 3, seed=2, unconditional=False)
     assert (both.halves, alone.halves) == (2, 1)
     seen = []
-    _sample_all(gen, alone, seen)
+    sample_to_end(gen, alone, seen)
     assert torch.equal(alone.rows["tokens"], both.rows["tokens"])
     assert alone.cache.keys[0].shape[0] == len(alone)  # one cache row per candidate, not two
     assert all(c is u for c, u in seen)  # the conditional logits stand in for both halves
@@ -99,7 +94,7 @@ def test_select_on_a_conditional_only_batch_equals_recomputation():
     traj.select(keep, reason="test")
     assert traj.paired["prefix_mask"].shape[0] == len(keep)
     seen = []
-    _sample_all(gen, traj, seen)
+    sample_to_end(gen, traj, seen)
     features, mask = left_pad(*gen.encode_condition(list(traj.prompts)))
     t, idx = gen.transformer, traj.prompt_index
     with torch.no_grad():
@@ -124,7 +119,7 @@ def test_raw_at_cfg_one_bills_half_the_transformer_for_the_same_images():
     full_pair = sum(gen.flops_per_token(2, p) for p in range(gen.num_tokens))
     assert result.cost.transformer_flops == pytest.approx(full_pair / 2)
     assert result.cost.generated_tokens == 2 * gen.num_tokens
-    both = _uint8(gen.finish(_sample_all(gen, gen.start([2, 5], 1, seed=1))))
+    both = _uint8(gen.finish(sample_to_end(gen, gen.start([2, 5], 1, seed=1))))
     for got, want in zip(result.images, both):
         assert abs(got.astype(int) - want.astype(int)).max() <= 1
 
@@ -203,10 +198,10 @@ def test_llamagen_t2i_conditional_half_alone():
     captions = torch.randn(2, 120, 16)
     mask = torch.zeros(2, 120, dtype=torch.bool)
     mask[0, -7:], mask[1, -30:] = True, True  # left-padded, two lengths
-    both = _sample_all(gen, gen.start_from_condition(captions, mask, ["a", "b"], 2, seed=4))
+    both = sample_to_end(gen, gen.start_from_condition(captions, mask, ["a", "b"], 2, seed=4))
     alone = gen.start_from_condition(captions, mask, ["a", "b"], 2, seed=4, unconditional=False)
     assert alone.halves == 1 and torch.equal(alone.paired["prefix_mask"], mask[alone.prompt_index])
-    _sample_all(gen, alone)
+    sample_to_end(gen, alone)
     assert torch.equal(alone.rows["tokens"], both.rows["tokens"])
 
 

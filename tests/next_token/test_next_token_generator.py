@@ -3,6 +3,7 @@ determinism, guidance bookkeeping, previews and cost accounting."""
 
 import pytest
 import torch
+from tiny_families import sample_to_end
 
 from arscale.errors import ArscaleError
 from arscale.generators.next_token.generator import left_pad
@@ -17,12 +18,6 @@ def gen():
     return random_shapeworld_ar(0, grid=4, vocab_size=32)
 
 
-def run_all(gen, traj, record=None):
-    while traj.step < gen.num_tokens:
-        if record is not None:
-            record.append(gen.next_logits(traj))
-        gen.advance(traj, gen.sample(traj))
-    return traj
 
 
 def teacher_forced(gen, traj):
@@ -41,7 +36,7 @@ def test_protocol(gen):
 def test_cached_logits_equal_teacher_forcing(gen):
     traj = gen.start(PROMPTS, 2, seed=1)
     seen = []
-    run_all(gen, traj, seen)
+    sample_to_end(gen, traj, seen)
     cached = torch.stack([c for c, _ in seen], 1)
     assert torch.allclose(cached, teacher_forced(gen, traj), atol=1e-5)
 
@@ -49,7 +44,7 @@ def test_cached_logits_equal_teacher_forcing(gen):
 def test_unconditional_half_uses_null_prompt(gen):
     traj = gen.start(PROMPTS[:1], 1, seed=0)
     seen = []
-    run_all(gen, traj, seen)
+    sample_to_end(gen, traj, seen)
     features, mask = left_pad(*gen.encode_condition([None]))
     t = gen.transformer
     with torch.no_grad():
@@ -69,19 +64,19 @@ def test_select_midway_equals_recomputation(gen):
     assert torch.equal(traj.paired["prefix_mask"], expect_mask)
     assert traj.cache.keys[0].shape[0] == 2 * len(keep)
     seen = []
-    run_all(gen, traj, seen)
+    sample_to_end(gen, traj, seen)
     ref = teacher_forced(gen, traj)[:, 5:]
     assert torch.allclose(torch.stack([c for c, _ in seen], 1), ref, atol=1e-5)
 
 
 def test_same_seed_is_bit_identical_and_independent_of_batch(gen):
-    a = run_all(gen, gen.start(PROMPTS, 2, seed=11)).rows["tokens"]
-    b = run_all(gen, gen.start(PROMPTS, 2, seed=11)).rows["tokens"]
+    a = sample_to_end(gen, gen.start(PROMPTS, 2, seed=11)).rows["tokens"]
+    b = sample_to_end(gen, gen.start(PROMPTS, 2, seed=11)).rows["tokens"]
     assert torch.equal(a, b)
     # the third prompt alone, with its global index, draws the same tokens as inside the batch
-    alone = run_all(gen, gen.start(PROMPTS[2:], 2, seed=11, prompt_offset=2)).rows["tokens"]
+    alone = sample_to_end(gen, gen.start(PROMPTS[2:], 2, seed=11, prompt_offset=2)).rows["tokens"]
     assert torch.equal(alone, a[4:])
-    c = run_all(gen, gen.start(PROMPTS, 2, seed=12)).rows["tokens"]
+    c = sample_to_end(gen, gen.start(PROMPTS, 2, seed=12)).rows["tokens"]
     assert not torch.equal(a, c)
 
 
@@ -112,7 +107,7 @@ def test_preview_fills_with_background_and_finish_decodes(gen):
     empty = gen.preview(traj)
     bg = torch.full((1, gen.num_tokens), gen.background_code)
     assert torch.allclose(empty, gen.tokenizer.decode_codes(bg).expand(2, -1, -1, -1), atol=1e-5)
-    run_all(gen, traj)
+    sample_to_end(gen, traj)
     final = gen.finish(traj)
     assert final.shape == (2, 3, gen.image_size, gen.image_size)
     assert torch.allclose(gen.preview(traj), final)
@@ -121,7 +116,7 @@ def test_preview_fills_with_background_and_finish_decodes(gen):
 
 
 def test_flops_accounting_adds_up(gen):
-    traj = run_all(gen, gen.start(PROMPTS[:2], 2, seed=0))
+    traj = sample_to_end(gen, gen.start(PROMPTS[:2], 2, seed=0))
     per_position = sum(gen.flops_per_token(4, p) for p in range(gen.num_tokens))
     assert traj.extra["transformer_flops"] == pytest.approx(per_position)
     assert gen.flops_per_token(4) * gen.num_tokens == pytest.approx(per_position)
