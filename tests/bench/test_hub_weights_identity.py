@@ -166,3 +166,36 @@ def test_local_weights_keep_their_hashes_beside_a_hub_companion(fake_hub, fake_m
     entry = json.loads((tmp_path / "c" / "manifest.json").read_text())["model"]
     assert "weights_from_hub" not in entry and list(entry["weights_sha256"]) == ["w.pt"]
     assert _bench("fake-local-model", str(folder), tmp_path / "c", "--resume") == 0
+
+
+def test_what_local_weights_read_from_the_hub_is_hashed_and_checked_on_resume(fake_hub, fake_models, tmp_path,
+                                                                               capsys):
+    folder = tmp_path / "local"
+    folder.mkdir()
+    (folder / "w.pt").write_bytes(b"local")
+    fake_hub("owner/companion", "vq.pt", b"companion")
+    assert _bench("fake-local-model", str(folder), tmp_path / "c") == 0
+    path = tmp_path / "c" / "manifest.json"
+    side = json.loads(path.read_text())[mf.MODEL_HUB_KEY]
+    assert side == {"owner/companion/vq.pt": mf.sha256_file(tmp_path / "hub" / "owner/companion/vq.pt")}
+    fake_hub("owner/companion", "vq.pt", b"moved on")  # the companion's repository changed
+    capsys.readouterr()
+    assert _bench("fake-local-model", str(folder), tmp_path / "c", "--resume") != 0
+    assert "hub files differ: owner/companion/vq.pt" in capsys.readouterr().err
+    manifest = json.loads(path.read_text())
+    assert manifest[mf.MODEL_HUB_KEY] == side  # the refused resume wrote nothing
+    del manifest[mf.MODEL_HUB_KEY]  # a manifest from before these files were hashed resumes, and gains them
+    path.write_text(json.dumps(manifest))
+    assert _bench("fake-local-model", str(folder), tmp_path / "c", "--resume") == 0
+    assert list(json.loads(path.read_text())[mf.MODEL_HUB_KEY]) == ["owner/companion/vq.pt"]
+
+
+def test_shards_whose_model_read_other_hub_files_are_not_merged():
+    one = {"model": {"id": "infinity-2b", "weights_sha256": {"w.pt": "a"}},
+           mf.MODEL_HUB_KEY: {"google/flan-t5-xl/model.safetensors": "a"}}
+    other = {**one, mf.MODEL_HUB_KEY: {"google/flan-t5-xl/model.safetensors": "b"}}
+    assert mf.differences(one, other) == [
+        "model: the hub files beside its weights differ (google/flan-t5-xl/model.safetensors)"]
+    more = {**one, mf.MODEL_HUB_KEY: {**one[mf.MODEL_HUB_KEY], "google/flan-t5-xl/config.json": "c"}}
+    assert mf.differences(one, more) == []  # a file only one recorded is no difference
+    assert mf.combine(one, {**one, mf.MODEL_HUB_KEY: {}})[mf.MODEL_HUB_KEY] == one[mf.MODEL_HUB_KEY]

@@ -126,9 +126,14 @@ def model_entry(model: str, weights: str | None, revision: str | None = None, *,
 
 
 def add_hub_hashes(manifest: dict, files: dict[str, Path], found: list[tuple[Path, dict]], where: str) -> None:
-    """Once the model has loaded from the hub: the hashes of the files it read (`loading.recording_hub_files`)
-    go into `manifest`, and an earlier run's manifest with other hashes is refused, as for local weights."""
-    if not files or not manifest["model"].get("weights_from_hub"):  # local weights keep their folder's hashes
+    """Once the model has loaded: the hashes of the hub files it read (`loading.recording_hub_files`) go into
+    `manifest`, and an earlier run's manifest with other hashes is refused, as for local weights. Weights named
+    by a hub id take them as their `weights_sha256`; local weights keep their folder's, and what they read from
+    the hub beside it (Infinity's T5 named by a hub id) goes under MODEL_HUB_KEY."""
+    if not files:
+        return
+    if not manifest["model"].get("weights_from_hub"):
+        add_side_hub_hashes(manifest, MODEL_HUB_KEY, files, found, where, f"model {manifest['model'].get('id')}")
         return
     hashes = {key: sha256_file(path) for key, path in sorted(files.items())}
     for path, old in found:
@@ -140,24 +145,32 @@ def add_hub_hashes(manifest: dict, files: dict[str, Path], found: list[tuple[Pat
     manifest["model"]["weights_sha256"] = hashes
 
 
-# Not an identity key: a manifest from before scorers' hub files were hashed resumes (`add_scorer_hub_hashes`).
-SCORER_HUB_KEY = "scorer_hub_sha256"
+# Hub files read beside what the identity keys hash: not identity keys themselves, so a manifest from before they
+# were hashed resumes; where two manifests both recorded a file, its contents must agree (`differences`).
+SCORER_HUB_KEY = "scorer_hub_sha256"  # the scorers' (`--scorer` and those strategy configs name)
+MODEL_HUB_KEY = "model_hub_sha256"  # a model's with local weights (a text encoder named by a hub id)
+SIDE_HUB_KEYS = (MODEL_HUB_KEY, SCORER_HUB_KEY)
 
 
 def add_scorer_hub_hashes(manifest: dict, files: dict[str, Path], found: list[tuple[Path, dict]], where: str) -> None:
-    """Once the scorer has loaded: the hashes of the hub files it read (`loading.recording_hub_files`) go into
-    `manifest[SCORER_HUB_KEY]`, and an earlier run's manifest whose scorer read other contents is refused."""
-    if not files:  # a shipped or local scorer, or none
+    """Once the scorer has loaded: the hashes of the hub files it read go into `manifest[SCORER_HUB_KEY]`, and an
+    earlier run's manifest whose scorer read other contents is refused."""
+    add_side_hub_hashes(manifest, SCORER_HUB_KEY, files, found, where, f"scorer {manifest.get('scorer')}")
+
+
+def add_side_hub_hashes(manifest: dict, key: str, files: dict[str, Path], found: list[tuple[Path, dict]],
+                        where: str, what: str) -> None:
+    if not files:  # shipped or local files only, or no scorer
         return
-    hashes = {key: sha256_file(path) for key, path in sorted(files.items())}
+    hashes = {name: sha256_file(path) for name, path in sorted(files.items())}
     for path, old in found:
-        changed = changed_hub_files(old.get(SCORER_HUB_KEY), hashes)
+        changed = changed_hub_files(old.get(key), hashes)
         if changed:
-            raise ArscaleError(f"{where} ({path.name}) was produced by a different run (scorer {manifest.get('scorer')}: "
-                               f"the hub files differ: {', '.join(changed)}; the repository changed since); use "
-                               "another --out (and, to keep a scorer's files fixed, download them and load it from "
-                               "their folder: docs/scorers.md)")
-    manifest[SCORER_HUB_KEY] = hashes
+            raise ArscaleError(f"{where} ({path.name}) was produced by a different run ({what}: the hub files "
+                               f"differ: {', '.join(changed)}; the repository changed since); use another --out "
+                               "(and, to keep such files fixed, download them and load them from their folder: "
+                               "docs/scorers.md, docs/models.md)")
+    manifest[key] = hashes
 
 
 def changed_hub_files(old: dict | None, new: dict | None) -> list[str]:
@@ -237,7 +250,7 @@ def _identity(manifest: dict, key: str) -> Any:
 def differences(old: dict, new: dict) -> list[str]:
     """Human-readable identity differences between two manifests (empty when compatible)."""
     both_hub = all(isinstance(m.get("model"), dict) and _from_hub(m["model"]) for m in (old, new))
-    scorer_files = changed_hub_files(old.get(SCORER_HUB_KEY), new.get(SCORER_HUB_KEY))  # shards being merged
+    side_files = {key: changed_hub_files(old.get(key), new.get(key)) for key in SIDE_HUB_KEYS}  # shards merged
     typed = [(m.get("suite") or {}).get("spec") if isinstance(m.get("suite"), dict) else None for m in (old, new)]
     old = {k: _identity(old, k) for k in IDENTITY_KEYS} | {k: old.get(k) for k in ("layout", "strategies")}
     new = {k: _identity(new, k) for k in IDENTITY_KEYS} | {k: new.get(k) for k in ("layout", "strategies")}
@@ -258,8 +271,10 @@ def differences(old: dict, new: dict) -> list[str]:
     if all(typed) and old["suite"] != new["suite"]:  # what the user typed, not two hashes
         said = f"{typed[0]} vs {typed[1]}" if typed[0] != typed[1] else f"{typed[0]} in both, with other contents"
         diffs = [f"suite: {said} (other prompts)" if d.startswith("suite:") else d for d in diffs]
-    if scorer_files:
-        diffs.append(f"scorer: the hub files differ ({', '.join(scorer_files)})")
+    if side_files[MODEL_HUB_KEY]:
+        diffs.append(f"model: the hub files beside its weights differ ({', '.join(side_files[MODEL_HUB_KEY])})")
+    if side_files[SCORER_HUB_KEY]:
+        diffs.append(f"scorer: the hub files differ ({', '.join(side_files[SCORER_HUB_KEY])})")
     if old.get("layout", "geneval") != new.get("layout", "geneval"):
         diffs.append(f"layout: {old.get('layout')} vs {new.get('layout')}")
     old_s, new_s = old.get("strategies") or {}, new.get("strategies") or {}
@@ -332,9 +347,10 @@ def combine(old: dict, new: dict) -> dict:
     """`new` with the union of strategies and budgets (a resume may add labels or N)."""
     out = dict(new)
     out["strategies"] = {**old.get("strategies", {}), **new.get("strategies", {})}
-    scorer_files = {**old.get(SCORER_HUB_KEY, {}), **new.get(SCORER_HUB_KEY, {})}
-    if scorer_files:  # kept where a resume's scorer recorded none (e.g. loaded locally), gathered over shards
-        out[SCORER_HUB_KEY] = scorer_files
+    for key in SIDE_HUB_KEYS:  # kept where a resume recorded none (e.g. loaded locally), gathered over shards
+        files = {**old.get(key, {}), **new.get(key, {})}
+        if files:
+            out[key] = files
     out["ns"] = sorted(set(old.get("ns", [])) | set(new.get("ns", [])))
     timings = dict(old.get("timings", {}))
     timings.setdefault("started", new.get("timings", {}).get("started"))
