@@ -16,6 +16,7 @@ from arscale.bench.plots import (
     figure_score_vs_n,
     plot_all,
     style_for,
+    styles_for,
     subtitle,
 )
 
@@ -106,6 +107,19 @@ def test_a_label_keeps_its_colour_across_benches():
         assert to_hex(style_for(label)["color"]) not in builtin | {grey}
 
 
+def test_the_labels_of_one_figure_get_distinct_colours():
+    variants = ["tts-var@lam1", "tts-var@sum", "tts-var@diff", "best-of-n@clip"] + [f"mine@{i}" for i in range(8)]
+    labels = list(STRATEGY_STYLES) + variants
+    styles = styles_for(labels)
+    colours = [to_hex(styles[label]["color"]) for label in labels]
+    assert len(set(colours)) == len(labels)  # 5 built-ins and 12 variants: the whole palette, no repeat
+    assert styles == styles_for(labels[::-1])  # the same whatever order the figure lists them in
+    assert all(styles[label] == style_for(label) for label in STRATEGY_STYLES)
+    alone = styles_for(["raw", "tts-var@sum"])  # no collision: the label's own colour, as in every bench
+    assert alone["tts-var@sum"] == style_for("tts-var@sum")
+    assert styles_for(["tts-var@lam1", "tts-var@sum"])["tts-var@sum"]["color"] != style_for("tts-var@lam1")["color"]
+
+
 def test_variant_colours_do_not_depend_on_the_process():
     # Python's hash() of a str changes per process: the colour must not
     code = ("from arscale.bench.plots import style_for; "
@@ -175,3 +189,21 @@ def test_plot_all_reads_the_folder_manifest(tmp_path, monkeypatch):
     assert all(p.stat().st_size > 0 for p in paths)
     assert seen[0]["suite"]["spec"] == "shapeworld-v1-eval"
     assert plot_all([run("raw", 1, None, 0.0)], tmp_path) == []  # nothing scored: no figure
+
+
+def test_bench_says_no_plots_where_no_run_has_an_accuracy(tmp_path, capsys):
+    from arscale.cli import main
+
+    prompts = tmp_path / "dpg_prompts"
+    prompts.mkdir()
+    (prompts / "0.txt").write_text("a red circle")  # DPG-Bench: judged by its official evaluator only
+    out = tmp_path / "out"
+    args = ["bench", "--model", "shapeworld-var", "--prompts", f"dpg:{prompts}", "--layout", "dpg", "--n", "1",
+            "--strategies", "raw", "--scorer", "", "--threads", "1", "--quiet", "--out", str(out)]
+    assert main(args) == 0
+    said = capsys.readouterr().out
+    assert "no plots" in said and ".png" not in said
+    assert not list(out.glob("*.png")) and (out / "table.md").is_file()
+    (out / "score_vs_n.png").write_bytes(b"an earlier bench's figure")
+    assert main([*args, "--resume"]) == 0
+    assert not (out / "score_vs_n.png").exists()  # not left beside a table it does not describe

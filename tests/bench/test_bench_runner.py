@@ -61,7 +61,8 @@ def test_bench_writes_layout_summaries_and_resumes(setup, tmp_path):
     table = format_table(summaries)
     assert table.count("\n") == 2 + 6 and "tts-var" in table
     # the written table adds each run's paired difference from raw sampling at the same N
-    written = write_reports(tmp_path).splitlines()
+    text, plots = write_reports(tmp_path)
+    written = text.splitlines()
     head = [c.strip() for c in written[0].split("|")]
     col, tokens = head.index("− raw, paired ± SE"), head.index("tokens/prompt")
     rows = {(cells[1], cells[2]): cells for cells in ([c.strip() for c in line.split("|")] for line in written[2:])}
@@ -74,8 +75,7 @@ def test_bench_writes_layout_summaries_and_resumes(setup, tmp_path):
         raw = next(r for r in summaries if r["label"] == "raw" and r["n"] == s["n"])
         diff = float(cells[col].split(" ± ")[0])
         assert diff == pytest.approx(100 * (s["overall"] - raw["overall"]), abs=0.051)  # same prompts
-    paths = plot_all(summaries, tmp_path)
-    assert [p.name for p in paths] == ["score_vs_n.png", "score_vs_compute.png"]
+    assert plots == plot_all(summaries, tmp_path) == [tmp_path / "score_vs_n.png", tmp_path / "score_vs_compute.png"]
 
 
 def test_parsing_errors():

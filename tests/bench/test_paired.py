@@ -255,4 +255,40 @@ def test_two_folders_are_named(tmp_path, capsys):
     _write(a, "raw", 1, [True, False], None)
     _write(b, "raw", 1, [True, True], None)
     assert main(["compare", str(a), str(b)]) == 0
-    assert f"A = {a}, B = {b}" in capsys.readouterr().err
+    said = capsys.readouterr()
+    assert f"old = {a}, new = {b}" in said.err and "| new − old ± paired SE" in said.out
+    twin = tmp_path / "elsewhere" / "old"  # two folders of one name: A and B
+    _write(twin, "raw", 1, [True, True], None)
+    assert main(["compare", str(a), str(twin)]) == 0
+    assert f"A = {a}, B = {twin}" in capsys.readouterr().err
+    _write(a, "best-of-n", 1, [True, True], None)  # two labels of one folder: named by their labels
+    assert main(["compare", str(a), "--match", "raw", "best-of-n"]) == 0
+    assert "| best-of-n − raw ± paired SE" in capsys.readouterr().out
+    assert main(["compare", str(a), str(b), "--match", "best-of-n", "raw"]) == 0
+    assert "| new raw − old best-of-n ± paired SE" in capsys.readouterr().out
+
+
+def test_the_compare_plot_says_what_was_run(tmp_path, monkeypatch):
+    from arscale.bench import paired_plot
+
+    figures = []
+    original = paired_plot.figure_comparison
+    monkeypatch.setattr(paired_plot, "figure_comparison",
+                        lambda *a, **k: figures.append(original(*a, **k)) or figures[-1])
+    a, b = tmp_path / "seed0", tmp_path / "seed1"
+    for folder, seed in ((a, 0), (b, 1)):
+        _write(folder, "raw", 1, [True, False, True], None)
+        (folder / "manifest.json").write_text(json.dumps({"model": {"id": "shapeworld-ar"}, "seed": seed,
+                                                          "suite": {"spec": "draw:3:7"}}))
+    assert main(["compare", str(a), str(b), "--plot", str(tmp_path / "c.png")]) == 0
+    ax = figures[-1].axes[0]
+    assert ax.get_title().splitlines()[1] == "shapeworld-ar · draw:3:7 · seed 0 vs 1"
+    assert ax.get_xlabel().startswith("seed1 − seed0, accuracy points")
+    figures[-1].canvas.draw()
+    legend = figures[-1].legends[0].get_window_extent()
+    label = ax.xaxis.label.get_window_extent()
+    assert legend.y1 <= label.y0  # the legend below the x label, not over it
+    for folder in (a, b):
+        _write(folder, "best-of-n", 2, [True, True, True], None)
+    assert main(["compare", str(a), str(b), "--pooled", "--plot", str(tmp_path / "p.png")]) == 0
+    assert figures[-1].axes[0].get_title().splitlines()[1] == "shapeworld-ar · draw:3:7 · seeds 0, 1"

@@ -129,7 +129,7 @@ def test_the_plot_draws_each_draw_and_the_pooled_row(tmp_path, monkeypatch, caps
     assert main(["compare", str(first), str(second), str(pooled), "--pooled", "--plot", str(tmp_path / "p")]) == 0
     assert f"wrote {tmp_path / 'p.png'}" in capsys.readouterr().err and (tmp_path / "p.png").stat().st_size > 0
     ax = figures[0].axes[0]
-    assert [t.get_text() for t in ax.get_legend().get_texts()] == [
+    assert [t.get_text() for t in figures[0].legends[0].get_texts()] == [
         "scaling-ar N=8 (against raw N=8, 13 prompts in 3 draws)"]
     assert [t.get_text() for t in ax.get_yticklabels()] == ["first", "second", "pooled", "all draws pooled"]
     _, [row] = pool_draws([first, second, pooled])

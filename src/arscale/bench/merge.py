@@ -116,14 +116,24 @@ def summarize_folder(out: Path, manifest: dict) -> list[dict]:
     return summaries
 
 
-def write_reports(out: Path) -> str:
-    """table.md (with each run's paired difference from raw sampling) and the plots, over every run in `out`."""
+def write_reports(out: Path) -> tuple[str, list[Path]]:
+    """table.md (with each run's paired difference from raw sampling) and the plots, over every run in `out`:
+    the table's text and the plots written (none where no run has an accuracy, e.g. a DPG suite)."""
     from arscale.bench.paired import against_baseline, load_records
-    from arscale.bench.plots import plot_all
+    from arscale.bench.plots import PLOT_FILES, plot_all
     from arscale.bench.table import format_table
 
     summaries = collect_summaries(out)
     table = format_table(summaries, against_baseline(load_records(out)))
     layout.atomic_write_text(out / "table.md", table)
-    plot_all(summaries, out)
-    return table
+    plots = plot_all(summaries, out)
+    for stale in {out / name for name in PLOT_FILES} - set(plots):  # an earlier bench's, no longer this table's
+        stale.unlink(missing_ok=True)
+    return table, plots
+
+
+def written_line(out: Path, plots: list[Path]) -> str:
+    """What `write_reports` wrote, in words."""
+    if plots:
+        return f"wrote {out / 'table.md'}, {', '.join(p.name for p in plots)}"
+    return f"wrote {out / 'table.md'} (no plots: no run has an accuracy; this suite is judged by its official evaluator)"

@@ -2,7 +2,7 @@
 
 Each compared run is a marker at its difference in points, with a bar of ±1.96 paired SE (about 95 %), so a
 bar that crosses zero is a change the prompts cannot tell from none; bars stop at ±100 points, the most a
-difference of accuracies can be. Runs keep the colours of the bench figures (`plots.style_for`); a label's
+difference of accuracies can be. Runs keep the colours of the bench figures (`plots.styles_for`); a label's
 runs at several N differ in marker. Tags are in table.md's order.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from arscale.bench.plots import MARKERS, pyplot, style_for
+from arscale.bench.plots import MARKERS, pyplot, styles_for
 from arscale.bench.table import label_order, tag_order
 from arscale.errors import ArscaleError
 
@@ -20,19 +20,21 @@ Z95 = 1.96
 
 
 def figure_comparison(rows: Sequence[dict], name_a: str = "A", name_b: str = "B", *, overall: str = OVERALL,
-                      order: Sequence[str] | None = None):
+                      order: Sequence[str] | None = None, context: str = ""):
     """The figure of `paired.compare_folders`'s rows (those with judged prompts), or None if there are none.
     Pooled rows (`pooled.pool_draws`) draw one line per draw (`order`: the draws as given) and
-    `overall="pooled"`."""
+    `overall="pooled"`. `context` (what was run: model, suite, seed) goes under the title."""
     rows = sorted((r for r in rows if r.get("prompts")), key=lambda r: (label_order(r["label"]), r["n"]))
     if not rows:
         return None
     plt = pyplot()
     present = {tag for r in rows for tag in r.get("tags", {})}
     tags = ([t for t in order if t in present] if order is not None else tag_order(present)) + [overall]
-    height = 1.2 + 0.42 * len(tags) * max(1.0, len(rows) ** 0.5)
-    fig, ax = plt.subplots(figsize=(7.5, height))
+    # the rows, then one legend line per run below the x label (constrained layout keeps them apart)
+    height = 1.4 + 0.42 * len(tags) * max(1.0, len(rows) ** 0.5) + 0.17 * len(rows) + (0.2 if context else 0.0)
+    fig, ax = plt.subplots(figsize=(7.5, height), layout="constrained")
     spread = 0.7 / len(rows)  # several runs share a tag's row, side by side
+    styles = styles_for([r["label"] for r in rows])
     for j, r in enumerate(rows):
         offset = (j - (len(rows) - 1) / 2) * spread
         ys, xs, low, high = [], [], [], []
@@ -44,7 +46,7 @@ def figure_comparison(rows: Sequence[dict], name_a: str = "A", name_b: str = "B"
                 xs.append(x)
                 low.append(min(err, x + 100))
                 high.append(min(err, 100 - x))
-        style = style_for(r["label"])
+        style = styles[r["label"]]
         ns = sorted(q["n"] for q in rows if q["label"] == r["label"])
         marker = MARKERS[(MARKERS.index(style["marker"]) + ns.index(r["n"])) % len(MARKERS)]
         ax.errorbar(xs, ys, xerr=[low, high], fmt=marker, color=style["color"], capsize=3, markersize=6,
@@ -56,19 +58,18 @@ def figure_comparison(rows: Sequence[dict], name_a: str = "A", name_b: str = "B"
     ax.set_ylim(len(tags) - 0.5, -0.5)
     ax.set_xlabel(f"{name_b} − {name_a}, accuracy points (bars: ±{Z95} paired SE)")
     ax.grid(axis="x", alpha=0.3)
-    # below the x label, whose height in axes units grows as the axes shrink
-    ax.legend(fontsize=7.5, loc="upper left", bbox_to_anchor=(0.0, -0.62 / max(height - 0.9, 0.5)), borderaxespad=0.0)
-    ax.set_title("paired differences on the prompts both runs judged" if overall == OVERALL else
-                 f"paired differences per draw and {overall}", fontsize=10)
-    fig.tight_layout()
+    fig.legend(fontsize=7.5, loc="outside lower left", frameon=False)
+    title = ("paired differences on the prompts both runs judged" if overall == OVERALL else
+             f"paired differences per draw and {overall}")
+    ax.set_title(title + (f"\n{context}" if context else ""), fontsize=10)
     return fig
 
 
 def plot_comparison(rows: Sequence[dict], path: str | Path, name_a: str = "A", name_b: str = "B", *,
-                    overall: str = OVERALL, order: Sequence[str] | None = None) -> Path | None:
+                    overall: str = OVERALL, order: Sequence[str] | None = None, context: str = "") -> Path | None:
     """Write the figure to `path` (PNG, or whatever its suffix names; its folder is made); None when no row has
     judged prompts."""
-    fig = figure_comparison(rows, name_a, name_b, overall=overall, order=order)
+    fig = figure_comparison(rows, name_a, name_b, overall=overall, order=order, context=context)
     if fig is None:
         return None
     path = Path(path)

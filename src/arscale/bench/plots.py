@@ -1,8 +1,8 @@
 """`score_vs_n.png` (the paper's Fig. 3) and `score_vs_compute.png` (Fig. 8) from run summaries.
 
 Scores are in percent, as in table.md; error bars are ±1 SE clipped to 0–100 %. Each label keeps its colour
-in every bench (a fixed map for the built-in strategies, a crc32 of the label for variants), so two benches'
-figures compare side by side. Raw sampling draws one sample per prompt whatever N says, so its rows are
+in every bench (a fixed map for the built-in strategies, a crc32 of the label for variants, moved on to a free
+colour where two variants of one figure would share one), so two benches' figures compare side by side. Raw sampling draws one sample per prompt whatever N says, so its rows are
 repeats: it is a single dashed reference line ("raw (1 sample)"), not a curve over N.
 """
 
@@ -29,20 +29,35 @@ STRATEGY_STYLES: dict[str, dict[str, str]] = dict(zip(BUILT_IN_ORDER, (
     {"color": "#d62728", "marker": "o"},  # tts-var
     {"color": "#ff7f0e", "marker": "^"},  # scaling-ar
 ), strict=True))
-# variants and other strategies: none of these is a built-in's colour or grey
-_FALLBACK_COLORS = ("#9467bd", "#8c564b", "#e377c2", "#bcbd22", "#17becf", "#393b79", "#637939", "#8c6d31",
-                    "#843c39", "#7b4173", "#3182bd", "#31a354", "#e6550d", "#756bb1")
+# variants and other strategies: none of these is a built-in's colour, grey or near either
+_FALLBACK_COLORS = ("#9467bd", "#8c564b", "#e377c2", "#bcbd22", "#17becf", "#393b79", "#637939", "#e7ba52",
+                    "#7b4173", "#000000", "#006d6d", "#c5b0d5")
 MARKERS = "osD^vPX*"
 
 
 def style_for(label: str) -> dict[str, str]:
-    """The colour and marker of a label: the same in every bench and every process (crc32, not the salted
-    `hash`)."""
+    """The preferred colour and marker of a label: the same in every bench and every process (crc32, not the
+    salted `hash`)."""
     if label in STRATEGY_STYLES:
         return dict(STRATEGY_STYLES[label])
     h = zlib.crc32(label.encode())
     return {"color": _FALLBACK_COLORS[h % len(_FALLBACK_COLORS)],
             "marker": MARKERS[(h // len(_FALLBACK_COLORS)) % len(MARKERS)]}
+
+
+def styles_for(labels: Sequence[str]) -> dict[str, dict[str, str]]:
+    """The style of every label of one figure: each its preferred one (`style_for`), except that a variant whose
+    colour another label already has takes the next free colour, in label order. Colours repeat only beyond
+    the palette."""
+    styles = {label: style_for(label) for label in labels if label in STRATEGY_STYLES}
+    taken = {style["color"] for style in styles.values()}
+    for label in sorted((x for x in set(labels) if x not in STRATEGY_STYLES), key=label_order):
+        preferred = style_for(label)
+        first = _FALLBACK_COLORS.index(preferred["color"])
+        free = [c for c in _FALLBACK_COLORS[first:] + _FALLBACK_COLORS[:first] if c not in taken]
+        styles[label] = {**preferred, "color": free[0] if free else preferred["color"]}
+        taken.add(styles[label]["color"])
+    return styles
 
 
 def _is_raw(run: dict) -> bool:
@@ -201,11 +216,12 @@ def figure_score_vs_n(summaries: Sequence[dict], manifest: dict | None = None):
     wide = len(groups) > 6
     fig, ax = plt.subplots(figsize=(7.5 if wide else 5.5, 4.3))
     curves = [label for label, runs in groups.items() if not _is_raw(runs[0])]
+    styles = styles_for(list(groups))
     # identical points at one N would hide each other: each curve sits a little left or right of the true N
     step = min(0.06, 0.3 / max(len(curves), 1))
     lows, highs, ns = [], [], set()
     for label, runs in groups.items():
-        style = style_for(label)
+        style = styles[label]
         ns |= {s["n"] for s in runs}
         if _is_raw(runs[0]):
             rep = _raw_run(runs)
@@ -255,12 +271,13 @@ def figure_score_vs_compute(summaries: Sequence[dict], manifest: dict | None = N
     wide = len(groups) > 6
     fig, axes = plt.subplots(1, 2, figsize=(12 if wide else 10, 4.5))
     flops_all = [max(s["cost_per_prompt"]["flops"], 1.0) for runs in groups.values() for s in runs]
+    styles = styles_for(list(groups))
     scale, unit = flops_unit(max(flops_all))  # the unit table.md uses
     spans: list[list[float]] = [[], []]  # the x values of each panel
     points: list[list[tuple[float, float, int]]] = [[], []]
     lows, highs = [], []
     for i, (label, runs) in enumerate(groups.items()):
-        style = style_for(label)
+        style = styles[label]
         raw = _is_raw(runs[0])
         if raw:  # one point at its one sample's cost (wall: the mean of its repeats) and a reference line
             rep = _raw_run(runs)
@@ -307,6 +324,9 @@ def figure_score_vs_compute(summaries: Sequence[dict], manifest: dict | None = N
     return fig
 
 
+PLOT_FILES = ("score_vs_n.png", "score_vs_compute.png")
+
+
 def plot_all(summaries: Sequence[dict], out_dir: str | Path, manifest: dict | None = None) -> list[Path]:
     """Both figures into `out_dir`; the subtitle reads `manifest`, else the folder's manifest.json."""
     plt = pyplot()
@@ -314,7 +334,7 @@ def plot_all(summaries: Sequence[dict], out_dir: str | Path, manifest: dict | No
     if manifest is None:
         manifest = read_manifest(out)
     paths = []
-    for name, draw in (("score_vs_n.png", figure_score_vs_n), ("score_vs_compute.png", figure_score_vs_compute)):
+    for name, draw in zip(PLOT_FILES, (figure_score_vs_n, figure_score_vs_compute), strict=True):
         fig: Any = draw(summaries, manifest)
         if fig is None:
             return []

@@ -91,11 +91,12 @@ def remove_bench_traces(out: Path, manifest_path: Path) -> None:
 
 
 def run_merge(inputs: list[str], out: str) -> int:
-    from arscale.bench.merge import merge, write_reports
+    from arscale.bench.merge import merge, write_reports, written_line
 
     summaries = merge(inputs, out)
-    table = write_reports(Path(out))
+    table, plots = write_reports(Path(out))
     print(table)
+    print(written_line(Path(out), plots))
     incomplete = [f"{s['label']} N={s['n']}: {s['prompts_done']}/{s['prompts_total']}" for s in summaries
                   if s.get("prompts_total") is not None and s["prompts_done"] < s["prompts_total"]]
     if incomplete:
@@ -121,7 +122,7 @@ def _bench(args: argparse.Namespace) -> int:
     import torch
 
     from arscale.bench import manifest as mf
-    from arscale.bench.merge import manifests_in, write_reports
+    from arscale.bench.merge import manifests_in, write_reports, written_line
     from arscale.bench.runner import Bench, manifest_strategies, parse_ns, parse_runs, scorers_named
     from arscale.bench.sharding import ProcessGroup, resolve_shard
     from arscale.bench.suites import load_prompts
@@ -248,9 +249,9 @@ def _bench(args: argparse.Namespace) -> int:
     for spec in specs:
         for n in ns:
             bench.summarize(spec, n, spec.folder(out, n), prompts)
-    table = write_reports(out)
+    table, plots = write_reports(out)
     print(table)
-    print(f"wrote {out / 'table.md'}, score_vs_n.png, score_vs_compute.png")
+    print(written_line(out, plots))
     if not synchronised:  # WORLD_SIZE without MASTER_ADDR: no barrier, other ranks may still be writing
         print(f"note: ranks were not synchronised; once all have finished run `arscale bench merge {out} --out {out}`")
     return 0

@@ -43,7 +43,8 @@ def register(sub) -> None:
     p.add_argument("--match", nargs=2, metavar=("LABEL_A", "LABEL_B"), default=None,
                    help="compare label LABEL_A of A with LABEL_B of B (B defaults to A)")
     p.add_argument("--names", nargs=2, metavar=("NAME_A", "NAME_B"), default=None,
-                   help="column names for A and B (default A B; with A alone or --pooled, the baseline and 'run')")
+                   help="column names for A and B (default: the folders' names, or with A alone the two --match "
+                        "labels; with A alone or --pooled, the baseline and 'run')")
     p.add_argument("--json", default=None, metavar="FILE", help="also write the rows here (no reward: null)")
     p.add_argument("--plot", default=None, metavar="FILE",
                    help="also draw the differences per tag and overall (--pooled: per draw and pooled), with ±1.96 "
@@ -74,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     if skipped:  # a damaged record would otherwise just shrink the prompt count
         print(f"note: {len(skipped)} record(s) could not be read and are left out, e.g. {skipped[0]}",
               file=sys.stderr)
-    names = tuple(args.names) if args.names else ((baseline, "run") if within else ("A", "B"))
+    names = tuple(args.names) if args.names else ((baseline, "run") if within else _names(args))
     if args.b is not None:
         print(f"{names[0]} = {args.a}, {names[1]} = {args.b}", file=sys.stderr)
         if Path(args.a).resolve() == Path(args.b).resolve() and args.match is None:
@@ -86,7 +87,8 @@ def run(args: argparse.Namespace) -> int:
     if args.plot:
         from arscale.bench.paired_plot import plot_comparison
 
-        written = plot_comparison(rows, args.plot, *names)
+        folders = [args.a] if args.b is None else [args.a, args.b]
+        written = plot_comparison(rows, args.plot, *names, context=_context(folders))
         print(f"wrote {written}" if written else "note: no prompt judged in both runs: no plot", file=sys.stderr)
     if args.json:
         _write_json(args.json, [_plain(row) for row in rows])
@@ -136,12 +138,47 @@ def _run_pooled(args: argparse.Namespace) -> int:
         from arscale.bench.paired_plot import plot_comparison
 
         overall = "pooled" if "pooled" not in names else "all draws pooled"  # not a draw's folder name
-        written = plot_comparison(pooled, args.plot, *columns, overall=overall, order=names)
+        written = plot_comparison(pooled, args.plot, *columns, overall=overall, order=names,
+                                  context=_context(folders, pooled=True))
         print(f"wrote {written}" if written else "note: no prompt judged in both runs: no plot", file=sys.stderr)
     if args.json:  # a pooled row's "tags" are its draws (what the plot reads as rows): named so here
         rows = [_plain({("per_draw" if k == "tags" else k): v for k, v in r.items()}) for r in pooled]
         _write_json(args.json, {"draws": [_plain(r) for r in per_draw], "pooled": rows})
     return 0
+
+
+def _names(args: argparse.Namespace) -> tuple[str, str]:
+    """What A and B are called where --names is not given: the two labels --match compares in one folder; the
+    folders' names (with the labels where those differ too); A and B where neither tells them apart."""
+    folders = (Path(args.a).resolve().name, Path(args.b or args.a).resolve().name)
+    labels = tuple(args.match) if args.match else ("", "")
+    if args.b is None or folders[0] == folders[1]:
+        return labels if labels[0] != labels[1] else ("A", "B")
+    if labels[0] != labels[1]:
+        return f"{folders[0]} {labels[0]}", f"{folders[1]} {labels[1]}"
+    return folders
+
+
+def _context(folders: list, pooled: bool = False) -> str:
+    """What the compared benches ran, for the plot's title: model, prompts and seed (each "X vs Y" where the
+    folders differ), from their manifests; empty without any."""
+    from arscale.bench.paired import folder_manifest
+
+    manifests = [m for m in (folder_manifest(f) for f in folders) if m]
+    if not manifests:
+        return ""
+
+    def values(get) -> list[str]:
+        return list(dict.fromkeys(str(get(m)) for m in manifests if get(m) is not None))
+
+    models = values(lambda m: (m.get("model") or {}).get("id"))
+    suites = values(lambda m: (m.get("suite") or {}).get("spec"))
+    seeds = values(lambda m: m.get("seed"))
+    parts = [" vs ".join(models),
+             f"{len(suites)} draws" if pooled and len(suites) > 1 else " vs ".join(suites),
+             f"seed{'s' if pooled and len(seeds) > 1 else ''} {(', ' if pooled else ' vs ').join(seeds)}" if seeds
+             else ""]
+    return " · ".join(p for p in parts if p)
 
 
 def _check_outputs(args: argparse.Namespace) -> None:
