@@ -115,6 +115,30 @@ def test_the_grid_frames_a_pick_only_among_others():
     assert not (grid(tiles, chosen=[0, 1, 2, 3]) == CHOSEN_FRAME).all(-1).any()  # raw: each is its own pick
 
 
+def test_grid_tiles_say_their_file_score_pick_and_copies():
+    from types import SimpleNamespace
+
+    from arscale.commands.generate import CAPTION_HEIGHT, CHOSEN_FRAME, grid, tile_captions
+
+    a, b = np.full((16, 16, 3), 40, dtype=np.uint8), np.full((16, 16, 3), 90, dtype=np.uint8)
+    candidates = [SimpleNamespace(score=0.5, chosen=False), SimpleNamespace(score=0.25, chosen=True),
+                  SimpleNamespace(score=0.5, chosen=False)]
+    captions = tile_captions(candidates, [a, b, a.copy()], 2, "reward")
+    assert captions == ["00 · reward 0.5", "01 · reward 0.25 · chosen", "02 · reward 0.5 · = 00"]
+    raw = [SimpleNamespace(score=None, chosen=True)] * 2  # each image its own pick: no "chosen", no score
+    assert tile_captions(raw, [a, b], 2, "reward") == ["00", "01"]
+    plain, captioned = grid([a, b, a], chosen=[1]), grid([a, b, a], chosen=[1], captions=captions)
+    assert captioned.shape[0] == plain.shape[0] + 2 * CAPTION_HEIGHT  # a strip under each of two rows
+    assert captioned.shape[1] == plain.shape[1]
+    strip = captioned[4 + 64: 4 + 64 + CAPTION_HEIGHT]  # the first row's captions, under its ×4 tiles
+    assert (strip < 128).all(-1).any()  # black text
+    r, g, b_ = (strip.astype(int)[..., k] for k in range(3))
+    green = (g > r + 60) & (g > b_ + 60)
+    assert green[:, 4 + 68: 4 + 68 + 64].sum() > 20 and not green[:, :4 + 64].any()  # the pick's caption alone
+    assert CHOSEN_FRAME[1] > CHOSEN_FRAME[0] + 60
+    assert grid([a] * 3, scale=1, captions=["x"] * 3).shape == grid([a] * 3, scale=1).shape  # too narrow to write
+
+
 def test_batch_is_noted_for_strategies_that_search_together(tmp_path, capsys):
     assert cli(["generate", "a photo of a red circle", "--strategy", "best-of-n", "--scorer", "shapeworld-reward",
                 "--n", "2", "--batch", "1", "--out", str(tmp_path)]) == 0

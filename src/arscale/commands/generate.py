@@ -125,7 +125,10 @@ def _generate(args: argparse.Namespace, out: Path, t0: float) -> int:
     for i, img in enumerate(images):
         Image.fromarray(img).save(out / f"{stem}_{i:0{digits}d}.png")
         Image.fromarray(upscale(img, 4)).save(out / f"{stem}_{i:0{digits}d}_x4.png")
-    Image.fromarray(grid(images, chosen=[i for i, c in enumerate(candidates) if c.chosen])).save(out / "grid.png")
+    score_name = "reward" if getattr(strategy, "uses_reward", True) else "confidence"
+    captions = tile_captions(candidates, images, digits, score_name)
+    Image.fromarray(grid(images, chosen=[i for i, c in enumerate(candidates) if c.chosen],
+                         captions=captions)).save(out / "grid.png")
     written = [out / "grid.png"]
     write_extras = strategy_extras(strategy)
     if write_extras is not None:
@@ -188,11 +191,13 @@ GRID_PIXELS = 4096  # the widest grid.png; many or large images are shown smalle
 SEPARATOR = 150  # grey between tiles
 
 
-def grid(images: list[np.ndarray], scale: int = 4, pad: int = 4, chosen: Sequence[int] = ()) -> np.ndarray:
+def grid(images: list[np.ndarray], scale: int = 4, pad: int = 4, chosen: Sequence[int] = (),
+         captions: Sequence[str] = ()) -> np.ndarray:
     """Images in a near-square grid, ×`scale` nearest-upscaled, separated by grey lines (ShapeWorld's own
     background is near white); the `chosen` ones framed in green (in the padding, so no pixel of an image is
     covered) when they are not all of them.
-    The grid is at most GRID_PIXELS wide: with many images they are upscaled less, or shown subsampled."""
+    The grid is at most GRID_PIXELS wide: with many images they are upscaled less, or shown subsampled.
+    `captions` (one per image) are written under the tiles where they are wide enough to read."""
     if not images:
         raise ArscaleError("no images to put in a grid")
     cols = math.ceil(math.sqrt(len(images)))
@@ -203,6 +208,11 @@ def grid(images: list[np.ndarray], scale: int = 4, pad: int = 4, chosen: Sequenc
         step += 1
     tiles = [upscale(im[::step, ::step], scale) for im in images]
     h, w = tiles[0].shape[:2]
+    if captions and (len(captions) != len(tiles) or w < CAPTION_MIN_WIDTH):
+        captions = ()
+    strip = CAPTION_HEIGHT if captions else 0
+    tiles = [np.concatenate([t, np.full((strip, w, 3), 255, np.uint8)]) for t in tiles] if strip else tiles
+    h += strip
     rows = math.ceil(len(tiles) / cols)
     canvas = np.full((rows * (h + pad) + pad, cols * (w + pad) + pad, 3), SEPARATOR, dtype=np.uint8)
     framed = set(chosen) if len(set(chosen)) < len(tiles) else set()  # raw: every image is its prompt's pick
@@ -215,7 +225,46 @@ def grid(images: list[np.ndarray], scale: int = 4, pad: int = 4, chosen: Sequenc
     for i in range(len(tiles), rows * cols):  # the last row's empty cells
         r, c = divmod(i, cols)
         canvas[pad + r * (h + pad): (r + 1) * (h + pad), pad + c * (w + pad): (c + 1) * (w + pad)] = 255
+    if captions:
+        canvas = _write_captions(canvas, captions, cols, h, w, pad, framed)
     return canvas
+
+
+CAPTION_HEIGHT = 16  # px of white under each tile for its caption
+CAPTION_MIN_WIDTH = 48  # narrower tiles (many images in one grid) go without
+
+
+def _write_captions(canvas: np.ndarray, captions: Sequence[str], cols: int, h: int, w: int, pad: int,
+                    framed: set[int]) -> np.ndarray:
+    from PIL import ImageDraw, ImageFont
+
+    picture = Image.fromarray(canvas)
+    draw = ImageDraw.Draw(picture)
+    font = ImageFont.load_default(size=11)
+    for i, text in enumerate(captions):
+        r, c = divmod(i, cols)
+        top, left = pad + r * (h + pad), pad + c * (w + pad)
+        draw.text((left + 3, top + h - CAPTION_HEIGHT + 2), text, font=font,
+                  fill=CHOSEN_FRAME if i in framed else (0, 0, 0))
+    return np.asarray(picture)
+
+
+def tile_captions(candidates: Sequence, images: list[np.ndarray], digits: int, score_name: str) -> list[str]:
+    """What each tile of grid.png is: the number of its file, its score (`score_name`: what the strategy picks
+    by), whether it is the pick, and which earlier tile it repeats (resampling keeps copies of a candidate)."""
+    picks = sum(bool(c.chosen) for c in candidates)
+    out = []
+    for i, (candidate, image) in enumerate(zip(candidates, images, strict=True)):
+        parts = [f"{i:0{digits}d}"]
+        if candidate.score is not None:
+            parts.append(f"{score_name} {candidate.score:.3g}")
+        if candidate.chosen and picks < len(candidates):
+            parts.append("chosen")
+        same = next((j for j in range(i) if np.array_equal(images[j], image)), None)
+        if same is not None:
+            parts.append(f"= {same:0{digits}d}")
+        out.append(" · ".join(parts))
+    return out
 
 
 def _model_cfg(generator):
