@@ -394,12 +394,19 @@ def test_the_plot_of_many_candidates_colours_them_by_fate_and_wraps_the_thumbnai
     (small,), (large,) = write_extras(few, tmp_path / "few"), write_extras(many, tmp_path / "many")
     legends = [[t.get_text() for t in fig.axes[0].get_legend().get_texts()] for fig in figures]
     assert [t.split(" (")[0] for t in legends[0][:4]] == ["cand 0", "cand 1", "cand 2", "cand 3"]
-    assert len(legends[0]) == 4 + 3  # one entry per candidate, then θ, warm-up, ×
-    assert legends[1][:3] == ["chosen", "survived", "terminated"] and not any("cand" in t for t in legends[1])
+    assert len(legends[0]) == 4 + 3  # one entry per candidate, then θ, warm-up, terminated
+    assert legends[1][0] == "chosen" and "terminated" in legends[1] and not any("cand" in t for t in legends[1])
     assert len(figures[1].axes) == 1 + 30  # every candidate still has its thumbnail, under the curves
     rows = {round(ax.get_position().y0, 3) for ax in figures[1].axes[1:]}
     assert len(rows) == 3  # 30 thumbnails, 12 to a row
     assert Image.open(large).width <= 1300 and Image.open(large).height > Image.open(small).height
+    thumbs = {ax.get_title(): ax for ax in figures[0].axes[1:]}
+    chosen = [t for t in thumbs if "chosen" in t]
+    assert len(chosen) == 1 and chosen[0].endswith("chosen (image 0)")  # the file `generate` writes it to
+    for title, ax in thumbs.items():  # a terminated candidate's undrawn tokens are greyed over its preview
+        assert len(ax.get_images()) == (2 if "step" in title else 1)
+    survived = [tr for tr in many.telemetry["prompts"][0] if tr["reason"] != "prune"]
+    assert ("survived" in legends[1]) == (len(survived) > 1)  # a legend entry only for a line that is there
 
 
 def test_terminated_candidates_keep_their_raster_prefix(gen):
@@ -601,3 +608,19 @@ def test_the_pick_is_the_survivor_with_the_highest_final_confidence(gen, final_p
             expected = float(c[-1]) if final_pick == "last" else float(c[warmup:].mean())
             assert cand.score == pytest.approx(expected, abs=1e-5)
         assert res.chosen(p).score == max(cand.score for cand in per)
+
+
+def test_the_undrawn_part_of_a_preview_is_the_raster_order_after_its_last_token():
+    import matplotlib.pyplot as plt
+
+    from arscale.search.scaling_ar_plot import UNDRAWN, _shade_undrawn
+
+    fig, ax = plt.subplots()
+    _shade_undrawn(ax, np.zeros((8, 8, 3), np.uint8), ended=6, num_tokens=16)  # a 4×4 token grid, 2 px a token
+    alpha = ax.get_images()[0].get_array()[..., 3]
+    expected = np.zeros((8, 8))
+    expected[2:4, 4:] = expected[4:] = UNDRAWN[3]  # token 6 is row 1, column 2: from there on, nothing was drawn
+    assert np.allclose(alpha, expected)
+    _shade_undrawn(ax, np.zeros((8, 8, 3), np.uint8), ended=6, num_tokens=15)  # not a square grid: no guess
+    assert len(ax.get_images()) == 1
+    plt.close(fig)

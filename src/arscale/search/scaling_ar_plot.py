@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,9 @@ def _plot_prompt(plt: Any, result: SearchResult, p: int, traces: list[dict], pat
     tele = result.telemetry
     chosen_node = result.chosen(p).node if result.candidates[p] else None
     final_images = {c.node: c.image for c in result.candidates[p]}
+    # where `generate` writes each final candidate: the candidates of every prompt, numbered in order
+    first = sum(len(per) for per in result.candidates[:p])
+    file_index = {c.node: first + j for j, c in enumerate(result.candidates[p])}
     by_fate = len(traces) > PER_CANDIDATE_COLOURS
     cols = max(1, min(len(traces), THUMBS_PER_ROW))
     thumb_rows = -(-len(traces) // cols)
@@ -69,12 +73,13 @@ def _plot_prompt(plt: Any, result: SearchResult, p: int, traces: list[dict], pat
                        linewidths=1.6)
     if by_fate:
         ax.plot([], [], color="black", lw=2.0, label="chosen")
-        ax.plot([], [], color="#2c7bb6", lw=1.0, label="survived")
+        if any(tr["reason"] != "prune" and tr["node"] != chosen_node for tr in traces):
+            ax.plot([], [], color="#2c7bb6", lw=1.0, label="survived")
         ax.plot([], [], color="#bbbbbb", lw=1.0, label="terminated")
     theta = np.asarray(tele["threshold"][p], dtype=float)
     ax.plot(np.arange(len(theta)), theta, ls="--", color="dimgray", lw=1.1, label="threshold θ")
     ax.axvline(tele.get("warmup_steps", 0), color="dimgray", lw=1.1, ls=":", label="warm-up ends")
-    ax.scatter([], [], marker="x", color="dimgray", label="× terminated here")
+    ax.scatter([], [], marker="x", color="dimgray", label="terminated here")
     ax.set_xlabel("token step")
     ax.set_ylabel("confidence C")
     ax.set_title(f"ScalingAR confidence, {len(traces)} candidates: {str(result.prompts[p])[:70]}", fontsize=9)
@@ -86,8 +91,10 @@ def _plot_prompt(plt: Any, result: SearchResult, p: int, traces: list[dict], pat
         image = final_images.get(tr["node"], tr.get("preview"))
         if image is not None:
             thumb.imshow(image, interpolation="nearest")
+            if tr["node"] not in final_images and tr["ended"] is not None:
+                _shade_undrawn(thumb, image, int(tr["ended"]), int(tele.get("num_tokens", 0)))
         if tr["node"] == chosen_node:
-            caption, frame = "chosen", "black"
+            caption, frame = f"chosen (image {file_index[chosen_node]})", "black"
         elif tr["reason"] == "prune":
             caption, frame = f"× step {tr['ended']}", "lightgray"
         else:
@@ -101,3 +108,21 @@ def _plot_prompt(plt: Any, result: SearchResult, p: int, traces: list[dict], pat
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
+
+
+UNDRAWN = (0.35, 0.35, 0.35, 0.55)  # over the tokens a terminated candidate never generated
+
+
+def _shade_undrawn(ax: Any, image: np.ndarray, ended: int, num_tokens: int) -> None:
+    """Grey over the part of a raster-order preview after its last generated token, so what was never drawn
+    does not pass for background. Only for a square token grid that tiles the image evenly."""
+    side = math.isqrt(max(num_tokens, 0))
+    height, width = image.shape[:2]
+    if side * side != num_tokens or height % side or width % side or ended >= num_tokens:
+        return
+    cell_h, cell_w = height // side, width // side
+    overlay = np.zeros((height, width, 4))
+    row, col = divmod(ended, side)
+    overlay[row * cell_h: (row + 1) * cell_h, col * cell_w:] = UNDRAWN  # the rest of the row it stopped in
+    overlay[(row + 1) * cell_h:] = UNDRAWN  # every row below
+    ax.imshow(overlay, interpolation="nearest")
