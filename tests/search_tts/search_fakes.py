@@ -23,6 +23,7 @@ class FakeNextScale:
     name = "fake-var"
     patch_nums = (1, 2, 3, 4, 5, 6, 8)
     num_scales = len(patch_nums)
+    scales = tuple((pn, pn) for pn in patch_nums)  # (h, w) of each token map, as ScaleGenerator says
     image_size = 16
     device = "cpu"
 

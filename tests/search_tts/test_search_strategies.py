@@ -127,6 +127,9 @@ def test_search_tree_png_puts_the_pick_s_line_first_and_names_the_rewards(tmp_pa
     resampled = {op["scale"] for op in res.telemetry["operations"] if op["op"] == "resample"}
     labelled = {r for r in range(rows) if any(ax.get_xlabel() for ax in fig.axes[r * width:(r + 1) * width])}
     assert labelled == resampled  # a reward under each tile a resampling read
+    maps = res.telemetry["token_maps"]
+    assert maps == [[pn, pn] for pn in FakeNextScale.patch_nums]
+    assert [ax.get_ylabel() for ax in first] == [f"scale {k}\n{h}×{w} tokens" for k, (h, w) in enumerate(maps)]
 
 
 def test_the_pick_s_lineage_ends_where_its_copy_began():

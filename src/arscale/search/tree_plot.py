@@ -63,15 +63,17 @@ def draw_search_tree(result: SearchResult, prompt: int, path: str | Path) -> boo
                 ax.set_title(f"pick, reward {chosen.score:.2f}" if chosen.score is not None else "pick", fontsize=7)
             elif (k, node) in reward:
                 ax.set_xlabel(f"{reward[(k, node)]:.2f}", fontsize=7, labelpad=1)
-        axes[r][0].set_ylabel(f"scale {k}", fontsize=8)
+        maps = result.telemetry.get("token_maps") or []
+        size = f"\n{maps[k][0]}×{maps[k][1]} tokens" if k < len(maps) else ""
+        axes[r][0].set_ylabel(f"scale {k}{size}", fontsize=8)
     legend = [Patch(edgecolor=c, facecolor="none", linewidth=2, label=label) for label, c in
               (("the pick", COLORS["pick"]), ("lineage of the pick", COLORS["lineage"]),
                ("clustered away", COLORS["cluster"]), ("resampled away", COLORS["resample"]),
                ("alive", COLORS["alive"]))]
     fig.legend(handles=legend, loc="lower center", ncol=5, fontsize=7, frameon=False)
-    fig.suptitle(f"{result.strategy}: {result.prompts[prompt]} (numbers: the reward each resampling read)",
-                 fontsize=9)
-    fig.tight_layout(rect=(0, 0.05, 1, 0.95))
+    fig.suptitle(f"{result.strategy}: {result.prompts[prompt]}\npartial decodes of each scale's image so far (colours "
+                 "settle at the fine scales); numbers: the reward each resampling read", fontsize=9)
+    fig.tight_layout(rect=(0, 0.05, 1, 0.93))
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return True

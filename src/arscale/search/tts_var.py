@@ -107,7 +107,8 @@ class TTSVAR:
         search = make_search(generator, seed=seed, prompt_offset=prompt_offset, scorer=scorer, reward_name=c.reward,
                              features=features)
         search.telemetry.update(schedule={"batch": list(plan.batch), "cluster_at": list(plan.cluster_at),
-                                          "resample_at": list(plan.resample_at)}, operations=[], previews=[])
+                                          "resample_at": list(plan.resample_at)}, operations=[], previews=[],
+                                token_maps=[list(hw) for hw in getattr(generator, "scales", [])])  # (h, w) per scale
         traj = search.start(prompts, plan.batch[0], unconditional=False)  # it guides through `step` only
         for k in range(plan.num_scales):
             search.advance(traj)
