@@ -207,3 +207,18 @@ def test_bench_says_no_plots_where_no_run_has_an_accuracy(tmp_path, capsys):
     (out / "score_vs_n.png").write_bytes(b"an earlier bench's figure")
     assert main([*args, "--resume"]) == 0
     assert not (out / "score_vs_n.png").exists()  # not left beside a table it does not describe
+
+
+def test_n_labels_of_nearby_points_do_not_cover_each_other():
+    # three strategies at N=4, each a little dearer than the last: too far apart to share a label, close
+    # enough that labels side by side would cover each other
+    runs = [run("raw", 1, 0.5, 0.05, flops=1e9, wall=0.01)]
+    for i, label in enumerate(("best-of-n", "tts-var", "importance")):
+        runs.append(run(label, 4, 0.60 + 0.0025 * i, 0.05, flops=4e9 * 1.12 ** i, wall=0.04 * 1.12 ** i))
+    fig = figure_score_vs_compute(runs, MANIFEST)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    for ax in fig.axes:
+        boxes = [t.get_window_extent(renderer) for t in ax.texts]
+        assert len(boxes) == 3
+        assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])

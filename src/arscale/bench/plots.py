@@ -174,6 +174,9 @@ def _x_axis(ax, xs: list[float]) -> bool:
     return log
 
 
+LABEL_SHIFTS = (0, 9, -9, 18, -18, 27)  # points up (or down) a label tries before it covers another
+
+
 def _annotate_n(ax, points: list[tuple[float, float, int]]) -> None:
     """One 'N=…' per distinct position: points closer than about 5 % of the axes share one label."""
     ax.figure.canvas.draw()  # final limits, so that distances are in axes fractions
@@ -187,13 +190,21 @@ def _annotate_n(ax, points: list[tuple[float, float, int]]) -> None:
                 break
         else:
             clusters.append(((fx, fy), [(x, y, n)]))
+    renderer = ax.figure.canvas.get_renderer()
+    placed: list[Any] = []  # the labels' boxes so far: a label that would cover one moves up or down a line
     for (fx, fy), members in clusters:
         ns = sorted({n for *_, n in members})
         x, y, _ = members[0]
         right, top = fx > 0.85, fy > 0.9  # near the frame: the label goes inside it
-        ax.annotate("N=" + ",".join(map(str, ns)), (x, y), fontsize=7.5, color="0.2", textcoords="offset points",
-                    xytext=(-4 if right else 4, -4 if top else 4), ha="right" if right else "left",
-                    va="top" if top else "bottom")
+        for shift in LABEL_SHIFTS:
+            label = ax.annotate("N=" + ",".join(map(str, ns)), (x, y), fontsize=7.5, color="0.2",
+                                textcoords="offset points", xytext=(-4 if right else 4, (-4 if top else 4) + shift),
+                                ha="right" if right else "left", va="top" if top else "bottom")
+            box = label.get_window_extent(renderer)
+            if shift == LABEL_SHIFTS[-1] or not any(box.overlaps(other) for other in placed):
+                break  # the last try stays, covered or not
+            label.remove()
+        placed.append(box)
 
 
 def pyplot():
@@ -293,7 +304,7 @@ def figure_score_vs_compute(summaries: Sequence[dict], manifest: dict | None = N
         yerr = [[100 * b for b in below], [100 * a for a in above]]
         name = (RAW_LEGEND if label == RAW else f"{label} (1 sample)") if raw else label
         # later runs draw smaller markers, so coinciding points show as rings
-        size = max(7.5 - 1.2 * i, 4.0)
+        size = max(7.5 - 0.8 * i, 5.0)
         for ax, xs, span, pts in zip(axes, (flops, wall), spans, points):
             bars = ax.errorbar(xs, [100 * v for v in scores], yerr=yerr, capsize=3, label=name, color=style["color"],
                                marker=style["marker"], markersize=size, markeredgecolor="white",
