@@ -107,3 +107,13 @@ def test_non_finite_rewards_are_an_error(bad):
 def test_unknown_potential():
     with pytest.raises(ArscaleError, match="unknown potential"):
         potential(torch.zeros(2, 1), 0, "topk")
+
+
+def test_potential_does_not_alias_the_history():
+    for kind in POTENTIALS:
+        for column in (0, 2):
+            h = torch.tensor([[1.0, float("nan"), 3.0], [2.0, float("nan"), -1.0]])
+            before = h.clone()
+            phi = potential(h, column, kind)
+            phi += 100.0
+            assert torch.equal(h.nan_to_num(7.0), before.nan_to_num(7.0)), (kind, column)

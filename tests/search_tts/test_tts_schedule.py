@@ -97,3 +97,11 @@ def test_resampling_may_keep_the_count():
 def test_too_few_scales_for_the_default():
     with pytest.raises(ArscaleError, match="at least 5 scales"):
         build_schedule(4, 1)
+
+
+def test_resampling_after_a_forced_shrink_keeps_the_smaller_count():
+    # N=4 on the pattern 8, 7, 7, 7: clustering after scale 0 would keep round(7·4/8) = 4 = all rows, so it keeps
+    # 3; the resampling after scale 1 (pattern 7 -> 7) then keeps those 3 rows, it cannot make a fourth
+    s = build_schedule(4, 4, batch=[8, 7, 7, 7], cluster_at=[0], resample_at=[1])
+    assert (s.batch, s.cluster_at, s.resample_at) == ((4, 3, 3, 3), (0,), (1,))
+    assert s.after(1) == 3

@@ -9,6 +9,8 @@ flattened to that):
   direction → T-dim maps with one common sign (the official `pca_all`), whose sign is then fixed so
   that the projection of the token-mean is non-negative;
 - `pool`: the mean token, [B, C].
+One embedding per image ([B, C]: CLIP, PickScore, HPSv2) is already a semantic vector: `pca` and `pool` take
+it as it is (a single token has no per-image principal direction), `pca-joint` projects it as above.
 
 K-Means follows scikit-learn's defaults as the official code used them (greedy k-means++ with
 2 + ⌊ln k⌋ local trials, Lloyd to tol 1e-4 relative to the mean variance, 300 iterations, one
@@ -52,7 +54,7 @@ def _first_direction(x: torch.Tensor) -> torch.Tensor:
 def reduce_features(features: torch.Tensor, reduction: str = "pca") -> torch.Tensor:
     """[B, ...] features → [B, D] vectors for K-Means (see module docstring)."""
     tokens = as_tokens(features)
-    if reduction == "pool":
+    if reduction == "pool" or (reduction == "pca" and tokens.shape[1] == 1):  # one vector per image: itself
         return tokens.mean(1)
     if reduction == "pca":
         out = []
