@@ -117,3 +117,21 @@ def test_use_weights_redirects_reward_and_features_together(weights_dir, tmp_pat
     assert load_reward().model is not load_reward(weights=weights_dir).model  # back to the shipped weights
     with pytest.raises(ArscaleError, match="missing config.json"):
         sws.use_weights(tmp_path)
+
+
+def test_generate_scores_with_scorer_weights_for_that_command_alone(weights_dir, tmp_path):
+    from arscale.cli import main
+    from arscale.scorers import shapeworld as sws
+
+    def scores(out, *extra):
+        args = ["generate", "a photo of a red circle", "--strategy", "best-of-n", "--n", "2",
+                "--scorer", "shapeworld-reward", "--out", str(tmp_path / out), *extra]
+        assert main(args) == 0
+        return json.loads((tmp_path / out / "result.json").read_text())
+
+    shipped = scores("shipped")
+    own = scores("own", "--scorer-weights", str(weights_dir))
+    assert own["scorer_weights"] == str(weights_dir) and "scorer_weights" not in shipped
+    assert own["scores"] != shipped["scores"]  # the same two images, scored by the other reward
+    assert sws.weights_in_use() == sws.WEIGHTS_DIR  # the next command (or test) is back on the shipped weights
+    assert scores("again")["scores"] == shipped["scores"]  # and the scorer loaded for it is not reused

@@ -107,10 +107,12 @@ def run_merge(inputs: list[str], out: str) -> int:
 
 def run_bench(args: argparse.Namespace) -> int:
     from arscale.folders import first_missing, remove_empty_folders
+    from arscale.scorers.shapeworld import restoring_weights
 
     made = first_missing(args.out)
     try:
-        return _bench(args)
+        with restoring_weights():  # --scorer-weights holds for this run only
+            return _bench(args)
     except BaseException:
         remove_empty_folders(made)  # an --out this run made and wrote nothing into (e.g. the model failed to load)
         raise

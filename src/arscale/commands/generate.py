@@ -47,6 +47,9 @@ def register(sub) -> None:
                         "Below 1 a ShapeWorld model mixes toward its unconditional logits and follows the prompt less"),
     p.add_argument("--config", default=None, help="strategy config as a JSON string or a path to a JSON file")
     p.add_argument("--scorer", default=None, help="scorer for strategies that need one (e.g. shapeworld-reward)")
+    p.add_argument("--scorer-weights", default=None, metavar="DIR",
+                   help="load the ShapeWorld reward and features (one model) from this folder instead of the "
+                        "shipped one, e.g. a reward trained by `arscale train shapeworld-reward --out DIR`")
     p.add_argument("--weights", default=None,
                    help="model weights (a file, a directory or a hub id) instead of the shipped/default ones")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default %(default)s)")
@@ -77,12 +80,17 @@ def run(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
+    from arscale.scorers.shapeworld import restoring_weights, use_weights
+
     t0 = time.perf_counter()
     args.device = str(pick_device(args.device))
     made = first_missing(args.out)
     out = output_folder(args.out)  # before the model loads: a bad --out fails at once
     try:
-        return _generate(args, out, t0)
+        with restoring_weights():  # --scorer-weights holds for this run only
+            if args.scorer_weights:  # before any scorer loads: a wrong folder fails before the model loads
+                use_weights(args.scorer_weights)
+            return _generate(args, out, t0)
     except BaseException:
         remove_empty_folders(made)  # leave no empty folder behind a failed run
         raise
@@ -134,7 +142,9 @@ def _generate(args: argparse.Namespace, out: Path, t0: float) -> int:
     if write_extras is not None:
         written += list(write_extras(result, out) or [])
     summary = {"prompt": args.prompt, "model": args.model, "strategy": args.strategy, "n": args.n,
-               "seed": args.seed, "cfg": _model_cfg(generator), "scores": [c.score for c in candidates],
+               "seed": args.seed, "cfg": _model_cfg(generator), "scorer": args.scorer if scorer else None,
+               **({"scorer_weights": str(args.scorer_weights)} if args.scorer_weights else {}),
+               "scores": [c.score for c in candidates],
                "chosen": [i for i, c in enumerate(candidates) if c.chosen],
                "seconds": round(time.perf_counter() - t0, 2),  # the whole command, loading included
                "config": result.config,

@@ -15,7 +15,8 @@ self-attend and cross-attend to the image tokens; a linear head on the query.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -173,6 +174,22 @@ def use_weights(directory: str | Path | None) -> Path:
             raise ArscaleError(f"no ShapeWorld reward weights in {target}: missing {name}")
     _DEFAULT_DIR[0] = target
     return target
+
+
+def weights_in_use() -> Path:
+    """The folder the ShapeWorld reward and features load from by default now (`use_weights`)."""
+    return _DEFAULT_DIR[0]
+
+
+@contextmanager
+def restoring_weights() -> Iterator[None]:
+    """Undo any `use_weights` inside the block when it ends: a command's `--scorer-weights` must not outlive it
+    in a process that runs several (tests, notebooks calling `arscale.cli.main`)."""
+    before = _DEFAULT_DIR[0]
+    try:
+        yield
+    finally:
+        _DEFAULT_DIR[0] = before
 
 
 def load_model(weights: str | Path | None = None, device: str | torch.device = "cpu") -> RewardModel:

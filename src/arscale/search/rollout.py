@@ -79,8 +79,10 @@ def cached_scorer_and_files(name: str, device: Any) -> tuple[Any, dict[str, Path
     """`cached_scorer`, and the hub files it read when it loaded ({"owner/repo/file": local copy}, for a bench's
     manifest): a later call in the process reads nothing, but returns the same files."""
     from arscale.generators.loading import recording_hub_files
+    from arscale.scorers.shapeworld import weights_in_use
 
-    key = (name, repr(SCORERS.get(name)), str(device))  # a name registered anew loads anew
+    # a name registered anew loads anew, and so do the ShapeWorld scorers after `use_weights` moved them
+    key = (name, repr(SCORERS.get(name)), str(device), str(weights_in_use()))
     if key not in _SCORERS:
         with recording_hub_files() as files:
             scorer = load_scorer(name, device=device)
