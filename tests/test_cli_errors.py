@@ -133,6 +133,11 @@ def test_a_first_bench_that_fails_on_its_prompts_leaves_nothing_to_resume(tmp_pa
     (["bench", "--strategies", "raw@"], "name the variant after @"),
     (["generate", "a photo of a circle", "--cfg", "inf"], "--cfg must be a finite number ≥ 0, got inf"),
     (["generate", "a photo of a circle", "--out", ""], "--out is empty"),
+    (["bench", "--n", "2,2"], "--n names a budget twice: '2,2'"),
+    (["bench", "--prompts", "draw:0:1"], "draw:PER_TAG:SEED takes PER_TAG ≥ 1 prompts per tag"),
+    (["shapeworld", "suite", "--per-tag", "0"], "--per-tag must be at least 1"),
+    (["generate", "a photo of a circle", "--strategy", "best-of-n", "--config", "[1, 2]"],
+     "a config is a JSON object of fields {...}, got a list"),
 ])
 def test_values_a_command_cannot_use_are_one_line(argv, needle, tmp_path, capsys):
     if "--out" not in argv:
@@ -228,3 +233,12 @@ def test_a_trainer_names_a_damaged_starting_point_in_one_line(tmp_path, capsys):
     assert main(["train", "shapeworld-reward", "--init", str(folder), "--steps", "1", "--batch-size", "2",
                  "--threads", "1", "--out", str(tmp_path / "out")]) == 2
     _one_line(capsys, "model.safetensors is not a readable safetensors file")
+
+
+def test_a_weights_path_from_the_environment_is_named_as_such(tmp_path, monkeypatch, capsys):
+    missing = str(tmp_path / "nowhere")
+    monkeypatch.setenv("ARSCALE_VAR_WEIGHTS", missing)
+    assert main(["generate", "207", "--model", "var-d16", "--out", str(tmp_path / "o")]) == 2
+    _one_line(capsys, f"(the path comes from $ARSCALE_VAR_WEIGHTS={missing})")
+    assert main(["generate", "207", "--model", "var-d16", "--weights", missing, "--out", str(tmp_path / "o")]) == 2
+    assert "$ARSCALE_VAR_WEIGHTS" not in capsys.readouterr().err  # typed: nothing to explain

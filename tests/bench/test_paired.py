@@ -238,6 +238,12 @@ def test_the_compare_plot_keeps_bars_inside_what_accuracy_allows_and_tells_budge
     ax = figure_comparison(compare_folders(tmp_path)).axes[0]
     markers = [bars.lines[0].get_marker() for bars in ax.containers]
     assert len(set(markers)) == 2  # N=2 and N=4 of one label
+    _write(tmp_path, "tts-var", 4, [True, True], None)
+    both = figure_comparison(compare_folders(tmp_path)).axes[0]
+    by_n = {}
+    for bars in both.containers:  # a marker means one N, whichever run it belongs to
+        by_n.setdefault(bars.get_label().split(" N=")[1].split(" ")[0], set()).add(bars.lines[0].get_marker())
+    assert by_n.keys() == {"2", "4"} and all(len(m) == 1 for m in by_n.values()) and by_n["2"] != by_n["4"]
     for bars in ax.containers:
         for segment in bars.lines[2][0].get_segments():  # the horizontal error bars
             assert -100 <= min(x for x, _ in segment) and max(x for x, _ in segment) <= 100
@@ -248,6 +254,9 @@ def test_a_match_that_finds_nothing_lists_what_the_folders_hold(tmp_path, capsys
     _write(tmp_path, "scaling-ar", 4, [True], None)
     assert main(["compare", str(tmp_path), str(tmp_path), "--match", "best-of-n", "scaling-ar"]) != 0
     assert "holds best-of-n N=8, scaling-ar N=4" in capsys.readouterr().err
+    assert main(["compare", str(tmp_path), "--match", "best-of-n", "tts-var@lam2"]) != 0
+    err = capsys.readouterr().err  # a label that is not there is named as such, not blamed on the budgets
+    assert f"{tmp_path} has no label 'tts-var@lam2'; its labels are best-of-n, scaling-ar" in err
 
 
 def test_two_folders_are_named(tmp_path, capsys):

@@ -170,6 +170,10 @@ def compare_folders(a: str | Path, b: str | Path | None = None, *, match: tuple[
     if not rb:
         raise ArscaleError(f"no finished prompts under {b}")
     if match is not None:
+        for label, runs, folder in ((match[0], ra, a), (match[1], rb, b or a)):
+            if label not in {run_label for run_label, _ in runs}:
+                raise ArscaleError(f"{folder} has no label {label!r}; its labels are "
+                                   f"{', '.join(sorted({run_label for run_label, _ in runs}))}")
         met = match_labels(ra, rb, *match)
         if not met:
             def runs_in(runs: Runs) -> str:

@@ -2,8 +2,8 @@
 
 Each compared run is a marker at its difference in points, with a bar of ±1.96 paired SE (about 95 %), so a
 bar that crosses zero is a change the prompts cannot tell from none; bars stop at ±100 points, the most a
-difference of accuracies can be. Runs keep the colours of the bench figures (`plots.styles_for`); a label's
-runs at several N differ in marker. Tags are in table.md's order.
+difference of accuracies can be. Runs keep the colours of the bench figures (`plots.styles_for`); the marker
+says the N, the same for every label. Tags are in table.md's order.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ def figure_comparison(rows: Sequence[dict], name_a: str = "A", name_b: str = "B"
     fig, ax = plt.subplots(figsize=(7.5, height), layout="constrained")
     spread = 0.7 / len(rows)  # several runs share a tag's row, side by side
     styles = styles_for([r["label"] for r in rows])
+    budgets = sorted({r["n"] for r in rows})
     for j, r in enumerate(rows):
         offset = (j - (len(rows) - 1) / 2) * spread
         ys, xs, low, high = [], [], [], []
@@ -47,8 +48,7 @@ def figure_comparison(rows: Sequence[dict], name_a: str = "A", name_b: str = "B"
                 low.append(min(err, x + 100))
                 high.append(min(err, 100 - x))
         style = styles[r["label"]]
-        ns = sorted(q["n"] for q in rows if q["label"] == r["label"])
-        marker = MARKERS[(MARKERS.index(style["marker"]) + ns.index(r["n"])) % len(MARKERS)]
+        marker = MARKERS[budgets.index(r["n"]) % len(MARKERS)]  # one marker per N across runs: colour is the run
         ax.errorbar(xs, ys, xerr=[low, high], fmt=marker, color=style["color"], capsize=3, markersize=6,
                     label=f"{r['label']} N={r['n']} (against {r['against']}, {r['prompts']} prompts"
                           + (f" in {r['draws']} draws)" if "draws" in r else ")"))

@@ -92,6 +92,8 @@ def parse_ns(text: str) -> list[int]:
         raise ArscaleError(f"--n expects comma-separated integers such as 1,2,4,8, got {text!r}") from None
     if not ns or any(n < 1 for n in ns):
         raise ArscaleError(f"--n values must be at least 1, got {text!r}")
+    if len(set(ns)) < len(ns):
+        raise ArscaleError(f"--n names a budget twice: {text!r}")
     return ns
 
 

@@ -154,6 +154,8 @@ def load_prompts(spec: str) -> tuple[str, list[SuitePrompt]]:
             per_tag, seed = int(per_tag), int(seed)
         except ValueError:
             raise ArscaleError(f"draw:PER_TAG:SEED expects two integers, got {spec!r}") from None
+        if per_tag < 1 or seed < 0:
+            raise ArscaleError(f"draw:PER_TAG:SEED takes PER_TAG ≥ 1 prompts per tag and a SEED ≥ 0, got {spec!r}")
         return "shapeworld", draw_shapeworld(per_tag, seed)
     kind, sep, rest = spec.partition(":")
     if sep and kind in _LOADERS:

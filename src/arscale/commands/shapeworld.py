@@ -60,6 +60,8 @@ def cmd_suite(args) -> int:
     out = Path(args.out)
     if out.is_dir():
         raise ArscaleError(f"--out {out} is a folder; give a file name such as {out / 'suite.jsonl'}")
+    if args.per_tag < 1 or args.seed < 0:
+        raise ArscaleError(f"--per-tag must be at least 1 and --seed at least 0, got {args.per_tag} and {args.seed}")
     records = build_suite(args.per_tag, args.seed)
     try:
         write_suite(records, out)

@@ -71,4 +71,12 @@ def load_generator(name: str, **options: Any) -> Any:
     if name not in MODELS:
         raise ArscaleError(f"unknown model {name!r}; choose from {', '.join(MODELS)}")
     module, fn = MODELS[name].split(":")
-    return getattr(importlib.import_module(module), fn)(**options)
+    try:
+        return getattr(importlib.import_module(module), fn)(**options)
+    except ArscaleError as exc:  # a path the user never typed: say where it came from
+        given = {str(v) for v in options.values()}
+        named = [f"${var}={os.environ[var]}" for var in (*WEIGHTS_ENV.values(), "ARSCALE_T5_WEIGHTS")
+                 if os.environ.get(var) and os.environ[var] not in given and os.environ[var] in str(exc)]
+        if named:
+            raise ArscaleError(f"{exc} (the path comes from {', '.join(named)})") from exc
+        raise

@@ -167,6 +167,8 @@ def read_config(text: str, what: str = "--config") -> dict[str, Any]:
     if not text.lstrip().startswith("{"):
         path = Path(text)
         if not path.is_file():
+            if text.lstrip().startswith("["):
+                raise ArscaleError(f"{what}: a config is a JSON object of fields {{...}}, got a list: {text!r}")
             raise ArscaleError(f"{what}: {text!r} is neither inline JSON ({{...}}) nor an existing JSON file")
         try:
             source = path.read_text(encoding="utf-8")
