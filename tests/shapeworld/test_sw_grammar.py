@@ -242,3 +242,19 @@ def test_prompt_from_metadata_rejects_records_outside_the_grammar(metadata, frag
     with pytest.raises(GrammarError) as info:
         prompt_from_metadata(metadata)
     assert fragment in str(info.value)
+
+
+@pytest.mark.parametrize("prompt, hint", [
+    ("a photo of two crosss", "did you mean 'crosses'?"),
+    ("A photo of a red circle.", "write 'circle' (prompts are words without punctuation)"),
+])
+def test_an_unknown_word_comes_with_what_was_probably_meant(prompt, hint):
+    with pytest.raises(GrammarError, match="unknown word") as caught:
+        metadata_from_prompt(prompt)
+    assert str(caught.value).endswith(hint)
+
+
+def test_a_word_far_from_the_vocabulary_gets_no_guess():
+    with pytest.raises(GrammarError) as caught:
+        metadata_from_prompt("a photo of a zebra")
+    assert "did you mean" not in str(caught.value) and "write" not in str(caught.value)

@@ -20,6 +20,8 @@ Metadata records use GenEval's ``evaluation_metadata.jsonl`` schema with the key
 
 from __future__ import annotations
 
+import difflib
+
 import numpy as np
 
 from arscale.errors import ArscaleError
@@ -197,6 +199,16 @@ _EXP_ARTICLE = "an article ('a' or 'an')"
 _EXP_RELATION = "'and', a relation (" + ", ".join(RELATIONS) + ")"
 
 
+def _hint(word: str) -> str:
+    """What an unknown word was probably meant to be: punctuation is not in the grammar, and a near spelling is
+    named."""
+    bare = word.strip(".,;:!?'\"")
+    if bare in VOCABULARY:
+        return f"; write {bare!r} (prompts are words without punctuation)"
+    near = difflib.get_close_matches(bare, sorted(VOCABULARY), n=1, cutoff=0.75)
+    return f"; did you mean {near[0]!r}?" if near else ""
+
+
 class _Tokens:
     def __init__(self, prompt: str):
         self.prompt = prompt
@@ -213,7 +225,7 @@ class _Tokens:
             raise GrammarError(f"prompt {self.prompt!r} ends after {last!r}: expected {expected}")
         if word not in VOCABULARY:
             raise GrammarError(
-                f"unknown word {word!r} (word {self.i + 1} of {self.prompt!r}): expected {expected}"
+                f"unknown word {word!r} (word {self.i + 1} of {self.prompt!r}): expected {expected}{_hint(word)}"
             )
         raise GrammarError(
             f"unexpected word {word!r} (word {self.i + 1} of {self.prompt!r}): expected {expected}"
