@@ -242,3 +242,11 @@ def test_a_weights_path_from_the_environment_is_named_as_such(tmp_path, monkeypa
     _one_line(capsys, f"(the path comes from $ARSCALE_VAR_WEIGHTS={missing})")
     assert main(["generate", "207", "--model", "var-d16", "--weights", missing, "--out", str(tmp_path / "o")]) == 2
     assert "$ARSCALE_VAR_WEIGHTS" not in capsys.readouterr().err  # typed: nothing to explain
+
+
+def test_a_run_with_its_own_reward_and_one_without_differ_in_words():
+    from arscale.bench.manifest import differences
+
+    own = {"scorer_weights": {"weights_path": "rw", "weights_sha256": {"model.safetensors": "ab" * 32}}}
+    assert differences({"scorer_weights": None}, own) == ["scorer_weights: the shipped reward vs --scorer-weights"]
+    assert differences(own, {}) == ["scorer_weights: --scorer-weights vs the shipped reward"]

@@ -314,6 +314,9 @@ def _difference(key: str, old: Any, new: Any) -> str:
             return f"{key}: {what} weights differ ({', '.join(changed)})"
         if old.get("cfg") != new.get("cfg"):  # `bench --cfg`; absent: the model's own
             return f"{key}: cfg {old.get('cfg', 'default')} vs {new.get('cfg', 'default')}"
+    if key == "scorer_weights" and (old is None or new is None):  # --scorer-weights in one run only
+        return f"scorer_weights: {'the shipped reward' if old is None else '--scorer-weights'} vs " \
+               f"{'the shipped reward' if new is None else '--scorer-weights'}"
     if key == "cost_accounting":
         return (f"cost_accounting: {old} vs {new} (an arscale of another version counted compute differently, so "
                 "its costs cannot be averaged with this one's: use a new --out)")
