@@ -289,3 +289,21 @@ def test_run_arguments_a_python_user_gets_wrong(name, monkeypatch):
     by_name = strategy.run(gen, PROMPTS[:1], 2, seed=0, scorer="fake-reward")
     by_object = strategy.run(gen, PROMPTS[:1], 2, seed=0, scorer=FakeScorer())
     assert (by_name.chosen(0).image == by_object.chosen(0).image).all()
+
+
+def test_search_tree_png_shows_at_most_a_row_of_sixteen_per_scale(tmp_path, monkeypatch):
+    import matplotlib.pyplot as plt
+
+    from arscale.search.tree_plot import MAX_COLUMNS, draw_search_tree
+
+    figures, close = [], plt.close
+    monkeypatch.setattr(plt, "close", lambda fig=None: figures.append(fig) or close(fig))
+    res = _tts(n_counts="final").run(FakeNextScale(), PROMPTS[:1], 4, seed=0, scorer=FakeScorer())
+    widest = max(len(e["nodes"]) for e in res.telemetry["previews"])
+    assert widest > MAX_COLUMNS  # the set-up: a schedule that starts with more rows than a row shows
+    assert draw_search_tree(res, 0, tmp_path / "t.png")
+    (fig,) = figures
+    rows = len(res.telemetry["previews"])
+    assert len(fig.axes) == rows * MAX_COLUMNS
+    first = fig.axes[0].get_ylabel()
+    assert first.endswith(f"(+{len(res.telemetry['previews'][0]['nodes']) - MAX_COLUMNS} not shown)")

@@ -10,6 +10,7 @@ import numpy as np
 
 from arscale.search.result import SearchResult
 
+MAX_COLUMNS = 16  # candidates shown per scale (the pick's line first); a wider row says how many it leaves out
 COLORS = {"pick": "black", "lineage": "#1a9850", "cluster": "#4575b4", "resample": "#d73027", "alive": "#bbbbbb"}
 
 
@@ -40,6 +41,8 @@ def draw_search_tree(result: SearchResult, prompt: int, path: str | Path) -> boo
     # the pick's line first in every row, so it reads down one column
     previews = [(k, sorted(idx, key=lambda i, k=k, e=e: k >= lineage.get(e["nodes"][i], -1)), e)
                 for k, idx, e in previews]
+    hidden = {k: max(len(idx) - MAX_COLUMNS, 0) for k, idx, _ in previews}  # wide rows show their first ones
+    previews = [(k, idx[:MAX_COLUMNS], e) for k, idx, e in previews]
     width = max(len(idx) for _, idx, _ in previews)
     fig, axes = plt.subplots(len(previews), width, figsize=(1.1 * width + 1.4, 1.15 * len(previews) + 0.8),
                              squeeze=False)
@@ -65,7 +68,8 @@ def draw_search_tree(result: SearchResult, prompt: int, path: str | Path) -> boo
                 ax.set_xlabel(f"{reward[(k, node)]:.2f}", fontsize=7, labelpad=1)
         maps = result.telemetry.get("token_maps") or []
         size = f"\n{maps[k][0]}×{maps[k][1]} tokens" if k < len(maps) else ""
-        axes[r][0].set_ylabel(f"scale {k}{size}", fontsize=8)
+        more = f"\n(+{hidden[k]} not shown)" if hidden[k] else ""
+        axes[r][0].set_ylabel(f"scale {k}{size}{more}", fontsize=8)
     legend = [Patch(edgecolor=c, facecolor="none", linewidth=2, label=label) for label, c in
               (("the pick", COLORS["pick"]), ("lineage of the pick", COLORS["lineage"]),
                ("clustered away", COLORS["cluster"]), ("resampled away", COLORS["resample"]),
