@@ -307,3 +307,20 @@ def test_search_tree_png_shows_at_most_a_row_of_sixteen_per_scale(tmp_path, monk
     assert len(fig.axes) == rows * MAX_COLUMNS
     first = fig.axes[0].get_ylabel()
     assert first.endswith(f"(+{len(res.telemetry['previews'][0]['nodes']) - MAX_COLUMNS} not shown)")
+
+
+def test_tts_var_says_where_its_schedule_consults_no_reward(tmp_path, capsys):
+    from arscale.search.base import budget_note
+
+    tts = _tts()
+    for n in (1, 2, 3):  # below N = 4 the default schedule never resamples and ends with one row
+        assert "consults no reward" in budget_note(tts, FakeNextScale(), n)
+    assert budget_note(tts, FakeNextScale(), 4) is None and budget_note(tts, FakeNextScale(), 8) is None
+    assert budget_note(BestOfN(), FakeNextScale(), 2) is None  # a strategy without the hook says nothing
+    from arscale.cli import main
+
+    argv = ["bench", "--prompts", "draw:1:5", "--limit", "1", "--strategies", "tts-var", "--n", "2,4",
+            "--scorer", "", "--quiet", "--out", str(tmp_path / "b")]
+    assert main(argv) == 0
+    notes = [line for line in capsys.readouterr().err.splitlines() if "consults no reward" in line]
+    assert len(notes) == 1 and notes[0].startswith("note: tts-var: tts-var at N=2 consults no reward")

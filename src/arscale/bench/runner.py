@@ -37,7 +37,7 @@ from arscale.bench.suites import SuitePrompt
 from arscale.bench.table import label_order
 from arscale.errors import ArscaleError
 from arscale.generators.seeding import mix
-from arscale.search.base import STRATEGIES, make_strategy, read_config
+from arscale.search.base import STRATEGIES, budget_note, make_strategy, read_config
 from arscale.search.rollout import scoring_prompts
 
 RECORD_FILE = "record.json"
@@ -225,6 +225,10 @@ class Bench:
                         if not (resume and all(is_done(root, sp, official) for sp in block)) for sp in block]
                 plan.append((spec, n, root, todo))
         total = sum(len(t) for *_, t in plan)
+        for spec, n, _, todo in plan:
+            note = budget_note(make_strategy(spec.strategy, run_config(spec)), self.generator, n) if todo else None
+            if note:
+                print(f"note: {spec.label}: {note}", file=sys.stderr)
         summaries = []
         with tqdm(total=total, desc="bench", dynamic_ncols=True, disable=self.quiet, mininterval=2.0) as bar:
             for spec, n, root, todo in plan:

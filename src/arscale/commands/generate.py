@@ -99,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
 def _generate(args: argparse.Namespace, out: Path, t0: float) -> int:
     from arscale.bench.geneval_layout import strict_json
     from arscale.generators.registry import load_generator
-    from arscale.search.base import make_strategy, read_config, strategy_extras
+    from arscale.search.base import budget_note, make_strategy, read_config, strategy_extras
 
     options = {"device": args.device}
     if args.cfg is not None:
@@ -121,6 +121,9 @@ def _generate(args: argparse.Namespace, out: Path, t0: float) -> int:
             callable(needs_unconditional) and not needs_unconditional(args.cfg):  # where the others run one half
         print(f"note: scaling-ar starts every candidate at --cfg {args.cfg:g} and its schedule moves each one's "
               "guidance from there, so it keeps both CFG halves", file=sys.stderr)
+    note = budget_note(strategy, generator, args.n)
+    if note:
+        print(f"note: {note}", file=sys.stderr)
     if args.strategy == "raw":
         result = _raw_in_batches(strategy, generator, args, scorer)
     else:

@@ -118,8 +118,8 @@ def _describe(hint: Any) -> str:
 class Strategy(Protocol):
     """What `make_strategy`, `arscale generate` and `arscale bench` need of a strategy class: a `Config`
     dataclass deriving `StrategyConfig` (class attribute), `__init__(config)`, and the members below.
-    Optional: `uses_reward = False` where `scorer` is ignored, and `write_extras(result, out_dir)`
-    (`strategy_extras`)."""
+    Optional: `uses_reward = False` where `scorer` is ignored, `write_extras(result, out_dir)`
+    (`strategy_extras`), and `budget_note(generator, n)` (`budget_note`)."""
 
     name: str
     config: StrategyConfig
@@ -159,6 +159,13 @@ def strategy_extras(strategy: Any) -> Callable[[SearchResult, Path], Any] | None
     if fn is None:
         fn = getattr(sys.modules.get(type(strategy).__module__), "write_extras", None)
     return fn if callable(fn) else None
+
+
+def budget_note(strategy: Any, generator: Any, n: int) -> str | None:
+    """The strategy's optional `budget_note(generator, n)`: what a user should know before it spends budget `n` on
+    `generator` (e.g. that its schedule there consults no reward); None where there is nothing to say."""
+    fn = getattr(strategy, "budget_note", None)
+    return fn(generator, n) if callable(fn) else None
 
 
 def read_config(text: str, what: str = "--config") -> dict[str, Any]:

@@ -87,6 +87,17 @@ class TTSVAR:
         return build_schedule(num_scales, n, batch=c.batch, cluster_at=c.cluster_at, resample_at=c.resample_at,
                               n_counts=c.n_counts)
 
+    def budget_note(self, generator: Any, n: int) -> str | None:
+        """Below N = 4 the default schedule never resamples and ends with one row: the reward only scores the
+        result, so the budget buys clustering alone (at N = 2 a tie that returns raw sampling's image)."""
+        if generator_kind(generator) != "scale":
+            return None
+        plan = self.schedule(int(generator.num_scales), check_n(n))
+        if plan.resample_at or plan.batch[-1] > 1:
+            return None
+        return (f"{self.name} at N={n} consults no reward: its schedule ({', '.join(map(str, plan.batch))} rows) "
+                "never resamples and ends with one row, so the reward only scores the result (docs/strategies.md)")
+
     def run(self, generator: Any, prompts: Sequence[str], n: int, *, seed: int = 0, prompt_offset: int = 0,
             scorer: Any = None) -> SearchResult:
         """TTS-VAR on a next-scale model. `n` is the budget as `n_counts` says (default: the rows that start, the
