@@ -2,8 +2,9 @@
 
 Scores are in percent, as in table.md; error bars are ±1 SE clipped to 0–100 %. Each label keeps its colour
 in every bench (a fixed map for the built-in strategies, a crc32 of the label for variants, moved on to a free
-colour where two variants of one figure would share one), so two benches' figures compare side by side. Raw sampling draws one sample per prompt whatever N says, so its rows are
-repeats: it is a single dashed reference line ("raw (1 sample)"), not a curve over N.
+colour where two variants of one figure would share one), so two benches' figures compare side by side. Raw
+sampling draws one sample per prompt whatever N says, so its rows are repeats: it is a single dashed reference
+line ("raw (1 sample)"), not a curve over N.
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ define `write_extras(result, out_dir) -> list[Path]` to add its own outputs (sea
 from __future__ import annotations
 
 import argparse
+import hashlib
 import math
 import sys
 import time
@@ -266,6 +267,7 @@ def tile_captions(candidates: Sequence, images: list[np.ndarray], digits: int, s
     """What each tile of grid.png is: the number of its file, its score (`score_name`: what the strategy picks
     by), whether it is the pick, and which earlier tile it repeats (resampling keeps copies of a candidate)."""
     picks = sum(bool(c.chosen) for c in candidates)
+    first_of: dict[bytes, int] = {}  # a digest of an image's pixels -> the first tile showing it
     out = []
     for i, (candidate, image) in enumerate(zip(candidates, images, strict=True)):
         parts = [f"{i:0{digits}d}"]
@@ -273,8 +275,8 @@ def tile_captions(candidates: Sequence, images: list[np.ndarray], digits: int, s
             parts.append(f"{score_name} {candidate.score:.3g}")
         if candidate.chosen and picks < len(candidates):
             parts.append("chosen")
-        same = next((j for j in range(i) if np.array_equal(images[j], image)), None)
-        if same is not None:
+        same = first_of.setdefault(hashlib.sha256(str(image.shape).encode() + image.tobytes()).digest(), i)
+        if same != i:
             parts.append(f"= {same:0{digits}d}")
         out.append(" · ".join(parts))
     return out
