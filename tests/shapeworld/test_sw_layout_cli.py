@@ -243,7 +243,7 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert "--per-prompt must be at least 1" in _error_line(capsys)
 
     assert main(["shapeworld", "suite", "--per-tag", "0", "--out", str(tmp_path / "s.jsonl")]) == 2
-    assert "per_tag must be a positive integer" in _error_line(capsys)
+    assert "--per-tag must be at least 1" in _error_line(capsys)
 
     assert main(["shapeworld", "suite", "--out", str(tmp_path)]) == 2
     assert "is a folder" in _error_line(capsys)
