@@ -14,6 +14,8 @@ def test_mean_reward_se_is_the_standard_error_of_the_mean():
     sd = math.sqrt(sum((r - mean) ** 2 for r in (0.0, 1.0, 2.0, 5.0)) / 3)
     assert math.isclose(s["mean_reward"], mean)
     assert math.isclose(s["mean_reward_se"], sd / 2)
+    one = summarize([{"reward": 3.0, "cost": {}}], [])
+    assert one["mean_reward"] == 3.0 and math.isnan(one["mean_reward_se"])  # one reward: its spread is unknown
 
 
 def test_paired_rewards_are_over_the_prompts_both_judged():

@@ -38,7 +38,7 @@ def _mean_se(values: list[float]) -> tuple[float, float]:
     if not values:
         return float("nan"), float("nan")
     a = np.asarray(values, dtype=float)
-    se = float(a.std(ddof=1) / math.sqrt(len(a))) if len(a) > 1 else 0.0
+    se = float(a.std(ddof=1) / math.sqrt(len(a))) if len(a) > 1 else float("nan")  # one value: no spread known
     return float(a.mean()), se
 
 

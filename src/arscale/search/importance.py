@@ -105,6 +105,7 @@ class Importance:
         bad = [c for c in self.config.checkpoints if not 0.0 < c < 1.0]
         if bad:
             raise ArscaleError(f"checkpoints must be fractions in (0, 1) of the {t} tokens, got {bad}")
+        # the nearest token (Python's round: a tie goes to the even one), kept inside 1..t-1
         return sorted({max(1, min(t - 1, round(c * t))) for c in self.config.checkpoints})
 
     def run(self, generator: Any, prompts: Sequence[str], n: int, *, seed: int = 0, prompt_offset: int = 0,

@@ -276,7 +276,10 @@ class Search:
         if pn is not None:
             side = pn[k]
             return int(side[0] * side[1]) if isinstance(side, (tuple, list)) else int(side) ** 2
-        return int(_call_optional(g, ("tokens_in_scale",), k))
+        if not callable(getattr(g, "tokens_in_scale", None)):  # else every token would go uncounted
+            raise ArscaleError(f"{type(g).__name__} says neither `patch_nums` nor `tokens_in_scale(k)`: the "
+                               "generated-token count needs one of them (arscale/generators/protocol.py)")
+        return int(g.tokens_in_scale(k))
 
     def run_to(self, traj: Trajectories, position: int, hook: Callable[[int], None] | None = None) -> None:
         """Advance until `position` scales/tokens are generated, calling hook(position) after each."""
@@ -315,8 +318,9 @@ class Search:
         the reward history's last column."""
         size = int(self.reward_scorer.input_size)
         if images.shape[-1] != size or images.shape[-2] != size:
-            images = F.interpolate(images.float(), size=(size, size), mode="bilinear", align_corners=False,
-                                   antialias=size < images.shape[-1])
+            with self.cost.timer("reward"):  # the scorer's preprocessing: its time, not overhead
+                images = F.interpolate(images.float(), size=(size, size), mode="bilinear", align_corners=False,
+                                       antialias=size < images.shape[-1])
         r = self.rewards(traj, images)
         traj.record("reward", self.length - 1, r)
         return r
