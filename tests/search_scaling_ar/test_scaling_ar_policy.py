@@ -106,8 +106,10 @@ def test_last_survivor_and_best_are_kept():
     pol = machine(window=0, protect_best=False)
     pol.theta = [1.0]
     one = torch.tensor([0])
-    ev, doomed = pol.step(4, torch.tensor([0.1]), torch.zeros(1), one, torch.tensor([True]), torch.tensor([0]))
-    assert doomed == [] and ev == []  # no probation for a last survivor
+    flagged = torch.tensor([True])
+    ev, doomed = pol.step(4, torch.tensor([0.1]), torch.zeros(1), one, flagged, torch.tensor([0]))
+    assert doomed == [] and not flagged[0]  # no probation for a last survivor: its flag is lifted,
+    assert ev == [(0, "settle")]  # and the telemetry says so (a flag left unresolved would hang in the plot)
     # the arg-max row is protected even when it is due: rows 0 (the best) and 1 are due, row 2 is flagged only
     # now, so room for two terminations is left and only protection can spare row 0
     for protect, expected in ((True, [1]), (False, [0, 1])):

@@ -19,10 +19,11 @@ Telemetry (`SearchResult.telemetry`): `prompts[p]` = one trace per candidate (`c
 per-step lists `C`, `I`, `D`, `R`, `guidance`, `s_tok`, `B`, `K`, `pmi` — log p_cond − log p_uncond of
 the sampled token, not used by the method — and `ended` / `reason` if it was terminated; with
 `record_previews`, a terminated one also has the `tokens` it generated and their decode, `preview`, a
-uint8 image: the only value that is not plain JSON), `events` (flag / recover / terminate with prompt,
-candidate, step, C), `threshold[p]` (theta per step), `tokens_per_prompt` (generated image tokens of each
-prompt, a CFG pair counted once) and `tokens_per_image` (their mean), `cost_per_prompt` (each prompt's own
-tokens, transformer and decode FLOPs and decodes, adding up to the run's cost), and the step constants in use.
+uint8 image: the only value that is not plain JSON), `events` (flag / recover / settle, a flag lifted because
+the candidate is among its prompt's last survivors / terminate, with prompt, candidate, step, C),
+`threshold[p]` (theta per step), `tokens_per_prompt` (generated image tokens of each prompt, a CFG pair counted
+once) and `tokens_per_image` (their mean), `cost_per_prompt` (each prompt's own tokens, transformer and decode
+FLOPs and decodes, adding up to the run's cost), and the step constants in use.
 `write_extras` (`scaling_ar_plot`) plots the C trajectories with the prune events, and every candidate under them.
 """
 

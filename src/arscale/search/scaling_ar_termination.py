@@ -72,9 +72,11 @@ class TerminationPolicy:
         decided = torch.full_like(flagged, self.config.probation == "any") | (t - flag_step >= self.window)
         flag = ~settled & ~flagged & below
         recover = ~settled & flagged & (~below | (r >= self.config.delta_rec)) & decided
+        settle = settled & flagged  # its probation ends unjudged: it is one of its prompt's last survivors
         flagged[settled | recover], flag_step[settled | recover] = False, -1
         flagged[flag], flag_step[flag] = True, t
-        events = [(int(i), "flag" if flag[i] else "recover") for i in torch.nonzero(flag | recover).flatten()]
+        kinds = {"flag": flag, "recover": recover, "settle": settle}
+        events = [(int(i), next(k for k, m in kinds.items() if m[i])) for i in torch.nonzero(flag | recover | settle).flatten()]
         due = flagged & (flag_step >= 0) & (t - flag_step >= self.window)
         doomed: list[int] = []
         for p in prompt[due].unique().tolist():
