@@ -30,3 +30,14 @@ for subset in (rows[:20], rows):
     se = sd / len(gains) ** 0.5
     print(f"{len(subset)} draws: gain {gain:+.2f} ± {se:.2f} points on raw {raw:.2f}, relative {100 * gain / raw:+.2f} "
           f"± {100 * se / raw:.2f} % (between-draw SD {sd:.2f})")
+
+# per tag, over every draw: where the gain comes from
+for tag in json.loads(next((ROOT / DRAWS[0] / "raw").glob("n*/summary.json")).read_text())["tags"]:
+    pairs = []
+    for d in DRAWS:
+        raw = json.loads(next((ROOT / d / "raw").glob("n*/summary.json")).read_text())["tags"][tag]["accuracy"]
+        run = json.loads((ROOT / d / "scaling-ar/n8/summary.json").read_text())["tags"][tag]["accuracy"]
+        pairs.append((100 * raw, 100 * run))
+    diffs = [b - a for a, b in pairs]
+    print(f"{tag:15s} raw {statistics.mean(a for a, _ in pairs):5.1f}  scaling-ar {statistics.mean(b for _, b in pairs):5.1f}"
+          f"  {statistics.mean(diffs):+5.1f} ± {statistics.stdev(diffs) / len(diffs) ** 0.5:.1f}")
