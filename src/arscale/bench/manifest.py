@@ -275,7 +275,7 @@ def differences(old: dict, new: dict) -> list[str]:
         diffs.append(f"model: the hub files beside its weights differ ({', '.join(side_files[MODEL_HUB_KEY])})")
     if side_files[SCORER_HUB_KEY]:
         diffs.append(f"scorer: the hub files differ ({', '.join(side_files[SCORER_HUB_KEY])})")
-    if old.get("layout", "geneval") != new.get("layout", "geneval"):
+    if (old.get("layout") or "geneval") != (new.get("layout") or "geneval"):  # none recorded: GenEval's
         diffs.append(f"layout: {old.get('layout')} vs {new.get('layout')}")
     old_s, new_s = old.get("strategies") or {}, new.get("strategies") or {}
     for label in sorted(set(old_s) & set(new_s)):
