@@ -421,7 +421,10 @@ class InfinityGenerator(NextScaleLoop):
                    + 4 * C * F_ * n)  # FFN
         per_text_token = 4 * C * C + 4 * n * C  # the text's keys and values, and the attention over them
         head = 2 * C * 2 * d * n
-        return float(rows * (depth * per_row + head) + depth * per_text_token * text_tokens)
+        # once per row and forward however many tokens: the shared AdaLN modulation and the head's
+        modulation = 2 * C * 6 * C + 2 * C * 2 * C
+        embed = 2 * n * d * C if k else 0  # the bits of earlier scales in (scale 0 starts from the text)
+        return float(rows * (depth * per_row + head + modulation + embed) + depth * per_text_token * text_tokens)
 
 
 def upstream_filters(top_k: float, top_p: float, model_top_k: float = 0.0, model_top_p: float = 0.0,
