@@ -95,3 +95,20 @@ def sample_to_end(gen, traj, record=None):
             record.append(gen.next_logits(traj))
         gen.advance(traj, gen.sample(traj))
     return traj
+
+
+def count_scale_flops(gen) -> list[float]:
+    """Make `gen.transformer.forward_scale` append torch's FLOP count of each call to the list returned (the
+    counter sees every linear layer, not the fused attention on CPU)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counted, forward_scale = [], gen.transformer.forward_scale
+
+    def counting(*args, **kwargs):
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            out = forward_scale(*args, **kwargs)
+        counted.append(counter.get_total_flops())
+        return out
+
+    gen.transformer.forward_scale = counting
+    return counted

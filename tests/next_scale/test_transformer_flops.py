@@ -1,8 +1,7 @@
 """The next-scale transformer's analytic FLOPs against torch's FLOP counter, scale by scale."""
 
-import torch
+from tiny_families import count_scale_flops
 from tiny_shapeworld_var import build_tiny_var, tiny_var_configs
-from torch.utils.flop_counter import FlopCounterMode
 
 
 def test_every_matmul_of_a_scale_is_counted():
@@ -10,15 +9,7 @@ def test_every_matmul_of_a_scale_is_counted():
     # (q·k and weights·v, self and cross), and the head's elementwise modulation, which is not a matmul
     gen = build_tiny_var(*tiny_var_configs((1, 2, 3, 4), depth=2))
     traj = gen.start(["a photo of a red circle", "a photo of two squares"], 3, 0)
-    counted, forward_scale = [], gen.transformer.forward_scale
-
-    def counting(*args, **kwargs):
-        with torch.no_grad(), FlopCounterMode(display=False) as counter:
-            out = forward_scale(*args, **kwargs)
-        counted.append(counter.get_total_flops())
-        return out
-
-    gen.transformer.forward_scale = counting
+    counted = count_scale_flops(gen)
     for _ in range(gen.num_scales):
         gen.step(traj)
     c = gen.transformer.config

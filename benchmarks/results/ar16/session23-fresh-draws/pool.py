@@ -1,5 +1,6 @@
 """ScalingAR N = 8 against raw sampling, pooled over every fresh draw with the defaults of Sessions 15–23, from
-the committed summaries (`arscale compare --pooled` reads per-prompt records, which are not committed)."""
+the committed summaries (`arscale compare --pooled` reads per-prompt records, which are not committed). Later
+sessions' `pool.py` import this one and add their draws."""
 
 import json
 import statistics
@@ -14,18 +15,25 @@ DRAWS = [f"session15-threshold-pool/d990{i}" for i in range(3, 8)] + [
     "session22-fresh-draws/d2202", "session23-fresh-draws/d2301", "session23-fresh-draws/d2302"]
 
 
-def overall(path: Path) -> float:
-    return 100 * json.loads(path.read_text())["overall"]
+def summaries(draw: str) -> tuple[dict, dict]:
+    """A draw's raw-sampling summary and its ScalingAR N = 8 one."""
+    raw = json.loads(next((ROOT / draw / "raw").glob("n*/summary.json")).read_text())
+    return raw, json.loads((ROOT / draw / "scaling-ar/n8/summary.json").read_text())
 
 
-rows = [(d, overall(next((ROOT / d / "raw").glob("n*/summary.json"))), overall(ROOT / d / "scaling-ar/n8/summary.json"))
-        for d in DRAWS]
-for d, raw, run in rows:
-    print(f"{d:45s} {raw:5.1f} {run:5.1f} {run - raw:+5.1f}")
-for subset in (rows[:18], rows):
-    gains = [run - raw for _, raw, run in subset]
-    gain, raw = statistics.mean(gains), statistics.mean(r for _, r, _ in subset)
-    sd = statistics.stdev(gains)
-    se = sd / len(gains) ** 0.5
-    print(f"{len(subset)} draws: gain {gain:+.2f} ± {se:.2f} points on raw {raw:.2f}, relative {100 * gain / raw:+.2f} "
-          f"± {100 * se / raw:.2f} % (between-draw SD {sd:.2f})")
+def report(draws: list[str], earlier: int) -> None:
+    """Each draw's accuracies and gain, then the pooled gain over the first `earlier` draws and over all."""
+    rows = [(d, *(100 * s["overall"] for s in summaries(d))) for d in draws]
+    for d, raw, run in rows:
+        print(f"{d:45s} {raw:5.1f} {run:5.1f} {run - raw:+5.1f}")
+    for subset in (rows[:earlier], rows):
+        gains = [run - raw for _, raw, run in subset]
+        gain, raw = statistics.mean(gains), statistics.mean(r for _, r, _ in subset)
+        sd = statistics.stdev(gains)
+        se = sd / len(gains) ** 0.5
+        print(f"{len(subset)} draws: gain {gain:+.2f} ± {se:.2f} points on raw {raw:.2f}, relative "
+              f"{100 * gain / raw:+.2f} ± {100 * se / raw:.2f} % (between-draw SD {sd:.2f})")
+
+
+if __name__ == "__main__":
+    report(DRAWS, 18)
