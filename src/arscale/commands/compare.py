@@ -20,8 +20,6 @@ gives the gain relative to the baseline too (see `arscale.bench.pooled`)."""
 from __future__ import annotations
 
 import argparse
-import json
-import math
 import sys
 from pathlib import Path
 
@@ -72,9 +70,7 @@ def run(args: argparse.Namespace) -> int:
     skipped: list[Path] = []
     rows = compare_folders(args.a, args.b, match=tuple(args.match) if args.match else None, baseline=baseline,
                            skipped=skipped)
-    if skipped:  # a damaged record would otherwise just shrink the prompt count
-        print(f"note: {len(skipped)} record(s) could not be read and are left out, e.g. {skipped[0]}",
-              file=sys.stderr)
+    _note_skipped(skipped)
     names = tuple(args.names) if args.names else ((baseline, "run") if within else _names(args))
     if args.b is not None:
         print(f"{names[0]} = {args.a}, {names[1]} = {args.b}", file=sys.stderr)
@@ -91,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
         written = plot_comparison(rows, args.plot, *names, context=_context(folders))
         print(f"wrote {written}" if written else "note: no prompt judged in both runs: no plot", file=sys.stderr)
     if args.json:
-        _write_json(args.json, [_plain(row) for row in rows])
+        _write_json(args.json, rows)
     return 0
 
 
@@ -105,9 +101,7 @@ def _run_pooled(args: argparse.Namespace) -> int:
     baseline = args.baseline or "raw"
     skipped: list[Path] = []
     per_draw, pooled = pool_draws(folders, baseline, skipped)
-    if skipped:
-        print(f"note: {len(skipped)} record(s) could not be read and are left out, e.g. {skipped[0]}",
-              file=sys.stderr)
+    _note_skipped(skipped)
     names = draw_names(folders)
     described = [i for i, folder in enumerate(folders) if folder_manifest(folder) is not None]
     if not described:
@@ -142,8 +136,8 @@ def _run_pooled(args: argparse.Namespace) -> int:
                                   context=_context(folders, pooled=True))
         print(f"wrote {written}" if written else "note: no prompt judged in both runs: no plot", file=sys.stderr)
     if args.json:  # a pooled row's "tags" are its draws (what the plot reads as rows): named so here
-        rows = [_plain({("per_draw" if k == "tags" else k): v for k, v in r.items()}) for r in pooled]
-        _write_json(args.json, {"draws": [_plain(r) for r in per_draw], "pooled": rows})
+        rows = [{("per_draw" if k == "tags" else k): v for k, v in r.items()} for r in pooled]
+        _write_json(args.json, {"draws": per_draw, "pooled": rows})
     return 0
 
 
@@ -195,13 +189,17 @@ def _check_outputs(args: argparse.Namespace) -> None:
             raise ArscaleError(f"--plot {args.plot}: name a picture file ({', '.join('.' + k for k in sorted(kinds))})")
 
 
-def _plain(row: dict) -> dict:
-    """Strict JSON: NaN (no reward, fewer than two draws) as null."""
-    return {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in row.items()}
+def _note_skipped(skipped: list[Path]) -> None:
+    if skipped:  # a damaged record would otherwise just shrink the prompt count
+        print(f"note: {len(skipped)} record(s) could not be read and are left out, e.g. {skipped[0]}",
+              file=sys.stderr)
 
 
 def _write_json(path: str, data) -> None:
+    """Strict JSON: NaN (no reward, fewer than two draws) as null."""
+    from arscale.bench.geneval_layout import strict_json
+
     try:
-        Path(path).write_text(json.dumps(data, indent=2) + "\n")
+        Path(path).write_text(strict_json(data, indent=2) + "\n")
     except OSError as exc:
         raise ArscaleError(f"cannot write --json {path}: {exc.strerror or exc}") from None
