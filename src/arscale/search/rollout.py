@@ -40,7 +40,7 @@ from arscale.scorers.base import SCORERS, load_scorer
 from arscale.search.potentials import check_finite
 from arscale.search.result import Candidate, CostRecord, SearchResult
 
-_SCORERS: dict[tuple[str, str, str], tuple[Any, dict[str, Path]]] = {}  # scorer, the hub files it read
+_SCORERS: dict[tuple[str, ...], tuple[Any, dict[str, Path]]] = {}  # scorer, the hub files it read
 
 
 class _PerObject:

@@ -211,8 +211,9 @@ class ScalingAR:
 
 
 class _Telemetry:
-    """What a ScalingAR run reports beside its images: one trace per candidate, the flag / recover / settle / terminate
-    events, each prompt's threshold per step, and the tokens of terminated candidates (for their previews)."""
+    """What a ScalingAR run reports beside its images: one trace per candidate, the flag / recover / settle /
+    terminate events, each prompt's threshold per step, and the tokens of terminated candidates (for their
+    previews)."""
 
     SIGNALS = ("C", "I", "D", "R", "guidance", "s_tok", "B", "K", "pmi", "entropy", "margin")
 
