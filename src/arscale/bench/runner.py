@@ -223,17 +223,16 @@ class Bench:
                 official = self._official(root)
                 todo = [sp for block in blocks(mine, self.batch_prompts)
                         if not (resume and all(is_done(root, sp, official) for sp in block)) for sp in block]
-                plan.append((spec, n, root, todo))
+                plan.append((spec, make_strategy(spec.strategy, run_config(spec)), n, root, todo))
         total = sum(len(t) for *_, t in plan)
-        for spec, n, _, todo in plan:
-            note = budget_note(make_strategy(spec.strategy, run_config(spec)), self.generator, n) if todo else None
+        for spec, strategy, n, _, todo in plan:
+            note = budget_note(strategy, self.generator, n) if todo else None
             if note:
                 print(f"note: {spec.label}: {note}", file=sys.stderr)
         summaries = []
         with tqdm(total=total, desc="bench", dynamic_ncols=True, disable=self.quiet, mininterval=2.0) as bar:
-            for spec, n, root, todo in plan:
+            for spec, strategy, n, root, todo in plan:
                 bar.set_postfix_str(f"{spec.label} N={n}")
-                strategy = make_strategy(spec.strategy, run_config(spec))
                 for batch in (b for block in blocks(todo, self.batch_prompts)
                               for b in contiguous_batches(block, self.batch_prompts)):
                     self._run_batch(strategy, spec, n, root, batch)
