@@ -28,7 +28,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.nn import functional as F
 from tqdm import tqdm
 
 from arscale.bench import geneval_layout as layout
@@ -38,7 +37,7 @@ from arscale.bench.table import label_order
 from arscale.errors import ArscaleError
 from arscale.generators.seeding import mix
 from arscale.search.base import STRATEGIES, budget_note, make_strategy, read_config
-from arscale.search.rollout import scoring_prompts
+from arscale.search.rollout import scoring_prompts, sized_for
 
 RECORD_FILE = "record.json"
 
@@ -279,9 +278,8 @@ class Bench:
         by_reward = getattr(strategy, "uses_reward", True)
         if self.reward is not None:
             images = torch.from_numpy(np.stack([c.image for c in chosen])).permute(0, 3, 1, 2).float() / 255
-            size = int(getattr(self.reward, "input_size", None) or images.shape[-1])
-            if images.shape[-1] != size:
-                images = F.interpolate(images, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+            if getattr(self.reward, "input_size", None):
+                images = sized_for(self.reward, images)
             values = self.reward.reward(images, scoring_prompts(self.generator, [sp.prompt for sp in batch], self.reward))
             rewards = {i: float(v) for i, v in enumerate(values)}
         else:

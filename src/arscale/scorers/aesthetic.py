@@ -50,6 +50,7 @@ def load_head(path: str | os.PathLike, width: int = 768) -> RewardHead:
 
 class AestheticScorer:
     name = "aesthetic"
+    resizes_itself = True  # any size: its own preprocessing brings it to input_size
     reads_prompts = False  # an image-only score: a class-conditional model needs no class names for it
 
     def __init__(self, vision: Any, head: RewardHead, *, device: str | torch.device = "cpu",

@@ -17,6 +17,8 @@ from arscale.registry import check_registration, resolve_target
 class Scorer(Protocol):
     name: str
     input_size: int  # images are decoded at this size for this scorer
+    # Optional `resizes_itself = True`: the scorer brings any size to `input_size` with its own (upstream)
+    # preprocessing, so finished images reach it at their own size rather than resized by arscale.
 
     def reward(self, images: torch.Tensor, prompts: Sequence[str]) -> torch.Tensor:
         """images [B,3,H,W] float in [0,1] (H = W = input_size), one prompt per image -> [B] scores."""

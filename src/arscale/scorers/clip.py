@@ -36,6 +36,8 @@ PICKSCORE_PROCESSOR = "laion/CLIP-ViT-H-14-laion2B-s32B-b79K"
 class ClipSimilarityScorer:
     """`scale * cos(image, prompt)`; `scale=None` uses the model's own `logit_scale.exp()`."""
 
+    resizes_itself = True  # any size: its own preprocessing brings it to input_size
+
     def __init__(self, model: Any, tokenizer: Any, *, name: str = "clip", scale: float | None = 100.0,
                  clamp_at_zero: bool = True, device: str | torch.device = "cpu",
                  dtype: str | torch.dtype | None = None, batch_size: int = 32, backend: str = "torch"):

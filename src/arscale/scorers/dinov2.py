@@ -30,6 +30,7 @@ INPUT_SIZE = 224  # TTS-VAR: patch_size(16) * 14, i.e. a 16×16 grid of 14-px pa
 
 class Dinov2Features:
     name = "dinov2"
+    resizes_itself = True  # any size: its own preprocessing brings it to input_size
 
     def __init__(self, model: Any, *, input_size: int = INPUT_SIZE, device: str | torch.device = "cpu",
                  dtype: str | torch.dtype | None = None, batch_size: int = 32, backend: str = "torch"):

@@ -200,6 +200,7 @@ def blip_tokenizer(source: str | os.PathLike = TOKENIZER) -> Any:
 
 class ImageRewardScorer:
     name = "imagereward"
+    resizes_itself = True  # any size: its own preprocessing brings it to input_size
 
     def __init__(self, model: ImageRewardModel, tokenizer: Any, *, device: str | torch.device = "cpu",
                  dtype: str | torch.dtype | None = None, batch_size: int = 32, backend: str = "torch"):

@@ -56,12 +56,12 @@ def resize(images: torch.Tensor, height: int, width: int, interpolation: str = "
     `clamp=False` keeps bicubic overshoot, as torchvision's resize of a float tensor does (HPSv2)."""
     if interpolation not in _PIL_FILTERS:
         raise ArscaleError(f"unknown interpolation {interpolation!r}; choose from {', '.join(_PIL_FILTERS)}")
+    if backend not in ("torch", "pil"):
+        raise ArscaleError(f"unknown preprocessing backend {backend!r}; choose torch or pil")
+    if backend == "pil":  # the upstream pipelines see uint8 whether or not they resize
+        return _resize_pil(images, height, width, interpolation)
     if tuple(images.shape[-2:]) == (height, width):
         return images
-    if backend == "pil":
-        return _resize_pil(images, height, width, interpolation)
-    if backend != "torch":
-        raise ArscaleError(f"unknown preprocessing backend {backend!r}; choose torch or pil")
     out = F.interpolate(images.float(), size=(height, width), mode=interpolation, align_corners=False,
                         antialias=True)
     # PIL writes uint8, so its bicubic overshoot is clipped; do the same.
@@ -72,9 +72,10 @@ def _resize_pil(images: torch.Tensor, height: int, width: int, interpolation: st
     from PIL import Image
 
     arrays = to_uint8(images).permute(0, 2, 3, 1).cpu().numpy()
-    resized = [np.asarray(Image.fromarray(a).resize((width, height), resample=_PIL_FILTERS[interpolation]))
-               for a in arrays]
-    out = torch.from_numpy(np.stack(resized)).permute(0, 3, 1, 2).to(images.device)
+    if arrays.shape[1:3] != (height, width):
+        arrays = [np.asarray(Image.fromarray(a).resize((width, height), resample=_PIL_FILTERS[interpolation]))
+                  for a in arrays]
+    out = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).to(images.device)
     return out.to(images.dtype) / 255.0
 
 

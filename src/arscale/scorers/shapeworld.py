@@ -28,6 +28,7 @@ from arscale.errors import ArscaleError
 from arscale.generators.loading import read_json, read_safetensors, shapeworld_folder
 from arscale.generators.text import TextEncoder, TextEncoderConfig
 from arscale.scorers.hf import check_prompts
+from arscale.scorers.preprocess import check_images
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights" / "shapeworld-reward"
 
@@ -127,6 +128,8 @@ def _resize(images: torch.Tensor, size: int) -> torch.Tensor:
 class ShapeWorldScorer:
     """`Scorer` protocol over a RewardModel; `name` tells which role it was loaded for."""
 
+    resizes_itself = True  # any size: its own preprocessing brings it to input_size
+
     def __init__(self, model: RewardModel, name: str, batch_size: int = 256):
         self.model = model.eval()
         self.name = name
@@ -135,9 +138,7 @@ class ShapeWorldScorer:
         self.device = next(model.parameters()).device
 
     def _check(self, images: torch.Tensor) -> torch.Tensor:
-        if images.dim() != 4 or images.shape[1] != 3:
-            raise ArscaleError(f"{self.name} takes images [B,3,H,W], got shape {tuple(images.shape)}")
-        return _resize(images.float().to(self.device), self.input_size)
+        return _resize(check_images(images).float().to(self.device), self.input_size)  # the real scorers' contract
 
     @torch.no_grad()
     def reward(self, images: torch.Tensor, prompts: Sequence[str] | str) -> torch.Tensor:

@@ -195,6 +195,16 @@ def count_scorer(cost: CostRecord, scorer: Any, method: str, rows: int, size: in
     return spent
 
 
+def sized_for(scorer: Any, images: torch.Tensor) -> torch.Tensor:
+    """Finished images as `scorer` takes them: at its `input_size` (antialiased bilinear), unless it
+    `resizes_itself` with the preprocessing it was trained behind (the real scorers' bicubic and crop)."""
+    size = int(scorer.input_size)
+    if getattr(scorer, "resizes_itself", False) or tuple(images.shape[-2:]) == (size, size):
+        return images
+    return F.interpolate(images.float(), size=(size, size), mode="bilinear", align_corners=False,
+                         antialias=size < images.shape[-1])
+
+
 def to_uint8(images: torch.Tensor) -> np.ndarray:
     """[R,3,H,W] in [0,1] → uint8 [R,H,W,3] (rounded)."""
     return (images.detach().float().clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
@@ -314,13 +324,10 @@ class Search:
         return pixels
 
     def final_rewards(self, traj: Trajectories, images: torch.Tensor) -> torch.Tensor:
-        """Rewards of the finished images (resized to the scorer's input, not decoded again), recorded in
-        the reward history's last column."""
-        size = int(self.reward_scorer.input_size)
-        if images.shape[-1] != size or images.shape[-2] != size:
-            with self.cost.timer("reward"):  # the scorer's preprocessing: its time, not overhead
-                images = F.interpolate(images.float(), size=(size, size), mode="bilinear", align_corners=False,
-                                       antialias=size < images.shape[-1])
+        """Rewards of the finished images (not decoded again: `sized_for` the scorer), recorded in the reward
+        history's last column."""
+        with self.cost.timer("reward"):  # the scorer's preprocessing: its time, not overhead
+            images = sized_for(self.reward_scorer, images)
         r = self.rewards(traj, images)
         traj.record("reward", self.length - 1, r)
         return r
