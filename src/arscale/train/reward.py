@@ -196,6 +196,8 @@ def make_batch(batch_size: int, rng: np.random.Generator, negatives: int = 4) ->
     for i, md in enumerate(all_md):
         negs = hard_negative_prompts(md)
         other = all_md[(i + batch_size) % len(all_md)]["prompt"]  # the partner's prompt: a hard negative
+        if other not in negs:  # a partner may satisfy the prompt it is a near miss of (two circles: "a circle")
+            other = negs[int(rng.integers(len(negs)))]
         chosen = [negs[int(j)] for j in rng.choice(len(negs), size=min(negatives - 1, len(negs)), replace=False)]
         group = [md["prompt"], other] + chosen
         while len(group) < negatives + 1:
@@ -311,7 +313,7 @@ def train(args: argparse.Namespace) -> int:
                                  args.partial_share, args.partial_first_scale)
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
     run = restore(state, model, optimizer) if resume else Resumed()
-    step, metrics = run.step, {}
+    step, metrics = run.step, run.metrics
     timer = Timer(run.elapsed, args.checkpoint_minutes, args.time_limit)
     generator = torch.Generator().manual_seed(args.seed)
     bar = progress(args.steps, step, "shapeworld-reward")

@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from arscale.errors import ArscaleError
 from arscale.generators.next_token.tokenizer import VQConfig, VQTokenizer
 from arscale.train import common, lr_schedule, scene_stream
 
@@ -97,6 +98,9 @@ def decoder_only(args: argparse.Namespace) -> int:
     from arscale.train.ar import decoder_step, load_tokenizer
 
     device, state, resume = common.begin(args)
+    if resume and not state.info().get("config", {}).get("decoder_only"):  # its optimizer holds every parameter
+        raise ArscaleError(f"{args.state_dir} holds the tokenizer's own training, not a --decoder-only run: give "
+                           "--decoder-only a --state-dir of its own")
     model = load_tokenizer(Path(args.decoder_only), device)
     params = list(model.decoder.parameters()) + list(model.post_quant_conv.parameters())
     opt = torch.optim.Adam(params, lr=args.lr, betas=(0.9, 0.95))
@@ -120,14 +124,15 @@ def decoder_only(args: argparse.Namespace) -> int:
             metrics = {"step": step, **reconstruction_accuracy(model)}
             bar.write(json.dumps(metrics))
         if timer.should_save():
-            state.save(model, opt, step=step, config=config, elapsed=timer.elapsed, metrics=metrics)
+            state.save(model, opt, step=step, config={**config, "decoder_only": True}, elapsed=timer.elapsed,
+                       metrics=metrics)
         if timer.out_of_time():
             break
     timer.close()
     bar.close()
     stream.close()
     model.eval()
-    state.save(model, opt, step=step, config=config, elapsed=timer.elapsed, metrics=metrics)
+    state.save(model, opt, step=step, config={**config, "decoder_only": True}, elapsed=timer.elapsed, metrics=metrics)
     common.export_weights(model.state_dict(), {"tokenizer": config, "decoder_only_steps": step}, args.out,
                           "tokenizer.safetensors", "tokenizer_config.json", dtype=torch.float16)
     print(f"saved state to {args.state_dir} and weights to {args.out}")
@@ -140,6 +145,9 @@ def main(args: argparse.Namespace) -> int:
         return decoder_only(args)
     device, state, resume = common.begin(args)
     common.refuse_new_codes_under_a_model(args, resume)
+    if resume and state.info().get("config", {}).get("decoder_only"):
+        raise ArscaleError(f"{args.state_dir} holds a --decoder-only run, not the tokenizer's own training: give "
+                           "this run a --state-dir of its own (or add --decoder-only DIR to go on with that one)")
     if resume:
         config = VQConfig(**state.info()["config"])
     elif args.config:

@@ -1,0 +1,86 @@
+"""Audit (mutation testing of src/arscale/train): the shared trainer machinery in `arscale.train.common` -
+--fresh, resuming without optimizer moments, legacy optimizer files, weights of the wrong shape, and the
+timer's elapsed time and checkpoint cadence."""
+
+import pytest
+import torch
+
+from arscale.cli import build_parser
+from arscale.errors import ArscaleError
+from arscale.train import common
+
+
+def _parsed(*argv):
+    return build_parser().parse_args(["train", *argv])
+
+
+def _model_and_opt(seed=0):
+    torch.manual_seed(seed)
+    model = torch.nn.Linear(3, 2)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    model(torch.randn(4, 3)).square().sum().backward()
+    opt.step()
+    return model, opt
+
+
+def test_fresh_starts_over_instead_of_resuming(tmp_path, capsys):
+    out = tmp_path / "out"
+    args = _parsed("shapeworld-reward", "--out", str(out), "--steps", "5")
+    common.check_arguments(args)
+    model, opt = _model_and_opt()
+    common.TrainState(args.state_dir).save(model, opt, step=2, config={}, elapsed=1.0)
+    assert common.begin(_parsed("shapeworld-reward", "--out", str(out), "--steps", "5"))[2] is True
+    _, _state, resume = common.begin(_parsed("shapeworld-reward", "--out", str(out), "--steps", "5", "--fresh"))
+    assert resume is False
+    assert "--fresh: starting over" in capsys.readouterr().out
+
+
+def test_a_resume_without_optimizer_moments_rewarms_from_its_step(tmp_path):
+    model, opt = _model_and_opt()
+    state = common.TrainState(tmp_path / "s")
+    state.save(model, opt, step=7, config={}, elapsed=3.0, metrics={"m": 1})
+    run = common.restore(state, *_model_and_opt(1))
+    assert (run.step, run.elapsed, run.metrics, run.rewarm_from) == (7, 3.0, {"m": 1}, None)  # moments restored
+    (tmp_path / "s" / "optimizer.safetensors").unlink()
+    fresh_model, fresh_opt = _model_and_opt(2)
+    run = common.restore(state, fresh_model, fresh_opt)
+    assert run.step == 7 and run.rewarm_from == 7  # fresh Adam moments: the learning rate ramps up again
+    assert torch.equal(fresh_model.weight, model.weight)
+    assert common.restore(state, torch.nn.Linear(3, 2), None).rewarm_from is None  # no optimizer, nothing to warm
+
+
+def test_a_legacy_optimizer_pt_is_still_restored(tmp_path):
+    _model, opt = _model_and_opt()
+    torch.save(opt.state_dict(), tmp_path / "optimizer.pt")
+    _, fresh = _model_and_opt(1)
+    assert common.load_optimizer(fresh, tmp_path)
+    assert torch.equal(fresh.state_dict()["state"][0]["exp_avg"], opt.state_dict()["state"][0]["exp_avg"])
+
+
+def test_weights_of_the_wrong_shape_are_named_not_a_torch_traceback():
+    model = torch.nn.Linear(3, 2)
+    state = {"weight": torch.zeros(2, 4), "bias": torch.zeros(2)}
+    with pytest.raises(ArscaleError, match=r"do not fit the model: missing \[\], leftover \[\], wrong shape \['weight'\]"):
+        common.load_strict(model, state, "somewhere")
+
+
+def test_the_timer_counts_earlier_runs_and_saves_every_interval_since_the_last_save(monkeypatch):
+    clock = [1000.0]
+    monkeypatch.setattr(common.time, "monotonic", lambda: clock[0])
+    timer = common.Timer(already=120.0, checkpoint_minutes=5.0)
+    try:
+        clock[0] += 30
+        assert timer.elapsed == pytest.approx(150.0)  # the resumed state's time plus this run's
+        saves = []
+        for t in (200, 300, 400, 550, 600, 899, 900):
+            clock[0] = 1000.0 + t
+            saves.append(timer.should_save())
+        assert saves == [False, True, False, False, True, False, True]
+    finally:
+        timer.close()
+
+
+def test_a_checkpoint_interval_of_zero_minutes_is_refused(tmp_path):
+    with pytest.raises(ArscaleError, match="--checkpoint-minutes must be positive, got 0.0"):
+        common.check_arguments(_parsed("shapeworld-reward", "--checkpoint-minutes", "0", "--out", str(tmp_path / "r")))
+    assert not (tmp_path / "r").exists()
