@@ -36,7 +36,8 @@ IDENTITY_KEYS = ("model", "scorer", "scorer_weights", "seed", "suite", "kind", "
 # 5 = the ShapeWorld text encoders' FLOPs, and one CFG half at cfg 1 for raw / Best-of-N / importance (2026-12-06)
 # 6 = next-scale models too run one CFG half where their guidance is 1 throughout, TTS-VAR included (2026-12-06)
 # 7 = Infinity's AdaLN modulations and bit embedding (2026-12-07)
-COST_ACCOUNTING = 7
+# 8 = a scorer that resizes itself scores finished images at their own size, its preprocessing counted (2026-12-07)
+COST_ACCOUNTING = 8
 
 
 def manifest_name(array_shards: int, array_index: int) -> str:

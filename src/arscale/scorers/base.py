@@ -21,7 +21,8 @@ class Scorer(Protocol):
     # preprocessing, so finished images reach it at their own size rather than resized by arscale.
 
     def reward(self, images: torch.Tensor, prompts: Sequence[str]) -> torch.Tensor:
-        """images [B,3,H,W] float in [0,1] (H = W = input_size), one prompt per image -> [B] scores."""
+        """images [B,3,H,W] float in [0,1] (H = W = input_size, unless it resizes itself), one prompt per image
+        -> [B] scores."""
         ...
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
