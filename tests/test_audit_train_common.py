@@ -30,7 +30,7 @@ def test_fresh_starts_over_instead_of_resuming(tmp_path, capsys):
     model, opt = _model_and_opt()
     common.TrainState(args.state_dir).save(model, opt, step=2, config={}, elapsed=1.0)
     assert common.begin(_parsed("shapeworld-reward", "--out", str(out), "--steps", "5"))[2] is True
-    _, _state, resume = common.begin(_parsed("shapeworld-reward", "--out", str(out), "--steps", "5", "--fresh"))
+    resume = common.begin(_parsed("shapeworld-reward", "--out", str(out), "--steps", "5", "--fresh"))[2]
     assert resume is False
     assert "--fresh: starting over" in capsys.readouterr().out
 
@@ -50,7 +50,7 @@ def test_a_resume_without_optimizer_moments_rewarms_from_its_step(tmp_path):
 
 
 def test_a_legacy_optimizer_pt_is_still_restored(tmp_path):
-    _model, opt = _model_and_opt()
+    _, opt = _model_and_opt()
     torch.save(opt.state_dict(), tmp_path / "optimizer.pt")
     _, fresh = _model_and_opt(1)
     assert common.load_optimizer(fresh, tmp_path)

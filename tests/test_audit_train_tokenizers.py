@@ -158,6 +158,10 @@ def test_a_decoder_only_state_resumes_as_such_and_full_training_refuses_it(tmp_p
             "--eval-every", "0", "--state-dir", str(tmp_path / "tune"), "--out", str(tmp_path / "tuned")]
     assert cli([*tune, "--steps", "1"]) == 0 and cli([*tune, "--steps", "2"]) == 0  # resumed, decoder only
     assert common.TrainState(tmp_path / "tune").info()["step"] == 2
+    measured = common.TrainState(tmp_path / "tune").info()["metrics"]
+    assert measured == {"step": 2, "overall": 0.5}
+    assert cli([*tune, "--steps", "2"]) == 0  # nothing left to train: exported again, its metrics kept
+    assert common.TrainState(tmp_path / "tune").info()["metrics"] == measured
     capsys.readouterr()
     assert cli(["train", "shapeworld-ar-tokenizer", "--steps", "3", "--batch-size", "2", "--eval-every", "0",
                 "--state-dir", str(tmp_path / "tune"), "--out", str(tmp_path / "full")]) == 2

@@ -109,7 +109,7 @@ def decoder_only(args: argparse.Namespace) -> int:
     stream = scene_stream.ShapeWorldStream(args.batch_size, args.seed + 1, start_step=step, workers=args.data_workers)
     timer = common.Timer(run.elapsed, args.checkpoint_minutes, args.time_limit)
     config = model.config.to_dict()
-    metrics: dict = {}
+    metrics: dict = run.metrics  # a run with nothing left to train keeps what it measured
     bar = common.progress(args.steps, step, "shapeworld-ar-tokenizer (decoder only)")
     while step < args.steps:
         model.train()
