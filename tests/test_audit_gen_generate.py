@@ -7,30 +7,15 @@ from dataclasses import dataclass
 from types import SimpleNamespace
 
 import numpy as np
-import pytest
 import torch
 from PIL import Image
 
-from arscale import plugins
 from arscale.cli import main as cli
 from arscale.commands import generate as generate_command
-from arscale.scorers.base import SCORERS, register_scorer
-from arscale.search.base import STRATEGIES, StrategyConfig, register_strategy
+from arscale.scorers.base import register_scorer
+from arscale.search.base import StrategyConfig, register_strategy
 
 PROMPT = "a photo of a red circle"
-
-
-@pytest.fixture
-def registries(monkeypatch):
-    """Registrations made by a test are undone after it."""
-    saved = dict(STRATEGIES), dict(SCORERS), set(plugins._loaded)
-    monkeypatch.delenv(plugins.ENV_VAR, raising=False)
-    yield
-    for registry, before in zip((STRATEGIES, SCORERS), saved[:2]):
-        registry.clear()
-        registry.update(before)
-    plugins._loaded.clear()
-    plugins._loaded.update(saved[2])
 
 
 @dataclass

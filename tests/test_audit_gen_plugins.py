@@ -9,7 +9,6 @@ import pytest
 
 from arscale import plugins
 from arscale.errors import ArscaleError
-from arscale.scorers.base import SCORERS
 from arscale.search.base import STRATEGIES, register_strategy
 
 MODULE = '''
@@ -24,18 +23,6 @@ class Thing:
     def __init__(self, required):
         calls.append("Thing called")
 '''
-
-
-@pytest.fixture
-def registries(monkeypatch):
-    saved = dict(STRATEGIES), dict(SCORERS), set(plugins._loaded)
-    monkeypatch.delenv(plugins.ENV_VAR, raising=False)
-    yield
-    for registry, before in zip((STRATEGIES, SCORERS), saved[:2]):
-        registry.clear()
-        registry.update(before)
-    plugins._loaded.clear()
-    plugins._loaded.update(saved[2])
 
 
 @pytest.fixture

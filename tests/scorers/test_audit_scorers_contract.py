@@ -2,26 +2,17 @@
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict
-
 import pytest
 import torch
-from safetensors.torch import save_file
 
 from arscale.errors import ArscaleError
 from arscale.scorers import preprocess as pp
-from arscale.scorers.shapeworld import RewardConfig, RewardModel, load_features, load_reward
+from arscale.scorers.shapeworld import RewardConfig, load_features, load_reward
 
 
 @pytest.fixture(scope="module")
-def weights_dir(tmp_path_factory):
-    torch.manual_seed(0)
-    model = RewardModel(RewardConfig())
-    d = tmp_path_factory.mktemp("audit-bug-reward")
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(d / "model.safetensors"))
-    (d / "config.json").write_text(json.dumps(asdict(model.config)))
-    return d
+def weights_dir(tiny_reward_weights):
+    return tiny_reward_weights(RewardConfig())
 
 
 def test_shapeworld_scorers_refuse_uint8_images_like_the_real_ones(weights_dir):

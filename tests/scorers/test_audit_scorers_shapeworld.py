@@ -2,28 +2,19 @@
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict
-
 import pytest
 import torch
-from safetensors.torch import save_file
 from torch.nn import functional as F
 
 from arscale.errors import ArscaleError
-from arscale.scorers.shapeworld import RewardConfig, RewardModel, ShapeWorldScorer, load_features, load_reward
+from arscale.scorers.shapeworld import RewardConfig, ShapeWorldScorer, load_features, load_reward
 
 PROMPTS = ["a photo of a red circle", "a photo of two squares", "a photo of a blue triangle"]
 
 
 @pytest.fixture(scope="module")
-def weights_dir(tmp_path_factory):
-    torch.manual_seed(0)
-    model = RewardModel(RewardConfig(shift=0.25, scale=1.5))
-    d = tmp_path_factory.mktemp("audit-reward")
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(d / "model.safetensors"))
-    (d / "config.json").write_text(json.dumps(asdict(model.config)))
-    return d
+def weights_dir(tiny_reward_weights):
+    return tiny_reward_weights(RewardConfig(shift=0.25, scale=1.5))
 
 
 def _images(count, size, seed=0):

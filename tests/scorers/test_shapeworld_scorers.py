@@ -1,5 +1,4 @@
 import json
-from dataclasses import asdict
 
 import numpy as np
 import pytest
@@ -16,13 +15,8 @@ PROMPTS = ["a photo of a red circle", "a photo of two squares"]
 
 
 @pytest.fixture(scope="module")
-def weights_dir(tmp_path_factory):
-    torch.manual_seed(0)
-    model = RewardModel(RewardConfig(shift=0.5, scale=2.0))
-    d = tmp_path_factory.mktemp("reward")
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(d / "model.safetensors"))
-    (d / "config.json").write_text(json.dumps(asdict(model.config)))
-    return d
+def weights_dir(tiny_reward_weights):
+    return tiny_reward_weights(RewardConfig(shift=0.5, scale=2.0))
 
 
 def test_scorer_protocol_shapes_and_standardisation(weights_dir):

@@ -70,19 +70,6 @@ PLUGIN = textwrap.dedent('''
 
 
 @pytest.fixture
-def registries(monkeypatch):
-    """Registrations made by a test are undone after it."""
-    saved = dict(STRATEGIES), dict(SCORERS), set(plugins._loaded)
-    monkeypatch.delenv(plugins.ENV_VAR, raising=False)
-    yield
-    for registry, before in zip((STRATEGIES, SCORERS), saved[:2]):
-        registry.clear()
-        registry.update(before)
-    plugins._loaded.clear()
-    plugins._loaded.update(saved[2])
-
-
-@pytest.fixture
 def plugin_module(tmp_path, monkeypatch):
     name = f"user_plugin_{tmp_path.name}".replace("-", "_")
     (tmp_path / f"{name}.py").write_text(PLUGIN + "\nregister()\n")
