@@ -117,6 +117,27 @@ def test_each_step_draws_its_own_batch_a_resume_draws_the_same_and_the_calibrati
     assert common.TrainState(tmp_path / "split" / "train_state" / "shapeworld-reward").info()["step"] == 2
 
 
+def test_a_resumed_run_degrades_its_images_as_the_whole_run_would(tmp_path, monkeypatch):
+    """The augmentation generator is seeded per step: step 2 of a resumed run sees the images step 2 of an
+    uninterrupted run saw (one generator seeded once would replay step 1's degradations after the resume)."""
+    seen = []
+    mix = reward.augment
+
+    def recording(images, generator, partial):
+        out = mix(images, generator, partial)
+        seen.append(out.clone())
+        return out
+
+    monkeypatch.setattr(reward, "augment", recording)
+    monkeypatch.setattr(reward, "calibrate", lambda *args, **kwargs: (0.0, 1.0))
+    run = ["train", "shapeworld-reward", "--batch-size", "4"]
+    assert cli([*run, "--steps", "2", "--out", str(tmp_path / "whole")]) == 0
+    assert cli([*run, "--steps", "1", "--out", str(tmp_path / "split")]) == 0
+    assert cli([*run, "--steps", "2", "--out", str(tmp_path / "split")]) == 0
+    whole, split = seen[:2], seen[2:]
+    assert torch.equal(whole[0], split[0]) and torch.equal(whole[1], split[1])
+
+
 def test_a_reward_state_with_nothing_to_train_keeps_its_metrics(tmp_path, monkeypatch):
     monkeypatch.setattr(reward, "calibrate", lambda *args, **kwargs: (0.0, 1.0))
     run = ["train", "shapeworld-reward", "--batch-size", "1", "--steps", "1", "--out", str(tmp_path / "out")]

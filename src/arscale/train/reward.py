@@ -315,12 +315,12 @@ def train(args: argparse.Namespace) -> int:
     run = restore(state, model, optimizer) if resume else Resumed()
     step, metrics = run.step, run.metrics
     timer = Timer(run.elapsed, args.checkpoint_minutes, args.time_limit)
-    generator = torch.Generator().manual_seed(args.seed)
     bar = progress(args.steps, step, "shapeworld-reward")
     model.train()
     while step < args.steps:
         rng = np.random.default_rng([args.seed, step])
         batch = make_batch(args.batch_size, rng)
+        generator = torch.Generator().manual_seed(int(rng.integers(1 << 62)))  # per step: a resume degrades as the whole run would
         batch.images = augment(batch.images, generator, partial)  # on the CPU, like the scene renderer
         set_lr(optimizer, rewarm(float(cosine_lr(step, args.steps, args.lr, warmup=100)), step, run.rewarm_from))  # float: numpy scalars break weights_only resume
         loss, metrics = batch_loss(model, batch, device)
