@@ -171,6 +171,7 @@ def prompt_from_metadata(metadata: dict) -> str:
             f"counting metadata: count {include[0].get('count')!r} is not 2, 3 or 4 "
             f"(the number words {', '.join(NUMBERS)})"
         )
+    check_metadata(metadata)  # a count of True or 1.0 compares equal to 1 below, yet no sampler takes it
     try:
         prompt = _fmt_prompt(tag, include)
     except (KeyError, IndexError, TypeError, AttributeError) as exc:
