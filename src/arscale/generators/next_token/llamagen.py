@@ -91,6 +91,9 @@ class LlamaGenConfig:
         if kw.get("n_kv_head") not in (None, kw["n_head"]):
             raise ArscaleError("grouped-query attention (n_kv_head < n_head) is not supported: no released LlamaGen "
                                "model uses it, and upstream's KV-cached generate() cannot run it")
+        if kw["model_type"] == "t2i" and int(kw.get("cls_token_num", T2I_TOKENS)) != T2I_TOKENS:
+            raise ArscaleError(f"LlamaGen t2i models take exactly {T2I_TOKENS} caption tokens, got cls_token_num "
+                               f"{kw['cls_token_num']}")
         return cls(model_type=kw["model_type"], dim=kw["dim"], n_layer=kw["n_layer"], n_head=kw["n_head"],
                    vocab_size=kw["vocab_size"], block_size=kw["block_size"], num_classes=kw["num_classes"],
                    caption_dim=kw["caption_dim"], multiple_of=kw["multiple_of"], norm_eps=kw["norm_eps"],
@@ -106,8 +109,6 @@ class LlamaGenGPT(Transformer):
         grid = round(cfg.block_size ** 0.5)
         if grid * grid != cfg.block_size:
             raise ArscaleError(f"block_size {cfg.block_size} is not a square number of image tokens")
-        if cfg.model_type == "t2i" and cfg.cls_token_num != T2I_TOKENS:
-            raise ArscaleError(f"LlamaGen t2i models take exactly {T2I_TOKENS} caption tokens")
         super().__init__(TransformerConfig(
             dim=cfg.dim, n_layer=cfg.n_layer, n_head=cfg.n_head, vocab_size=cfg.vocab_size, grid=grid,
             cls_token_num=cfg.cls_token_num, caption_dim=cfg.caption_dim, multiple_of=cfg.multiple_of,
