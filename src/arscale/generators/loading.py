@@ -318,7 +318,8 @@ def var_state(obj: Any) -> dict[str, torch.Tensor]:
 
 def llamagen_state(obj: Any) -> dict[str, torch.Tensor]:
     sd = unwrap(obj, GPT_CONTAINERS)
-    sd = {k.removeprefix("_orig_mod.").removeprefix("module."): v for k, v in sd.items()}
+    # torch.compile and DDP wrappers, nested either way (DDP(compile(model)) saves "module._orig_mod.")
+    sd = {re.sub(r"^(?:_orig_mod\.|module\.)+", "", k): v for k, v in sd.items()}
     return upcast(drop(sd, ("freqs_cis",)))
 
 
