@@ -231,18 +231,21 @@ def read_results(path: str | os.PathLike) -> list[dict]:
     if not path.is_file():
         raise ArscaleError(f"results file {path} not found")
     rows = []
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ArscaleError(f"{path}, line {n}: not valid JSON ({exc.msg})") from None
-            missing = [k for k in ("filename", "tag", "correct") if k not in row]
-            if missing:
-                raise ArscaleError(f"{path}, line {n}: missing {', '.join(missing)}")
-            rows.append(row)
+    try:
+        lines = path.read_text(encoding="utf-8").split("\n")  # as a file iterates: only "\n" ends a line
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ArscaleError(f"cannot read results file {path}: {exc}") from None
+    for n, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ArscaleError(f"{path}, line {n}: not valid JSON ({exc.msg})") from None
+        missing = [k for k in ("filename", "tag", "correct") if k not in row]
+        if missing:
+            raise ArscaleError(f"{path}, line {n}: missing {', '.join(missing)}")
+        rows.append(row)
     return rows
 
 

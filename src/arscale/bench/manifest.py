@@ -337,7 +337,7 @@ def _comparable(old: dict, new: dict) -> tuple[dict, dict]:
 def read_manifest(path: Path) -> dict:
     try:
         return json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as exc:
+    except (OSError, ValueError) as exc:  # ValueError: not JSON, or not UTF-8
         raise ArscaleError(f"cannot read manifest {path}: {exc}") from None
 
 

@@ -102,7 +102,7 @@ def read_config(path: str | os.PathLike, build: Any = None) -> Any:
         raise ArscaleError(f"--config {path}: no such file")
     try:
         data = json.loads(p.read_text())
-    except json.JSONDecodeError as exc:
+    except ValueError as exc:  # not JSON, or not UTF-8
         raise ArscaleError(f"--config {path} is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise ArscaleError(f"--config {path} must hold a JSON object of config fields, got {type(data).__name__}")
