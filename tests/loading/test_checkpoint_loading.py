@@ -128,6 +128,9 @@ def test_block_chunks_are_flattened_with_the_chunk_count_read_from_the_keys():
     keys["block_chunks.1.module.5.w"] = torch.tensor([0])
     with pytest.raises(ArscaleError, match="grid"):
         loading.flatten_block_chunks(keys)
+    del keys["block_chunks.1.module.5.w"]  # one block gone, though every chunk and position index still occurs
+    with pytest.raises(ArscaleError, match="grid"):
+        loading.flatten_block_chunks(keys)
 
 
 def test_load_strict_names_missing_leftover_and_misshapen_keys():

@@ -202,7 +202,7 @@ def flatten_block_chunks(sd: Mapping[str, torch.Tensor]) -> dict[str, torch.Tens
         return dict(sd)
     chunks = max(c for c, _ in found) + 1
     per_chunk = max(j for _, j in found) + 1
-    if {c for c, _ in found} != set(range(chunks)) or {j for _, j in found} != set(range(per_chunk)):
+    if set(found) != {(c, j) for c in range(chunks) for j in range(per_chunk)}:  # every block of every chunk
         raise ArscaleError(f"block_chunks keys are not a full {chunks}x{per_chunk} grid; the checkpoint is damaged")
     out = {}
     for k, v in sd.items():
