@@ -155,6 +155,7 @@ def _read_metadata(path: Path) -> dict:
         not isinstance(metadata, dict)
         or not isinstance(metadata.get("include"), list)
         or "tag" not in metadata
+        or "prompt" not in metadata  # GenEval's evaluator reads it
     ):
         raise ArscaleError(
             f"{path}: malformed metadata, expected an object with 'tag', 'include' and 'prompt'"
@@ -242,6 +243,8 @@ def read_results(path: str | os.PathLike) -> list[dict]:
             row = json.loads(line)
         except json.JSONDecodeError as exc:
             raise ArscaleError(f"{path}, line {n}: not valid JSON ({exc.msg})") from None
+        if not isinstance(row, dict):
+            raise ArscaleError(f"{path}, line {n}: not a JSON object (one results row per line)")
         missing = [k for k in ("filename", "tag", "correct") if k not in row]
         if missing:
             raise ArscaleError(f"{path}, line {n}: missing {', '.join(missing)}")
