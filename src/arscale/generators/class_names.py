@@ -32,7 +32,7 @@ def class_index(prompt: Any) -> Any:
     """A class-conditional prompt as its class index: digit strings ("207", e.g. from the CLI) and integer scalars
     of numpy or torch become Python ints; anything else (True, 2.0, "cat") is left for the caller to refuse."""
     if isinstance(prompt, str):
-        return int(prompt) if prompt.strip().isdigit() else prompt
+        return int(prompt) if prompt.strip().isdecimal() else prompt  # isdigit takes '²', which int() refuses
     if isinstance(prompt, bool):
         return prompt
     try:
