@@ -320,7 +320,8 @@ def train(args: argparse.Namespace) -> int:
     while step < args.steps:
         rng = np.random.default_rng([args.seed, step])
         batch = make_batch(args.batch_size, rng)
-        generator = torch.Generator().manual_seed(int(rng.integers(1 << 62)))  # per step: a resume degrades as the whole run would
+        # seeded per step, so a resumed run degrades its images as the uninterrupted run would
+        generator = torch.Generator().manual_seed(int(rng.integers(1 << 62)))
         batch.images = augment(batch.images, generator, partial)  # on the CPU, like the scene renderer
         set_lr(optimizer, rewarm(float(cosine_lr(step, args.steps, args.lr, warmup=100)), step, run.rewarm_from))  # float: numpy scalars break weights_only resume
         loss, metrics = batch_loss(model, batch, device)
