@@ -18,7 +18,10 @@ from torch import nn
 
 
 def _norm(ch: int) -> nn.GroupNorm:
-    return nn.GroupNorm(min(32, ch // 4) if ch >= 8 else 1, ch, eps=1e-6)
+    groups = min(32, ch // 4) if ch >= 8 else 1
+    while ch % groups:  # a width such as 136: the largest group count below that divides it (shipped widths unchanged)
+        groups -= 1
+    return nn.GroupNorm(groups, ch, eps=1e-6)
 
 
 class ResBlock(nn.Module):
