@@ -112,6 +112,8 @@ class ScalingARConfig(StrategyConfig):
             if not cond:
                 raise ArscaleError(f"invalid ScalingAR config: {msg}")
 
+        for name, value in vars(self).items():  # inf or NaN passes every range check below, then breaks in torch
+            need(not isinstance(value, float) or math.isfinite(value), f"{name} must be finite, got {value}")
         for name in ("alpha_h", "alpha_m", "w_tok", "w_blk", "w_i", "w_d", "alpha", "beta", "gamma", "delta_rec"):
             need(getattr(self, name) >= 0, f"{name} must be >= 0, got {getattr(self, name)}")
         for name in ("lambda_tok", "lambda_i", "lambda_theta"):
