@@ -8,6 +8,7 @@ import re
 import numpy as np
 import pytest
 import torch
+from tiny_families import randomised
 
 from arscale.cli import main
 from arscale.errors import ArscaleError
@@ -18,19 +19,12 @@ from arscale.generators.seeding import check_seed
 from arscale.search.base import make_strategy, strategy_extras
 
 
-def _randomise(module: torch.nn.Module, seed: int) -> torch.nn.Module:
-    g = torch.Generator().manual_seed(seed)
-    for p in module.parameters():
-        p.data = torch.randn(p.shape, generator=g) * (0.5 if p.dim() < 2 else 1 / p.shape[-1] ** 0.5)
-    return module
-
-
 def tiny_c2i(vocab_size: int = 32, codebook_size: int = 32) -> LlamaGenGenerator:
     gpt = LlamaGenGPT(LlamaGenConfig("c2i", dim=64, n_layer=2, n_head=2, vocab_size=vocab_size, block_size=16,
                                      num_classes=10))
     vq = VQGAN(VQGANConfig(codebook_size=codebook_size, codebook_embed_dim=4, z_channels=32, ch=32, ch_mult=(1, 2),
                            num_res_blocks=1, image_size=8))
-    return LlamaGenGenerator(_randomise(gpt, 4), _randomise(vq, 5), cfg=2.0, top_k=16, top_p=1.0)
+    return LlamaGenGenerator(randomised(gpt, 4), randomised(vq, 5), cfg=2.0, top_k=16, top_p=1.0)
 
 
 @pytest.fixture(scope="module")

@@ -41,10 +41,12 @@ class BrightnessScorer:
         return F.adaptive_avg_pool2d(images, 8).flatten(1)
 
 
-def _randomise(module: torch.nn.Module, seed: int) -> None:
+def randomised(module: torch.nn.Module, seed: int) -> torch.nn.Module:
+    """Seeded weights of a useful scale (unit-variance outputs), in place; returns the module."""
     g = torch.Generator().manual_seed(seed)
     for p in module.parameters():
         p.data = torch.randn(p.shape, generator=g) * (0.5 if p.dim() < 2 else 1 / p.shape[-1] ** 0.5)
+    return module
 
 
 def fake_t5(width: int):
@@ -61,8 +63,8 @@ def tiny_infinity() -> InfinityGenerator:
     model = InfinityTransformer(InfinityConfig(embed_dim=64, depth=2, num_heads=2, text_channels=128,
                                                text_maxlen=16, codebook_dim=4))
     vae = BSQAutoEncoder(codebook_dim=4, base_ch=32, ch_mult=(1, 2), num_res_blocks=1, patch_size=2)
-    _randomise(model, 0)
-    _randomise(vae, 1)
+    randomised(model, 0)
+    randomised(vae, 1)
     sampling = InfinitySampling(cfg=3.0, tau=1.0, top_p=0.97, schedule=scale_schedule(1.0, "0.06M"))
     return InfinityGenerator(model, vae, sampling, text_encoder=fake_t5(128), name="tiny-infinity")
 
@@ -72,19 +74,21 @@ def tiny_var() -> VARGenerator:
     model = VARModel(var_transformer_config(depth=2, embed_dim=64, num_heads=2, patch_nums=pn, vocab_size=32,
                                             code_dim=8), num_classes=10)
     vae = VQVAE(VQVAEConfig(vocab_size=32, code_dim=8, ch=32, ch_mult=(1, 1), num_res_blocks=1, patch_nums=pn))
-    _randomise(model, 2)
-    _randomise(vae, 3)
+    randomised(model, 2)
+    randomised(vae, 3)
     return VARGenerator(model, vae, SamplingConfig(cfg=1.5, cfg_schedule="linear", top_k=8, top_p=0.9))
+
+
+def tiny_llamagen_vq(**options) -> VQGAN:
+    """LlamaGen's VQGAN at 8 px with 32 codes, seeded; `options` override VQGANConfig fields."""
+    return randomised(VQGAN(VQGANConfig(**{"codebook_size": 32, "codebook_embed_dim": 4, "z_channels": 32, "ch": 32,
+                                           "ch_mult": (1, 2), "num_res_blocks": 1, "image_size": 8, **options})), 5)
 
 
 def tiny_llamagen() -> LlamaGenGenerator:
     gpt = LlamaGenGPT(LlamaGenConfig("c2i", dim=64, n_layer=2, n_head=2, vocab_size=32, block_size=16,
                                      num_classes=10))
-    vq = VQGAN(VQGANConfig(codebook_size=32, codebook_embed_dim=4, z_channels=32, ch=32, ch_mult=(1, 2),
-                           num_res_blocks=1, image_size=8))
-    _randomise(gpt, 4)
-    _randomise(vq, 5)
-    return LlamaGenGenerator(gpt, vq, cfg=2.0, top_k=16, top_p=1.0)
+    return LlamaGenGenerator(randomised(gpt, 4), tiny_llamagen_vq(), cfg=2.0, top_k=16, top_p=1.0)
 
 
 def sample_to_end(gen, traj, record=None):

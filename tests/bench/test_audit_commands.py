@@ -7,18 +7,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from bench_records import write_records
 
 from arscale.cli import main
 from arscale.errors import ArscaleError
 
 
-def _write(root: Path, label: str, n: int, correct: list, prompt: str = "prompt") -> None:
-    for i, ok in enumerate(correct):
-        d = root / label / f"n{n}" / f"{i:05d}"
-        d.mkdir(parents=True)
-        (d / "record.json").write_text(json.dumps({"label": label, "strategy": label.split("@")[0], "n": n,
-                                                   "index": i, "correct": ok, "tag": "counting",
-                                                   "prompt": f"{prompt} {i}", "reward": None}))
+def _write(root, label, n, correct, prompt="prompt"):
+    write_records(root, label, n, correct, prompt=prompt)
 
 
 def _one_line(capsys, *needles) -> str:

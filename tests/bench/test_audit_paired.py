@@ -6,6 +6,7 @@ import math
 from pathlib import Path
 
 import pytest
+from bench_records import write_records
 
 from arscale.bench.paired import compare_folders, load_records, paired_difference
 from arscale.bench.pooled import format_pooled, pool_draws
@@ -13,20 +14,9 @@ from arscale.bench.table import _flops, _paired, flops_unit, format_table, label
 from arscale.errors import ArscaleError
 
 
-def _write(root: Path, label: str, n: int, correct: list, reward=None, prompt: str = "prompt",
-           tag: str = "counting") -> None:
-    for i, ok in enumerate(correct):
-        d = root / label / f"n{n}" / f"{i:05d}"
-        d.mkdir(parents=True)
-        value = reward[i] if isinstance(reward, list) else reward
-        (d / "record.json").write_text(json.dumps({"label": label, "strategy": label.split("@")[0], "n": n,
-                                                   "index": i, "correct": ok, "tag": tag, "prompt": f"{prompt} {i}",
-                                                   "reward": value}))
-
-
 def test_a_record_missing_a_field_is_skipped_not_fatal(tmp_path):
     """load_records leaves out a record.json that is JSON but not a bench record (no label / n / index)."""
-    _write(tmp_path, "raw", 1, [True, False])
+    write_records(tmp_path, "raw", 1, [True, False])
     stray = tmp_path / "raw" / "n1" / "00002" / "record.json"
     stray.parent.mkdir()
     stray.write_text(json.dumps({"note": "not a bench record"}))
@@ -48,10 +38,10 @@ def test_comparison_rows_follow_table_md_order_label_first_then_numeric_n(tmp_pa
     """compare_folders' rows: raw first, built-ins in their order, other labels after, each by numeric N."""
     a, b = tmp_path / "a", tmp_path / "b"
     for root in (a, b):
-        _write(root, "mine", 2, [True, False])
-        _write(root, "tts-var", 16, [True, False])
-        _write(root, "tts-var", 2, [True, False])
-        _write(root, "raw", 1, [True, False])
+        write_records(root, "mine", 2, [True, False])
+        write_records(root, "tts-var", 16, [True, False])
+        write_records(root, "tts-var", 2, [True, False])
+        write_records(root, "raw", 1, [True, False])
     rows = compare_folders(a, b)
     assert [(r["label"], r["n"]) for r in rows] == [("raw", 1), ("tts-var", 2), ("tts-var", 16), ("mine", 2)]
     within = compare_folders(a)  # every run against raw: the same order
@@ -60,7 +50,7 @@ def test_comparison_rows_follow_table_md_order_label_first_then_numeric_n(tmp_pa
 
 def test_a_folder_against_itself_reads_each_record_once(tmp_path):
     """`compare A A`: a damaged record is counted once among the skipped, not once per side."""
-    _write(tmp_path, "raw", 1, [True, False])
+    write_records(tmp_path, "raw", 1, [True, False])
     (tmp_path / "raw" / "n1" / "00001" / "record.json").write_text('{"label": ')
     skipped: list[Path] = []
     [row] = compare_folders(tmp_path, tmp_path, skipped=skipped)
@@ -69,7 +59,7 @@ def test_a_folder_against_itself_reads_each_record_once(tmp_path):
 
 def test_a_second_folder_without_finished_prompts_is_named(tmp_path):
     """B with no record at all is refused as such, not as a mismatch of runs."""
-    _write(tmp_path / "a", "raw", 1, [True])
+    write_records(tmp_path / "a", "raw", 1, [True])
     (tmp_path / "b").mkdir()
     with pytest.raises(ArscaleError, match="no finished prompts under"):
         compare_folders(tmp_path / "a", tmp_path / "b")
@@ -77,14 +67,14 @@ def test_a_second_folder_without_finished_prompts_is_named(tmp_path):
 
 def _draws(tmp_path: Path) -> tuple[Path, Path]:
     first, second = tmp_path / "first", tmp_path / "second"
-    _write(first, "raw", 1, [False, False, True, False], prompt="first")
-    _write(first, "best-of-n", 2, [True, True, True, False], prompt="first")  # fixed 2
-    _write(first, "best-of-n", 4, [True, True, True, True], prompt="first")
-    _write(first, "importance", 2, [True, False, True, False], prompt="first")
-    _write(second, "raw", 2, [False, True, False, False], prompt="second")
-    _write(second, "best-of-n", 2, [True, True, True, False], prompt="second")  # fixed 2
-    _write(second, "best-of-n", 4, [True, True, False, False], prompt="second")
-    _write(second, "importance", 2, [False, True, False, True], prompt="second")
+    write_records(first, "raw", 1, [False, False, True, False], prompt="first")
+    write_records(first, "best-of-n", 2, [True, True, True, False], prompt="first")  # fixed 2
+    write_records(first, "best-of-n", 4, [True, True, True, True], prompt="first")
+    write_records(first, "importance", 2, [True, False, True, False], prompt="first")
+    write_records(second, "raw", 2, [False, True, False, False], prompt="second")
+    write_records(second, "best-of-n", 2, [True, True, True, False], prompt="second")  # fixed 2
+    write_records(second, "best-of-n", 4, [True, True, False, False], prompt="second")
+    write_records(second, "importance", 2, [False, True, False, True], prompt="second")
     return first, second
 
 
@@ -112,9 +102,9 @@ def test_pooled_table_shows_a_dash_for_what_one_draw_or_a_zero_baseline_cannot_g
     """With one draw there is no spread, with a zero baseline no relative gain: '–', never 'nan'."""
     first, second = tmp_path / "first", tmp_path / "second"
     for root in (first, second):
-        _write(root, "raw", 1, [False, False], prompt=root.name)
-        _write(root, "best-of-n", 2, [True, False], prompt=root.name)
-    _write(second, "tts-var", 2, [True, True], prompt="second")  # in one draw only
+        write_records(root, "raw", 1, [False, False], prompt=root.name)
+        write_records(root, "best-of-n", 2, [True, False], prompt=root.name)
+    write_records(second, "tts-var", 2, [True, True], prompt="second")  # in one draw only
     per_draw, pooled = pool_draws([first, second])
     table = format_pooled(per_draw, pooled)
     assert "nan" not in table
@@ -126,8 +116,8 @@ def test_a_pooled_row_without_prompts_claims_no_difference(tmp_path):
     """A (label, N) no draw judged has no accuracies or difference to report (not a difference of 0)."""
     first, second = tmp_path / "first", tmp_path / "second"
     for root in (first, second):
-        _write(root, "raw", 1, [True], prompt=root.name)
-        _write(root, "best-of-n", 2, [None], prompt=root.name)
+        write_records(root, "raw", 1, [True], prompt=root.name)
+        write_records(root, "best-of-n", 2, [None], prompt=root.name)
     _, [row] = pool_draws([first, second])
     assert (row["draws"], row["prompts"]) == (0, 0) and "diff" not in row and "acc_a" not in row
 

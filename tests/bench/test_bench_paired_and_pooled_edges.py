@@ -2,28 +2,19 @@
 whose manifests differ in their suite only (README "Large runs"), and table.md's row order and FLOPs unit."""
 import json
 import math
-from pathlib import Path
+
+from bench_records import write_records
 
 from arscale.bench.paired import against_baseline, load_records, run_differences
 from arscale.bench.table import format_table, label_order
 from arscale.cli import main
 
 
-def _write(root: Path, label: str, n: int, correct: list, reward=None, prompt="prompt", tag="counting") -> None:
-    for i, ok in enumerate(correct):
-        d = root / label / f"n{n}" / f"{i:05d}"
-        d.mkdir(parents=True)
-        value = reward[i] if isinstance(reward, list) else reward
-        (d / "record.json").write_text(json.dumps({"label": label, "strategy": label.split("@")[0], "n": n,
-                                                   "index": i, "correct": ok, "tag": tag, "prompt": f"{prompt} {i}",
-                                                   "reward": value}))
-
-
 def test_raw_sampling_meets_other_budgets_at_its_smallest_n(tmp_path):
-    _write(tmp_path, "raw", 1, [True, False, False])
-    _write(tmp_path, "raw", 4, [False, False, False])
-    _write(tmp_path, "best-of-n", 2, [True, True, False])
-    _write(tmp_path, "best-of-n", 4, [True, True, True])
+    write_records(tmp_path, "raw", 1, [True, False, False])
+    write_records(tmp_path, "raw", 4, [False, False, False])
+    write_records(tmp_path, "best-of-n", 2, [True, True, False])
+    write_records(tmp_path, "best-of-n", 4, [True, True, True])
     pairs = against_baseline(load_records(tmp_path))
     assert pairs[("best-of-n", 2)]["baseline_n"] == 1 and math.isclose(pairs[("best-of-n", 2)]["diff"], 1 / 3)
     assert pairs[("best-of-n", 4)]["baseline_n"] == 4 and math.isclose(pairs[("best-of-n", 4)]["diff"], 1.0)
@@ -38,10 +29,10 @@ def _manifest(spec: str, sha: str) -> dict:
 def test_draws_of_other_prompts_pool_and_compare_without_a_note(tmp_path, capsys):
     # independent draws differ in their suite by design: pooling them is the point, not a different setup
     first, second = tmp_path / "first", tmp_path / "second"
-    _write(first, "raw", 8, [True, False, False, False], prompt="first")
-    _write(first, "best-of-n", 8, [True, True, True, False], prompt="first")
-    _write(second, "raw", 8, [True, True, False, False], prompt="second")
-    _write(second, "best-of-n", 8, [True, True, True, True], prompt="second")
+    write_records(first, "raw", 8, [True, False, False, False], prompt="first")
+    write_records(first, "best-of-n", 8, [True, True, True, False], prompt="first")
+    write_records(second, "raw", 8, [True, True, False, False], prompt="second")
+    write_records(second, "best-of-n", 8, [True, True, True, True], prompt="second")
     (first / "manifest.json").write_text(json.dumps(_manifest("draw:1:11", "a")))
     other = {**_manifest("draw:1:12", "b"), "batch_prompts": 4, "layout": "dpg"}
     (second / "manifest.json").write_text(json.dumps(other))

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from bench_records import write_records
 
 from arscale.bench.paired import (
     against_baseline,
@@ -21,14 +22,8 @@ from arscale.errors import ArscaleError
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _write(root: Path, label: str, n: int, correct: list[bool], reward: float | None, tags=None) -> None:
-    for i, ok in enumerate(correct):
-        d = root / label / f"n{n}" / f"{i:05d}"
-        d.mkdir(parents=True)
-        tag = tags[i] if tags else "counting"
-        (d / "record.json").write_text(json.dumps({"label": label, "strategy": label.split("@")[0], "n": n,
-                                                   "index": i, "correct": ok, "tag": tag, "prompt": f"prompt {i}",
-                                                   "reward": reward}))
+def _write(root, label, n, correct, reward, tags=None):
+    write_records(root, label, n, correct, reward, tag=tags or "counting")
 
 
 def test_paired_difference_counts_and_only_common_prompts(tmp_path):

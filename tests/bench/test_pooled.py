@@ -7,6 +7,7 @@ import statistics
 from pathlib import Path
 
 import pytest
+from bench_records import write_records
 
 from arscale.bench.paired import paired_variance
 from arscale.bench.pooled import format_pooled, pool_draws
@@ -14,13 +15,8 @@ from arscale.cli import main
 from arscale.errors import ArscaleError
 
 
-def _write(root: Path, label: str, n: int, correct: list[bool], draw: str, reward: float | None = None) -> None:
-    for i, ok in enumerate(correct):
-        d = root / label / f"n{n}" / f"{i:05d}"
-        d.mkdir(parents=True)
-        (d / "record.json").write_text(json.dumps({"label": label, "strategy": label.split("@")[0], "n": n,
-                                                   "index": i, "correct": ok, "tag": "counting",
-                                                   "prompt": f"{draw} prompt {i}", "reward": reward}))
+def _write(root, label, n, correct, draw, reward=None):
+    write_records(root, label, n, correct, reward, prompt=f"{draw} prompt")
 
 
 def _two_draws(tmp_path: Path, second_prompts: str = "second") -> tuple[Path, Path]:

@@ -9,6 +9,7 @@ import math
 
 import pytest
 import torch
+from tiny_families import randomised, tiny_llamagen_vq
 
 from arscale.errors import ArscaleError
 from arscale.generators.kv_cache import KVCache
@@ -26,24 +27,12 @@ ARGS = {"model_type": "c2i", "dim": 64, "n_layer": 1, "n_head": 2, "n_kv_head": 
 T2I = {**ARGS, "model_type": "t2i", "caption_dim": 16, "cls_token_num": 120}
 
 
-def _randomised(module: torch.nn.Module, seed: int) -> torch.nn.Module:
-    g = torch.Generator().manual_seed(seed)
-    for p in module.parameters():
-        p.data = torch.randn(p.shape, generator=g) * (0.5 if p.dim() < 2 else 1 / p.shape[-1] ** 0.5)
-    return module
-
-
-def _vq(**options) -> VQGAN:
-    return _randomised(VQGAN(VQGANConfig(**{"codebook_size": 32, "codebook_embed_dim": 4, "z_channels": 32, "ch": 32,
-                                            "ch_mult": (1, 2), "num_res_blocks": 1, "image_size": 8, **options})), 5)
-
-
 def _gpt(**upstream) -> LlamaGenGPT:
-    return _randomised(LlamaGenGPT(LlamaGenConfig.from_upstream({**ARGS, **upstream})), 4).eval()
+    return randomised(LlamaGenGPT(LlamaGenConfig.from_upstream({**ARGS, **upstream})), 4).eval()
 
 
 def _generator(gpt: LlamaGenGPT | None = None, **kw) -> LlamaGenGenerator:
-    return LlamaGenGenerator(gpt or _gpt(), _vq().eval(), **{"cfg": 2.0, "top_k": 16, "top_p": 1.0, **kw})
+    return LlamaGenGenerator(gpt or _gpt(), tiny_llamagen_vq().eval(), **{"cfg": 2.0, "top_k": 16, "top_p": 1.0, **kw})
 
 
 # -- llamagen.py: config and condition ----------------------------------------------------------------------
@@ -62,7 +51,7 @@ def test_a_t2i_model_always_has_its_null_caption():
     allowed."""
     cfg = LlamaGenConfig.from_upstream({**T2I, "class_dropout_prob": 0.0})
     assert cfg.has_null_class
-    gen = LlamaGenGenerator(_randomised(LlamaGenGPT(cfg), 4).eval(), _vq().eval(), cfg=2.0, top_k=16)
+    gen = LlamaGenGenerator(randomised(LlamaGenGPT(cfg), 4).eval(), tiny_llamagen_vq().eval(), cfg=2.0, top_k=16)
     cond = torch.randn(1, 120, 16, generator=torch.Generator().manual_seed(0))
     traj = gen.start_from_condition(cond, None, [0], 2, seed=0)
     assert traj.halves == 2 and torch.equal(traj.rows["guidance"], torch.full((2,), 2.0))
@@ -78,7 +67,7 @@ def test_impossible_llamagen_configs_are_refused(upstream, needle):
 def test_a_t2i_prefix_without_a_mask_has_every_caption_token_valid():
     """condition_prefix(cond, None) for t2i: all 120 positions are valid keys in both halves (same as an all-ones
     mask)."""
-    gpt = _randomised(LlamaGenGPT(LlamaGenConfig.from_upstream(T2I)), 4).eval()
+    gpt = randomised(LlamaGenGPT(LlamaGenConfig.from_upstream(T2I)), 4).eval()
     cond = torch.randn(2, 120, 16, generator=torch.Generator().manual_seed(1))
     prefix, key_mask = gpt.condition_prefix(cond, None)
     assert key_mask.shape == (4, 120) and bool(key_mask.all())
@@ -108,8 +97,8 @@ class _CountingText:
 
 def test_t2i_start_bills_the_text_encoder():
     """A t2i start records the text encoder's FLOPs in traj.extra['text_flops']."""
-    gpt = _randomised(LlamaGenGPT(LlamaGenConfig.from_upstream(T2I)), 4).eval()
-    gen = LlamaGenGenerator(gpt, _vq().eval(), cfg=2.0, top_k=16, text_encoder=_CountingText())
+    gpt = randomised(LlamaGenGPT(LlamaGenConfig.from_upstream(T2I)), 4).eval()
+    gen = LlamaGenGenerator(gpt, tiny_llamagen_vq().eval(), cfg=2.0, top_k=16, text_encoder=_CountingText())
     traj = gen.start(["a", "b", "c"], 1, seed=0)
     assert traj.extra["text_flops"] == 21.0
 
@@ -147,7 +136,7 @@ def fake_release(tmp_path, monkeypatch):
 
     def vq(path, filename, image):
         seen["vq"] = (path, image)
-        return _vq()
+        return tiny_llamagen_vq()
 
     monkeypatch.setattr(lg, "LlamaGenGPT", build)
     monkeypatch.setattr(lg, "_vq", vq)
@@ -188,7 +177,7 @@ def test_t2i_loader_uses_the_documented_defaults(fake_release, monkeypatch):
 # -- llamagen_vq.py -----------------------------------------------------------------------------------------
 def test_vq_encode_takes_images_in_unit_range():
     """VQGAN.encode reads [0, 1] images and maps them to [-1, 1] before the encoder (upstream's convention)."""
-    vq = _vq().eval()
+    vq = tiny_llamagen_vq().eval()
     images = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(4))
     with torch.no_grad():
         expected = vq.quantize_latent(vq.latent_signed(images * 2 - 1))[0].view(2, -1)
@@ -199,7 +188,7 @@ def test_vq_encode_takes_images_in_unit_range():
 
 def test_vq_decode_codes_is_clamped_to_unit_range_while_decode_code_signed_is_not():
     """decode_code_signed is not clamped (as upstream); decode_codes, the [0, 1] edge, is."""
-    vq = _vq().eval()
+    vq = tiny_llamagen_vq().eval()
     codes = torch.randint(0, 32, (2, vq.num_tokens), generator=torch.Generator().manual_seed(5))
     with torch.no_grad():
         signed = vq.decode_code_signed(codes)
@@ -211,7 +200,7 @@ def test_vq_decode_codes_is_clamped_to_unit_range_while_decode_code_signed_is_no
 
 def test_vq_decode_flops_scale_with_rows_and_decoder_ch_mult_is_used():
     """decode_flops(rows) is rows times one image's; a decoder_ch_mult different from ch_mult shapes the decoder."""
-    vq = _vq()
+    vq = tiny_llamagen_vq()
     assert vq.decode_flops(3) == pytest.approx(3 * vq.decode_flops(1))
     wide = VQGAN(VQGANConfig(codebook_size=32, codebook_embed_dim=4, z_channels=32, ch=32, ch_mult=(1, 2),
                              decoder_ch_mult=(1, 4), num_res_blocks=1, image_size=8))

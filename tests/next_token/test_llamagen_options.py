@@ -5,32 +5,21 @@ from __future__ import annotations
 
 import pytest
 import torch
+from tiny_families import randomised, tiny_llamagen_vq
 
 from arscale.errors import ArscaleError
 from arscale.generators import loading
 from arscale.generators.next_token.llamagen import LlamaGenConfig, LlamaGenGenerator, LlamaGenGPT
-from arscale.generators.next_token.llamagen_vq import VQGAN, VQGANConfig
+from arscale.generators.next_token.llamagen_vq import VQGAN
 
 UPSTREAM_ARGS = {"model_type": "c2i", "dim": 64, "n_layer": 1, "n_head": 2, "n_kv_head": None, "vocab_size": 32,
                  "block_size": 16, "num_classes": 10, "caption_dim": 2048, "multiple_of": 64, "norm_eps": 1e-5,
                  "rope_base": 10000, "ffn_dim_multiplier": None, "class_dropout_prob": 0.1}
 
 
-def _randomised(module: torch.nn.Module, seed: int) -> torch.nn.Module:
-    g = torch.Generator().manual_seed(seed)
-    for p in module.parameters():
-        p.data = torch.randn(p.shape, generator=g) * (0.5 if p.dim() < 2 else 1 / p.shape[-1] ** 0.5)
-    return module
-
-
-def _vq(**options) -> VQGAN:
-    return _randomised(VQGAN(VQGANConfig(codebook_size=32, codebook_embed_dim=4, z_channels=32, ch=32,
-                                         ch_mult=(1, 2), num_res_blocks=1, image_size=8, **options)), 5)
-
-
 def _generator(cfg: float = 2.0, **upstream) -> LlamaGenGenerator:
-    gpt = _randomised(LlamaGenGPT(LlamaGenConfig.from_upstream({**UPSTREAM_ARGS, **upstream})), 4)
-    return LlamaGenGenerator(gpt, _vq(), cfg=cfg, top_k=16, top_p=1.0)
+    gpt = randomised(LlamaGenGPT(LlamaGenConfig.from_upstream({**UPSTREAM_ARGS, **upstream})), 4)
+    return LlamaGenGenerator(gpt, tiny_llamagen_vq(), cfg=cfg, top_k=16, top_p=1.0)
 
 
 def test_ffn_width_follows_llama_with_a_multiplier():
@@ -87,19 +76,19 @@ def test_a_c2i_model_without_class_dropout_has_no_null_class_and_refuses_guidanc
 
 
 def test_vq_without_l2_norm_uses_the_raw_codebook():
-    vq = _vq(codebook_l2_norm=False)
+    vq = tiny_llamagen_vq(codebook_l2_norm=False)
     z = torch.randn(1, 4, 4, 4, generator=torch.Generator().manual_seed(0)) * 3
     codes, zq = vq.quantize_latent(z)
     flat, book = z.permute(0, 2, 3, 1).reshape(-1, 4), vq.quantize.embedding.weight
     assert torch.equal(codes, torch.cdist(flat, book).argmin(1))
     assert torch.allclose(zq.permute(0, 2, 3, 1).reshape(-1, 4), book[codes], atol=1e-6)
     assert not torch.allclose(vq.codebook().norm(dim=-1), torch.ones(32))
-    assert torch.allclose(_vq().codebook().norm(dim=-1), torch.ones(32))
+    assert torch.allclose(tiny_llamagen_vq().codebook().norm(dim=-1), torch.ones(32))
 
 
 @pytest.mark.parametrize("usage_log", [False, True])
 def test_vq_loads_with_or_without_its_usage_log(usage_log):
-    vq = _vq()
+    vq = tiny_llamagen_vq()
     sd = dict(vq.state_dict())
     if usage_log:
         sd["quantize.codebook_used"] = torch.zeros(65536)

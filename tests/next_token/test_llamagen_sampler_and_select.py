@@ -1,5 +1,6 @@
 """Trajectories.select seeds for copies; LlamaGen's sampler (shared/methods/MODELS.md, LlamaGen section)."""
 import torch
+from tiny_families import randomised
 
 from arscale.generators.next_token.llamagen import LlamaGenConfig, LlamaGenGenerator, LlamaGenGPT
 from arscale.generators.next_token.llamagen_vq import VQGAN, VQGANConfig
@@ -11,16 +12,9 @@ ARGS = {"model_type": "c2i", "dim": 64, "n_layer": 1, "n_head": 2, "n_kv_head": 
         "rope_base": 10000, "ffn_dim_multiplier": None, "class_dropout_prob": 0.1}
 
 
-def _randomised(module, seed):
-    g = torch.Generator().manual_seed(seed)
-    for p in module.parameters():
-        p.data = torch.randn(p.shape, generator=g) * (0.5 if p.dim() < 2 else 1 / p.shape[-1] ** 0.5)
-    return module
-
-
 def _generator(**kw):
-    gpt = _randomised(LlamaGenGPT(LlamaGenConfig.from_upstream(ARGS)), 4)
-    vq = _randomised(VQGAN(VQGANConfig(codebook_size=32, codebook_embed_dim=4, z_channels=32, ch=32, ch_mult=(1, 2),
+    gpt = randomised(LlamaGenGPT(LlamaGenConfig.from_upstream(ARGS)), 4)
+    vq = randomised(VQGAN(VQGANConfig(codebook_size=32, codebook_embed_dim=4, z_channels=32, ch=32, ch_mult=(1, 2),
                                        num_res_blocks=1, image_size=8)), 5)
     return LlamaGenGenerator(gpt, vq, **{"cfg": 2.0, "top_k": 16, "top_p": 1.0, **kw})
 
