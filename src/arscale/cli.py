@@ -28,6 +28,12 @@ COMMAND_MODULES = [
 ]
 
 
+# Options that name a file or folder: given as '' (an unset shell variable) they would read as "not given" (the
+# shipped weights, no plot, a whole tokenizer run for --decoder-only) or as the working folder.
+PATH_OPTIONS = ("config", "weights", "model_weights", "scorer_weights", "class_names", "json", "plot", "state_dir",
+                "tokenizer", "init", "init_from", "partial_tokenizer", "decoder_only", "generator")
+
+
 class _Parser(argparse.ArgumentParser):
     """Usage errors in one line, like every other error: the usage block is one --help away. Options are
     spelt out (no `--step` for `--steps`). Subcommand parsers inherit the class."""
@@ -80,6 +86,10 @@ def main(argv: list[str] | None = None) -> int:
         _innermost(parser, args).error(f"unrecognized arguments: {' '.join(unknown)}")
     if not getattr(args, "func", None):
         parser.print_help()
+        return 2
+    empty = [dest for dest in PATH_OPTIONS if isinstance(getattr(args, dest, None), str) and not getattr(args, dest).strip()]
+    if empty:
+        print(f"arscale: error: --{empty[0].replace('_', '-')} is empty: name a file or folder", file=sys.stderr)
         return 2
     try:
         with warnings.catch_warnings():

@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+import os
+
 import torch
 
 from arscale.errors import ArscaleError
 
+MAX_THREADS = 1024  # torch's OpenMP pool hangs at some thousands of threads and crashes (a segfault) beyond
 
-def pick_device(name: str = "auto") -> torch.device:
-    """`auto` (CUDA when present), `cpu`, `cuda`, `cuda:N`, ...: a device this machine has."""
+
+def check_threads(threads: int) -> None:
+    """--threads below MAX_THREADS: torch is never asked for a pool it hangs or crashes on."""
+    if threads > MAX_THREADS:
+        raise ArscaleError(f"--threads {threads} is more than {MAX_THREADS} CPU threads (this machine has "
+                           f"{os.cpu_count()} CPUs)")
+
+
+def pick_device(name: str = "auto", *, make_current: bool = True) -> torch.device:
+    """`auto` (CUDA when present), `cpu`, `cuda`, `cuda:N`, ...: a device this machine has. `make_current`: a
+    `cuda:N` becomes torch's current device (the commands; the Python loaders only check)."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
@@ -20,7 +32,7 @@ def pick_device(name: str = "auto") -> torch.device:
             raise ArscaleError(f"device {name!r} requested but CUDA is not available; use --device cpu")
         if device.index is not None and device.index >= torch.cuda.device_count():
             raise ArscaleError(f"device {name!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
-        if device.index is not None:  # the current device is what the cost record's phase timers wait on
+        if device.index is not None and make_current:  # the current device is what the cost record's phase timers wait on
             torch.cuda.set_device(device.index)
     elif device.type == "mps":
         if not torch.backends.mps.is_available():

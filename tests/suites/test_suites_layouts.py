@@ -87,6 +87,14 @@ def test_tiif_gives_short_and_long_descriptions_in_the_type_folder(tmp_path):
     assert path.relative_to(tmp_path / "out").as_posix() == "2d_spatial_relation/arscale/long_description/0.png"
 
 
+def test_tiif_errors_name_the_file_line_even_after_blank_lines(tmp_path):
+    f = tmp_path / "x_prompts.jsonl"
+    good = json.dumps({"type": "x", "short_description": "s", "long_description": "l"})
+    f.write_text(good + "\n\n" + json.dumps({"type": "x", "short_description": "s"}) + "\n")
+    with pytest.raises(ArscaleError, match=r"x_prompts.jsonl:3: lacks 'long_description'"):
+        load_tiif(f)
+
+
 def test_atomic_save_leaves_no_temporary_files(tmp_path):
     atomic_save_png(_img(7), tmp_path / "a" / "x.png")
     assert [p.name for p in (tmp_path / "a").iterdir()] == ["x.png"]

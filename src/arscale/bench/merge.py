@@ -51,6 +51,8 @@ def _run_folders(folder: Path) -> list[Path]:
 
 
 def merge(inputs: Sequence[str | Path], out: str | Path, *, quiet: bool = False) -> list[dict]:
+    if not str(out).strip():  # Path("") is the working folder: refused as `bench --out ''` is
+        raise ArscaleError("--out is empty: name a folder (\".\" for this one)")
     out = Path(out)
     found: list[tuple[Path, dict]] = []
     for folder in map(Path, inputs):

@@ -36,7 +36,7 @@ from arscale.bench.suites import SuitePrompt
 from arscale.bench.table import label_order
 from arscale.errors import ArscaleError
 from arscale.generators.seeding import mix
-from arscale.search.base import STRATEGIES, budget_note, make_strategy, read_config
+from arscale.search.base import STRATEGIES, budget_note, check_result, make_strategy, read_config
 from arscale.search.rollout import scoring_prompts, sized_for
 
 RECORD_FILE = "record.json"
@@ -59,6 +59,9 @@ def parse_runs(strategies: str, configs: Sequence[str] = ()) -> list[RunSpec]:
         label, sep, text = item.partition("=")
         if not sep:
             raise ArscaleError(f"--config expects LABEL=JSON (e.g. tts-var='{{\"lam\": 1}}'), got {item!r}")
+        if label.strip() in given:  # one would silently override the other
+            raise ArscaleError(f"--config given twice for {label.strip()!r}: one config per label (a variant is "
+                               f"another label, e.g. {label.strip()}@b)")
         given[label.strip()] = read_config(text, f"--config {label}")
     specs = []
     labels = [s.strip() for s in strategies.split(",")]
@@ -258,15 +261,16 @@ class Bench:
         draws = IMAGES_PER_PROMPT[self.layout]
         extra: list[list[np.ndarray]] = [[] for _ in batch]
         for draw in range(1, draws):
-            result = strategy.run(self.generator, [sp.prompt for sp in batch], n, seed=mix(self.seed, draw),
-                                  prompt_offset=batch[0].index, scorer=self.reward)
+            result = check_result(strategy.run(self.generator, [sp.prompt for sp in batch], n,
+                                               seed=mix(self.seed, draw), prompt_offset=batch[0].index,
+                                               scorer=self.reward), str(getattr(strategy, "name", "")), len(batch))
             for i in range(len(batch)):
                 extra[i].append(result.chosen(i).image)
         return extra
 
     def _run_batch(self, strategy: Any, spec: RunSpec, n: int, root: Path, batch: list[SuitePrompt]) -> None:
-        result = strategy.run(self.generator, [sp.prompt for sp in batch], n, seed=self.seed,
-                              prompt_offset=batch[0].index, scorer=self.reward)
+        result = check_result(strategy.run(self.generator, [sp.prompt for sp in batch], n, seed=self.seed,
+                                           prompt_offset=batch[0].index, scorer=self.reward), spec.label, len(batch))
         official = self._official(root)
         extra = self._extra_images(strategy, n, batch) if official is not None else None
         share = _cost_share(result.cost.to_dict(), len(batch))

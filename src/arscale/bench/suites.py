@@ -39,12 +39,20 @@ def _existing(path: str | Path, what: str) -> Path:
     return p
 
 
-def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    rows = []
+def _read_text(path: Path) -> str:
+    """A prompt file's text, or one line saying why it cannot be: a folder, not UTF-8."""
+    if path.is_dir():
+        raise ArscaleError(f"{path} is a folder, not a prompt file")
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
         raise ArscaleError(f"{path} is not UTF-8 text (byte {exc.start}): save the prompts as UTF-8") from None
+
+
+def _read_jsonl(path: Path) -> list[tuple[int, dict[str, Any]]]:
+    """(1-based line number, object) for each non-blank line, so messages can point into the file."""
+    rows = []
+    text = _read_text(path)
     for n, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
@@ -54,7 +62,7 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
             raise ArscaleError(f"{path}:{n}: not valid JSON ({exc.msg})") from None
         if not isinstance(row, dict):
             raise ArscaleError(f"{path}:{n}: expected a JSON object per line")
-        rows.append(row)
+        rows.append((n, row))
     return rows
 
 
@@ -62,7 +70,7 @@ def load_geneval(path: str | Path) -> list[SuitePrompt]:
     """GenEval-format metadata jsonl (GenEval's own file or a ShapeWorld suite)."""
     p = _existing(path, "GenEval metadata file")
     out = []
-    for i, row in enumerate(_read_jsonl(p)):
+    for i, (_, row) in enumerate(_read_jsonl(p)):
         missing = [key for key in ("prompt", "tag", "include") if key not in row]
         if missing:
             raise ArscaleError(f"{p}: record {i} lacks {', '.join(map(repr, missing))}; GenEval metadata has "
@@ -86,7 +94,7 @@ def load_compbench(path: str | Path) -> list[SuitePrompt]:
     out: list[SuitePrompt] = []
     for f in files:
         category = f.name.removesuffix("_val.txt").removesuffix(".txt")
-        lines = [(n, s.strip()) for n, s in enumerate(f.read_text(encoding="utf-8").splitlines()) if s.strip()]
+        lines = [(n, s.strip()) for n, s in enumerate(_read_text(f).splitlines()) if s.strip()]
         for rank, (line_no, text) in enumerate(lines):
             meta = {"category": category, "line": line_no, "category_index": rank}
             out.append(SuitePrompt(len(out), text, meta))
@@ -101,7 +109,7 @@ def load_dpg(path: str | Path) -> list[SuitePrompt]:
         raise ArscaleError(f"no '.txt' prompt files in {p}")
     if files[0].suffix != ".txt":
         raise ArscaleError(f"{p}: DPG-Bench prompts are the .txt files of dpg_bench/prompts/ (give that folder)")
-    return [SuitePrompt(i, f.read_text(encoding="utf-8").strip(), {"file": f.stem}) for i, f in enumerate(files)]
+    return [SuitePrompt(i, _read_text(f).strip(), {"file": f.stem}) for i, f in enumerate(files)]
 
 
 def load_tiif(path: str | Path) -> list[SuitePrompt]:
@@ -112,10 +120,10 @@ def load_tiif(path: str | Path) -> list[SuitePrompt]:
         raise ArscaleError(f"no '.jsonl' prompt files in {p}")
     out: list[SuitePrompt] = []
     for f in files:
-        for i, row in enumerate(_read_jsonl(f)):
+        for i, (line_no, row) in enumerate(_read_jsonl(f)):
             for which in ("short_description", "long_description"):
                 if which not in row:
-                    raise ArscaleError(f"{f}: line {i + 1} lacks {which!r}")
+                    raise ArscaleError(f"{f}:{line_no}: lacks {which!r}")
                 # the evaluator looks in <type>/<model>/<short|long>_description/ (eval_with_vlm.py)
                 dimension = row.get("type") or f.stem.removesuffix("_prompts")
                 meta = {"dimension": dimension, "type": row.get("type"), "description": which, "line": i}
@@ -167,7 +175,7 @@ def load_prompts(spec: str) -> tuple[str, list[SuitePrompt]]:
         prompts = load_geneval(p)
         return ("shapeworld" if _all_shapeworld(prompts) else "geneval"), prompts
     if p.suffix == ".txt":
-        lines = [s.strip() for s in p.read_text(encoding="utf-8").splitlines() if s.strip()]
+        lines = [s.strip() for s in _read_text(p).splitlines() if s.strip()]
         return "plain", [SuitePrompt(i, s, {}) for i, s in enumerate(lines)]
     raise ArscaleError(f"cannot tell the suite kind of {p}; write KIND:PATH with KIND in {', '.join(SUITE_KINDS)}")
 

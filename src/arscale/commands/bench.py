@@ -13,7 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from arscale.devices import pick_device
+from arscale.devices import check_threads, pick_device
 from arscale.errors import ArscaleError
 from arscale.folders import output_folder
 from arscale.generators.class_names import use_class_names
@@ -139,6 +139,7 @@ def _bench(args: argparse.Namespace) -> int:
     for option in ("threads", "batch_prompts"):
         if getattr(args, option) < 1:
             raise ArscaleError(f"--{option.replace('_', '-')} must be at least 1, got {getattr(args, option)}")
+    check_threads(args.threads)
     torch.set_num_threads(args.threads)
     from arscale.generators.registry import MODELS
 

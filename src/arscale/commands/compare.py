@@ -180,6 +180,8 @@ def _check_outputs(args: argparse.Namespace) -> None:
     if args.json and (Path(args.json).is_dir() or not Path(args.json).resolve().parent.is_dir()):
         raise ArscaleError(f"cannot write --json {args.json}: "
                            + ("it is a folder" if Path(args.json).is_dir() else "its folder does not exist"))
+    if args.plot and Path(args.plot).is_dir():  # matplotlib would write PLOT.png beside the folder
+        raise ArscaleError(f"cannot write --plot {args.plot}: it is a folder")
     if args.plot:
         from matplotlib.backend_bases import FigureCanvasBase
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from arscale.devices import pick_device
+from arscale.devices import check_threads, pick_device
 from arscale.errors import ArscaleError
 from arscale.folders import first_missing, output_folder, remove_empty_folders
 from arscale.generators.class_names import use_class_names
@@ -77,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
     check_cfg(args.cfg)
     if args.threads < 0:
         raise ArscaleError(f"--threads must be at least 1 (0: torch's own choice), got {args.threads}")
+    check_threads(args.threads)
     if args.threads:
         import torch
 
@@ -100,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
 def _generate(args: argparse.Namespace, out: Path, t0: float) -> int:
     from arscale.bench.geneval_layout import strict_json
     from arscale.generators.registry import load_generator
-    from arscale.search.base import budget_note, make_strategy, read_config, strategy_extras
+    from arscale.search.base import budget_note, check_result, make_strategy, read_config, strategy_extras
 
     options = {"device": args.device}
     if args.cfg is not None:
@@ -128,7 +129,8 @@ def _generate(args: argparse.Namespace, out: Path, t0: float) -> int:
     if args.strategy == "raw":
         result = _raw_in_batches(strategy, generator, args, scorer)
     else:
-        result = strategy.run(generator, [args.prompt], args.n, seed=args.seed, scorer=scorer)
+        result = check_result(strategy.run(generator, [args.prompt], args.n, seed=args.seed, scorer=scorer),
+                              args.strategy, 1)
     candidates = [c for per_prompt in result.candidates for c in per_prompt]
 
     images = [c.image for c in candidates]

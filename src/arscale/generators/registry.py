@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import difflib
-import importlib
 import os
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from arscale.devices import pick_device
 from arscale.errors import ArscaleError
+from arscale.registry import resolve_target
 
 # name -> "module:factory"; each factory takes keyword options (device, weights path, ...).
 MODELS: dict[str, str] = {
@@ -54,7 +55,8 @@ def check_options(model: str, options: Mapping[str, Any], sampling: Iterable[str
 def model_kind(name: str) -> str | None:
     """"scale" or "token" for a registered next-scale or next-token model, without loading it; None where its
     module does not say (a plugin's)."""
-    module = MODELS.get(name, "").split(":")[0]
+    entry = MODELS.get(name, "")
+    module = entry.split(":")[0] if isinstance(entry, str) else getattr(entry, "__module__", "") or ""
     return "scale" if ".next_scale." in module else "token" if ".next_token." in module else None
 
 
@@ -70,9 +72,11 @@ def load_generator(name: str, **options: Any) -> Any:
     An option the ShapeWorld models do not take is refused in one line listing the ones they do."""
     if name not in MODELS:
         raise ArscaleError(f"unknown model {name!r}; choose from {', '.join(MODELS)}")
-    module, fn = MODELS[name].split(":")
+    factory = resolve_target(MODELS[name], f"model {name!r}:")
+    if options.get("device") is not None:  # a device this machine lacks fails now, not after the model is built
+        options["device"] = str(pick_device(str(options["device"]), make_current=False))
     try:
-        return getattr(importlib.import_module(module), fn)(**options)
+        return factory(**options)
     except ArscaleError as exc:  # a path the user never typed: say where it came from
         given = {str(v) for v in options.values()}
         named = [f"${var}={os.environ[var]}" for var in (*WEIGHTS_ENV.values(), "ARSCALE_T5_WEIGHTS")

@@ -168,7 +168,11 @@ class Trajectories:
         Rows not kept end in the search tree with `reason`. The first copy of a kept row keeps its
         node and seed; further copies become child nodes with fresh seed keys.
         """
-        idx = torch.as_tensor(rows, dtype=torch.long).flatten().cpu()
+        given = torch.as_tensor(rows)
+        if given.numel() and (given.is_floating_point() or given.is_complex() or given.dtype == torch.bool):
+            hint = ": for a boolean mask pass mask.nonzero().flatten()" if given.dtype == torch.bool else ""
+            raise TypeError(f"select takes row indices (integers), got {given.dtype}{hint}")
+        idx = given.long().flatten().cpu()
         n = len(self)
         if len(idx) == 0:
             raise ValueError("select needs at least one row")

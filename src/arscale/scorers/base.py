@@ -9,6 +9,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import torch
 
+from arscale.devices import pick_device
 from arscale.errors import ArscaleError
 from arscale.registry import check_registration, resolve_target
 
@@ -84,6 +85,8 @@ def load_scorer(name: str, **options: Any) -> Scorer:
         raise ArscaleError(f"unknown scorer {name!r}; choose from {', '.join(SCORERS)}")
     factory = resolve_target(SCORERS[name], f"scorer {name!r}:")
     _check_options(name, factory, options)
+    if options.get("device") is not None:  # a device this machine lacks fails now, not inside torch
+        options["device"] = str(pick_device(str(options["device"]), make_current=False))
     scorer = factory(**options)
     missing = [a for a in ("name", "input_size") if not hasattr(scorer, a)]
     if missing or not (callable(getattr(scorer, "reward", None)) or callable(getattr(scorer, "features", None))):

@@ -29,6 +29,7 @@ CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
+RANGE_SLACK = 1e-3  # rounding overshoot of a resize or decode that is still an image in [0, 1]
 _PIL_FILTERS = {"bilinear": 2, "bicubic": 3}  # PIL.Image.Resampling.BILINEAR / BICUBIC
 
 
@@ -39,6 +40,11 @@ def check_images(images: torch.Tensor) -> torch.Tensor:
         raise ArscaleError(f"scorers take images as a float tensor [B, 3, H, W] in [0, 1], got {shape}")
     if not images.is_floating_point():
         raise ArscaleError(f"scorers take float images in [0, 1], got dtype {images.dtype}; divide uint8 by 255")
+    if images.numel():
+        low, high = (float(v) for v in torch.aminmax(images.detach()))
+        if not (low >= -RANGE_SLACK and high <= 1 + RANGE_SLACK):  # also NaN
+            hint = "; divide 0..255 values by 255" if high > 2 else "; map [-1, 1] with (x + 1) / 2" if low < -0.5 else ""
+            raise ArscaleError(f"scorers take float images in [0, 1], got values in [{low:.4g}, {high:.4g}]{hint}")
     return images
 
 

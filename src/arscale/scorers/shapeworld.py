@@ -142,8 +142,8 @@ class ShapeWorldScorer:
 
     @torch.no_grad()
     def reward(self, images: torch.Tensor, prompts: Sequence[str] | str) -> torch.Tensor:
-        prompts = check_prompts(prompts, len(images))  # one string serves the whole batch, as for the real scorers
         images = self._check(images)
+        prompts = check_prompts(prompts, len(images))  # one string serves the whole batch, as for the real scorers
         out = []
         for i in range(0, len(images), self.batch_size):
             chunk = images[i : i + self.batch_size]

@@ -17,6 +17,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
+import numpy as np
+
 from arscale.errors import ArscaleError
 from arscale.registry import check_registration, resolve_target
 from arscale.search.result import SearchResult
@@ -166,6 +168,29 @@ def budget_note(strategy: Any, generator: Any, n: int) -> str | None:
     `generator` (e.g. that its schedule there consults no reward); None where there is nothing to say."""
     fn = getattr(strategy, "budget_note", None)
     return fn(generator, n) if callable(fn) else None
+
+
+def check_result(result: Any, strategy: str, prompts: int) -> SearchResult:
+    """What a strategy's `run` returned, checked before `generate` / `bench` use it: a SearchResult with one list of
+    candidates per prompt, exactly one of them chosen, each image uint8 [H, W, 3]. A plugin's slip is one line."""
+    if not isinstance(result, SearchResult):
+        raise ArscaleError(f"strategy {strategy!r}: run() must return a SearchResult, got {type(result).__name__}")
+    if len(result.candidates) != prompts:
+        raise ArscaleError(f"strategy {strategy!r}: run() returned candidates for {len(result.candidates)} prompt(s) "
+                           f"of {prompts}")
+    for p, per_prompt in enumerate(result.candidates):
+        chosen = sum(bool(c.chosen) for c in per_prompt)
+        if chosen != 1:
+            raise ArscaleError(f"strategy {strategy!r}: prompt {p} has {chosen} chosen candidate(s) of "
+                               f"{len(per_prompt)}; exactly one must be chosen")
+        for c in per_prompt:
+            image = c.image
+            if not (isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3
+                    and image.shape[2] == 3):
+                shape = getattr(image, "shape", None)
+                raise ArscaleError(f"strategy {strategy!r}: a candidate's image must be a uint8 [H, W, 3] array, got "
+                                   f"{type(image).__name__} {getattr(image, 'dtype', '')} {shape}")
+    return result
 
 
 def read_config(text: str, what: str = "--config") -> dict[str, Any]:

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from arscale.errors import ArscaleError
 from arscale.generators.trajectories import SearchTree
 
 PHASES = ("model", "decode", "features", "reward", "selection")
@@ -93,6 +94,11 @@ class SearchResult:
     strategy: str
     config: dict[str, Any]
     telemetry: dict[str, Any] = field(default_factory=dict)  # strategy-specific traces for plots
+
+    def __post_init__(self):
+        if len(self.candidates) != len(self.prompts):
+            raise ArscaleError(f"a SearchResult holds one list of candidates per prompt: got {len(self.prompts)} "
+                               f"prompt(s) and {len(self.candidates)} list(s)")
 
     def chosen(self, prompt: int) -> Candidate:
         picks = [c for c in self.candidates[prompt] if c.chosen]

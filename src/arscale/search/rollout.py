@@ -40,7 +40,7 @@ from arscale.scorers.base import SCORERS, load_scorer
 from arscale.search.potentials import check_finite
 from arscale.search.result import Candidate, CostRecord, SearchResult
 
-_SCORERS: dict[tuple[str, ...], tuple[Any, dict[str, Path]]] = {}  # scorer, the hub files it read
+_SCORERS: dict[tuple[str, ...], tuple[Any, Any, dict[str, Path]]] = {}  # registration, scorer, hub files read
 
 
 class _PerObject:
@@ -81,13 +81,15 @@ def cached_scorer_and_files(name: str, device: Any) -> tuple[Any, dict[str, Path
     from arscale.generators.loading import recording_hub_files
     from arscale.scorers.shapeworld import weights_in_use
 
-    # a name registered anew loads anew, and so do the ShapeWorld scorers after `use_weights` moved them
-    key = (name, repr(SCORERS.get(name)), str(device), str(weights_in_use()))
-    if key not in _SCORERS:
+    # a name registered anew loads anew (the entry keeps its registration: an identity, never reused while held),
+    # and so do the ShapeWorld scorers after `use_weights` moved them
+    key = (name, str(device), str(weights_in_use()))
+    target = SCORERS.get(name)
+    if key not in _SCORERS or _SCORERS[key][0] is not target:
         with recording_hub_files() as files:
             scorer = load_scorer(name, device=device)
-        _SCORERS[key] = scorer, dict(files)
-    scorer, files = _SCORERS[key]
+        _SCORERS[key] = target, scorer, dict(files)
+    _, scorer, files = _SCORERS[key]
     return scorer, dict(files)
 
 

@@ -44,7 +44,7 @@ import torch
 from safetensors.torch import save_file
 from tqdm import tqdm
 
-from arscale.devices import pick_device
+from arscale.devices import check_threads, pick_device
 from arscale.errors import ArscaleError
 from arscale.folders import first_missing, output_folder, remove_empty_folders
 from arscale.generators.loading import read_json, read_safetensors
@@ -154,6 +154,14 @@ def resolve_output(args: argparse.Namespace) -> None:
     """Fill in --out and --state-dir. Trying a trainer must not overwrite the model shipped in the package,
     so that takes --replace-shipped; any other run needs an --out of its own (its state goes beside it).
     Writes nothing: `begin` creates --out."""
+    if args.state_dir is not None:  # now, not at the first checkpoint after training (or in the working folder)
+        if not str(args.state_dir).strip():
+            raise ArscaleError("--state-dir is empty: name a folder (\".\" for this one)")
+        there = next((p for p in (Path(args.state_dir), *Path(args.state_dir).parents) if p.exists()), None)
+        in_outs_way = args.out is not None and there is not None and Path(args.out).resolve().is_relative_to(
+            there.resolve())  # the default OUT/train_state/...: --out's own error says so
+        if there is not None and not there.is_dir() and not in_outs_way:
+            raise ArscaleError(f"--state-dir {args.state_dir}: {there} exists and is not a folder")
     shipped = Path(args.shipped_out).resolve()
     if args.replace_shipped:
         if args.out is not None and Path(args.out).resolve() != shipped:
@@ -207,6 +215,7 @@ def check_training_args(args: argparse.Namespace) -> None:
     """The numbers every trainer takes, checked before anything is written."""
     for option in ("batch_size", "threads"):
         check_count(getattr(args, option), option, 1)
+    check_threads(args.threads)
     starts_from = getattr(args, "init_from", None) or getattr(args, "init", None)
     if args.steps < 0 or (args.steps == 0 and not starts_from):  # 0 steps: export what --init-from gave
         raise ArscaleError(f"--steps must be at least 1 (0 only to export --init-from's weights), got {args.steps}")
