@@ -183,10 +183,10 @@ def test_overall_is_the_mean_over_tags_not_images():
 
 
 def test_the_numbers_table_md_prints():
-    from arscale.bench.table import _paired, _pct, flops_unit, format_table
+    from arscale.bench.table import _paired, flops_unit, format_table, percent
 
     assert flops_unit(1.5e11) == (1e12, "TFLOPs") and flops_unit(1.5e8) == (1e9, "GFLOPs")
-    assert _pct(0.1234) == "12.3" and _pct(None) == "–"
+    assert percent(0.1234) == "12.3" and percent(None) == "–"
     assert _paired({"prompts": 3, "diff": 0.05, "diff_se": 0.02}) == "+5.0 ± 2.0"
     a = {"label": "a", "n": 1, "prompts_done": 1, "overall": 0.5, "overall_se": 0.1,
          "tags": {"single_object": {"accuracy": 0.5}}, "cost_per_prompt": {"overhead_fraction": 0.25}}

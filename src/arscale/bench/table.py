@@ -24,8 +24,10 @@ def tag_order(tags) -> list[str]:
     return [t for t in TAG_SHORT if t in tags] + sorted(tags - set(TAG_SHORT))
 
 
-def _pct(x) -> str:
-    return "–" if x is None else f"{100 * x:.1f}"
+def percent(x) -> str:
+    """Percent with one decimal, rounded to 9 places first: an accuracy such as 117/240, averaged over tags in
+    another order, is 48.7499… or 48.7500…1 and must not print 48.7 for one run and 48.8 for the other."""
+    return "–" if x is None else f"{round(100 * x, 9):.1f}"
 
 
 def _paired(diff: dict | None) -> str:
@@ -69,10 +71,10 @@ def format_table(summaries: Sequence[dict], paired: Mapping[tuple[str, int], dic
         c = s.get("cost_per_prompt", {})
         overall = s.get("overall")
         cells = [s.get("label", "?"), str(s.get("n", "?")), str(s.get("prompts_done", "?")),
-                 "–" if overall is None else f"{_pct(overall)} ± {_pct(s.get('overall_se', 0.0))}"]
+                 "–" if overall is None else f"{percent(overall)} ± {percent(s.get('overall_se', 0.0))}"]
         if paired:
             cells.append(_paired(paired.get((s.get("label"), s.get("n")))))
-        cells += [_pct(s["tags"][t]["accuracy"]) if t in s.get("tags", {}) else "–" for t in tags]
+        cells += [percent(s["tags"][t]["accuracy"]) if t in s.get("tags", {}) else "–" for t in tags]
         mr = s.get("mean_reward")
         cells += ["–" if mr is None or math.isnan(mr) else f"{mr:.3f}", f"{c.get('generated_tokens', 0):.0f}",
                   " + ".join(_flops(c.get(k, 0) / scale) for k in flop_keys),

@@ -15,10 +15,15 @@ DRAWS = [f"session15-threshold-pool/d990{i}" for i in range(3, 8)] + [
     "session22-fresh-draws/d2202", "session23-fresh-draws/d2301", "session23-fresh-draws/d2302"]
 
 
+# Session 15's first two draws ran before the default changed: there `scaling-ar` is the previous default
+# (threshold_pool "active", about 830 tokens) and `scaling-ar@unflagged` today's (session15-threshold-pool/README.md)
+LABELS = {f"session15-threshold-pool/d990{i}": "scaling-ar@unflagged" for i in (3, 4)}
+
+
 def summaries(draw: str) -> tuple[dict, dict]:
-    """A draw's raw-sampling summary and its ScalingAR N = 8 one."""
+    """A draw's raw-sampling summary and its ScalingAR N = 8 one (with today's defaults)."""
     raw = json.loads(next((ROOT / draw / "raw").glob("n*/summary.json")).read_text())
-    return raw, json.loads((ROOT / draw / "scaling-ar/n8/summary.json").read_text())
+    return raw, json.loads((ROOT / draw / LABELS.get(draw, "scaling-ar") / "n8/summary.json").read_text())
 
 
 def report(draws: list[str], earlier: int) -> None:
