@@ -1,4 +1,4 @@
-"""How many image tokens can ScalingAR's termination policy spend? (no model; seconds on a CPU)
+"""How many image tokens can ScalingAR's termination policy spend? (no model; about 2 minutes on one CPU core)
 
     python benchmarks/scaling_ar_token_floor.py [--n 8] [--seeds 20]
 

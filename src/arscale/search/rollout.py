@@ -375,6 +375,8 @@ class Search:
 
     def rng(self, prompt: int, purpose: int) -> torch.Generator:
         """Selection randomness of one prompt, from the global prompt index (not the batch layout)."""
+        if not isinstance(purpose, numbers.Integral):
+            raise ArscaleError(f"Search.rng: purpose must be an int that tells a prompt's draws apart, got {purpose!r}")
         return generator_for(mix(self.seed, self.prompt_offset + prompt, 0x5E1EC7), purpose)
 
     # -- the end ----------------------------------------------------------------------------------
