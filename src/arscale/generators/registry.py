@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import difflib
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from arscale.devices import pick_device
 from arscale.errors import ArscaleError
 from arscale.registry import resolve_target
 
-# name -> "module:factory"; each factory takes keyword options (device, weights path, ...).
-MODELS: dict[str, str] = {
+# name -> "module:factory" (a plugin may give the factory itself); each factory takes keyword options (device,
+# weights path, ...).
+MODELS: dict[str, str | Callable[..., Any]] = {
     "shapeworld-var": "arscale.generators.next_scale.shapeworld:load_shapeworld_var",
     "shapeworld-ar": "arscale.generators.next_token.shapeworld:load_shapeworld_ar",
     # Released checkpoints (weights=PATH_OR_HUB_ID; see docs/models.md), with the official sampling defaults.
