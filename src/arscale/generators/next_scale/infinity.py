@@ -22,6 +22,7 @@ scale schedules, in `infinity_schedule.py`), the BSQ-VAE decode). The block reus
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 from collections.abc import Callable, Sequence
@@ -142,7 +143,9 @@ class Block(nn.Module):
     def forward(self, x, gss, mask, cache, layer, context, context_mask, rope):
         gamma1, gamma2, scale1, scale2, shift1, shift2 = (self.ada_gss + gss).unbind(2)
         x = x + self.sa(_ada_ln(x, scale1, shift1, self.eps), mask, cache, layer, rope) * gamma1
-        x = x + self.ca(self.ca_norm(x), context, context_mask).float()
+        normed = F.layer_norm(x.float(), x.shape[-1:], self.ca_norm.weight.float(), self.ca_norm.bias.float(),
+                              self.ca_norm.eps)  # fp32, as under upstream's autocast
+        x = x + self.ca(normed, context, context_mask).float()
         return x + self.ffn(_ada_ln(x, scale2, shift2, self.eps)) * gamma2
 
 
@@ -173,6 +176,14 @@ class InfinityTransformer(nn.Module):
     def head_dim(self) -> int:
         return self.cfg.embed_dim // self.cfg.num_heads
 
+    def precision(self):
+        """Weights cast to bf16 / fp16 (`load_infinity_2b(dtype=...)`) run as upstream runs its bf16 blocks: under
+        autocast to that dtype, with the norms and the logits in fp32. A no-op for fp32 weights."""
+        dtype = self.pos_start.dtype
+        if dtype == torch.float32:  # also leaves a caller's own autocast in force
+            return contextlib.nullcontext()
+        return torch.autocast(self.pos_start.device.type, dtype=dtype)
+
     # -- text ------------------------------------------------------------------------------------------
     def encode_text(self, features: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Per-row T5 features [L_i, Ct5] -> (pooled condition [B, C], memory [B, T, C], mask [B, T])."""
@@ -188,9 +199,10 @@ class InfinityTransformer(nn.Module):
         for i, f in enumerate(features):
             padded[i, : lens[i]] = f.to(dev, torch.float32)
             mask[i, : lens[i]] = True
-        normed = self.text_norm(padded)
-        pooled = self.text_proj_for_sos.ca(None, normed, mask).squeeze(1)
-        return pooled, self.text_proj_for_ca(normed), mask
+        with self.precision():
+            normed = self.text_norm(padded)
+            pooled = self.text_proj_for_sos.ca(None, normed, mask).squeeze(1)
+            return pooled, self.text_proj_for_ca(normed), mask
 
     def unconditional_features(self, lens: Sequence[int]) -> list[torch.Tensor]:
         return [self.cfg_uncond[:n] for n in lens]
@@ -205,24 +217,26 @@ class InfinityTransformer(nn.Module):
             if i == 0 or (not self.cfg.lvl_embed_only_first_block and i % per_chunk == 0):
                 h = h + lvl
             h = block(h, gss, mask, cache, i, context, context_mask, rope)
-        return self.head(self.head_nm(h.float(), cond.float()))
+        return self.head(self.head_nm(h.float(), cond.float())).float()
 
     def forward_scale(self, si: int, cond: torch.Tensor, x: torch.Tensor | None, cache: KVCache,
                       context: torch.Tensor, context_mask: torch.Tensor, rope: torch.Tensor) -> torch.Tensor:
         """One scale against the KV cache: x [B, h*w, d] (None for si = 0) -> logits [B, h*w, 2d]."""
-        h = cond.unsqueeze(1) + self.pos_start if x is None else self.word_embed(x)
-        return self._run(h, self.lvl_embed.weight[si], cond, context, context_mask, rope, cache=cache)
+        with self.precision():
+            h = cond.unsqueeze(1) + self.pos_start if x is None else self.word_embed(x)
+            return self._run(h, self.lvl_embed.weight[si], cond, context, context_mask, rope, cache=cache)
 
     def teacher_forced(self, features: Sequence[torch.Tensor], x_in: torch.Tensor,
                        schedule: Sequence[Sequence[int]]) -> torch.Tensor:
         """Full-sequence forward with the block-causal mask: x_in [B, L-1, d] (next-scale inputs) -> [B, L, 2d]."""
         cond, mem, mem_mask = self.encode_text(features)
-        x = torch.cat([cond.unsqueeze(1) + self.pos_start, self.word_embed(x_in.float())], dim=1)
-        sizes = [t * h * w for t, h, w in schedule]
-        level = torch.cat([torch.full((n,), i, device=x.device) for i, n in enumerate(sizes)])
-        mask = torch.where(level[:, None] >= level[None, :], 0.0, float("-inf"))[None, None]
-        rope = rope_table(self.head_dim, schedule, self.cfg.rope_mode).to(x.device)
-        return self._run(x, self.lvl_embed(level)[None], cond, mem, mem_mask, rope, mask=mask)
+        with self.precision():
+            x = torch.cat([cond.unsqueeze(1) + self.pos_start, self.word_embed(x_in.float())], dim=1)
+            sizes = [t * h * w for t, h, w in schedule]
+            level = torch.cat([torch.full((n,), i, device=x.device) for i, n in enumerate(sizes)])
+            mask = torch.where(level[:, None] >= level[None, :], 0.0, float("-inf"))[None, None]
+            rope = rope_table(self.head_dim, schedule, self.cfg.rope_mode).to(x.device)
+            return self._run(x, self.lvl_embed(level)[None], cond, mem, mem_mask, rope, mask=mask)
 
 
 # -- generator ------------------------------------------------------------------------------------------

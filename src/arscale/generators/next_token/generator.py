@@ -164,7 +164,7 @@ class TokenGenerator:
         tokens = torch.as_tensor(tokens, dtype=torch.long, device=self.device).reshape(-1)
         if tokens.shape[0] != R:
             raise ArscaleError(f"advance got {tokens.shape[0]} tokens for {R} rows")
-        if int(tokens.min()) < 0 or int(tokens.max()) >= self.vocab_size:
+        if bool(((tokens < 0) | (tokens >= self.vocab_size)).any()):  # one device sync per step, not two
             raise ArscaleError(f"tokens must lie in [0, {self.vocab_size})")
         if guidance is not None:
             g = torch.as_tensor(guidance, dtype=torch.float32, device=self.device)
