@@ -223,7 +223,8 @@ def hardware() -> dict[str, Any]:
 
 def build_manifest(*, model: dict, strategies: dict[str, dict], scorer: str | None, seed: int, ns: list[int],
                    suite: dict, kind: str, shard: dict, batch_prompts: int, layout: str = "geneval",
-                   scorer_weights: dict | None = None, device: str | None = None) -> dict[str, Any]:
+                   scorer_weights: dict | None = None, device: str | None = None,
+                   threads: int | None = None) -> dict[str, Any]:
     import numpy
     import PIL
     import torch
@@ -237,7 +238,7 @@ def build_manifest(*, model: dict, strategies: dict[str, dict], scorer: str | No
             "suite": suite, "kind": kind, "batch_prompts": batch_prompts, "layout": layout,
             "cost_accounting": COST_ACCOUNTING, "torch_version": torch.__version__,
             "numpy_version": numpy.__version__, "pillow_version": PIL.__version__, "device": device,
-            "hardware": hardware(), "shard": shard, "timings": {"started": time.time()}}
+            "threads": threads, "hardware": hardware(), "shard": shard, "timings": {"started": time.time()}}
 
 
 def _identity(manifest: dict, key: str) -> Any:
@@ -249,8 +250,22 @@ def _identity(manifest: dict, key: str) -> Any:
     return value
 
 
+def _draw_differences(old: dict, new: dict) -> list[str]:
+    """What decides the images besides the identity keys, where both manifests recorded it: the device type (a
+    CUDA generator draws other numbers than a CPU one for the same seed; cuda:0 and cuda:1 draw the same) and, on
+    a CPU, the thread count (kernels split their sums by it, as by the batch: see `runner.blocks`)."""
+    kinds = [str(m.get("device") or "").split(":")[0] for m in (old, new)]
+    if all(kinds) and kinds[0] != kinds[1]:
+        return [f"device: {kinds[0]} vs {kinds[1]} (their random generators draw other numbers)"]
+    threads = [m.get("threads") for m in (old, new)]
+    if kinds == ["cpu", "cpu"] and all(threads) and threads[0] != threads[1]:
+        return [f"threads: {threads[0]} vs {threads[1]} (CPU kernels round otherwise with another thread count)"]
+    return []
+
+
 def differences(old: dict, new: dict) -> list[str]:
     """Human-readable identity differences between two manifests (empty when compatible)."""
+    drawn = _draw_differences(old, new)
     both_hub = all(isinstance(m.get("model"), dict) and _from_hub(m["model"]) for m in (old, new))
     side_files = {key: changed_hub_files(old.get(key), new.get(key)) for key in SIDE_HUB_KEYS}  # shards merged
     typed = [(m.get("suite") or {}).get("spec") if isinstance(m.get("suite"), dict) else None for m in (old, new)]
@@ -268,6 +283,7 @@ def differences(old: dict, new: dict) -> list[str]:
     if not (old["suite"] and new["suite"]):  # a manifest from before suites were hashed: nothing to compare
         old["suite"] = new["suite"] = None
     diffs = [_difference(key, old.get(key), new.get(key)) for key in IDENTITY_KEYS if old.get(key) != new.get(key)]
+    diffs += drawn
     if hub_files:
         diffs.insert(0, f"model: {a.get('id')}'s weights differ ({', '.join(hub_files)})")
     if all(typed) and old["suite"] != new["suite"]:  # what the user typed, not two hashes

@@ -190,7 +190,7 @@ def _bench(args: argparse.Namespace) -> int:
         strategies=manifest_strategies(specs, args.scorer),
         scorer=args.scorer or None, scorer_weights=mf.scorer_weights_entry(args.scorer_weights),
         seed=args.seed, ns=ns, kind=kind, shard=shard.to_dict(),
-        batch_prompts=args.batch_prompts, layout=args.layout, device=args.device,
+        batch_prompts=args.batch_prompts, layout=args.layout, device=args.device, threads=args.threads,
         suite={"spec": args.prompts, "limit": args.limit, "size": len(prompts), "sha256": suite_sha})
     manifest_path = out / mf.manifest_name(shard.array_shards, shard.array_index)
     for path, old in found:
