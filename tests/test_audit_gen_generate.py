@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from types import SimpleNamespace
 
 import numpy as np
 import torch
@@ -12,8 +11,10 @@ from PIL import Image
 
 from arscale.cli import main as cli
 from arscale.commands import generate as generate_command
+from arscale.generators.trajectories import SearchTree
 from arscale.scorers.base import register_scorer
 from arscale.search.base import StrategyConfig, register_strategy
+from arscale.search.result import Candidate, CostRecord, SearchResult
 
 PROMPT = "a photo of a red circle"
 
@@ -34,9 +35,9 @@ class Many:
         self.config = config
 
     def run(self, generator, prompts, n, *, seed=0, prompt_offset=0, scorer=None):
-        cands = [SimpleNamespace(image=np.full((4, 4, 3), i % 256, np.uint8), score=i / n, chosen=i == n - 1)
+        cands = [Candidate(0, i, np.full((4, 4, 3), i % 256, np.uint8), score=i / n, chosen=i == n - 1)
                  for i in range(n)]
-        return SimpleNamespace(candidates=[cands], config={}, tree=SimpleNamespace(to_dict=dict))
+        return SearchResult(list(prompts), [cands], SearchTree(), CostRecord(), self.name, {})
 
 
 class _Brightness:
