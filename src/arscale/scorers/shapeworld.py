@@ -157,7 +157,7 @@ class ShapeWorldScorer:
                           for i in range(0, len(images), self.batch_size)]).float().cpu()
 
 
-_LOADED: dict[tuple[str, str], RewardModel] = {}
+_LOADED: dict[tuple[str, str], tuple[tuple, RewardModel]] = {}  # (folder, device) -> (its files' stamp, model)
 _DEFAULT_DIR: list[Path] = [WEIGHTS_DIR]
 
 
@@ -182,6 +182,20 @@ def weights_in_use() -> Path:
     return _DEFAULT_DIR[0]
 
 
+def weights_stamp(directory: str | Path | None = None) -> tuple:
+    """The size and modification time of a reward folder's files (default: the folder in use): a folder a later
+    training run rewrote has another stamp, so what caches its model loads it anew."""
+    directory = Path(directory) if directory is not None else _DEFAULT_DIR[0]
+    stamp = []
+    for name in ("config.json", "model.safetensors"):
+        try:
+            st = (directory / name).stat()
+            stamp.append((st.st_size, st.st_mtime_ns))
+        except OSError:
+            stamp.append(None)
+    return tuple(stamp)
+
+
 @contextmanager
 def restoring_weights() -> Iterator[None]:
     """Undo any `use_weights` inside the block when it ends: a command's `--scorer-weights` must not outlive it
@@ -197,9 +211,9 @@ def load_model(weights: str | Path | None = None, device: str | torch.device = "
     """The trained reward model from a weights directory (default: the shipped one, or the folder given
     to `use_weights`); cached per process."""
     directory = Path(weights) if weights is not None else _DEFAULT_DIR[0]
-    key = (str(directory.resolve()), str(device))
-    if key in _LOADED:
-        return _LOADED[key]
+    key, stamp = (str(directory.resolve()), str(device)), weights_stamp(directory)
+    if key in _LOADED and _LOADED[key][0] == stamp:
+        return _LOADED[key][1]
     config_path, weights_path = directory / "config.json", directory / "model.safetensors"
     if not config_path.exists() or not weights_path.exists():
         raise ArscaleError(f"no ShapeWorld reward weights in {directory} (need config.json and model.safetensors); "
@@ -214,7 +228,7 @@ def load_model(weights: str | Path | None = None, device: str | torch.device = "
                            f"leftover {extra[:5]}")
     model.load_state_dict({k: v.float() for k, v in state.items()})
     model.to(device).eval()
-    _LOADED[key] = model
+    _LOADED[key] = stamp, model  # replaces the model of the folder's earlier files
     return model
 
 

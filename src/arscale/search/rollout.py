@@ -40,7 +40,8 @@ from arscale.scorers.base import SCORERS, load_scorer
 from arscale.search.potentials import check_finite
 from arscale.search.result import Candidate, CostRecord, SearchResult
 
-_SCORERS: dict[tuple[str, ...], tuple[Any, Any, dict[str, Path]]] = {}  # registration, scorer, hub files read
+# registration, scorer, hub files read, and the ShapeWorld reward folder's `weights_stamp` when it loaded
+_SCORERS: dict[tuple[str, ...], tuple[Any, Any, dict[str, Path], tuple]] = {}
 
 
 class _PerObject:
@@ -79,17 +80,17 @@ def cached_scorer_and_files(name: str, device: Any) -> tuple[Any, dict[str, Path
     """`cached_scorer`, and the hub files it read when it loaded ({"owner/repo/file": local copy}, for a bench's
     manifest): a later call in the process reads nothing, but returns the same files."""
     from arscale.generators.loading import recording_hub_files
-    from arscale.scorers.shapeworld import weights_in_use
+    from arscale.scorers.shapeworld import weights_in_use, weights_stamp
 
     # a name registered anew loads anew (the entry keeps its registration: an identity, never reused while held),
-    # and so do the ShapeWorld scorers after `use_weights` moved them
-    key = (name, str(device), str(weights_in_use()))
+    # and so do the ShapeWorld scorers after `use_weights` moved them or a training run rewrote their folder
+    key, stamp = (name, str(device), str(weights_in_use())), weights_stamp()
     target = SCORERS.get(name)
-    if key not in _SCORERS or _SCORERS[key][0] is not target:
+    if key not in _SCORERS or _SCORERS[key][0] is not target or _SCORERS[key][3] != stamp:
         with recording_hub_files() as files:
             scorer = load_scorer(name, device=device)
-        _SCORERS[key] = target, scorer, dict(files)
-    _, scorer, files = _SCORERS[key]
+        _SCORERS[key] = target, scorer, dict(files), stamp
+    _, scorer, files, _ = _SCORERS[key]
     return scorer, dict(files)
 
 
