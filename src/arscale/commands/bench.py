@@ -159,6 +159,7 @@ def _bench(args: argparse.Namespace) -> int:
     if args.limit < 0:
         raise ArscaleError(f"--limit must be ≥ 0, got {args.limit}")
     suite_sha = mf.suite_hash(prompts)  # the whole suite: --limit only says how much of it this call runs
+    suite = prompts
     if args.limit:
         tags = {sp.metadata.get("tag") for sp in prompts}
         prompts = prompts[: args.limit]
@@ -195,6 +196,12 @@ def _bench(args: argparse.Namespace) -> int:
     manifest_path = out / mf.manifest_name(shard.array_shards, shard.array_index)
     for path, old in found:
         mf.check_compatible(old, manifest, f"{out} ({path.name})")
+    for label, entry in manifest["strategies"].items():  # --scorer replaces a config's reward: say so, not ignore it
+        own = entry["config"].get("reward")
+        if args.scorer and own is not None and own != args.scorer:
+            raise ArscaleError(f"--config {label} sets reward {own!r}, but a bench's --scorer {args.scorer!r} is the "
+                               "reward of every strategy (search and reward column): drop the field, or bench with "
+                               f"--scorer {own}")
     if manifest_path.is_file():
         manifest = mf.combine(mf.read_manifest(manifest_path), manifest)
     group = ProcessGroup(shard)
@@ -250,8 +257,10 @@ def _bench(args: argparse.Namespace) -> int:
               "`arscale bench merge DIR [DIR...] --out OUT`")
         return 0
     for spec in specs:
-        for n in ns:
-            bench.summarize(spec, n, spec.folder(out, n), prompts)
+        for n in ns:  # every finished prompt, as `bench merge` summarises: those a longer --limit ran before too
+            root = spec.folder(out, n)
+            before = [sp for sp in suite[len(prompts):] if (root / f"{sp.index:05d}" / "record.json").is_file()]
+            bench.summarize(spec, n, root, prompts + before)
     table, plots = write_reports(out)
     print(table)
     print(written_line(out, plots))
