@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
+import threading
 import warnings
 
 from arscale import __version__
@@ -91,6 +93,8 @@ def main(argv: list[str] | None = None) -> int:
     if empty:
         print(f"arscale: error: --{empty[0].replace('_', '-')} is empty: name a file or folder", file=sys.stderr)
         return 2
+    terminated: list[int] = []
+    restore = _terminate_as_interrupt(terminated)
     try:
         with warnings.catch_warnings():
             warnings.showwarning = _as_note(warnings.showwarning)
@@ -99,8 +103,35 @@ def main(argv: list[str] | None = None) -> int:
         print(f"arscale: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("arscale: interrupted", file=sys.stderr)
-        return 130
+        print("arscale: terminated" if terminated else "arscale: interrupted", file=sys.stderr)
+        return 143 if terminated else 130
+    finally:
+        restore()
+
+
+def _terminate_as_interrupt(terminated: list[int]):
+    """A SIGTERM (a scheduler's time limit, `scancel`, `kill`) stops the command as Ctrl-C does: a trainer saves
+    after its step, a bench keeps its finished prompts and the time spent. Left alone where someone else handles
+    SIGTERM; returns what puts the old handler back."""
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGTERM) != signal.SIG_DFL:  # a launcher's own handler stays
+        return lambda: None
+
+    def on_terminate(signum, frame):
+        terminated.append(signum)
+        handler = signal.getsignal(signal.SIGINT)  # a trainer's: save after this step
+        if callable(handler):
+            handler(signal.SIGINT, frame)
+        else:  # SIGINT ignored (a background job) or left to the system: stop all the same
+            raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_terminate)
+
+    def restore():
+        if signal.getsignal(signal.SIGTERM) is on_terminate:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+    return restore
 
 
 def _as_note(show):

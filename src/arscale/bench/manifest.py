@@ -383,13 +383,15 @@ def combine(old: dict, new: dict) -> dict:
 
 def shard_timings(found: list[tuple[Path, dict]]) -> dict[str, Any]:
     """A merged folder's timings: each shard's own, once (a merged manifest contributes the shards it lists,
-    so merging again adds nothing), and their sum, the run's total compute time."""
+    so merging again adds nothing; where a shard's own manifest is among `found`, its timings replace the copy an
+    earlier merge kept, which may predate the shard's end or a resume), and their sum, the run's total compute
+    time."""
     shards: dict[str, dict] = {}
+    for _, manifest in found:  # a merged manifest's copies first: a shard's own manifest is newer than them
+        shards.update(manifest.get("timings", {}).get("shards", {}))
     for path, manifest in found:
         timings = manifest.get("timings", {})
-        if "shards" in timings:
-            shards.update(timings["shards"])
-        else:
+        if "shards" not in timings:
             shards[str(Path(path).resolve())] = timings
     started = [t["started"] for t in shards.values() if t.get("started")]
     finished = [t["finished"] for t in shards.values() if t.get("finished")]

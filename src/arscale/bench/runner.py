@@ -73,6 +73,8 @@ def parse_runs(strategies: str, configs: Sequence[str] = ()) -> list[RunSpec]:
             raise ArscaleError(f"unknown strategy {name!r} in {label!r}; choose from {', '.join(STRATEGIES)}")
         if at and not variant.strip():
             raise ArscaleError(f"{label!r}: name the variant after @ (e.g. {name}@lam1) or drop the @")
+        if "/" in variant or len(label.encode()) > 200:  # the label is its runs' folder name under --out
+            raise ArscaleError(f"{label!r}: a label names a folder under --out: no '/' in it, and at most 200 bytes")
         if at and label not in given:  # a variant is only a variant with its own --config
             print(f"note: {label} has no --config {label}=...: it runs {name}'s defaults", file=sys.stderr)
         specs.append(RunSpec(label, name, given.get(label, {})))

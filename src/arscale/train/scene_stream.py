@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import multiprocessing
+import os
 import signal
 import weakref
 from collections import deque
@@ -111,8 +112,17 @@ def close_live_streams() -> None:
 
 
 def _ignore_interrupts() -> None:
-    """Data workers leave Ctrl-C to the trainer, which saves its state and closes them."""
+    """Data workers leave Ctrl-C and a scheduler's SIGTERM (sent to every process of a job) to the trainer, which
+    saves its state and closes them."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    trainer = os.getppid()
+
+    def on_terminate(signum: int, frame: object) -> None:
+        if os.getppid() != trainer or not hasattr(signal, "alarm"):  # the trainer is gone: nobody else ends us
+            os._exit(128 + signum)
+        signal.alarm(30)  # a grace period, not immunity: a broken pool's own terminate() must still end us
+
+    signal.signal(signal.SIGTERM, on_terminate)
 
 
 def shapeworld_api():
