@@ -502,9 +502,12 @@ def tokenizer_folder(args: argparse.Namespace, shipped: str | os.PathLike) -> st
 
 
 def refuse_new_codes_under_a_model(args: argparse.Namespace, resume: bool) -> None:
-    """A tokenizer trained anew beside a transformer would change the codes that transformer was trained on."""
-    if resume or getattr(args, "decoder_only", None) or args.replace_shipped:
+    """A tokenizer trained anew beside a transformer, or resumed with steps left, would change the codes that
+    transformer was trained on."""
+    if getattr(args, "decoder_only", None) or args.replace_shipped:
         return
+    if resume and TrainState(args.state_dir).info().get("step", 0) >= args.steps:
+        return  # nothing left to train: the same weights are exported again
     if (Path(args.out) / "model.safetensors").is_file():
         kind, own = holds(args.out), getattr(args, "trains", None)
         if kind == PARTNERS.get(own) or (own is None and kind in (VAR_MODEL, AR_MODEL)):

@@ -213,6 +213,9 @@ def main(args: argparse.Namespace) -> int:
     if args.fresh or not common.TrainState(args.state_dir).exists:  # a new run: before the tokenizer is looked for
         if args.init_from:
             initial_files(args.init_from)
+            if not args.tokenizer and not (Path(args.out) / "tokenizer_config.json").is_file() \
+                    and (Path(args.init_from) / "tokenizer_config.json").is_file():
+                args.tokenizer = args.init_from  # the codes the initial weights were trained on
         if args.config:
             config_overrides(args.config)
     args.tokenizer = common.tokenizer_folder(args, WEIGHTS_DIR)

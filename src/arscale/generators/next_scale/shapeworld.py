@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from arscale.errors import ArscaleError
-from arscale.generators.loading import read_json, read_safetensors, shapeworld_folder
+from arscale.generators.loading import read_json, read_safetensors, shapeworld_folder, shapeworld_folder_holds
 from arscale.generators.next_scale.conditioning import TextConditioner
 from arscale.generators.next_scale.generator import SamplingConfig, ScaleGenerator
 from arscale.generators.next_scale.tokenizer import MultiScaleTokenizer, MultiScaleTokenizerConfig
@@ -50,6 +50,9 @@ def load_shapeworld_var(device: str | torch.device = "cpu", weights: str | Path 
     files = [directory / n for n in ("config.json", "tokenizer_config.json", "model.safetensors",
                                      "tokenizer.safetensors")]
     missing = [f.name for f in files if not f.exists()]
+    held = shapeworld_folder_holds(directory) if missing else None  # another model's folder: say whose
+    if held not in (None, "a ShapeWorld-VAR model", "a ShapeWorld-VAR tokenizer", "no ShapeWorld model arscale knows"):
+        raise ArscaleError(f"{directory} holds {held}, not a ShapeWorld-VAR model")
     if missing:
         raise ArscaleError(f"ShapeWorld-VAR weights are incomplete in {directory}: missing {', '.join(missing)} "
                            "(train them with `arscale train shapeworld-tokenizer` and `arscale train shapeworld-var`)")

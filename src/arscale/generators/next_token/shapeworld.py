@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from arscale.errors import ArscaleError
-from arscale.generators.loading import read_json, read_safetensors, shapeworld_folder
+from arscale.generators.loading import read_json, read_safetensors, shapeworld_folder, shapeworld_folder_holds
 from arscale.generators.next_token.generator import TokenGenerator
 from arscale.generators.next_token.tokenizer import VQConfig, VQTokenizer
 from arscale.generators.next_token.transformer import Transformer, TransformerConfig
@@ -122,6 +122,9 @@ def load_shapeworld_ar(device: str | torch.device = "cpu", weights: str | Path |
                            "--out wrote)")
     needed = ["config.json", "model.safetensors", "tokenizer.safetensors", "tokenizer_config.json"]
     missing = [f for f in needed if not (folder / f).exists()]
+    held = shapeworld_folder_holds(folder) if missing else None  # another model's folder: say whose
+    if held not in (None, "a ShapeWorld-AR model", "a ShapeWorld-AR tokenizer", "no ShapeWorld model arscale knows"):
+        raise ArscaleError(f"{folder} holds {held}, not a ShapeWorld-AR model")
     if missing:
         raise ArscaleError(f"ShapeWorld-AR weights incomplete in {folder}: missing {', '.join(missing)} "
                            "(train with `arscale train shapeworld-ar-tokenizer` then `arscale train shapeworld-ar`)")
