@@ -122,6 +122,11 @@ def model_entry(model: str, weights: str | None, revision: str | None = None, *,
              "weights_sha256": weight_hashes(directory)}
     if cfg is not None:  # `bench --cfg`: part of the model's identity (absent: its own, as before the option)
         entry["cfg"] = cfg
+    t5 = os.environ.get("ARSCALE_T5_WEIGHTS")
+    if t5 and model.startswith(("infinity-", "llamagen-t2i-")) and Path(t5).expanduser().is_dir():
+        # a local text encoder is part of the weights (one named by a hub id is hashed once loaded)
+        entry["text_encoder_path"] = t5
+        entry["text_encoder_sha256"] = weight_hashes(Path(t5).expanduser())
     if directory is not None and is_hub_id(directory.as_posix()):  # hashed once loaded: `add_hub_hashes`
         entry["weights_from_hub"] = True
     return entry

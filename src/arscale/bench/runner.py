@@ -198,7 +198,8 @@ class Bench:
                  quiet: bool = False, layout: str = "geneval"):
         from arscale.bench.suites import SUITE_KINDS
 
-        if kind not in SUITE_KINDS:  # only "shapeworld" is judged here: a misspelt kind would judge nothing
+        if kind not in (*SUITE_KINDS, "plain"):  # only "shapeworld" is judged here: a misspelt kind would judge
+            # nothing ("plain": a bare .txt file, one prompt per line)
             raise ArscaleError(f"unknown suite kind {kind!r}; choose from {', '.join(SUITE_KINDS)}")
         self.generator = generator
         self.reward = reward_scorer

@@ -23,6 +23,7 @@ scale schedules, in `infinity_schedule.py`), the BSQ-VAE decode). The block reus
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import os
 from collections.abc import Callable, Sequence
@@ -477,7 +478,12 @@ def load_infinity_2b(weights: str | None = None, vae_weights: str | None = None,
     top-p 0.97, the 1M schedule (13 scales, 1024x1024) of the aspect ratio `h_div_w`.
     """
     from arscale.generators import loading
+    from arscale.generators.registry import check_options
+    from arscale.scorers.hf import as_dtype
 
+    check_options("infinity-2b", sampling, [f.name for f in dataclasses.fields(InfinitySampling)],
+                  others=("device", "weights", "vae_weights", "text_encoder", "dtype", "text_dtype"))
+    dtype = as_dtype(dtype)
     weights = weights or os.environ.get("ARSCALE_INFINITY_WEIGHTS")
     if isinstance(text_encoder, str) and text_encoder == "google/flan-t5-xl":
         text_encoder = os.environ.get("ARSCALE_T5_WEIGHTS", text_encoder)
@@ -492,15 +498,19 @@ def load_infinity_2b(weights: str | None = None, vae_weights: str | None = None,
     vae_file = loading.resolve(vae_weights or weights, VAE_FILE, beside=vae_weights is None)
     model = InfinityTransformer(INFINITY_2B)
     sd = loading.infinity_state(loading.read_checkpoint(model_file), INFINITY_2B.text_maxlen)
-    loading.load_strict(model, sd, ignore=loading.INFINITY_IGNORED, what=f"Infinity-2B ({MODEL_FILE})")
+    loading.load_strict(model, sd, ignore=loading.INFINITY_IGNORED, what=f"Infinity-2B ({model_file})")
     vae = BSQAutoEncoder(codebook_dim=32, base_ch=128, ch_mult=(1, 2, 4, 4, 4), num_res_blocks=2, patch_size=16)
     vobj = loading.read_checkpoint(vae_file)
     loading.load_strict(vae, loading.infinity_vae_state(vobj, vae.state_dict().keys()),
-                        ignore=loading.INFINITY_VAE_IGNORED, what=f"Infinity VAE ({VAE_FILE})")
+                        ignore=loading.INFINITY_VAE_IGNORED, what=f"Infinity VAE ({vae_file})")
     if isinstance(text_encoder, str):
         from arscale.generators.t5_text import load_t5
 
-        text_encoder = load_t5(text_encoder, device=device, dtype=text_dtype).encode  # upstream: float16
+        t5 = load_t5(text_encoder, device=device, dtype=text_dtype)  # upstream: float16
+        if getattr(t5, "width", INFINITY_2B.text_channels) != INFINITY_2B.text_channels:  # e.g. flan-t5-large: would fail only at the first prompt
+            raise ArscaleError(f"the text encoder {text_encoder} gives {t5.width}-wide features, but Infinity-2B "
+                               f"reads {INFINITY_2B.text_channels} (google/flan-t5-xl)")
+        text_encoder = t5.encode
     defaults = {"cfg": 3.0, "tau": 0.5, "top_k": 900, "top_p": 0.97, "h_div_w": 1.0, "pixels": "1M"}
     defaults.update(sampling)
     return InfinityGenerator(model.to(device, dtype), vae.to(device), InfinitySampling(**defaults),

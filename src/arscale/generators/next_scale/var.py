@@ -13,6 +13,7 @@ position table, level embedding) and the loop is the shared `ScaleGenerator` wit
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from collections.abc import Sequence
@@ -260,7 +261,10 @@ class VARModel(nn.Module):
 
     def load_released(self, obj, what: str = "VAR checkpoint") -> None:
         ignore = tuple(f"transformer.{p}" for p in loading.VAR_IGNORED)
-        loading.load_strict(self, self.checkpoint_keys(loading.var_state(obj)), ignore=ignore, what=what)
+        try:
+            loading.load_strict(self, self.checkpoint_keys(loading.var_state(obj)), ignore=ignore, what=what)
+        except ArscaleError as exc:  # name the keys as the file spells them, not with our module prefixes
+            raise ArscaleError(re.sub(r"(?<=[\s(])(?:transformer|conditioner)\.", "", str(exc))) from None
 
 
 def var_transformer_config(*, depth: int, embed_dim: int | None = None, num_heads: int | None = None,
@@ -316,6 +320,10 @@ def load_var(depth: int = 16, weights: str | Path | None = None, vae_weights: st
 
     Without `weights`, the directory in $ARSCALE_VAR_WEIGHTS is used (so the CLI can find them).
     """
+    from arscale.generators.registry import check_options
+
+    check_options(f"var-d{depth}", sampling, [f.name for f in dataclasses.fields(SamplingConfig)],
+                  others=("device", "weights", "vae_weights"))
     weights = weights or os.environ.get("ARSCALE_VAR_WEIGHTS")
     if weights is None:
         raise ArscaleError(
@@ -328,10 +336,10 @@ def load_var(depth: int = 16, weights: str | Path | None = None, vae_weights: st
     vae_file = loading.resolve(vae_weights or weights, VAE_FILE, beside=vae_weights is None)
     patch_nums = PATCH_NUMS_512 if depth == 36 else PATCH_NUMS_256
     model = VARModel(var_transformer_config(depth=depth, patch_nums=patch_nums, shared_aln=depth == 36), 1000)
-    model.load_released(loading.read_checkpoint(model_file), f"VAR-d{depth} weights")
+    model.load_released(loading.read_checkpoint(model_file), f"VAR-d{depth} weights ({model_file})")
     vae = VQVAE(VQVAEConfig(patch_nums=patch_nums))
     loading.load_strict(vae, vqvae_state(loading.read_checkpoint(vae_file)),
-                        ignore=loading.VAR_VAE_IGNORED, what="VAR VQVAE weights")
+                        ignore=loading.VAR_VAE_IGNORED, what=f"VAR VQVAE weights ({vae_file})")
     defaults = {"cfg": 1.5, "cfg_schedule": "linear", "top_k": 900, "top_p": 0.96}
     defaults.update(sampling)
     return VARGenerator(model, vae, SamplingConfig(**defaults), name=f"var-d{depth}").to(device).eval()

@@ -290,17 +290,26 @@ HUB_REPO = "FoundationVision/LlamaGen"  # c2i models and both VQ tokenizers
 HUB_REPO_T2I = "peizesun/llamagen_t2i"  # t2i models, as listed in LlamaGen's README
 
 
+def _check_sampling(model: str, sampling: dict, others: tuple[str, ...]) -> None:
+    """An option the loader does not take fails in one line, before the (large) model is built."""
+    from arscale.generators.registry import check_options
+
+    check_options(model, sampling, ("cfg", "temperature", "top_k", "top_p", "cfg_interval", "sample_logits"), others)
+
+
 def _vq(path_or_hub, filename: str, image_size: int) -> VQGAN:
     vq = VQGAN(VQGANConfig(image_size=image_size))
-    obj = loading.read_checkpoint(loading.resolve(path_or_hub, filename))
+    path = loading.resolve(path_or_hub, filename)
+    obj = loading.read_checkpoint(path)
     loading.load_strict(vq, loading.upcast(loading.unwrap(obj, loading.GPT_CONTAINERS)),
-                        ignore=loading.LLAMAGEN_VQ_IGNORED, what=f"LlamaGen {filename}")
+                        ignore=loading.LLAMAGEN_VQ_IGNORED, what=f"LlamaGen {path}")
     return vq
 
 
 def load_llamagen_c2i(size: str = "xl", weights: str | Path | None = None, vq_weights: str | Path | None = None,
                       device: str | torch.device = "cpu", **sampling) -> LlamaGenGenerator:
     dim, layers, heads, filename, image = C2I_MODELS[size]
+    _check_sampling(f"llamagen-c2i-{size}", sampling, ("device", "weights", "vq_weights"))
     weights = weights or os.environ.get("ARSCALE_LLAMAGEN_WEIGHTS")
     if weights is None:
         raise ArscaleError(f"LlamaGen c2i-{size} needs its released weights: download {filename} and "
@@ -311,7 +320,7 @@ def load_llamagen_c2i(size: str = "xl", weights: str | Path | None = None, vq_we
     vq_file = loading.resolve(vq_weights or weights, "vq_ds16_c2i.pt", beside=vq_weights is None)
     gpt = LlamaGenGPT(LlamaGenConfig("c2i", dim, layers, heads, 16384, (image // 16) ** 2))
     loading.load_strict(gpt, gpt_state(loading.read_checkpoint(model_file)),
-                        ignore=loading.LLAMAGEN_IGNORED, what=f"LlamaGen {filename}")
+                        ignore=loading.LLAMAGEN_IGNORED, what=f"LlamaGen {model_file}")
     vq = _vq(vq_file, "vq_ds16_c2i.pt", image)
     kw = {"cfg": 4.0, "top_k": 2000, "top_p": 1.0, "temperature": 1.0, **sampling}
     return LlamaGenGenerator(gpt.to(device), vq.to(device), name=f"llamagen-c2i-{size}", **kw)
@@ -320,6 +329,8 @@ def load_llamagen_c2i(size: str = "xl", weights: str | Path | None = None, vq_we
 def load_llamagen_t2i_xl(weights: str | Path | None = None, vq_weights: str | Path | None = None,
                          device: str | torch.device = "cpu", text_encoder="google/flan-t5-xl", stage: int = 2,
                          text_dtype: str | torch.dtype | None = None, **sampling) -> LlamaGenGenerator:
+    _check_sampling("llamagen-t2i-xl", sampling, ("device", "weights", "vq_weights", "text_encoder", "stage",
+                                                  "text_dtype"))
     filename, image = ("t2i_XL_stage2_512.pt", 512) if stage == 2 else ("t2i_XL_stage1_256.pt", 256)
     weights = weights or os.environ.get("ARSCALE_LLAMAGEN_T2I_WEIGHTS")
     if isinstance(text_encoder, str) and text_encoder == "google/flan-t5-xl":
@@ -332,12 +343,16 @@ def load_llamagen_t2i_xl(weights: str | Path | None = None, vq_weights: str | Pa
     vq_file = loading.resolve(vq_weights or weights, "vq_ds16_t2i.pt", beside=vq_weights is None)
     gpt = LlamaGenGPT(LlamaGenConfig("t2i", 1280, 36, 20, 16384, (image // 16) ** 2))
     loading.load_strict(gpt, gpt_state(loading.read_checkpoint(model_file)),
-                        ignore=loading.LLAMAGEN_IGNORED, what=f"LlamaGen {filename}")
+                        ignore=loading.LLAMAGEN_IGNORED, what=f"LlamaGen {model_file}")
     vq = _vq(vq_file, "vq_ds16_t2i.pt", image)
     if isinstance(text_encoder, str):
         from arscale.generators.t5_text import load_t5
 
-        text_encoder = load_t5(text_encoder, device=device, dtype=text_dtype).llamagen  # upstream: bfloat16
+        t5 = load_t5(text_encoder, device=device, dtype=text_dtype)  # upstream: bfloat16
+        if getattr(t5, "width", gpt.llamagen.caption_dim) != gpt.llamagen.caption_dim:  # e.g. flan-t5-large: would fail only at the first prompt
+            raise ArscaleError(f"the text encoder {text_encoder} gives {t5.width}-wide features, but LlamaGen t2i-XL "
+                               f"reads {gpt.llamagen.caption_dim} (google/flan-t5-xl)")
+        text_encoder = t5.llamagen
     kw = {"cfg": 7.5, "top_k": 1000, "top_p": 1.0, "temperature": 1.0, **sampling}
     return LlamaGenGenerator(gpt.to(device), vq.to(device), name="llamagen-t2i-xl", text_encoder=text_encoder, **kw)
 
