@@ -154,9 +154,7 @@ def resolve_output(args: argparse.Namespace) -> None:
     """Fill in --out and --state-dir. Trying a trainer must not overwrite the model shipped in the package,
     so that takes --replace-shipped; any other run needs an --out of its own (its state goes beside it).
     Writes nothing: `begin` creates --out."""
-    if args.state_dir is not None:  # now, not at the first checkpoint after training (or in the working folder)
-        if not str(args.state_dir).strip():
-            raise ArscaleError("--state-dir is empty: name a folder (\".\" for this one)")
+    if args.state_dir is not None:  # now, not at the first checkpoint after training (`cli` refuses an empty one)
         there = next((p for p in (Path(args.state_dir), *Path(args.state_dir).parents) if p.exists()), None)
         in_outs_way = args.out is not None and there is not None and Path(args.out).resolve().is_relative_to(
             there.resolve())  # the default OUT/train_state/...: --out's own error says so
