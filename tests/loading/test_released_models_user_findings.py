@@ -111,6 +111,26 @@ def test_infinity_dtype_takes_a_name_like_text_dtype(monkeypatch, tmp_path):
     assert next(gen.transformer.parameters()).dtype == torch.bfloat16
 
 
+def test_var_dtype_takes_a_name_and_leaves_the_vqvae_fp32(monkeypatch, tmp_path):
+    """`dtype="bfloat16"` casts VAR's transformer and class embedding; the VQVAE stays fp32 and images come out."""
+    _var(monkeypatch, tmp_path)
+    gen = load_generator("var-d16", weights=str(tmp_path), dtype="bfloat16")
+    assert {p.dtype for p in gen.transformer.parameters()} | {p.dtype for p in gen.conditioner.parameters()} \
+        == {torch.bfloat16}
+    assert {p.dtype for p in gen.tokenizer.parameters()} == {torch.float32}
+    images = gen.generate([207, 3], 1, seed=0)
+    assert images.dtype == torch.float32 and images.shape == (2, 3, gen.image_size, gen.image_size) and torch.isfinite(images).all()
+
+
+@pytest.mark.parametrize("dtype", ["bf61", torch.float64])
+def test_a_var_dtype_it_cannot_run_is_one_line_before_loading(dtype, tmp_path):
+    """A misspelt dtype name, or a dtype autocast does not run in, is refused before any file is looked for."""
+    with pytest.raises(ArscaleError, match=r"unknown dtype 'bf61'|var-d16 runs in float32, bfloat16 or float16, "
+                                           r"not torch.float64") as err:
+        load_generator("var-d16", weights=str(tmp_path), dtype=dtype)  # an empty folder: the files are not there
+    assert "\n" not in str(err.value)
+
+
 def test_a_var_checkpoint_that_does_not_fit_names_the_file_and_its_own_keys(monkeypatch, tmp_path):
     """A VAR file of another class count names its path and `class_emb.weight` as the file spells it."""
     _var(monkeypatch, tmp_path, num_classes=10)  # not the 1000 ImageNet classes the factory builds

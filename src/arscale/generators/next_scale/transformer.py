@@ -11,10 +11,15 @@ Block (VAR's AdaLN order — gamma1, gamma2, scale1, scale2, shift1, shift2):
 Attention optionally l2-normalises q and k with a learned per-head scale (VAR's `attn_l2_norm`); the same
 `SelfAttention` takes an optional RoPE table, which is how Infinity's blocks (infinity.py) reuse it.
 Teacher forcing uses a block-causal mask; inference runs one whole scale per call against a KV cache.
+
+Reduced precision: a transformer cast to bf16 / fp16 (`load_var(dtype=...)`) runs its blocks under autocast to
+that dtype, as upstream VAR samples under `torch.autocast(dtype=float16)`: the residual stream, the norms and the
+logits stay fp32, the KV cache holds the reduced dtype (`ScaleTransformer.precision`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import asdict, dataclass
 
@@ -88,6 +93,9 @@ class SelfAttention(nn.Module):
             k = F.normalize(k, dim=-1)
         if rope is not None:
             q, k = apply_rope(q, rope), apply_rope(k, rope)
+        # under CUDA autocast the l2 norm runs in fp32 and would cache fp32 keys; attention casts them to v's
+        # dtype anyway, so they are kept in it (a no-op without autocast)
+        k = k.to(v.dtype)
         if cache is not None:
             k, v = cache.append(layer, k, v)
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=self.scale)
@@ -146,7 +154,9 @@ class AdaLNBlock(nn.Module):
         gamma1, gamma2, scale1, scale2, shift1, shift2 = ada.unbind(2)
         x = x + self.attn(self.ln(x).mul(1 + scale1).add(shift1), mask, cache, layer).mul(gamma1)
         if context is not None:
-            x = x + self.cross_attn(self.ca_norm(x), context, context_mask)
+            n = self.ca_norm  # in fp32 also for cast weights (CPU layer_norm takes no bf16 weights on fp32 input)
+            normed = F.layer_norm(x.float(), n.normalized_shape, n.weight.float(), n.bias.float(), n.eps)
+            x = x + self.cross_attn(normed, context, context_mask)
         return x + self.ffn(self.ln(x).mul(1 + scale2).add(shift2)).mul(gamma2)
 
 
@@ -214,6 +224,14 @@ class ScaleTransformer(nn.Module):
     def seq_len(self) -> int:
         return self.begin_ends[-1][1]
 
+    def precision(self):
+        """Weights cast to bf16 / fp16 run under autocast to that dtype (matmuls and attention in it, norms and
+        logits in fp32). A no-op for fp32 weights, which also leaves a caller's own autocast in force."""
+        dtype = self.pos_start.dtype
+        if dtype == torch.float32:
+            return contextlib.nullcontext()
+        return torch.autocast(self.pos_start.device.type, dtype=dtype)
+
     def _modulation(self, cond: torch.Tensor) -> torch.Tensor:
         return self.shared_ada_lin(cond).view(-1, 1, 6, self.config.width) if self.config.shared_aln else cond
 
@@ -245,15 +263,17 @@ class ScaleTransformer(nn.Module):
         if x_inputs.shape[1] != expected:
             raise ArscaleError(f"teacher-forcing inputs have {x_inputs.shape[1]} tokens, the schedule "
                                f"{self.patch_nums} needs {expected}")
-        h = self._embed((0, len(self.patch_nums)), cond, x_inputs)
-        return self._run(h, cond, self.attn_mask, None, context, context_mask)
+        with self.precision():
+            h = self._embed((0, len(self.patch_nums)), cond, x_inputs).float()  # fp32 residual stream, as upstream
+            return self._run(h, cond, self.attn_mask, None, context, context_mask)
 
     def forward_scale(self, si: int, cond: torch.Tensor, x: torch.Tensor | None, cache: KVCache,
                       context: torch.Tensor | None = None, context_mask: torch.Tensor | None = None) -> torch.Tensor:
         """One scale against the KV cache: x [B, pn_si², code_dim] (None for si = 0) -> logits [B, pn², V]."""
         self._check_context(context)
-        h = self._embed((si, si + 1), cond, x)
-        return self._run(h, cond, None, cache, context, context_mask)
+        with self.precision():
+            h = self._embed((si, si + 1), cond, x).float()  # fp32 residual stream, as upstream
+            return self._run(h, cond, None, cache, context, context_mask)
 
     def _check_context(self, context: torch.Tensor | None) -> None:
         if context is None and self.config.context_dim:

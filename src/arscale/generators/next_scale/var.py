@@ -315,15 +315,23 @@ HUB_REPO = "FoundationVision/var"
 
 
 def load_var(depth: int = 16, weights: str | Path | None = None, vae_weights: str | Path | None = None,
-             device: str | torch.device = "cpu", **sampling) -> VARGenerator:
+             device: str | torch.device = "cpu", dtype: str | torch.dtype = torch.float32,
+             **sampling) -> VARGenerator:
     """A released VAR model: `weights` is the var_d*.pth file, a directory holding it, or a hub id.
 
     Without `weights`, the directory in $ARSCALE_VAR_WEIGHTS is used (so the CLI can find them).
+    `dtype` ("bfloat16", "float16" or a torch dtype) casts the transformer and its class embedding, which then
+    run under autocast (`ScaleTransformer.precision`; upstream's demo: fp32 weights under fp16 autocast); the
+    VQVAE stays fp32.
     """
     from arscale.generators.registry import check_options
+    from arscale.scorers.hf import as_dtype
 
     check_options(f"var-d{depth}", sampling, [f.name for f in dataclasses.fields(SamplingConfig)],
-                  others=("device", "weights", "vae_weights"))
+                  others=("device", "weights", "vae_weights", "dtype"))
+    dtype = as_dtype(dtype)  # a bad name fails before any file is looked for
+    if dtype not in (torch.float32, torch.bfloat16, torch.float16):  # the dtypes autocast runs the blocks in
+        raise ArscaleError(f"var-d{depth} runs in float32, bfloat16 or float16, not {dtype}")
     weights = weights or os.environ.get("ARSCALE_VAR_WEIGHTS")
     if weights is None:
         raise ArscaleError(
@@ -342,6 +350,8 @@ def load_var(depth: int = 16, weights: str | Path | None = None, vae_weights: st
                         ignore=loading.VAR_VAE_IGNORED, what=f"VAR VQVAE weights ({vae_file})")
     defaults = {"cfg": 1.5, "cfg_schedule": "linear", "top_k": 900, "top_p": 0.96}
     defaults.update(sampling)
+    if dtype != torch.float32:  # the transformer only: the VQVAE decodes in fp32 (as Infinity's VAE)
+        model = model.to(dtype)
     return VARGenerator(model, vae, SamplingConfig(**defaults), name=f"var-d{depth}").to(device).eval()
 
 
