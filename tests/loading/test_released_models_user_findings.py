@@ -122,12 +122,27 @@ def test_var_dtype_takes_a_name_and_leaves_the_vqvae_fp32(monkeypatch, tmp_path)
     assert images.dtype == torch.float32 and images.shape == (2, 3, gen.image_size, gen.image_size) and torch.isfinite(images).all()
 
 
+@pytest.mark.parametrize("kind", ["c2i", "t2i"])
+def test_llamagen_dtype_takes_a_name_and_casts_only_the_gpt(kind, monkeypatch, tmp_path):
+    """`dtype="bfloat16"` loads LlamaGen's GPT in bf16 (upstream's `--precision bf16`), its VQ in fp32; logits are fp32."""
+    _llamagen(monkeypatch, tmp_path, kind)
+    model, options = (("llamagen-c2i-b", {}) if kind == "c2i" else
+                      ("llamagen-t2i-xl", {"text_encoder": StubT5(16).llamagen}))
+    gen = load_generator(model, weights=str(tmp_path), dtype="bfloat16", **options)
+    assert {p.dtype for p in gen.transformer.parameters()} == {torch.bfloat16}
+    assert {p.dtype for p in gen.tokenizer.parameters()} == {torch.float32}
+    traj = gen.start([3] if kind == "c2i" else ["a cat"], 2, seed=0)
+    assert traj.paired["next_logits"].dtype == torch.float32 and traj.cache.keys[0].dtype == torch.bfloat16
+    assert bool(torch.isfinite(traj.paired["next_logits"]).all())
+
+
+@pytest.mark.parametrize("model", ["var-d16", "infinity-2b", "llamagen-c2i-b", "llamagen-t2i-xl"])
 @pytest.mark.parametrize("dtype", ["bf61", torch.float64])
-def test_a_var_dtype_it_cannot_run_is_one_line_before_loading(dtype, tmp_path):
+def test_a_dtype_the_transformer_cannot_run_is_one_line_before_loading(model, dtype, tmp_path):
     """A misspelt dtype name, or a dtype autocast does not run in, is refused before any file is looked for."""
-    with pytest.raises(ArscaleError, match=r"unknown dtype 'bf61'|var-d16 runs in float32, bfloat16 or float16, "
-                                           r"not torch.float64") as err:
-        load_generator("var-d16", weights=str(tmp_path), dtype=dtype)  # an empty folder: the files are not there
+    with pytest.raises(ArscaleError, match=rf"unknown dtype 'bf61'; choose from .*bfloat16|{model} runs in float32, "
+                                           r"bfloat16 or float16, not torch.float64") as err:
+        load_generator(model, weights=str(tmp_path), dtype=dtype)  # an empty folder: the files are not there
     assert "\n" not in str(err.value)
 
 

@@ -52,6 +52,17 @@ _WRAPPED_VAE = re.compile(r"\.(conv|norm)\.(weight|bias)$")
 _HUB_RECORDS: list[dict[str, Path]] = []  # open `recording_hub_files` blocks
 
 
+def transformer_dtype(model: str, dtype: str | torch.dtype | None) -> torch.dtype:
+    """A released model's `dtype=` (a name or a torch dtype): one the transformer's autocast runs in, checked in one
+    line before any file is read."""
+    from arscale.scorers.hf import as_dtype
+
+    dtype = as_dtype(dtype)
+    if dtype not in (torch.float32, torch.bfloat16, torch.float16):
+        raise ArscaleError(f"{model} runs in float32, bfloat16 or float16, not {dtype}")
+    return dtype
+
+
 @contextmanager
 def recording_hub_files() -> Iterator[dict[str, Path]]:
     """Collect every hub file `resolve` hands out inside the block, as {"owner/repo/file": local copy}: what a

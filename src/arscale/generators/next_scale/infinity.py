@@ -479,11 +479,10 @@ def load_infinity_2b(weights: str | None = None, vae_weights: str | None = None,
     """
     from arscale.generators import loading
     from arscale.generators.registry import check_options
-    from arscale.scorers.hf import as_dtype
 
     check_options("infinity-2b", sampling, [f.name for f in dataclasses.fields(InfinitySampling)],
                   others=("device", "weights", "vae_weights", "text_encoder", "dtype", "text_dtype"))
-    dtype = as_dtype(dtype)
+    dtype = loading.transformer_dtype("infinity-2b", dtype)
     weights = weights or os.environ.get("ARSCALE_INFINITY_WEIGHTS")
     if isinstance(text_encoder, str) and text_encoder == "google/flan-t5-xl":
         text_encoder = os.environ.get("ARSCALE_T5_WEIGHTS", text_encoder)

@@ -325,13 +325,10 @@ def load_var(depth: int = 16, weights: str | Path | None = None, vae_weights: st
     VQVAE stays fp32.
     """
     from arscale.generators.registry import check_options
-    from arscale.scorers.hf import as_dtype
 
     check_options(f"var-d{depth}", sampling, [f.name for f in dataclasses.fields(SamplingConfig)],
                   others=("device", "weights", "vae_weights", "dtype"))
-    dtype = as_dtype(dtype)  # a bad name fails before any file is looked for
-    if dtype not in (torch.float32, torch.bfloat16, torch.float16):  # the dtypes autocast runs the blocks in
-        raise ArscaleError(f"var-d{depth} runs in float32, bfloat16 or float16, not {dtype}")
+    dtype = loading.transformer_dtype(f"var-d{depth}", dtype)
     weights = weights or os.environ.get("ARSCALE_VAR_WEIGHTS")
     if weights is None:
         raise ArscaleError(

@@ -141,7 +141,8 @@ class LlamaGenGPT(Transformer):
             return self.cls_embedding(labels), key_mask
         null = torch.zeros_like(cond) + self.cls_embedding.uncond_embedding
         mask = torch.ones(cond.shape[:2], dtype=torch.bool, device=cond.device) if mask is None else mask.bool()
-        return self.cls_embedding(torch.cat([cond, null])), torch.cat([mask, mask])
+        with self.precision():  # fp32 caption features into bf16 / fp16 weights
+            return self.cls_embedding(torch.cat([cond, null])), torch.cat([mask, mask])
 
 
 def gpt_state(obj) -> dict[str, torch.Tensor]:
@@ -290,11 +291,14 @@ HUB_REPO = "FoundationVision/LlamaGen"  # c2i models and both VQ tokenizers
 HUB_REPO_T2I = "peizesun/llamagen_t2i"  # t2i models, as listed in LlamaGen's README
 
 
-def _check_sampling(model: str, sampling: dict, others: tuple[str, ...]) -> None:
-    """An option the loader does not take fails in one line, before the (large) model is built."""
+def _check_options(model: str, sampling: dict, others: tuple[str, ...], dtype) -> torch.dtype:
+    """An option the loader does not take, or a dtype it does not know, fails in one line before the (large)
+    model is built; returns the GPT's dtype."""
     from arscale.generators.registry import check_options
 
-    check_options(model, sampling, ("cfg", "temperature", "top_k", "top_p", "cfg_interval", "sample_logits"), others)
+    check_options(model, sampling, ("cfg", "temperature", "top_k", "top_p", "cfg_interval", "sample_logits"),
+                  others + ("dtype",))
+    return loading.transformer_dtype(model, dtype)
 
 
 def _vq(path_or_hub, filename: str, image_size: int) -> VQGAN:
@@ -307,9 +311,11 @@ def _vq(path_or_hub, filename: str, image_size: int) -> VQGAN:
 
 
 def load_llamagen_c2i(size: str = "xl", weights: str | Path | None = None, vq_weights: str | Path | None = None,
-                      device: str | torch.device = "cpu", **sampling) -> LlamaGenGenerator:
+                      device: str | torch.device = "cpu", dtype: str | torch.dtype = torch.float32,
+                      **sampling) -> LlamaGenGenerator:
+    """`dtype="bfloat16"` runs the GPT as upstream's sample scripts do (`--precision bf16`); the VQ stays fp32."""
     dim, layers, heads, filename, image = C2I_MODELS[size]
-    _check_sampling(f"llamagen-c2i-{size}", sampling, ("device", "weights", "vq_weights"))
+    dtype = _check_options(f"llamagen-c2i-{size}", sampling, ("device", "weights", "vq_weights"), dtype)
     weights = weights or os.environ.get("ARSCALE_LLAMAGEN_WEIGHTS")
     if weights is None:
         raise ArscaleError(f"LlamaGen c2i-{size} needs its released weights: download {filename} and "
@@ -323,14 +329,16 @@ def load_llamagen_c2i(size: str = "xl", weights: str | Path | None = None, vq_we
                         ignore=loading.LLAMAGEN_IGNORED, what=f"LlamaGen {model_file}")
     vq = _vq(vq_file, "vq_ds16_c2i.pt", image)
     kw = {"cfg": 4.0, "top_k": 2000, "top_p": 1.0, "temperature": 1.0, **sampling}
-    return LlamaGenGenerator(gpt.to(device), vq.to(device), name=f"llamagen-c2i-{size}", **kw)
+    return LlamaGenGenerator(gpt.to(device, dtype), vq.to(device), name=f"llamagen-c2i-{size}", **kw)
 
 
 def load_llamagen_t2i_xl(weights: str | Path | None = None, vq_weights: str | Path | None = None,
                          device: str | torch.device = "cpu", text_encoder="google/flan-t5-xl", stage: int = 2,
-                         text_dtype: str | torch.dtype | None = None, **sampling) -> LlamaGenGenerator:
-    _check_sampling("llamagen-t2i-xl", sampling, ("device", "weights", "vq_weights", "text_encoder", "stage",
-                                                  "text_dtype"))
+                         dtype: str | torch.dtype = torch.float32, text_dtype: str | torch.dtype | None = None,
+                         **sampling) -> LlamaGenGenerator:
+    """`dtype=` is the GPT's (upstream samples in bf16), `text_dtype=` the T5's (upstream: bf16); the VQ stays fp32."""
+    dtype = _check_options("llamagen-t2i-xl", sampling, ("device", "weights", "vq_weights", "text_encoder", "stage",
+                                                          "text_dtype"), dtype)
     filename, image = ("t2i_XL_stage2_512.pt", 512) if stage == 2 else ("t2i_XL_stage1_256.pt", 256)
     weights = weights or os.environ.get("ARSCALE_LLAMAGEN_T2I_WEIGHTS")
     if isinstance(text_encoder, str) and text_encoder == "google/flan-t5-xl":
@@ -354,7 +362,8 @@ def load_llamagen_t2i_xl(weights: str | Path | None = None, vq_weights: str | Pa
                                f"reads {gpt.llamagen.caption_dim} (google/flan-t5-xl)")
         text_encoder = t5.llamagen
     kw = {"cfg": 7.5, "top_k": 1000, "top_p": 1.0, "temperature": 1.0, **sampling}
-    return LlamaGenGenerator(gpt.to(device), vq.to(device), name="llamagen-t2i-xl", text_encoder=text_encoder, **kw)
+    return LlamaGenGenerator(gpt.to(device, dtype), vq.to(device), name="llamagen-t2i-xl", text_encoder=text_encoder,
+                             **kw)
 
 
 def load_llamagen_c2i_b(**options) -> LlamaGenGenerator:

@@ -19,10 +19,16 @@ prefix keeps its content-based attention).
 
 Decoding uses `KVCache` from `generators.kv_cache`: `forward(x, cache=..., key_mask=...)`
 appends the new positions and attends to everything cached so far.
+
+Reduced precision (`load_llamagen_*(dtype=...)`): weights cast to bf16 / fp16 run under autocast to that
+dtype, as upstream LlamaGen samples with `--precision bf16`; RMSNorm still computes in fp32, the RoPE table
+stays fp32 (upstream's is a plain attribute that its cast leaves alone), the KV cache takes the weights' dtype
+and the logits come back in fp32. fp32 weights run exactly as before.
 """
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import asdict, dataclass
 
 import torch
@@ -168,13 +174,30 @@ class Transformer(nn.Module):
         if isinstance(m, (nn.Linear, nn.Embedding)):
             nn.init.normal_(m.weight, std=0.02)
 
+    def _apply(self, fn, recurse=True):
+        # a dtype cast (`.to(torch.bfloat16)`) would round the RoPE angles too; upstream keeps them in fp32
+        rope = self.rope
+        super()._apply(fn, recurse)
+        if self.rope.dtype != rope.dtype:
+            self.rope = rope.to(self.rope.device)
+        return self
+
+    def precision(self):
+        """Autocast to the weights' dtype when they are bf16 / fp16 (fp32 inputs such as caption features then
+        meet the cast weights); a no-op for fp32 weights, which also leaves a caller's own autocast in force."""
+        weight = self.tok_embeddings.weight
+        if weight.dtype == torch.float32:
+            return contextlib.nullcontext()
+        return torch.autocast(weight.device.type, dtype=weight.dtype)
+
     @property
     def prefix_len(self) -> int:
         return self.config.cls_token_num
 
     def embed_condition(self, features: torch.Tensor) -> torch.Tensor:
         """Condition features [B, P, caption_dim] (left-padded, zeros at pads) -> prefix [B, P, dim]."""
-        return self.cls_embedding(features)
+        with self.precision():
+            return self.cls_embedding(features)
 
     def attention_mask(self, key_mask: torch.Tensor, start: int, length: int) -> torch.Tensor:
         """Boolean [B, 1, length, start + length]: causal over positions, padded prefix keys hidden.
@@ -198,9 +221,10 @@ class Transformer(nn.Module):
         S = x.shape[1]
         table = self.rope[start:start + S]
         mask = self.attention_mask(key_mask, start, S)
-        for i, layer in enumerate(self.layers):
-            x = layer(x, table, mask, cache, i)
-        return self.output(self.norm(x)).float()
+        with self.precision():
+            for i, layer in enumerate(self.layers):
+                x = layer(x, table, mask, cache, i)
+            return self.output(self.norm(x)).float()
 
     def teacher_forced_logits(self, prefix: torch.Tensor, key_mask: torch.Tensor,
                               tokens: torch.Tensor) -> torch.Tensor:
