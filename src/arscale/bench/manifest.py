@@ -5,7 +5,8 @@ the arscale version and git commit (and whether the tree had changes), model id 
 each weights file (sampled for files over 256 MB, see `sha256_file`), every label's full strategy config, scorer, seed, budgets, the prompt suite (as given,
 and a sha256 of every prompt and its metadata), torch / numpy / Pillow versions, the device used,
 hardware, timings and shard. Only the *identity* part (model + weights hash, resolved configs, scorer and
-its weights — the hub files it read, where both runs hashed them —, seed, the suite's hash, suite kind,
+its weights — the hub files it read, where both runs hashed them —, the model's --cfg, --dtype and
+--text-dtype where given, seed, the suite's hash, suite kind,
 batch_prompts, layout) must agree for a resume or a merge;
 the suite as typed, --limit, versions, hardware and timings may differ between machines and invocations.
 """
@@ -113,8 +114,14 @@ def weights_directory(model: str, weights: str | None) -> Path | None:
     return Path(directory) if directory is not None else None
 
 
+# `bench --dtype` / `--text-dtype`: recorded when given; absent means the loaders' default, fp32, so a run that
+# names float32 is the same run as one from before the options (`_identity`)
+PRECISION_KEYS = ("dtype", "text_dtype")
+DEFAULT_PRECISION = "float32"
+
+
 def model_entry(model: str, weights: str | None, revision: str | None = None, *,
-                cfg: float | None = None) -> dict[str, Any]:
+                cfg: float | None = None, dtype: str | None = None, text_dtype: str | None = None) -> dict[str, Any]:
     from arscale.generators.loading import is_hub_id
 
     directory = weights_directory(model, weights)
@@ -122,6 +129,9 @@ def model_entry(model: str, weights: str | None, revision: str | None = None, *,
              "weights_sha256": weight_hashes(directory)}
     if cfg is not None:  # `bench --cfg`: part of the model's identity (absent: its own, as before the option)
         entry["cfg"] = cfg
+    for key, value in zip(PRECISION_KEYS, (dtype, text_dtype), strict=True):
+        if value is not None:
+            entry[key] = value
     t5 = os.environ.get("ARSCALE_T5_WEIGHTS")
     if t5 and model.startswith(("infinity-", "llamagen-t2i-")) and Path(t5).expanduser().is_dir():
         # a local text encoder is part of the weights (one named by a hub id is hashed once loaded)
@@ -249,7 +259,8 @@ def build_manifest(*, model: dict, strategies: dict[str, dict], scorer: str | No
 def _identity(manifest: dict, key: str) -> Any:
     value = manifest.get(key)
     if key in ("model", "scorer_weights") and isinstance(value, dict):  # where weights lie may differ between nodes
-        value = {k: v for k, v in value.items() if k != "weights_path"}
+        value = {k: v for k, v in value.items() if k != "weights_path"
+                 and not (k in PRECISION_KEYS and v == DEFAULT_PRECISION)}
     if key == "suite" and isinstance(value, dict):  # what the prompts are, not how the path was typed or cut
         value = {k: v for k, v in value.items() if k == "sha256"}
     return value
@@ -335,8 +346,12 @@ def _difference(key: str, old: Any, new: Any) -> str:
         if changed:
             what = f"{old.get('id')}'s" if old.get("id") else "the"
             return f"{key}: {what} weights differ ({', '.join(changed)})"
-        if old.get("cfg") != new.get("cfg"):  # `bench --cfg`; absent: the model's own
-            return f"{key}: cfg {old.get('cfg', 'default')} vs {new.get('cfg', 'default')}"
+        settings = [f"cfg {old.get('cfg', 'default')} vs {new.get('cfg', 'default')}"] \
+            if old.get("cfg") != new.get("cfg") else []  # `bench --cfg`; absent: the model's own
+        settings += [f"{name} {old.get(name, DEFAULT_PRECISION)} vs {new.get(name, DEFAULT_PRECISION)}"
+                     for name in PRECISION_KEYS if old.get(name) != new.get(name)]  # `--dtype`, `--text-dtype`
+        if settings:
+            return f"{key}: {', '.join(settings)}"
     if key == "scorer_weights" and (old is None or new is None):  # --scorer-weights in one run only
         return f"scorer_weights: {'the shipped reward' if old is None else '--scorer-weights'} vs " \
                f"{'the shipped reward' if new is None else '--scorer-weights'}"

@@ -13,6 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from arscale.commands.precision import add_precision_arguments, precision_options
 from arscale.devices import check_threads, pick_device
 from arscale.errors import ArscaleError
 from arscale.folders import output_folder
@@ -38,6 +39,7 @@ def register(sub) -> None:
     p.add_argument("--cfg", type=float, default=None,
                    help="guidance scale of the model (default: its own; see `arscale generate --help`); part of the "
                         "run's identity, so naming the model's default starts another run than leaving it out")
+    add_precision_arguments(p)  # the run's identity as --cfg, but float32 named is the same run as left out
     p.add_argument("--prompts", default="shapeworld-v1-eval",
                    help="suite: shapeworld-v1-eval, a GenEval-format jsonl, KIND:PATH, or draw:PER_TAG:SEED for "
                         "a new ShapeWorld suite drawn with SEED (the grammar is small: short prompts such as "
@@ -145,6 +147,7 @@ def _bench(args: argparse.Namespace) -> int:
 
     if args.model not in MODELS:
         raise ArscaleError(f"unknown model {args.model!r}; choose from {', '.join(MODELS)}")
+    precision = precision_options(args.model, args.dtype, args.text_dtype)
     if args.scorer is None:  # the ShapeWorld reward knows only ShapeWorld: another model's images need another
         if not args.model.startswith("shapeworld-"):
             raise ArscaleError(f"--scorer: name the reward for {args.model}'s images (imagereward, pickscore, hpsv2, "
@@ -187,7 +190,7 @@ def _bench(args: argparse.Namespace) -> int:
         raise ArscaleError(f"--out {out} holds other files and no bench manifest: give a new or empty folder, or "
                            "one an earlier `arscale bench` wrote")
     manifest = mf.build_manifest(
-        model=mf.model_entry(args.model, args.model_weights, cfg=args.cfg),
+        model=mf.model_entry(args.model, args.model_weights, cfg=args.cfg, **precision),
         strategies=manifest_strategies(specs, args.scorer),
         scorer=args.scorer or None, scorer_weights=mf.scorer_weights_entry(args.scorer_weights),
         seed=args.seed, ns=ns, kind=kind, shard=shard.to_dict(),
@@ -212,7 +215,7 @@ def _bench(args: argparse.Namespace) -> int:
     if args.model_weights:
         options["weights"] = args.model_weights
     with recording_hub_files() as hub_files:
-        generator = load_generator(args.model, **options)
+        generator = load_generator(args.model, **options, **precision)
     mf.add_hub_hashes(manifest, hub_files, found, str(out))
     use_class_names(generator, args.class_names)
     # recorded apart from the model's: the scorer's files are not the model's weights (`add_hub_hashes`)

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from arscale.commands.precision import add_precision_arguments, precision_options
 from arscale.devices import check_threads, pick_device
 from arscale.errors import ArscaleError
 from arscale.folders import first_missing, output_folder, remove_empty_folders
@@ -46,6 +47,7 @@ def register(sub) -> None:
                         "(LlamaGen: any value <= 1) and 0 on VAR, whose ramp 1 + cfg*k/(K-1) starts at 1: there the "
                         "strategies but ScalingAR run the conditional half alone, at half the transformer compute. "
                         "Below 1 a ShapeWorld model mixes toward its unconditional logits and follows the prompt less"),
+    add_precision_arguments(p)
     p.add_argument("--config", default=None, help="strategy config as a JSON string or a path to a JSON file")
     p.add_argument("--scorer", default=None, help="scorer for strategies that need one (e.g. shapeworld-reward)")
     p.add_argument("--scorer-weights", default=None, metavar="DIR",
@@ -75,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
     args.batch = args.batch or RAW_BATCH
     check_seed(args.seed)
     check_cfg(args.cfg)
+    precision_options(args.model, args.dtype, args.text_dtype)  # a model that takes neither: before --out is made
     if args.threads < 0:
         raise ArscaleError(f"--threads must be at least 1 (0: torch's own choice), got {args.threads}")
     check_threads(args.threads)
@@ -108,7 +111,8 @@ def _generate(args: argparse.Namespace, out: Path, t0: float) -> int:
         options["cfg"] = args.cfg
     if args.weights:
         options["weights"] = args.weights
-    generator = load_generator(args.model, **options)
+    precision = precision_options(args.model, args.dtype, args.text_dtype)
+    generator = load_generator(args.model, **options, **precision)
     use_class_names(generator, args.class_names)
     strategy = make_strategy(args.strategy, read_config(args.config) if args.config else {})
     scorer = None
@@ -148,7 +152,8 @@ def _generate(args: argparse.Namespace, out: Path, t0: float) -> int:
     if write_extras is not None:
         written += list(write_extras(result, out) or [])
     summary = {"prompt": args.prompt, "model": args.model, "strategy": args.strategy, "n": args.n,
-               "seed": args.seed, "cfg": _model_cfg(generator), "scorer": args.scorer if scorer else None,
+               "seed": args.seed, "cfg": _model_cfg(generator), **precision,  # given only: else the loader's fp32
+               "scorer": args.scorer if scorer else None,
                **({"scorer_weights": str(args.scorer_weights)} if args.scorer_weights else {}),
                "scores": [c.score for c in candidates],
                "chosen": [i for i, c in enumerate(candidates) if c.chosen],
