@@ -5,6 +5,7 @@ at one value, error checks, loader defaults, cost counts), each pinned against u
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import pytest
@@ -143,6 +144,8 @@ def fake_release(tmp_path, monkeypatch):
     monkeypatch.setattr(lg, "gpt_state", lambda obj: {})
     monkeypatch.setattr(lg.loading, "read_checkpoint", lambda path: {})
     monkeypatch.setattr(lg.loading, "load_strict", lambda *a, **k: None)
+    # the stand-in GPT is built with its (seeded) weights, not as a skeleton for a file to fill
+    monkeypatch.setattr(lg, "parameters_on_meta", lambda dtype=None: contextlib.nullcontext())
     return tmp_path, seen
 
 

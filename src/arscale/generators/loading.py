@@ -7,7 +7,8 @@ is allowed explicitly through `torch.serialization.safe_globals`.
 Loading is strict: after the family's renames, every key the model expects must be present and every
 key in the file must be used, apart from an explicit list of buffers that upstream stores but that we
 recompute (masks, level indices, all-zero key biases). Anything else is an `ArscaleError` that names
-the keys.
+the keys. The released-model loaders build their modules with meta parameters (`meta_build`), which
+`load_strict` fills with the file's own tensors: no random init, one copy of the weights.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import torch
 from torch import nn
 
 from arscale.errors import ArscaleError
+from arscale.generators.meta_build import meta_tensors
 
 # The containers released checkpoints use, in the order they are tried.
 GPT_CONTAINERS = ("model", "module", "state_dict")
@@ -275,6 +277,8 @@ def load_strict(module: nn.Module, sd: Mapping[str, torch.Tensor], *, ignore: It
     """Load `sd` into `module`; every expected key must be present and every given key used.
 
     Keys matching `ignore` may be present or absent; those that also match `*zero_k_bias` must be zero.
+    A module built inside `meta_build.parameters_on_meta()` takes the tensors of `sd` themselves (cast to its
+    parameters' dtypes, copied only where the layout differs): no second copy of the weights is made.
     """
     ignore = tuple(ignore)
     expected = module.state_dict()
@@ -301,7 +305,28 @@ def load_strict(module: nn.Module, sd: Mapping[str, torch.Tensor], *, ignore: It
              if tuple(sd[k].shape) != tuple(expected[k].shape)]
     if wrong:
         raise ArscaleError(f"{what} has tensors of the wrong shape for this config: {_listing(wrong, 4)}")
-    module.load_state_dict({k: v for k, v in sd.items() if k in expected}, strict=True)
+    if not meta_tensors(module):  # built eagerly: copied into the module's own tensors
+        module.load_state_dict({k: v for k, v in sd.items() if k in expected}, strict=True)
+        return
+    # built by `parameters_on_meta`: the file's tensors become the module's, cast to the dtype each one was given
+    module.load_state_dict(_assignable(sd, expected), strict=True, assign=True)
+    left = meta_tensors(module)
+    if left:  # a buffer the constructor left on the meta device: it would fail only at the first forward
+        raise ArscaleError(f"{what}: {_listing(left)} got no values (left on the meta device)")
+
+
+def _assignable(sd: Mapping[str, torch.Tensor], expected: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The tensors of `sd` that `expected` names, in the dtype and the memory layout a copy into a freshly
+    built module would have: each is contiguous, 64-byte aligned (as the CPU allocator aligns) and its own, so
+    no kernel sees another layout than the eager path's and no two parameters share memory."""
+    out, seen = {}, set()
+    for k, target in expected.items():
+        v = sd[k].to(target.dtype)
+        if not v.is_contiguous() or v.data_ptr() % 64 or v.data_ptr() in seen:
+            v = v.clone(memory_format=torch.contiguous_format)
+        seen.add(v.data_ptr())
+        out[k] = v
+    return out
 
 
 # -- per-family preparation (container -> our key names) --------------------------------------------

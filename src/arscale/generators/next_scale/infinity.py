@@ -36,6 +36,7 @@ from torch import nn
 from arscale.errors import ArscaleError
 from arscale.generators.kv_cache import KVCache
 from arscale.generators.layers import RMSNorm
+from arscale.generators.meta_build import parameters_on_meta
 from arscale.generators.next_scale.bsq import BSQAutoEncoder, bits_to_codes
 from arscale.generators.next_scale.conditioning import Conditioning
 from arscale.generators.next_scale.generator import NextScaleLoop, check_one_half
@@ -495,12 +496,15 @@ def load_infinity_2b(weights: str | None = None, vae_weights: str | None = None,
     # both files found before the (large) model is built: a wrong path fails at once
     model_file = loading.resolve(weights, MODEL_FILE)
     vae_file = loading.resolve(vae_weights or weights, VAE_FILE, beside=vae_weights is None)
-    model = InfinityTransformer(INFINITY_2B)
-    sd = loading.infinity_state(loading.read_checkpoint(model_file), INFINITY_2B.text_maxlen)
-    loading.load_strict(model, sd, ignore=loading.INFINITY_IGNORED, what=f"Infinity-2B ({model_file})")
-    vae = BSQAutoEncoder(codebook_dim=32, base_ch=128, ch_mult=(1, 2, 4, 4, 4), num_res_blocks=2, patch_size=16)
-    vobj = loading.read_checkpoint(vae_file)
-    loading.load_strict(vae, loading.infinity_vae_state(vobj, vae.state_dict().keys()),
+    # meta parameters, filled by the files' tensors (cast to `dtype` as they are assigned): no random init; the
+    # files are read inside the calls, so nothing holds their tensors once the modules own them
+    with parameters_on_meta(dtype):
+        model = InfinityTransformer(INFINITY_2B)
+    loading.load_strict(model, loading.infinity_state(loading.read_checkpoint(model_file), INFINITY_2B.text_maxlen),
+                        ignore=loading.INFINITY_IGNORED, what=f"Infinity-2B ({model_file})")
+    with parameters_on_meta():
+        vae = BSQAutoEncoder(codebook_dim=32, base_ch=128, ch_mult=(1, 2, 4, 4, 4), num_res_blocks=2, patch_size=16)
+    loading.load_strict(vae, loading.infinity_vae_state(loading.read_checkpoint(vae_file), vae.state_dict().keys()),
                         ignore=loading.INFINITY_VAE_IGNORED, what=f"Infinity VAE ({vae_file})")
     if isinstance(text_encoder, str):
         from arscale.generators.t5_text import load_t5

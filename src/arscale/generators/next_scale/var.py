@@ -29,6 +29,7 @@ from arscale.errors import ArscaleError
 from arscale.generators import loading
 from arscale.generators.class_names import class_index, class_prompt_text
 from arscale.generators.conv_autoencoder import LDMResnetBlock, Resample, group_norm_32
+from arscale.generators.meta_build import parameters_on_meta
 from arscale.generators.next_scale.conditioning import ClassConditioner
 from arscale.generators.next_scale.generator import SamplingConfig, ScaleGenerator
 from arscale.generators.next_scale.quantizer import MultiScaleResidualQuantizer
@@ -340,15 +341,18 @@ def load_var(depth: int = 16, weights: str | Path | None = None, vae_weights: st
     model_file = loading.resolve(weights, VAR_RELEASES[depth])
     vae_file = loading.resolve(vae_weights or weights, VAE_FILE, beside=vae_weights is None)
     patch_nums = PATCH_NUMS_512 if depth == 36 else PATCH_NUMS_256
-    model = VARModel(var_transformer_config(depth=depth, patch_nums=patch_nums, shared_aln=depth == 36), 1000)
+    # meta parameters, filled by the files' tensors (cast to `dtype` as they are assigned): no random init
+    with parameters_on_meta(dtype):
+        model = VARModel(var_transformer_config(depth=depth, patch_nums=patch_nums, shared_aln=depth == 36), 1000)
     model.load_released(loading.read_checkpoint(model_file), f"VAR-d{depth} weights ({model_file})")
-    vae = VQVAE(VQVAEConfig(patch_nums=patch_nums))
+    with parameters_on_meta():
+        vae = VQVAE(VQVAEConfig(patch_nums=patch_nums))
     loading.load_strict(vae, vqvae_state(loading.read_checkpoint(vae_file)),
                         ignore=loading.VAR_VAE_IGNORED, what=f"VAR VQVAE weights ({vae_file})")
     defaults = {"cfg": 1.5, "cfg_schedule": "linear", "top_k": 900, "top_p": 0.96}
     defaults.update(sampling)
     if dtype != torch.float32:  # the transformer only: the VQVAE decodes in fp32 (as Infinity's VAE)
-        model = model.to(dtype)
+        model = model.to(dtype)  # its parameters already are; this casts the float buffers (zero key biases)
     return VARGenerator(model, vae, SamplingConfig(**defaults), name=f"var-d{depth}").to(device).eval()
 
 

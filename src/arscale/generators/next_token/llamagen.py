@@ -26,6 +26,7 @@ from arscale.errors import ArscaleError
 from arscale.generators import loading
 from arscale.generators.class_names import class_index, class_prompt_text, is_class_index
 from arscale.generators.kv_cache import KVCache
+from arscale.generators.meta_build import parameters_on_meta
 from arscale.generators.next_token.generator import TokenGenerator
 from arscale.generators.next_token.llamagen_vq import VQGAN, VQGANConfig
 from arscale.generators.next_token.transformer import (
@@ -302,7 +303,8 @@ def _check_options(model: str, sampling: dict, others: tuple[str, ...], dtype) -
 
 
 def _vq(path_or_hub, filename: str, image_size: int) -> VQGAN:
-    vq = VQGAN(VQGANConfig(image_size=image_size))
+    with parameters_on_meta():  # filled by the file's tensors: no random init
+        vq = VQGAN(VQGANConfig(image_size=image_size))
     path = loading.resolve(path_or_hub, filename)
     obj = loading.read_checkpoint(path)
     loading.load_strict(vq, loading.upcast(loading.unwrap(obj, loading.GPT_CONTAINERS)),
@@ -324,7 +326,8 @@ def load_llamagen_c2i(size: str = "xl", weights: str | Path | None = None, vq_we
     # both files found before the (large) model is built: a wrong path fails at once
     model_file = loading.resolve(weights, filename)
     vq_file = loading.resolve(vq_weights or weights, "vq_ds16_c2i.pt", beside=vq_weights is None)
-    gpt = LlamaGenGPT(LlamaGenConfig("c2i", dim, layers, heads, 16384, (image // 16) ** 2))
+    with parameters_on_meta(dtype):  # filled by the file's tensors, cast to `dtype` as assigned: no random init
+        gpt = LlamaGenGPT(LlamaGenConfig("c2i", dim, layers, heads, 16384, (image // 16) ** 2))
     loading.load_strict(gpt, gpt_state(loading.read_checkpoint(model_file)),
                         ignore=loading.LLAMAGEN_IGNORED, what=f"LlamaGen {model_file}")
     vq = _vq(vq_file, "vq_ds16_c2i.pt", image)
@@ -349,7 +352,8 @@ def load_llamagen_t2i_xl(weights: str | Path | None = None, vq_weights: str | Pa
                            f"weights=PATH (a file or directory; `generate --weights` or `bench --model-weights`) or weights={HUB_REPO_T2I!r}, or set ARSCALE_LLAMAGEN_T2I_WEIGHTS")
     model_file = loading.resolve(weights, filename)
     vq_file = loading.resolve(vq_weights or weights, "vq_ds16_t2i.pt", beside=vq_weights is None)
-    gpt = LlamaGenGPT(LlamaGenConfig("t2i", 1280, 36, 20, 16384, (image // 16) ** 2))
+    with parameters_on_meta(dtype):  # filled by the file's tensors, cast to `dtype` as assigned: no random init
+        gpt = LlamaGenGPT(LlamaGenConfig("t2i", 1280, 36, 20, 16384, (image // 16) ** 2))
     loading.load_strict(gpt, gpt_state(loading.read_checkpoint(model_file)),
                         ignore=loading.LLAMAGEN_IGNORED, what=f"LlamaGen {model_file}")
     vq = _vq(vq_file, "vq_ds16_t2i.pt", image)
