@@ -299,3 +299,15 @@ def test_only_the_block_and_its_thread_build_without_weights():
     assert nested.weight.dtype == torch.float16 and after_nested.weight.dtype == torch.float32
     assert not built["other"].weight.is_meta and not outside.weight.is_meta
     assert bool(outside.weight.abs().sum() > 0)
+
+
+def test_a_bf16_infinity_file_loaded_in_bf16_is_taken_as_it_is(monkeypatch, tmp_path):
+    """Infinity's released weights are bf16: `dtype="bfloat16"` assigns the file's own tensors (no fp32 copy of
+    2 B parameters in between), and an fp32 load still holds the same values."""
+    read, files = loading.read_checkpoint, []
+    monkeypatch.setattr(loading, "read_checkpoint", lambda path: files.append(read(path)) or files[-1])
+    new, _ = _infinity(monkeypatch, tmp_path, torch.bfloat16)
+    file_tensors = {t.data_ptr() for t in files[0]["model"].values()}
+    weights = list(new.transformer.parameters())
+    assert all(p.dtype == torch.bfloat16 for p in weights)
+    assert sum(p.data_ptr() in file_tensors for p in weights) == len(weights)  # the file's storage, not a copy
