@@ -2,7 +2,6 @@
 model's folder, and a Ctrl-C, which saves."""
 
 import gc
-import os
 import signal
 from pathlib import Path
 
@@ -56,14 +55,14 @@ def test_a_ctrl_c_stops_the_run_at_the_step_and_only_while_training():
     before = signal.default_int_handler
     timer = Timer(checkpoint_minutes=60)
     assert not timer.out_of_time()
-    os.kill(os.getpid(), signal.SIGINT)  # handled: the trainer finishes its step, then saves
+    signal.raise_signal(signal.SIGINT)  # handled: the trainer finishes its step, then saves
     assert timer.out_of_time() and timer.interrupted
     assert signal.getsignal(signal.SIGINT) is before  # a second Ctrl-C stops at once
     timer = Timer(checkpoint_minutes=60)
     timer.close()  # the loop is over
     assert signal.getsignal(signal.SIGINT) is before
     with pytest.raises(KeyboardInterrupt):  # after training, Ctrl-C is what it was
-        os.kill(os.getpid(), signal.SIGINT)
+        signal.raise_signal(signal.SIGINT)
     signal.signal(signal.SIGINT, signal.default_int_handler)
     timer = Timer(checkpoint_minutes=60)  # a trainer that raised: `arscale train` releases what it left
     from arscale.train.common import release_trainer
@@ -74,7 +73,7 @@ def test_a_ctrl_c_stops_the_run_at_the_step_and_only_while_training():
     del timer
     gc.collect()
     with pytest.raises(KeyboardInterrupt):
-        os.kill(os.getpid(), signal.SIGINT)
+        signal.raise_signal(signal.SIGINT)
     signal.signal(signal.SIGINT, outer)
 
 
