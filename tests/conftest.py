@@ -1,12 +1,25 @@
 """Puts this folder on the import path, so every test folder can use `tiny_shapeworld_var` and `tiny_families`;
-the `registries` fixture for tests that register strategies, scorers or plugins."""
+the `registries` fixture for tests that register strategies, scorers or plugins; every test leaves the process's
+Ctrl-C and SIGTERM handlers as it found them."""
 
+import signal
 import sys
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
+
+
+@pytest.fixture(autouse=True)
+def signal_handlers():
+    """A trainer's `Timer` left open by a test holds Ctrl-C until it is collected; a later command's SIGTERM, which
+    defers to that handler, would then not stop (what the test of it caught, depending on the collector's timing)."""
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    yield
+    for sig, handler in saved.items():
+        if signal.getsignal(sig) is not handler:
+            signal.signal(sig, handler)
 
 
 @pytest.fixture

@@ -189,3 +189,11 @@ def test_the_manifest_records_a_local_text_encoder(monkeypatch, tmp_path):
         entries.append([mf.model_entry(model, str(tmp_path / "infinity")) for model in
                         ("infinity-2b", "llamagen-t2i-xl")])
     assert entries[0][0] != entries[1][0] and entries[0][1] != entries[1][1]
+
+
+@pytest.mark.parametrize("model", ["infinity-2b", "llamagen-t2i-xl"])
+def test_a_misspelt_text_dtype_is_one_line_before_loading(model, tmp_path):
+    """`text_dtype="bfloat"` is refused before any file is looked for, not after the transformer has loaded."""
+    with pytest.raises(ArscaleError, match=r"unknown dtype 'bfloat'; choose from") as err:
+        load_generator(model, weights=str(tmp_path), text_dtype="bfloat")  # an empty folder: the files are not there
+    assert "\n" not in str(err.value)

@@ -65,6 +65,14 @@ def transformer_dtype(model: str, dtype: str | torch.dtype | None) -> torch.dtyp
     return dtype
 
 
+def check_text_dtype(dtype: str | torch.dtype | None) -> None:
+    """A text-to-image loader's `text_dtype=`, checked before the (large) transformer is built: a misspelt name is one
+    line at once, not after minutes of loading."""
+    from arscale.scorers.hf import as_dtype
+
+    as_dtype(dtype)
+
+
 @contextmanager
 def recording_hub_files() -> Iterator[dict[str, Path]]:
     """Collect every hub file `resolve` hands out inside the block, as {"owner/repo/file": local copy}: what a

@@ -484,6 +484,7 @@ def load_infinity_2b(weights: str | None = None, vae_weights: str | None = None,
     check_options("infinity-2b", sampling, [f.name for f in dataclasses.fields(InfinitySampling)],
                   others=("device", "weights", "vae_weights", "text_encoder", "dtype", "text_dtype"))
     dtype = loading.transformer_dtype("infinity-2b", dtype)
+    loading.check_text_dtype(text_dtype)
     weights = weights or os.environ.get("ARSCALE_INFINITY_WEIGHTS")
     if isinstance(text_encoder, str) and text_encoder == "google/flan-t5-xl":
         text_encoder = os.environ.get("ARSCALE_T5_WEIGHTS", text_encoder)

@@ -342,6 +342,7 @@ def load_llamagen_t2i_xl(weights: str | Path | None = None, vq_weights: str | Pa
     """`dtype=` is the GPT's (upstream samples in bf16), `text_dtype=` the T5's (upstream: bf16); the VQ stays fp32."""
     dtype = _check_options("llamagen-t2i-xl", sampling, ("device", "weights", "vq_weights", "text_encoder", "stage",
                                                           "text_dtype"), dtype)
+    loading.check_text_dtype(text_dtype)
     filename, image = ("t2i_XL_stage2_512.pt", 512) if stage == 2 else ("t2i_XL_stage1_256.pt", 256)
     weights = weights or os.environ.get("ARSCALE_LLAMAGEN_T2I_WEIGHTS")
     if isinstance(text_encoder, str) and text_encoder == "google/flan-t5-xl":
