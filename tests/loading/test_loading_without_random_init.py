@@ -311,3 +311,30 @@ def test_a_bf16_infinity_file_loaded_in_bf16_is_taken_as_it_is(monkeypatch, tmp_
     weights = list(new.transformer.parameters())
     assert all(p.dtype == torch.bfloat16 for p in weights)
     assert sum(p.data_ptr() in file_tensors for p in weights) == len(weights)  # the file's storage, not a copy
+
+
+class _TiedDecoder(nn.Module):
+    """An embedding and an output layer that share one weight (a tie made in the constructor)."""
+
+    def __init__(self):
+        super().__init__()
+        self.embed = nn.Embedding(5, 3)
+        self.decoder = nn.Linear(3, 5)
+        self.decoder.weight = self.embed.weight
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["fp32", "bf16"])
+def test_a_tied_weight_stays_one_parameter_holding_what_an_eager_load_leaves(dtype):
+    """The skeleton keeps the tie (one meta parameter under both names), and the filled module keeps it too, holding
+    the tensor loaded last under it, as copying both keys into the one shared tensor does (here they differ)."""
+    g = torch.Generator().manual_seed(3)
+    sd = {k: torch.randn(v.shape, generator=g) for k, v in _TiedDecoder().state_dict().items()}
+    with parameters_on_meta(dtype):
+        skeleton = _TiedDecoder()
+    assert skeleton.decoder.weight is skeleton.embed.weight and skeleton.embed.weight.dtype == dtype
+    eager = _TiedDecoder()
+    for module in (skeleton, eager):
+        loading.load_strict(module, sd)
+    assert_same_modules(skeleton, eager.to(dtype))
+    assert skeleton.decoder.weight is skeleton.embed.weight and isinstance(skeleton.embed.weight, nn.Parameter)
+    assert torch.equal(_bits(skeleton.embed.weight), _bits(sd["decoder.weight"].to(dtype)))

@@ -286,7 +286,8 @@ def load_strict(module: nn.Module, sd: Mapping[str, torch.Tensor], *, ignore: It
 
     Keys matching `ignore` may be present or absent; those that also match `*zero_k_bias` must be zero.
     A module built inside `meta_build.parameters_on_meta()` takes the tensors of `sd` themselves (cast to its
-    parameters' dtypes, copied only where the layout differs): no second copy of the weights is made.
+    parameters' dtypes, copied only where the layout differs): no second copy of the weights is made, and names
+    that share one parameter (a tie) still share one.
     """
     ignore = tuple(ignore)
     expected = module.state_dict()
@@ -317,7 +318,9 @@ def load_strict(module: nn.Module, sd: Mapping[str, torch.Tensor], *, ignore: It
         module.load_state_dict({k: v for k, v in sd.items() if k in expected}, strict=True)
         return
     # built by `parameters_on_meta`: the file's tensors become the module's, cast to the dtype each one was given
+    ties = _tied_names(module, expected)
     module.load_state_dict(_assignable(sd, expected), strict=True, assign=True)
+    _retie(module, ties)
     left = meta_tensors(module)
     if left:  # a buffer the constructor left on the meta device: it would fail only at the first forward
         raise ArscaleError(f"{what}: {_listing(left)} got no values (left on the meta device)")
@@ -325,8 +328,10 @@ def load_strict(module: nn.Module, sd: Mapping[str, torch.Tensor], *, ignore: It
 
 def _assignable(sd: Mapping[str, torch.Tensor], expected: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """The tensors of `sd` that `expected` names, in the dtype and the memory layout a copy into a freshly
-    built module would have: each is contiguous, 64-byte aligned (as the CPU allocator aligns) and its own, so
-    no kernel sees another layout than the eager path's and no two parameters share memory."""
+    built module would have: each is contiguous, 64-byte aligned (as the CPU allocator aligns) and starts at its
+    own address, so no kernel sees another layout than the eager path's and no two parameters overlap. Slices of
+    one fused tensor of the file (HPSv2's q / k / v from `in_proj`) stay views into it, side by side: one copy of
+    the weights fewer, but `safetensors` will not save such a state dict without a `.clone()`."""
     out, seen = {}, set()
     for k, target in expected.items():
         v = sd[k].to(target.dtype)
@@ -335,6 +340,34 @@ def _assignable(sd: Mapping[str, torch.Tensor], expected: Mapping[str, torch.Ten
         seen.add(v.data_ptr())
         out[k] = v
     return out
+
+
+def _tied_names(module: nn.Module, expected: Mapping[str, torch.Tensor]) -> list[list[str]]:
+    """The state-dict names that share one parameter or buffer object (tied weights), grouped, each group in the
+    state dict's order."""
+    order = {name: i for i, name in enumerate(expected)}
+    groups: dict[int, list[str]] = {}
+    for name, tensor in [*module.named_parameters(remove_duplicate=False),
+                         *module.named_buffers(remove_duplicate=False)]:
+        if name in order:
+            groups.setdefault(id(tensor), []).append(name)
+    return [sorted(names, key=order.__getitem__) for names in groups.values() if len(names) > 1]
+
+
+def _retie(module: nn.Module, groups: list[list[str]]) -> None:
+    """Assigning gave each name of a tied group its own tensor: point them all at the one loaded last, which is what
+    an eager load (each key copied, in state-dict order, into the one shared tensor) leaves in it."""
+    for *others, last in groups:
+        owner, leaf = _owner(module, last)
+        kept = owner._parameters[leaf] if leaf in owner._parameters else owner._buffers[leaf]
+        for name in others:
+            holder, key = _owner(module, name)
+            (holder._parameters if key in holder._parameters else holder._buffers)[key] = kept
+
+
+def _owner(module: nn.Module, name: str) -> tuple[nn.Module, str]:
+    prefix, _, leaf = name.rpartition(".")
+    return (module.get_submodule(prefix) if prefix else module), leaf
 
 
 # -- per-family preparation (container -> our key names) --------------------------------------------

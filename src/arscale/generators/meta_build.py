@@ -9,6 +9,9 @@ Buffers and plain tensor attributes are not touched: the constructors compute th
 (RoPE tables, masks, level indices), so a model built this way holds the same numbers as one built eagerly and
 then loaded. A buffer a constructor computed from a parameter would be left on the meta device (`load_strict`
 refuses such a model in one line); none of the released families' constructors does that.
+
+A tie (one parameter registered under two names, as `decoder.weight = embeddings.weight`, or transformers'
+`tie_weights`) stays one meta parameter, and `load_strict` keeps the two names on one parameter when it assigns.
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ def _register_on_meta(module: nn.Module, name: str, param: nn.Parameter | None) 
     if param is None or not dtypes:  # another thread's module, built while a block is open here: as usual
         return
     dtype = dtypes[-1] if dtypes[-1] is not None and param.is_floating_point() else param.dtype
+    if param.is_meta and param.dtype == dtype:  # a skeleton parameter registered again (a tie): it stays one object
+        return
     module._parameters[name] = nn.Parameter(torch.empty(param.shape, dtype=dtype, device="meta"),
                                             requires_grad=param.requires_grad)
 

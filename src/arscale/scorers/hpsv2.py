@@ -96,6 +96,24 @@ def load_open_clip_weights(model: Any, sd: dict[str, torch.Tensor]) -> Any:
     return model
 
 
+def load_model(path: str | os.PathLike) -> Any:
+    """A released HPS file at `path` (open_clip ViT-H-14 under `state_dict`) as a transformers `CLIPModel`, in fp32
+    on the CPU.
+
+    Built with meta parameters that the file's tensors become (`meta_build`): no random init of its ~990 M
+    parameters. `CLIPModel` ties no parameters, its `logit_scale` is a parameter the file fills, and its buffers
+    (position ids) are computed without reading a parameter, so this holds bit for bit what an eager build plus a
+    copy holds."""
+    from arscale.generators.loading import read_checkpoint, unwrap
+    from arscale.generators.meta_build import parameters_on_meta
+
+    transformers = require_transformers()
+    sd = unwrap(read_checkpoint(path), ("state_dict",))
+    with parameters_on_meta():
+        model = transformers.CLIPModel(vit_h_14_config())
+    return load_open_clip_weights(model, sd)
+
+
 def hps_transform(size: int = 224, backend: str = "torch") -> ImageTransform:
     if backend != "torch":
         raise ArscaleError("HPSv2 resizes float tensors (torchvision on tensors), so only backend='torch' is faithful")
@@ -120,11 +138,7 @@ def load_hpsv2(weights: str | os.PathLike = HUB_REPO, *, version: str = "v2.1",
     if version not in FILES:
         raise ArscaleError(f"unknown HPS version {version!r}; choose from {', '.join(FILES)}")
     hps_transform(backend=backend)  # a refused backend is said before gigabytes load
-    from arscale.generators.loading import read_checkpoint, unwrap
-
     transformers = require_transformers()
-    path = hub_file(weights, FILES[version], what=f"HPS{version} weights")
-    sd = unwrap(read_checkpoint(path), ("state_dict",))
-    model = load_open_clip_weights(transformers.CLIPModel(vit_h_14_config()), sd)
+    model = load_model(hub_file(weights, FILES[version], what=f"HPS{version} weights"))
     tok = from_pretrained(transformers.AutoTokenizer, tokenizer, what="HPSv2 (CLIP ViT-H-14) tokenizer")
     return Hpsv2Scorer(model, tok, device=device, dtype=dtype, batch_size=batch_size, backend=backend)

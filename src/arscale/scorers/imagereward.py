@@ -186,6 +186,20 @@ def read_released(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     return unwrap(read_checkpoint(path), ("state_dict", "model"))
 
 
+def load_model(path: str | os.PathLike) -> ImageRewardModel:
+    """The released `ImageReward.pt` at `path` as the full-size model, in fp32 on the CPU.
+
+    Built with meta parameters that the file's tensors become (`meta_build`): no random init of its ~450 M
+    parameters. The towers tie no parameters and compute their one buffer (the text position ids) without reading
+    a parameter, so this holds bit for bit what an eager build plus a copy holds."""
+    from arscale.generators.meta_build import parameters_on_meta
+
+    sd = read_released(path)
+    with parameters_on_meta():
+        model = ImageRewardModel()
+    return load_released(model, sd)
+
+
 # -- the scorer ---------------------------------------------------------------------------------------
 def blip_tokenizer(source: str | os.PathLike = TOKENIZER) -> Any:
     """BERT uncased tokenizer with BLIP's two added specials (ids 30522 `[DEC]`, 30523 `[ENC]` in the real vocab)."""
@@ -254,7 +268,6 @@ def load_imagereward(weights: str | os.PathLike = HUB_REPO, *, tokenizer: str | 
                      device: str | torch.device = "cpu", dtype: str | torch.dtype | None = None,
                      batch_size: int = 32, backend: str = "torch") -> ImageRewardScorer:
     """`weights`: the `ImageReward.pt` file, a directory holding it, or a hub id (default THUDM/ImageReward)."""
-    path = hub_file(weights, FILENAME, what="ImageReward weights")
-    model = load_released(ImageRewardModel(), read_released(path))
+    model = load_model(hub_file(weights, FILENAME, what="ImageReward weights"))
     return ImageRewardScorer(model, blip_tokenizer(tokenizer), device=device, dtype=dtype,
                              batch_size=batch_size, backend=backend)
