@@ -112,6 +112,27 @@ def measure(path: str, folder: Path, depth: int, dtype_name: str) -> dict:
     return {"seconds": seconds, "rss_before_mb": rss_before, "peak_mb": peak, "digest": digest(gen)}
 
 
+def combined(runs: list[dict]) -> dict:
+    """One row from a variant's repeated fresh-process runs: the median time, the lowest starting RSS, the highest
+    peak, and every digest seen (one, when the loads agree)."""
+    return {"seconds": statistics.median(r["seconds"] for r in runs),
+            "rss_before_mb": min(r["rss_before_mb"] for r in runs),
+            "peak_mb": max(r["peak_mb"] for r in runs),
+            "digest": "/".join(sorted({r["digest"] for r in runs}))}
+
+
+def print_table(group: str, rows: dict[tuple[str, str], dict]) -> None:
+    """Rows keyed (group, path): a dtype or a scorer, then "old" or "new"; then whether old and new agree in each."""
+    print(f"\n{group:<12} {'path':<5} {'load s':>7} {'RSS before MiB':>14} {'peak RSS MiB':>12} {'peak - before':>14}"
+          "  digest")
+    for (name, path), r in rows.items():
+        print(f"{name:<12} {path:<5} {r['seconds']:>7.1f} {r['rss_before_mb']:>14.0f} {r['peak_mb']:>12.0f} "
+              f"{r['peak_mb'] - r['rss_before_mb']:>14.0f}  {r['digest']}")
+    for name in dict.fromkeys(name for name, _ in rows):
+        digests = {r["digest"] for (n, _), r in rows.items() if n == name}
+        print(f"{name}: old and new load {'the same' if len(digests) == 1 else 'DIFFERENT'} weights and buffers")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--depth", type=int, default=16, choices=(16, 20, 24, 30, 36))
@@ -139,20 +160,8 @@ def main() -> None:
                     out = subprocess.run([sys.executable, __file__, "--measure", path, "--folder", str(folder),
                                           "--depth", str(args.depth), "--dtypes", dtype],
                                          capture_output=True, text=True, check=True)
-                    runs.setdefault((path, dtype), []).append(json.loads(out.stdout.strip().splitlines()[-1]))
-    rows = [(path, dtype, {"seconds": statistics.median(r["seconds"] for r in rs),
-                           "rss_before_mb": min(r["rss_before_mb"] for r in rs),
-                           "peak_mb": max(r["peak_mb"] for r in rs),
-                           "digest": "/".join(sorted({r["digest"] for r in rs}))})
-            for (path, dtype), rs in runs.items()]
-    print(f"\n{'path':<5} {'dtype':<9} {'load s':>7} {'RSS before MiB':>14} {'peak RSS MiB':>12} {'peak - before':>14}"
-          f"  digest")
-    for path, dtype, r in rows:
-        print(f"{path:<5} {dtype:<9} {r['seconds']:>7.1f} {r['rss_before_mb']:>14.0f} {r['peak_mb']:>12.0f} "
-              f"{r['peak_mb'] - r['rss_before_mb']:>14.0f}  {r['digest']}")
-    for dtype in args.dtypes:
-        digests = {r["digest"] for _, d, r in rows if d == dtype}
-        print(f"{dtype}: old and new load {'the same' if len(digests) == 1 else 'DIFFERENT'} weights and buffers")
+                    runs.setdefault((dtype, path), []).append(json.loads(out.stdout.strip().splitlines()[-1]))
+    print_table("dtype", {key: combined(rs) for key, rs in runs.items()})
 
 
 if __name__ == "__main__":

@@ -20,14 +20,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from load_time import _status_mb, digest
+from load_time import _status_mb, combined, digest, print_table
 
 SCORERS = ("imagereward", "hpsv2")
 
@@ -173,7 +172,7 @@ def main() -> None:
         return
 
     print(f"torch threads {os.environ.get('OMP_NUM_THREADS', 'default')}")
-    rows = []
+    rows: dict[tuple[str, str], dict] = {}
     for scorer in args.scorers:
         with tempfile.TemporaryDirectory(dir=args.tmp) as tmp:
             start = time.perf_counter()
@@ -186,20 +185,8 @@ def main() -> None:
                     out = subprocess.run([sys.executable, __file__, "--measure", variant, "--scorers", scorer,
                                           "--path", str(path)], capture_output=True, text=True, check=True)
                     runs[variant].append(json.loads(out.stdout.strip().splitlines()[-1]))
-        for variant, rs in runs.items():
-            rows.append((scorer, variant, {"seconds": statistics.median(r["seconds"] for r in rs),
-                                           "rss_before_mb": min(r["rss_before_mb"] for r in rs),
-                                           "peak_mb": max(r["peak_mb"] for r in rs),
-                                           "digest": "/".join(sorted({r["digest"] for r in rs}))}))
-    print(f"\n{'scorer':<12} {'path':<5} {'load s':>7} {'RSS before MiB':>14} {'peak RSS MiB':>12} "
-          f"{'peak - before':>14}  digest")
-    for scorer, variant, r in rows:
-        print(f"{scorer:<12} {variant:<5} {r['seconds']:>7.1f} {r['rss_before_mb']:>14.0f} {r['peak_mb']:>12.0f} "
-              f"{r['peak_mb'] - r['rss_before_mb']:>14.0f}  {r['digest']}")
-    for scorer in args.scorers:
-        digests = {r["digest"] for s, _, r in rows if s == scorer}
-        print(f"{scorer}: old and new load {'the same' if len(digests) == 1 else 'DIFFERENT'} weights and buffers")
-
+        rows.update({(scorer, variant): combined(rs) for variant, rs in runs.items()})
+    print_table("scorer", rows)
 
 if __name__ == "__main__":
     main()

@@ -101,6 +101,32 @@ def sample_to_end(gen, traj, record=None):
     return traj
 
 
+def finished_images(gen, prompts, rows_per_prompt: int = 1) -> torch.Tensor:
+    """Raw sampling to the end of either kind of generator (every scale, or every token with its own sampler),
+    seeded 0: the decoded images [R, 3, H, W]."""
+    with torch.no_grad():
+        traj = gen.start(prompts, rows_per_prompt, seed=0)
+        if hasattr(gen, "num_scales"):
+            while traj.step < gen.num_scales:
+                gen.step(traj)
+        else:
+            sample_to_end(gen, traj)
+        return gen.finish(traj)
+
+
+def shrink_released_var(monkeypatch, depth: int = 1, patch_nums=(1, 2, 3)) -> None:
+    """`load_var` (and the names it reads) builds VAR at a test size: `depth` blocks 32 wide, a 16-code VQVAE and
+    `patch_nums` scales, whatever depth the loader asks for."""
+    from arscale.generators.next_scale import var as var_module
+
+    real_config, real_vae_config = var_module.var_transformer_config, var_module.VQVAEConfig
+    monkeypatch.setattr(var_module, "PATCH_NUMS_256", patch_nums)
+    monkeypatch.setattr(var_module, "var_transformer_config", lambda **kw: real_config(
+        depth=depth, embed_dim=32, num_heads=2, patch_nums=patch_nums, vocab_size=16, code_dim=4))
+    monkeypatch.setattr(var_module, "VQVAEConfig", lambda **kw: real_vae_config(
+        vocab_size=16, code_dim=4, ch=32, ch_mult=(1, 1), num_res_blocks=1, patch_nums=patch_nums))
+
+
 def count_scale_flops(gen) -> list[float]:
     """Make `gen.transformer.forward_scale` append torch's FLOP count of each call to the list returned (the
     counter sees every linear layer, not the fused attention on CPU)."""

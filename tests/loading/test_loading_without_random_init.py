@@ -10,7 +10,7 @@ import threading
 
 import pytest
 import torch
-from tiny_families import fake_t5, randomised, sample_to_end
+from tiny_families import fake_t5, finished_images, randomised, shrink_released_var
 from torch import nn
 
 from arscale.errors import ArscaleError
@@ -41,13 +41,7 @@ def _tiny_vq_config(image_size=8):
 
 # -- each family: its files written, then (the loader's generator, the eager build with the same files) -----------
 def _var(monkeypatch, tmp_path, dtype):
-    pn = (1, 2, 3)
-    real_config, real_vae_config = var_module.var_transformer_config, var_module.VQVAEConfig
-    monkeypatch.setattr(var_module, "PATCH_NUMS_256", pn)
-    monkeypatch.setattr(var_module, "var_transformer_config", lambda **kw: real_config(
-        depth=2, embed_dim=32, num_heads=2, patch_nums=pn, vocab_size=16, code_dim=4))
-    monkeypatch.setattr(var_module, "VQVAEConfig", lambda **kw: real_vae_config(
-        vocab_size=16, code_dim=4, ch=32, ch_mult=(1, 1), num_res_blocks=1, patch_nums=pn))
+    shrink_released_var(monkeypatch, depth=2)
     model = randomised(var_module.VARModel(var_module.var_transformer_config(), 1000), 2)
     released = {k.split(".", 1)[1]: v for k, v in model.state_dict().items()}  # the flat upstream names
     released["blocks.0.attn.zero_k_bias"] = torch.zeros(32)  # stored upstream, checked and dropped
@@ -168,17 +162,6 @@ def assert_same_modules(new: nn.Module, old: nn.Module) -> None:
         _same(attributes[0], attributes[1], name or "<root>")
 
 
-def _images(gen, prompts) -> torch.Tensor:
-    with torch.no_grad():
-        traj = gen.start(prompts, 1, seed=0)
-        if hasattr(gen, "num_scales"):
-            while traj.step < gen.num_scales:
-                gen.step(traj)
-        else:
-            sample_to_end(gen, traj)
-        return gen.finish(traj)
-
-
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["fp32", "bf16"])
 @pytest.mark.parametrize("family", list(FAMILIES))
 def test_a_loaded_model_is_bit_identical_to_an_eager_build_and_copy(family, dtype, monkeypatch, tmp_path):
@@ -200,7 +183,7 @@ def test_a_loaded_model_is_bit_identical_to_an_eager_build_and_copy(family, dtyp
         assert_same_modules(new.transformer, old.transformer)
         assert_same_modules(new.tokenizer, old.tokenizer)
     assert {p.dtype for p in new.transformer.parameters()} == {dtype}
-    assert torch.equal(_bits(_images(new, PROMPTS[family])), _bits(_images(old, PROMPTS[family])))
+    assert torch.equal(_bits(finished_images(new, PROMPTS[family])), _bits(finished_images(old, PROMPTS[family])))
 
 
 def test_a_shifted_llamagen_rope_table_and_the_zero_key_biases_are_computed_as_before():

@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 import torch
-from tiny_families import BrightnessScorer, randomised, sample_to_end
+from tiny_families import BrightnessScorer, finished_images, randomised, shrink_released_var
 from torch import nn
 
 from arscale.generators import meta_build
@@ -31,12 +31,7 @@ def _tiny_vq_config(image_size=8):
 
 def _write_var(monkeypatch, folder, transform=lambda t: t):
     """VAR-d16's two files at a test size (flat upstream keys), `transform` applied to the transformer's tensors."""
-    real_config, real_vae_config = var_module.var_transformer_config, var_module.VQVAEConfig
-    monkeypatch.setattr(var_module, "PATCH_NUMS_256", PATCH_NUMS)
-    monkeypatch.setattr(var_module, "var_transformer_config", lambda **kw: real_config(
-        depth=1, embed_dim=32, num_heads=2, patch_nums=PATCH_NUMS, vocab_size=16, code_dim=4))
-    monkeypatch.setattr(var_module, "VQVAEConfig", lambda **kw: real_vae_config(
-        vocab_size=16, code_dim=4, ch=32, ch_mult=(1, 1), num_res_blocks=1, patch_nums=PATCH_NUMS))
+    shrink_released_var(monkeypatch, patch_nums=PATCH_NUMS)
     model = randomised(var_module.VARModel(var_module.var_transformer_config(), 1000), 2)
     torch.save({k.split(".", 1)[1]: transform(v) for k, v in model.state_dict().items()}, folder / "var_d16.pth")
     torch.save(randomised(var_module.VQVAE(var_module.VQVAEConfig()), 3).state_dict(), folder / var_module.VAE_FILE)
@@ -54,17 +49,6 @@ def _write_llamagen(monkeypatch, folder, transform=lambda t: t):
 
 
 FAMILIES = {"var-d16": _write_var, "llamagen-c2i-b": _write_llamagen}
-
-
-def _images(gen, prompts) -> torch.Tensor:
-    with torch.no_grad():
-        traj = gen.start(prompts, 2, seed=0)
-        if hasattr(gen, "num_scales"):
-            while traj.step < gen.num_scales:
-                gen.step(traj)
-        else:
-            sample_to_end(gen, traj)
-        return gen.finish(traj)
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=["bf16", "fp16"])
@@ -85,7 +69,7 @@ def test_a_low_precision_model_cast_back_to_fp32_is_the_fp32_load_of_its_rounded
     assert tensors[0].keys() == tensors[1].keys()
     for name, t in tensors[1].items():
         assert tensors[0][name].dtype == t.dtype and torch.equal(tensors[0][name], t), name
-    assert torch.equal(_images(low, [1, 3]), _images(ref, [1, 3]))
+    assert torch.equal(finished_images(low, [1, 3], 2), finished_images(ref, [1, 3], 2))
 
 
 def test_two_loads_at_once_from_two_threads_match_sequential_loads(monkeypatch, tmp_path):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from tiny_families import randomised
+from tiny_families import randomised, shrink_released_var
 
 from arscale.errors import ArscaleError
 from arscale.generators.next_scale import infinity as infinity_module
@@ -69,13 +69,7 @@ def _infinity(monkeypatch, tmp_path):
 
 
 def _var(monkeypatch, tmp_path, num_classes=1000):
-    pn = (1, 2, 3)
-    real_config, real_vae_config = var_module.var_transformer_config, var_module.VQVAEConfig
-    monkeypatch.setattr(var_module, "PATCH_NUMS_256", pn)
-    monkeypatch.setattr(var_module, "var_transformer_config", lambda **kw: real_config(
-        depth=1, embed_dim=32, num_heads=2, patch_nums=pn, vocab_size=16, code_dim=4))
-    monkeypatch.setattr(var_module, "VQVAEConfig", lambda **kw: real_vae_config(
-        vocab_size=16, code_dim=4, ch=32, ch_mult=(1, 1), num_res_blocks=1, patch_nums=pn))
+    shrink_released_var(monkeypatch)
     model = randomised(var_module.VARModel(var_module.var_transformer_config(depth=16), num_classes), 2)
     released = {k.split(".", 1)[1]: v for k, v in model.state_dict().items()}  # the flat upstream names
     torch.save(released, tmp_path / "var_d16.pth")
