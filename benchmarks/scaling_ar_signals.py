@@ -62,6 +62,8 @@ def main() -> None:
     args = p.parse_args()
     if args.seed == shapeworld.suite.PUBLIC_SUITE_SEED:
         raise SystemExit(f"--seed {args.seed} draws the public suite's prompts; use any other seed (fresh prompts)")
+    if args.plot and args.n < 2:
+        raise SystemExit("--plot draws where C_T ranks among a prompt's candidates: it needs --n 2 or more")
     torch.set_num_threads(1)
     records = shapeworld.build_suite(args.per_tag, args.seed)
     gen = load_shapeworld_ar(weights=args.weights)

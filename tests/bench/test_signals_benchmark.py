@@ -64,3 +64,17 @@ def test_the_pictures_ranks_run_from_the_lowest_to_the_highest_confidence(benchm
     c_ranks = [r for _, _, r, _ in seen]
     assert len(c_ranks) == 18 and min(c_ranks) == 0.0 and max(c_ranks) == 1.0
     assert abs(sum(c_ranks) / len(c_ranks) - 0.5) < 1e-9
+
+
+def test_plot_with_one_candidate_is_refused_before_anything_loads(benchmark_script, monkeypatch, tmp_path):
+    """`--plot --n 1` has no within-prompt rank to draw: refused in one line before the model loads."""
+    from arscale.generators.next_token import shapeworld as sw_ar
+
+    def no_load(*args, **kwargs):
+        raise AssertionError("the model was loaded: --n 1 --plot was not refused first")
+
+    monkeypatch.setattr(sw_ar, "load_shapeworld_ar", no_load)
+    monkeypatch.setattr(sys, "argv", ["scaling_ar_signals.py", "--per-tag", "1", "--seed", "5", "--n", "1",
+                                      "--plot", str(tmp_path / "x.png")])
+    with pytest.raises(SystemExit, match="--n"):
+        benchmark_script("scaling_ar_signals").main()

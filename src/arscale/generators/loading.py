@@ -329,15 +329,19 @@ def load_strict(module: nn.Module, sd: Mapping[str, torch.Tensor], *, ignore: It
 def _assignable(sd: Mapping[str, torch.Tensor], expected: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """The tensors of `sd` that `expected` names, in the dtype and the memory layout a copy into a freshly
     built module would have: each is contiguous, 64-byte aligned (as the CPU allocator aligns) and starts at its
-    own address, so no kernel sees another layout than the eager path's and no two parameters overlap. Slices of
-    one fused tensor of the file (HPSv2's q / k / v from `in_proj`) stay views into it, side by side: one copy of
-    the weights fewer, but `safetensors` will not save such a state dict without a `.clone()`."""
-    out, seen = {}, set()
+    own address, so no kernel sees another layout than the eager path's and no two parameters overlap (a tensor
+    overlapping one handed out before is copied). Slices of one fused tensor of the file that do not overlap
+    (HPSv2's q / k / v from `in_proj`) stay views into it, side by side: one copy of the weights fewer."""
+    out, spans = {}, {}  # storage -> the byte ranges of it already handed out
     for k, target in expected.items():
         v = sd[k].to(target.dtype)
-        if not v.is_contiguous() or v.data_ptr() % 64 or v.data_ptr() in seen:
+        start = v.data_ptr()
+        end = start + v.numel() * v.element_size()
+        taken = spans.get(v.untyped_storage().data_ptr(), [])
+        if not v.is_contiguous() or start % 64 or any(s == start or (s < end and start < e) for s, e in taken):
             v = v.clone(memory_format=torch.contiguous_format)
-        seen.add(v.data_ptr())
+            start, end = v.data_ptr(), v.data_ptr() + v.numel() * v.element_size()
+        spans.setdefault(v.untyped_storage().data_ptr(), []).append((start, end))
         out[k] = v
     return out
 
