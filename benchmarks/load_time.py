@@ -161,6 +161,7 @@ def main() -> None:
                                           "--depth", str(args.depth), "--dtypes", dtype],
                                          capture_output=True, text=True, check=True)
                     runs.setdefault((dtype, path), []).append(json.loads(out.stdout.strip().splitlines()[-1]))
+                    print(f"  {dtype} {path}: {runs[dtype, path][-1]['seconds']:.1f} s", flush=True)  # progress
     print_table("dtype", {key: combined(rs) for key, rs in runs.items()})
 
 

@@ -185,6 +185,7 @@ def main() -> None:
                     out = subprocess.run([sys.executable, __file__, "--measure", variant, "--scorers", scorer,
                                           "--path", str(path)], capture_output=True, text=True, check=True)
                     runs[variant].append(json.loads(out.stdout.strip().splitlines()[-1]))
+                    print(f"  {scorer} {variant}: {runs[variant][-1]['seconds']:.1f} s", flush=True)  # progress
         rows.update({(scorer, variant): combined(rs) for variant, rs in runs.items()})
     print_table("scorer", rows)
 
