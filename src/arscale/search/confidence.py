@@ -22,7 +22,8 @@ import torch
 def entropy(logits: torch.Tensor) -> torch.Tensor:
     """Shannon entropy (nats) of softmax(logits) over the last dim, computed through log-softmax."""
     logp = torch.log_softmax(logits.float(), dim=-1)
-    return (-(logp.exp() * logp).sum(-1)).clamp_min(0.0)
+    plogp = torch.where(torch.isneginf(logp), 0.0, logp.exp() * logp)  # a -inf logit: p log p = 0, not 0 * -inf
+    return (-plogp.sum(-1)).clamp_min(0.0)
 
 
 def normalized_entropy(logits: torch.Tensor) -> torch.Tensor:
@@ -49,7 +50,8 @@ def kl_divergence(cond_logits: torch.Tensor, uncond_logits: torch.Tensor) -> tor
 
 def kl_from_log_probs(log_cond: torch.Tensor, log_uncond: torch.Tensor) -> torch.Tensor:
     """`kl_divergence` from log-probabilities a caller has already computed."""
-    return (log_cond.exp() * (log_cond - log_uncond)).sum(-1).clamp_min(0.0)
+    terms = torch.where(torch.isneginf(log_cond), 0.0, log_cond.exp() * (log_cond - log_uncond))  # p_c = 0: 0
+    return terms.sum(-1).clamp_min(0.0)
 
 
 def token_pmi(log_cond: torch.Tensor, log_uncond: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
@@ -113,7 +115,7 @@ class PromptZScore:
     def update(self, values: torch.Tensor, prompt: torch.Tensor) -> None:
         v = values.detach().double().cpu()
         p = prompt.long().cpu()
-        ok = ~torch.isnan(v)
+        ok = torch.isfinite(v)  # NaN: not yet; inf (KL where p_u = 0): clipped by `zscore`, not averaged in
         v, p = v[ok], p[ok]
         n_b = torch.zeros_like(self.count).index_add_(0, p, torch.ones_like(v))
         s_b = torch.zeros_like(self.count).index_add_(0, p, v)

@@ -169,7 +169,7 @@ class ScalingAR:
         if log.pruned_tokens:
             uncounted += _attach_previews(gen, log.pruned_tokens, log.traces, cfg.preview_size)
         if cfg.final_pick == "mean":
-            final_c = traj.history["C"][:, warmup:].nanmean(1)
+            final_c = traj.history["C"][:, min(warmup, T - 1):].nanmean(1)  # a warm-up over every token: the last C
         else:
             final_c = traj.history["C"][:, T - 1]
         pixels = to_uint8(images)
