@@ -113,8 +113,11 @@ def summarize_folder(out: Path, manifest: dict) -> list[dict]:
         if label not in strategies:
             raise ArscaleError(f"{root} holds label {label!r}, which no manifest describes")
         spec = RunSpec(label, strategies[label]["strategy"], strategies[label]["config"])
-        summaries.append(summarize_run(spec, n, root, prompts_of_run(root), seed=manifest["seed"],
-                                       model=manifest["model"]["id"], prompts_total=total))
+        prompts = prompts_of_run(root)
+        # as `bench` counts: the suite's first `size` prompts, and those an earlier, longer --limit finished
+        extra = 0 if total is None else sum(sp.index >= total for sp in prompts)
+        summaries.append(summarize_run(spec, n, root, prompts, seed=manifest["seed"], model=manifest["model"]["id"],
+                                       prompts_total=None if total is None else total + extra))
     return summaries
 
 

@@ -164,7 +164,7 @@ def contiguous_batches(prompts: Sequence[SuitePrompt], size: int) -> list[list[S
     return batches
 
 
-def _record_path(root: Path, index: int) -> Path:
+def record_path(root: Path, index: int) -> Path:
     return layout.prompt_dir(root, index) / RECORD_FILE
 
 
@@ -189,7 +189,7 @@ def official_layout(name: str, root: Path, model: str) -> Any:
 
 
 def is_done(root: Path, sp: SuitePrompt, official: Any = None) -> bool:
-    return (_record_path(root, sp.index).is_file() and layout.sample_path(root, sp.index, 0).is_file()
+    return (record_path(root, sp.index).is_file() and layout.sample_path(root, sp.index, 0).is_file()
             and (official is None or official.is_complete(sp)))
 
 
@@ -308,7 +308,7 @@ class Bench:
                       "candidate_scores": [c.score for c in result.candidates[i]],
                       "scores_are_rewards": bool(by_reward),
                       "cost": share if own_costs is None else {**share, **own_costs[i]}}
-            layout.atomic_write_text(_record_path(root, sp.index), layout.strict_json(record) + "\n")
+            layout.atomic_write_text(record_path(root, sp.index), layout.strict_json(record) + "\n")
 
     def summarize(self, spec: RunSpec, n: int, root: Path, prompts: Sequence[SuitePrompt]) -> dict:
         return summarize_run(spec, n, root, prompts, seed=self.seed, model=getattr(self.generator, "name", "?"))
@@ -319,7 +319,7 @@ def summarize_run(spec: RunSpec, n: int, root: Path, prompts: Sequence[SuiteProm
     """Recompute results.jsonl and summary.json from every finished prompt's record."""
     records, rows = [], []
     for sp in prompts:
-        path = _record_path(root, sp.index)
+        path = record_path(root, sp.index)
         if not path.is_file():
             continue
         rec = json.loads(path.read_text())

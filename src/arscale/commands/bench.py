@@ -127,7 +127,14 @@ def _bench(args: argparse.Namespace) -> int:
 
     from arscale.bench import manifest as mf
     from arscale.bench.merge import manifests_in, write_reports, written_line
-    from arscale.bench.runner import Bench, manifest_strategies, parse_ns, parse_runs, scorers_named
+    from arscale.bench.runner import (
+        Bench,
+        manifest_strategies,
+        parse_ns,
+        parse_runs,
+        record_path,
+        scorers_named,
+    )
     from arscale.bench.sharding import ProcessGroup, resolve_shard
     from arscale.bench.suites import load_prompts
     from arscale.commands.generate import check_cfg
@@ -166,7 +173,11 @@ def _bench(args: argparse.Namespace) -> int:
     if args.limit:
         tags = {sp.metadata.get("tag") for sp in prompts}
         prompts = prompts[: args.limit]
-        left_out = sorted(str(tag) for tag in tags - {sp.metadata.get("tag") for sp in prompts} if tag is not None)
+        kept = {sp.metadata.get("tag") for sp in prompts}
+        # and the tags of prompts an earlier, longer --limit finished: the summaries keep those prompts
+        kept |= {sp.metadata.get("tag") for sp in suite[len(prompts):] for spec in specs for n in ns
+                 if record_path(spec.folder(Path(args.out), n), sp.index).is_file()}
+        left_out = sorted(str(tag) for tag in tags - kept if tag is not None)
         if left_out:  # suites are ordered by tag: a short prefix is a few tags, and "overall" averages only those
             print(f"note: --limit {args.limit} takes the first prompts in suite order, which leaves out the tags "
                   f"{', '.join(left_out)}: 'overall' averages the tags it keeps", file=sys.stderr)
