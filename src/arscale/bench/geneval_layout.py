@@ -154,11 +154,11 @@ def _read_metadata(path: Path) -> dict:
     if (
         not isinstance(metadata, dict)
         or not isinstance(metadata.get("include"), list)
-        or "tag" not in metadata
+        or not isinstance(metadata.get("tag"), str)
         or "prompt" not in metadata  # GenEval's evaluator reads it
     ):
         raise ArscaleError(
-            f"{path}: malformed metadata, expected an object with 'tag', 'include' and 'prompt'"
+            f"{path}: malformed metadata, expected an object with 'tag' (a string), 'include' and 'prompt'"
         )
     return metadata
 

@@ -161,12 +161,14 @@ def prompt_from_metadata(metadata: dict) -> str:
                 f"{tag} metadata, include[{gi}]: unknown class {g['class']!r}, "
                 f"expected one of {', '.join(CLASSES)}"
             )
-        if "color" in g and g["color"] not in COLORS:
+        if "color" in g and (not isinstance(g["color"], str) or g["color"] not in COLORS):
             raise GrammarError(
                 f"{tag} metadata, include[{gi}]: unknown colour {g['color']!r}, "
                 f"expected one of {', '.join(COLORS)}"
             )
-    if tag == "counting" and include and include[0].get("count") not in NUMBER_WORDS:
+    if tag == "counting" and include and (
+        isinstance(include[0].get("count"), list | dict) or include[0].get("count") not in NUMBER_WORDS
+    ):
         raise GrammarError(
             f"counting metadata: count {include[0].get('count')!r} is not 2, 3 or 4 "
             f"(the number words {', '.join(NUMBERS)})"
@@ -387,7 +389,7 @@ def check_metadata(metadata) -> None:
             count = g.get("count")
             if not isinstance(count, int) or isinstance(count, bool) or count < 1:
                 raise GrammarError(f"metadata {key}[{i}]: count must be a positive integer, got {count!r}")
-            if key == "include" and "color" in g and g["color"] not in COLORS:
+            if key == "include" and "color" in g and (not isinstance(g["color"], str) or g["color"] not in COLORS):
                 raise GrammarError(
                     f"metadata include[{i}]: unknown colour {g['color']!r}, expected one of {', '.join(COLORS)}"
                 )

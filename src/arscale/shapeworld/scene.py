@@ -15,8 +15,10 @@ a random position. Placement rules (SHAPEWORLD.md):
   so clean renders always pass (the margin alone does not guarantee that for large objects).
 
 Sampling is rejection sampling with bounded work: each object tries a few batches of random
-positions; if none fits, the whole scene (sizes and colours included) is drawn again; after
-`MAX_RESTARTS` failed scenes a RuntimeError is raised (this does not happen for the v1 grammar).
+positions; if none fits, the positions are drawn again, and after every `_PLACEMENTS_PER_DRAW` failed
+placements the sizes and colours too (redrawing sizes at every failure would favour small objects,
+which are easier to place); after `MAX_RESTARTS` failed scenes a RuntimeError is raised (this does
+not happen for the v1 grammar).
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ MAX_RESTARTS = 2000
 MAX_OBJECTS = 8  # beyond the v1 grammar's 4, for extra-object scenes; 9 boxes of 20 px cannot fit
 _BATCH = 64
 _BATCHES_PER_OBJECT = 3
+_PLACEMENTS_PER_DRAW = 20  # placement attempts per draw of sizes and colours
 
 
 @dataclass(frozen=True)
@@ -180,15 +183,16 @@ def _try_scene(specs, rng: np.random.Generator) -> list[SceneObject] | None:
 def sample_scene(metadata: dict, rng: np.random.Generator) -> Scene:
     """A random scene containing exactly the objects ``metadata`` names (see the module docs)."""
     groups = _validate_groups(metadata)
-    for _ in range(MAX_RESTARTS):
-        specs = []
-        for gi, g in enumerate(groups):
-            for _k in range(g["count"]):
-                color = g.get("color")
-                if color is None:
-                    color = COLOR_NAMES[int(rng.integers(len(COLOR_NAMES)))]
-                size = int(rng.integers(MIN_SIZE, MAX_SIZE + 1))
-                specs.append((gi, g["class"], color, size, g.get("position")))
+    for attempt in range(MAX_RESTARTS):
+        if attempt % _PLACEMENTS_PER_DRAW == 0:  # keep sizes while only the positions failed: sizes stay uniform
+            specs = []
+            for gi, g in enumerate(groups):
+                for _k in range(g["count"]):
+                    color = g.get("color")
+                    if color is None:
+                        color = COLOR_NAMES[int(rng.integers(len(COLOR_NAMES)))]
+                    size = int(rng.integers(MIN_SIZE, MAX_SIZE + 1))
+                    specs.append((gi, g["class"], color, size, g.get("position")))
         objects = _try_scene(specs, rng)
         if objects is not None:
             return Scene(objects)
