@@ -9,11 +9,27 @@ Two entry points:
 
 from __future__ import annotations
 
+import math
+import numbers
 from collections.abc import Sequence
 
 import torch
 
+from arscale.errors import ArscaleError
 from arscale.generators.seeding import generator_for
+
+
+def check_sampler(temperature: float, top_k: int) -> None:
+    """A generator's sampler settings, refused in one line when it is built rather than at its first draw."""
+    if not temperature > 0 or isinstance(top_k, bool) or not isinstance(top_k, numbers.Integral):  # NaN too
+        raise ArscaleError(f"invalid sampling: temperature {temperature!r} (must be > 0), top_k {top_k!r} "
+                           "(a whole number; ≤ 0 is off)")
+
+
+def check_guidance(cfg: float) -> None:
+    """A guidance scale: a finite number ≥ 0 (NaN or inf would reach the sampler as NaN probabilities)."""
+    if not 0 <= cfg < math.inf:
+        raise ArscaleError(f"the guidance scale must be ≥ 0 and finite, got {cfg}")
 
 
 def filter_logits(logits: torch.Tensor, top_k: int = 0, top_p: float = 0.0) -> torch.Tensor:

@@ -48,7 +48,7 @@ from arscale.generators.kv_cache import KVCache
 from arscale.generators.next_scale.conditioning import Conditioning
 from arscale.generators.next_scale.tokenizer import MultiScaleTokenizer
 from arscale.generators.next_scale.transformer import ScaleTransformer
-from arscale.generators.sampling import cfg_mix, sample_batch, sample_per_row
+from arscale.generators.sampling import cfg_mix, check_guidance, check_sampler, sample_batch, sample_per_row
 from arscale.generators.t5_text import encoding_flops
 from arscale.generators.trajectories import Trajectories
 
@@ -179,8 +179,7 @@ class NextScaleLoop(nn.Module):
             raise ArscaleError(f"each prompt needs at least one image (n ≥ 1), got {rows_per_prompt}")
         if cfg is not None:
             cfg = float(cfg)
-            if not cfg >= 0:  # also rejects NaN
-                raise ArscaleError(f"the guidance scale must be ≥ 0, got {cfg}")
+            check_guidance(cfg)
         return prompts, [int(c) for c in counts], cfg
 
     # -- one scale, in pieces (strategies and parity tests may call them one by one) ----------------
@@ -306,6 +305,9 @@ class SamplingConfig:
             raise ArscaleError(f"invalid coarse-scale sampling: coarse_scales {self.coarse_scales} (must be ≥ 0), "
                                f"coarse_temperature {self.coarse_temperature} (> 0), coarse_top_k "
                                f"{self.coarse_top_k} (≥ 0)")
+        if self.cfg_schedule not in ("constant", "linear"):
+            raise ArscaleError(f"cfg_schedule must be 'constant' or 'linear', got {self.cfg_schedule!r}")
+        check_sampler(self.temperature, self.top_k)
 
     def options_at(self, si: int) -> dict[str, Any]:
         """temperature / top_k / top_p of the sampler at scale si."""
@@ -361,8 +363,7 @@ class ScaleGenerator(NextScaleLoop):
 
     def init_guidance(self, traj: Trajectories, cfg: float | None) -> None:
         cfg = self.sampling.cfg if cfg is None else cfg
-        if not cfg >= 0:
-            raise ArscaleError(f"the guidance scale must be ≥ 0, got {cfg}")
+        check_guidance(float(cfg))
         traj.rows["cfg"] = torch.full((len(traj),), float(cfg), device=self.device)
 
     @property

@@ -55,7 +55,7 @@ from arscale.errors import ArscaleError
 from arscale.generators.kv_cache import KVCache
 from arscale.generators.next_token.tokenizer import VQTokenizer
 from arscale.generators.next_token.transformer import Transformer
-from arscale.generators.sampling import cfg_mix, sample_per_row
+from arscale.generators.sampling import cfg_mix, check_guidance, sample_per_row
 from arscale.generators.t5_text import encoding_flops
 from arscale.generators.trajectories import Trajectories
 
@@ -126,6 +126,7 @@ class TokenGenerator:
     def start(self, prompts: Sequence[str], rows_per_prompt: int | Sequence[int], seed: int, *,
               prompt_offset: int = 0, cfg: float | None = None, unconditional: bool = True) -> Trajectories:
         scale = float(self.cfg if cfg is None else cfg)
+        check_guidance(scale)
         halves = self._halves(scale, unconditional)
         traj = Trajectories.for_prompts(prompts, rows_per_prompt, seed, prompt_offset=prompt_offset, halves=halves)
         R, P = len(traj), self.prefix_len

@@ -35,7 +35,7 @@ from arscale.generators.next_token.transformer import (
     TransformerConfig,
     rope_2d_table,
 )
-from arscale.generators.sampling import cfg_mix, filter_logits_hf
+from arscale.generators.sampling import cfg_mix, check_guidance, filter_logits_hf
 from arscale.generators.seeding import generator_for
 from arscale.generators.t5_text import encoding_flops
 from arscale.generators.trajectories import Trajectories
@@ -230,6 +230,7 @@ class LlamaGenGenerator(TokenGenerator):
         """Per-prompt labels [P] or left-padded captions [P, 120, Dc] with masks [P, 120]; prefill both halves
         (only the conditional one with `unconditional=False` at cfg <= 1, see `TokenGenerator.start`)."""
         scale = float(self.cfg if cfg is None else cfg)
+        check_guidance(scale)
         if scale > 1.0 and not self.gpt.llamagen.has_null_class:
             raise ArscaleError(f"cfg {scale} needs a null class, but this c2i model was trained without class "
                                "dropout (class_dropout_prob 0); use cfg <= 1")
@@ -267,6 +268,8 @@ class LlamaGenGenerator(TokenGenerator):
     def sample(self, traj: Trajectories, logits: torch.Tensor | None = None) -> torch.Tensor:
         """Per-row seeded draws (batch-independent, what strategies use) from LlamaGen's own distribution."""
         probs = self.probs_upstream(self.guided_logits(traj) if logits is None else logits)
+        if not self.sample_logits:  # upstream's greedy switch: the most probable token, no draw
+            return probs.topk(1, dim=-1).indices.squeeze(1)
         out = torch.empty(len(traj), dtype=torch.long, device=probs.device)
         for r, key in enumerate(traj.seed_key):
             out[r] = torch.multinomial(probs[r], 1, generator=generator_for(key, traj.step, probs.device))[0]

@@ -22,6 +22,7 @@ from arscale.generators.next_token.generator import TokenGenerator
 from arscale.generators.next_token.tokenizer import VQConfig, VQTokenizer
 from arscale.generators.next_token.transformer import Transformer, TransformerConfig
 from arscale.generators.registry import check_options
+from arscale.generators.sampling import check_sampler
 from arscale.generators.text import TextEncoder, TextEncoderConfig
 
 WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "weights" / "shapeworld-ar"
@@ -83,6 +84,7 @@ def build_generator(model: ShapeWorldAR, tokenizer: VQTokenizer, **overrides: An
     options = {"cfg": s.cfg, "temperature": s.temperature, "top_k": s.top_k, "top_p": s.top_p,
                "preview_fill": model.config.preview_fill}
     options.update({k: v for k, v in overrides.items() if v is not None})
+    check_sampler(options["temperature"], options["top_k"])
     return TokenGenerator(model.transformer, tokenizer, _ConditionEncoder(model), name="shapeworld-ar", **options)
 
 
