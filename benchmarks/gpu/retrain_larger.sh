@@ -2,7 +2,7 @@
 # Larger ShapeWorld generators for a session that is lent a GPU (the shipped CPU-trained models sample better
 # the more they learn; for issue 5's ScalingAR target, size is no longer the plan: a ShapeWorld-AR with 3.6x fewer
 # transformer parameters gained as much over its raw sampling, RESULTS.md Session 21). Both fit the 30 MB
-# shipped-weights budget together with the other shipped files (tested in tests/test_gpu_recipes.py):
+# shipped-weights budget together with the other shipped files (tested in tests/training/test_gpu_recipes.py):
 # ShapeWorld-VAR 224 wide x 6 blocks (6.3 M parameters, 12 MB in fp16; shipped: 160 x 4) and ShapeWorld-AR
 # 192 x 6 (3.3 M, 6.3 MB; shipped: 128 x 4),
 # on the shipped, frozen tokenizers. Each training stage is one device command of MINUTES (default 9) that

@@ -8,7 +8,7 @@ import json
 
 import pytest
 import torch
-from test_released_models_user_findings import StubT5, _llamagen
+from test_released_models_offline import StubT5, _llamagen
 
 from arscale.cli import main
 from arscale.generators import registry, t5_text

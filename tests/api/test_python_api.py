@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).parent / "search_tts"))
+sys.path.insert(0, str(Path(__file__).parent.parent / "search_tts"))
 from search_fakes import FakeNextScale, FakeNextToken, FakeScorer
 
 from arscale.errors import ArscaleError

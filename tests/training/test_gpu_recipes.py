@@ -8,7 +8,7 @@ from arscale.generators.next_scale.shapeworld import build_shapeworld_var
 from arscale.generators.next_token.shapeworld import ShapeWorldAR, ShapeWorldARConfig
 from arscale.train.var import full_config
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 RECIPES = ROOT / "benchmarks" / "gpu"
 WEIGHTS = ROOT / "src" / "arscale" / "weights"
 

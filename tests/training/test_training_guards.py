@@ -12,7 +12,7 @@ from arscale.errors import ArscaleError
 from arscale.generators.loading import shapeworld_folder_holds
 from arscale.train.common import Timer
 
-WEIGHTS = Path(__file__).resolve().parents[1] / "src" / "arscale" / "weights"
+WEIGHTS = Path(__file__).resolve().parents[2] / "src" / "arscale" / "weights"
 
 
 @pytest.mark.parametrize("option, value, message", [

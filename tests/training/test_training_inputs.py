@@ -14,7 +14,7 @@ from arscale.cli import main as cli
 from arscale.errors import ArscaleError
 from arscale.train import common
 
-WEIGHTS = Path(__file__).resolve().parents[1] / "src" / "arscale" / "weights"
+WEIGHTS = Path(__file__).resolve().parents[2] / "src" / "arscale" / "weights"
 TINY_VQ = {"codebook_size": 16, "code_dim": 4, "z_channels": 8, "ch": 4, "ch_mult": [1, 2, 2, 2]}
 
 

@@ -9,7 +9,7 @@ import pytest
 from arscale.cli import main
 from arscale.errors import ArscaleError
 
-WEIGHTS = Path(__file__).resolve().parents[1] / "src" / "arscale" / "weights"
+WEIGHTS = Path(__file__).resolve().parents[2] / "src" / "arscale" / "weights"
 QUICK = ["--batch-size", "1", "--eval-every", "0", "--threads", "1"]
 
 
