@@ -19,11 +19,16 @@ from arscale.errors import ArscaleError
 from arscale.generators.seeding import generator_for
 
 
-def check_sampler(temperature: float, top_k: int) -> None:
-    """A generator's sampler settings, refused in one line when it is built rather than at its first draw."""
-    if not temperature > 0 or isinstance(top_k, bool) or not isinstance(top_k, numbers.Integral):  # NaN too
-        raise ArscaleError(f"invalid sampling: temperature {temperature!r} (must be > 0), top_k {top_k!r} "
-                           "(a whole number; ≤ 0 is off)")
+def check_sampler(temperature: float, top_k: int, *, zero_temperature: bool = False) -> None:
+    """A generator's sampler settings, refused in one line when it is built rather than at its first draw (a NaN or
+    zero temperature, a fractional top-k). `zero_temperature`: a temperature ≤ 0 is allowed, as in LlamaGen, whose
+    upstream sampler takes any temperature below 1e-5 as 1e-5."""
+    number = not isinstance(temperature, bool) and isinstance(temperature, numbers.Real) and not math.isnan(temperature)
+    if not number or not (zero_temperature or temperature > 0) or isinstance(top_k, bool) \
+            or not isinstance(top_k, numbers.Integral):
+        wanted = "a number" if zero_temperature else "must be > 0"
+        raise ArscaleError(f"invalid sampling: temperature {temperature!r} ({wanted}), top_k {top_k!r} (a whole number; "
+                           "≤ 0 is off)")
 
 
 def check_guidance(cfg: float) -> None:

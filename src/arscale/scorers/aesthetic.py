@@ -23,6 +23,7 @@ from torch.nn import functional as F
 from arscale.errors import ArscaleError
 from arscale.scorers.hf import (
     as_dtype,
+    check_batching,
     check_prompts,
     from_pretrained,
     hub_file,
@@ -89,6 +90,7 @@ def load_aesthetic(weights: str | os.PathLike = HEAD_REPO, *, clip: str | os.Pat
                    device: str | torch.device = "cpu", dtype: str | torch.dtype | None = None,
                    batch_size: int = 32, backend: str = "torch") -> AestheticScorer:
     """`weights`: the head file (or a directory / hub repo holding `aesthetic-model.pth`); `clip`: the tower."""
+    check_batching(batch_size, backend)
     transformers = require_transformers()
     head = load_head(hub_file(weights, HEAD_FILENAME, what="aesthetic predictor head"))
     vision = from_pretrained(transformers.CLIPVisionModelWithProjection, clip, what="CLIP ViT-L/14 image tower")

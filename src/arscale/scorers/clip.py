@@ -25,7 +25,14 @@ from typing import Any
 import torch
 from torch.nn import functional as F
 
-from arscale.scorers.hf import as_dtype, check_prompts, from_pretrained, in_chunks, require_transformers
+from arscale.scorers.hf import (
+    as_dtype,
+    check_batching,
+    check_prompts,
+    from_pretrained,
+    in_chunks,
+    require_transformers,
+)
 from arscale.scorers.preprocess import CLIP_MEAN, CLIP_STD, ImageTransform, check_images
 
 CLIP_WEIGHTS = "openai/clip-vit-large-patch14"
@@ -99,6 +106,7 @@ def load_clip(weights: str | os.PathLike = CLIP_WEIGHTS, *, tokenizer: str | os.
               device: str | torch.device = "cpu", dtype: str | torch.dtype | None = None,
               batch_size: int = 32, backend: str = "torch") -> ClipSimilarityScorer:
     """CLIPScore (torchmetrics definition). `weights`: a CLIPModel directory or hub id."""
+    check_batching(batch_size, backend)
     model, tok = _load(weights, tokenizer or weights, "CLIP model")
     return ClipSimilarityScorer(model, tok, name="clip", scale=100.0, clamp_at_zero=True, device=device,
                                 dtype=dtype, batch_size=batch_size, backend=backend)
@@ -109,6 +117,7 @@ def load_pickscore(weights: str | os.PathLike = PICKSCORE_WEIGHTS, *,
                    dtype: str | torch.dtype | None = None, batch_size: int = 32,
                    backend: str = "torch") -> ClipSimilarityScorer:
     """PickScore v1 (model-card definition, `logit_scale.exp() * cos`)."""
+    check_batching(batch_size, backend)
     model, tok = _load(weights, tokenizer, "PickScore model")
     return ClipSimilarityScorer(model, tok, name="pickscore", scale=None, clamp_at_zero=False, device=device,
                                 dtype=dtype, batch_size=batch_size, backend=backend)

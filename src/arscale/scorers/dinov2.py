@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from arscale.errors import ArscaleError
-from arscale.scorers.hf import as_dtype, from_pretrained, in_chunks, require_transformers
+from arscale.scorers.hf import as_dtype, check_batching, from_pretrained, in_chunks, require_transformers
 from arscale.scorers.preprocess import IMAGENET_MEAN, IMAGENET_STD, ImageTransform, check_images
 
 WEIGHTS = "facebook/dinov2-with-registers-large"
@@ -68,6 +68,7 @@ def load_dinov2(weights: str | os.PathLike = WEIGHTS, *, input_size: int = INPUT
                 device: str | torch.device = "cpu", dtype: str | torch.dtype | None = None,
                 batch_size: int = 32, backend: str = "torch") -> Dinov2Features:
     """`weights`: a `Dinov2WithRegistersModel` directory or hub id (plain `Dinov2Model` ids work too)."""
+    check_batching(batch_size, backend)
     transformers = require_transformers()
     model = from_pretrained(transformers.AutoModel, weights, what="DINOv2 model")
     return Dinov2Features(model, input_size=input_size, device=device, dtype=dtype, batch_size=batch_size,

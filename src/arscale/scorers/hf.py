@@ -120,6 +120,15 @@ def hub_file(weights: str | os.PathLike, filename: str, *, what: str) -> Path:
         raise ArscaleError(f"{what}: {exc}{hint}") from exc
 
 
+def check_batching(batch_size: Any, backend: str) -> None:
+    """A scorer's `batch_size` and preprocessing `backend`, refused in one line before its weights load (not as a
+    ValueError of `range` at the first batch, or only once the first images arrive)."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ArscaleError(f"batch_size must be a whole number ≥ 1, got {batch_size!r}")
+    if backend not in ("torch", "pil"):
+        raise ArscaleError(f"unknown preprocessing backend {backend!r}; choose torch or pil")
+
+
 def in_chunks(fn: Callable[..., torch.Tensor], batch_size: int, *arrays: Any) -> torch.Tensor:
     """Run `fn` on slices of at most `batch_size` rows of every argument and concatenate the results."""
     n = len(arrays[0])

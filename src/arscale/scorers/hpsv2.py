@@ -23,7 +23,7 @@ import torch
 
 from arscale.errors import ArscaleError
 from arscale.scorers.clip import ClipSimilarityScorer
-from arscale.scorers.hf import from_pretrained, hub_file, require_transformers
+from arscale.scorers.hf import check_batching, from_pretrained, hub_file, require_transformers
 from arscale.scorers.preprocess import CLIP_MEAN, CLIP_STD, ImageTransform
 
 HUB_REPO = "xswu/HPSv2"
@@ -135,6 +135,7 @@ def load_hpsv2(weights: str | os.PathLike = HUB_REPO, *, version: str = "v2.1",
                dtype: str | torch.dtype | None = None, batch_size: int = 32,
                backend: str = "torch") -> Hpsv2Scorer:
     """`weights`: an HPS `.pt` file, a directory holding it, or the hub repo (default xswu/HPSv2)."""
+    check_batching(batch_size, backend)
     if version not in FILES:
         raise ArscaleError(f"unknown HPS version {version!r}; choose from {', '.join(FILES)}")
     hps_transform(backend=backend)  # a refused backend is said before gigabytes load

@@ -34,7 +34,14 @@ import torch
 from torch import nn
 
 from arscale.errors import ArscaleError
-from arscale.scorers.hf import as_dtype, check_prompts, hub_file, in_chunks, require_transformers
+from arscale.scorers.hf import (
+    as_dtype,
+    check_batching,
+    check_prompts,
+    hub_file,
+    in_chunks,
+    require_transformers,
+)
 from arscale.scorers.preprocess import CLIP_MEAN, CLIP_STD, ImageTransform, check_images
 
 HUB_REPO = "THUDM/ImageReward"
@@ -268,6 +275,7 @@ def load_imagereward(weights: str | os.PathLike = HUB_REPO, *, tokenizer: str | 
                      device: str | torch.device = "cpu", dtype: str | torch.dtype | None = None,
                      batch_size: int = 32, backend: str = "torch") -> ImageRewardScorer:
     """`weights`: the `ImageReward.pt` file, a directory holding it, or a hub id (default THUDM/ImageReward)."""
+    check_batching(batch_size, backend)
     model = load_model(hub_file(weights, FILENAME, what="ImageReward weights"))
     return ImageRewardScorer(model, blip_tokenizer(tokenizer), device=device, dtype=dtype,
                              batch_size=batch_size, backend=backend)

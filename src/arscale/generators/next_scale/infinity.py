@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
+import numbers
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -40,7 +41,12 @@ from arscale.generators.meta_build import parameters_on_meta
 from arscale.generators.next_scale.bsq import BSQAutoEncoder, bits_to_codes
 from arscale.generators.next_scale.conditioning import Conditioning
 from arscale.generators.next_scale.generator import NextScaleLoop, check_one_half
-from arscale.generators.next_scale.infinity_schedule import ROPE_MODES, rope_table, scale_schedule
+from arscale.generators.next_scale.infinity_schedule import (
+    ROPE_MODES,
+    SCALES_FOR_PIXELS,
+    rope_table,
+    scale_schedule,
+)
 from arscale.generators.next_scale.transformer import FFN, AdaLNBeforeHead, SelfAttention
 from arscale.generators.trajectories import Trajectories
 
@@ -258,6 +264,24 @@ class InfinitySampling:
     # latent that yields about s pixels (a 224-px scorer costs ~1/20 of a 1024-px decode); "full" decodes
     # the full latent and resizes the image, as the official TTS-VAR loop does.
     preview_decode: str = "downsampled"
+
+    def __post_init__(self) -> None:
+        """Values no draw can use, refused in one line when the sampling is made (`load_infinity_2b` makes it before
+        it reads a file), not as a ZeroDivisionError, a TypeError or NaN probabilities at the first scale."""
+        for what, value, low in (("cfg", self.cfg, 0.0), ("tau", self.tau, None)):
+            for v in (value if isinstance(value, (list, tuple)) else [value]):
+                if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v) or \
+                        (v <= 0 if low is None else v < low):
+                    raise ArscaleError(f"Infinity's {what} must be a finite number {'> 0' if low is None else '≥ 0'}, "
+                                       f"or a list of them (one per scale), got {value!r}")
+        h = self.h_div_w
+        if isinstance(h, bool) or not isinstance(h, numbers.Real) or not 0 < h < math.inf:
+            raise ArscaleError(f"h_div_w is the image's height / width, a positive number (0.5 for 1:2), got {h!r}")
+        if self.pixels not in SCALES_FOR_PIXELS:
+            raise ArscaleError(f"unknown Infinity resolution {self.pixels!r}; choose from {', '.join(SCALES_FOR_PIXELS)}")
+        if self.preview_decode not in ("downsampled", "full"):
+            raise ArscaleError(f"preview_decode must be 'downsampled' or 'full', got {self.preview_decode!r}")
+
 
 class InfinityGenerator(NextScaleLoop):
     """A `NextScaleGenerator` over Infinity: the shared loop with Infinity's parts.
@@ -485,6 +509,9 @@ def load_infinity_2b(weights: str | None = None, vae_weights: str | None = None,
                   others=("device", "weights", "vae_weights", "text_encoder", "dtype", "text_dtype"))
     dtype = loading.transformer_dtype("infinity-2b", dtype)
     loading.check_text_dtype(text_dtype)
+    defaults = {"cfg": 3.0, "tau": 0.5, "top_k": 900, "top_p": 0.97, "h_div_w": 1.0, "pixels": "1M"}
+    defaults.update(sampling)
+    sampling_config = InfinitySampling(**defaults)  # its values checked before any file is read
     weights = weights or os.environ.get("ARSCALE_INFINITY_WEIGHTS")
     if isinstance(text_encoder, str) and text_encoder == "google/flan-t5-xl":
         text_encoder = os.environ.get("ARSCALE_T5_WEIGHTS", text_encoder)
@@ -515,7 +542,5 @@ def load_infinity_2b(weights: str | None = None, vae_weights: str | None = None,
             raise ArscaleError(f"the text encoder {text_encoder} gives {t5.width}-wide features, but Infinity-2B "
                                f"reads {INFINITY_2B.text_channels} (google/flan-t5-xl)")
         text_encoder = t5.encode
-    defaults = {"cfg": 3.0, "tau": 0.5, "top_k": 900, "top_p": 0.97, "h_div_w": 1.0, "pixels": "1M"}
-    defaults.update(sampling)
-    return InfinityGenerator(model.to(device, dtype), vae.to(device), InfinitySampling(**defaults),
+    return InfinityGenerator(model.to(device, dtype), vae.to(device), sampling_config,
                              text_encoder=text_encoder, name="infinity-2b")
