@@ -414,11 +414,11 @@ def make_search(generator: Any, *, seed: int, prompt_offset: int, scorer: Any = 
     check_scorer_argument(features, "features")
     device = getattr(generator, "device", "cpu")
     reward = cached_scorer(scorer, device) if isinstance(scorer, str) else scorer  # a name works too
-    if reward is None and reward_name:
+    if reward is None and reward_name is not None:  # "" names no scorer: refused by name, not taken as none
         reward = cached_scorer(reward_name, device)
     if isinstance(features, str):
         features = cached_scorer(features, device)
-    if features is None and feature_name:
+    if features is None and feature_name is not None:
         features = cached_scorer(feature_name, device)
     return Search(generator, seed=seed, prompt_offset=prompt_offset, reward=reward, features=features)
 

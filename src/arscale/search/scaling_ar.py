@@ -116,6 +116,9 @@ class ScalingAR:
         warmup = cfg.warmup_steps(T)
         window = cfg.recovery_steps(T)
         s_base = float(cfg.cfg_base if cfg.cfg_base is not None else getattr(gen, "cfg", 1.0))
+        no_guidance = getattr(gen, "needs_unconditional", None)
+        if cfg.cfg_base is None and callable(no_guidance) and not no_guidance(s_base):
+            s_base = 1.0  # the model's own "no guidance" (LlamaGen: any cfg <= 1, the conditional logits alone)
         if cfg.schedule_guidance and cfg.clamp_min > s_base:
             warnings.warn(f"ScalingAR: clamp_min {cfg.clamp_min} is above the base scale {s_base}, so the floor is "
                           f"{s_base}: the schedule moves around the scale asked for", ArscaleWarning, stacklevel=3)

@@ -65,7 +65,7 @@ class ScalingARConfig(StrategyConfig):
     final_pick: str = "last"  # paper: highest final C_T ("last"); "mean": highest mean C after warm-up (ours)
     protect_best: bool = True  # [PROPOSAL] never terminate the current arg-max-C candidate
     # policy level: guidance scheduler
-    cfg_base: float | None = None  # None: the generator's default CFG scale
+    cfg_base: float | None = None  # None: the generator's default CFG scale (1 where it means no guidance)
     alpha: float = 0.3
     beta: float = 0.4
     gamma: float = 0.4
