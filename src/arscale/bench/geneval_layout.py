@@ -74,6 +74,23 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
+PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"  # a PNG's last 12 bytes: its empty IEND chunk
+
+
+def is_whole(path: str | os.PathLike) -> bool:
+    """Whether a written file is whole: a PNG up to its end chunk, else a JSON object. The writes above rename
+    without an fsync, so a machine that goes down may leave a file renamed into place empty or cut short."""
+    path = Path(path)
+    try:
+        if path.suffix == ".png":
+            with open(path, "rb") as f:
+                f.seek(max(0, f.seek(0, os.SEEK_END) - len(PNG_END)))
+                return f.read() == PNG_END
+        return isinstance(json.loads(path.read_bytes()), dict)
+    except (OSError, ValueError):
+        return False
+
+
 def prompt_dir(root: str | os.PathLike, index: int) -> Path:
     return Path(root) / f"{int(index):05d}"
 

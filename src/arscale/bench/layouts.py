@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from arscale.bench.geneval_layout import atomic_write_bytes, encode_png
+from arscale.bench.geneval_layout import atomic_write_bytes, encode_png, is_whole
 from arscale.bench.suites import SuitePrompt
 from arscale.errors import ArscaleError
 
@@ -65,7 +65,7 @@ class CompBenchLayout:
         return [self.folder(sp) / "samples" / compbench_name(sp.prompt, first + j) for j in range(self.k)]
 
     def is_complete(self, sp: SuitePrompt) -> bool:
-        return all(p.exists() for p in self.paths(sp))
+        return all(is_whole(p) for p in self.paths(sp))
 
     def write(self, sp: SuitePrompt, images: Sequence[np.ndarray]) -> list[Path]:
         if len(images) != self.k:
@@ -89,7 +89,7 @@ class DPGLayout:
         return self.root / f"{sp.metadata.get('file', f'{sp.index:05d}')}.png"
 
     def is_complete(self, sp: SuitePrompt) -> bool:
-        return self.path(sp).exists()
+        return is_whole(self.path(sp))
 
     def write(self, sp: SuitePrompt, images: Sequence[np.ndarray]) -> list[Path]:
         if len(images) != 4:
@@ -109,7 +109,7 @@ class TIIFLayout:
         return self.root / m["dimension"] / self.model / m["description"] / f"{m['line']}.png"
 
     def is_complete(self, sp: SuitePrompt) -> bool:
-        return self.path(sp).exists()
+        return is_whole(self.path(sp))
 
     def write(self, sp: SuitePrompt, images: Sequence[np.ndarray]) -> list[Path]:
         atomic_save_png(images[0], self.path(sp))

@@ -82,6 +82,7 @@ def merge(inputs: Sequence[str | Path], out: str | Path, *, quiet: bool = False)
             target = out / run.relative_to(folder)
             for prompt in sorted(run.iterdir()):
                 if prompt.is_dir() and prompt.name.isdigit() and (prompt / RECORD_FILE).is_file():
+                    read_json(prompt / RECORD_FILE), read_json(prompt / layout.METADATA_FILE)  # named at its source
                     _copy_prompt(prompt, target / prompt.name)
                 elif prompt.is_dir() and prompt.name in OFFICIAL_LAYOUTS:
                     _copy_tree(prompt, target / prompt.name)
@@ -93,12 +94,23 @@ def merge(inputs: Sequence[str | Path], out: str | Path, *, quiet: bool = False)
     return summaries
 
 
+def read_json(path: Path) -> dict:
+    """A finished prompt's record or metadata; one that is missing, cut short or empty is refused, naming it."""
+    try:
+        value = json.loads(path.read_bytes())
+    except (OSError, ValueError) as exc:
+        raise ArscaleError(f"{path}: unreadable ({exc}); `arscale bench --resume` into the folder it came from "
+                           "reruns that prompt, then merge again") from None
+    if not isinstance(value, dict):
+        raise ArscaleError(f"{path}: not a JSON object")
+    return value
+
+
 def prompts_of_run(root: Path) -> list[SuitePrompt]:
     prompts = []
     for prompt in sorted(root.iterdir()):
         if prompt.is_dir() and prompt.name.isdigit() and (prompt / RECORD_FILE).is_file():
-            record = json.loads((prompt / RECORD_FILE).read_text())
-            metadata = json.loads((prompt / layout.METADATA_FILE).read_text())
+            record, metadata = read_json(prompt / RECORD_FILE), read_json(prompt / layout.METADATA_FILE)
             prompts.append(SuitePrompt(int(record["index"]), record["prompt"], metadata))
     return prompts
 

@@ -189,7 +189,10 @@ def official_layout(name: str, root: Path, model: str) -> Any:
 
 
 def is_done(root: Path, sp: SuitePrompt, official: Any = None) -> bool:
-    return (record_path(root, sp.index).is_file() and layout.sample_path(root, sp.index, 0).is_file()
+    """Record, metadata and image whole (`layout.is_whole`): a prompt a crash damaged is rerun, its block with it."""
+    folder = layout.prompt_dir(root, sp.index)
+    return (all(layout.is_whole(path) for path in (folder / RECORD_FILE, folder / layout.METADATA_FILE,
+                                                    layout.sample_path(root, sp.index, 0)))
             and (official is None or official.is_complete(sp)))
 
 
@@ -322,7 +325,11 @@ def summarize_run(spec: RunSpec, n: int, root: Path, prompts: Sequence[SuiteProm
         path = record_path(root, sp.index)
         if not path.is_file():
             continue
-        rec = json.loads(path.read_text())
+        try:
+            rec = json.loads(path.read_bytes())
+        except (OSError, ValueError) as exc:  # a record a crash left empty or cut short
+            raise ArscaleError(f"{path}: unreadable record ({exc}); `arscale bench --resume` into its folder reruns "
+                               "that prompt") from None
         records.append(rec)
         if rec.get("correct") is not None:
             md = geneval_metadata(sp)
