@@ -43,6 +43,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=3, help="alternating runs of each; the best wall counts")
     args = parser.parse_args()
+    if args.repeats < 1:
+        parser.error("--repeats must be >= 1")
 
     from arscale.generators.registry import load_generator
     from arscale.shapeworld.suite import build_suite
@@ -69,4 +71,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from arscale.errors import one_line_errors
+
+    one_line_errors(main, "conditional_only")

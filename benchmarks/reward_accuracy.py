@@ -54,6 +54,8 @@ def main() -> None:
     ap.add_argument("--partial", action="store_true", help="also per-scale truncated reconstructions")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
+    if args.per_tag < 1:
+        ap.error("--per-tag must be >= 1")
     if args.partial and not args.tokenizer:
         ap.error("--partial needs --tokenizer DIR (the truncated reconstructions come from its codes)")
     torch.set_num_threads(1)
@@ -83,4 +85,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from arscale.errors import one_line_errors
+
+    one_line_errors(main, "reward_accuracy")

@@ -101,8 +101,12 @@ def main() -> None:
     ap.add_argument("--json", default=None)
     ap.add_argument("--plot", default=None)
     args = ap.parse_args()
+    if args.per_tag < 1 or args.n < 2:
+        ap.error("--per-tag must be >= 1 and --n >= 2 (the curve compares each prompt's rows)")
     torch.set_num_threads(1)
     generator = load_generator(args.model, **({"weights": args.weights} if args.weights else {}))
+    if not hasattr(generator, "num_scales"):
+        ap.error(f"--model {args.model} is not a next-scale model: the curve scores each scale's partial decode")
     scorer = load_scorer("shapeworld-reward", **({"weights": args.reward_weights} if args.reward_weights else {}))
     report = run(generator, scorer, sw.build_suite(args.per_tag, args.suite_seed), args.n, args.seed)
     text = json.dumps(report, indent=2)
@@ -114,4 +118,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from arscale.errors import one_line_errors
+
+    one_line_errors(main, "reward_consistency")

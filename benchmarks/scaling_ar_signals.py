@@ -177,4 +177,6 @@ def plot(per_candidate: list[tuple[str, int, float, bool]], args) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from arscale.errors import one_line_errors
+
+    one_line_errors(main, "scaling_ar_signals")

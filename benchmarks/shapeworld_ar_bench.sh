@@ -5,7 +5,7 @@
 #   OMP_NUM_THREADS=1 bash benchmarks/shapeworld_ar_bench.sh main        # public suite, 600 prompts
 #   OMP_NUM_THREADS=1 bash benchmarks/shapeworld_ar_bench.sh ablations   # fresh prompts (draw:40:99)
 #
-# WEIGHTS=DIR runs another ShapeWorld-AR weights folder (e.g. the 16x16-token one) instead of the shipped.
+# WEIGHTS=DIR runs another ShapeWorld-AR weights folder (e.g. a trainer's --out) instead of the shipped.
 # For ablations: PROMPTS (default draw:40:99), BATCH (--batch-prompts, default 50), OUT_ABLATIONS (default
 # $OUT/ablations) and VARIANTS (comma-separated names below, default all of them) choose what runs where.
 set -euo pipefail

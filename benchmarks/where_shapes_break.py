@@ -63,6 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch", type=int, default=100)
     ap.add_argument("--json", default=None, help="also write the results here")
     args = ap.parse_args(argv)
+    if args.per_class < 1 or args.batch < 1:
+        ap.error("--per-class and --batch must be >= 1")
 
     from arscale import shapeworld
     from arscale.errors import ArscaleError
