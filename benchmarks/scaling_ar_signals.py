@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -172,6 +173,7 @@ def plot(per_candidate: list[tuple[str, int, float, bool]], args) -> None:
     right.legend(fontsize=7, loc="upper center", ncol=3, frameon=False)
     right.set_title(f"ShapeWorld-AR, N = {args.n}, fresh prompts draw:{args.per_tag}:{args.seed}", fontsize=10)
     fig.tight_layout()
+    Path(args.plot).parent.mkdir(parents=True, exist_ok=True)  # as compare --plot: its folder is made
     fig.savefig(args.plot, dpi=120)
     print(f"wrote {args.plot}")
 

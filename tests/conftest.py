@@ -37,3 +37,13 @@ def registries(monkeypatch):
         registry.update(before)
     plugins._loaded.clear()
     plugins._loaded.update(saved[2])
+
+
+@pytest.fixture
+def saved_figures(monkeypatch):
+    """The figures arscale saves, in order: it draws outside pyplot, so they are caught at `Figure.savefig`."""
+    from matplotlib.figure import Figure
+
+    caught, save = [], Figure.savefig
+    monkeypatch.setattr(Figure, "savefig", lambda self, *args, **kwargs: caught.append(self) or save(self, *args, **kwargs))
+    return caught

@@ -95,6 +95,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     terminated: list[int] = []
     restore = _terminate_as_interrupt(terminated)
+    import torch  # the commands' parser has imported it already
+
+    threads = torch.get_num_threads()  # --threads holds for the command: a caller's process gets its own back
     try:
         with warnings.catch_warnings():
             warnings.showwarning = _as_note(warnings.showwarning)
@@ -107,6 +110,8 @@ def main(argv: list[str] | None = None) -> int:
         return 143 if terminated else 130
     finally:
         restore()
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
 
 
 def _terminate_as_interrupt(terminated: list[int]):

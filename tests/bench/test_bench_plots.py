@@ -216,9 +216,8 @@ def test_n_labels_of_nearby_points_do_not_cover_each_other():
     for i, label in enumerate(("best-of-n", "tts-var", "importance")):
         runs.append(run(label, 4, 0.60 + 0.0025 * i, 0.05, flops=4e9 * 1.12 ** i, wall=0.04 * 1.12 ** i))
     fig = figure_score_vs_compute(runs, MANIFEST)
-    fig.canvas.draw()
-    renderer = fig.canvas.get_renderer()
+    fig.draw_without_rendering()
     for ax in fig.axes:
-        boxes = [t.get_window_extent(renderer) for t in ax.texts]
+        boxes = [t.get_window_extent() for t in ax.texts]
         assert len(boxes) == 3
         assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])

@@ -18,13 +18,6 @@ ARGS = ["bench", "--model", "shapeworld-var", "--prompts", "draw:1:5", "--n", "1
 WALL = {"wall", "total_wall", "overhead", "overhead_fraction"}
 
 
-@pytest.fixture(autouse=True)
-def _keep_torch_threads():
-    before = torch.get_num_threads()  # `bench --threads` sets torch's pool for the whole process
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
     out = tmp_path_factory.mktemp("reference") / "out"

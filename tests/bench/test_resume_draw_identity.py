@@ -6,18 +6,8 @@ differ in pixels and rewards in their last digits, as with another --batch-promp
 
 import json
 
-import pytest
-import torch
-
 from arscale.bench import manifest as mf
 from arscale.cli import main
-
-
-@pytest.fixture(autouse=True)
-def _keep_torch_threads():
-    before = torch.get_num_threads()  # `bench --threads` sets torch's pool for the whole process
-    yield
-    torch.set_num_threads(before)
 
 
 def _bench(out, *extra):

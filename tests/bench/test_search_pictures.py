@@ -2,7 +2,6 @@
 TTS-VAR's search tree (`arscale.search.tree_plot`), on small hand-built results whose every field is known."""
 
 import matplotlib.colors as mcolors
-import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
@@ -17,12 +16,9 @@ TOKENS, WARMUP, ENDED = 16, 4, 6  # a 4×4 token grid; a pruned candidate stops 
 
 
 @pytest.fixture
-def figures(monkeypatch):
-    """The figures the plot functions close, in order (they close each one after saving it)."""
-    caught, close = [], plt.close
-    monkeypatch.setattr(plt, "close", lambda fig=None: caught.append(fig) or close(fig))
-    yield caught
-    close("all")
+def figures(saved_figures):
+    """The figures the plot functions save, in order."""
+    return saved_figures
 
 
 def scaling_ar_result(prompts=2, per_prompt=3):

@@ -385,12 +385,10 @@ def test_write_extras_plots(gen, tmp_path):
     json.dumps({k: v for k, v in res.telemetry.items() if k != "prompts"})
 
 
-def test_the_plot_of_many_candidates_colours_them_by_fate_and_wraps_the_thumbnails(gen, tmp_path, monkeypatch):
-    import matplotlib.pyplot as plt
+def test_the_plot_of_many_candidates_colours_them_by_fate_and_wraps_the_thumbnails(gen, tmp_path, saved_figures):
     from PIL import Image
 
-    figures, close = [], plt.close
-    monkeypatch.setattr(plt, "close", lambda fig=None: figures.append(fig) or close(fig))
+    figures = saved_figures
     few = ScalingAR(ScalingARConfig(prune_quantile=0.6, recovery_window_steps=1)).run(gen, PROMPTS[:1], 4, seed=0)
     many = ScalingAR(ScalingARConfig(prune_quantile=0.6, recovery_window_steps=1)).run(gen, PROMPTS[:1], 30, seed=0)
     (small,), (large,) = write_extras(few, tmp_path / "few"), write_extras(many, tmp_path / "many")

@@ -108,14 +108,12 @@ def test_search_tree_png(tmp_path):
     assert paths == [tmp_path / "search_tree.png"] and paths[0].stat().st_size > 1000
 
 
-def test_search_tree_png_puts_the_pick_s_line_first_and_names_the_rewards(tmp_path, monkeypatch):
+def test_search_tree_png_puts_the_pick_s_line_first_and_names_the_rewards(tmp_path, saved_figures):
     import matplotlib.colors as mcolors
-    import matplotlib.pyplot as plt
 
     from arscale.search.tree_plot import COLORS, draw_search_tree
 
-    figures, close = [], plt.close
-    monkeypatch.setattr(plt, "close", lambda fig=None: figures.append(fig) or close(fig))
+    figures = saved_figures
     res = _tts().run(FakeNextScale(), PROMPTS[:1], 8, seed=0, scorer=FakeScorer())
     assert draw_search_tree(res, 0, tmp_path / "t.png")
     (fig,) = figures
@@ -291,13 +289,10 @@ def test_run_arguments_a_python_user_gets_wrong(name, monkeypatch):
     assert (by_name.chosen(0).image == by_object.chosen(0).image).all()
 
 
-def test_search_tree_png_shows_at_most_a_row_of_sixteen_per_scale(tmp_path, monkeypatch):
-    import matplotlib.pyplot as plt
-
+def test_search_tree_png_shows_at_most_a_row_of_sixteen_per_scale(tmp_path, saved_figures):
     from arscale.search.tree_plot import MAX_COLUMNS, draw_search_tree
 
-    figures, close = [], plt.close
-    monkeypatch.setattr(plt, "close", lambda fig=None: figures.append(fig) or close(fig))
+    figures = saved_figures
     res = _tts(n_counts="final").run(FakeNextScale(), PROMPTS[:1], 4, seed=0, scorer=FakeScorer())
     widest = max(len(e["nodes"]) for e in res.telemetry["previews"])
     assert widest > MAX_COLUMNS  # the set-up: a schedule that starts with more rows than a row shows

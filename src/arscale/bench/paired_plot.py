@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from arscale.bench.plots import MARKERS, pyplot, styles_for
+from arscale.bench.plots import MARKERS, new_figure, styles_for
 from arscale.bench.table import label_order, tag_order
 from arscale.errors import ArscaleError
 
@@ -27,12 +27,12 @@ def figure_comparison(rows: Sequence[dict], name_a: str = "A", name_b: str = "B"
     rows = sorted((r for r in rows if r.get("prompts")), key=lambda r: (label_order(r["label"]), r["n"]))
     if not rows:
         return None
-    plt = pyplot()
     present = {tag for r in rows for tag in r.get("tags", {})}
     tags = ([t for t in order if t in present] if order is not None else tag_order(present)) + [overall]
     # the rows, then one legend line per run below the x label (constrained layout keeps them apart)
     height = 1.4 + 0.42 * len(tags) * max(1.0, len(rows) ** 0.5) + 0.17 * len(rows) + (0.2 if context else 0.0)
-    fig, ax = plt.subplots(figsize=(7.5, height), layout="constrained")
+    fig = new_figure(figsize=(7.5, height), layout="constrained")
+    ax = fig.subplots()
     spread = 0.7 / len(rows)  # several runs share a tag's row, side by side
     styles = styles_for([r["label"] for r in rows])
     budgets = sorted({r["n"] for r in rows})
@@ -78,8 +78,7 @@ def plot_comparison(rows: Sequence[dict], path: str | Path, name_a: str = "A", n
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(path, dpi=120, bbox_inches="tight")
-    except (OSError, ValueError) as exc:  # a file where the folder should be, a suffix matplotlib cannot write
+    # a file where the folder should be, a suffix matplotlib cannot write, .pgf without a TeX (RuntimeError)
+    except (OSError, ValueError, RuntimeError) as exc:
         raise ArscaleError(f"cannot write --plot {path}: {getattr(exc, 'strerror', None) or exc}") from None
-    finally:
-        pyplot().close(fig)
     return path

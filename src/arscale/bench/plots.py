@@ -180,7 +180,7 @@ LABEL_SHIFTS = (0, 9, -9, 18, -18, 27)  # points up (or down) a label tries befo
 
 def _annotate_n(ax, points: list[tuple[float, float, int]]) -> None:
     """One 'N=…' per distinct position: points closer than about 5 % of the axes share one label."""
-    ax.figure.canvas.draw()  # final limits, so that distances are in axes fractions
+    ax.figure.draw_without_rendering()  # final limits, so that distances are in axes fractions
     to_axes = ax.transData + ax.transAxes.inverted()
     clusters: list[tuple[tuple[float, float], list[tuple[float, float, int]]]] = []
     for x, y, n in points:
@@ -191,7 +191,6 @@ def _annotate_n(ax, points: list[tuple[float, float, int]]) -> None:
                 break
         else:
             clusters.append(((fx, fy), [(x, y, n)]))
-    renderer = ax.figure.canvas.get_renderer()
     placed: list[Any] = []  # the labels' boxes so far: a label that would cover one moves up or down a line
     for (fx, fy), members in clusters:
         ns = sorted({n for *_, n in members})
@@ -201,32 +200,31 @@ def _annotate_n(ax, points: list[tuple[float, float, int]]) -> None:
             label = ax.annotate("N=" + ",".join(map(str, ns)), (x, y), fontsize=7.5, color="0.2",
                                 textcoords="offset points", xytext=(-4 if right else 4, (-4 if top else 4) + shift),
                                 ha="right" if right else "left", va="top" if top else "bottom")
-            box = label.get_window_extent(renderer)
+            box = label.get_window_extent()
             if shift == LABEL_SHIFTS[-1] or not any(box.overlaps(other) for other in placed):
                 break  # the last try stays, covered or not
             label.remove()
         placed.append(box)
 
 
-def pyplot():
-    import matplotlib
+def new_figure(**kwargs: Any):
+    """A figure of its own, outside pyplot (`matplotlib.figure.Figure(**kwargs)`): drawing and saving it neither
+    switches the matplotlib backend of a program that uses arscale (a notebook, a desktop window) nor adds to
+    pyplot's open figures. `savefig` picks the writer from the file's suffix, whatever the backend."""
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    return Figure(**kwargs)
 
 
 def figure_score_vs_n(summaries: Sequence[dict], manifest: dict | None = None):
     from matplotlib import ticker
 
-    plt = pyplot()
-
     groups = _by_label(summaries)
     if not groups:
         return None
     wide = len(groups) > 6
-    fig, ax = plt.subplots(figsize=(7.5 if wide else 5.5, 4.3))
+    fig = new_figure(figsize=(7.5 if wide else 5.5, 4.3))
+    ax = fig.subplots()
     curves = [label for label, runs in groups.items() if not _is_raw(runs[0])]
     styles = styles_for(list(groups))
     # identical points at one N would hide each other: each curve sits a little left or right of the true N
@@ -275,13 +273,12 @@ def figure_score_vs_n(summaries: Sequence[dict], manifest: dict | None = None):
 
 
 def figure_score_vs_compute(summaries: Sequence[dict], manifest: dict | None = None):
-    plt = pyplot()
-
     groups = _by_label(summaries)
     if not groups:
         return None
     wide = len(groups) > 6
-    fig, axes = plt.subplots(1, 2, figsize=(12 if wide else 10, 4.5))
+    fig = new_figure(figsize=(12 if wide else 10, 4.5))
+    axes = fig.subplots(1, 2)
     flops_all = [max(s["cost_per_prompt"]["flops"], 1.0) for runs in groups.values() for s in runs]
     styles = styles_for(list(groups))
     scale, unit = flops_unit(max(flops_all))  # the unit table.md uses
@@ -341,7 +338,6 @@ PLOT_FILES = ("score_vs_n.png", "score_vs_compute.png")
 
 def plot_all(summaries: Sequence[dict], out_dir: str | Path, manifest: dict | None = None) -> list[Path]:
     """Both figures into `out_dir`; the subtitle reads `manifest`, else the folder's manifest.json."""
-    plt = pyplot()
     out = Path(out_dir)
     if manifest is None:
         manifest = read_manifest(out)
@@ -352,5 +348,4 @@ def plot_all(summaries: Sequence[dict], out_dir: str | Path, manifest: dict | No
             return []
         paths.append(out / name)
         fig.savefig(paths[-1], dpi=120)
-        plt.close(fig)
     return paths

@@ -95,15 +95,15 @@ class ProcessGroup:
     """A gloo group for the end-of-run barrier (rank 0 then writes the combined outputs); a no-op alone."""
 
     def __init__(self, shard: Shard):
-        self.active = False
+        self.active = self.owned = False
         if not shard.distributed:
             return
         import torch.distributed as dist
 
         if dist.is_available() and not dist.is_initialized() and os.environ.get("MASTER_ADDR"):
             dist.init_process_group("gloo", rank=shard.rank, world_size=shard.world_size)
-            self.active = True
-        elif dist.is_available() and dist.is_initialized():
+            self.active = self.owned = True
+        elif dist.is_available() and dist.is_initialized():  # the launcher's or the caller's: used, never destroyed
             self.active = True
 
     def barrier(self) -> None:
@@ -116,6 +116,6 @@ class ProcessGroup:
         if self.active:
             import torch.distributed as dist
 
-            if dist.is_initialized():
+            if self.owned and dist.is_initialized():
                 dist.destroy_process_group()
-            self.active = False
+            self.active = self.owned = False

@@ -18,11 +18,6 @@ def write_extras(result: SearchResult, out_dir: str | Path, max_prompts: int = 6
 
     Writes `confidence_<prompt index>.png` into `out_dir`; returns the written paths.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     tele = result.telemetry
@@ -31,7 +26,7 @@ def write_extras(result: SearchResult, out_dir: str | Path, max_prompts: int = 6
     written = []
     for p, traces in enumerate(tele["prompts"][:max_prompts]):
         path = out / f"confidence_{p:05d}.png"
-        _plot_prompt(plt, result, p, traces, path)
+        _plot_prompt(result, p, traces, path)
         written.append(path)
     return written
 
@@ -40,7 +35,11 @@ PER_CANDIDATE_COLOURS = 10  # beyond the colour cycle, lines are coloured by fat
 THUMBS_PER_ROW = 12
 
 
-def _plot_prompt(plt: Any, result: SearchResult, p: int, traces: list[dict], path: Path) -> None:
+def _plot_prompt(result: SearchResult, p: int, traces: list[dict], path: Path) -> None:
+    import matplotlib
+
+    from arscale.bench.plots import new_figure
+
     tele = result.telemetry
     chosen_node = result.chosen(p).node if result.candidates[p] else None
     final_images = {c.node: c.image for c in result.candidates[p]}
@@ -50,11 +49,11 @@ def _plot_prompt(plt: Any, result: SearchResult, p: int, traces: list[dict], pat
     by_fate = len(traces) > PER_CANDIDATE_COLOURS
     cols = max(1, min(len(traces), THUMBS_PER_ROW))
     thumb_rows = -(-len(traces) // cols)
-    fig = plt.figure(figsize=(max(7.0, 0.75 * cols + 2.4), 3.4 + 1.15 * thumb_rows), dpi=110)
+    fig = new_figure(figsize=(max(7.0, 0.75 * cols + 2.4), 3.4 + 1.15 * thumb_rows), dpi=110)
     grid = fig.add_gridspec(1 + thumb_rows, cols, height_ratios=(3.0, *[1.15] * thumb_rows))
     ax = fig.add_subplot(grid[0, :])
     line_color: dict[int, Any] = {}
-    cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    cycle = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
     for i, tr in enumerate(traces):
         c = np.asarray(tr["C"], dtype=float)
         chosen = tr["node"] == chosen_node
@@ -107,7 +106,6 @@ def _plot_prompt(plt: Any, result: SearchResult, p: int, traces: list[dict], pat
             spine.set_linewidth(2.4 if tr["node"] == chosen_node else 0.8)
     fig.tight_layout()
     fig.savefig(path)
-    plt.close(fig)
 
 
 UNDRAWN = (0.35, 0.35, 0.35, 0.55)  # over the tokens a terminated candidate never generated

@@ -21,11 +21,9 @@ def draw_search_tree(result: SearchResult, prompt: int, path: str | Path) -> boo
     previews = [(k, idx, e) for k, idx, e in previews if idx]
     if not previews:
         return False
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from matplotlib.patches import Patch
+
+    from arscale.bench.plots import new_figure
 
     chosen = result.chosen(prompt)
     lineage = lineage_until(result, chosen.node)
@@ -44,8 +42,8 @@ def draw_search_tree(result: SearchResult, prompt: int, path: str | Path) -> boo
     hidden = {k: max(len(idx) - MAX_COLUMNS, 0) for k, idx, _ in previews}  # wide rows show their first ones
     previews = [(k, idx[:MAX_COLUMNS], e) for k, idx, e in previews]
     width = max(len(idx) for _, idx, _ in previews)
-    fig, axes = plt.subplots(len(previews), width, figsize=(1.1 * width + 1.4, 1.15 * len(previews) + 0.8),
-                             squeeze=False)
+    fig = new_figure(figsize=(1.1 * width + 1.4, 1.15 * len(previews) + 0.8))
+    axes = fig.subplots(len(previews), width, squeeze=False)
     for r, (k, idx, entry) in enumerate(previews):
         for col in range(width):
             ax = axes[r][col]
@@ -78,8 +76,7 @@ def draw_search_tree(result: SearchResult, prompt: int, path: str | Path) -> boo
     fig.suptitle(f"{result.strategy}: {result.prompts[prompt]}\npartial decodes of each scale's image so far (colours "
                  "settle at the fine scales); numbers: the reward each resampling read", fontsize=9)
     fig.tight_layout(rect=(0, 0.05, 1, 0.93))
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    fig.savefig(path, dpi=110, bbox_inches="tight")  # a narrow tree (N <= 4) is narrower than its title and legend
     return True
 
 
