@@ -82,7 +82,8 @@ def merge(inputs: Sequence[str | Path], out: str | Path, *, quiet: bool = False)
             target = out / run.relative_to(folder)
             for prompt in sorted(run.iterdir()):
                 if prompt.is_dir() and prompt.name.isdigit() and (prompt / RECORD_FILE).is_file():
-                    read_json(prompt / RECORD_FILE), read_json(prompt / layout.METADATA_FILE)  # named at its source
+                    for path in (prompt / RECORD_FILE, prompt / layout.METADATA_FILE):
+                        read_json(path)  # a damaged file is named at its source, before anything is copied
                     _copy_prompt(prompt, target / prompt.name)
                 elif prompt.is_dir() and prompt.name in OFFICIAL_LAYOUTS:
                     _copy_tree(prompt, target / prompt.name)
