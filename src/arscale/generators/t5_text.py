@@ -10,8 +10,8 @@ the features are laid out:
 - **LlamaGen** pads to 120 (truncating longer prompts), then *left*-pads: each row's valid tokens are
   moved to the end, the mask is flipped, and the features are multiplied by the mask so padding is
   exactly zero (`T5TextEncoder.llamagen`). Upstream loads T5 in bf16 and cleans captions first
-  (ftfy + a long list of regexes); here only lower-casing and whitespace folding are applied, which is
-  what that cleaning does to an ordinary prompt.
+  (ftfy + a long list of regexes); here only lower-casing and whitespace folding are applied, which matches
+  it for plain prompts (docs/scorers.md lists the cases where it does not).
 
 The encoder attends only to valid tokens, so a valid position's feature does not depend on how much
 padding follows; `encode` therefore pads only to the longest prompt of the batch (the tests check

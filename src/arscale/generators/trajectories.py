@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from arscale.errors import ArscaleError
 from arscale.generators.kv_cache import KVCache
 from arscale.generators.seeding import check_seed, mix, row_key
 
@@ -122,6 +123,8 @@ class Trajectories:
         halves: int = 2,
     ) -> Trajectories:
         """Rows for each prompt; prompt i gets global index `prompt_offset + i` for seeding."""
+        if isinstance(prompts, (str, bytes)):  # else each character would be a prompt
+            raise ArscaleError(f"prompts must be a list, got one string {prompts[:40]!r}: pass [prompt]")
         counts = [rows_per_prompt] * len(prompts) if isinstance(rows_per_prompt, int) else list(rows_per_prompt)
         if len(counts) != len(prompts):
             raise ValueError("rows_per_prompt must give one count per prompt")

@@ -171,6 +171,8 @@ class NextScaleLoop(nn.Module):
 
     @staticmethod
     def _check_start(prompts, rows_per_prompt, cfg) -> tuple[list, list[int], float | None]:
+        if isinstance(prompts, (str, bytes)):  # else each character would be a prompt
+            raise ArscaleError(f"prompts must be a list, got one string {prompts[:40]!r}: pass [prompt]")
         prompts = list(prompts)
         if not prompts:
             raise ArscaleError("no prompts given")

@@ -140,6 +140,7 @@ class LlamaGenGPT(Transformer):
             labels = torch.cat([cond.long(), null])
             key_mask = torch.ones(2 * B, 1, dtype=torch.bool, device=cond.device)
             return self.cls_embedding(labels), key_mask
+        cond = cond.float()  # a T5 run in bf16 / fp16: one dtype into the autocast, whatever the GPT's
         null = torch.zeros_like(cond) + self.cls_embedding.uncond_embedding
         mask = torch.ones(cond.shape[:2], dtype=torch.bool, device=cond.device) if mask is None else mask.bool()
         with self.precision():  # fp32 caption features into bf16 / fp16 weights
