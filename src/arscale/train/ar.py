@@ -28,6 +28,7 @@ from arscale.generators.next_token.generator import left_pad
 from arscale.generators.next_token.shapeworld import WEIGHTS_DIR, ShapeWorldAR, ShapeWorldARConfig
 from arscale.generators.next_token.tokenizer import VQConfig, VQTokenizer
 from arscale.generators.next_token.transformer import TransformerConfig
+from arscale.generators.seeding import mix
 from arscale.generators.text import TextEncoderConfig
 from arscale.train import common, lr_schedule, scene_stream
 
@@ -132,6 +133,25 @@ class ReplayBuffer:
         idx = torch.randint(len(self.prompts), (n,), generator=self.rng)
         return [self.prompts[i] for i in idx.tolist()], self.codes[idx]
 
+    def saved(self, running: float | None, also: dict[str, torch.Tensor]) -> dict:
+        """`TrainState.save`'s extra: the samples (and the running loss), so a resume replays what the
+        uninterrupted run would."""
+        tensors = {"next": torch.tensor(self.next), **also}
+        if self.codes is not None:
+            tensors["codes"] = self.codes[:len(self.prompts)].to(torch.int32)
+        if running is not None:
+            tensors["loss_ema"] = torch.tensor(running, dtype=torch.float64)
+        return {"extra": tensors, "extra_metadata": {"prompts": json.dumps(self.prompts)}}
+
+    def restore(self, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> float | None:
+        """Load what `saved` wrote (nothing for a state without it); returns the running loss."""
+        if "codes" in tensors and len(tensors["codes"]) <= self.capacity:
+            self.prompts = json.loads(metadata["prompts"])
+            self.codes = torch.empty(self.capacity, tensors["codes"].shape[1], dtype=torch.long)
+            self.codes[:len(self.prompts)] = tensors["codes"].long()
+            self.next = int(tensors["next"]) % self.capacity if len(self.prompts) == self.capacity else len(self.prompts)
+        return float(tensors["loss_ema"]) if "loss_ema" in tensors else None
+
 
 def decoder_step(tokenizer: VQTokenizer, opt: torch.optim.Optimizer, images: torch.Tensor) -> float:
     """One reconstruction step of decoder + post_quant_conv on frozen codes."""
@@ -175,7 +195,7 @@ def main(args: argparse.Namespace) -> int:
     run = common.restore(state, model, opt) if resume else common.Resumed()
     step, metrics = run.step, run.metrics
     stream = scene_stream.ShapeWorldStream(args.batch_size, args.seed, start_step=step, workers=args.data_workers)
-    drop_rng = torch.Generator().manual_seed(args.seed * 7919 + step)
+    drop_rng = torch.Generator()  # seeded per step, in the loop
     timer = common.Timer(run.elapsed, args.checkpoint_minutes, args.time_limit)
     fitter = lr_schedule.StepFitter(args, timer, step)
 
@@ -186,7 +206,8 @@ def main(args: argparse.Namespace) -> int:
         common.refuse_non_finite(tokenizer, step)
         for module, what in ((model, "the model"), (tokenizer, "the tokenizer")):
             common.check_range(module.state_dict(), torch.float16, f"{what} at step {step}")
-        state.save(model, opt, step=step, config=config.to_dict(), elapsed=timer.elapsed, metrics=metrics)
+        state.save(model, opt, step=step, config=config.to_dict(), elapsed=timer.elapsed, metrics=metrics,
+                   **replay.saved(running, lr_schedule.fitted_plan(args)))
         # fp16 files keep the package small; loaders cast back to fp32
         common.export_weights(model.state_dict(), config.to_dict(), args.out, "model.safetensors", "config.json",
                               dtype=torch.float16)
@@ -201,9 +222,10 @@ def main(args: argparse.Namespace) -> int:
 
     bar = common.progress(args.steps, step, "shapeworld-ar")
     model.train()
-    running, rec_loss = None, float("nan")
+    rec_loss = float("nan")
     fresh_n = max(1, round(args.batch_size * args.fresh_fraction))
-    replay = ReplayBuffer(args.replay_size, seed=args.seed + step)
+    replay = ReplayBuffer(args.replay_size, seed=args.seed)
+    running = replay.restore(*state.extra()) if resume else None  # the recent samples and the running loss
 
     def schedule(at: int) -> float:
         return lr_schedule.cooled(lambda i: lr_schedule.cosine_lr(i, args.steps, args.lr, 300), at, args.steps, args.cooldown)
@@ -214,6 +236,8 @@ def main(args: argparse.Namespace) -> int:
         with torch.no_grad():
             codes = tokenizer.encode(batch.images.to(device))
         replay.add(batch.prompts, codes)
+        replay.rng.manual_seed(mix(args.seed, step, 0x2E91A))  # seeded per step, as the prompt drops below
+        drop_rng.manual_seed(mix(args.seed, step, 0xD20B))
         old_prompts, old_codes = replay.sample(args.batch_size - fresh_n)
         codes = torch.cat([codes, old_codes.to(device)])
         drop = torch.rand(len(codes), generator=drop_rng) < args.text_dropout

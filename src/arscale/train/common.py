@@ -14,8 +14,10 @@ Used by every ShapeWorld trainer (multi-scale tokenizer, VAR, VQ tokenizer, AR, 
   moments); a resume notes the recorded hyperparameters it changes, and a state with nothing left to train.
 - `TrainState`: resumable checkpoints in a directory — `model.safetensors` (weights),
   `optimizer.safetensors` (optimizer state; param groups in its metadata), `state.json` (step, config,
-  hyperparameters, elapsed time, free-form metrics). `save` is atomic (write then rename) and refuses
-  non-finite weights; `stop_if_diverged(loss, step, args)` stops a run whose loss is no longer finite.
+  hyperparameters, elapsed time, free-form metrics), `trainer.safetensors` (what else a trainer carries from
+  step to step: the AR replay buffer, the tokenizers' code usage, the running loss, a fitted plan). `save` is
+  atomic (write then rename) and refuses non-finite weights; `stop_if_diverged(loss, step, args)` stops a run whose
+  loss is no longer finite.
 - `export_weights(state_dict, config, out_dir, filename)`: the shippable files (safetensors + config.json).
 - `progress(total, initial, desc)`: the tqdm bar every trainer shows.
 - `Timer`: elapsed wall time across resumes, and "time to checkpoint?" checks.
@@ -296,6 +298,11 @@ def begin(args: argparse.Namespace, recorded: tuple[str, ...] = ()) -> tuple[tor
                   "(--fresh starts over with yours)")
         info = state.info()
         before = info.get("hyperparameters") or {}
+        fitted = state.extra()[0].get("fitted") if getattr(args, "fit_time_limit", False) else None
+        if fitted is not None and int(fitted[0]) < args.steps:  # what --fit-time-limit lowered this run to
+            args.steps, args.cooldown, args.fitted = int(fitted[0]), int(fitted[1]), True
+            print(f"note: --fit-time-limit fitted this run to --steps {args.steps} (cooldown {args.cooldown}): it "
+                  "resumes that plan (without --fit-time-limit, --steps as given)")
         if info.get("step", 0) >= args.steps:
             print(f"note: the state in {state.dir} is already at step {info.get('step')} (--steps {args.steps}): "
                   f"nothing to train; its weights are exported again to {args.out}")
@@ -359,9 +366,15 @@ class TrainState:
         return (self.dir / "state.json").exists()
 
     def save(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None, *, step: int,
-             config: dict[str, Any], elapsed: float, metrics: dict[str, Any] | None = None) -> None:
+             config: dict[str, Any], elapsed: float, metrics: dict[str, Any] | None = None,
+             extra: dict[str, torch.Tensor] | None = None, extra_metadata: dict[str, str] | None = None) -> None:
+        """`extra` (with `extra_metadata`): what else a trainer carries from step to step (a replay buffer, code
+        usage, a running loss), in trainer.safetensors, so that a resume continues the uninterrupted run."""
         refuse_non_finite(model, step)
         self.dir.mkdir(parents=True, exist_ok=True)
+        if extra is not None:
+            save_file(_contiguous(extra), str(self.dir / "trainer.safetensors.tmp"), metadata=extra_metadata)
+            os.replace(self.dir / "trainer.safetensors.tmp", self.dir / "trainer.safetensors")
         save_file(_contiguous(model.state_dict()), str(self.dir / "model.safetensors.tmp"))
         os.replace(self.dir / "model.safetensors.tmp", self.dir / "model.safetensors")
         if optimizer is not None:
@@ -375,6 +388,16 @@ class TrainState:
 
     def info(self) -> dict[str, Any]:
         return read_json(self.dir / "state.json")
+
+    def extra(self) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+        """What `save(extra=..., extra_metadata=...)` wrote; empty for a state without it (an older one)."""
+        path = self.dir / "trainer.safetensors"
+        if not path.exists():
+            return {}, {}
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as f:
+            return {k: f.get_tensor(k) for k in f.keys()}, dict(f.metadata() or {})  # noqa: SIM118
 
     def load(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None = None) -> dict[str, Any]:
         """Load weights (strict) and optimizer state; returns state.json's content."""

@@ -54,6 +54,12 @@ def check_fit_arg(args: argparse.Namespace) -> None:
         raise ArscaleError("--fit-time-limit needs a --time-limit in minutes")
 
 
+def fitted_plan(args: argparse.Namespace) -> dict[str, torch.Tensor]:
+    """What a state records of `--fit-time-limit`'s plan (steps, cooldown), so a resume keeps to it."""
+    fitted = args.fit_time_limit and getattr(args, "fitted", False)  # set once `StepFitter` lowered the plan
+    return {"fitted": torch.tensor([args.steps, args.cooldown])} if fitted else {}
+
+
 def fitted_steps(steps: int, cooldown: int, step: int, probe_steps: int, probe_seconds: float,
                  seconds_left: float, reserve: float = 0.05) -> tuple[int, int]:
     """(steps, cooldown) for a run at `step` that took `probe_seconds` for its last `probe_steps` steps and
@@ -87,6 +93,7 @@ class StepFitter:
             return None
         probe = time.monotonic() - self.started
         planned = self.args.steps, self.args.cooldown
+        self.args.fitted = True
         self.args.steps, self.args.cooldown = fitted_steps(*planned, step, FIT_PROBE_STEPS, probe,
                                                            self.timer.seconds_left())
         speed = f"--fit-time-limit: {probe / FIT_PROBE_STEPS:.3f} s/step"

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 
 from arscale.errors import ArscaleError
 from arscale.generators.next_scale.tokenizer import MultiScaleTokenizer, MultiScaleTokenizerConfig
+from arscale.generators.seeding import mix
 from arscale.train import common, lr_schedule, scene_stream
 from arscale.train.generated_latents import check_same_codes, continued_latents, draw_start_scales
 
@@ -153,14 +154,18 @@ def main(args: argparse.Namespace) -> int:
         earliest = gen.num_scales - 1 if args.earliest_sampled_scale is None else args.earliest_sampled_scale
         draw_start_scales(1, gen.num_scales, args.generated_fraction, earliest,
                           torch.Generator())  # validates both options before any training
-        start_rng = torch.Generator().manual_seed(args.seed * 1000003 + step)
+        start_rng = torch.Generator()  # seeded per step, in the loop
     stream = scene_stream.ShapeWorldStream(args.batch_size, args.seed, start_step=step, workers=args.data_workers)
     timer = common.Timer(elapsed, args.checkpoint_minutes, args.time_limit)
     usage = torch.zeros(config.vocab_size, device=device)
+    carried = state.extra()[0] if resume else {}
+    if "usage" in carried:  # which codes the run found dead: the next re-seeding needs it
+        usage.copy_(carried["usage"])
 
     def save():
         metrics.update(phase=phase, phase_start=phase_start)
-        state.save(model, opt, step=step, config=config.to_dict(), elapsed=timer.elapsed, metrics=metrics)
+        state.save(model, opt, step=step, config=config.to_dict(), elapsed=timer.elapsed, metrics=metrics,
+                   extra={"usage": usage})
 
     bar = common.progress(args.steps, step, "shapeworld-tokenizer")
     model.train()
@@ -172,6 +177,7 @@ def main(args: argparse.Namespace) -> int:
         if gen is None:
             recon, vq_loss, indices = model(images)
         else:
+            start_rng.manual_seed(mix(args.seed, step, 0x57A27))  # per step: a resume draws as the whole run
             starts = draw_start_scales(len(images), gen.num_scales, args.generated_fraction, earliest, start_rng)
             f_hat = continued_latents(gen, model, images, batch.prompts, starts, seed=args.seed * 7919 + step)
             recon = (model.decoder(model.post_quant_conv(f_hat)) + 1) / 2
@@ -187,7 +193,8 @@ def main(args: argparse.Namespace) -> int:
         if not args.decoder_only:
             usage.mul_(0.99).add_(torch.bincount(torch.cat([i.flatten() for i in indices]), minlength=config.vocab_size))
             if step % 50 == 0:
-                reseed_dead_codes(model, usage)
+                dead_rng = torch.Generator(device).manual_seed(mix(args.seed, step, 0xDEAD))  # a resume draws alike
+                reseed_dead_codes(model, usage, generator=dead_rng)
         bar.update(1)
         if step % 20 == 0:
             codes = {} if args.decoder_only else {"vq": f"{vq_loss.item():.4f}", "used": int((usage > 0.05).sum())}
@@ -210,7 +217,8 @@ def main(args: argparse.Namespace) -> int:
 
 
 @torch.no_grad()
-def reseed_dead_codes(model: MultiScaleTokenizer, usage: torch.Tensor, threshold: float = 0.05) -> int:
+def reseed_dead_codes(model: MultiScaleTokenizer, usage: torch.Tensor, threshold: float = 0.05,
+                      generator: torch.Generator | None = None) -> int:
     q = model.quantizer
     if q.last_residuals is None:
         return 0
@@ -218,7 +226,8 @@ def reseed_dead_codes(model: MultiScaleTokenizer, usage: torch.Tensor, threshold
     if len(dead) == 0:
         return 0
     pool = q.last_residuals
-    pick = torch.randint(len(pool), (len(dead),), device=pool.device)
-    q.embedding.weight.data[dead] = pool[pick] + 0.01 * torch.randn_like(pool[pick])
+    pick = torch.randint(len(pool), (len(dead),), device=pool.device, generator=generator)
+    noise = torch.randn(pool[pick].shape, device=pool.device, dtype=pool.dtype, generator=generator)
+    q.embedding.weight.data[dead] = pool[pick] + 0.01 * noise
     usage[dead] = 1.0
     return len(dead)

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 
 from arscale.errors import ArscaleError
 from arscale.generators.next_token.tokenizer import VQConfig, VQTokenizer
+from arscale.generators.seeding import mix
 from arscale.train import common, lr_schedule, scene_stream
 
 WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights" / "shapeworld-ar"
@@ -77,13 +78,15 @@ def reconstruction_accuracy(model: VQTokenizer, per_tag: int = 10, seed: int = 4
 
 
 @torch.no_grad()
-def reseed_dead_codes(model: VQTokenizer, usage: torch.Tensor, latents: torch.Tensor, threshold: float = 0.03) -> int:
+def reseed_dead_codes(model: VQTokenizer, usage: torch.Tensor, latents: torch.Tensor, threshold: float = 0.03,
+                      generator: torch.Generator | None = None) -> int:
     dead = torch.nonzero(usage < threshold).flatten()
     if len(dead) == 0:
         return 0
     pool = latents.permute(0, 2, 3, 1).reshape(-1, latents.shape[1])
-    pick = torch.randint(len(pool), (len(dead),), device=pool.device)
-    model.codebook.weight.data[dead] = pool[pick] + 0.01 * torch.randn_like(pool[pick])
+    pick = torch.randint(len(pool), (len(dead),), device=pool.device, generator=generator)
+    noise = torch.randn(pool[pick].shape, device=pool.device, dtype=pool.dtype, generator=generator)
+    model.codebook.weight.data[dead] = pool[pick] + 0.01 * noise
     usage[dead] = 1.0
     return len(dead)
 
@@ -162,9 +165,13 @@ def main(args: argparse.Namespace) -> int:
     stream = scene_stream.ShapeWorldStream(args.batch_size, args.seed, start_step=step, workers=args.data_workers)
     timer = common.Timer(run.elapsed, args.checkpoint_minutes, args.time_limit)
     usage = torch.ones(config.codebook_size, device=device)
+    carried = state.extra()[0] if resume else {}
+    if "usage" in carried:  # which codes the run found dead: the next re-seeding needs it
+        usage.copy_(carried["usage"])
 
     def save():
-        state.save(model, opt, step=step, config=config.to_dict(), elapsed=timer.elapsed, metrics=metrics)
+        state.save(model, opt, step=step, config=config.to_dict(), elapsed=timer.elapsed, metrics=metrics,
+                   extra={"usage": usage})
 
     bar = common.progress(args.steps, step, "shapeworld-ar-tokenizer")
     model.train()
@@ -182,7 +189,8 @@ def main(args: argparse.Namespace) -> int:
         usage.mul_(0.98).add_(torch.bincount(codes.flatten(), minlength=config.codebook_size).float())
         if step % 50 == 0 and step < 0.8 * args.steps:
             with torch.no_grad():
-                reseed_dead_codes(model, usage, model.encode_latent(images))
+                reseed_dead_codes(model, usage, model.encode_latent(images),
+                                  generator=torch.Generator(device).manual_seed(mix(args.seed, step, 0xDEAD)))
         bar.update(1)
         if step % 20 == 0:
             bar.set_postfix(loss=f"{loss.item():.4f}", vq=f"{vq_loss.item():.4f}", used=int((usage > 0.03).sum()))

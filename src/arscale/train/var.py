@@ -21,6 +21,7 @@ from arscale.errors import ArscaleError
 from arscale.generators.loading import read_json, read_safetensors, shapeworld_folder_holds
 from arscale.generators.next_scale.generator import ScaleGenerator
 from arscale.generators.next_scale.shapeworld import WEIGHTS_DIR, build_shapeworld_var
+from arscale.generators.seeding import mix
 from arscale.train import common, lr_schedule, scene_stream
 from arscale.train.grow import block_sources, deepen_state
 from arscale.train.self_correction import (
@@ -251,18 +252,20 @@ def main(args: argparse.Namespace) -> int:
     run = common.restore(state, model, opt) if resume else common.Resumed()
     step, metrics = run.step, run.metrics
     stream = scene_stream.ShapeWorldStream(args.batch_size, args.seed, start_step=step, workers=args.data_workers)
-    drop_rng = torch.Generator().manual_seed(args.seed * 1000003 + step)
-    noise_rng = torch.Generator(device=device).manual_seed(args.seed * 1000033 + step)
+    drop_rng, noise_rng = torch.Generator(), torch.Generator(device=device)  # seeded per step, in the loop
     timer = common.Timer(run.elapsed, args.checkpoint_minutes, args.time_limit)
     fitter = lr_schedule.StepFitter(args, timer, step)
 
     def save():
-        state.save(model, opt, step=step, config=config, elapsed=timer.elapsed, metrics=metrics)
+        state.save(model, opt, step=step, config=config, elapsed=timer.elapsed, metrics=metrics,
+                   extra={**({} if ema_loss is None else {"ema_loss": torch.tensor(ema_loss, dtype=torch.float64)}),
+                          **lr_schedule.fitted_plan(args)})
 
     bar = common.progress(args.steps, step, "shapeworld-var")
     model.train()
     q = gen.tokenizer.quantizer
-    ema_loss = None
+    carried = state.extra()[0] if resume else {}
+    ema_loss = float(carried["ema_loss"]) if "ema_loss" in carried else None  # the running loss goes on
     token_weights = scale_loss_weights(config["transformer"]["patch_nums"], args.scale_weighting).to(device)
 
     def schedule(at: int) -> float:
@@ -271,6 +274,9 @@ def main(args: argparse.Namespace) -> int:
     while step < args.steps:
         lr_schedule.set_lr(opt, lr_schedule.rewarm(schedule(step), step, run.rewarm_from))
         batch = stream.sample(args.batch_size)
+        # seeded per step, so a resumed run drops prompts and corrupts prefixes as the uninterrupted run would
+        drop_rng.manual_seed(mix(args.seed, step, 0xD20B))
+        noise_rng.manual_seed(mix(args.seed, step, 0x7015E))
         with torch.no_grad():
             # strength 0 is exactly plain teacher forcing (tested)
             latent = gen.tokenizer.latent(batch.images.to(device))
