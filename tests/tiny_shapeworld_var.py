@@ -39,3 +39,17 @@ def write_tiny_training_configs(folder: Path) -> tuple[Path, Path]:
     for path, config in zip(paths, (tokenizer, model)):
         path.write_text(json.dumps(config))
     return paths
+
+
+def write_tiny_var_training_folder(folder: Path) -> tuple[Path, Path]:
+    """A random tiny multi-scale tokenizer in `folder/tok` and the tiny transformer `--config`: (tokenizer folder,
+    var.json), the inputs of an `arscale train shapeworld-var` run of a few steps."""
+    from arscale.generators.next_scale.tokenizer import MultiScaleTokenizer, MultiScaleTokenizerConfig
+    from arscale.train import common
+
+    tok_json, var_json = write_tiny_training_configs(folder)
+    torch.manual_seed(0)
+    tok = MultiScaleTokenizer(MultiScaleTokenizerConfig.from_dict(json.loads(tok_json.read_text())))
+    common.export_weights(tok.state_dict(), tok.config.to_dict(), folder / "tok", "tokenizer.safetensors",
+                          "tokenizer_config.json")
+    return folder / "tok", var_json

@@ -9,17 +9,11 @@ import signal
 import pytest
 import torch
 from safetensors.torch import load_file
-from tiny_shapeworld_var import write_tiny_training_configs
+from tiny_shapeworld_ar import write_tiny_vq_folder
+from tiny_shapeworld_var import write_tiny_var_training_folder
 
 from arscale.cli import main as cli
-from arscale.generators.next_scale.tokenizer import MultiScaleTokenizer, MultiScaleTokenizerConfig
-from arscale.generators.next_token.tokenizer import VQConfig, VQTokenizer
 from arscale.train import common, tokenizer_multiscale, var
-
-TINY_VQ = {"codebook_size": 16, "code_dim": 4, "z_channels": 8, "ch": 4, "ch_mult": [1, 2, 2, 2]}
-TINY_AR = {"text": {"width": 16, "depth": 1, "heads": 2, "max_len": 12},
-           "transformer": {"dim": 16, "n_layer": 1, "n_head": 2, "vocab_size": 16, "grid": 8, "cls_token_num": 12,
-                           "caption_dim": 16, "multiple_of": 8}}
 
 
 @pytest.fixture
@@ -60,12 +54,7 @@ def _same_files(whole, split, names=("model.safetensors", "optimizer.safetensors
 def var_files(tmp_path_factory):
     """A random tiny multi-scale tokenizer folder and the tiny transformer --config."""
     folder = tmp_path_factory.mktemp("var")
-    tok_json, var_json = write_tiny_training_configs(folder)
-    torch.manual_seed(0)
-    tok = MultiScaleTokenizer(MultiScaleTokenizerConfig.from_dict(json.loads(tok_json.read_text())))
-    common.export_weights(tok.state_dict(), tok.config.to_dict(), folder / "tok", "tokenizer.safetensors",
-                          "tokenizer_config.json")
-    return folder, folder / "tok", var_json
+    return folder, *write_tiny_var_training_folder(folder)
 
 
 def _var(var_files, out, *extra):
@@ -92,13 +81,7 @@ def _ar(folder, out):
 @pytest.fixture(scope="module")
 def ar_folder(tmp_path_factory):
     """A random tiny VQ tokenizer folder with the tiny decoder --config."""
-    folder = tmp_path_factory.mktemp("vq")
-    torch.manual_seed(0)
-    tok = VQTokenizer(VQConfig(**TINY_VQ))
-    common.export_weights(tok.state_dict(), {"tokenizer": tok.config.to_dict()}, folder, "tokenizer.safetensors",
-                          "tokenizer_config.json")
-    (folder / "ar.json").write_text(json.dumps(TINY_AR))
-    return folder
+    return write_tiny_vq_folder(tmp_path_factory.mktemp("vq"))
 
 
 def test_an_ar_run_stopped_at_any_step_replays_and_drops_as_the_uninterrupted_one(ar_folder, tmp_path, ctrl_c):

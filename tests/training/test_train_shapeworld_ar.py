@@ -8,30 +8,19 @@ import torch
 import torch.nn.functional as F
 from safetensors import safe_open
 from safetensors.torch import load_file
+from tiny_shapeworld_ar import TINY_AR, write_tiny_vq_folder
 
 from arscale.cli import main as cli
 from arscale.generators.next_token.generator import left_pad
 from arscale.generators.next_token.shapeworld import ShapeWorldAR, ShapeWorldARConfig
-from arscale.generators.next_token.tokenizer import VQConfig, VQTokenizer
 from arscale.train import ar, common
 from arscale.train.lr_schedule import cosine_lr
-
-TINY_VQ = {"codebook_size": 16, "code_dim": 4, "z_channels": 8, "ch": 4, "ch_mult": [1, 2, 2, 2]}
-TINY_AR = {"text": {"width": 16, "depth": 1, "heads": 2, "max_len": 12},
-           "transformer": {"dim": 16, "n_layer": 1, "n_head": 2, "vocab_size": 16, "grid": 8, "cls_token_num": 12,
-                           "caption_dim": 16, "multiple_of": 8}}
 
 
 @pytest.fixture(scope="module")
 def tokenizer_dir(tmp_path_factory):
     """A random tiny VQ tokenizer folder, as `arscale train shapeworld-ar-tokenizer` writes it."""
-    folder = tmp_path_factory.mktemp("vq")
-    torch.manual_seed(0)
-    tok = VQTokenizer(VQConfig(**TINY_VQ))
-    common.export_weights(tok.state_dict(), {"tokenizer": tok.config.to_dict()}, folder, "tokenizer.safetensors",
-                          "tokenizer_config.json")
-    (folder / "ar.json").write_text(json.dumps(TINY_AR))
-    return folder
+    return write_tiny_vq_folder(tmp_path_factory.mktemp("vq"))
 
 
 def test_the_loss_is_the_next_token_likelihood_of_each_code_given_the_earlier_ones():

@@ -6,7 +6,7 @@ import json
 import pytest
 import torch
 from safetensors.torch import load_file
-from tiny_shapeworld_var import write_tiny_training_configs
+from tiny_shapeworld_var import write_tiny_var_training_folder
 
 from arscale.cli import main as cli
 from arscale.generators.next_scale.tokenizer import MultiScaleTokenizer, MultiScaleTokenizerConfig
@@ -16,13 +16,7 @@ from arscale.train import common, var
 @pytest.fixture(scope="module")
 def configs(tmp_path_factory):
     """A random tiny multi-scale tokenizer folder and the tiny transformer --config."""
-    folder = tmp_path_factory.mktemp("var")
-    tok_json, var_json = write_tiny_training_configs(folder)
-    torch.manual_seed(0)
-    tok = MultiScaleTokenizer(MultiScaleTokenizerConfig.from_dict(json.loads(tok_json.read_text())))
-    common.export_weights(tok.state_dict(), tok.config.to_dict(), folder / "tok", "tokenizer.safetensors",
-                          "tokenizer_config.json")
-    return folder / "tok", var_json
+    return write_tiny_var_training_folder(tmp_path_factory.mktemp("var"))
 
 
 @pytest.fixture

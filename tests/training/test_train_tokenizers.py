@@ -8,6 +8,7 @@ import pytest
 import torch
 from safetensors import safe_open
 from safetensors.torch import load_file
+from tiny_shapeworld_ar import TINY_VQ
 from tiny_shapeworld_var import write_tiny_training_configs
 
 from arscale.cli import main as cli
@@ -15,8 +16,6 @@ from arscale.generators.next_scale.tokenizer import MultiScaleTokenizer, MultiSc
 from arscale.generators.next_token.tokenizer import VQConfig, VQTokenizer
 from arscale.train import common, tokenizer_multiscale, tokenizer_vq
 from arscale.train.lr_schedule import cosine_lr
-
-TINY_VQ = {"codebook_size": 16, "code_dim": 4, "z_channels": 8, "ch": 4, "ch_mult": [1, 2, 2, 2]}
 
 
 def _lr(state_dir):

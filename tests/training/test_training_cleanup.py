@@ -7,13 +7,12 @@ import time
 
 import pytest
 import torch
+from tiny_shapeworld_ar import TINY_VQ
 
 from arscale.cli import main as cli
 from arscale.errors import ArscaleError
 from arscale.folders import first_missing, remove_empty_folders
 from arscale.train import common, scene_stream
-
-TINY_VQ = {"codebook_size": 16, "code_dim": 4, "z_channels": 8, "ch": 4, "ch_mult": [1, 2, 2, 2]}
 
 
 def test_a_run_failing_mid_loop_stops_its_data_workers_and_removes_the_folder_it_made(tmp_path, monkeypatch,

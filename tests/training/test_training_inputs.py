@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from tiny_shapeworld_ar import TINY_VQ
 
 from arscale.cli import build_parser
 from arscale.cli import main as cli
@@ -15,7 +16,6 @@ from arscale.errors import ArscaleError
 from arscale.train import common
 
 WEIGHTS = Path(__file__).resolve().parents[2] / "src" / "arscale" / "weights"
-TINY_VQ = {"codebook_size": 16, "code_dim": 4, "z_channels": 8, "ch": 4, "ch_mult": [1, 2, 2, 2]}
 
 
 def model_folder(tmp_path: Path, kind: str) -> Path:
