@@ -232,6 +232,10 @@ class Bench:
                 todo = [sp for block in blocks(mine, self.batch_prompts)
                         if not (resume and all(is_done(root, sp, official) for sp in block)) for sp in block]
                 plan.append((spec, make_strategy(spec.strategy, run_config(spec)), n, root, todo))
+        for _, strategy, *_ in plan:  # a label the model cannot run is refused before any label spends budget
+            check = getattr(strategy, "check_generator", None)
+            if callable(check):
+                check(self.generator)
         total = sum(len(t) for *_, t in plan)
         for spec, strategy, n, _, todo in plan:
             note = budget_note(strategy, self.generator, n) if todo else None

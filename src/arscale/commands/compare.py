@@ -112,8 +112,9 @@ def _run_pooled(args: argparse.Namespace) -> int:
     for i in described[1:]:  # pooled draws should differ in their prompts only
         first = described[0]
         diffs = run_differences(folders[first], folders[i])
-        # another seed draws other candidates, another arscale counted cost otherwise: neither moves accuracy
-        unlike = [d for d in diffs if not d.startswith(("seed:", "cost_accounting:"))]
+        # another seed, device type or thread count draws other candidates (or rounds them otherwise), another
+        # arscale counted cost otherwise: none moves accuracy
+        unlike = [d for d in diffs if not d.startswith(("seed:", "cost_accounting:", "device:", "threads:"))]
         if unlike:
             raise ArscaleError(f"draw {names[i]} is not a bench of the same setup as {names[first]} "
                                f"({'; '.join(unlike)}): pooling averages one setup over new prompts")

@@ -116,6 +116,9 @@ def _generate(args: argparse.Namespace, out: Path, t0: float) -> int:
     use_class_names(generator, args.class_names)
     strategy = make_strategy(args.strategy, read_config(args.config) if args.config else {})
     scorer = None
+    if args.scorer_weights and not getattr(strategy, "uses_reward", True):
+        print(f"note: {args.strategy} uses no scorer; --scorer-weights {args.scorer_weights} is ignored",
+              file=sys.stderr)
     if args.scorer and not getattr(strategy, "uses_reward", True):
         print(f"note: {args.strategy} uses no scorer; --scorer {args.scorer} is ignored", file=sys.stderr)
     elif args.scorer:
@@ -154,7 +157,8 @@ def _generate(args: argparse.Namespace, out: Path, t0: float) -> int:
     summary = {"prompt": args.prompt, "model": args.model, "strategy": args.strategy, "n": args.n,
                "seed": args.seed, "cfg": _model_cfg(generator), **precision,  # given only: else the loader's fp32
                "scorer": args.scorer if scorer else None,
-               **({"scorer_weights": str(args.scorer_weights)} if args.scorer_weights else {}),
+               **({"scorer_weights": str(args.scorer_weights)}
+                  if args.scorer_weights and getattr(strategy, "uses_reward", True) else {}),
                "scores": [c.score for c in candidates],
                "chosen": [i for i, c in enumerate(candidates) if c.chosen],
                "seconds": round(time.perf_counter() - t0, 2),  # the whole command, loading included

@@ -58,6 +58,14 @@ class ScalingAR:
     def __init__(self, config: ScalingARConfig | None = None):
         self.config = config or ScalingARConfig()
 
+    def check_generator(self, generator: Any) -> None:
+        """A next-token model, refused in one line otherwise (`bench` asks before any label runs)."""
+        for attr in ("next_logits", "advance", "finish"):
+            if not hasattr(generator, attr):
+                name = getattr(generator, "name", type(generator).__name__)
+                raise ArscaleError(f"ScalingAR steers token by token: it needs a next-token model (shapeworld-ar, "
+                                   f"llamagen-...), and {name} has no {attr}() (next-scale models: tts-var)")
+
     def run(self, generator: Any, prompts: Sequence[str], n: int, *, seed: int = 0, prompt_offset: int = 0,
             scorer: Any = None) -> SearchResult:
         """ScalingAR on a next-token model: `n` candidates per prompt decode together; low-confidence ones are
@@ -69,11 +77,7 @@ class ScalingAR:
         if self.config.terminate and n > 1 and self.config.min_survivors >= n:
             warnings.warn(f"ScalingAR: min_survivors {self.config.min_survivors} keeps all {n} candidates, so none is "
                           "terminated (terminate=False says so on purpose)", ArscaleWarning, stacklevel=2)
-        for attr in ("next_logits", "advance", "finish"):
-            if not hasattr(generator, attr):
-                name = getattr(generator, "name", type(generator).__name__)
-                raise ArscaleError(f"ScalingAR steers token by token: it needs a next-token model (shapeworld-ar, "
-                                   f"llamagen-...), and {name} has no {attr}() (next-scale models: tts-var)")
+        self.check_generator(generator)
         prompts = check_prompt_list(prompts)
         check_prompt_offset(prompt_offset)
         cost = CostRecord()

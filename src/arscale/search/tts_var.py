@@ -98,6 +98,12 @@ class TTSVAR:
         return (f"{self.name} at N={n} consults no reward: its schedule ({', '.join(map(str, plan.batch))} rows) "
                 "never resamples and ends with one row, so the reward only scores the result (docs/strategies.md)")
 
+    def check_generator(self, generator: Any) -> None:
+        """A next-scale model, refused in one line otherwise (`bench` asks before any label runs)."""
+        if generator_kind(generator) != "scale":
+            raise ArscaleError("tts-var searches over scales: it needs a next-scale generator (VAR, Infinity, "
+                               "shapeworld-var); use scaling-ar, importance or best-of-n for next-token models")
+
     def run(self, generator: Any, prompts: Sequence[str], n: int, *, seed: int = 0, prompt_offset: int = 0,
             scorer: Any = None) -> SearchResult:
         """TTS-VAR on a next-scale model. `n` is the budget as `n_counts` says (default: the rows that start, the
@@ -108,9 +114,7 @@ class TTSVAR:
         n = check_n(n)
         self.config.check()
         c = self.config
-        if generator_kind(generator) != "scale":
-            raise ArscaleError("tts-var searches over scales: it needs a next-scale generator (VAR, Infinity, "
-                               "shapeworld-var); use scaling-ar, importance or best-of-n for next-token models")
+        self.check_generator(generator)
         plan = self.schedule(int(generator.num_scales), n)
         features = None  # loaded before the search's clock starts, as its reward is
         if plan.cluster_at and c.features != LATENT:
