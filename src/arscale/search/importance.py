@@ -122,6 +122,9 @@ class Importance:
         traj = search.start(prompts, n, unconditional=False)
         trace = search.telemetry.setdefault("operations", [])
         points = self.points(search)  # checked at any N
+        if n > 1 and points and not callable(getattr(generator, "preview", None)):  # optional on next-token models
+            raise ArscaleError(f"importance: {type(generator).__name__} has no preview(traj, size), the partial "
+                               "decode scored at each resampling point; give it one, or use best-of-n")
         for point in points if n > 1 else []:  # one particle per prompt: resampling cannot change anything
             search.run_to(traj, point)
             search.score_now(traj, point - 1)
