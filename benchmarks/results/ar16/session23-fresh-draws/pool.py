@@ -28,7 +28,7 @@ def summaries(draw: str) -> tuple[dict, dict]:
 
 def report(draws: list[str], earlier: int) -> None:
     """Each draw's accuracies and gain, then the pooled gain over the first `earlier` draws and over all."""
-    rows = [(d, *(100 * s["overall"] for s in summaries(d))) for d in draws]
+    rows = [(d, *(round(100 * s["overall"], 9) for s in summaries(d))) for d in draws]  # printed as table.md does
     for d, raw, run in rows:
         print(f"{d:45s} {raw:5.1f} {run:5.1f} {run - raw:+5.1f}")
     for subset in (rows[:earlier], rows):
