@@ -15,6 +15,7 @@ self-attend and cross-attend to the image tokens; a linear head on the query.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -157,7 +158,8 @@ class ShapeWorldScorer:
                           for i in range(0, len(images), self.batch_size)]).float().cpu()
 
 
-_LOADED: dict[tuple[str, str], tuple[tuple, RewardModel]] = {}  # (folder, device) -> (its files' stamp, model)
+_LOADED: dict[tuple[str, str], tuple[tuple, weakref.ref]] = {}  # (folder, device) -> (its files' stamp, model)
+_RECENT: list[RewardModel] = []  # the last models asked for, kept alive; an older one lives while a caller holds it
 _DEFAULT_DIR: list[Path] = [WEIGHTS_DIR]
 
 
@@ -212,8 +214,10 @@ def load_model(weights: str | Path | None = None, device: str | torch.device = "
     to `use_weights`); cached per process."""
     directory = Path(weights) if weights is not None else _DEFAULT_DIR[0]
     key, stamp = (str(directory.resolve()), str(device)), weights_stamp(directory)
-    if key in _LOADED and _LOADED[key][0] == stamp:
-        return _LOADED[key][1]
+    entry = _LOADED.get(key)
+    model = entry[1]() if entry is not None and entry[0] == stamp else None
+    if model is not None:
+        return _keep(model)
     config_path, weights_path = directory / "config.json", directory / "model.safetensors"
     if not config_path.exists() or not weights_path.exists():
         raise ArscaleError(f"no ShapeWorld reward weights in {directory} (need config.json and model.safetensors); "
@@ -228,7 +232,15 @@ def load_model(weights: str | Path | None = None, device: str | torch.device = "
                            f"leftover {extra[:5]}")
     model.load_state_dict({k: v.float() for k, v in state.items()})
     model.to(device).eval()
-    _LOADED[key] = stamp, model  # replaces the model of the folder's earlier files
+    for dead in [k for k, (_, ref) in _LOADED.items() if ref() is None]:
+        del _LOADED[dead]
+    _LOADED[key] = stamp, weakref.ref(model)  # replaces the model of the folder's earlier files
+    return _keep(model)
+
+
+def _keep(model: RewardModel) -> RewardModel:
+    """Keep the two models last asked for alive (a sweep over reward folders holds no more than that)."""
+    _RECENT[:] = [model, *(m for m in _RECENT if m is not model)][:2]
     return model
 
 

@@ -40,23 +40,28 @@ from arscale.scorers.base import SCORERS, load_scorer
 from arscale.search.potentials import check_finite
 from arscale.search.result import Candidate, CostRecord, SearchResult
 
-# registration, scorer, hub files read, and the ShapeWorld reward folder's `weights_stamp` when it loaded
-_SCORERS: dict[tuple[str, ...], tuple[Any, Any, dict[str, Path], tuple]] = {}
+# (name, device) -> registration, scorer, hub files read, and the ShapeWorld reward folder and its `weights_stamp`
+# when it loaded: one scorer per name and device, so a sweep over reward folders keeps only the last one's
+_SCORERS: dict[tuple[str, str], tuple[Any, Any, dict[str, Path], tuple]] = {}
 
 
 class _PerObject:
     """A dict of values per object, held weakly: an entry dies with its object, so a new object at a freed
-    address never inherits it. Objects that cannot be weakly referenced are kept by identity."""
+    address never inherits it. Objects that cannot be weakly referenced are kept, the last 8, with their values."""
 
     def __init__(self):
         self._weak: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-        self._by_id: dict[int, dict] = {}
+        self._by_id: dict[int, tuple[Any, dict]] = {}
 
     def of(self, obj: Any) -> dict:
         try:
             return self._weak.setdefault(obj, {})
-        except TypeError:
-            return self._by_id.setdefault(id(obj), {})
+        except TypeError:  # held with its values (the last 8), so no later object takes its address meanwhile
+            entry = self._by_id.pop(id(obj), (obj, {}))
+            self._by_id[id(obj)] = entry
+            while len(self._by_id) > 8:
+                del self._by_id[next(iter(self._by_id))]
+            return entry[1]
 
 
 _DECODE_FLOPS_PER_ROW = _PerObject()  # per generator: decode FLOPs per row, by size
@@ -84,7 +89,7 @@ def cached_scorer_and_files(name: str, device: Any) -> tuple[Any, dict[str, Path
 
     # a name registered anew loads anew (the entry keeps its registration: an identity, never reused while held),
     # and so do the ShapeWorld scorers after `use_weights` moved them or a training run rewrote their folder
-    key, stamp = (name, str(device), str(weights_in_use())), weights_stamp()
+    key, stamp = (name, str(device)), (str(weights_in_use()), weights_stamp())
     target = SCORERS.get(name)
     if key not in _SCORERS or _SCORERS[key][0] is not target or _SCORERS[key][3] != stamp:
         with recording_hub_files() as files:
