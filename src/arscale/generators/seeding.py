@@ -4,6 +4,10 @@ Every row carries a 63-bit key. A row's random draws at a step come from a gener
 with `mix(key, step)`, so results depend on (prompt index, candidate index, step) only — never
 on batch layout, process rank or how many prompts share a forward. A row duplicated by
 `select` gets a fresh key derived from its parent's, so copies diverge after resampling.
+
+On a CPU, torch's generator reads only a seed's low 32 bits, so streams number 2^32: at 10^5 prompts × 64
+candidates a few rows share one step's draws (never a whole image); CUDA's Philox reads all 64. Widening the CPU
+state would change every recorded CPU result, so it is left as it is.
 """
 
 from __future__ import annotations

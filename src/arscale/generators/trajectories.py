@@ -111,6 +111,7 @@ class Trajectories:
         self.cache: KVCache | None = None
         self.history: dict[str, torch.Tensor] = {}
         self.extra: dict[str, Any] = {}
+        self.copies: dict[tuple[int, int], int] = {}  # (parent key, step) -> copies made: fresh keys across selects
 
     @classmethod
     def for_prompts(
@@ -195,7 +196,9 @@ class Trajectories:
                 new_keys.append(self.seed_key[r])
             else:
                 new_nodes += self.tree.add([int(self.node[r])], [int(self.prompt_index[r])], self.step)
-                new_keys.append(mix(self.seed_key[r], self.step, copy))
+                made = self.copies.get((self.seed_key[r], self.step), 0) + 1  # a second select at this step goes on
+                self.copies[(self.seed_key[r], self.step)] = made
+                new_keys.append(mix(self.seed_key[r], self.step, made))
 
         pidx = self.paired_index(idx)
         self.rows = {k: v.index_select(0, idx.to(v.device)) for k, v in self.rows.items()}
