@@ -47,7 +47,7 @@ def test_cached_generation_costs_one_causal_pass_over_the_same_positions(halves)
     gen = random_shapeworld_ar(0, grid=4, vocab_size=32, cfg=2.0 if halves == 2 else 1.0)
     rows = 3
     t, P, T = gen.transformer, gen.prefix_len, gen.num_tokens
-    one_pass = sum(t.flops_per_position(j + 1) for j in range(P + T - 1))
+    one_pass = t.condition_flops() + sum(t.flops_per_position(j + 1) for j in range(P + T - 1))
     spent = gen.prefill_flops(rows, halves) + sum(gen.step_flops(rows, s, halves) for s in range(T - 1))
     assert spent == pytest.approx(halves * rows * one_pass, rel=1e-12)
     # feeding token s attends to the P prefix keys, tokens 0..s-1 and itself

@@ -37,6 +37,7 @@ def test_step_flops_continue_the_prefills_causal_context():
     t, P, T = gen.transformer, gen.prefix_len, gen.num_tokens
     assert gen.step_flops(1, 0) == pytest.approx(2 * t.flops_per_position(P + 1))
     whole = gen.prefill_flops(3) + sum(gen.step_flops(3, s) for s in range(T - 1))
-    assert whole == pytest.approx(2 * 3 * sum(t.flops_per_position(i) for i in range(1, P + T)))
+    one_pass = t.condition_flops() + sum(t.flops_per_position(i) for i in range(1, P + T))  # + the caption projection
+    assert whole == pytest.approx(2 * 3 * one_pass)
     # flops_per_position grows with the context, so an off-by-one in the context shows up
     assert t.flops_per_position(P + 2) > t.flops_per_position(P + 1)

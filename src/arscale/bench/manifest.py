@@ -38,7 +38,9 @@ IDENTITY_KEYS = ("model", "scorer", "scorer_weights", "seed", "suite", "kind", "
 # 6 = next-scale models too run one CFG half where their guidance is 1 throughout, TTS-VAR included (2026-12-06)
 # 7 = Infinity's AdaLN modulations and bit embedding (2026-12-07)
 # 8 = a scorer that resizes itself scores finished images at their own size, its preprocessing counted (2026-12-07)
-COST_ACCOUNTING = 8
+# 9 = the next-token caption embedder in the prefill, the next-scale FFN at its built width, a next-token forward
+#     billed for the rows it ran (2026-12-07)
+COST_ACCOUNTING = 9
 
 
 def manifest_name(array_shards: int, array_index: int) -> str:

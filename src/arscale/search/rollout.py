@@ -250,6 +250,9 @@ class Search:
             traj = self.generator.start(prompts, rows_per_prompt, self.seed, prompt_offset=self.prompt_offset,
                                         **options)
         self.cost.transformer_flops += float(traj.extra.get("text_flops", 0.0))  # the text encoder's, once per call
+        if self.kind == "token":  # the prefill ran now, for the rows started (a selection before token 0 cuts later)
+            self.cost.transformer_flops += _call_optional(self.generator, ("flops_per_token",), len(traj), 0) \
+                * getattr(traj, "halves", 2) / 2
         self.position = 0
         return traj
 
@@ -284,7 +287,9 @@ class Search:
             self.cost.generated_tokens += rows * self._scale_tokens(self.position)
         else:
             halves = getattr(traj, "halves", 2)  # flops_per_token counts the CFG pair; a plugin that skips one sets 1
-            self.cost.transformer_flops += _call_optional(g, ("flops_per_token",), rows, self.position) * halves / 2
+            if self.position + 1 < self.length:  # feeding this token gave the next one's logits, for these rows
+                self.cost.transformer_flops += _call_optional(g, ("flops_per_token",), rows, self.position + 1) \
+                    * halves / 2
             self.cost.generated_tokens += rows
         self.position += 1
 

@@ -288,7 +288,7 @@ class ScaleTransformer(nn.Module):
         out = []
         for si, (b, e) in enumerate(self.begin_ends):
             n, seen = e - b, e
-            per_layer = 2 * n * (4 * C * C + 2 * c.mlp_ratio * C * C) + 2 * 2 * n * seen * C
+            per_layer = 2 * n * (4 * C * C + 2 * round(C * c.mlp_ratio) * C) + 2 * 2 * n * seen * C  # FFN as built
             if c.context_dim:
                 per_layer += 2 * n * 2 * C * C + 2 * context_len * 2 * c.context_dim * C + 2 * 2 * n * context_len * C
             head = 2 * n * C * c.vocab_size + 2 * n * C

@@ -246,7 +246,8 @@ class TokenGenerator:
 
     def prefill_flops(self, rows: int, halves: int = 2) -> float:
         t = self.transformer
-        return float(halves) * rows * sum(t.flops_per_position(i + 1) for i in range(self.prefix_len))
+        per_row = t.condition_flops() + sum(t.flops_per_position(i + 1) for i in range(self.prefix_len))
+        return float(halves) * rows * per_row
 
     def step_flops(self, rows: int, step: int, halves: int = 2) -> float:
         """FLOPs of feeding image token `step` for `rows` rows, both CFG halves (or only the conditional)."""

@@ -233,6 +233,14 @@ class Transformer(nn.Module):
         return self.forward(x, key_mask)[:, self.prefix_len - 1:]
 
     # -- analytic cost ---------------------------------------------------------------------------
+    def condition_flops(self) -> float:
+        """Forward FLOPs of embedding one row's condition prefix: the caption projection (fc1, fc2) at every prefix
+        position; a class-label lookup costs none."""
+        if not isinstance(self.cls_embedding, CaptionEmbedder):
+            return 0.0
+        c = self.config
+        return float(self.prefix_len * (2 * c.caption_dim * c.dim + 2 * c.dim * c.dim))
+
     def flops_per_position(self, context: int) -> float:
         """Forward FLOPs for one sequence position attending to `context` keys (one row)."""
         c = self.config
