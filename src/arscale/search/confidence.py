@@ -22,7 +22,8 @@ import torch
 def entropy(logits: torch.Tensor) -> torch.Tensor:
     """Shannon entropy (nats) of softmax(logits) over the last dim, computed through log-softmax."""
     logp = torch.log_softmax(logits.float(), dim=-1)
-    plogp = torch.where(torch.isneginf(logp), 0.0, logp.exp() * logp)  # a -inf logit: p log p = 0, not 0 * -inf
+    # a -inf logit (masked code): p log p = 0 · (finite) = 0, not 0 · -inf; finite log-probabilities are unchanged
+    plogp = logp.exp() * logp.clamp_min(torch.finfo(logp.dtype).min)
     return (-plogp.sum(-1)).clamp_min(0.0)
 
 
