@@ -11,9 +11,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from arscale.bench.plots import MARKERS, new_figure, styles_for
+from arscale.bench.plots import MARKERS, styles_for
 from arscale.bench.table import label_order, tag_order
 from arscale.errors import ArscaleError
+from arscale.figures import new_figure
 
 OVERALL = "overall"
 Z95 = 1.96

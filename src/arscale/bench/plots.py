@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from arscale.bench.table import BUILT_IN_ORDER, flops_unit, label_order
+from arscale.figures import new_figure
 
 RAW = "raw"
 RAW_LEGEND = "raw (1 sample)"
@@ -205,15 +206,6 @@ def _annotate_n(ax, points: list[tuple[float, float, int]]) -> None:
                 break  # the last try stays, covered or not
             label.remove()
         placed.append(box)
-
-
-def new_figure(**kwargs: Any):
-    """A figure of its own, outside pyplot (`matplotlib.figure.Figure(**kwargs)`): drawing and saving it neither
-    switches the matplotlib backend of a program that uses arscale (a notebook, a desktop window) nor adds to
-    pyplot's open figures. `savefig` picks the writer from the file's suffix, whatever the backend."""
-    from matplotlib.figure import Figure
-
-    return Figure(**kwargs)
 
 
 def figure_score_vs_n(summaries: Sequence[dict], manifest: dict | None = None):

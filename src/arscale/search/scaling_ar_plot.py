@@ -38,7 +38,7 @@ THUMBS_PER_ROW = 12
 def _plot_prompt(result: SearchResult, p: int, traces: list[dict], path: Path) -> None:
     import matplotlib
 
-    from arscale.bench.plots import new_figure
+    from arscale.figures import new_figure
 
     tele = result.telemetry
     chosen_node = result.chosen(p).node if result.candidates[p] else None

@@ -23,7 +23,7 @@ def draw_search_tree(result: SearchResult, prompt: int, path: str | Path) -> boo
         return False
     from matplotlib.patches import Patch
 
-    from arscale.bench.plots import new_figure
+    from arscale.figures import new_figure
 
     chosen = result.chosen(prompt)
     lineage = lineage_until(result, chosen.node)
