@@ -49,6 +49,8 @@ def manifest_name(array_shards: int, array_index: int) -> str:
 
 def _git(*args: str) -> str | None:
     root = Path(__file__).resolve().parents[3]
+    if not (root / "pyproject.toml").is_file():  # an installed copy: any repository above it is not arscale's
+        return None
     try:
         out = subprocess.run(["git", *args], check=False, cwd=root, capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.SubprocessError):
