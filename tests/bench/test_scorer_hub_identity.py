@@ -307,7 +307,7 @@ def test_merge_refuses_shards_whose_scorers_disagree_behind_one_without_hashes(t
         manifest = base | ({mf.SCORER_HUB_KEY: hashes} if hashes else {})
         (tmp_path / name / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(ArscaleError, match="scorer: the hub files differ"):
-        merge([tmp_path / "a", tmp_path / "b", tmp_path / "c"], tmp_path / "merged", quiet=True)
+        merge([tmp_path / "a", tmp_path / "b", tmp_path / "c"], tmp_path / "merged")
 
 
 def test_shards_whose_scorers_read_other_files_do_not_merge():

@@ -58,8 +58,8 @@ def test_teacher_inputs_match_the_inference_update(tokenizer):
 
 
 def test_phi_selection_follows_var_ticks():
-    assert phi_ticks(4, 10) == pytest.approx([1 / 12, 1 / 12 + 10 / 36, 1 / 12 + 20 / 36, 11 / 12])
-    assert phi_ticks(3, 10) == pytest.approx([1 / 6, 1 / 2, 5 / 6])
+    assert phi_ticks(4) == pytest.approx([1 / 12, 1 / 12 + 10 / 36, 1 / 12 + 20 / 36, 11 / 12])
+    assert phi_ticks(3) == pytest.approx([1 / 6, 1 / 2, 5 / 6])
     q = MultiScaleResidualQuantizer(16, 4, (1, 2, 3, 4, 5, 6, 8, 10, 13, 16), num_phi=4)
     assert q.phi_for_scale[0] == 0 and q.phi_for_scale[-1] == 3
     assert sorted(set(q.phi_for_scale)) == [0, 1, 2, 3]

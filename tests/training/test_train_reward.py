@@ -76,14 +76,6 @@ def test_group_accuracy_counts_the_groups_whose_positive_scores_highest():
     assert loss.item() == pytest.approx(metrics["bce"] + metrics["ce"])
 
 
-def test_pairwise_accuracy_counts_the_true_prompt_winning():
-    metadata = [sw.metadata_from_prompt("a photo of a red circle")]
-    model = _FakeReward([2.0, 1.0, 0.0, 1.0, 5.0, 4.0, 3.0, 1.0])  # true prompt first in each pair: 3 of 4 win
-    out = reward.pairwise_accuracy(model, torch.zeros(1, 3, 64, 64), metadata, np.random.default_rng(0),
-                                   torch.device("cpu"), per_image=4)
-    assert out == {"all": 0.75, "colors": 0.75}
-
-
 def test_images_not_picked_for_degradation_are_left_exactly_as_rendered():
     images = torch.rand(4, 3, 16, 16, generator=torch.Generator().manual_seed(0))
     assert torch.equal(reward.degrade(images, torch.Generator().manual_seed(1), p=0.0), images)

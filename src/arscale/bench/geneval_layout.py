@@ -351,10 +351,3 @@ def format_summary(summary: dict) -> str:
         f"{round(summary['prompt_accuracy'] * summary['prompts']):>10}{summary['prompts']:>8}"
     )
     return "\n".join(lines)
-
-
-def print_summary(summary: dict, file=None) -> str:
-    """Print `format_summary` (to stdout by default) and return the text."""
-    text = format_summary(summary)
-    print(text, file=file)
-    return text

@@ -50,7 +50,7 @@ def _run_folders(folder: Path) -> list[Path]:
     return sorted(p for p in folder.glob("*/n*") if p.is_dir() and p.name[1:].isdigit())
 
 
-def merge(inputs: Sequence[str | Path], out: str | Path, *, quiet: bool = False) -> list[dict]:
+def merge(inputs: Sequence[str | Path], out: str | Path) -> list[dict]:
     if not str(out).strip():  # Path("") is the working folder: refused as `bench --out ''` is
         raise ArscaleError("--out is empty: name a folder (\".\" for this one)")
     out = Path(out)

@@ -28,10 +28,6 @@ class Shard:
     rank: int = 0
 
     @property
-    def is_sharded(self) -> bool:
-        return self.count > 1
-
-    @property
     def distributed(self) -> bool:
         return self.world_size > 1
 

@@ -106,7 +106,7 @@ class ConfidenceProfile:
         self.kl_z.update(kl, prompt)
         drift = self.kl_z.normalize(kl, prompt)
         # unified state and rebound
-        c = w_i * intr + w_d * drift
+        c = sig.unified_confidence(intr, drift, w_i, w_d)
         if t >= self.warmup:
             traj.rows["sar_c_min"] = torch.fmin(traj.rows["sar_c_min"], c)
         r = sig.rebound(c, traj.rows["sar_c_min"], cfg.rebound_eps)

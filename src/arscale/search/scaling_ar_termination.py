@@ -81,9 +81,7 @@ class TerminationPolicy:
         doomed: list[int] = []
         for p in prompt[due].unique().tolist():
             rows = torch.nonzero(prompt == p).flatten()
-            cut = [int(i) for i in rows if due[i]]
-            if not cut:
-                continue
+            cut = [int(i) for i in rows if due[i]]  # not empty: p has a due row
             if self.config.protect_best:
                 best = int(rows[int(torch.argmax(c[rows]))])
                 cut = [i for i in cut if i != best]

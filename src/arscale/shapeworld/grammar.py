@@ -52,7 +52,6 @@ NUMBERS: dict[str, int] = {"two": 2, "three": 3, "four": 4}
 NUMBER_WORDS: dict[int, str] = {v: k for k, v in NUMBERS.items()}
 
 _PREFIX = ("a", "photo", "of")
-_SINGULAR = {c: c for c in CLASSES}
 _PLURAL_TO_CLASS = {p: c for c, p in PLURALS.items()}
 _RELATION_FIRST = {r.split()[0]: r for r in RELATIONS}  # "left" -> "left of", "above" -> "above"
 

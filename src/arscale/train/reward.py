@@ -19,7 +19,6 @@ After training the raw logit is standardised on a held-out calibration set (see 
 from __future__ import annotations
 
 import argparse
-import time
 from dataclasses import asdict
 from pathlib import Path
 
@@ -222,32 +221,6 @@ def batch_loss(model: RewardModel, batch: PairBatch, device: torch.device) -> tu
     return bce + ce, {"bce": bce.item(), "ce": ce.item(), "group_acc": acc}
 
 
-@torch.no_grad()
-def pairwise_accuracy(model: RewardModel, images: torch.Tensor, metadata: list[dict], rng: np.random.Generator,
-                      device: torch.device, per_image: int = 4) -> dict[str, float]:
-    """P(logit(image, true prompt) > logit(image, hard negative prompt)), overall and per tag."""
-    model.eval()
-    tokens = model.image(images.to(device))
-    ii, texts, _pos_idx, tags = [], [], [], []
-    for i, md in enumerate(metadata):
-        negs = hard_negative_prompts(md)
-        pick = [negs[int(j)] for j in rng.choice(len(negs), size=min(per_image, len(negs)), replace=False)]
-        for p in pick:
-            ii += [i, i]
-            texts += [md["prompt"], p]
-            tags.append(md["tag"])
-    text_tokens, mask = model.encode_text(texts)
-    idx = torch.tensor(ii, device=device)
-    logits = model.pair_logits(tokens[idx], text_tokens, mask).view(-1, 2)
-    wins = (logits[:, 0] > logits[:, 1]).float().cpu()
-    out = {"all": float(wins.mean())}
-    for tag in sorted(set(tags)):
-        m = torch.tensor([t == tag for t in tags])
-        out[tag] = float(wins[m].mean())
-    model.train()
-    return out
-
-
 def augment(images: torch.Tensor, generator: torch.Generator, partial: PartialDecodes | None) -> torch.Tensor:
     """The training-time image mix: degraded half of the time, and partial decodes when asked for."""
     out = degrade(images, generator)
@@ -373,17 +346,3 @@ def register(sub) -> None:
                         help="with --partial-tokenizer: coarsest kept scale, 0-based (default 2)")
     parser.set_defaults(func=train)
 
-
-def _timing_probe() -> None:  # pragma: no cover - developer helper
-    torch.set_num_threads(1)
-    model = RewardModel()
-    opt = torch.optim.AdamW(model.parameters(), 1e-3)
-    rng = np.random.default_rng(0)
-    t = time.time()
-    for _ in range(3):
-        b = make_batch(32, rng)
-        loss, _m = batch_loss(model, b, torch.device("cpu"))
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    print("s/step", (time.time() - t) / 3, "params", sum(p.numel() for p in model.parameters()))

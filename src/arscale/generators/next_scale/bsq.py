@@ -222,7 +222,7 @@ class BSQAutoEncoder(nn.Module):
 
     def summed_codes(self, bits: Sequence[torch.Tensor], schedule: Sequence[Sequence[int]]) -> torch.Tensor:
         summed = None
-        for si, b in enumerate(bits):
+        for b in bits:
             # decode_from_indices interpolates every scale, the last one too (a no-op resize)
             summed = self.accumulate(summed, bits_to_codes(b), schedule[-1], last=False)
         return summed

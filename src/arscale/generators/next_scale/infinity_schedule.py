@@ -32,7 +32,6 @@ _RATIO_SCALES: dict[float, list[tuple[int, int]]] = {
             (90, 30), (111, 37)],
 }
 SCALES_FOR_PIXELS = {"0.06M": 7, "0.25M": 10, "0.60M": 12, "1M": 13}
-VAE_STRIDE = 16
 
 
 def _templates() -> dict[float, list[tuple[int, int]]]:

@@ -44,7 +44,7 @@ class Phi(nn.Conv2d):
         return h.mul(1 - self.ratio) + super().forward(h).mul_(self.ratio)
 
 
-def phi_ticks(num_phi: int, num_scales: int) -> list[float]:
+def phi_ticks(num_phi: int) -> list[float]:
     """Positions in [0,1] of the shared φ convs (VAR: linspace(1/12, 11/12, 4) for four of them)."""
     if num_phi == 4:
         return torch.linspace(1 / 12, 11 / 12, 4).tolist()
@@ -67,7 +67,7 @@ class MultiScaleResidualQuantizer(nn.Module):
         self.last_residuals: torch.Tensor | None = None
         self.phis = nn.ModuleList([Phi(dim, phi_ratio) for _ in range(num_phi)])
         K = len(self.patch_nums)
-        ticks = phi_ticks(num_phi, K) if num_phi else []
+        ticks = phi_ticks(num_phi) if num_phi else []
         # si -> index of the φ whose tick is nearest si/(K-1)
         self.phi_for_scale = [
             min(range(num_phi), key=lambda j: abs(ticks[j] - (si / (K - 1) if K > 1 else 1.0))) if num_phi else -1
