@@ -28,7 +28,7 @@ def _load(path: Path, name: str):
 def test_issue5_pool_reads_todays_default_in_every_draw():
     """Every draw of the pool (34 through Session 30) is read at ScalingAR's current default (≈ 0.32× Best-of-8's tokens)."""
     pool23 = _load(AR16 / "session23-fresh-draws" / "pool.py", "published_pool23")
-    pool = _load(AR16 / "pool.py", "published_pool")
+    pool = _pool()
     draws = pool.draws()
     assert len(pool.draws(through=30)) == 34 and len(pool.draws(through=29)) == 32  # two draws a session
     tokens = {d: pool23.summaries(d)[1]["cost_per_prompt"]["generated_tokens"] for d in draws}
@@ -55,10 +55,7 @@ BEST_OF_8_TOKENS = 8 * 256
 
 
 def _pool():
-    spec = importlib.util.spec_from_file_location("review_u_pool", AR16 / "pool.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return _load(AR16 / "pool.py", "published_pool")
 
 
 def _fresh_draw_pool():
