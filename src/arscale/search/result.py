@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -144,13 +145,15 @@ class SearchResult:
 
 def _plain(value: Any) -> Any:
     """JSON data: arrays and tensors of images dropped (a dict loses the key, a list the item), numpy and
-    torch scalars as numbers, tuples as lists."""
+    torch scalars as numbers, tuples as lists, NaN and infinities (not JSON) as None."""
     if isinstance(value, dict):
         return {str(k): _plain(v) for k, v in value.items() if not _is_array(v)}
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value if not _is_array(v)]
     if isinstance(value, (np.generic, torch.Tensor)):
-        return value.item()
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
     return value
 
 

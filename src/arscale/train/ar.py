@@ -25,7 +25,12 @@ import torch.nn.functional as F
 from arscale.errors import ArscaleError
 from arscale.generators.loading import read_json, read_safetensors, shapeworld_folder
 from arscale.generators.next_token.generator import left_pad
-from arscale.generators.next_token.shapeworld import WEIGHTS_DIR, ShapeWorldAR, ShapeWorldARConfig
+from arscale.generators.next_token.shapeworld import (
+    WEIGHTS_DIR,
+    SamplingDefaults,
+    ShapeWorldAR,
+    ShapeWorldARConfig,
+)
 from arscale.generators.next_token.tokenizer import VQConfig, VQTokenizer
 from arscale.generators.next_token.transformer import TransformerConfig
 from arscale.generators.seeding import mix
@@ -94,7 +99,8 @@ def default_config(tokenizer: VQTokenizer) -> ShapeWorldARConfig:
     text = TextEncoderConfig(width=128, depth=2, heads=4, max_len=12)
     transformer = TransformerConfig(dim=128, n_layer=4, n_head=4, vocab_size=tokenizer.config.codebook_size,
                                     grid=tokenizer.grid, cls_token_num=text.max_len, caption_dim=text.width)
-    return ShapeWorldARConfig(text=text, transformer=transformer)
+    # the shipped v2 sampler (temperature 1.0, MODEL_CARD.md), not SamplingDefaults' v1 fallback (0.8)
+    return ShapeWorldARConfig(text=text, transformer=transformer, sampling=SamplingDefaults(temperature=1.0))
 
 
 def training_loss(model: ShapeWorldAR, prompts: list[str | None], codes: torch.Tensor) -> torch.Tensor:
