@@ -6,8 +6,8 @@ on batch layout, process rank or how many prompts share a forward. A row duplica
 `select` gets a fresh key derived from its parent's, so copies diverge after resampling.
 
 On a CPU, torch's generator reads only a seed's low 32 bits, so streams number 2^32: at 10^5 prompts × 64
-candidates a few rows share one step's draws (never a whole image); CUDA's Philox reads all 64. Widening the CPU
-state would change every recorded CPU result, so it is left as it is.
+candidates about 9,600 rows (4,800 pairs, the birthday count) share each step's draws (never a whole image);
+CUDA's Philox reads all 64. Widening the CPU state would change every recorded CPU result, so it is left as it is.
 """
 
 from __future__ import annotations
