@@ -153,6 +153,8 @@ def read_safetensors(path: str | os.PathLike, device: str | torch.device = "cpu"
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
+    if Path(path).is_dir():  # else safetensors says only "No such device (os error 19)"
+        raise ArscaleError(f"cannot read {path}: it is a folder, not a safetensors file")
     try:
         return load_file(str(path), device=str(device))
     except OSError as exc:
@@ -179,11 +181,11 @@ def read_checkpoint(path: str | os.PathLike) -> Any:
     if path.suffix == ".safetensors":
         return read_safetensors(path)
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as first:
         if "Namespace" not in str(first):
             text = re.sub(r"\x1b\[[0-9;]*m", "", str(first)).strip()  # torch colours some of its messages
-            stored = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+            stored = re.search(r"(?:Unsupported global: GLOBAL|unsupported GLOBAL) ([\w.]+)", text)  # or a blocked module's
             if stored:  # intact, but it pickles Python objects beside the tensors
                 raise ArscaleError(f"{path} stores {stored.group(1)} objects beside its tensors, and arscale reads "
                                    "only tensor-only checkpoints (torch.load with weights_only=True): save the "
@@ -193,9 +195,13 @@ def read_checkpoint(path: str | os.PathLike) -> Any:
             reason = message if any(ch.isalpha() for ch in message) else f"{type(first).__name__} {message}".strip()
             raise ArscaleError(f"{path} cannot be read as a tensor-only checkpoint ({reason}): damaged, only partly "
                                "copied, or not a PyTorch checkpoint?") from first
-    # LlamaGen training checkpoints carry their argparse.Namespace next to the weights.
-    with torch.serialization.safe_globals([argparse.Namespace]):
-        return torch.load(path, map_location="cpu", weights_only=True)
+        # LlamaGen training checkpoints carry their argparse.Namespace next to the weights.
+        with torch.serialization.safe_globals([argparse.Namespace]):
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(obj, Mapping) or not obj:  # named here: `unwrap` does not know which file it was
+        what = "an empty dict" if isinstance(obj, Mapping) else f"a {type(obj).__name__}"
+        raise ArscaleError(f"{path} holds {what}, not a state dict (a dict of tensors)")
+    return obj
 
 
 # -- containers and renames ---------------------------------------------------------------------------
@@ -439,7 +445,7 @@ def shapeworld_folder(folder: str | os.PathLike, wanted: str) -> Iterator[None]:
     """Build a model from `folder`'s config: a config of another kind fails in one line naming what it holds."""
     try:
         yield
-    except (TypeError, KeyError) as exc:
+    except (TypeError, KeyError, ValueError, AttributeError, AssertionError) as exc:  # a field of the wrong kind
         holds, detail = shapeworld_folder_holds(folder), f"{type(exc).__name__}: {exc}"
         if holds == wanted:  # the right kind, but a config this version cannot build
             raise ArscaleError(f"{folder} holds {wanted} whose config this arscale cannot build ({detail})") from None

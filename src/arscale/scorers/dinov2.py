@@ -71,5 +71,8 @@ def load_dinov2(weights: str | os.PathLike = WEIGHTS, *, input_size: int = INPUT
     check_batching(batch_size, backend)
     transformers = require_transformers()
     model = from_pretrained(transformers.AutoModel, weights, what="DINOv2 model")
+    if not str(getattr(model.config, "model_type", "")).startswith("dinov2"):
+        raise ArscaleError(f"{weights} holds a {model.config.model_type} model, not DINOv2 (e.g. "
+                           f"{WEIGHTS})")
     return Dinov2Features(model, input_size=input_size, device=device, dtype=dtype, batch_size=batch_size,
                           backend=backend)

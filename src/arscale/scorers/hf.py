@@ -58,9 +58,10 @@ def from_pretrained(cls: Any, weights: str | os.PathLike, *, what: str, option: 
     `option` is how the user names the weights (`weights=`, `text_encoder=` ...)."""
     local = Path(weights).expanduser().exists()
     source = str(Path(weights).expanduser()) if local else str(weights)
+    network = "Tokenizer" not in cls.__name__  # a model: asked what it could not fill from the files
     try:
-        model = cls.from_pretrained(source, **kwargs)
-    except (OSError, ValueError) as exc:
+        model = cls.from_pretrained(source, **kwargs, **({"output_loading_info": True} if network else {}))
+    except Exception as exc:  # not there (OSError, ValueError), cut short (SafetensorError), another shape (RuntimeError)
         # offline, a hub id is looked for in the local cache only; a local folder is simply incomplete
         hint = "HF_HUB_OFFLINE is set, so only the local cache is searched; " if offline() and not local else ""
         raise ArscaleError(
@@ -68,6 +69,13 @@ def from_pretrained(cls: Any, weights: str | os.PathLike, *, what: str, option: 
             f"(a `save_pretrained` / hub snapshot) or a hub id reachable online ({type(exc).__name__}: "
             f"{str(exc).splitlines()[0] if str(exc) else ''})"
         ) from exc
+    if network and isinstance(model, tuple):  # (model, loading info); a stand-in class may return the model alone
+        model, info = model
+        missing = sorted(info.get("missing_keys", ()))
+        if missing:  # transformers would have filled them with random numbers
+            raise ArscaleError(f"the {what} in {str(weights)!r} lacks {len(missing)} of its weights "
+                               f"({', '.join(missing[:4])}{' ...' if len(missing) > 4 else ''}): another model's "
+                               "files, or only partly downloaded?")
     from arscale.generators.loading import recording
 
     if recording() and not local and HUB_NAME.fullmatch(source):

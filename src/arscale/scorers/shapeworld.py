@@ -227,9 +227,10 @@ def load_model(weights: str | Path | None = None, device: str | torch.device = "
     state = read_safetensors(weights_path)
     own = model.state_dict()
     missing, extra = sorted(set(own) - set(state)), sorted(set(state) - set(own))
-    if missing or extra:
+    bad = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
+    if missing or extra or bad:
         raise ArscaleError(f"weights in {directory} do not fit the reward model: missing {missing[:5]}, "
-                           f"leftover {extra[:5]}")
+                           f"leftover {extra[:5]}, wrong shape {bad[:5]}")
     model.load_state_dict({k: v.float() for k, v in state.items()})
     model.to(device).eval()
     for dead in [k for k, (_, ref) in _LOADED.items() if ref() is None]:
