@@ -56,6 +56,7 @@ def test_a_reward_folder_whose_sizes_disagree_is_one_line_naming_the_tensor(tmp_
     ("shapeworld-ar", lambda c: {**c, "transformer": {**c["transformer"], "n_head": 3}}),  # 128 / 3
     ("shapeworld-var", lambda c: [c]),  # a JSON list around the config
     ("shapeworld-reward", lambda c: {**c, "heads": 5}),  # 96 / 5
+    ("shapeworld-ar", lambda c: {**c, "text": {**c["text"], "max_len": c["text"]["max_len"] + 1}}),  # model's check
 ])
 def test_a_config_json_that_cannot_be_built_is_one_line_naming_the_folder(tmp_path, model, change):
     """An edited config.json the model cannot be built from is an ArscaleError naming its folder."""

@@ -445,6 +445,10 @@ def shapeworld_folder(folder: str | os.PathLike, wanted: str) -> Iterator[None]:
     """Build a model from `folder`'s config: a config of another kind fails in one line naming what it holds."""
     try:
         yield
+    except ArscaleError as exc:  # a model's own check (sizes that disagree): say which folder it came from
+        if str(folder) in str(exc):
+            raise
+        raise ArscaleError(f"{folder}: {exc}") from None
     except (TypeError, KeyError, ValueError, AttributeError, AssertionError) as exc:  # a field of the wrong kind
         holds, detail = shapeworld_folder_holds(folder), f"{type(exc).__name__}: {exc}"
         if holds == wanted:  # the right kind, but a config this version cannot build

@@ -134,7 +134,7 @@ def load_shapeworld_ar(device: str | torch.device = "cpu", weights: str | Path |
         config = ShapeWorldARConfig.from_dict(read_json(folder / "config.json"))
         tok_info = read_json(folder / "tokenizer_config.json")
         tokenizer = VQTokenizer(VQConfig(**tok_info.get("tokenizer", tok_info)))
-    model = ShapeWorldAR(config)
+        model = ShapeWorldAR(config)
     _load_state(model, folder / "model.safetensors")
     _load_state(tokenizer, folder / "tokenizer.safetensors")
     model.to(device).eval()
