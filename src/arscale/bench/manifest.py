@@ -110,8 +110,10 @@ def weights_directory(model: str, weights: str | None) -> Path | None:
     target = MODELS.get(model)
     if not target:
         return None
+    # a plugin may register the factory itself (docs/extending.md): its module is where it was defined
+    name = target.split(":", 1)[0] if isinstance(target, str) else getattr(target, "__module__", None)
     try:
-        module = importlib.import_module(target.split(":", 1)[0])
+        module = importlib.import_module(name) if name else None
     except ImportError:
         return None
     directory = getattr(module, "WEIGHTS_DIR", None)

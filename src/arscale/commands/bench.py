@@ -161,8 +161,22 @@ def _bench(args: argparse.Namespace) -> int:
                                "clip, aesthetic), or --scorer '' for none; the default shapeworld-reward knows only "
                                "ShapeWorld")
         args.scorer = "shapeworld-reward"
+    args.device = str(pick_device(args.device))  # before anything is written, or a plugin's model loaded below
+    options = {"device": args.device}
+    if args.cfg is not None:
+        options["cfg"] = args.cfg
+    if args.model_weights:
+        options["weights"] = args.model_weights
+    preloaded, preloaded_files = None, {}
     if args.strategies is None:  # the method of the model's own kind beside the baselines
-        args.strategies = DEFAULT_STRATEGIES[model_kind(args.model) or "scale"]
+        family = model_kind(args.model)
+        if family is None:  # a plugin's model shows its kind once loaded: load it now, once
+            from arscale.search.rollout import generator_kind
+
+            with recording_hub_files() as preloaded_files:
+                preloaded = load_generator(args.model, **options, **precision)
+            family = generator_kind(preloaded)
+        args.strategies = DEFAULT_STRATEGIES[family]
     specs = parse_runs(args.strategies, args.config)
     ns = parse_ns(args.n)
     kind, prompts = load_prompts(args.prompts)
@@ -190,7 +204,6 @@ def _bench(args: argparse.Namespace) -> int:
     if args.layout == "tiif" and not all("dimension" in (sp.metadata or {}) for sp in prompts):
         raise ArscaleError("--layout tiif needs TIIF-Bench prompts (--prompts tiif:PATH): its folders are named "
                            "by each prompt's type and description")
-    args.device = str(pick_device(args.device))  # before anything is written
     shard = resolve_shard(args.num_shards, args.shard_index)
     out = output_folder(args.out)
     found = manifests_in(out)
@@ -220,13 +233,9 @@ def _bench(args: argparse.Namespace) -> int:
         manifest = mf.combine(mf.read_manifest(manifest_path), manifest)
     group = ProcessGroup(shard)
     synchronised = group.active or not shard.distributed
-    options = {"device": args.device}
-    if args.cfg is not None:
-        options["cfg"] = args.cfg
-    if args.model_weights:
-        options["weights"] = args.model_weights
     with recording_hub_files() as hub_files:
-        generator = load_generator(args.model, **options, **precision)
+        generator = preloaded if preloaded is not None else load_generator(args.model, **options, **precision)
+    hub_files.update(preloaded_files)
     mf.add_hub_hashes(manifest, hub_files, found, str(out))
     use_class_names(generator, args.class_names)
     # recorded apart from the model's: the scorer's files are not the model's weights (`add_hub_hashes`)

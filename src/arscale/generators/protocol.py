@@ -14,6 +14,9 @@ from arscale.generators.trajectories import Trajectories
 class NextScaleGenerator(Protocol):
     """VAR-style: each `step` generates one whole scale for every row.
 
+    `start` returns `Trajectories.for_prompts(...)` with `traj.step = 0`; `step` samples every row from its own
+    stream (`seeding.generator_for(traj.seed_key[r], traj.step)`) and adds one to `traj.step`.
+
     Optional, read when present: `device` (where scorers are loaded), `patch_nums` (side of each scale;
     else `tokens_in_scale(k)`) for token counts, `scale_flops(traj, k)` (scale k's FLOPs for this batch, where
     they depend on its prompts; else `flops_per_scale`), `decode_flops(rows, size)` (else decode FLOPs are
@@ -48,6 +51,11 @@ class NextScaleGenerator(Protocol):
 @runtime_checkable
 class NextTokenGenerator(Protocol):
     """LlamaGen-style: raster-order tokens, one per `advance`.
+
+    `start` returns `Trajectories.for_prompts(...)` with `traj.step = 0` and runs the prefill; `advance` writes the
+    tokens, adds one to `traj.step` and runs the forward for the next logits; `next_logits` computes nothing and
+    may be called more than once per token. Optional for ScalingAR's pictures of terminated candidates:
+    `traj.rows["tokens"]` [R, T] and `decode_prefix(tokens, size)`.
 
     Optional, read when present: `device`; `cfg`, `temperature`, `top_k`, `top_p` (the default sampler
     settings); `sample(traj, logits=None)` (the generator's own guidance and sampler: what raw sampling

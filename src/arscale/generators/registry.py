@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import inspect
 import os
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -76,6 +77,13 @@ def load_generator(name: str, **options: Any) -> Any:
     factory = resolve_target(MODELS[name], f"model {name!r}:")
     if options.get("device") is not None:  # a device this machine lacks fails now, not after the model is built
         options["device"] = str(pick_device(str(options["device"]), make_current=False))
+    try:  # a plugin's factory that lacks an option the command passes (--cfg, --weights): one line, not a traceback
+        inspect.signature(factory).bind(**options)
+    except TypeError as exc:
+        raise ArscaleError(f"model {name!r}: its loader cannot take what it was given ({', '.join(options)}): "
+                           f"{exc}") from None
+    except ValueError:  # no signature to read (a builtin): the call says
+        pass
     try:
         return factory(**options)
     except ArscaleError as exc:  # a path the user never typed: say where it came from

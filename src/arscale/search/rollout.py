@@ -115,6 +115,12 @@ def _call_optional(obj: Any, names: Sequence[str], *args: Any) -> float:
     return 0.0
 
 
+def token_forward_flops(generator: Any, traj: Any, position: int) -> float:
+    """The forward that fed `traj`'s rows for token `position` (0: the prefill), from the generator's optional
+    `flops_per_token`, which counts a CFG pair (a generator that runs no unconditional half sets traj.halves = 1)."""
+    return _call_optional(generator, ("flops_per_token",), len(traj), position) * getattr(traj, "halves", 2) / 2
+
+
 def scorer_name(scorer: Any) -> str:
     """A scorer's `name`, else its class's name (a third-party scorer need not have one)."""
     return str(getattr(scorer, "name", type(scorer).__name__))
@@ -251,8 +257,7 @@ class Search:
                                         **options)
         self.cost.transformer_flops += float(traj.extra.get("text_flops", 0.0))  # the text encoder's, once per call
         if self.kind == "token":  # the prefill ran now, for the rows started (a selection before token 0 cuts later)
-            self.cost.transformer_flops += _call_optional(self.generator, ("flops_per_token",), len(traj), 0) \
-                * getattr(traj, "halves", 2) / 2
+            self.cost.transformer_flops += token_forward_flops(self.generator, traj, 0)
         self.position = 0
         return traj
 
@@ -279,6 +284,11 @@ class Search:
                                         top_k=int(getattr(g, "top_k", 0) or 0),
                                         top_p=float(getattr(g, "top_p", 0.0) or 0.0))
                 g.advance(traj, tokens, torch.full((rows,), scale))
+        if traj.step != self.position + 1:  # the search tree and selections read it: a plugin must advance it
+            verb = "step" if self.kind == "scale" else "advance"
+            raise ArscaleError(f"{type(g).__name__}.{verb} left traj.step at {traj.step} after generating step "
+                               f"{self.position}: `start` sets it to 0 and each {verb} adds one "
+                               "(generators/protocol.py)")
         if self.kind == "scale":
             own = getattr(g, "scale_flops", None)  # a count that depends on the rows' prompts (Infinity's text)
             flops = own(traj, self.position) if callable(own) else \
@@ -286,10 +296,8 @@ class Search:
             self.cost.transformer_flops += float(flops)
             self.cost.generated_tokens += rows * self._scale_tokens(self.position)
         else:
-            halves = getattr(traj, "halves", 2)  # flops_per_token counts the CFG pair; a plugin that skips one sets 1
             if self.position + 1 < self.length:  # feeding this token gave the next one's logits, for these rows
-                self.cost.transformer_flops += _call_optional(g, ("flops_per_token",), rows, self.position + 1) \
-                    * halves / 2
+                self.cost.transformer_flops += token_forward_flops(g, traj, self.position + 1)
             self.cost.generated_tokens += rows
         self.position += 1
 

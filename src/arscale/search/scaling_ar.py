@@ -41,7 +41,14 @@ from arscale.errors import ArscaleError, ArscaleWarning
 from arscale.generators.sampling import cfg_mix, sample_per_row
 from arscale.search import confidence as sig
 from arscale.search.result import Candidate, CostRecord, SearchResult
-from arscale.search.rollout import check_n, check_prompt_list, check_prompt_offset, count_decode, to_uint8
+from arscale.search.rollout import (
+    check_n,
+    check_prompt_list,
+    check_prompt_offset,
+    count_decode,
+    to_uint8,
+    token_forward_flops,
+)
 from arscale.search.scaling_ar_config import ScalingARConfig
 from arscale.search.scaling_ar_plot import write_extras
 from arscale.search.scaling_ar_profile import ConfidenceProfile, ProfileStep
@@ -134,6 +141,10 @@ class ScalingAR:
         before = CostRecord().add(cost)
         with cost.timer("model"):
             traj = gen.start(prompts, n, seed, prompt_offset=prompt_offset)
+        # a generator that keeps no count in extra["transformer_flops"] (a plugin's) is billed by its
+        # flops_per_token, as `Search` bills the other strategies: the prefill now, then each token fed
+        own_count = "transformer_flops" in traj.extra
+        billed = 0.0 if own_count else token_forward_flops(gen, traj, 0)
         P = len(prompts)
         profile = ConfidenceProfile(cfg, traj, num_prompts=P, num_tokens=T, s_base=s_base)
         traj.rows["sar_flagged"] = torch.zeros(len(traj), dtype=torch.bool)
@@ -163,10 +174,13 @@ class ScalingAR:
                     tokens = sample_per_row(mixed, traj.seed_key, t, temperature=temperature, top_k=top_k,
                                             top_p=top_p)
                 gen.advance(traj, tokens, guidance=step.guidance.to(cond.device))
+                if not own_count and t + 1 < T:  # feeding token t gave the survivors token t + 1's logits
+                    billed += token_forward_flops(gen, traj, t + 1)
             with cost.timer("selection"):
                 traj.record("pmi", t, sig.token_pmi(step.log_cond, step.log_uncond, tokens).cpu())
             cost.generated_tokens += len(traj)
-        cost.transformer_flops += float(traj.extra.get("transformer_flops", 0.0) + traj.extra.get("text_flops", 0.0))
+        cost.transformer_flops += float(traj.extra["transformer_flops"] if own_count else billed) + \
+            float(traj.extra.get("text_flops", 0.0))
         traj.finish_tree("final")
 
         with cost.timer("decode"):

@@ -76,8 +76,8 @@ class ConfidenceProfile:
         w_tok, w_blk, w_i, w_d = self.weights
         prompt = traj.prompt_index
         # s_{t-1}; at t = 0 there is none yet: s_base (the generator's own scale may differ from cfg_base)
-        guidance_prev = traj.rows["guidance"].float().cpu() if t > 0 and "guidance" in traj.rows else \
-            torch.full((len(traj),), self.s_base)
+        # (the scale this profile set at t - 1, from its own history: a generator need not keep rows["guidance"])
+        guidance_prev = traj.history["guidance"][:, t - 1].clone() if t > 0 else torch.full((len(traj),), self.s_base)
         if cfg.confidence_from == "guided":
             dist = cfg_mix(cond.float(), uncond.float(), guidance_prev.to(cond.device))
         else:
