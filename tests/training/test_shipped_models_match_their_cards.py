@@ -101,3 +101,27 @@ def test_the_committed_training_states_are_the_shipped_weights(shipped, state, s
     if step is not None:
         assert _json(folder / Path(state).parent / "state.json")["step"] == step
         assert f"step {step}" in (WEIGHTS / Path(shipped).parent / "MODEL_CARD.md").read_text()
+
+
+def test_every_table_in_the_cards_and_docs_has_its_header():
+    """Each run of table rows in README, docs/ and the model cards starts with a header and its `|---|` line, and
+    keeps one column count (a paragraph inside a table makes its rest render as loose text)."""
+    import re
+
+    pages = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md")), *sorted(WEIGHTS.glob("*/MODEL_CARD.md"))]
+    broken = []
+    for page in pages:
+        lines = page.read_text().splitlines()
+        i = 0
+        while i < len(lines):
+            if not lines[i].startswith("|"):
+                i += 1
+                continue
+            block = []
+            while i < len(lines) and lines[i].startswith("|"):
+                block.append(lines[i])
+                i += 1
+            columns = {row.count("|") - row.count("\\|") - row.count("`|`") for row in block}
+            if len(block) < 2 or not re.fullmatch(r"\|(\s*:?-+:?\s*\|)+", block[1]) or len(columns) != 1:
+                broken.append(f"{page.name}: {block[0][:60]}")
+    assert len(pages) >= 7 and not broken, broken

@@ -121,6 +121,13 @@ def token_forward_flops(generator: Any, traj: Any, position: int) -> float:
     return _call_optional(generator, ("flops_per_token",), len(traj), position) * getattr(traj, "halves", 2) / 2
 
 
+def check_step_advanced(generator: Any, traj: Any, position: int, verb: str) -> None:
+    """The search tree and the selections read `traj.step`: a generator (a plugin's) must have advanced it."""
+    if traj.step != position + 1:
+        raise ArscaleError(f"{type(generator).__name__}.{verb} left traj.step at {traj.step} after generating step "
+                           f"{position}: `start` sets it to 0 and each {verb} adds one (generators/protocol.py)")
+
+
 def scorer_name(scorer: Any) -> str:
     """A scorer's `name`, else its class's name (a third-party scorer need not have one)."""
     return str(getattr(scorer, "name", type(scorer).__name__))
@@ -284,11 +291,7 @@ class Search:
                                         top_k=int(getattr(g, "top_k", 0) or 0),
                                         top_p=float(getattr(g, "top_p", 0.0) or 0.0))
                 g.advance(traj, tokens, torch.full((rows,), scale))
-        if traj.step != self.position + 1:  # the search tree and selections read it: a plugin must advance it
-            verb = "step" if self.kind == "scale" else "advance"
-            raise ArscaleError(f"{type(g).__name__}.{verb} left traj.step at {traj.step} after generating step "
-                               f"{self.position}: `start` sets it to 0 and each {verb} adds one "
-                               "(generators/protocol.py)")
+        check_step_advanced(g, traj, self.position, "step" if self.kind == "scale" else "advance")
         if self.kind == "scale":
             own = getattr(g, "scale_flops", None)  # a count that depends on the rows' prompts (Infinity's text)
             flops = own(traj, self.position) if callable(own) else \

@@ -45,6 +45,7 @@ from arscale.search.rollout import (
     check_n,
     check_prompt_list,
     check_prompt_offset,
+    check_step_advanced,
     count_decode,
     to_uint8,
     token_forward_flops,
@@ -174,6 +175,7 @@ class ScalingAR:
                     tokens = sample_per_row(mixed, traj.seed_key, t, temperature=temperature, top_k=top_k,
                                             top_p=top_p)
                 gen.advance(traj, tokens, guidance=step.guidance.to(cond.device))
+                check_step_advanced(gen, traj, t, "advance")
                 if not own_count and t + 1 < T:  # feeding token t gave the survivors token t + 1's logits
                     billed += token_forward_flops(gen, traj, t + 1)
             with cost.timer("selection"):

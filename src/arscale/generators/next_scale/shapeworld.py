@@ -43,6 +43,10 @@ def load_shapeworld_var(device: str | torch.device = "cpu", weights: str | Path 
     (the fields of `SamplingConfig`: cfg, temperature, top_k, ...)."""
     # before the folder guard, which reads any TypeError as a folder holding another model
     check_options("shapeworld-var", sampling_overrides, [f.name for f in dataclasses.fields(SamplingConfig)])
+    try:  # the caller's values checked alone: an error names them, not the weights folder
+        SamplingConfig(**sampling_overrides)
+    except TypeError as exc:  # a value of the wrong kind
+        raise ArscaleError(f"shapeworld-var sampling options {sampling_overrides}: {exc}") from None
     directory = Path(weights) if weights is not None else WEIGHTS_DIR
     if not directory.is_dir():
         raise ArscaleError(f"ShapeWorld-VAR weights: {directory} is not a folder (--weights takes the folder a "
