@@ -9,6 +9,7 @@ Plugins (`arscale.plugins`) are imported before the parser is built.
 from __future__ import annotations
 
 import argparse
+import codecs
 import importlib
 import signal
 import sys
@@ -77,6 +78,29 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    restore = _escape_what_stdout_cannot_encode()
+    try:
+        return _main(argv)
+    finally:
+        restore()
+
+
+def _escape_what_stdout_cannot_encode():
+    """A stdout in a legacy code page (Windows gives a redirected one cp1252) escapes what it cannot encode (the
+    tables' −, --help's ≥, a prompt's λ) as Python's stderr does, rather than ending the command in a traceback;
+    returns what puts the stream back."""
+    stream = sys.stdout
+    try:
+        legacy = codecs.lookup(stream.encoding).name != "utf-8" and stream.errors == "strict"
+    except (AttributeError, LookupError, TypeError):
+        return lambda: None
+    if not legacy or not callable(getattr(stream, "reconfigure", None)):
+        return lambda: None
+    stream.reconfigure(errors="backslashreplace")
+    return lambda: stream.reconfigure(errors="strict")
+
+
+def _main(argv: list[str] | None) -> int:
     try:  # plugins first: their strategies and scorers are choices of the parser
         load_plugins()
     except ArscaleError as exc:

@@ -65,16 +65,18 @@ def parse_runs(strategies: str, configs: Sequence[str] = ()) -> list[RunSpec]:
         given[label.strip()] = read_config(text, f"--config {label}")
     specs = []
     labels = [s.strip() for s in strategies.split(",")]
-    if "" in labels[:-1] or len(set(labels)) < len(labels):
-        raise ArscaleError(f"--strategies lists an empty or repeated label: {strategies!r}")
+    if "" in labels[:-1] or len({s.casefold() for s in labels}) < len(labels):  # macOS, Windows: one folder
+        raise ArscaleError(f"--strategies lists an empty or repeated label (each names a folder, in which macOS "
+                           f"and Windows do not tell A from a): {strategies!r}")
     for label in [s for s in labels if s]:
         name, at, variant = label.partition("@")
         if name not in STRATEGIES:
             raise ArscaleError(f"unknown strategy {name!r} in {label!r}; choose from {', '.join(STRATEGIES)}")
         if at and not variant.strip():
             raise ArscaleError(f"{label!r}: name the variant after @ (e.g. {name}@lam1) or drop the @")
-        if "/" in variant or len(label.encode()) > 200:  # the label is its runs' folder name under --out
-            raise ArscaleError(f"{label!r}: a label names a folder under --out: no '/' in it, and at most 200 bytes")
+        if any(c in variant for c in '/\\:*?"<>|') or len(label.encode()) > 200:  # its runs' folder under --out
+            raise ArscaleError(f"{label!r}: a label names a folder under --out: none of / \\ : * ? \" < > | in it, "
+                               "and at most 200 bytes")
         if at and label not in given:  # a variant is only a variant with its own --config
             print(f"note: {label} has no --config {label}=...: it runs {name}'s defaults", file=sys.stderr)
         specs.append(RunSpec(label, name, given.get(label, {})))

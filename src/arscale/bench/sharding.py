@@ -74,6 +74,19 @@ def launcher_rank() -> tuple[int, int]:
     return world, rank
 
 
+def launcher_device(device: str) -> str:
+    """Under torchrun / accelerate (WORLD_SIZE > 1 and LOCAL_RANK set) `cuda` and `auto` name this rank's own GPU,
+    cuda:LOCAL_RANK (modulo the GPUs present): a command line cannot differ per rank, so else every rank runs on GPU 0."""
+    local = _env_int("LOCAL_RANK")
+    if local is None or device not in ("cuda", "auto") or launcher_rank()[0] < 2:
+        return device
+    import torch
+
+    if not torch.cuda.is_available():
+        return device  # `pick_device` says what is missing (auto: the CPU)
+    return f"cuda:{local % torch.cuda.device_count()}"
+
+
 def resolve_shard(num_shards: int = 1, shard_index: int = 0, *, world_size: int | None = None,
                   rank: int | None = None) -> Shard:
     if num_shards < 1:

@@ -135,7 +135,7 @@ def _bench(args: argparse.Namespace) -> int:
         record_path,
         scorers_named,
     )
-    from arscale.bench.sharding import ProcessGroup, resolve_shard
+    from arscale.bench.sharding import ProcessGroup, launcher_device, resolve_shard
     from arscale.bench.suites import load_prompts
     from arscale.commands.generate import check_cfg
     from arscale.generators.loading import recording_hub_files
@@ -161,7 +161,8 @@ def _bench(args: argparse.Namespace) -> int:
                                "clip, aesthetic), or --scorer '' for none; the default shapeworld-reward knows only "
                                "ShapeWorld")
         args.scorer = "shapeworld-reward"
-    args.device = str(pick_device(args.device))  # before anything is written, or a plugin's model loaded below
+    # before anything is written or a plugin's model loaded below; under torchrun, this rank's own GPU
+    args.device = str(pick_device(launcher_device(args.device)))
     options = {"device": args.device}
     if args.cfg is not None:
         options["cfg"] = args.cfg

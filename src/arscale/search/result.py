@@ -19,9 +19,15 @@ PHASES = ("model", "decode", "features", "reward", "selection")
 
 
 def _drain_gpu() -> None:
-    """Wait for the current CUDA device (`devices.pick_device` makes it the one in use)."""
+    """Wait for the current CUDA device and every other one this process holds memory on (a model loaded from
+    Python on cuda:1 leaves cuda:0 current: `pick_device(make_current=False)`)."""
     if torch.cuda.is_available() and torch.cuda.is_initialized():
-        torch.cuda.synchronize()
+        current = torch.cuda.current_device()
+        for index in range(torch.cuda.device_count()):
+            if index == current or torch.cuda.memory_reserved(index):
+                torch.cuda.synchronize(index)
+    elif torch.backends.mps.is_available() and torch.mps.current_allocated_memory():  # a Mac's GPU, if in use
+        torch.mps.synchronize()
 
 
 @dataclass

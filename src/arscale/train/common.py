@@ -397,7 +397,8 @@ class TrainState:
         from safetensors import safe_open
 
         with safe_open(str(path), framework="pt") as f:
-            return {k: f.get_tensor(k) for k in f.keys()}, dict(f.metadata() or {})  # noqa: SIM118
+            # copies: tensors that map the file would keep Windows from replacing it at the next save
+            return {k: f.get_tensor(k).clone() for k in f.keys()}, dict(f.metadata() or {})  # noqa: SIM118
 
     def load(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None = None) -> dict[str, Any]:
         """Load weights (strict) and optimizer state; returns state.json's content."""
@@ -446,7 +447,7 @@ def load_optimizer(optimizer: torch.optim.Optimizer, directory: str | os.PathLik
             state: dict[int, dict[str, torch.Tensor]] = {}
             for key in f.keys():  # noqa: SIM118 - safe_open is not a dict
                 _, idx, slot = key.split(".", 2)
-                state.setdefault(int(idx), {})[slot] = f.get_tensor(key)
+                state.setdefault(int(idx), {})[slot] = f.get_tensor(key).clone()  # a copy, as in `extra`
         optimizer.load_state_dict({"state": state, "param_groups": groups})
         return True
     if legacy.exists():
