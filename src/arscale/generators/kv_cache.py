@@ -72,13 +72,16 @@ class KVCache:
         into a right-sized one instead, so memory follows the surviving rows (at most log2(rows) such
         copies while pruning).
         """
-        idx = index.flatten().to(torch.long)
+        idx = index.flatten().to(device="cpu", dtype=torch.long)  # one host copy; the moves are found here, not per layer
         if len(idx) == 0 or (len(idx) > 1 and not bool((idx[1:] > idx[:-1]).all())):
             raise ValueError("keep_ needs a non-empty, strictly increasing row index")
+        moved = idx != torch.arange(len(idx))
+        moves = (idx[moved], moved.nonzero().flatten())  # (from, to) of the rows whose position changes
         for i, (k, v) in enumerate(zip(self.keys, self.values)):
             if k is None:
                 continue
-            self.keys[i], self.values[i] = _keep_rows(k, idx, self.lengths[i]), _keep_rows(v, idx, self.lengths[i])
+            self.keys[i] = _keep_rows(k, idx, moves, self.lengths[i])
+            self.values[i] = _keep_rows(v, idx, moves, self.lengths[i])
         return self
 
     def nbytes(self) -> int:
@@ -90,16 +93,16 @@ class KVCache:
         return sum(t.untyped_storage().nbytes() for t in self.keys + self.values if t is not None)
 
 
-def _keep_rows(buf: torch.Tensor, index: torch.Tensor, filled: int) -> torch.Tensor:
-    """Rows `index` (strictly increasing) of `buf`, whose first `filled` positions are live: gathered
-    into a right-sized buffer when they would use at most half of the allocation, else moved up in place."""
-    src = index.to(buf.device)
-    if len(src) * buf[0].numel() * buf.element_size() <= RIGHT_SIZE_AT * buf.untyped_storage().nbytes():
-        out = buf.new_empty(len(src), *buf.shape[1:])
-        out[:, :, :filled] = buf[src, :, :filled]
+def _keep_rows(buf: torch.Tensor, index: torch.Tensor, moves: tuple[torch.Tensor, torch.Tensor],
+               filled: int) -> torch.Tensor:
+    """Rows `index` (strictly increasing, on the CPU) of `buf`, whose first `filled` positions are live: gathered
+    into a right-sized buffer when they would use at most half of the allocation, else moved up in place
+    (`moves`: the rows whose position changes, from and to)."""
+    if len(index) * buf[0].numel() * buf.element_size() <= RIGHT_SIZE_AT * buf.untyped_storage().nbytes():
+        out = buf.new_empty(len(index), *buf.shape[1:])
+        out[:, :, :filled] = buf[index.to(buf.device), :, :filled]
         return out
-    dst = torch.arange(len(src), device=buf.device)
-    moved = src != dst
-    if bool(moved.any()):
-        buf[dst[moved], :, :filled] = buf[src[moved], :, :filled]  # the right side is gathered first: no aliasing
-    return buf[: len(src)]
+    src, dst = (m.to(buf.device) for m in moves)
+    if len(src):
+        buf[dst, :, :filled] = buf[src, :, :filled]  # the right side is gathered first: no aliasing
+    return buf[: len(index)]
