@@ -33,7 +33,8 @@ def run(model: str, n: int, batch: int, threads: int, out: Path) -> dict:
     _, status, usage = os.wait4(child.pid, 0)
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"{' '.join(argv)} failed")
-    return {"wall": time.perf_counter() - t0, "peak_mib": usage.ru_maxrss / 1024}  # ru_maxrss is KiB on Linux
+    kib = usage.ru_maxrss / 1024 if sys.platform == "darwin" else usage.ru_maxrss  # bytes on macOS, KiB on Linux
+    return {"wall": time.perf_counter() - t0, "peak_mib": kib / 1024}
 
 
 def images(folder: Path, model: str, n: int) -> list[np.ndarray]:
