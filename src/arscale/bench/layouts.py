@@ -44,10 +44,24 @@ def grid(images: Sequence[np.ndarray], columns: int | None = None) -> np.ndarray
     return out
 
 
+MAX_NAME_BYTES = 240  # a file name's limit is 255 bytes; `atomic_write_bytes` adds ".", ".tmp" and a pid
+
+
+def file_name(value: object, what: str) -> str:
+    """A folder or file name taken from a suite (its text or its metadata), refused in one line unless it is one
+    plain name: a string with no / or \\ or NUL, not . or .., that fits a file system's 255 bytes."""
+    if (not isinstance(value, str) or value in ("", ".", "..") or any(c in value for c in "/\\\0")
+            or len(value.encode()) > MAX_NAME_BYTES):
+        raise ArscaleError(f"{what} {str(value)[:80]!r} names a file or folder of the layout: it must be one plain "
+                           f"name (no / or \\, not . or .., at most {MAX_NAME_BYTES} bytes)")
+    return value
+
+
 def compbench_name(prompt: str, image_index: int) -> str:
     # The evaluators take the prompt before the first "_" and the index after it (UniDet: split("_")[1]),
     # so the prompt must hold no "_"; "/" cannot appear in a file name.
-    return f"{prompt.replace('/', ' ').replace('_', ' ')}_{image_index:06d}.png"
+    name = f"{prompt.replace('/', ' ').replace('_', ' ')}_{image_index:06d}.png"
+    return file_name(name, "T2I-CompBench: the prompt's file name")
 
 
 class CompBenchLayout:
@@ -58,7 +72,7 @@ class CompBenchLayout:
     def folder(self, sp: SuitePrompt) -> Path:
         """The `--out_dir` of the scorers: `<category>/` for CompBench prompts, else the root."""
         category = sp.metadata.get("category")
-        return self.root / category if category else self.root
+        return self.root / file_name(category, "T2I-CompBench: category") if category else self.root
 
     def paths(self, sp: SuitePrompt) -> list[Path]:
         first = sp.metadata.get("category_index", sp.index) * self.k
@@ -86,7 +100,7 @@ class DPGLayout:
         self.root = Path(root)
 
     def path(self, sp: SuitePrompt) -> Path:
-        return self.root / f"{sp.metadata.get('file', f'{sp.index:05d}')}.png"
+        return self.root / file_name(f"{sp.metadata.get('file', f'{sp.index:05d}')}.png", "DPG-Bench: prompt file")
 
     def is_complete(self, sp: SuitePrompt) -> bool:
         return is_whole(self.path(sp))
@@ -106,7 +120,9 @@ class TIIFLayout:
 
     def path(self, sp: SuitePrompt) -> Path:
         m = sp.metadata
-        return self.root / m["dimension"] / self.model / m["description"] / f"{m['line']}.png"
+        return (self.root / file_name(m["dimension"], "TIIF-Bench: type") / self.model
+                / file_name(m["description"], "TIIF-Bench: description")
+                / file_name(f"{m['line']}.png", "TIIF-Bench: line"))
 
     def is_complete(self, sp: SuitePrompt) -> bool:
         return is_whole(self.path(sp))

@@ -378,9 +378,12 @@ def _comparable(old: dict, new: dict) -> tuple[dict, dict]:
 
 def read_manifest(path: Path) -> dict:
     try:
-        return json.loads(Path(path).read_text())
+        manifest = json.loads(Path(path).read_text())
     except (OSError, ValueError) as exc:  # ValueError: not JSON, or not UTF-8
         raise ArscaleError(f"cannot read manifest {path}: {exc}") from None
+    if not isinstance(manifest, dict):
+        raise ArscaleError(f"cannot read manifest {path}: not a JSON object (was it written by `arscale bench`?)")
+    return manifest
 
 
 def check_compatible(old: dict, new: dict, where: str) -> None:

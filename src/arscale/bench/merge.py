@@ -82,8 +82,8 @@ def merge(inputs: Sequence[str | Path], out: str | Path) -> list[dict]:
             target = out / run.relative_to(folder)
             for prompt in sorted(run.iterdir()):
                 if prompt.is_dir() and prompt.name.isdigit() and (prompt / RECORD_FILE).is_file():
-                    for path in (prompt / RECORD_FILE, prompt / layout.METADATA_FILE):
-                        read_json(path)  # a damaged file is named at its source, before anything is copied
+                    read_record(prompt)  # a damaged file is named at its source, before anything is copied
+                    read_json(prompt / layout.METADATA_FILE)
                     _copy_prompt(prompt, target / prompt.name)
                 elif prompt.is_dir() and prompt.name in OFFICIAL_LAYOUTS:
                     _copy_tree(prompt, target / prompt.name)
@@ -107,12 +107,25 @@ def read_json(path: Path) -> dict:
     return value
 
 
+def read_record(folder: Path) -> dict:
+    """A finished prompt folder's record (`read_json`), refused unless it is that prompt's: its index the folder's,
+    a prompt and a cost record (what the summaries read)."""
+    record = read_json(folder / RECORD_FILE)
+    index = record.get("index")
+    if (isinstance(index, bool) or index != int(folder.name) or not isinstance(record.get("prompt"), str)
+            or not isinstance(record.get("cost"), dict)):
+        raise ArscaleError(f"{folder / RECORD_FILE}: not the record of prompt {int(folder.name)} (index {index!r}, "
+                           "with a 'prompt' and a 'cost'): remove that prompt's folder, `arscale bench --resume` "
+                           "into the folder it came from reruns it, then merge again")
+    return record
+
+
 def prompts_of_run(root: Path) -> list[SuitePrompt]:
     prompts = []
     for prompt in sorted(root.iterdir()):
         if prompt.is_dir() and prompt.name.isdigit() and (prompt / RECORD_FILE).is_file():
-            record, metadata = read_json(prompt / RECORD_FILE), read_json(prompt / layout.METADATA_FILE)
-            prompts.append(SuitePrompt(int(record["index"]), record["prompt"], metadata))
+            record, metadata = read_record(prompt), read_json(prompt / layout.METADATA_FILE)
+            prompts.append(SuitePrompt(int(prompt.name), record["prompt"], metadata))
     return prompts
 
 

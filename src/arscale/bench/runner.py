@@ -36,7 +36,14 @@ from arscale.bench.suites import SuitePrompt
 from arscale.bench.table import label_order
 from arscale.errors import ArscaleError
 from arscale.generators.seeding import mix
-from arscale.search.base import STRATEGIES, budget_note, check_result, make_strategy, read_config
+from arscale.search.base import (
+    NOT_IN_FOLDER_NAMES,
+    STRATEGIES,
+    budget_note,
+    check_result,
+    make_strategy,
+    read_config,
+)
 from arscale.search.rollout import scoring_prompts, sized_for
 
 RECORD_FILE = "record.json"
@@ -74,7 +81,7 @@ def parse_runs(strategies: str, configs: Sequence[str] = ()) -> list[RunSpec]:
             raise ArscaleError(f"unknown strategy {name!r} in {label!r}; choose from {', '.join(STRATEGIES)}")
         if at and not variant.strip():
             raise ArscaleError(f"{label!r}: name the variant after @ (e.g. {name}@lam1) or drop the @")
-        if any(c in variant for c in '/\\:*?"<>|') or len(label.encode()) > 200:  # its runs' folder under --out
+        if any(c in variant for c in NOT_IN_FOLDER_NAMES) or len(label.encode()) > 200:  # its runs' folder under --out
             raise ArscaleError(f"{label!r}: a label names a folder under --out: none of / \\ : * ? \" < > | in it, "
                                "and at most 200 bytes")
         if at and label not in given:  # a variant is only a variant with its own --config
@@ -231,6 +238,8 @@ class Bench:
             for n in ns:
                 root = spec.folder(out, n)
                 official = self._official(root)
+                for sp in mine if official is not None else ():  # a name the layout refuses: before any search
+                    official.is_complete(sp)
                 todo = [sp for block in blocks(mine, self.batch_prompts)
                         if not (resume and all(is_done(root, sp, official) for sp in block)) for sp in block]
                 plan.append((spec, make_strategy(spec.strategy, run_config(spec)), n, root, todo))

@@ -60,6 +60,8 @@ def _read_jsonl(path: Path) -> list[tuple[int, dict[str, Any]]]:
             row = json.loads(line)
         except json.JSONDecodeError as exc:
             raise ArscaleError(f"{path}:{n}: not valid JSON ({exc.msg})") from None
+        except (ValueError, RecursionError) as exc:  # an integer of over 4300 digits; lists nested too deep
+            raise ArscaleError(f"{path}:{n}: not a prompt record ({exc})") from None
         if not isinstance(row, dict):
             raise ArscaleError(f"{path}:{n}: expected a JSON object per line")
         rows.append((n, row))

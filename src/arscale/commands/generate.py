@@ -141,7 +141,7 @@ def _generate(args: argparse.Namespace, out: Path, t0: float) -> int:
     candidates = [c for per_prompt in result.candidates for c in per_prompt]
 
     images = [c.image for c in candidates]
-    stem = f"{args.model}_{args.strategy}"
+    stem = f"{args.model}_{args.strategy}".replace("/", "-").replace("\\", "-")  # a plugin's "org/model": one file
     digits = max(2, len(str(len(images) - 1)))  # names sort in order
     for i, img in enumerate(images):
         Image.fromarray(img).save(out / f"{stem}_{i:0{digits}d}.png")

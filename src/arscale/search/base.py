@@ -143,6 +143,11 @@ STRATEGIES: dict[str, Any] = {
 }
 
 
+# what no folder name may hold on some platform (Windows: \ : * ? " < > |): a strategy's name and a bench label
+# each name a folder under `bench --out`
+NOT_IN_FOLDER_NAMES = '/\\:*?"<>|'
+
+
 def register_strategy(name: str, target: Any, *, replace: bool = False) -> None:
     """Make a strategy available to `make_strategy`, `arscale generate --strategy` and `arscale bench`.
 
@@ -151,6 +156,9 @@ def register_strategy(name: str, target: Any, *, replace: bool = False) -> None:
     docs/extending.md for a worked example). For the command line, register from a plugin module
     (`arscale.plugins`)."""
     check_registration(STRATEGIES, name, target, "strategy", replace)
+    if any(c in name for c in NOT_IN_FOLDER_NAMES) or name in (".", ".."):  # `bench` names folders <out>/<name>/n<N>
+        raise ArscaleError(f"a strategy name names bench folders: none of / \\ : * ? \" < > | in it, and not . or "
+                           f"..; got {name!r}")
     STRATEGIES[name] = target
 
 
@@ -210,6 +218,8 @@ def read_config(text: str, what: str = "--config") -> dict[str, Any]:
         config = json.loads(source)
     except json.JSONDecodeError as exc:
         raise ArscaleError(f"{what}: not valid JSON ({exc.msg}, line {exc.lineno} column {exc.colno})") from None
+    except (ValueError, RecursionError) as exc:  # an integer of over 4300 digits; lists nested too deep
+        raise ArscaleError(f"{what}: not a config ({exc})") from None
     if not isinstance(config, dict):
         raise ArscaleError(f"{what}: a config is a JSON object of fields, got {type(config).__name__}")
     return config
