@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from arscale.errors import ArscaleError
+from arscale.generators.loading import record_hub_file
 from arscale.generators.registry import MODELS, load_generator
 from arscale.generators.seeding import generator_for
 from arscale.generators.trajectories import Trajectories
@@ -124,7 +125,12 @@ class Redness:
         return images[:, 0].mean((1, 2)) - images[:, 1:].mean((1, 2, 3))
 
 
+LOADS: list[str] = []  # each load_toy_ar call's device
+
+
 def load_toy_ar(device="cpu", weights=None, cfg=1.5):
+    LOADS.append(str(device))
+    record_hub_file("someone/toy-ar-s30/toy.py", __file__)  # as a loader that fetched a file from the hub does
     return ToyAR(device, cfg)
 
 
@@ -142,15 +148,21 @@ def test_bench_records_a_plugin_model_registered_as_its_factory(monkeypatch):
 
 
 def test_bench_without_strategies_runs_scaling_ar_on_a_plugin_next_token_model(tmp_path, monkeypatch, registries):
-    """`bench` without --strategies runs a plugin next-token model's own method (scaling-ar), as its --help says."""
+    """`bench` without --strategies runs a plugin next-token model's own method (scaling-ar), as its --help says; the
+    model it loaded to learn its kind is the one it runs, and the hub files that load read are hashed."""
+    import json
+
     from arscale.cli import main
 
     monkeypatch.setitem(MODELS, "toy-ar-s30", f"{__name__}:load_toy_ar")
+    LOADS.clear()
     register_scorer("toy-red-s30", lambda device="cpu": Redness())
     out = tmp_path / "bench"
     assert main(["bench", "--model", "toy-ar-s30", "--scorer", "toy-red-s30", "--prompts", "draw:1:5", "--limit",
                  "1", "--n", "2", "--quiet", "--out", str(out)]) == 0
     assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["best-of-n", "importance", "raw", "scaling-ar"]
+    assert LOADS == ["cpu"]  # loaded once
+    assert list(json.loads((out / "manifest.json").read_text())["model_hub_sha256"]) == ["someone/toy-ar-s30/toy.py"]
 
 
 def test_scaling_ar_bills_a_plugin_models_flops_per_token():
@@ -172,7 +184,7 @@ def test_a_plugin_factory_without_an_option_is_a_one_line_error(monkeypatch):
 
 
 class _StepUntouched(ToyVAR):
-    """Keeps its own position in `extra` and leaves `traj.step` at 0 (protocol.py never says who advances it)."""
+    """Keeps its own position in `extra` and leaves `traj.step` at 0 (protocol.py: each `step` adds one to it)."""
 
     def step(self, traj):
         k = traj.extra.get("k", 0)

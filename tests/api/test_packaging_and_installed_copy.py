@@ -91,7 +91,8 @@ def test_installed_copy_does_not_report_a_foreign_git_commit(tmp_path):
     that project's HEAD."""
     project = tmp_path / "someone-elses-project"
     project.mkdir()
-    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-c", "init.defaultBranch=main"]
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-c", "init.defaultBranch=main", "-c",
+           "commit.gpgsign=false"]  # a developer's signing setup would prompt or fail here
     subprocess.run([*git, "init", "-q"], cwd=project, check=True)
     (project / "a.txt").write_text("x")
     subprocess.run([*git, "add", "a.txt"], cwd=project, check=True)

@@ -19,7 +19,7 @@ from arscale.errors import ArscaleError
 from arscale.generators.seeding import generator_for
 
 
-def check_sampler(temperature: float, top_k: int, *, zero_temperature: bool = False) -> None:
+def check_sampler(temperature: float, top_k: int, *, top_p: float = 0.0, zero_temperature: bool = False) -> None:
     """A generator's sampler settings, refused in one line when it is built rather than at its first draw (a NaN or
     zero temperature, a fractional top-k). `zero_temperature`: a temperature ≤ 0 is allowed, as in LlamaGen, whose
     upstream sampler takes any temperature below 1e-5 as 1e-5."""
@@ -29,6 +29,8 @@ def check_sampler(temperature: float, top_k: int, *, zero_temperature: bool = Fa
         wanted = "a number" if zero_temperature else "must be > 0"
         raise ArscaleError(f"invalid sampling: temperature {temperature!r} ({wanted}), top_k {top_k!r} (a whole number; "
                            "≤ 0 is off)")
+    if isinstance(top_p, bool) or not isinstance(top_p, numbers.Real) or math.isnan(top_p):
+        raise ArscaleError(f"invalid sampling: top_p {top_p!r} (a number; ≤ 0 or ≥ 1 is off)")
 
 
 def check_guidance(cfg: float) -> None:

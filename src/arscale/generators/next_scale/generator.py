@@ -309,7 +309,7 @@ class SamplingConfig:
                                f"{self.coarse_top_k} (≥ 0)")
         if self.cfg_schedule not in ("constant", "linear"):
             raise ArscaleError(f"cfg_schedule must be 'constant' or 'linear', got {self.cfg_schedule!r}")
-        check_sampler(self.temperature, self.top_k)
+        check_sampler(self.temperature, self.top_k, top_p=self.top_p)
 
     def options_at(self, si: int) -> dict[str, Any]:
         """temperature / top_k / top_p of the sampler at scale si."""

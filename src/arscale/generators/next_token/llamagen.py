@@ -174,7 +174,7 @@ class LlamaGenGenerator(TokenGenerator):
     def __init__(self, gpt: LlamaGenGPT, vq: VQGAN, *, name: str = "llamagen", cfg: float = 4.0,
                  temperature: float = 1.0, top_k: int = 2000, top_p: float = 1.0, cfg_interval: int = -1,
                  text_encoder=None, sample_logits: bool = True):
-        check_sampler(temperature, top_k, zero_temperature=True)
+        check_sampler(temperature, top_k, top_p=top_p, zero_temperature=True)
         super().__init__(gpt, vq, self._no_encoder, name=name, cfg=cfg, temperature=temperature, top_k=top_k,
                          top_p=top_p)
         self.gpt, self.cfg_interval, self.text_encoder = gpt, cfg_interval, text_encoder
@@ -304,7 +304,8 @@ def _check_options(model: str, sampling: dict, others: tuple[str, ...], dtype) -
 
     check_options(model, sampling, ("cfg", "temperature", "top_k", "top_p", "cfg_interval", "sample_logits"),
                   others + ("dtype",))
-    check_sampler(sampling.get("temperature", 1.0), sampling.get("top_k", 0), zero_temperature=True)
+    check_sampler(sampling.get("temperature", 1.0), sampling.get("top_k", 0), top_p=sampling.get("top_p", 1.0),
+                  zero_temperature=True)
     return loading.transformer_dtype(model, dtype)
 
 

@@ -84,7 +84,7 @@ def build_generator(model: ShapeWorldAR, tokenizer: VQTokenizer, **overrides: An
     options = {"cfg": s.cfg, "temperature": s.temperature, "top_k": s.top_k, "top_p": s.top_p,
                "preview_fill": model.config.preview_fill}
     options.update({k: v for k, v in overrides.items() if v is not None})
-    check_sampler(options["temperature"], options["top_k"])
+    check_sampler(options["temperature"], options["top_k"], top_p=options["top_p"])
     return TokenGenerator(model.transformer, tokenizer, _ConditionEncoder(model), name="shapeworld-ar", **options)
 
 
