@@ -1,12 +1,13 @@
 """Puts this folder on the import path, so every test folder can use `tiny_shapeworld_var` and `tiny_families`;
-the `registries` fixture for tests that register strategies, scorers or plugins; every test leaves the process's
-Ctrl-C and SIGTERM handlers as it found them."""
+the `registries` fixture for tests that register strategies, scorers or plugins; `fake_cuda` for a machine that
+reports GPUs; every test leaves the process's Ctrl-C and SIGTERM handlers as it found them."""
 
 import signal
 import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -47,3 +48,18 @@ def saved_figures(monkeypatch):
     caught, save = [], Figure.savefig
     monkeypatch.setattr(Figure, "savefig", lambda self, *args, **kwargs: caught.append(self) or save(self, *args, **kwargs))
     return caught
+
+
+@pytest.fixture
+def fake_cuda(monkeypatch):
+    """`fake_cuda(count)`: a machine that reports `count` CUDA devices; returns the list that records `set_device`
+    calls (recorded, not made)."""
+    def report(count: int) -> list[int]:
+        current: list[int] = []
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+        monkeypatch.setattr(torch.cuda, "device_count", lambda: count)
+        monkeypatch.setattr(torch.cuda, "set_device", lambda index: current.append(index))
+        monkeypatch.setattr(torch.cuda, "get_device_name", lambda index=None: "fake GPU")
+        return current
+
+    return report

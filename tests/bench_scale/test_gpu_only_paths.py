@@ -10,14 +10,8 @@ from arscale.errors import ArscaleError
 
 
 @pytest.fixture
-def two_gpus(monkeypatch):
-    """A machine that reports two CUDA devices; `set_device` calls are recorded, not made."""
-    current = []
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
-    monkeypatch.setattr(torch.cuda, "set_device", lambda index: current.append(index))
-    monkeypatch.setattr(torch.cuda, "get_device_name", lambda index=None: "fake GPU")
-    return current
+def two_gpus(fake_cuda):
+    return fake_cuda(2)
 
 
 def test_torchrun_rank_runs_on_its_own_gpu(two_gpus, monkeypatch, tmp_path):

@@ -13,13 +13,8 @@ from arscale.folders import remove_empty_folders
 
 
 @pytest.fixture
-def one_gpu(monkeypatch):
-    """A machine that reports one CUDA device; `set_device` calls are recorded, not made."""
-    calls = []
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
-    monkeypatch.setattr(torch.cuda, "set_device", lambda index: calls.append(index))
-    return calls
+def one_gpu(fake_cuda):
+    return fake_cuda(1)
 
 
 def test_auto_picks_cuda_when_present(one_gpu):
