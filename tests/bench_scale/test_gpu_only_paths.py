@@ -53,3 +53,20 @@ def test_phase_timer_waits_on_the_gpu_the_model_runs_on(monkeypatch):
         assert 1 in synced  # the queue is drained before the phase starts...
         synced.clear()
     assert 1 in synced  # ...and when it ends
+
+
+def test_one_gpu_is_drained_without_reading_allocator_statistics(monkeypatch):
+    """On a one-GPU machine the phase timers (which run per token) synchronize that GPU and read no allocator
+    statistics (each read builds a dict of a few hundred counters)."""
+    from arscale.search.result import CostRecord
+
+    synced = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "memory_reserved", lambda device=None: pytest.fail("allocator statistics read"))
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: synced.append(device))
+    cost = CostRecord()
+    with cost.timer("model"):
+        pass
+    assert synced == [None, None]  # before and after the phase
