@@ -53,7 +53,7 @@ def _read_jsonl(path: Path) -> list[tuple[int, dict[str, Any]]]:
     """(1-based line number, object) for each non-blank line, so messages can point into the file."""
     rows = []
     text = _read_text(path)
-    for n, line in enumerate(text.splitlines(), 1):
+    for n, line in enumerate(text.split("\n"), 1):  # as a file iterates: only "\n" ends a line, not U+2028
         if not line.strip():
             continue
         try:
@@ -96,7 +96,7 @@ def load_compbench(path: str | Path) -> list[SuitePrompt]:
     out: list[SuitePrompt] = []
     for f in files:
         category = f.name.removesuffix("_val.txt").removesuffix(".txt")
-        lines = [(n, s.strip()) for n, s in enumerate(_read_text(f).splitlines()) if s.strip()]
+        lines = [(n, s.strip()) for n, s in enumerate(_read_text(f).split("\n")) if s.strip()]  # 3_in_1's readlines
         for rank, (line_no, text) in enumerate(lines):
             meta = {"category": category, "line": line_no, "category_index": rank}
             out.append(SuitePrompt(len(out), text, meta))
@@ -177,7 +177,7 @@ def load_prompts(spec: str) -> tuple[str, list[SuitePrompt]]:
         prompts = load_geneval(p)
         return ("shapeworld" if _all_shapeworld(prompts) else "geneval"), prompts
     if p.suffix == ".txt":
-        lines = [s.strip() for s in _read_text(p).splitlines() if s.strip()]
+        lines = [s.strip() for s in _read_text(p).split("\n") if s.strip()]
         return "plain", [SuitePrompt(i, s, {}) for i, s in enumerate(lines)]
     raise ArscaleError(f"cannot tell the suite kind of {p}; write KIND:PATH with KIND in {', '.join(SUITE_KINDS)}")
 
