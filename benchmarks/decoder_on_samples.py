@@ -135,7 +135,7 @@ def main() -> None:
               + " | ".join(f"{raw[t]:.3f}" for t in tags)
               + f" | {d['diff']:+.3f} ± {d['diff_se']:.3f} ({d['fixed']} / {d['broken']}) | {r['recon']['overall']:.3f} |")
     if args.json:
-        with open(args.json, "w") as f:
+        with open(args.json, "w", encoding="utf-8") as f:
             json.dump({"prompts": len(records), "suite": args.suite or [args.per_tag, args.suite_seeds],
                        "seed": args.seed, "rows": rows}, f, indent=2)
 

@@ -24,7 +24,7 @@ PROMPTS = ["a photo of a red circle", "a photo of two squares", "a photo of a cr
 
 
 def rss_bytes() -> int:
-    with open(f"/proc/{os.getpid()}/statm") as f:
+    with open(f"/proc/{os.getpid()}/statm", encoding="utf-8") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 

@@ -27,7 +27,7 @@ from pathlib import Path
 
 
 def _status_mb(field: str) -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
+    for line in Path("/proc/self/status").read_text(encoding="utf-8").splitlines():
         if line.startswith(field + ":"):
             return int(line.split()[1]) / 1024  # kB -> MiB
     raise RuntimeError(f"{field} not in /proc/self/status")

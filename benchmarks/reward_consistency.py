@@ -112,7 +112,7 @@ def main() -> None:
     text = json.dumps(report, indent=2)
     print(text)
     if args.json:
-        Path(args.json).write_text(text + "\n")
+        Path(args.json).write_text(text + "\n", encoding="utf-8")
     if args.plot:
         plot(report, args.plot)
 

@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {r['weights']} | {r['color']} | {r['class']} | "
               + " | ".join(f"{r['accuracy'][str(k)]:.3f}" for k in starts) + " |")
     if args.json:
-        with open(args.json, "w") as f:
+        with open(args.json, "w", encoding="utf-8") as f:
             json.dump({"per_class": args.per_class, "seed": args.seed, "starts": starts, "rows": rows}, f, indent=2)
     return 0
 

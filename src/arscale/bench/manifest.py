@@ -227,7 +227,7 @@ def weight_hashes(directory: Path | None) -> dict[str, str]:
 def hardware() -> dict[str, Any]:
     cpu = platform.processor() or platform.machine()
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
             if line.startswith("model name"):
                 cpu = line.split(":", 1)[1].strip()
                 break
@@ -378,7 +378,7 @@ def _comparable(old: dict, new: dict) -> tuple[dict, dict]:
 
 def read_manifest(path: Path) -> dict:
     try:
-        manifest = json.loads(Path(path).read_text())
+        manifest = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:  # ValueError: not JSON, or not UTF-8
         raise ArscaleError(f"cannot read manifest {path}: {exc}") from None
     if not isinstance(manifest, dict):

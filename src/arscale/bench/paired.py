@@ -29,7 +29,7 @@ def load_records(out: str | Path, skipped: list[Path] | None = None) -> Runs:
     runs: Runs = {}
     for path in sorted(Path(out).glob("*/n*/*/record.json")):
         try:
-            rec = json.loads(path.read_text())
+            rec = json.loads(path.read_text(encoding="utf-8"))
             key, index = (str(rec["label"]), int(rec["n"])), int(rec["index"])
         except (OSError, json.JSONDecodeError, KeyError, TypeError, ValueError):
             if skipped is not None:

@@ -91,7 +91,7 @@ def read_manifest(out_dir: str | Path) -> dict | None:
     folder = Path(out_dir)
     for path in [folder / "manifest.json", *sorted(folder.glob("manifest.shard-*.json"))]:
         try:
-            return json.loads(path.read_text())
+            return json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):  # ValueError: not JSON, or not UTF-8
             continue
     return None

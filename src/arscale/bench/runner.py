@@ -378,7 +378,7 @@ def collect_summaries(out: str | Path) -> list[dict]:
     found = []
     for path in sorted(Path(out).glob(f"*/n*/{layout.SUMMARY_FILE}")):
         try:
-            found.append(json.loads(path.read_text()))
+            found.append(json.loads(path.read_text(encoding="utf-8")))
         except ValueError:  # not JSON, or not UTF-8: a summary being rewritten or damaged
             continue
     return sorted(found, key=lambda s: (label_order(s.get("label", "")), s.get("n", 0)))

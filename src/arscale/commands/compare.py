@@ -203,6 +203,6 @@ def _write_json(path: str, data) -> None:
     from arscale.bench.geneval_layout import strict_json
 
     try:
-        Path(path).write_text(strict_json(data, indent=2) + "\n")
+        Path(path).write_text(strict_json(data, indent=2) + "\n", encoding="utf-8")
     except OSError as exc:
         raise ArscaleError(f"cannot write --json {path}: {exc.strerror or exc}") from None

@@ -90,7 +90,7 @@ def cmd_eval_shapeworld(args) -> int:
     summary = compute_summary(rows)
     write_results(root / RESULTS_FILE, rows)
     try:  # an `arscale bench` folder keeps its run fields (label, cost, config, ...): only the verdicts are new
-        earlier = json.loads((root / SUMMARY_FILE).read_text())
+        earlier = json.loads((root / SUMMARY_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):  # ValueError: not JSON, or not UTF-8 at all
         earlier = None
     if isinstance(earlier, dict):  # the bench's standard errors go with the fresh verdicts

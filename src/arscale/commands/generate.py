@@ -169,7 +169,7 @@ def _generate(args: argparse.Namespace, out: Path, t0: float) -> int:
         summary["cost"] = cost.to_dict()
     if getattr(result, "telemetry", None):  # the strategy's traces as data, not only as the plot (images left out)
         summary["telemetry"] = result.telemetry_dict()
-    (out / "result.json").write_text(strict_json(summary, indent=2, default=str) + "\n")
+    (out / "result.json").write_text(strict_json(summary, indent=2, default=str) + "\n", encoding="utf-8")
     if args.model.startswith("shapeworld-"):  # the shipped models were trained on the ShapeWorld grammar only
         from arscale.shapeworld.grammar import GrammarError, metadata_from_prompt
 

@@ -419,7 +419,7 @@ def shapeworld_folder_holds(folder: str | os.PathLike) -> str:
 
     def keys(name: str) -> set[str]:
         try:
-            data = json.loads((folder / name).read_text())
+            data = json.loads((folder / name).read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return set()
         if name == "state.json":  # a training state keeps its model's config under "config"

@@ -154,8 +154,10 @@ class ShapeWorldScorer:
     @torch.no_grad()
     def features(self, images: torch.Tensor) -> torch.Tensor:
         images = self._check(images)
-        return torch.cat([self.model.image(images[i : i + self.batch_size])
-                          for i in range(0, len(images), self.batch_size)]).float().cpu()
+        out = [self.model.image(images[i : i + self.batch_size]) for i in range(0, len(images), self.batch_size)]
+        if not out:  # no images: an empty batch shaped like a full one, as reward() gives
+            return torch.zeros(0, *self.model.image.pos.shape[1:])
+        return torch.cat(out).float().cpu()
 
 
 _LOADED: dict[tuple[str, str], tuple[tuple, weakref.ref]] = {}  # (folder, device) -> (its files' stamp, model)

@@ -103,7 +103,7 @@ def read_config(path: str | os.PathLike, build: Any = None) -> Any:
     if not p.is_file():
         raise ArscaleError(f"--config {path}: no such file")
     try:
-        data = json.loads(p.read_text())
+        data = json.loads(p.read_text(encoding="utf-8"))
     except ValueError as exc:  # not JSON, or not UTF-8
         raise ArscaleError(f"--config {path} is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
@@ -383,7 +383,7 @@ class TrainState:
                 **({"hyperparameters": self.hyperparameters} if self.hyperparameters is not None else {}),
                 "saved_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 "device": str(next(model.parameters()).device)}
-        (self.dir / "state.json.tmp").write_text(json.dumps(info, indent=2))
+        (self.dir / "state.json.tmp").write_text(json.dumps(info, indent=2), encoding="utf-8")
         os.replace(self.dir / "state.json.tmp", self.dir / "state.json")
 
     def info(self) -> dict[str, Any]:
@@ -479,7 +479,7 @@ def export_weights(state_dict: dict[str, torch.Tensor], config: dict[str, Any], 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     save_file(state, str(out / filename))
-    (out / config_name).write_text(json.dumps(config, indent=2) + "\n")
+    (out / config_name).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
     # safetensors writes 0600; shared weights should read like the config beside them (the umask decides)
     (out / filename).chmod((out / config_name).stat().st_mode & 0o777)
     return out / filename
