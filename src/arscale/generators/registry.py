@@ -8,6 +8,8 @@ import os
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+import torch
+
 from arscale.devices import pick_device
 from arscale.errors import ArscaleError
 from arscale.registry import resolve_target
@@ -85,7 +87,8 @@ def load_generator(name: str, **options: Any) -> Any:
     except ValueError:  # no signature to read (a builtin): the call says
         pass
     try:
-        return factory(**options)
+        with torch.random.fork_rng(devices=[]):  # a model's random init leaves the caller's torch stream alone
+            return factory(**options)
     except ArscaleError as exc:  # a path the user never typed: say where it came from
         given = {str(v) for v in options.values()}
         named = [f"${var}={os.environ[var]}" for var in (*WEIGHTS_ENV.values(), "ARSCALE_T5_WEIGHTS")

@@ -87,7 +87,8 @@ def load_scorer(name: str, **options: Any) -> Scorer:
     _check_options(name, factory, options)
     if options.get("device") is not None:  # a device this machine lacks fails now, not inside torch
         options["device"] = str(pick_device(str(options["device"]), make_current=False))
-    scorer = factory(**options)
+    with torch.random.fork_rng(devices=[]):  # a model's random init leaves the caller's torch stream alone
+        scorer = factory(**options)
     missing = [a for a in ("name", "input_size") if not hasattr(scorer, a)]
     if missing or not (callable(getattr(scorer, "reward", None)) or callable(getattr(scorer, "features", None))):
         raise ArscaleError(f"scorer {name!r} returned {type(scorer).__name__}, which is not a Scorer (it needs "

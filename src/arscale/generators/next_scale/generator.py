@@ -407,7 +407,8 @@ class ScaleGenerator(NextScaleLoop):
         return self.tokenizer.quantizer.next_input(si, f_hat)
 
     def decode_latent(self, f_hat: torch.Tensor, size: int | None) -> torch.Tensor:
-        return self.tokenizer.decode_fhat(f_hat, size)
+        decoder_dtype = next(self.tokenizer.parameters()).dtype  # a caller's .to(torch.bfloat16) casts it too
+        return self.tokenizer.decode_fhat(f_hat.to(decoder_dtype), size).float()
 
     # -- cost ---------------------------------------------------------------------------------------
     def flops_per_scale(self, rows: int) -> list[float]:
