@@ -1,6 +1,7 @@
 """Puts this folder on the import path, so every test folder can use `tiny_shapeworld_var` and `tiny_families`;
 the `registries` fixture for tests that register strategies, scorers or plugins; `fake_cuda` for a machine that
-reports GPUs; every test leaves the process's Ctrl-C and SIGTERM handlers as it found them."""
+reports GPUs; every test leaves the process's Ctrl-C and SIGTERM handlers as it found them; the suite runs torch on
+one thread."""
 
 import signal
 import sys
@@ -10,6 +11,15 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
+
+
+@pytest.fixture(autouse=True, scope="session")
+def one_torch_thread():
+    """Tiny models run fastest on one thread, and every test then sees the same thread count whichever ran first."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(autouse=True)

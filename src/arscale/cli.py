@@ -122,6 +122,8 @@ def _main(argv: list[str] | None) -> int:
     import torch  # the commands' parser has imported it already
 
     threads = torch.get_num_threads()  # --threads holds for the command: a caller's process gets its own back
+    rng, tf32 = torch.get_rng_state(), (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    gpu = torch.cuda.current_device() if torch.cuda.is_initialized() else 0  # `--device cuda:N` makes N current
     try:
         with warnings.catch_warnings():
             warnings.showwarning = _as_note(warnings.showwarning)
@@ -136,6 +138,10 @@ def _main(argv: list[str] | None) -> int:
         restore()
         if torch.get_num_threads() != threads:
             torch.set_num_threads(threads)
+        torch.set_rng_state(rng)  # a trainer's --seed, TF32 on CUDA: the command's, not the caller's
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = tf32
+        if torch.cuda.is_initialized() and torch.cuda.current_device() != gpu:
+            torch.cuda.set_device(gpu)
 
 
 def _terminate_as_interrupt(terminated: list[int]):

@@ -24,7 +24,10 @@ PROMPTS = ["a photo of a red circle", "a photo of two squares"]
 
 @pytest.fixture(autouse=True)
 def _one_thread():
+    before = torch.get_num_threads()
     torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)  # later tests keep the process's thread count
 
 
 # -- sampling overrides -------------------------------------------------------------------------------------

@@ -166,7 +166,8 @@ def test_plot_all_writes_each_figure_to_its_own_file(tmp_path):
     runs = [run("raw", n, 0.5) for n in (1, 2)] + [run("best-of-n", n, 0.6, flops=2e9 * n) for n in (1, 2)]
     by_n, compute = plot_all(runs, tmp_path, MANIFEST)
     assert (by_n.name, compute.name) == ("score_vs_n.png", "score_vs_compute.png")
-    assert Image.open(by_n).width == pytest.approx(5.5 * 120, abs=2)
+    with Image.open(by_n) as im:
+        assert im.width == pytest.approx(5.5 * 120, abs=2)
     assert Image.open(compute).width == pytest.approx(10 * 120, abs=2)
 
 

@@ -37,7 +37,8 @@ def test_a_narrow_search_tree_keeps_its_title_and_legend_whole(tmp_path, saved_f
     canvas.draw()
     renderer = canvas.get_renderer()
     widest = max(fig._suptitle.get_window_extent(renderer).width, fig.legends[0].get_window_extent(renderer).width)
-    assert Image.open(path).width >= widest / fig.dpi * 110
+    with Image.open(path) as im:
+        assert im.width >= widest / fig.dpi * 110
 
 
 def test_the_signals_plot_makes_its_folder(tmp_path):

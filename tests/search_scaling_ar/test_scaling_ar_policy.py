@@ -399,7 +399,8 @@ def test_the_plot_of_many_candidates_colours_them_by_fate_and_wraps_the_thumbnai
     assert len(figures[1].axes) == 1 + 30  # every candidate still has its thumbnail, under the curves
     rows = {round(ax.get_position().y0, 3) for ax in figures[1].axes[1:]}
     assert len(rows) == 3  # 30 thumbnails, 12 to a row
-    assert Image.open(large).width <= 1300 and Image.open(large).height > Image.open(small).height
+    with Image.open(large) as big, Image.open(small) as little:
+        assert big.width <= 1300 and big.height > little.height
     thumbs = {ax.get_title(): ax for ax in figures[0].axes[1:]}
     chosen = [t for t in thumbs if "chosen" in t]
     assert len(chosen) == 1 and chosen[0].endswith("chosen (image 0)")  # the file `generate` writes it to

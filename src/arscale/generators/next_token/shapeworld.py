@@ -150,10 +150,11 @@ def random_shapeworld_ar(seed: int = 0, *, grid: int = 4, vocab_size: int = 32, 
     """
     check_options("shapeworld-ar", overrides, sampling_options(), others=("seed", "grid", "vocab_size", "dim",
                                                                           "n_layer"))
-    torch.manual_seed(seed)
     text = TextEncoderConfig(width=32, depth=1, heads=2, max_len=12)
     transformer = TransformerConfig(dim=dim, n_layer=n_layer, n_head=2, vocab_size=vocab_size, grid=grid,
                                     cls_token_num=12, caption_dim=32, multiple_of=32)
-    model = ShapeWorldAR(ShapeWorldARConfig(text=text, transformer=transformer)).eval()
-    tokenizer = VQTokenizer(VQConfig(image_size=grid * 8, codebook_size=vocab_size, ch=8, z_channels=16)).eval()
+    with torch.random.fork_rng(devices=[]):  # seeded by `seed`; the caller's global RNG stays as it was
+        torch.manual_seed(seed)
+        model = ShapeWorldAR(ShapeWorldARConfig(text=text, transformer=transformer)).eval()
+        tokenizer = VQTokenizer(VQConfig(image_size=grid * 8, codebook_size=vocab_size, ch=8, z_channels=16)).eval()
     return build_generator(model, tokenizer, **overrides)
