@@ -165,6 +165,21 @@ def test_bench_without_strategies_runs_scaling_ar_on_a_plugin_next_token_model(t
     assert list(json.loads((out / "manifest.json").read_text())["model_hub_sha256"]) == ["someone/toy-ar-s30/toy.py"]
 
 
+def test_bench_refuses_a_foreign_out_before_loading_a_plugin_model(tmp_path, monkeypatch, capsys):
+    """A plugin model (its kind known only once loaded) is not loaded when --out holds someone else's files."""
+    from arscale.cli import main
+
+    monkeypatch.setitem(MODELS, "toy-ar-s31", f"{__name__}:load_toy_ar")
+    LOADS.clear()
+    out = tmp_path / "theirs"
+    out.mkdir()
+    (out / "notes.txt").write_text("keep me", encoding="utf-8")
+    assert main(["bench", "--model", "toy-ar-s31", "--scorer", "", "--prompts", "draw:1:5", "--quiet",
+                 "--out", str(out)]) == 2
+    assert "holds other files and no bench manifest" in capsys.readouterr().err
+    assert LOADS == [] and sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+
+
 def test_scaling_ar_bills_a_plugin_models_flops_per_token():
     """Without termination ScalingAR generates what Best-of-N does, so it must bill the same transformer FLOPs."""
     prompts = ["a photo of a red circle", "a photo of two squares"]

@@ -120,6 +120,12 @@ def run_bench(args: argparse.Namespace) -> int:
         raise
 
 
+def _not_a_bench_folder(out: Path) -> ArscaleError:
+    """Results would mix with what is there."""
+    return ArscaleError(f"--out {out} holds other files and no bench manifest: give a new or empty folder, or one an "
+                        "earlier `arscale bench` wrote")
+
+
 def _bench(args: argparse.Namespace) -> int:
     import time
 
@@ -168,6 +174,11 @@ def _bench(args: argparse.Namespace) -> int:
         options["cfg"] = args.cfg
     if args.model_weights:
         options["weights"] = args.model_weights
+    shard = resolve_shard(args.num_shards, args.shard_index)
+    out = output_folder(args.out)
+    found = manifests_in(out)
+    if not found and not shard.distributed and any(out.iterdir()):  # before a plugin's model is loaded below
+        raise _not_a_bench_folder(out)
     preloaded, preloaded_files = None, {}
     if args.strategies is None:  # the method of the model's own kind beside the baselines
         family = model_kind(args.model)
@@ -205,15 +216,10 @@ def _bench(args: argparse.Namespace) -> int:
     if args.layout == "tiif" and not all("dimension" in (sp.metadata or {}) for sp in prompts):
         raise ArscaleError("--layout tiif needs TIIF-Bench prompts (--prompts tiif:PATH): its folders are named "
                            "by each prompt's type and description")
-    shard = resolve_shard(args.num_shards, args.shard_index)
-    out = output_folder(args.out)
-    found = manifests_in(out)
     # ranks started by hand do not wait for rank 0's manifest: another rank's label folders are this run's
     labels = {spec.label for spec in specs} if shard.distributed else set()
     if not found and any(not (entry.is_dir() and entry.name in labels) for entry in out.iterdir()):
-        # not a bench's folder: results would mix with what is there
-        raise ArscaleError(f"--out {out} holds other files and no bench manifest: give a new or empty folder, or "
-                           "one an earlier `arscale bench` wrote")
+        raise _not_a_bench_folder(out)
     manifest = mf.build_manifest(
         model=mf.model_entry(args.model, args.model_weights, cfg=args.cfg, **precision),
         strategies=manifest_strategies(specs, args.scorer),
