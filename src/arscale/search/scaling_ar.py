@@ -134,7 +134,9 @@ class ScalingAR:
         if cfg.schedule_guidance and cfg.clamp_min > s_base:
             warnings.warn(f"ScalingAR: clamp_min {cfg.clamp_min} is above the base scale {s_base}, so the floor is "
                           f"{s_base}: the schedule moves around the scale asked for", ArscaleWarning, stacklevel=3)
-        temperature = cfg.temperature if cfg.temperature is not None else getattr(gen, "temperature", 1.0)
+        # a generator's own temperature may be <= 0 (LlamaGen, as upstream: taken as 1e-5, greedy)
+        temperature = cfg.temperature if cfg.temperature is not None else max(float(getattr(gen, "temperature", 1.0)),
+                                                                                 1e-5)
         top_k = cfg.top_k if cfg.top_k is not None else getattr(gen, "top_k", 0)
         top_p = cfg.top_p if cfg.top_p is not None else getattr(gen, "top_p", 1.0)
         own_sampler = cfg.temperature is None and cfg.top_k is None and cfg.top_p is None and hasattr(gen, "sample")

@@ -157,6 +157,11 @@ def main(args: argparse.Namespace) -> int:
         config = common.read_config(args.config, lambda d: VQConfig(**d))
     else:
         config = VQConfig(ch_mult=SHIPPED_CH_MULT)
+    from arscale.shapeworld import IMAGE_SIZE
+
+    if config.image_size != IMAGE_SIZE:  # the scene stream renders 64x64; another size has no grid of its own
+        raise ArscaleError(f"image_size {config.image_size}: this trainer tokenises ShapeWorld's {IMAGE_SIZE}×{IMAGE_SIZE} "
+                           f"renders, so image_size must be {IMAGE_SIZE}")
     torch.manual_seed(args.seed)
     model = VQTokenizer(config).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr, betas=(0.9, 0.95))

@@ -165,11 +165,17 @@ class TokenGenerator:
         tokens = torch.as_tensor(tokens, dtype=torch.long, device=self.device).reshape(-1)
         if tokens.shape[0] != R:
             raise ArscaleError(f"advance got {tokens.shape[0]} tokens for {R} rows")
-        if bool(((tokens < 0) | (tokens >= self.vocab_size)).any()):  # one device sync per step, not two
-            raise ArscaleError(f"tokens must lie in [0, {self.vocab_size})")
+        checks = [((tokens < 0) | (tokens >= self.vocab_size)).any()]
         if guidance is not None:
             g = torch.as_tensor(guidance, dtype=torch.float32, device=self.device)
             g = g.expand(R).clone() if g.dim() == 0 else g.reshape(R).clone()
+            checks.append(~(torch.isfinite(g) & (g >= 0)).all())  # as start's check: NaN / inf would reach the sampler
+        bad_tokens, *bad_guidance = torch.stack(checks).tolist()  # one device sync per step
+        if bad_tokens:
+            raise ArscaleError(f"tokens must lie in [0, {self.vocab_size})")
+        if any(bad_guidance):
+            raise ArscaleError(f"the guidance scale must be ≥ 0 and finite, got {sorted(set(g.tolist()))}")
+        if guidance is not None:
             if traj.halves == 1 and any(self.needs_unconditional(v) for v in g.unique().tolist()):
                 raise ArscaleError("this trajectory was started without its unconditional half "
                                    "(unconditional=False), so it cannot take guidance that mixes one in: "

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from arscale.errors import ArscaleError
 from arscale.generators.conv_autoencoder import Decoder, Encoder, conv_flops, downsample_factor
 
 
@@ -31,6 +32,10 @@ class VQConfig:
 
     def __post_init__(self):
         self.ch_mult = tuple(self.ch_mult)
+        factor = downsample_factor(self.ch_mult)
+        if self.image_size % factor:  # also a ch_mult that downsamples past the image (a grid below one token)
+            raise ValueError(f"image_size {self.image_size} is not a multiple of ch_mult {list(self.ch_mult)}'s "
+                             f"downsampling {factor}: no whole token grid")
 
     @property
     def grid(self) -> int:
@@ -66,6 +71,9 @@ class VQTokenizer(nn.Module):
 
     def encode_latent(self, images: torch.Tensor) -> torch.Tensor:
         """Images [B,3,H,W] in [0,1] -> l2-normalised pre-quantisation latents [B,D,g,g]."""
+        if images.shape[-1] != self.config.image_size or images.shape[-2] != self.config.image_size:
+            raise ArscaleError(f"the tokenizer takes {self.config.image_size}×{self.config.image_size} images, "
+                               f"got {tuple(images.shape[-2:])}")
         return F.normalize(self.quant_conv(self.encoder(images * 2 - 1)), dim=1)
 
     def quantize(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
