@@ -81,6 +81,9 @@ def main(argv: list[str] | None = None) -> int:
     restore = _escape_what_stdout_cannot_encode()
     try:
         return _main(argv)
+    except KeyboardInterrupt:  # while the commands load (torch's import takes seconds): as `_main` answers it
+        print("arscale: interrupted", file=sys.stderr)
+        return 130
     finally:
         restore()
 

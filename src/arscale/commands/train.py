@@ -32,13 +32,15 @@ def register(sub) -> None:
 
 def _releasing(main):
     def run(args):
-        from arscale.train.common import release_trainer
+        from arscale.train.common import release_trainer, stopped_by_signal
 
         release_trainer()  # whatever a trainer called outside `arscale train` left is not this run's to tidy
         failed = True
         try:
             code = main(args)
             failed = False
+            if stopped_by_signal():  # saved but not done: 130 / 143, as `cli` answers any stopped command
+                raise KeyboardInterrupt
             return code
         finally:
             release_trainer(failed)

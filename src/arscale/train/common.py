@@ -28,6 +28,7 @@ The data stream is in `scene_stream`, learning rates and `--fit-time-limit` in `
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -55,6 +56,7 @@ from arscale.generators.loading import shapeworld_folder_holds as holds
 _LIVE_TIMERS: weakref.WeakSet = weakref.WeakSet()  # see `release_trainer`
 _LIVE_BARS: weakref.WeakSet = weakref.WeakSet()  # likewise
 _MADE_FOLDERS: list[Path] = []  # the --out folders trainers of this process made: see `release_trainer`
+_STOPPED_BY_SIGNAL: list[int] = []  # a Ctrl-C (or a SIGTERM, which the CLI turns into one) stopped a trainer's loop
 
 
 # What a trainer may share its --out with: a transformer and the tokenizer whose codes it is trained on
@@ -372,6 +374,10 @@ class TrainState:
         usage, a running loss), in trainer.safetensors, so that a resume continues the uninterrupted run."""
         refuse_non_finite(model, step)
         self.dir.mkdir(parents=True, exist_ok=True)
+        with _holding_ctrl_c():  # a second Ctrl-C lands after the files: one checkpoint or the next, never a mix
+            self._write(model, optimizer, step, config, elapsed, metrics, extra, extra_metadata)
+
+    def _write(self, model, optimizer, step, config, elapsed, metrics, extra, extra_metadata) -> None:
         if extra is not None:
             save_file(_contiguous(extra), str(self.dir / "trainer.safetensors.tmp"), metadata=extra_metadata)
             os.replace(self.dir / "trainer.safetensors.tmp", self.dir / "trainer.safetensors")
@@ -408,6 +414,25 @@ class TrainState:
         load_strict(model, read_safetensors(self.dir / "model.safetensors", device), str(self.dir))
         restored = load_optimizer(optimizer, self.dir, device) if optimizer is not None else False
         return dict(self.info(), optimizer_restored=restored)
+
+
+@contextlib.contextmanager
+def _holding_ctrl_c():
+    """SIGINT (and the SIGTERM the CLI turns into one) waits until the block is done, then acts as it would have."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[Any] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(frame))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught:
+        if callable(previous):
+            previous(signal.SIGINT, caught[0])
+        elif previous != signal.SIG_IGN:
+            raise KeyboardInterrupt
 
 
 def refuse_non_finite(model: torch.nn.Module, step: int) -> None:
@@ -558,6 +583,11 @@ def progress(total: int, initial: int = 0, desc: str = "train") -> tqdm:
     return bar
 
 
+def stopped_by_signal() -> bool:
+    """Whether a Ctrl-C or SIGTERM stopped the trainer's loop (it saved, but did not reach --steps)."""
+    return bool(_STOPPED_BY_SIGNAL)
+
+
 def release_trainer(failed: bool = False) -> None:
     """What a trainer that ended by an exception never reached: close every timer still holding Ctrl-C, its
     progress bars (so that the error comes on a line of its own) and its data workers; after a failure, remove
@@ -569,6 +599,7 @@ def release_trainer(failed: bool = False) -> None:
     for bar in list(_LIVE_BARS):
         bar.close()
     close_live_streams()
+    _STOPPED_BY_SIGNAL.clear()
     if failed:
         for folder in _MADE_FOLDERS:
             remove_empty_folders(folder)
@@ -612,6 +643,7 @@ class Timer:
                     raise KeyboardInterrupt
                 return
             timer.interrupted = True
+            _STOPPED_BY_SIGNAL.append(signum)
             tqdm.write("interrupted: saving the state after this step; the same command (without --fresh) resumes "
                        "it (Ctrl-C again stops without saving)", file=sys.stderr)
 
