@@ -155,4 +155,8 @@ def select_diverse(features: torch.Tensor, k: int, generator: torch.Generator,
     n = features.shape[0]
     if k >= n:
         raise ArscaleError(f"clustering must shrink the batch, but asked for {k} of {n} rows")
+    bad = ~torch.isfinite(features.detach().reshape(n, -1)).all(1)
+    if bool(bad.any()):
+        raise ArscaleError(f"clustering features are not finite for row(s) {torch.nonzero(bad).flatten().tolist()[:8]}; "
+                           "the feature scorer (or the latent) returned NaN/inf — check its inputs and weights")
     return representatives(reduce_features(features, reduction), k, generator)

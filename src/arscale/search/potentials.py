@@ -59,11 +59,13 @@ def potential(history: torch.Tensor, column: int, kind: str = "value") -> torch.
 def log_weights(phi: torch.Tensor, lam: float, groups: torch.Tensor) -> torch.Tensor:
     """log of the normalised weights exp(λφ)/Σ_group exp(λφ), computed stably per group."""
     check_finite(phi, "potential")
-    z = float(lam) * phi.double()
-    out = torch.empty_like(z)
+    phi = phi.double()
+    out = torch.empty_like(phi)
     for g in torch.unique(groups).tolist():
         m = groups == g
-        out[m] = z[m] - torch.logsumexp(z[m], 0)
+        top = phi[m].max() if lam >= 0 else phi[m].min()
+        z = float(lam) * (phi[m] - top)  # ≤ 0: λ·φ beyond the double range gives -inf (weight 0), never NaN
+        out[m] = z - torch.logsumexp(z, 0)
     return out
 
 

@@ -281,6 +281,14 @@ class InfinitySampling:
             raise ArscaleError(f"unknown Infinity resolution {self.pixels!r}; choose from {', '.join(SCALES_FOR_PIXELS)}")
         if self.preview_decode not in ("downsampled", "full"):
             raise ArscaleError(f"preview_decode must be 'downsampled' or 'full', got {self.preview_decode!r}")
+        if isinstance(self.top_k, bool) or not isinstance(self.top_k, numbers.Integral):
+            raise ArscaleError(f"Infinity's top_k must be a whole number (≤ 0 or ≥ 2 is off on bits), got {self.top_k!r}")
+        if isinstance(self.top_p, bool) or not isinstance(self.top_p, numbers.Real) or math.isnan(self.top_p):
+            raise ArscaleError(f"Infinity's top_p must be a number (≤ 0 or ≥ 1 is off), got {self.top_p!r}")
+        scales = len(self.schedule) if self.schedule is not None else SCALES_FOR_PIXELS[self.pixels]
+        for what, value in (("cfg", self.cfg), ("tau", self.tau)):
+            if isinstance(value, (list, tuple)) and len(value) < scales:
+                raise ArscaleError(f"{what} list has {len(value)} entries for {scales} scales")
 
 
 class InfinityGenerator(NextScaleLoop):

@@ -14,6 +14,8 @@ rotation, so their q/k are exactly zero. The loop is the shared `TokenGenerator`
 
 from __future__ import annotations
 
+import math
+import numbers
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -168,6 +170,12 @@ def left_pad_captions(features: Sequence[torch.Tensor], length: int = T2I_TOKENS
     return out, mask
 
 
+def check_cfg_interval(value) -> None:
+    """Upstream's `--cfg-interval` (a float): guidance until decode step `value`; -1 (or below) keeps it on."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or math.isnan(value):
+        raise ArscaleError(f"cfg_interval must be a number (-1: guidance at every token), got {value!r}")
+
+
 class LlamaGenGenerator(TokenGenerator):
     """Prompts are class labels (c2i) or strings encoded by `text_encoder` (t2i)."""
 
@@ -175,6 +183,7 @@ class LlamaGenGenerator(TokenGenerator):
                  temperature: float = 1.0, top_k: int = 2000, top_p: float = 1.0, cfg_interval: int = -1,
                  text_encoder=None, sample_logits: bool = True):
         check_sampler(temperature, top_k, top_p=top_p, zero_temperature=True)
+        check_cfg_interval(cfg_interval)
         super().__init__(gpt, vq, self._no_encoder, name=name, cfg=cfg, temperature=temperature, top_k=top_k,
                          top_p=top_p)
         self.gpt, self.cfg_interval, self.text_encoder = gpt, cfg_interval, text_encoder
@@ -306,6 +315,7 @@ def _check_options(model: str, sampling: dict, others: tuple[str, ...], dtype) -
                   others + ("dtype",))
     check_sampler(sampling.get("temperature", 1.0), sampling.get("top_k", 0), top_p=sampling.get("top_p", 1.0),
                   zero_temperature=True)
+    check_cfg_interval(sampling.get("cfg_interval", -1))
     return loading.transformer_dtype(model, dtype)
 
 
