@@ -17,6 +17,8 @@ import time
 
 import torch
 
+from arscale.devices import check_threads, pick_device
+from arscale.errors import ArscaleError
 from arscale.generators.registry import load_generator
 
 PROMPTS = ["a photo of a red circle", "a photo of two squares", "a photo of a cross above a triangle",
@@ -77,9 +79,12 @@ def main() -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
     args = p.parse_args()
+    if args.threads < 0:
+        raise ArscaleError(f"--threads must be at least 1 (0: torch's default), got {args.threads}")
+    check_threads(args.threads)
     if args.threads:
         torch.set_num_threads(args.threads)
-    device = torch.device(args.device)
+    device = pick_device(args.device)
     gen = load_generator(args.model, device=device)
     print(f"# {args.model} on {device} ({platform.processor() or platform.machine()}, "
           f"{torch.get_num_threads()} torch threads), torch {torch.__version__}, {time.strftime('%Y-%m-%d')}")

@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 from generation import PeakRSS
 
+from arscale.devices import check_threads, pick_device
 from arscale.generators.next_scale.generator import SamplingConfig
 from arscale.generators.next_scale.var import (
     PATCH_NUMS_256,
@@ -119,8 +120,11 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     p.add_argument("--one", nargs=3, metavar=("MODEL", "DTYPE", "LOGITS_FILE"), help=argparse.SUPPRESS)
     args = p.parse_args()
+    if args.threads < 1:
+        p.error(f"--threads must be at least 1, got {args.threads}")
+    check_threads(args.threads)
     torch.set_num_threads(args.threads)
-    device = torch.device(args.device)
+    device = pick_device(args.device)  # "auto" as every arscale command takes it
     labels = [LABELS[i % len(LABELS)] for i in range(args.batch)]
     if args.one:  # the child process of one row
         print(json.dumps(measure_one(args.one[0], args.one[1], labels, device, Path(args.one[2]))))
@@ -131,7 +135,7 @@ def main() -> None:
     peak = "peak GPU MiB growth" if device.type == "cuda" else "peak RSS growth MiB"
     print(f"| model | dtype | s/image | × first dtype's time | transformer weights MiB | KV cache MiB | {peak} | logits drift |")
     print("|---|---|---:|---:|---:|---:|---:|---:|")
-    common = ["--batch", str(args.batch), "--device", args.device, "--threads", str(args.threads)]
+    common = ["--batch", str(args.batch), "--device", str(device), "--threads", str(args.threads)]
     with tempfile.TemporaryDirectory() as tmp:
         for model in args.models:
             ref, ref_secs = None, None

@@ -54,6 +54,8 @@ def run(args: argparse.Namespace) -> int:
     from arscale.bench.paired import compare_folders, format_comparison, run_differences
 
     for folder in (args.a, args.b, *args.more):
+        if folder is not None and not folder.strip():  # an unset shell variable: not the working folder
+            raise ArscaleError("a folder argument is empty: name an `arscale bench --out` folder (\".\" for this one)")
         if folder is not None and not Path(folder).is_dir():
             raise ArscaleError(f"{folder} is not a folder (expected an `arscale bench --out` folder)")
     _check_outputs(args)

@@ -85,10 +85,15 @@ def cmd_eval_shapeworld(args) -> int:
         write_summary,
     )
 
+    if not args.dir.strip():  # an unset shell variable: not the working folder
+        raise ArscaleError("DIR is empty: name a GenEval layout folder (\".\" for this one)")
     root = Path(args.dir)
     rows = evaluate_folder(args.dir, progress=not args.no_progress)
     summary = compute_summary(rows)
-    write_results(root / RESULTS_FILE, rows)
+    try:
+        write_results(root / RESULTS_FILE, rows)
+    except OSError as exc:  # a read-only folder, a folder in the way
+        raise ArscaleError(f"cannot write {root / RESULTS_FILE}: {exc.strerror or exc}") from None
     try:  # an `arscale bench` folder keeps its run fields (label, cost, config, ...): only the verdicts are new
         earlier = json.loads((root / SUMMARY_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):  # ValueError: not JSON, or not UTF-8 at all
@@ -99,7 +104,10 @@ def cmd_eval_shapeworld(args) -> int:
         summary = {**earlier, **summary, "overall_se": standard_error_of_overall(summary["tags"])}
         for tag in summary["tags"].values():
             tag["se"] = binomial_se(tag["accuracy"], tag["total"])
-    write_summary(root / SUMMARY_FILE, summary)
+    try:
+        write_summary(root / SUMMARY_FILE, summary)
+    except OSError as exc:
+        raise ArscaleError(f"cannot write {root / SUMMARY_FILE}: {exc.strerror or exc}") from None
     print(format_summary(summary))
     print(f"wrote {root / RESULTS_FILE} and {root / SUMMARY_FILE}")
     return 0

@@ -91,11 +91,14 @@ def cmd_render(args) -> int:
     total = len(records) * args.per_prompt
     with tqdm(total=total, desc="render", unit="img", disable=args.no_progress or None) as bar:
         for i, record in enumerate(records):
-            write_metadata(out, i, record)
-            for k in range(args.per_prompt):
-                scene = sample_scene(record, np.random.default_rng([args.seed, i, k]))
-                write_sample(out, i, k, render(scene))
-                bar.update(1)
+            try:
+                write_metadata(out, i, record)
+                for k in range(args.per_prompt):
+                    scene = sample_scene(record, np.random.default_rng([args.seed, i, k]))
+                    write_sample(out, i, k, render(scene))
+                    bar.update(1)
+            except OSError as exc:  # a file where a prompt folder goes, a read-only or full disk
+                raise ArscaleError(f"cannot write {out / f'{i:05d}'}: {exc.strerror or exc}") from None
     print(f"wrote {total} images for {len(records)} prompts to {out}")
     stale = [d for d in out.iterdir() if d.is_dir() and d.name.isdigit() and int(d.name) >= len(records)]
     stale += [png for i in range(len(records)) for png in (out / f"{i:05d}" / "samples").glob("*.png")

@@ -36,6 +36,7 @@ Trajectories keys (dim 0 = rows R, or halves·R for `paired`: conditional rows, 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -310,6 +311,12 @@ class SamplingConfig:
         if self.cfg_schedule not in ("constant", "linear"):
             raise ArscaleError(f"cfg_schedule must be 'constant' or 'linear', got {self.cfg_schedule!r}")
         check_sampler(self.temperature, self.top_k, top_p=self.top_p)
+        try:  # refused here, not at the first start (a trainer's --config would train to its first evaluation)
+            cfg = float(self.cfg)
+        except (TypeError, ValueError):
+            cfg = math.nan
+        if not 0 <= cfg < math.inf:
+            raise ArscaleError(f"invalid sampling: cfg {self.cfg!r} (the guidance scale: a finite number ≥ 0)")
 
     def options_at(self, si: int) -> dict[str, Any]:
         """temperature / top_k / top_p of the sampler at scale si."""
