@@ -4,6 +4,7 @@ import json
 
 from arscale.bench import manifest as mf
 from arscale.bench import merge as mg
+from arscale.bench.geneval_layout import PNG_END
 from arscale.bench.suites import SuitePrompt
 
 SUITE = [SuitePrompt(i, "a photo of a circle", {"tag": "single_object", "include": [{"class": "circle", "count": 1}]})
@@ -63,7 +64,7 @@ def _shard(root, k, count, **extra):
     d = root / "raw" / "n1" / f"{k:05d}"
     (d / "samples").mkdir(parents=True)
     (d / "metadata.jsonl").write_text(json.dumps({"tag": "single_object", "prompt": f"p{k}"}))
-    (d / "samples" / "00000.png").write_bytes(b"png")
+    (d / "samples" / "00000.png").write_bytes(b"png" + PNG_END)  # a whole PNG ends so (`is_whole`)
     (d / "record.json").write_text(json.dumps({"index": k, "prompt": f"p{k}", "correct": None, "cost": {}}))
     return root
 

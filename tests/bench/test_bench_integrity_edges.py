@@ -7,6 +7,7 @@ import pytest
 
 from arscale.bench import manifest as mf
 from arscale.bench import merge as mg
+from arscale.bench.geneval_layout import PNG_END
 from arscale.bench.suites import SuitePrompt
 from arscale.errors import ArscaleError
 
@@ -25,7 +26,7 @@ def _prompt(root, i, record=True):
     d = root / "raw" / "n1" / f"{i:05d}"
     (d / "samples").mkdir(parents=True)
     (d / "metadata.jsonl").write_text(json.dumps({"tag": "single_object", "prompt": f"p{i}"}) + "\n")
-    (d / "samples" / "00000.png").write_bytes(b"png")
+    (d / "samples" / "00000.png").write_bytes(b"png" + PNG_END)  # a whole PNG ends so (`is_whole`)
     if record:
         (d / "record.json").write_text(json.dumps({"index": i, "prompt": f"p{i}", "correct": None, "reward": None,
                                                    "cost": {}}))
@@ -101,9 +102,9 @@ def test_launcher_environment_edges(monkeypatch):
 def test_official_layout_folders_are_merged(tmp_path):
     s0 = _shard(tmp_path, 0)
     (s0 / "raw" / "n1" / "dpg").mkdir()
-    (s0 / "raw" / "n1" / "dpg" / "00000.png").write_bytes(b"grid")
+    (s0 / "raw" / "n1" / "dpg" / "00000.png").write_bytes(b"grid" + PNG_END)
     mg.merge([s0], tmp_path / "out")
-    assert (tmp_path / "out" / "raw" / "n1" / "dpg" / "00000.png").read_bytes() == b"grid"
+    assert (tmp_path / "out" / "raw" / "n1" / "dpg" / "00000.png").read_bytes() == b"grid" + PNG_END
 
 
 def test_merging_into_a_folder_of_another_run_is_refused(tmp_path):

@@ -8,6 +8,7 @@ import pytest
 
 from arscale.bench import manifest as mf
 from arscale.bench import merge as mg
+from arscale.bench.geneval_layout import PNG_END
 from arscale.bench.layouts import CompBenchLayout, DPGLayout
 from arscale.bench.runner import Bench
 from arscale.bench.suites import SuitePrompt, load_prompts, load_tiif
@@ -81,7 +82,7 @@ def _merge_source(root, records):
         d = root / "raw" / "n1" / f"{i:05d}"
         (d / "samples").mkdir(parents=True)
         (d / "metadata.jsonl").write_text(json.dumps({"tag": "single_object", "prompt": f"p{i}", "include": []}))
-        (d / "samples" / "00000.png").write_bytes(b"png")
+        (d / "samples" / "00000.png").write_bytes(b"png" + PNG_END)  # a whole PNG ends so (`is_whole`)
         (d / "record.json").write_text(json.dumps(record))
     return root
 

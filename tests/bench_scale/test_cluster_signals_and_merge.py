@@ -7,6 +7,7 @@ import pytest
 
 from arscale.bench import manifest as mf
 from arscale.bench import merge as mg
+from arscale.bench.geneval_layout import PNG_END
 from arscale.cli import main
 from arscale.errors import ArscaleError
 
@@ -64,7 +65,7 @@ def _shard(root, k, count, wall_seconds):
     d = root / "raw" / "n1" / f"{k:05d}"
     (d / "samples").mkdir(parents=True, exist_ok=True)
     (d / "metadata.jsonl").write_text(json.dumps({"tag": "single_object", "prompt": f"p{k}"}))
-    (d / "samples" / "00000.png").write_bytes(b"png")
+    (d / "samples" / "00000.png").write_bytes(b"png" + PNG_END)  # a whole PNG ends so (`is_whole`)
     (d / "record.json").write_text(json.dumps({"index": k, "prompt": f"p{k}", "correct": None, "cost": {}}))
     return root
 

@@ -70,6 +70,20 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
         raise
 
 
+def remove_leftover_temporaries(folder: str | os.PathLike, names: Iterable[str]) -> None:
+    """The temporary files (`.<name>.tmp<pid>`) that a process killed inside `atomic_write_bytes` left in `folder`
+    for any of `names`: an evaluator that lists the folder (T2I-CompBench's scorers) would count them as images."""
+    wanted = set(names)
+    try:
+        entries = list(os.scandir(folder))
+    except FileNotFoundError:
+        return
+    for entry in entries:
+        name, _, pid = entry.name.rpartition(".tmp")
+        if name.startswith(".") and name[1:] in wanted and pid.isdigit():
+            Path(entry.path).unlink(missing_ok=True)
+
+
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 

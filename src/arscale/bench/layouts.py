@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from arscale.bench.geneval_layout import atomic_write_bytes, encode_png, is_whole
+from arscale.bench.geneval_layout import atomic_write_bytes, encode_png, is_whole, remove_leftover_temporaries
 from arscale.bench.suites import SuitePrompt
 from arscale.errors import ArscaleError
 
@@ -85,6 +85,7 @@ class CompBenchLayout:
         if len(images) != self.k:
             raise ArscaleError(f"T2I-CompBench layout expects {self.k} images per prompt, got {len(images)}")
         paths = self.paths(sp)
+        remove_leftover_temporaries(paths[0].parent, [p.name for p in paths])  # a killed run's: scorers list samples/
         for im, p in zip(images, paths):
             atomic_save_png(im, p)
         return paths

@@ -39,6 +39,7 @@ def _copy_prompt(src: Path, dst: Path) -> None:
 def _copy_tree(src: Path, dst: Path) -> None:
     """An official-layout folder (flat or nested images; shards write disjoint file names)."""
     for path in sorted(p for p in src.rglob("*") if p.is_file() and not p.name.startswith(".")):
+        check_whole(path)
         target = dst / path.relative_to(src)
         target.parent.mkdir(parents=True, exist_ok=True)
         data = path.read_bytes()
@@ -84,6 +85,7 @@ def merge(inputs: Sequence[str | Path], out: str | Path) -> list[dict]:
                 if prompt.is_dir() and prompt.name.isdigit() and (prompt / RECORD_FILE).is_file():
                     read_record(prompt)  # a damaged file is named at its source, before anything is copied
                     read_json(prompt / layout.METADATA_FILE)
+                    check_whole(layout.sample_path(run, int(prompt.name), 0))
                     _copy_prompt(prompt, target / prompt.name)
                 elif prompt.is_dir() and prompt.name in OFFICIAL_LAYOUTS:
                     _copy_tree(prompt, target / prompt.name)
@@ -105,6 +107,13 @@ def read_json(path: Path) -> dict:
     if not isinstance(value, dict):
         raise ArscaleError(f"{path}: not a JSON object")
     return value
+
+
+def check_whole(path: Path) -> None:
+    """An image a crash left empty or cut short is refused, naming it (`layout.is_whole`), as a record is."""
+    if path.suffix == ".png" and path.is_file() and not layout.is_whole(path):
+        raise ArscaleError(f"{path}: empty or cut short; `arscale bench --resume` into the folder it came "
+                           "from reruns that prompt, then merge again")
 
 
 def read_record(folder: Path) -> dict:
