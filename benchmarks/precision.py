@@ -153,4 +153,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from arscale.errors import one_line_errors
+
+    one_line_errors(main, "precision")

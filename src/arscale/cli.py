@@ -127,6 +127,7 @@ def _main(argv: list[str] | None) -> int:
     threads = torch.get_num_threads()  # --threads holds for the command: a caller's process gets its own back
     rng, tf32 = torch.get_rng_state(), (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
     gpu = torch.cuda.current_device() if torch.cuda.is_initialized() else 0  # `--device cuda:N` makes N current
+    gpu_rngs = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None  # a trainer reseeds them too
     try:
         with warnings.catch_warnings():
             warnings.showwarning = _as_note(warnings.showwarning)
@@ -145,6 +146,8 @@ def _main(argv: list[str] | None) -> int:
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = tf32
         if torch.cuda.is_initialized() and torch.cuda.current_device() != gpu:
             torch.cuda.set_device(gpu)
+        if gpu_rngs is not None:
+            torch.cuda.set_rng_state_all(gpu_rngs)
 
 
 def _terminate_as_interrupt(terminated: list[int]):

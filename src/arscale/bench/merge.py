@@ -54,6 +54,8 @@ def _run_folders(folder: Path) -> list[Path]:
 def merge(inputs: Sequence[str | Path], out: str | Path) -> list[dict]:
     if not str(out).strip():  # Path("") is the working folder: refused as `bench --out ''` is
         raise ArscaleError("--out is empty: name a folder (\".\" for this one)")
+    if any(not str(folder).strip() for folder in inputs):  # an unset shell variable: not the working folder
+        raise ArscaleError("a merge input is empty: name a shard folder (\".\" for this one)")
     out = Path(out)
     found: list[tuple[Path, dict]] = []
     for folder in map(Path, inputs):

@@ -275,8 +275,9 @@ def _bench(args: argparse.Namespace) -> int:
     finally:
         group.close()
         if shard.is_main and finished is not None:  # an interrupted run's time counts too: its prompts resume
-            if manifest_path.is_file():  # another bench into this --out meanwhile: keep the labels and N it added
-                manifest = mf.combine(mf.read_manifest(manifest_path), manifest) | {"timings": manifest["timings"]}
+            if manifest_path.is_file():  # another bench into this --out meanwhile: keep the labels, N and time it added
+                on_disk = mf.read_manifest(manifest_path)
+                manifest = mf.combine(on_disk, manifest) | {"timings": on_disk.get("timings", manifest["timings"])}
             timings = manifest["timings"]
             timings["wall_seconds"] = timings.get("wall_seconds", 0.0) + time.time() - start
             if finished:

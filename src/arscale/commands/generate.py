@@ -143,17 +143,20 @@ def _generate(args: argparse.Namespace, out: Path, t0: float) -> int:
     images = [c.image for c in candidates]
     stem = f"{args.model}_{args.strategy}".replace("/", "-").replace("\\", "-")  # a plugin's "org/model": one file
     digits = max(2, len(str(len(images) - 1)))  # names sort in order
-    for i, img in enumerate(images):
-        Image.fromarray(img).save(out / f"{stem}_{i:0{digits}d}.png")
-        Image.fromarray(upscale(img, 4)).save(out / f"{stem}_{i:0{digits}d}_x4.png")
     score_name = "reward" if getattr(strategy, "uses_reward", True) else "confidence"
-    captions = tile_captions(candidates, images, digits, score_name)
-    Image.fromarray(grid(images, chosen=[i for i, c in enumerate(candidates) if c.chosen],
-                         captions=captions)).save(out / "grid.png")
-    written = [out / "grid.png"]
-    write_extras = strategy_extras(strategy)
-    if write_extras is not None:
-        written += list(write_extras(result, out) or [])
+    try:  # a read-only or full --out, a folder in the way: one line, as eval and render say it
+        for i, img in enumerate(images):
+            Image.fromarray(img).save(out / f"{stem}_{i:0{digits}d}.png")
+            Image.fromarray(upscale(img, 4)).save(out / f"{stem}_{i:0{digits}d}_x4.png")
+        captions = tile_captions(candidates, images, digits, score_name)
+        Image.fromarray(grid(images, chosen=[i for i, c in enumerate(candidates) if c.chosen],
+                             captions=captions)).save(out / "grid.png")
+        written = [out / "grid.png"]
+        write_extras = strategy_extras(strategy)
+        if write_extras is not None:
+            written += list(write_extras(result, out) or [])
+    except OSError as exc:
+        raise ArscaleError(f"cannot write {exc.filename or out}: {exc.strerror or exc}") from None
     summary = {"prompt": args.prompt, "model": args.model, "strategy": args.strategy, "n": args.n,
                "seed": args.seed, "cfg": _model_cfg(generator), **precision,  # given only: else the loader's fp32
                "scorer": args.scorer if scorer else None,
@@ -169,7 +172,10 @@ def _generate(args: argparse.Namespace, out: Path, t0: float) -> int:
         summary["cost"] = cost.to_dict()
     if getattr(result, "telemetry", None):  # the strategy's traces as data, not only as the plot (images left out)
         summary["telemetry"] = result.telemetry_dict()
-    (out / "result.json").write_text(strict_json(summary, indent=2, default=str) + "\n", encoding="utf-8")
+    try:
+        (out / "result.json").write_text(strict_json(summary, indent=2, default=str) + "\n", encoding="utf-8")
+    except OSError as exc:
+        raise ArscaleError(f"cannot write {out / 'result.json'}: {exc.strerror or exc}") from None
     if args.model.startswith("shapeworld-"):  # the shipped models were trained on the ShapeWorld grammar only
         from arscale.shapeworld.grammar import GrammarError, metadata_from_prompt
 

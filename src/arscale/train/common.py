@@ -427,7 +427,8 @@ def _holding_ctrl_c():
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        # None: a handler not installed from Python, which cannot be put back; the default then stands in
+        signal.signal(signal.SIGINT, signal.SIG_DFL if previous is None else previous)
     if caught:
         if callable(previous):
             previous(signal.SIGINT, caught[0])

@@ -1,0 +1,87 @@
+"""One-line errors and kept timings where a command cannot write, gets an empty folder name, or shares its --out."""
+
+from __future__ import annotations
+
+import json
+import runpy
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from arscale.cli import main
+from arscale.errors import ArscaleError
+
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+QUICK = ["bench", "--prompts", "draw:1:5", "--limit", "1", "--n", "1", "--scorer", "", "--quiet"]
+
+
+def _one_error_line(capsys) -> str:
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert "Traceback" not in err and len(lines) == 1 and lines[0].startswith("arscale: error: "), err
+    return lines[0]
+
+
+def test_precision_benchmark_refuses_too_many_threads_in_one_line(monkeypatch):
+    """benchmarks/precision.py --threads 100000 exits with one line naming --threads, as generation.py does."""
+    monkeypatch.setattr(sys, "argv", [str(BENCHMARKS / "precision.py"), "--threads", "100000", "--models", "var-d16"])
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    threads, had_generation = torch.get_num_threads(), "generation" in sys.modules
+    try:
+        with pytest.raises((SystemExit, ArscaleError)) as excinfo:
+            runpy.run_path(str(BENCHMARKS / "precision.py"), run_name="__main__")
+    finally:
+        torch.set_num_threads(threads)
+        if not had_generation:  # precision.py imports benchmarks/generation.py as a module
+            sys.modules.pop("generation", None)
+    assert excinfo.type is SystemExit, f"a traceback: {excinfo.value!r}"
+    message = excinfo.value.code
+    assert isinstance(message, str) and "--threads" in message and "\n" not in message
+
+
+def test_bench_merge_of_an_empty_input_is_refused_not_the_working_folder(tmp_path, monkeypatch, capsys):
+    """`bench merge "" --out M` run inside a bench folder is refused in one line; nothing is merged into M."""
+    here = tmp_path / "here"
+    here.mkdir()
+    (here / "manifest.json").write_text('{"timings": {}}', encoding="utf-8")  # the working folder is a bench's
+    monkeypatch.chdir(here)
+    merged = tmp_path / "merged"
+    assert main(["bench", "merge", "", "--out", str(merged)]) == 2
+    assert "empty" in _one_error_line(capsys)
+    assert not merged.exists()
+
+
+def test_generate_that_cannot_write_its_result_is_one_line(tmp_path, capsys):
+    """A folder named result.json in --out (a read-only --out alike) is one `arscale: error:` line, exit 2."""
+    out = tmp_path / "g"
+    (out / "result.json").mkdir(parents=True)
+    try:
+        rc = main(["generate", "a photo of a red circle", "--strategy", "raw", "--n", "1", "--out", str(out)])
+    except OSError as exc:  # the current code: IsADirectoryError escapes main
+        pytest.fail(f"traceback: {exc!r}")
+    assert rc == 2
+    assert "result.json" in _one_error_line(capsys)
+
+
+def test_a_bench_that_ends_last_keeps_the_timings_another_bench_added(tmp_path, monkeypatch):
+    """Two benches into one --out at once: the final manifest still records the second bench's start."""
+    from arscale.bench.runner import Bench
+
+    out = tmp_path / "b"
+    run, started, inner = Bench.run, [], []
+
+    def with_another_bench_meanwhile(self, *args, **kwargs):
+        if not started:  # the first bench (raw) is running: a second one (best-of-n) starts and ends meanwhile
+            started.append(True)
+            assert main([*QUICK, "--strategies", "best-of-n", "--out", str(out)]) == 0
+            inner.append(json.loads((out / "manifest.json").read_text(encoding="utf-8"))["timings"])
+        return run(self, *args, **kwargs)
+
+    monkeypatch.setattr(Bench, "run", with_another_bench_meanwhile)
+    assert main([*QUICK, "--strategies", "raw", "--out", str(out)]) == 0
+    timings = json.loads((out / "manifest.json").read_text(encoding="utf-8"))["timings"]
+    assert inner[0]["resumed"]  # the second bench recorded its start beside the first's
+    assert timings.get("resumed") == inner[0]["resumed"]
+    assert timings["wall_seconds"] > inner[0]["wall_seconds"]  # and its time counts with the first bench's
