@@ -29,6 +29,17 @@ def test_advance_refuses_guidance_that_start_would_refuse(bad):
     assert traj.step == 0  # refused before anything was written
 
 
+def test_advance_refuses_float_tokens_rather_than_truncating_them():
+    """Tokens 0.5 and 1.7 are refused (as select refuses float indices), not silently written as 0 and 1."""
+    gen = random_shapeworld_ar(0, grid=4, vocab_size=32, cfg=2.0)
+    traj = gen.start(["a photo of a red circle"], 2, seed=3)
+    with pytest.raises(ArscaleError, match="integer"):
+        gen.advance(traj, torch.tensor([0.5, 1.7]))
+    assert traj.step == 0
+    gen.advance(traj, np.array([3, 4]))  # integer arrays of any kind still go in
+    assert traj.rows["tokens"][:, 0].tolist() == [3, 4]
+
+
 def test_scaling_ar_top_k_override_runs_on_a_zero_temperature_llamagen():
     """A LlamaGen at temperature 0 (upstream: 1e-5, greedy) runs ScalingAR with a top-k override, picking as its own
     sampler does."""

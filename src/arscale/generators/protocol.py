@@ -23,8 +23,8 @@ class NextScaleGenerator(Protocol):
     counted once with torch's FLOP counter); an `unconditional: bool = True` keyword of `start`, which every
     built-in next-scale strategy sets to False (none reads the unconditional logits): where the guidance needs
     none (cfg 1) the generator may run only the conditional half and set `traj.halves = 1`; `scale_flops`
-    then counts that half, and `flops_per_scale` is billed by halves. What a strategy may use is in
-    docs/extending.md."""
+    then counts that half, and `flops_per_scale` is billed by halves; `latent(traj)` (each row's accumulated
+    latent, for TTS-VAR's `features: "latent"`). What a strategy may use is in docs/extending.md."""
 
     name: str
     num_scales: int
@@ -65,7 +65,8 @@ class NextTokenGenerator(Protocol):
     an `unconditional: bool = True` keyword of `start`, which raw sampling, Best-of-N and importance sampling
     set to False: where the generator's guidance needs no unconditional logits (cfg 1) it may then run only the
     conditional half, and says so with `traj.halves = 1` (the cost record bills `flops_per_token` by halves),
-    returning the conditional logits as both halves."""
+    returning the conditional logits as both halves; `needs_unconditional(scale)` (False where the scale means no
+    guidance: ScalingAR's base scale is then 1)."""
 
     name: str
     num_tokens: int

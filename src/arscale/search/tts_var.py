@@ -72,6 +72,9 @@ class TTSVARConfig(StrategyConfig):
             raise ArscaleError(f"history must be one of {', '.join(HISTORIES)}, got {self.history!r}")
         if not 0 <= self.lam < math.inf:  # NaN too
             raise ArscaleError(f"lam (λ) must be a finite number ≥ 0, got {self.lam}")
+        if self.preview_size < 1:  # else VAR keeps empty previews and other generators fail in torch mid-run
+            raise ArscaleError(f"preview_size (the side of the telemetry previews) must be at least 1, got "
+                               f"{self.preview_size}")
 
 
 class TTSVAR:
@@ -128,14 +131,16 @@ class TTSVAR:
         for k in range(plan.num_scales):
             search.advance(traj)
             op = plan.operation(k)
+            scored = None  # the decode the history's reward read: a clustering at the same size reuses it
             if op != "resample" and self._records_history(plan, k):
-                search.score_now(traj, k)  # before a clustering, so the kept rows carry it
+                scored = search.decode(traj, int(search.reward_scorer.input_size))
+                traj.record("reward", k, search.rewards(traj, scored))  # before a clustering: the kept rows carry it
             if c.record_previews and k < plan.num_scales - 1:
                 search.telemetry["previews"].append(
                     {"scale": k, "nodes": traj.node.tolist(), "prompt": traj.prompt_index.tolist(),
                      "images": search.diagnostic_previews(traj, c.preview_size)})
             if op == "cluster":
-                self._cluster(search, traj, k, plan.after(k))
+                self._cluster(search, traj, k, plan.after(k), scored)
             elif op == "resample":
                 search.score_now(traj, k)
                 with search.cost.timer("selection"):
@@ -157,11 +162,13 @@ class TTSVAR:
         return (c.history == "all" and c.potential != "value" and bool(plan.resample_at)
                 and k < max(plan.resample_at))
 
-    def _cluster(self, search: Search, traj, k: int, keep: int) -> None:
+    def _cluster(self, search: Search, traj, k: int, keep: int, decoded: torch.Tensor | None = None) -> None:
         if self.config.features == LATENT:
             feats = latent_tokens(search, traj)
         else:
-            feats = search.features(search.decode(traj, int(search.feature_scorer.input_size)))
+            size = int(search.feature_scorer.input_size)
+            images = decoded if decoded is not None and decoded.shape[-1] == size else search.decode(traj, size)
+            feats = search.features(images)
         with search.cost.timer("selection"):
             chosen: list[int] = []
             for p, rows in search.groups(traj):

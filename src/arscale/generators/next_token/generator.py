@@ -162,7 +162,10 @@ class TokenGenerator:
         R, step = len(traj), traj.step
         if step >= self.num_tokens:
             raise ArscaleError(f"all {self.num_tokens} tokens are generated; call finish")
-        tokens = torch.as_tensor(tokens, dtype=torch.long, device=self.device).reshape(-1)
+        tokens = torch.as_tensor(tokens, device=self.device).reshape(-1)
+        if tokens.is_floating_point() or tokens.is_complex() or tokens.dtype == torch.bool:  # as select's indices
+            raise ArscaleError(f"tokens must be integer codebook indices, got {tokens.dtype}")
+        tokens = tokens.long()
         if tokens.shape[0] != R:
             raise ArscaleError(f"advance got {tokens.shape[0]} tokens for {R} rows")
         checks = [((tokens < 0) | (tokens >= self.vocab_size)).any()]
