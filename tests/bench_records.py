@@ -1,4 +1,5 @@
-"""Hand-made bench folders for the paired / pooled / table tests: one `record.json` per prompt."""
+"""Bench folders for tests: hand-made ones for the paired / pooled / table tests (one `record.json` per prompt), and
+a real small bench run once per test module (`reference_bench`)."""
 
 import json
 from pathlib import Path
@@ -15,3 +16,17 @@ def write_records(root: Path, label: str, n: int, correct: list, reward=None, pr
             "label": label, "strategy": label.split("@")[0], "n": n, "index": i, "correct": ok,
             "tag": tag[i] if isinstance(tag, list) else tag, "prompt": f"{prompt} {i}",
             "reward": reward[i] if isinstance(reward, list) else reward}))
+
+
+def reference_bench(tmp_path_factory, args: list[str]) -> Path:
+    """`arscale bench ARGS --out <fresh folder>`, run once and checked to succeed; the process's torch threads are
+    given back (bench sets its --threads)."""
+    import torch
+
+    from arscale.cli import main
+
+    out = tmp_path_factory.mktemp("reference") / "out"
+    before = torch.get_num_threads()
+    assert main([*args, "--out", str(out)]) == 0
+    torch.set_num_threads(before)
+    return out

@@ -9,7 +9,7 @@ import random
 import shutil
 
 import pytest
-import torch
+from bench_records import reference_bench
 
 from arscale.cli import main
 
@@ -20,11 +20,7 @@ WALL = {"wall", "total_wall", "overhead", "overhead_fraction"}
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
-    out = tmp_path_factory.mktemp("reference") / "out"
-    before = torch.get_num_threads()
-    assert main([*ARGS, "--out", str(out)]) == 0
-    torch.set_num_threads(before)
-    return out
+    return reference_bench(tmp_path_factory, ARGS)
 
 
 def _no_wall(x):

@@ -13,17 +13,21 @@ BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 
 
 def run_script(monkeypatch, name: str, *args: str) -> None:
-    """`python benchmarks/<name>.py ARGS`, in this process (its `__main__` block included); torch's thread count and
-    the thread variables a script sets are restored afterwards."""
+    """`python benchmarks/<name>.py ARGS`, in this process (its `__main__` block included); torch's thread count, the
+    thread variables a script sets and the benchmark modules it imports (precision.py imports generation.py) are
+    restored afterwards."""
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         monkeypatch.setenv(var, "1")
     monkeypatch.setattr(sys, "argv", [str(BENCHMARKS / f"{name}.py"), *args])
     monkeypatch.syspath_prepend(str(BENCHMARKS))
-    threads = torch.get_num_threads()
+    threads, modules = torch.get_num_threads(), set(sys.modules)
     try:
         runpy.run_path(str(BENCHMARKS / f"{name}.py"), run_name="__main__")
     finally:
         torch.set_num_threads(threads)
+        for module in set(sys.modules) - modules:
+            if str(getattr(sys.modules[module], "__file__", "")).startswith(str(BENCHMARKS)):
+                del sys.modules[module]
 
 
 def one_line_error(excinfo, capsys) -> str:
@@ -54,6 +58,9 @@ CASES = [
     ("where_shapes_break", ["--per-class", "0"], "--per-class"),
     ("shapeworld", ["--repeats", "0"], "--repeats"),
     ("conditional_only", ["--per-tag", "1", "--n", "1", "--repeats", "0"], "--repeats"),
+    ("generation", ["--threads", "-1", "--batch-sizes", "1"], "--threads"),
+    ("precision", ["--threads", "100000", "--models", "var-d16"], "--threads"),
+    ("precision", ["--threads", "0", "--models", "var-d16"], "--threads"),
 ]
 
 
@@ -63,3 +70,11 @@ def test_benchmark_scripts_answer_bad_input_in_one_line(monkeypatch, capsys, nam
     with pytest.raises(SystemExit) as excinfo:
         run_script(monkeypatch, name, *args)
     assert expected in one_line_error(excinfo, capsys)
+
+
+def test_generation_benchmark_takes_device_auto(monkeypatch, capsys):
+    """benchmarks/generation.py --device auto (what every arscale command takes) runs and prints its table row."""
+    run_script(monkeypatch, "generation", "--device", "auto", "--batch-sizes", "1", "--threads", "1")
+    out = capsys.readouterr().out
+    assert "shapeworld-var on cpu" in out or "shapeworld-var on cuda" in out
+    assert any(line.startswith("| 1 |") for line in out.splitlines())

@@ -8,6 +8,7 @@ import shutil
 
 import pytest
 import torch
+from bench_records import reference_bench
 
 from arscale.cli import main
 
@@ -17,11 +18,7 @@ ARGS = ["bench", "--model", "shapeworld-var", "--prompts", "draw:1:5", "--n", "1
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
-    out = tmp_path_factory.mktemp("reference") / "out"
-    before = torch.get_num_threads()
-    assert main([*ARGS, "--out", str(out)]) == 0
-    torch.set_num_threads(before)
-    return out
+    return reference_bench(tmp_path_factory, ARGS)
 
 
 def _one_error_line(capsys):

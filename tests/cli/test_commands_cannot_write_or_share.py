@@ -3,17 +3,11 @@
 from __future__ import annotations
 
 import json
-import runpy
-import sys
-from pathlib import Path
 
 import pytest
-import torch
 
 from arscale.cli import main
-from arscale.errors import ArscaleError
 
-BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 QUICK = ["bench", "--prompts", "draw:1:5", "--limit", "1", "--n", "1", "--scorer", "", "--quiet"]
 
 
@@ -22,23 +16,6 @@ def _one_error_line(capsys) -> str:
     lines = [ln for ln in err.splitlines() if ln.strip()]
     assert "Traceback" not in err and len(lines) == 1 and lines[0].startswith("arscale: error: "), err
     return lines[0]
-
-
-def test_precision_benchmark_refuses_too_many_threads_in_one_line(monkeypatch):
-    """benchmarks/precision.py --threads 100000 exits with one line naming --threads, as generation.py does."""
-    monkeypatch.setattr(sys, "argv", [str(BENCHMARKS / "precision.py"), "--threads", "100000", "--models", "var-d16"])
-    monkeypatch.syspath_prepend(str(BENCHMARKS))
-    threads, had_generation = torch.get_num_threads(), "generation" in sys.modules
-    try:
-        with pytest.raises((SystemExit, ArscaleError)) as excinfo:
-            runpy.run_path(str(BENCHMARKS / "precision.py"), run_name="__main__")
-    finally:
-        torch.set_num_threads(threads)
-        if not had_generation:  # precision.py imports benchmarks/generation.py as a module
-            sys.modules.pop("generation", None)
-    assert excinfo.type is SystemExit, f"a traceback: {excinfo.value!r}"
-    message = excinfo.value.code
-    assert isinstance(message, str) and "--threads" in message and "\n" not in message
 
 
 def test_bench_merge_of_an_empty_input_is_refused_not_the_working_folder(tmp_path, monkeypatch, capsys):

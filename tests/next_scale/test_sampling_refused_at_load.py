@@ -1,29 +1,12 @@
-"""Next-scale sampling settings refused when a model is built (not at its first draw), and the generation
-benchmark's device and thread options (from an acceptance audit of issue 3)."""
+"""Next-scale sampling settings refused when a model is built, not at its first draw (from an acceptance audit of
+issue 3)."""
 
 import json
 import math
-import runpy
-import sys
-from pathlib import Path
 
 import pytest
-import torch
 
 from arscale.errors import ArscaleError
-
-BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
-
-
-def _run_benchmark(monkeypatch, name: str, *args: str) -> None:
-    """`python benchmarks/<name>.py ARGS` in this process; torch's thread count is restored afterwards."""
-    monkeypatch.setattr(sys, "argv", [str(BENCHMARKS / f"{name}.py"), *args])
-    monkeypatch.syspath_prepend(str(BENCHMARKS))
-    threads = torch.get_num_threads()
-    try:
-        runpy.run_path(str(BENCHMARKS / f"{name}.py"), run_name="__main__")
-    finally:
-        torch.set_num_threads(threads)
 
 
 def test_a_var_training_config_with_a_negative_guidance_is_refused_before_any_step(tmp_path, monkeypatch, capsys):
@@ -52,19 +35,3 @@ def test_next_scale_sampling_refuses_a_guidance_scale_no_draw_can_use(cfg):
 
     with pytest.raises(ArscaleError, match="cfg"):
         SamplingConfig(cfg=cfg)
-
-
-def test_generation_benchmark_takes_device_auto(monkeypatch, capsys):
-    """benchmarks/generation.py --device auto runs on this machine's device and prints its table row."""
-    _run_benchmark(monkeypatch, "generation", "--device", "auto", "--batch-sizes", "1", "--threads", "1")
-    out = capsys.readouterr().out
-    assert "shapeworld-var on cpu" in out or "shapeworld-var on cuda" in out
-    assert any(line.startswith("| 1 |") for line in out.splitlines())
-
-
-def test_generation_benchmark_refuses_negative_threads_in_one_line(monkeypatch):
-    """benchmarks/generation.py --threads -1 exits with one line naming --threads."""
-    with pytest.raises(SystemExit) as excinfo:
-        _run_benchmark(monkeypatch, "generation", "--threads", "-1", "--batch-sizes", "1")
-    message = excinfo.value.code
-    assert isinstance(message, str) and "--threads" in message and "\n" not in message
