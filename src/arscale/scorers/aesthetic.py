@@ -24,7 +24,6 @@ from arscale.errors import ArscaleError
 from arscale.scorers.hf import (
     as_dtype,
     check_batching,
-    check_prompts,
     from_pretrained,
     hub_file,
     in_chunks,
@@ -76,8 +75,10 @@ class AestheticScorer:
     def reward(self, images: torch.Tensor, prompts: Sequence[str] | None = None) -> torch.Tensor:
         """Aesthetic scores [B]; `prompts` are accepted for the common interface and ignored."""
         images = check_images(images)
-        if prompts is not None:
-            check_prompts(prompts, len(images))
+        # one per image, of any kind: a class-conditional model's class indices reach it as they are
+        if prompts is not None and (isinstance(prompts, str) or len(prompts) != len(images)):
+            given = "one string" if isinstance(prompts, str) else f"{len(prompts)} prompts"
+            raise ArscaleError(f"got {len(images)} images but {given}; give a list with one prompt per image")
         return in_chunks(lambda imgs: self.head(self.embeddings(imgs)).squeeze(-1).cpu(), self.batch_size, images)
 
     @torch.no_grad()
