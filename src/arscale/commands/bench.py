@@ -29,8 +29,9 @@ def register(sub) -> None:
     p.add_argument("action", nargs="*", metavar="merge DIR",
                    help="`merge DIR [DIR...]`: combine shard folders into --out (no other options needed)")
     p.add_argument("--model", default="shapeworld-var", help="generator name (default %(default)s)")
-    p.add_argument("--model-weights", default=None, metavar="DIR",
-                   help="load the model from this weights directory instead of the shipped one")
+    p.add_argument("--model-weights", default=None, metavar="WEIGHTS",
+                   help="model weights (a file, a folder or a hub id) instead of the shipped or default ones, as "
+                        "generate's --weights")
     p.add_argument("--strategies", default=None,
                    help="comma-separated labels: a strategy name, optionally with @suffix for a variant "
                         f"configured by --config (default {DEFAULT_STRATEGIES['scale']} for a next-scale model, "

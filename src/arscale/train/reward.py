@@ -272,6 +272,9 @@ def train(args: argparse.Namespace) -> int:
     torch.manual_seed(args.seed)
     config = RewardConfig()
     model = RewardModel(config).to(device)
+    if args.init and resume:
+        print(f"--init {args.init} is ignored: {args.state_dir} already holds a run, which resumes "
+              "(--fresh starts over from --init)")
     if args.init and not resume:
         init = Path(args.init) / "model.safetensors"
         if not init.exists():

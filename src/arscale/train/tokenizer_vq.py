@@ -95,6 +95,9 @@ def check_args(args: argparse.Namespace) -> None:
     """This trainer's own options, before anything is loaded or written (with `common.check_arguments`)."""
     common.check_arguments(args)
     common.check_count(args.eval_every, "eval_every", 0, " (0: only at the end)")
+    if args.decoder_only and args.config:  # the tokenizer in DIR keeps its own config: --config would be ignored
+        raise ArscaleError(f"--config sets a new tokenizer's fields, but --decoder-only {args.decoder_only} fine-tunes "
+                           "the tokenizer there with its own: drop --config")
 
 
 def decoder_only(args: argparse.Namespace) -> int:

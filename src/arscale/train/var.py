@@ -52,7 +52,7 @@ def register(sub) -> None:
     lr_schedule.add_fit_arg(p)
     p.add_argument("--tokenizer", default=None,
                    help="directory with tokenizer.safetensors + tokenizer_config.json (default: --out if it holds "
-                        "one, else the shipped one)")
+                        "one, else for a new run --init-from's if it holds one, else the shipped one)")
     p.add_argument("--config", default=None, help="JSON file overriding DEFAULT_CONFIG's sections (new runs)")
     p.add_argument("--init-from", default=None, metavar="DIR",
                    help="start a new run from trained weights (a weights folder with config.json, or a training "
