@@ -1,4 +1,4 @@
-"""The image-only LAION aesthetic score on a class-conditional model."""
+"""The image-only LAION aesthetic score takes any prompts: a class-conditional model's class indices, or one string."""
 
 from __future__ import annotations
 
@@ -34,3 +34,10 @@ def test_aesthetic_scores_a_class_conditional_model_given_class_indices():
         assert result.chosen(prompt).score == max(scores)
     images = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
     torch.testing.assert_close(scorer.reward(images, [3, 7]), scorer.reward(images))  # the indices are ignored
+
+
+def test_aesthetic_takes_one_prompt_string_for_the_whole_batch_as_the_other_scorers_do():
+    """`reward(images, "a photo")` scores the batch (one string serves every image, as check_prompts lets it)."""
+    scorer = tiny_aesthetic()
+    images = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(scorer.reward(images, "a photo of a red circle"), scorer.reward(images))
