@@ -15,6 +15,7 @@ from arscale.bench.plots import MARKERS, styles_for
 from arscale.bench.table import label_order, tag_order
 from arscale.errors import ArscaleError
 from arscale.figures import new_figure
+from arscale.folders import first_missing, remove_empty_folders
 
 OVERALL = "overall"
 Z95 = 1.96
@@ -76,10 +77,12 @@ def plot_comparison(rows: Sequence[dict], path: str | Path, name_a: str = "A", n
     path = Path(path)
     if not path.suffix:  # what savefig would write: say so
         path = path.with_suffix(".png")
+    made = first_missing(path.parent)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(path, dpi=120, bbox_inches="tight")
     # a file where the folder should be, a suffix matplotlib cannot write, .pgf without a TeX (RuntimeError)
     except (OSError, ValueError, RuntimeError) as exc:
+        remove_empty_folders(made)  # the folders made for a plot that was not drawn
         raise ArscaleError(f"cannot write --plot {path}: {getattr(exc, 'strerror', None) or exc}") from None
     return path

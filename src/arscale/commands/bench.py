@@ -239,8 +239,6 @@ def _bench(args: argparse.Namespace) -> int:
                                f"--scorer {own}")
     if manifest_path.is_file():
         manifest = mf.combine(mf.read_manifest(manifest_path), manifest)
-    group = ProcessGroup(shard)
-    synchronised = group.active or not shard.distributed
     with recording_hub_files() as hub_files:
         generator = preloaded if preloaded is not None else load_generator(args.model, **options, **precision)
     hub_files.update(preloaded_files)
@@ -262,6 +260,9 @@ def _bench(args: argparse.Namespace) -> int:
     start = time.time()
     bench = Bench(generator, reward, kind=kind, seed=args.seed, batch_prompts=args.batch_prompts,
                   quiet=args.quiet or not shard.is_main, layout=args.layout)
+    # started here, next to the `try` that closes it: a setup error above leaves no group in a caller's process
+    group = ProcessGroup(shard)
+    synchronised = group.active or not shard.distributed
     finished = False
     try:
         with torch.no_grad():

@@ -58,9 +58,13 @@ def write_suite(records: list[dict], path: str | os.PathLike) -> None:
     if path.parent and not path.parent.exists():
         raise ArscaleError(f"cannot write {path}: folder {path.parent} does not exist")
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.writelines(dumps_record(r) + "\n" for r in records)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.writelines(dumps_record(r) + "\n" for r in records)
+        os.replace(tmp, path)
+    except BaseException:  # a full disk, Ctrl-C: no hidden half-written file left beside --out
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _parse_lines(lines, source: str) -> list[dict]:

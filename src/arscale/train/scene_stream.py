@@ -90,7 +90,7 @@ class ShapeWorldStream:
 
     def close(self) -> None:
         if self.pool is not None:
-            self.pool.shutdown(wait=False, cancel_futures=True)
+            self.pool.shutdown(wait=True, cancel_futures=True)  # the workers end with the trainer, not after it
             self.pool, self.pending = None, deque()
         _LIVE_STREAMS.discard(self)
 
