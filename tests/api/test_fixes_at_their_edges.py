@@ -9,6 +9,7 @@ import signal
 
 import pytest
 import torch
+from cli_output import one_error_line
 from tiny_families import BrightnessScorer, fake_t5, tiny_llamagen, tiny_var
 
 from arscale.bench import geneval_layout as gl
@@ -29,12 +30,6 @@ from arscale.train import common
 PROMPT = "a photo of a red circle"
 
 
-def _one_error_line(capsys) -> str:
-    err = capsys.readouterr().err
-    lines = [ln for ln in err.splitlines() if ln.strip()]
-    assert "Traceback" not in err and len(lines) == 1 and lines[0].startswith("arscale: error: "), err
-    return lines[0]
-
 
 def test_merge_refuses_an_empty_input_beside_a_real_one(tmp_path, monkeypatch, capsys):
     """`bench merge SHARD "" --out M` (one unset variable among several) is refused, not merged from the cwd."""
@@ -44,7 +39,7 @@ def test_merge_refuses_an_empty_input_beside_a_real_one(tmp_path, monkeypatch, c
     monkeypatch.chdir(here)
     merged = tmp_path / "merged"
     assert main(["bench", "merge", str(here), "", "--out", str(merged)]) == 2
-    assert "merge input is empty" in _one_error_line(capsys)
+    assert "merge input is empty" in one_error_line(capsys)
     assert not merged.exists()
 
 
@@ -81,7 +76,7 @@ def test_eval_that_cannot_write_its_summary_is_one_line(tmp_path, capsys):
     root = _layout(tmp_path / "gt")
     (root / "summary.json").mkdir()
     assert main(["eval", "shapeworld", str(root), "--no-progress"]) == 2
-    assert "summary.json" in _one_error_line(capsys)
+    assert "summary.json" in one_error_line(capsys)
 
 
 def test_generate_that_cannot_write_its_grid_is_one_line(tmp_path, capsys):
@@ -89,7 +84,7 @@ def test_generate_that_cannot_write_its_grid_is_one_line(tmp_path, capsys):
     out = tmp_path / "g"
     (out / "grid.png").mkdir(parents=True)
     assert main(["generate", PROMPT, "--strategy", "raw", "--n", "1", "--out", str(out)]) == 2
-    assert "grid.png" in _one_error_line(capsys)
+    assert "grid.png" in one_error_line(capsys)
 
 
 def test_next_scale_sampling_takes_cfg_zero_and_refuses_a_cfg_that_is_no_number():

@@ -9,6 +9,7 @@ import shutil
 import pytest
 import torch
 from bench_records import reference_bench
+from cli_output import one_error_line
 
 from arscale.cli import main
 
@@ -20,11 +21,6 @@ ARGS = ["bench", "--model", "shapeworld-var", "--prompts", "draw:1:5", "--n", "1
 def reference(tmp_path_factory):
     return reference_bench(tmp_path_factory, ARGS)
 
-
-def _one_error_line(capsys):
-    err = capsys.readouterr().err
-    assert "Traceback" not in err
-    return [line for line in err.splitlines() if line.strip()]
 
 
 @pytest.mark.parametrize("which", ["geneval sample", "compbench image"])
@@ -40,8 +36,7 @@ def test_merge_refuses_a_finished_prompts_torn_image_naming_it(reference, tmp_pa
     path.write_bytes(path.read_bytes()[:100])
     capsys.readouterr()
     assert main(["bench", "merge", str(src), "--out", str(tmp_path / "merged")]) == 2
-    lines = _one_error_line(capsys)
-    assert len(lines) == 1 and lines[0].startswith("arscale: error: ") and str(path) in lines[0], lines
+    assert str(path) in one_error_line(capsys)
 
 
 def test_resume_removes_a_temporary_file_a_kill_left_among_compbench_samples(reference, tmp_path):

@@ -5,17 +5,12 @@ from __future__ import annotations
 import json
 
 import pytest
+from cli_output import one_error_line
 
 from arscale.cli import main
 
 QUICK = ["bench", "--prompts", "draw:1:5", "--limit", "1", "--n", "1", "--scorer", "", "--quiet"]
 
-
-def _one_error_line(capsys) -> str:
-    err = capsys.readouterr().err
-    lines = [ln for ln in err.splitlines() if ln.strip()]
-    assert "Traceback" not in err and len(lines) == 1 and lines[0].startswith("arscale: error: "), err
-    return lines[0]
 
 
 def test_bench_merge_of_an_empty_input_is_refused_not_the_working_folder(tmp_path, monkeypatch, capsys):
@@ -26,7 +21,7 @@ def test_bench_merge_of_an_empty_input_is_refused_not_the_working_folder(tmp_pat
     monkeypatch.chdir(here)
     merged = tmp_path / "merged"
     assert main(["bench", "merge", "", "--out", str(merged)]) == 2
-    assert "empty" in _one_error_line(capsys)
+    assert "empty" in one_error_line(capsys)
     assert not merged.exists()
 
 
@@ -39,7 +34,7 @@ def test_generate_that_cannot_write_its_result_is_one_line(tmp_path, capsys):
     except OSError as exc:  # the current code: IsADirectoryError escapes main
         pytest.fail(f"traceback: {exc!r}")
     assert rc == 2
-    assert "result.json" in _one_error_line(capsys)
+    assert "result.json" in one_error_line(capsys)
 
 
 def test_a_bench_that_ends_last_keeps_the_timings_another_bench_added(tmp_path, monkeypatch):

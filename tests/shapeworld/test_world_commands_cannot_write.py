@@ -4,6 +4,7 @@ given an empty folder name: bad input is one line and a non-zero exit, never a t
 from __future__ import annotations
 
 import pytest
+from cli_output import one_error_line
 
 from arscale.bench import geneval_layout as gl
 from arscale.cli import main
@@ -18,13 +19,6 @@ def _layout(root):
     return root
 
 
-def _one_error_line(capsys) -> str:
-    err = capsys.readouterr().err
-    assert "Traceback" not in err
-    lines = [ln for ln in err.splitlines() if ln.strip()]
-    assert len(lines) == 1 and lines[0].startswith("arscale: error: "), err
-    return lines[0]
-
 
 def test_eval_that_cannot_write_its_results_is_one_line(tmp_path, capsys):
     """A DIR where results.jsonl cannot be written (here a folder is in the way; a read-only DIR alike) is one line."""
@@ -35,7 +29,7 @@ def test_eval_that_cannot_write_its_results_is_one_line(tmp_path, capsys):
     except OSError as exc:  # the current code: IsADirectoryError escapes main as a traceback
         pytest.fail(f"traceback: {exc!r}")
     assert rc == 2
-    assert "results.jsonl" in _one_error_line(capsys)
+    assert "results.jsonl" in one_error_line(capsys)
 
 
 def test_render_that_cannot_write_a_prompt_folder_is_one_line(tmp_path, capsys):
@@ -51,7 +45,7 @@ def test_render_that_cannot_write_a_prompt_folder_is_one_line(tmp_path, capsys):
     except OSError as exc:  # the current code: NotADirectoryError / FileExistsError escapes main
         pytest.fail(f"traceback: {exc!r}")
     assert rc == 2
-    assert "00000" in _one_error_line(capsys)
+    assert "00000" in one_error_line(capsys)
 
 
 def test_eval_of_an_empty_dir_argument_is_refused_not_the_working_folder(tmp_path, monkeypatch, capsys):
@@ -59,7 +53,7 @@ def test_eval_of_an_empty_dir_argument_is_refused_not_the_working_folder(tmp_pat
     _layout(tmp_path)
     monkeypatch.chdir(tmp_path)
     assert main(["eval", "shapeworld", "", "--no-progress"]) == 2
-    assert "empty" in _one_error_line(capsys)
+    assert "empty" in one_error_line(capsys)
     assert not (tmp_path / "results.jsonl").exists() and not (tmp_path / "summary.json").exists()
 
 
