@@ -24,6 +24,7 @@ from arscale.errors import ArscaleError
 from arscale.scorers.hf import (
     as_dtype,
     check_batching,
+    check_prompts,
     from_pretrained,
     hub_file,
     in_chunks,
@@ -75,10 +76,8 @@ class AestheticScorer:
     def reward(self, images: torch.Tensor, prompts: Sequence[str] | None = None) -> torch.Tensor:
         """Aesthetic scores [B]; `prompts` are accepted for the common interface and ignored."""
         images = check_images(images)
-        # one per image, of any kind (a class-conditional model's class indices reach it as they are), or one
-        # string for the whole batch, as every other scorer takes it (`check_prompts`)
-        if prompts is not None and not isinstance(prompts, str) and len(prompts) != len(images):
-            raise ArscaleError(f"got {len(images)} images but {len(prompts)} prompts; give one prompt per image")
+        if prompts is not None:
+            check_prompts(prompts, len(images), texts=False)
         return in_chunks(lambda imgs: self.head(self.embeddings(imgs)).squeeze(-1).cpu(), self.batch_size, images)
 
     @torch.no_grad()

@@ -146,13 +146,15 @@ def in_chunks(fn: Callable[..., torch.Tensor], batch_size: int, *arrays: Any) ->
     return torch.cat(parts)
 
 
-def check_prompts(prompts: Any, count: int) -> list[str]:
+def check_prompts(prompts: Any, count: int, *, texts: bool = True) -> list[Any]:
+    """One prompt per image (one string serves a whole batch); `texts=False` for a scorer that reads none, which
+    takes a class-conditional model's class indices as they come."""
     if isinstance(prompts, str):
         prompts = [prompts] * count  # one prompt for the whole batch is a common call
     prompts = list(prompts)
     if len(prompts) != count:
         raise ArscaleError(f"got {count} images but {len(prompts)} prompts; give one prompt per image")
-    bad = [p for p in prompts if not isinstance(p, str) or not p.strip()]
+    bad = [p for p in prompts if texts and (not isinstance(p, str) or not p.strip())]
     if bad:
         raise ArscaleError(f"prompts must be non-empty strings, got {bad[0]!r}")
     return prompts
