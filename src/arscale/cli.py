@@ -79,11 +79,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     restore = _escape_what_stdout_cannot_encode()
+    terminated: list[int] = []  # the SIGTERM that `_main` turned into a KeyboardInterrupt, if any
     try:
-        return _main(argv)
-    except KeyboardInterrupt:  # while the commands load (torch's import takes seconds): as `_main` answers it
-        print("arscale: interrupted", file=sys.stderr)
-        return 130
+        return _main(argv, terminated)
+    except KeyboardInterrupt:  # in a command, or while the commands load (torch's import takes seconds)
+        print("arscale: terminated" if terminated else "arscale: interrupted", file=sys.stderr)
+        return 143 if terminated else 130
     finally:
         restore()
 
@@ -103,7 +104,7 @@ def _escape_what_stdout_cannot_encode():
     return lambda: stream.reconfigure(errors="strict")
 
 
-def _main(argv: list[str] | None) -> int:
+def _main(argv: list[str] | None, terminated: list[int]) -> int:
     try:  # plugins first: their strategies and scorers are choices of the parser
         load_plugins()
     except ArscaleError as exc:
@@ -120,7 +121,6 @@ def _main(argv: list[str] | None) -> int:
     if empty:
         print(f"arscale: error: --{empty[0].replace('_', '-')} is empty: name a file or folder", file=sys.stderr)
         return 2
-    terminated: list[int] = []
     restore = _terminate_as_interrupt(terminated)
     import torch  # the commands' parser has imported it already
 
@@ -135,9 +135,6 @@ def _main(argv: list[str] | None) -> int:
     except ArscaleError as exc:
         print(f"arscale: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("arscale: terminated" if terminated else "arscale: interrupted", file=sys.stderr)
-        return 143 if terminated else 130
     finally:
         restore()
         if torch.get_num_threads() != threads:

@@ -53,10 +53,32 @@ def test_an_interrupted_copy_never_leaves_a_record(tmp_path, monkeypatch):
         writes.append(target)
         target.write_bytes(data)
 
-    monkeypatch.setattr(mg.layout, "atomic_write_bytes", flaky)
+    monkeypatch.setattr(mg, "atomic_write_bytes", flaky)
     with pytest.raises(OSError):
-        mg._copy_prompt(src / "raw" / "n1" / "00000", tmp_path / "dst")
+        prompt = src / "raw" / "n1" / "00000"
+        mg._copy_prompt(prompt, tmp_path / "dst", (prompt / "record.json").read_bytes())
     assert not (tmp_path / "dst" / "record.json").exists()
+
+
+def test_merge_copies_the_record_it_checked(tmp_path, monkeypatch):
+    """A record rewritten between its check and its copy (a bench still running in the shard) is not copied
+    unchecked: the bytes checked are the bytes written."""
+    src = tmp_path / "src"
+    src.mkdir()
+    mf.write_manifest(src / mf.MANIFEST_FILE, _manifest(0, shards=1))
+    _prompt(src, 0)
+    record = src / "raw" / "n1" / "00000" / "record.json"
+    checked = record.read_bytes()
+    real_read_record = mg.read_record
+
+    def then_rewritten(folder, data=None):
+        value = real_read_record(folder, data)
+        record.write_text("{broken")
+        return value
+
+    monkeypatch.setattr(mg, "read_record", then_rewritten)
+    mg.merge([src], tmp_path / "out")
+    assert (tmp_path / "out" / "raw" / "n1" / "00000" / "record.json").read_bytes() == checked
 
 
 def test_a_half_written_prompt_in_a_shard_is_left_behind(tmp_path):

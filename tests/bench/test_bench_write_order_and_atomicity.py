@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 from search_fakes import FakeNextScale, FakeScorer
 
+from arscale.atomic_files import atomic_write_bytes
 from arscale.bench import geneval_layout
-from arscale.bench.geneval_layout import atomic_write_bytes, sample_path
+from arscale.bench.geneval_layout import sample_path
 from arscale.bench.layouts import CompBenchLayout
 from arscale.bench.runner import Bench
 from arscale.bench.suites import SuitePrompt

@@ -43,6 +43,7 @@ from typing import Any
 
 import numpy as np
 
+from arscale.atomic_files import atomic_write_bytes, atomic_write_text
 from arscale.errors import ArscaleError
 
 METADATA_FILE = "metadata.jsonl"
@@ -54,45 +55,14 @@ _KNOWN_TAGS = ("single_object", "two_object", "counting", "colors", "position", 
 
 
 # --------------------------------------------------------------------------------------------------
-# writing
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and ``os.replace``."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def remove_leftover_temporaries(folder: str | os.PathLike, names: Iterable[str]) -> None:
-    """The temporary files (`.<name>.tmp<pid>`) that a process killed inside `atomic_write_bytes` left in `folder`
-    for any of `names`: an evaluator that lists the folder (T2I-CompBench's scorers) would count them as images."""
-    wanted = set(names)
-    try:
-        entries = list(os.scandir(folder))
-    except FileNotFoundError:
-        return
-    for entry in entries:
-        name, _, pid = entry.name.rpartition(".tmp")
-        if name.startswith(".") and name[1:] in wanted and pid.isdigit():
-            Path(entry.path).unlink(missing_ok=True)
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
+# writing (`atomic_files`)
 
 
 PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"  # a PNG's last 12 bytes: its empty IEND chunk
 
 
 def is_whole(path: str | os.PathLike) -> bool:
-    """Whether a written file is whole: a PNG up to its end chunk, else a JSON object. The writes above rename
+    """Whether a written file is whole: a PNG up to its end chunk, else a JSON object. The atomic writes rename
     without an fsync, so a machine that goes down may leave a file renamed into place empty or cut short."""
     path = Path(path)
     try:

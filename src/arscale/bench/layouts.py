@@ -19,7 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from arscale.bench.geneval_layout import atomic_write_bytes, encode_png, is_whole, remove_leftover_temporaries
+from arscale.atomic_files import atomic_write_bytes, remove_leftover_temporaries
+from arscale.bench.geneval_layout import encode_png, is_whole
 from arscale.bench.suites import SuitePrompt
 from arscale.errors import ArscaleError
 

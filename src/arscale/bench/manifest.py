@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from arscale.bench.geneval_layout import atomic_write_text
+from arscale.atomic_files import atomic_write_text
 from arscale.errors import ArscaleError
 
 MANIFEST_FILE = "manifest.json"

@@ -12,6 +12,7 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
+from arscale.atomic_files import atomic_write_bytes, atomic_write_text
 from arscale.bench import geneval_layout as layout
 from arscale.bench import manifest as mf
 from arscale.bench.runner import OFFICIAL_LAYOUTS, RECORD_FILE, RunSpec, collect_summaries, summarize_run
@@ -25,26 +26,26 @@ def manifests_in(folder: Path) -> list[tuple[Path, dict]]:
     return [(p, mf.read_manifest(p)) for p in paths]
 
 
-def _copy_prompt(src: Path, dst: Path) -> None:
-    """Copy one finished prompt folder; the record goes last so a half-copied prompt never counts."""
+def _write_if_changed(target: Path, data: bytes) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if not (target.is_file() and target.read_bytes() == data):
+        atomic_write_bytes(target, data)
+
+
+def _copy_prompt(src: Path, dst: Path, record: bytes) -> None:
+    """Copy one finished prompt folder; the record goes last, as the bytes `read_record` checked (a record
+    rewritten meanwhile is not copied unchecked), so a half-copied prompt never counts."""
     files = sorted(p for p in src.rglob("*") if p.is_file() and not p.name.startswith(".") and p.name != RECORD_FILE)
-    for path in files + [src / RECORD_FILE]:
-        target = dst / path.relative_to(src)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        data = path.read_bytes()
-        if not (target.is_file() and target.read_bytes() == data):
-            layout.atomic_write_bytes(target, data)
+    for path in files:
+        _write_if_changed(dst / path.relative_to(src), path.read_bytes())
+    _write_if_changed(dst / RECORD_FILE, record)
 
 
 def _copy_tree(src: Path, dst: Path) -> None:
     """An official-layout folder (flat or nested images; shards write disjoint file names)."""
     for path in sorted(p for p in src.rglob("*") if p.is_file() and not p.name.startswith(".")):
         check_whole(path)
-        target = dst / path.relative_to(src)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        data = path.read_bytes()
-        if not (target.is_file() and target.read_bytes() == data):
-            layout.atomic_write_bytes(target, data)
+        _write_if_changed(dst / path.relative_to(src), path.read_bytes())
 
 
 def _run_folders(folder: Path) -> list[Path]:
@@ -85,10 +86,11 @@ def merge(inputs: Sequence[str | Path], out: str | Path) -> list[dict]:
             target = out / run.relative_to(folder)
             for prompt in sorted(run.iterdir()):
                 if prompt.is_dir() and prompt.name.isdigit() and (prompt / RECORD_FILE).is_file():
-                    read_record(prompt)  # a damaged file is named at its source, before anything is copied
+                    record = _read(prompt / RECORD_FILE)
+                    read_record(prompt, record)  # a damaged file is named at its source, before anything is copied
                     read_json(prompt / layout.METADATA_FILE)
                     check_whole(layout.sample_path(run, int(prompt.name), 0))
-                    _copy_prompt(prompt, target / prompt.name)
+                    _copy_prompt(prompt, target / prompt.name, record)
                 elif prompt.is_dir() and prompt.name in OFFICIAL_LAYOUTS:
                     _copy_tree(prompt, target / prompt.name)
     merged["shard"] = {"merged_from": sorted({str(p) for p, _ in found if p.parent.resolve() != out.resolve()}
@@ -99,13 +101,25 @@ def merge(inputs: Sequence[str | Path], out: str | Path) -> list[dict]:
     return summaries
 
 
-def read_json(path: Path) -> dict:
-    """A finished prompt's record or metadata; one that is missing, cut short or empty is refused, naming it."""
+def _unreadable(path: Path, exc: Exception) -> ArscaleError:
+    return ArscaleError(f"{path}: unreadable ({exc}); `arscale bench --resume` into the folder it came from reruns "
+                        "that prompt, then merge again")
+
+
+def _read(path: Path) -> bytes:
     try:
-        value = json.loads(path.read_bytes())
-    except (OSError, ValueError) as exc:
-        raise ArscaleError(f"{path}: unreadable ({exc}); `arscale bench --resume` into the folder it came from "
-                           "reruns that prompt, then merge again") from None
+        return path.read_bytes()
+    except OSError as exc:
+        raise _unreadable(path, exc) from None
+
+
+def read_json(path: Path, data: bytes | None = None) -> dict:
+    """A finished prompt's record or metadata (its bytes `data` where they were read already); one that is
+    missing, cut short or empty is refused, naming it."""
+    try:
+        value = json.loads(_read(path) if data is None else data)
+    except ValueError as exc:
+        raise _unreadable(path, exc) from None
     if not isinstance(value, dict):
         raise ArscaleError(f"{path}: not a JSON object")
     return value
@@ -118,10 +132,10 @@ def check_whole(path: Path) -> None:
                            "from reruns that prompt, then merge again")
 
 
-def read_record(folder: Path) -> dict:
+def read_record(folder: Path, data: bytes | None = None) -> dict:
     """A finished prompt folder's record (`read_json`), refused unless it is that prompt's: its index the folder's,
     a prompt and a cost record (what the summaries read)."""
-    record = read_json(folder / RECORD_FILE)
+    record = read_json(folder / RECORD_FILE, data)
     index = record.get("index")
     if (isinstance(index, bool) or index != int(folder.name) or not isinstance(record.get("prompt"), str)
             or not isinstance(record.get("cost"), dict)):
@@ -167,7 +181,7 @@ def write_reports(out: Path) -> tuple[str, list[Path]]:
 
     summaries = collect_summaries(out)
     table = format_table(summaries, against_baseline(load_records(out)))
-    layout.atomic_write_text(out / "table.md", table)
+    atomic_write_text(out / "table.md", table)
     plots = plot_all(summaries, out)
     for stale in {out / name for name in PLOT_FILES} - set(plots):  # an earlier bench's, no longer this table's
         stale.unlink(missing_ok=True)

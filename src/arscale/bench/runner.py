@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from arscale.atomic_files import atomic_write_text
 from arscale.bench import geneval_layout as layout
 from arscale.bench.metrics import summarize
 from arscale.bench.suites import SuitePrompt
@@ -326,7 +327,7 @@ class Bench:
                       "candidate_scores": [c.score for c in result.candidates[i]],
                       "scores_are_rewards": bool(by_reward),
                       "cost": share if own_costs is None else {**share, **own_costs[i]}}
-            layout.atomic_write_text(record_path(root, sp.index), layout.strict_json(record) + "\n")
+            atomic_write_text(record_path(root, sp.index), layout.strict_json(record) + "\n")
 
     def summarize(self, spec: RunSpec, n: int, root: Path, prompts: Sequence[SuitePrompt]) -> dict:
         return summarize_run(spec, n, root, prompts, seed=self.seed, model=getattr(self.generator, "name", "?"))

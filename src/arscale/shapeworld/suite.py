@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from arscale.atomic_files import atomic_write_text
 from arscale.errors import ArscaleError
 from arscale.shapeworld.grammar import (
     TAGS,
@@ -57,14 +58,7 @@ def write_suite(records: list[dict], path: str | os.PathLike) -> None:
     path = Path(path)
     if path.parent and not path.parent.exists():
         raise ArscaleError(f"cannot write {path}: folder {path.parent} does not exist")
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.writelines(dumps_record(r) + "\n" for r in records)
-        os.replace(tmp, path)
-    except BaseException:  # a full disk, Ctrl-C: no hidden half-written file left beside --out
-        tmp.unlink(missing_ok=True)
-        raise
+    atomic_write_text(path, "".join(dumps_record(r) + "\n" for r in records))
 
 
 def _parse_lines(lines, source: str) -> list[dict]:
