@@ -128,6 +128,7 @@ def _main(argv: list[str] | None, terminated: list[int]) -> int:
     rng, tf32 = torch.get_rng_state(), (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
     gpu = torch.cuda.current_device() if torch.cuda.is_initialized() else 0  # `--device cuda:N` makes N current
     gpu_rngs = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None  # a trainer reseeds them too
+    seed = torch.initial_seed()  # what CUDA's generators start from when the command is the one to start CUDA
     try:
         with warnings.catch_warnings():
             warnings.showwarning = _as_note(warnings.showwarning)
@@ -145,6 +146,8 @@ def _main(argv: list[str] | None, terminated: list[int]) -> int:
             torch.cuda.set_device(gpu)
         if gpu_rngs is not None:
             torch.cuda.set_rng_state_all(gpu_rngs)
+        elif torch.cuda.is_initialized():  # as the caller's own first CUDA use would have found them: seeded as
+            torch.cuda.manual_seed_all(seed)  # its CPU stream (`torch.manual_seed` seeds both; unseeded, one default)
 
 
 def _terminate_as_interrupt(terminated: list[int]):

@@ -65,6 +65,22 @@ def test_main_gives_back_the_callers_cuda_random_states(fake_cuda, monkeypatch, 
     assert restored == [states]
 
 
+def test_main_that_starts_cuda_leaves_its_generators_seeded_as_the_callers_stream(fake_cuda, monkeypatch, tmp_path):
+    """A command that is first to start CUDA leaves its generators as the caller's first CUDA use would have found
+    them: seeded with the CPU stream's seed (`torch.manual_seed` seeds both), not as the command left them."""
+    started, reseeded = [], []
+    current = fake_cuda(2)
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: bool(current))  # made current: started
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: current[-1] if current else 0)
+    monkeypatch.setattr(torch.cuda, "get_rng_state_all", lambda: started.append("read") or [])
+    torch.manual_seed(1234)
+    monkeypatch.setattr(torch.cuda, "manual_seed_all", lambda seed: reseeded.append(seed))
+    taken = tmp_path / "a-file"
+    taken.write_text("", encoding="utf-8")
+    assert main(["generate", PROMPT, "--device", "cuda:1", "--out", str(taken)]) == 2  # a bad --out
+    assert current[0] == 1 and started == [] and reseeded == [1234]
+
+
 def _layout(root):
     gl.write_prompt(root, 0, metadata_from_prompt("a photo of a circle"),
                     [render(Scene([SceneObject("circle", "red", 16, 20, 20)]))])
