@@ -84,3 +84,29 @@ def test_a_checkpoint_interval_of_zero_minutes_is_refused(tmp_path):
     with pytest.raises(ArscaleError, match="--checkpoint-minutes must be positive, got 0.0"):
         common.check_arguments(_parsed("shapeworld-reward", "--checkpoint-minutes", "0", "--out", str(tmp_path / "r")))
     assert not (tmp_path / "r").exists()
+
+
+def test_a_save_cut_short_by_a_crash_is_named_when_resuming(tmp_path):
+    """Each checkpoint file is replaced atomically, the set of them is not: a machine that goes down between the
+    writes of one save leaves a newer model beside an older state.json. Resuming says so (and goes on); a whole
+    save says nothing, and the step stamp stays out of what a trainer reads back as its own metadata."""
+    import shutil
+    import warnings
+
+    from arscale.errors import ArscaleWarning
+
+    model, opt = _model_and_opt()
+    older, newer = common.TrainState(tmp_path / "older"), common.TrainState(tmp_path / "newer")
+    older.save(model, opt, step=3, config={}, elapsed=1.0, extra={"x": torch.ones(2)}, extra_metadata={"k": "v"})
+    newer.save(model, opt, step=5, config={}, elapsed=2.0, extra={"x": torch.ones(2)}, extra_metadata={"k": "v"})
+    assert older.torn() == [] and older.extra()[1] == {"k": "v"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert older.load(*_model_and_opt(1))["step"] == 3
+    shutil.copy(newer.dir / "trainer.safetensors", older.dir / "trainer.safetensors")
+    shutil.copy(newer.dir / "model.safetensors", older.dir / "model.safetensors")  # the crash: before state.json
+    assert older.torn() == ["model.safetensors is from step 5", "trainer.safetensors is from step 5"]
+    fresh = _model_and_opt(1)[0]
+    with pytest.warns(ArscaleWarning, match=r"model.safetensors is from step 5.*state.json from step 3"):
+        assert older.load(fresh)["step"] == 3
+    assert torch.equal(fresh.weight, model.weight)  # it goes on with the newer weights

@@ -37,6 +37,7 @@ import signal
 import sys
 import threading
 import time
+import warnings
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -48,7 +49,7 @@ from safetensors.torch import save_file
 from tqdm import tqdm
 
 from arscale.devices import check_threads, pick_device
-from arscale.errors import ArscaleError
+from arscale.errors import ArscaleError, ArscaleWarning
 from arscale.folders import first_missing, output_folder, remove_empty_folders
 from arscale.generators.loading import read_json, read_safetensors
 from arscale.generators.loading import shapeworld_folder_holds as holds
@@ -378,13 +379,15 @@ class TrainState:
             self._write(model, optimizer, step, config, elapsed, metrics, extra, extra_metadata)
 
     def _write(self, model, optimizer, step, config, elapsed, metrics, extra, extra_metadata) -> None:
+        stamp = {SAVED_AT_STEP: str(step)}  # each file is replaced atomically, the set of them is not (`torn`)
         if extra is not None:
-            save_file(_contiguous(extra), str(self.dir / "trainer.safetensors.tmp"), metadata=extra_metadata)
+            save_file(_contiguous(extra), str(self.dir / "trainer.safetensors.tmp"),
+                      metadata={**(extra_metadata or {}), **stamp})
             os.replace(self.dir / "trainer.safetensors.tmp", self.dir / "trainer.safetensors")
-        save_file(_contiguous(model.state_dict()), str(self.dir / "model.safetensors.tmp"))
+        save_file(_contiguous(model.state_dict()), str(self.dir / "model.safetensors.tmp"), metadata=stamp)
         os.replace(self.dir / "model.safetensors.tmp", self.dir / "model.safetensors")
         if optimizer is not None:
-            save_optimizer(optimizer, self.dir / "optimizer.safetensors")
+            save_optimizer(optimizer, self.dir / "optimizer.safetensors", stamp)
         info = {"step": step, "config": config, "elapsed_seconds": elapsed, "metrics": metrics or {},
                 **({"hyperparameters": self.hyperparameters} if self.hyperparameters is not None else {}),
                 "saved_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -404,16 +407,51 @@ class TrainState:
 
         with safe_open(str(path), framework="pt") as f:
             # copies: tensors that map the file would keep Windows from replacing it at the next save
-            return {k: f.get_tensor(k).clone() for k in f.keys()}, dict(f.metadata() or {})  # noqa: SIM118
+            tensors = {k: f.get_tensor(k).clone() for k in f.keys()}  # noqa: SIM118
+            metadata = dict(f.metadata() or {})
+        metadata.pop(SAVED_AT_STEP, None)
+        return tensors, metadata
+
+    def torn(self) -> list[str]:
+        """The files saved at another step than state.json's, in words: what a machine that went down between the
+        writes of one save leaves (state.json is written last). Files without a step (saved before 2026-12-07)
+        count as whole."""
+        step = str(self.info()["step"])
+        torn = []
+        for name in ("model.safetensors", "optimizer.safetensors", "trainer.safetensors"):
+            saved = _saved_at_step(self.dir / name)
+            if saved is not None and saved != step:
+                torn.append(f"{name} is from step {saved}")
+        return torn
 
     def load(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None = None) -> dict[str, Any]:
         """Load weights (strict) and optimizer state; returns state.json's content."""
         if not self.exists:
             raise ArscaleError(f"no training state in {self.dir}")
+        torn = self.torn()
+        if torn:  # the run goes on from the newer files: hours of training are worth more than an exact replay
+            warnings.warn(f"{self.dir}: a save was cut short ({', '.join(torn)}, state.json from step "
+                          f"{self.info()['step']}); resuming with these files: training goes on, but not exactly "
+                          "as the uninterrupted run would", ArscaleWarning, stacklevel=2)
         device = next(model.parameters()).device
         load_strict(model, read_safetensors(self.dir / "model.safetensors", device), str(self.dir))
         restored = load_optimizer(optimizer, self.dir, device) if optimizer is not None else False
         return dict(self.info(), optimizer_restored=restored)
+
+
+SAVED_AT_STEP = "arscale_saved_at_step"  # a checkpoint file's metadata key: the step of the save that wrote it
+
+
+def _saved_at_step(path: Path) -> str | None:
+    """The step a checkpoint file was saved at (None: no such file, none recorded, or unreadable, which loading
+    reports)."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return (f.metadata() or {}).get(SAVED_AT_STEP)
+    except Exception:  # noqa: BLE001 (a missing or damaged file: `load` names it where it reads the tensors)
+        return None
 
 
 @contextlib.contextmanager
@@ -445,14 +483,15 @@ def refuse_non_finite(model: torch.nn.Module, step: int) -> None:
                            "or start over with --fresh")
 
 
-def save_optimizer(optimizer: torch.optim.Optimizer, path: str | os.PathLike) -> None:
-    """Optimizer state as safetensors: per-parameter tensors flat, param groups as JSON metadata."""
+def save_optimizer(optimizer: torch.optim.Optimizer, path: str | os.PathLike,
+                   metadata: dict[str, str] | None = None) -> None:
+    """Optimizer state as safetensors: per-parameter tensors flat, param groups (and `metadata`) as metadata."""
     sd = optimizer.state_dict()
     tensors = {f"state.{i}.{k}": (v if torch.is_tensor(v) else torch.tensor(v)).detach().contiguous()
                for i, slots in sd["state"].items() for k, v in slots.items()}
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
-    save_file(tensors, str(tmp), metadata={"param_groups": json.dumps(sd["param_groups"])})
+    save_file(tensors, str(tmp), metadata={**(metadata or {}), "param_groups": json.dumps(sd["param_groups"])})
     os.replace(tmp, path)
 
 
