@@ -7,7 +7,7 @@ flattened to that):
   arbitrary per image, so two identical layouts can land far apart;
 - `pca-joint`: one PCA over all B·T tokens of the prompt's rows, projection on the shared first
   direction → T-dim maps with one common sign (the official `pca_all`), whose sign is then fixed so
-  that the projection of the token-mean is non-negative;
+  that, of the images' mean tokens, the one projected farthest from the centre lands on the positive side;
 - `pool`: the mean token, [B, C].
 One embedding per image ([B, C]: CLIP, PickScore, HPSv2) is already a semantic vector: `pca` and `pool` take
 it as it is (a single token has no per-image principal direction), `pca-joint` projects it as above.
