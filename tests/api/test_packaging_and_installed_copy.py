@@ -112,3 +112,14 @@ def test_installed_copy_does_not_report_a_foreign_git_commit(tmp_path):
         del sys.modules[spec.name]
     assert commit != head
     assert commit == "unknown" and dirty is None
+
+
+def test_python_dash_m_arscale_is_the_arscale_command():
+    """`python -m arscale` (an environment whose scripts folder is not on PATH) runs the CLI and passes its exit
+    status on."""
+    run = subprocess.run([sys.executable, "-m", "arscale", "--version"], check=False, capture_output=True, text=True,
+                         timeout=120)
+    assert run.returncode == 0 and run.stdout.strip() == f"arscale {arscale.__version__}"
+    bad = subprocess.run([sys.executable, "-m", "arscale", "no-such-command"], check=False, capture_output=True,
+                         text=True, timeout=120)
+    assert bad.returncode == 2 and "invalid choice" in bad.stderr

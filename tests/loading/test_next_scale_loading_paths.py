@@ -310,6 +310,6 @@ def test_compact_features_need_a_token_in_every_row():
         t5_text.compact_from_padded(torch.randn(2, 3, 4), mask)
 
 
-def test_caption_folding_strips_lowercases_and_folds_spaces():
-    """LlamaGen's caption cleaning, as far as it touches an ordinary prompt."""
-    assert t5_text.fold_caption("  A  Red\tCircle \n") == "a red circle"
+def test_caption_cleaning_strips_lowercases_and_folds_spaces():
+    """LlamaGen's caption cleaning, as far as it touches an ordinary prompt (tests/t5 has the full table)."""
+    assert t5_text.clean_llamagen_caption("  A  Red\tCircle \n") == "a red circle"

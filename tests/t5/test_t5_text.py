@@ -73,6 +73,17 @@ def test_llamagen_cleaning_folds_case_and_space(encoder):
     torch.testing.assert_close(a, b)
 
 
+def test_llamagen_cleans_captions_like_upstream(encoder):
+    """Markup, a size, a URL and "free shipping" go before tokenising (upstream's clean_caption, twice)."""
+    messy = ["<b>A</b> Red 2x2 Circle http://x.com/a free shipping"]
+    a, mask = encoder.llamagen(messy, length=8)
+    b, _ = encoder.llamagen(["a red circle"], length=8)
+    torch.testing.assert_close(a, b)
+    assert int(mask.sum()) == 4  # three words and </s>
+    _, raw_mask = encoder.llamagen(messy, length=20, clean=False)
+    assert int(raw_mask.sum()) > 4
+
+
 def test_compact_rejects_left_padded_input():
     padded = torch.randn(2, 4, 3)
     mask = torch.tensor([[0, 1, 1, 1], [1, 1, 0, 0]], dtype=torch.bool)

@@ -93,6 +93,8 @@ def test_trainer_config_files_fail_in_one_line(tmp_path):
 
     with pytest.raises(ArscaleError, match="no such file"):
         read_config(tmp_path / "missing.json")
+    with pytest.raises(ArscaleError, match="not a regular file"):  # a folder, /dev/null: there, but no file
+        read_config(tmp_path)
     (tmp_path / "bad.json").write_text("{bad")
     with pytest.raises(ArscaleError, match="not valid JSON"):
         read_config(tmp_path / "bad.json")

@@ -10,8 +10,8 @@ the features are laid out:
 - **LlamaGen** pads to 120 (truncating longer prompts), then *left*-pads: each row's valid tokens are
   moved to the end, the mask is flipped, and the features are multiplied by the mask so padding is
   exactly zero (`T5TextEncoder.llamagen`). Upstream loads T5 in bf16 and cleans captions first
-  (ftfy + a long list of regexes); here only lower-casing and whitespace folding are applied, which matches
-  it for plain prompts (docs/scorers.md lists the cases where it does not).
+  (ftfy, BeautifulSoup and a long list of regexes, applied twice); `llamagen_caption.clean_llamagen_caption`
+  re-implements that cleaning (ftfy and bs4 optional; docs/scorers.md says what changes without them).
 
 The encoder attends only to valid tokens, so a valid position's feature does not depend on how much
 padding follows; `encode` therefore pads only to the longest prompt of the batch (the tests check
@@ -21,7 +21,6 @@ this against padding to `max_length`).
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +28,7 @@ from typing import Any
 import torch
 
 from arscale.errors import ArscaleError
+from arscale.generators.llamagen_caption import clean_llamagen_caption
 
 WEIGHTS = "google/flan-t5-xl"
 INFINITY_MAX_LENGTH = 512
@@ -77,11 +77,6 @@ def left_pad(padded: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, to
     shifted = torch.stack(rows)
     flipped = mask.flip(-1)
     return shifted * flipped[..., None].to(shifted.dtype), flipped
-
-
-def fold_caption(text: str) -> str:
-    """The part of LlamaGen's caption cleaning that applies to ordinary prompts."""
-    return re.sub(r"\s+", " ", text.strip().lower())
 
 
 class T5TextEncoder:
@@ -148,10 +143,11 @@ class T5TextEncoder:
 
     def llamagen(self, prompts: Sequence[str], *, length: int = LLAMAGEN_LENGTH,
                  clean: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
-        """LlamaGen t2i's caption input: left-padded features [B, length, D] (zeros at padding), mask [B, length]."""
+        """LlamaGen t2i's caption input: left-padded features [B, length, D] (zeros at padding), mask [B, length].
+        `clean=True` first cleans each prompt as upstream's T5 embedder does (`clean_llamagen_caption`)."""
         prompts = self._check(prompts)
         if clean:
-            prompts = [fold_caption(p) for p in prompts]
+            prompts = [clean_llamagen_caption(p) for p in prompts]
         padded, mask = self.hidden(prompts, padding="max_length", max_length=length)
         return left_pad(padded, mask)
 

@@ -104,7 +104,7 @@ def read_config(path: str | os.PathLike, build: Any = None) -> Any:
     unknown field is a one-line error naming the file."""
     p = Path(path)
     if not p.is_file():
-        raise ArscaleError(f"--config {path}: no such file")
+        raise ArscaleError(f"--config {path}: " + ("not a regular file" if p.exists() else "no such file"))
     try:
         data = json.loads(p.read_text(encoding="utf-8"))
     except ValueError as exc:  # not JSON, or not UTF-8
