@@ -307,6 +307,8 @@ def _model_cfg(generator):
 
 
 def check_cfg(cfg: float | None) -> None:
-    """`--cfg` (generate and bench): a finite guidance scale ≥ 0, or None for the model's own."""
-    if cfg is not None and not 0 <= cfg < math.inf:
-        raise ArscaleError(f"--cfg must be a finite number ≥ 0, got {cfg}")
+    """`--cfg` (generate and bench): a finite guidance scale ≥ 0 that float32 holds, or None for the model's own."""
+    from arscale.generators.sampling import MAX_GUIDANCE
+
+    if cfg is not None and not 0 <= cfg <= MAX_GUIDANCE:
+        raise ArscaleError(f"--cfg must be a finite number ≥ 0, got {cfg} (at most {MAX_GUIDANCE:.4g})")

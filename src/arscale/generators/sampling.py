@@ -33,10 +33,16 @@ def check_sampler(temperature: float, top_k: int, *, top_p: float = 0.0, zero_te
         raise ArscaleError(f"invalid sampling: top_p {top_p!r} (a number; ≤ 0 or ≥ 1 is off)")
 
 
+# The largest guidance scale: the rows' scales are float32 tensors, which cannot hold a larger one (1e39 failed in
+# torch.full at the first start, after the model had loaded)
+MAX_GUIDANCE = float(torch.finfo(torch.float32).max)
+
+
 def check_guidance(cfg: float) -> None:
-    """A guidance scale: a finite number ≥ 0 (NaN or inf would reach the sampler as NaN probabilities)."""
-    if not 0 <= cfg < math.inf:
-        raise ArscaleError(f"the guidance scale must be ≥ 0 and finite, got {cfg}")
+    """A guidance scale: a finite number ≥ 0 (NaN or inf would reach the sampler as NaN probabilities) that float32
+    holds."""
+    if not 0 <= cfg <= MAX_GUIDANCE:
+        raise ArscaleError(f"the guidance scale must be ≥ 0 and finite, got {cfg} (at most {MAX_GUIDANCE:.4g})")
 
 
 def filter_logits(logits: torch.Tensor, top_k: int = 0, top_p: float = 0.0) -> torch.Tensor:
@@ -64,8 +70,20 @@ def filter_logits(logits: torch.Tensor, top_k: int = 0, top_p: float = 0.0) -> t
 def _probs(logits: torch.Tensor, temperature: float, top_k: int, top_p: float) -> torch.Tensor:
     if temperature <= 0:
         raise ValueError(f"temperature must be positive, got {temperature}")
-    logits = logits.float() / temperature
-    return filter_logits(logits, top_k, top_p).softmax(-1)
+    logits = logits.float()
+    return filter_logits(greedy_where_overflowed(logits, logits / temperature), top_k, top_p).softmax(-1)
+
+
+def greedy_where_overflowed(logits: torch.Tensor, scaled: torch.Tensor) -> torch.Tensor:
+    """`scaled` (logits / temperature), except in rows where it overflowed: a temperature so small that it overflows
+    float32 (1e-40; 1e-320 even rounds to 0), or guided logits that already did (a cfg near float32's largest), would
+    give NaN probabilities; such a row takes the limit, the argmax (tied maxima share), as a temperature such as 1e-8
+    already does. A row whose logits hold a NaN keeps it (the sampler refuses it)."""
+    over = ~torch.isfinite(scaled.amax(-1, keepdim=True)) & ~logits.isnan().any(-1, keepdim=True)
+    if not bool(over.any()):
+        return scaled
+    greedy = torch.zeros_like(scaled).masked_fill(logits < logits.amax(-1, keepdim=True), float("-inf"))
+    return torch.where(over, greedy, scaled)
 
 
 def sample_batch(logits: torch.Tensor, generator: torch.Generator | None, *, temperature: float = 1.0,

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from arscale.errors import ArscaleError
+from arscale.generators.sampling import MAX_GUIDANCE
 from arscale.search.base import StrategyConfig
 
 
@@ -139,7 +140,8 @@ class ScalingARConfig(StrategyConfig):
              f"threshold_pool must be 'active' or 'unflagged', got {self.threshold_pool!r}")
         need(self.rebound_from in ("warmup", "flag"),
              f"rebound_from must be 'warmup' or 'flag', got {self.rebound_from!r}")
-        need(self.cfg_base is None or self.cfg_base > 0, f"cfg_base must be positive, got {self.cfg_base}")
+        need(self.cfg_base is None or 0 < self.cfg_base <= MAX_GUIDANCE,
+             f"cfg_base must be positive and at most {MAX_GUIDANCE:.4g}, got {self.cfg_base}")
         need(self.recovery_window_steps is None or self.recovery_window_steps >= 0,
              f"recovery_window_steps must be >= 0, got {self.recovery_window_steps}")
         need(self.variance_window_steps is None or self.variance_window_steps >= 1,  # 0 would read the whole history
@@ -180,4 +182,7 @@ class ScalingARConfig(StrategyConfig):
         t = self.w_i + w_d
         if t <= 0:
             raise ArscaleError("invalid ScalingAR config: w_i + w_d must be positive")
+        if s == math.inf or t == math.inf:  # 1e308 + 1e308: every weight would become w / inf = 0, so C = 0
+            raise ArscaleError(f"invalid ScalingAR config: the weights' sums w_tok + w_blk = {s} and w_i + w_d = {t} "
+                               "must be finite (only their ratios count: scale them down)")
         return w_tok / s, w_blk / s, self.w_i / t, w_d / t

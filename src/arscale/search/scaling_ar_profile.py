@@ -28,7 +28,8 @@ def guidance_schedule(config: ScalingARConfig, s_base: float, drift: torch.Tenso
     to [min(clamp_min, s_base), s_base + clamp_over]: a base scale below clamp_min is kept as the floor, so
     the schedule moves around the scale asked for instead of lifting every candidate to clamp_min."""
     s = s_base + config.alpha * (1 - drift) + config.beta * var_intrinsic - config.gamma * rebound.clamp(0, 1)
-    return s.clamp(min(config.clamp_min, s_base), s_base + config.clamp_over)
+    # a ceiling beyond float32 (clamp_over 1e308: no ceiling) is float32's largest; torch refuses it as a bound
+    return s.clamp(min(config.clamp_min, s_base), min(s_base + config.clamp_over, torch.finfo(s.dtype).max))
 
 
 

@@ -65,8 +65,8 @@ def fitted_steps(steps: int, cooldown: int, step: int, probe_steps: int, probe_s
     """(steps, cooldown) for a run at `step` that took `probe_seconds` for its last `probe_steps` steps and
     has `seconds_left`: the steps that fit in all but `reserve` of the time left (the final save, evaluation
     and export), never more than planned; the cooldown keeps its share of the schedule."""
-    affordable = int(seconds_left * (1 - reserve) * probe_steps / max(probe_seconds, 1e-9))
-    fit = max(step + 1, min(steps, step + affordable))
+    affordable = seconds_left * (1 - reserve) * probe_steps / max(probe_seconds, 1e-9)
+    fit = max(step + 1, min(steps, step + int(min(affordable, steps))))  # --time-limit 1e308 (min) leaves inf s
     return fit, min(fit, round(cooldown * fit / steps))
 
 

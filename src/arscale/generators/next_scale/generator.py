@@ -37,6 +37,7 @@ Trajectories keys (dim 0 = rows R, or halves·R for `paired`: conditional rows, 
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -49,7 +50,14 @@ from arscale.generators.kv_cache import KVCache
 from arscale.generators.next_scale.conditioning import Conditioning
 from arscale.generators.next_scale.tokenizer import MultiScaleTokenizer
 from arscale.generators.next_scale.transformer import ScaleTransformer
-from arscale.generators.sampling import cfg_mix, check_guidance, check_sampler, sample_batch, sample_per_row
+from arscale.generators.sampling import (
+    MAX_GUIDANCE,
+    cfg_mix,
+    check_guidance,
+    check_sampler,
+    sample_batch,
+    sample_per_row,
+)
 from arscale.generators.t5_text import encoding_flops
 from arscale.generators.trajectories import Trajectories
 
@@ -304,10 +312,14 @@ class SamplingConfig:
     coarse_top_k: int = 0
 
     def __post_init__(self):
-        if self.coarse_scales < 0 or not self.coarse_temperature > 0 or self.coarse_top_k < 0:
-            raise ArscaleError(f"invalid coarse-scale sampling: coarse_scales {self.coarse_scales} (must be ≥ 0), "
-                               f"coarse_temperature {self.coarse_temperature} (> 0), coarse_top_k "
-                               f"{self.coarse_top_k} (≥ 0)")
+        def whole(value: Any) -> bool:  # a count: 2.5 scales or a top-k of 2.5 fails in torch at the first draw
+            return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+        if not whole(self.coarse_scales) or self.coarse_scales < 0 or isinstance(self.coarse_temperature, bool) \
+                or not self.coarse_temperature > 0 or not whole(self.coarse_top_k) or self.coarse_top_k < 0:
+            raise ArscaleError(f"invalid coarse-scale sampling: coarse_scales {self.coarse_scales!r} (a whole number "
+                               f"≥ 0), coarse_temperature {self.coarse_temperature!r} (> 0), coarse_top_k "
+                               f"{self.coarse_top_k!r} (a whole number ≥ 0)")
         if self.cfg_schedule not in ("constant", "linear"):
             raise ArscaleError(f"cfg_schedule must be 'constant' or 'linear', got {self.cfg_schedule!r}")
         check_sampler(self.temperature, self.top_k, top_p=self.top_p)
@@ -315,8 +327,9 @@ class SamplingConfig:
             cfg = float(self.cfg)
         except (TypeError, ValueError):
             cfg = math.nan
-        if not 0 <= cfg < math.inf:
-            raise ArscaleError(f"invalid sampling: cfg {self.cfg!r} (the guidance scale: a finite number ≥ 0)")
+        if not 0 <= cfg <= MAX_GUIDANCE:
+            raise ArscaleError(f"invalid sampling: cfg {self.cfg!r} (the guidance scale: a finite number ≥ 0, at "
+                               f"most {MAX_GUIDANCE:.4g})")
 
     def options_at(self, si: int) -> dict[str, Any]:
         """temperature / top_k / top_p of the sampler at scale si."""

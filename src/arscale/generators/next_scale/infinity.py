@@ -48,6 +48,7 @@ from arscale.generators.next_scale.infinity_schedule import (
     scale_schedule,
 )
 from arscale.generators.next_scale.transformer import FFN, AdaLNBeforeHead, SelfAttention
+from arscale.generators.sampling import MAX_GUIDANCE
 from arscale.generators.trajectories import Trajectories
 
 
@@ -248,6 +249,19 @@ class InfinityTransformer(nn.Module):
 
 
 # -- generator ------------------------------------------------------------------------------------------
+def _likelier_bit_where_overflowed(mixed: torch.Tensor, exact: Callable[[], torch.Tensor]) -> torch.Tensor:
+    """A tau so small (or a cfg so large) that float32 overflows gives inf or NaN logits, and so NaN probabilities:
+    such a bit takes the limit, its likelier value (logits 0 / -inf; a tie shares), as the sampler does for a tiny
+    temperature. `exact()`: the same mix without tau, in float64, where it does not overflow."""
+    bad = ~torch.isfinite(mixed).all(-1, keepdim=True)
+    if not bool(bad.any()):
+        return mixed
+    plain = exact()
+    bad &= ~plain.isnan().any(-1, keepdim=True)  # the model's own NaN stays NaN (the sampler refuses it)
+    greedy = torch.zeros_like(mixed).masked_fill(plain < plain.amax(-1, keepdim=True), float("-inf"))
+    return torch.where(bad, greedy, mixed)
+
+
 TextEncoderFn = Callable[[Sequence[str]], list[torch.Tensor]]
 
 
@@ -271,8 +285,9 @@ class InfinitySampling:
         for what, value, low in (("cfg", self.cfg, 0.0), ("tau", self.tau, None)):
             for v in (value if isinstance(value, (list, tuple)) else [value]):
                 if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v) or \
-                        (v <= 0 if low is None else v < low):
-                    raise ArscaleError(f"Infinity's {what} must be a finite number {'> 0' if low is None else '≥ 0'}, "
+                        (v <= 0 if low is None else not low <= v <= MAX_GUIDANCE):
+                    raise ArscaleError(f"Infinity's {what} must be a finite number "
+                                       f"{'> 0' if low is None else f'≥ 0 (at most {MAX_GUIDANCE:.4g})'}, "
                                        f"or a list of them (one per scale), got {value!r}")
         h = self.h_div_w
         if isinstance(h, bool) or not isinstance(h, numbers.Real) or not 0 < h < math.inf:
@@ -400,9 +415,14 @@ class InfinityGenerator(NextScaleLoop):
         cfg = traj.extra["cfg"][si]
         if traj.halves == 1:
             check_one_half(cfg)
-            return scaled.reshape(R, -1, 2)
+            return _likelier_bit_where_overflowed(scaled.reshape(R, -1, 2), lambda: logits.double().reshape(R, -1, 2))
         mixed = cfg * scaled[:R] + (1 - cfg) * scaled[R:]
-        return mixed.reshape(R, -1, 2)
+
+        def exact() -> torch.Tensor:  # the mix without tau, in float64: only where float32 overflowed
+            wide = logits.double()
+            return (cfg * wide[:R] + (1 - cfg) * wide[R:]).reshape(R, -1, 2)
+
+        return _likelier_bit_where_overflowed(mixed.reshape(R, -1, 2), exact)
 
     def sampler_options(self, si: int) -> dict:
         return {"top_k": min(self.sampling.top_k, 2), "top_p": self.sampling.top_p}  # top-k over 2 values: a no-op

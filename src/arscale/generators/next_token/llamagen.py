@@ -37,7 +37,13 @@ from arscale.generators.next_token.transformer import (
     TransformerConfig,
     rope_2d_table,
 )
-from arscale.generators.sampling import cfg_mix, check_guidance, check_sampler, filter_logits_hf
+from arscale.generators.sampling import (
+    cfg_mix,
+    check_guidance,
+    check_sampler,
+    filter_logits_hf,
+    greedy_where_overflowed,
+)
 from arscale.generators.seeding import generator_for
 from arscale.generators.t5_text import encoding_flops
 from arscale.generators.trajectories import Trajectories
@@ -271,7 +277,7 @@ class LlamaGenGenerator(TokenGenerator):
 
     def probs_upstream(self, logits: torch.Tensor) -> torch.Tensor:
         """LlamaGen's sampling distribution: temperature, HF-style top-k / top-p, softmax."""
-        logits = logits / max(self.temperature, 1e-5)
+        logits = greedy_where_overflowed(logits, logits / max(self.temperature, 1e-5))  # a cfg near float32's largest
         if self.top_k > 0 or self.top_p < 1.0:
             logits = filter_logits_hf(logits, self.top_k, self.top_p)
         return logits.softmax(-1)
