@@ -19,10 +19,12 @@ from arscale.errors import ArscaleError
 from arscale.generators.seeding import generator_for
 
 
-def check_sampler(temperature: float, top_k: int, *, top_p: float = 0.0, zero_temperature: bool = False) -> None:
+def check_sampler(temperature: float, top_k: int, *, top_p: float = 0.0, zero_temperature: bool = False,
+                  top_p_off: str = "≤ 0 or ≥ 1") -> None:
     """A generator's sampler settings, refused in one line when it is built rather than at its first draw (a NaN or
     zero temperature, a fractional top-k). `zero_temperature`: a temperature ≤ 0 is allowed, as in LlamaGen, whose
-    upstream sampler takes any temperature below 1e-5 as 1e-5."""
+    upstream sampler takes any temperature below 1e-5 as 1e-5. `top_p_off`: the top-p values the sampler ignores,
+    in words (LlamaGen's upstream filter takes 0 as "the top token alone")."""
     number = not isinstance(temperature, bool) and isinstance(temperature, numbers.Real) and not math.isnan(temperature)
     if not number or not (zero_temperature or temperature > 0) or isinstance(top_k, bool) \
             or not isinstance(top_k, numbers.Integral):
@@ -30,7 +32,7 @@ def check_sampler(temperature: float, top_k: int, *, top_p: float = 0.0, zero_te
         raise ArscaleError(f"invalid sampling: temperature {temperature!r} ({wanted}), top_k {top_k!r} (a whole number; "
                            "≤ 0 is off)")
     if isinstance(top_p, bool) or not isinstance(top_p, numbers.Real) or math.isnan(top_p):
-        raise ArscaleError(f"invalid sampling: top_p {top_p!r} (a number; ≤ 0 or ≥ 1 is off)")
+        raise ArscaleError(f"invalid sampling: top_p {top_p!r} (a number; {top_p_off} is off)")
 
 
 # The largest guidance scale: the rows' scales are float32 tensors, which cannot hold a larger one (1e39 failed in

@@ -50,6 +50,9 @@ from arscale.generators.trajectories import Trajectories
 
 T2I_TOKENS = 120  # the length of LlamaGen's uncond_embedding: t2i models take exactly 120 caption tokens
 
+# upstream's filter acts on any top_p < 1: 0 keeps the most probable token alone (greedy), as in HF's top-p
+UPSTREAM_TOP_P_OFF = "≥ 1"
+
 
 # -- transformer --------------------------------------------------------------------------------------------
 class LabelEmbedder(nn.Module):
@@ -188,7 +191,7 @@ class LlamaGenGenerator(TokenGenerator):
     def __init__(self, gpt: LlamaGenGPT, vq: VQGAN, *, name: str = "llamagen", cfg: float = 4.0,
                  temperature: float = 1.0, top_k: int = 2000, top_p: float = 1.0, cfg_interval: int = -1,
                  text_encoder=None, sample_logits: bool = True):
-        check_sampler(temperature, top_k, top_p=top_p, zero_temperature=True)
+        check_sampler(temperature, top_k, top_p=top_p, zero_temperature=True, top_p_off=UPSTREAM_TOP_P_OFF)
         check_cfg_interval(cfg_interval)
         super().__init__(gpt, vq, self._no_encoder, name=name, cfg=cfg, temperature=temperature, top_k=top_k,
                          top_p=top_p)
@@ -320,7 +323,7 @@ def _check_options(model: str, sampling: dict, others: tuple[str, ...], dtype) -
     check_options(model, sampling, ("cfg", "temperature", "top_k", "top_p", "cfg_interval", "sample_logits"),
                   others + ("dtype",))
     check_sampler(sampling.get("temperature", 1.0), sampling.get("top_k", 0), top_p=sampling.get("top_p", 1.0),
-                  zero_temperature=True)
+                  zero_temperature=True, top_p_off=UPSTREAM_TOP_P_OFF)
     check_cfg_interval(sampling.get("cfg_interval", -1))
     return loading.transformer_dtype(model, dtype)
 
