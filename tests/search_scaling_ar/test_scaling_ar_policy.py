@@ -206,6 +206,25 @@ def test_a_base_scale_below_clamp_min_is_said_and_kept(gen):
     assert min(guidance) >= 0.5 and min(guidance) < 1.0  # the floor is the base scale, not clamp_min
 
 
+def test_a_llamagen_cfg_interval_that_scaling_ar_does_not_apply_is_said():
+    """ScalingAR mixes guidance itself at every token, so LlamaGen's own cfg_interval (conditional logits alone late
+    in the raster, which raw sampling honours) does not apply: said, not silently dropped; without one, silence."""
+    import warnings
+
+    from tiny_families import tiny_llamagen
+
+    from arscale.errors import ArscaleWarning
+
+    gen = tiny_llamagen()
+    strategy = ScalingAR(ScalingARConfig(record_previews=False))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        strategy.run(gen, [1], 2, seed=0)
+    gen.cfg_interval = 3
+    with pytest.warns(ArscaleWarning, match="cfg_interval 3 .* is not applied"):
+        strategy.run(gen, [1], 2, seed=0)
+
+
 def test_step_constants_scale_with_sequence_length():
     cfg = ScalingARConfig()
     assert cfg.warmup_steps(1024) == 128 and cfg.recovery_steps(1024) == 32 and cfg.variance_steps(1024) == 32

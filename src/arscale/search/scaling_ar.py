@@ -131,6 +131,10 @@ class ScalingAR:
         no_guidance = getattr(gen, "needs_unconditional", None)
         if cfg.cfg_base is None and callable(no_guidance) and not no_guidance(s_base):
             s_base = 1.0  # the model's own "no guidance" (LlamaGen: any cfg <= 1, the conditional logits alone)
+        if getattr(gen, "cfg_interval", -1) > -1:  # LlamaGen's: the model's own mix, which ScalingAR does not use
+            warnings.warn(f"ScalingAR guides every token with its own schedule: the model's cfg_interval "
+                          f"{gen.cfg_interval} (conditional logits alone late in the raster) is not applied",
+                          ArscaleWarning, stacklevel=3)
         if cfg.schedule_guidance and cfg.clamp_min > s_base:
             warnings.warn(f"ScalingAR: clamp_min {cfg.clamp_min} is above the base scale {s_base}, so the floor is "
                           f"{s_base}: the schedule moves around the scale asked for", ArscaleWarning, stacklevel=3)
