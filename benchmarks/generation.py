@@ -10,12 +10,12 @@ the final decode), timed after one warm-up run. Peak memory is the process's pea
 from __future__ import annotations
 
 import argparse
-import os
 import platform
 import threading
 import time
 
 import torch
+from process_memory import as_cell, current_mib
 
 from arscale.devices import check_threads, pick_device
 from arscale.errors import ArscaleError
@@ -25,34 +25,31 @@ PROMPTS = ["a photo of a red circle", "a photo of two squares", "a photo of a cr
            "a photo of a blue square and a yellow circle"]
 
 
-def rss_bytes() -> int:
-    with open(f"/proc/{os.getpid()}/statm", encoding="utf-8") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-
 class PeakRSS:
-    """Samples the resident set size every few ms while active."""
+    """Samples the resident set size every few ms while active (`process_memory`; growth None where the platform
+    does not tell)."""
 
     def __enter__(self):
-        self.base = self.peak = rss_bytes()
-        self.running = True
+        self.base = self.peak = current_mib()
+        self.running = self.base is not None
         self.thread = threading.Thread(target=self._poll, daemon=True)
         self.thread.start()
         return self
 
     def _poll(self):
         while self.running:
-            self.peak = max(self.peak, rss_bytes())
+            self.peak = max(self.peak, current_mib())
             time.sleep(0.002)
 
     def __exit__(self, *exc):
         self.running = False
         self.thread.join()
-        self.peak = max(self.peak, rss_bytes())
+        if self.base is not None:
+            self.peak = max(self.peak, current_mib())
 
     @property
-    def growth_mib(self) -> float:
-        return (self.peak - self.base) / 2**20
+    def growth_mib(self) -> float | None:
+        return None if self.base is None else self.peak - self.base
 
 
 def run(gen, batch: int, device: torch.device) -> tuple[float, float]:
@@ -93,7 +90,7 @@ def main() -> None:
     print("|---:|---:|---:|---:|")
     for b in args.batch_sizes:
         ips, mib = run(gen, b, device)
-        print(f"| {b} | {ips:.1f} | {1000 / ips:.1f} | {mib:.1f} |", flush=True)
+        print(f"| {b} | {ips:.1f} | {1000 / ips:.1f} | {as_cell(mib)} |", flush=True)
 
 
 if __name__ == "__main__":

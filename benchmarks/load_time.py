@@ -25,12 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-
-def _status_mb(field: str) -> float:
-    for line in Path("/proc/self/status").read_text(encoding="utf-8").splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) / 1024  # kB -> MiB
-    raise RuntimeError(f"{field} not in /proc/self/status")
+from process_memory import as_cell, current_mib, peak_mib
 
 
 def write_checkpoint(folder: Path, depth: int) -> int:
@@ -104,20 +99,23 @@ def measure(path: str, folder: Path, depth: int, dtype_name: str) -> dict:
     import arscale.generators.next_scale.var  # noqa: F401  (imports are not part of the load)
 
     dtype = getattr(torch, dtype_name)
-    rss_before = _status_mb("VmRSS")
+    rss_before = current_mib()
     start = time.perf_counter()
     gen = (load_old if path == "old" else load_new)(folder, depth, dtype)
     seconds = time.perf_counter() - start
-    peak = _status_mb("VmHWM")  # read before hashing, which only reads the loaded tensors
+    peak = peak_mib()  # read before hashing, which only reads the loaded tensors
     return {"seconds": seconds, "rss_before_mb": rss_before, "peak_mb": peak, "digest": digest(gen)}
 
 
 def combined(runs: list[dict]) -> dict:
     """One row from a variant's repeated fresh-process runs: the median time, the lowest starting RSS, the highest
     peak, and every digest seen (one, when the loads agree)."""
+    def extreme(pick, key):  # None where the platform does not tell (`process_memory`)
+        values = [r[key] for r in runs if r[key] is not None]
+        return pick(values) if values else None
+
     return {"seconds": statistics.median(r["seconds"] for r in runs),
-            "rss_before_mb": min(r["rss_before_mb"] for r in runs),
-            "peak_mb": max(r["peak_mb"] for r in runs),
+            "rss_before_mb": extreme(min, "rss_before_mb"), "peak_mb": extreme(max, "peak_mb"),
             "digest": "/".join(sorted({r["digest"] for r in runs}))}
 
 
@@ -126,8 +124,10 @@ def print_table(group: str, rows: dict[tuple[str, str], dict]) -> None:
     print(f"\n{group:<12} {'path':<5} {'load s':>7} {'RSS before MiB':>14} {'peak RSS MiB':>12} {'peak - before':>14}"
           "  digest")
     for (name, path), r in rows.items():
-        print(f"{name:<12} {path:<5} {r['seconds']:>7.1f} {r['rss_before_mb']:>14.0f} {r['peak_mb']:>12.0f} "
-              f"{r['peak_mb'] - r['rss_before_mb']:>14.0f}  {r['digest']}")
+        before, peak = r["rss_before_mb"], r["peak_mb"]
+        growth = None if before is None or peak is None else peak - before
+        print(f"{name:<12} {path:<5} {r['seconds']:>7.1f} {as_cell(before, 0):>14} {as_cell(peak, 0):>12} "
+              f"{as_cell(growth, 0):>14}  {r['digest']}")
     for name in dict.fromkeys(name for name, _ in rows):
         digests = {r["digest"] for (n, _), r in rows.items() if n == name}
         print(f"{name}: old and new load {'the same' if len(digests) == 1 else 'DIFFERENT'} weights and buffers")
