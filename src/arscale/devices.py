@@ -40,3 +40,15 @@ def pick_device(name: str = "auto", *, make_current: bool = True) -> torch.devic
     elif device.type != "cpu":
         raise ArscaleError(f"device {name!r} is not supported; use auto, cpu, cuda or cuda:N")
     return device
+
+
+def device_key(device: str | torch.device) -> str:
+    """One spelling per device, for caches of loaded models: `cuda` is the current GPU, so it and `cuda:N` name
+    the same one (a command's `--device cuda` and its model's `cuda:0` would else load a scorer twice)."""
+    try:
+        device = torch.device(device)
+    except (TypeError, RuntimeError):  # no device at all (a plugin generator's None): its own spelling
+        return str(device)
+    if device.type == "cuda" and device.index is None and torch.cuda.is_available():  # else the loader says so
+        device = torch.device("cuda", torch.cuda.current_device())
+    return str(device)

@@ -82,7 +82,7 @@ def greedy_where_overflowed(logits: torch.Tensor, scaled: torch.Tensor) -> torch
     give NaN probabilities; such a row takes the limit, the argmax (tied maxima share), as a temperature such as 1e-8
     already does. A row whose logits hold a NaN keeps it (the sampler refuses it)."""
     over = ~torch.isfinite(scaled.amax(-1, keepdim=True)) & ~logits.isnan().any(-1, keepdim=True)
-    if not bool(over.any()):
+    if scaled.device.type == "cpu" and not bool(over.any()):  # on a GPU the test would cost a sync per draw
         return scaled
     greedy = torch.zeros_like(scaled).masked_fill(logits < logits.amax(-1, keepdim=True), float("-inf"))
     return torch.where(over, greedy, scaled)

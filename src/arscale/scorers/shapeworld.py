@@ -25,6 +25,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from arscale.devices import device_key
 from arscale.errors import ArscaleError
 from arscale.generators.loading import read_json, read_safetensors, shapeworld_folder
 from arscale.generators.text import TextEncoder, TextEncoderConfig
@@ -215,7 +216,7 @@ def load_model(weights: str | Path | None = None, device: str | torch.device = "
     """The trained reward model from a weights directory (default: the shipped one, or the folder given
     to `use_weights`); cached per process."""
     directory = Path(weights) if weights is not None else _DEFAULT_DIR[0]
-    key, stamp = (str(directory.resolve()), str(device)), weights_stamp(directory)
+    key, stamp = (str(directory.resolve()), device_key(device)), weights_stamp(directory)
     entry = _LOADED.get(key)
     model = entry[1]() if entry is not None and entry[0] == stamp else None
     if model is not None:

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from arscale.devices import device_key
 from arscale.errors import ArscaleError
 from arscale.generators.class_names import class_index
 from arscale.generators.sampling import cfg_mix, sample_per_row
@@ -89,7 +90,7 @@ def cached_scorer_and_files(name: str, device: Any) -> tuple[Any, dict[str, Path
 
     # a name registered anew loads anew (the entry keeps its registration: an identity, never reused while held),
     # and so do the ShapeWorld scorers after `use_weights` moved them or a training run rewrote their folder
-    key, stamp = (name, str(device)), (str(weights_in_use()), weights_stamp())
+    key, stamp = (name, device_key(device)), (str(weights_in_use()), weights_stamp())
     target = SCORERS.get(name)
     if key not in _SCORERS or _SCORERS[key][0] is not target or _SCORERS[key][3] != stamp:
         with recording_hub_files() as files:

@@ -183,7 +183,7 @@ def main(args: argparse.Namespace) -> int:
     dec_params = list(tokenizer.decoder.parameters()) + list(tokenizer.post_quant_conv.parameters())
     dec_opt = torch.optim.Adam(dec_params, lr=args.decoder_lr, betas=(0.9, 0.95))
     if resume:
-        common.load_optimizer(dec_opt, tuned, device)
+        common.load_optimizer(dec_opt, tuned)
     if resume:
         config = ShapeWorldARConfig.from_dict(state.info()["config"])
     elif args.config:

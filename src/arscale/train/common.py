@@ -435,7 +435,7 @@ class TrainState:
                           "as the uninterrupted run would", ArscaleWarning, stacklevel=2)
         device = next(model.parameters()).device
         load_strict(model, read_safetensors(self.dir / "model.safetensors", device), str(self.dir))
-        restored = load_optimizer(optimizer, self.dir, device) if optimizer is not None else False
+        restored = load_optimizer(optimizer, self.dir) if optimizer is not None else False
         return dict(self.info(), optimizer_restored=restored)
 
 
@@ -495,15 +495,18 @@ def save_optimizer(optimizer: torch.optim.Optimizer, path: str | os.PathLike,
     os.replace(tmp, path)
 
 
-def load_optimizer(optimizer: torch.optim.Optimizer, directory: str | os.PathLike,
-                   device: torch.device | str = "cpu") -> bool:
-    """Restore `optimizer.safetensors` (or a legacy `optimizer.pt`, read with weights_only) if present."""
+def load_optimizer(optimizer: torch.optim.Optimizer, directory: str | os.PathLike) -> bool:
+    """Restore `optimizer.safetensors` (or a legacy `optimizer.pt`, read with weights_only) if present.
+
+    Every slot is read on the CPU, whatever device the parameters are on: `load_state_dict` moves each slot to
+    its parameter's device but keeps Adam's `step` where it was given, and torch hosts it on the CPU (a GPU `step`
+    costs two device syncs per parameter and step, so a resumed GPU run would train slower than a fresh one)."""
     directory = Path(directory)
     st, legacy = directory / "optimizer.safetensors", directory / "optimizer.pt"
     if st.exists():
         from safetensors import safe_open
 
-        with safe_open(str(st), framework="pt", device=str(device)) as f:
+        with safe_open(str(st), framework="pt", device="cpu") as f:
             groups = json.loads(f.metadata()["param_groups"])
             for group, current in zip(groups, optimizer.param_groups):  # JSON turned tuples (betas) into lists
                 for k, v in group.items():
@@ -516,7 +519,7 @@ def load_optimizer(optimizer: torch.optim.Optimizer, directory: str | os.PathLik
         optimizer.load_state_dict({"state": state, "param_groups": groups})
         return True
     if legacy.exists():
-        optimizer.load_state_dict(torch.load(legacy, map_location=device, weights_only=True))
+        optimizer.load_state_dict(torch.load(legacy, map_location="cpu", weights_only=True))
         return True
     return False
 
