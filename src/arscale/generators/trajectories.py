@@ -8,6 +8,7 @@ compacted in place when rows are only dropped (`KVCache.keep_`).
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -56,6 +57,11 @@ class SearchTree:
 
     def __len__(self) -> int:
         return len(self.parent)
+
+    def __repr__(self) -> str:  # a summary (a bench-sized tree lists tens of thousands of nodes); `to_dict` has them
+        ends = Counter(r for r in self.reason if r is not None)
+        return (f"SearchTree({len(self)} nodes, {len(set(self.prompt))} prompt(s), ended: "
+                f"{dict(sorted(ends.items())) if ends else 'none yet'})")
 
     def extend(self, other: SearchTree, *, prompt_shift: int) -> int:
         """Append `other`, the tree of a later prompt chunk, whose node ids and prompt indices start at 0.

@@ -21,6 +21,7 @@ import torch
 from torch.nn import functional as F
 
 from arscale.errors import ArscaleError
+from arscale.scorers.base import scorer_repr
 from arscale.scorers.hf import (
     as_dtype,
     check_batching,
@@ -52,6 +53,7 @@ def load_head(path: str | os.PathLike, width: int = 768) -> RewardHead:
 class AestheticScorer:
     name = "aesthetic"
     resizes_itself = True  # any size: its own preprocessing brings it to input_size
+    __repr__ = scorer_repr
     reads_prompts = False  # an image-only score: a class-conditional model needs no class names for it
 
     def __init__(self, vision: Any, head: RewardHead, *, device: str | torch.device = "cpu",

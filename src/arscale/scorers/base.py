@@ -31,6 +31,14 @@ class Scorer(Protocol):
         ...
 
 
+def scorer_repr(scorer: Any) -> str:
+    """A scorer as a notebook cell shows it: its name, input size, device and dtype (not the model's weights)."""
+    parts = [f"name={getattr(scorer, 'name', type(scorer).__name__)!r}",
+             f"input_size={getattr(scorer, 'input_size', None)}"]
+    parts += [f"{k}={getattr(scorer, k)}" for k in ("device", "dtype") if hasattr(scorer, k)]
+    return f"{type(scorer).__name__}({', '.join(parts)})"
+
+
 # name -> "module:factory" or a factory; each factory takes keyword options (`device` always, weights
 # path, ...) and returns a `Scorer`.
 SCORERS: dict[str, Any] = {

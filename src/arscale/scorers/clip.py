@@ -25,6 +25,7 @@ from typing import Any
 import torch
 from torch.nn import functional as F
 
+from arscale.scorers.base import scorer_repr
 from arscale.scorers.hf import (
     as_dtype,
     check_batching,
@@ -44,6 +45,7 @@ class ClipSimilarityScorer:
     """`scale * cos(image, prompt)`; `scale=None` uses the model's own `logit_scale.exp()`."""
 
     resizes_itself = True  # any size: its own preprocessing brings it to input_size
+    __repr__ = scorer_repr
 
     def __init__(self, model: Any, tokenizer: Any, *, name: str = "clip", scale: float | None = 100.0,
                  clamp_at_zero: bool = True, device: str | torch.device = "cpu",

@@ -21,6 +21,7 @@ from typing import Any
 import torch
 
 from arscale.errors import ArscaleError
+from arscale.scorers.base import scorer_repr
 from arscale.scorers.hf import as_dtype, check_batching, from_pretrained, in_chunks, require_transformers
 from arscale.scorers.preprocess import IMAGENET_MEAN, IMAGENET_STD, ImageTransform, check_images
 
@@ -31,6 +32,7 @@ INPUT_SIZE = 224  # TTS-VAR: patch_size(16) * 14, i.e. a 16×16 grid of 14-px pa
 class Dinov2Features:
     name = "dinov2"
     resizes_itself = True  # any size: its own preprocessing brings it to input_size
+    __repr__ = scorer_repr
 
     def __init__(self, model: Any, *, input_size: int = INPUT_SIZE, device: str | torch.device = "cpu",
                  dtype: str | torch.dtype | None = None, batch_size: int = 32, backend: str = "torch"):

@@ -34,6 +34,7 @@ import torch
 from torch import nn
 
 from arscale.errors import ArscaleError
+from arscale.scorers.base import scorer_repr
 from arscale.scorers.hf import (
     as_dtype,
     check_batching,
@@ -222,6 +223,7 @@ def blip_tokenizer(source: str | os.PathLike = TOKENIZER) -> Any:
 class ImageRewardScorer:
     name = "imagereward"
     resizes_itself = True  # any size: its own preprocessing brings it to input_size
+    __repr__ = scorer_repr
 
     def __init__(self, model: ImageRewardModel, tokenizer: Any, *, device: str | torch.device = "cpu",
                  dtype: str | torch.dtype | None = None, batch_size: int = 32, backend: str = "torch"):

@@ -29,6 +29,7 @@ from arscale.devices import device_key
 from arscale.errors import ArscaleError
 from arscale.generators.loading import read_json, read_safetensors, shapeworld_folder
 from arscale.generators.text import TextEncoder, TextEncoderConfig
+from arscale.scorers.base import scorer_repr
 from arscale.scorers.hf import check_prompts
 from arscale.scorers.preprocess import check_images
 
@@ -131,6 +132,7 @@ class ShapeWorldScorer:
     """`Scorer` protocol over a RewardModel; `name` tells which role it was loaded for."""
 
     resizes_itself = True  # any size: its own preprocessing brings it to input_size
+    __repr__ = scorer_repr
 
     def __init__(self, model: RewardModel, name: str, batch_size: int = 256):
         self.model = model.eval()

@@ -148,6 +148,11 @@ STRATEGIES: dict[str, Any] = {
 NOT_IN_FOLDER_NAMES = '/\\:*?"<>|'
 
 
+def strategy_repr(strategy: Any) -> str:
+    """A strategy as a notebook cell shows it: its class and settings, not `<... object at 0x...>`."""
+    return f"{type(strategy).__name__}({strategy.config!r})"
+
+
 def register_strategy(name: str, target: Any, *, replace: bool = False) -> None:
     """Make a strategy available to `make_strategy`, `arscale generate --strategy` and `arscale bench`.
 

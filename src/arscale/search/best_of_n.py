@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from arscale.search.base import StrategyConfig
+from arscale.search.base import StrategyConfig, strategy_repr
 from arscale.search.result import SearchResult
 from arscale.search.rollout import check_n, make_search
 
@@ -17,11 +17,16 @@ class BestOfNConfig(StrategyConfig):
 
 
 class BestOfN:
+    """N full samples per prompt, the one with the best final reward chosen (settings: `BestOfNConfig`,
+    docs/strategies.md)."""
+
     name = "best-of-n"
     Config = BestOfNConfig
 
     def __init__(self, config: BestOfNConfig | None = None):
         self.config = config or BestOfNConfig()
+
+    __repr__ = strategy_repr
 
     def run(self, generator: Any, prompts: Sequence[str], n: int, *, seed: int = 0, prompt_offset: int = 0,
             scorer: Any = None) -> SearchResult:

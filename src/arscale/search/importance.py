@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 import torch
 
 from arscale.errors import ArscaleError
-from arscale.search.base import StrategyConfig
+from arscale.search.base import StrategyConfig, strategy_repr
 from arscale.search.potentials import POTENTIALS, log_weights, potential, resample
 from arscale.search.result import SearchResult
 from arscale.search.rollout import Search, check_n, make_search
@@ -73,11 +73,16 @@ def resample_per_prompt(search: Search, traj, column: int, kind: str, lam: float
 
 
 class Importance:
+    """Importance sampling: N rows per prompt resampled ∝ exp(λ·potential) at set points, the best final reward
+    chosen (settings: `ImportanceConfig`, docs/strategies.md)."""
+
     name = "importance"
     Config = ImportanceConfig
 
     def __init__(self, config: ImportanceConfig | None = None):
         self.config = config or ImportanceConfig()
+
+    __repr__ = strategy_repr
 
     def check_kind(self, kind: str) -> None:
         """Refuse a field set away from its default that the generator's kind would ignore."""

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from arscale.search.base import StrategyConfig
+from arscale.search.base import StrategyConfig, strategy_repr
 from arscale.search.result import SearchResult
 from arscale.search.rollout import check_n, make_search
 
@@ -25,6 +25,8 @@ class Raw:
 
     def __init__(self, config: RawConfig | None = None):
         self.config = config or RawConfig()
+
+    __repr__ = strategy_repr
 
     def run(self, generator: Any, prompts: Sequence[str], n: int = 1, *, seed: int = 0, prompt_offset: int = 0,
             scorer: Any = None) -> SearchResult:

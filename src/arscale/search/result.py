@@ -94,6 +94,16 @@ class Candidate:
     score: float | None  # final reward or confidence, whatever the strategy picks by
     chosen: bool = False
 
+    def __repr__(self) -> str:  # the image as its shape: a notebook cell shows a line, not a pixel dump
+        return (f"Candidate(prompt_index={self.prompt_index}, node={self.node}, image={_shape(self.image)}, "
+                f"score={self.score}, chosen={self.chosen})")
+
+    def __eq__(self, other: object) -> bool:  # the generated __eq__ asks an image array for one truth value
+        if not isinstance(other, Candidate):
+            return NotImplemented
+        return (self.prompt_index, self.node, self.score, self.chosen) == (
+            other.prompt_index, other.node, other.score, other.chosen) and np.array_equal(self.image, other.image)
+
 
 @dataclass
 class SearchResult:
@@ -109,6 +119,13 @@ class SearchResult:
         if len(self.candidates) != len(self.prompts):
             raise ArscaleError(f"a SearchResult holds one list of candidates per prompt: got {len(self.prompts)} "
                                f"prompt(s) and {len(self.candidates)} list(s)")
+
+    def __repr__(self) -> str:  # a summary: the images and telemetry are megabytes of arrays in a notebook cell
+        prompts = ", ".join(repr(p) for p in self.prompts[:3]) + (", ..." if len(self.prompts) > 3 else "")
+        counts = sorted({len(c) for c in self.candidates})
+        per = str(counts[0]) if len(counts) == 1 else f"{counts[0]}-{counts[-1]}" if counts else "0"
+        return (f"SearchResult(strategy={self.strategy!r}, {len(self.prompts)} prompt(s) [{prompts}], {per} final "
+                f"candidate(s) each, {len(self.tree)} tree nodes, config={self.config!r})")
 
     def chosen(self, prompt: int) -> Candidate:
         picks = [c for c in self.candidates[prompt] if c.chosen]
@@ -164,6 +181,11 @@ def _plain(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
+
+
+def _shape(image: Any) -> str:
+    shape = getattr(image, "shape", None)
+    return f"{getattr(image, 'dtype', type(image).__name__)}{list(shape)}" if shape is not None else repr(image)
 
 
 def _is_array(value: Any) -> bool:

@@ -40,6 +40,7 @@ import torch
 from arscale.errors import ArscaleError, ArscaleWarning
 from arscale.generators.sampling import cfg_mix, sample_per_row
 from arscale.search import confidence as sig
+from arscale.search.base import strategy_repr
 from arscale.search.result import Candidate, CostRecord, SearchResult
 from arscale.search.rollout import (
     check_n,
@@ -59,12 +60,17 @@ __all__ = ["ScalingAR", "ScalingARConfig", "write_extras"]
 
 
 class ScalingAR:
+    """ScalingAR on a next-token model: a confidence profile prunes candidates and schedules their guidance; no
+    reward (settings: `ScalingARConfig`, docs/strategies.md)."""
+
     name = "scaling-ar"
     uses_reward = False  # `scorer` is accepted (one interface) and ignored
     Config = ScalingARConfig
 
     def __init__(self, config: ScalingARConfig | None = None):
         self.config = config or ScalingARConfig()
+
+    __repr__ = strategy_repr
 
     def check_generator(self, generator: Any) -> None:
         """A next-token model, refused in one line otherwise (`bench` asks before any label runs)."""

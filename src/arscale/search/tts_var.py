@@ -32,7 +32,7 @@ from typing import Any, ClassVar
 import torch
 
 from arscale.errors import ArscaleError
-from arscale.search.base import StrategyConfig
+from arscale.search.base import StrategyConfig, strategy_repr
 from arscale.search.clustering import REDUCTIONS, select_diverse
 from arscale.search.importance import resample_per_prompt
 from arscale.search.potentials import POTENTIALS
@@ -78,12 +78,17 @@ class TTSVARConfig(StrategyConfig):
 
 
 class TTSVAR:
+    """TTS-VAR on a next-scale model: clustering at coarse scales, resampling at fine ones, the best final reward
+    chosen (settings: `TTSVARConfig`, docs/strategies.md)."""
+
     name = "tts-var"
     Config = TTSVARConfig
 
     def __init__(self, config: TTSVARConfig | None = None, *, feature_scorer: Any = None):
         self.config = config or TTSVARConfig()
         self.feature_scorer = feature_scorer  # overrides config.features (a Scorer object, e.g. in tests)
+
+    __repr__ = strategy_repr
 
     def schedule(self, num_scales: int, n: int) -> Schedule:
         c = self.config

@@ -85,6 +85,10 @@ class NextScaleLoop(nn.Module):
     def num_scales(self) -> int:
         return len(self.scales)
 
+    def extra_repr(self) -> str:  # the first line of repr(generator): which model and how it samples
+        return (f"name={getattr(self, 'name', '?')!r}, scales={len(getattr(self, 'scales', ()))}, "
+                f"image_size={getattr(self, 'image_size', '?')}, sampling={getattr(self, 'sampling', None)!r}")
+
     def tokens_in_scale(self, si: int) -> int:
         return self.sizes[si]
 

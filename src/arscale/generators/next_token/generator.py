@@ -109,6 +109,11 @@ class TokenGenerator:
         self._background_code: int | None = None
         self._decode_flops: float | None = None
 
+    def __repr__(self) -> str:  # which model and how it samples, not `<... object at 0x...>`
+        return (f"{type(self).__name__}(name={self.name!r}, num_tokens={self.num_tokens}, "
+                f"image_size={self.image_size}, cfg={self.cfg}, temperature={self.temperature}, top_k={self.top_k}, "
+                f"top_p={self.top_p}, device={self.device})")
+
     @property
     def device(self) -> torch.device:
         return next(self.transformer.parameters()).device
@@ -246,7 +251,8 @@ class TokenGenerator:
         if self._background_code is None:
             from arscale.shapeworld import BACKGROUND
 
-            blank = torch.tensor(BACKGROUND, dtype=torch.float32, device=self.device).div(255)
+            weight = next(self.tokenizer.parameters())  # a tokenizer cast to bf16 encodes bf16 pixels
+            blank = torch.tensor(BACKGROUND, dtype=torch.float32, device=weight.device).div(255).to(weight.dtype)
             blank = blank.view(1, 3, 1, 1).expand(1, 3, self.image_size, self.image_size)
             with torch.no_grad():
                 codes = self.tokenizer.encode(blank).flatten()

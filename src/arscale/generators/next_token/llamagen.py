@@ -213,7 +213,8 @@ class LlamaGenGenerator(TokenGenerator):
     def background_code(self) -> int:
         """Unfilled preview positions: the code of a mid-grey patch (real models have no ShapeWorld canvas)."""
         if self._background_code is None:
-            grey = torch.full((1, 3, self.image_size, self.image_size), 0.5, device=self.device)
+            weight = next(self.tokenizer.parameters())  # a VQGAN cast to bf16 encodes bf16 pixels
+            grey = torch.full((1, 3, self.image_size, self.image_size), 0.5, device=weight.device, dtype=weight.dtype)
             self._background_code = int(torch.mode(self.tokenizer.encode(grey).flatten()).values)
         return self._background_code
 
