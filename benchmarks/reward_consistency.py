@@ -26,8 +26,13 @@ from arscale.scorers.base import load_scorer
 
 
 def _ranks(x: np.ndarray) -> np.ndarray:
+    """Ranks with ties averaged (Spearman's convention): rows that share a coarse scale's tokens score alike, and
+    their row order must not rank them."""
     r = np.empty(len(x))
     r[np.argsort(x, kind="stable")] = np.arange(len(x))
+    for v in np.unique(x):
+        tied = x == v
+        r[tied] = r[tied].mean()
     return r
 
 
@@ -80,7 +85,9 @@ def plot(report: dict, path: str) -> None:
     ax.plot(ks, [c["spearman"] for c in report["curve"]], "s-", label="Spearman ρ with final")
     ax.axhline(report["chance_agreement"], color="gray", ls=":", label="chance (1/N)")
     ax.set_xlabel("scale (0-based)")
-    ax.set_ylim(-0.1, 1.05)
+    rho = [c["spearman"] for c in report["curve"]]
+    ax.set_ylim(min([-0.1, *(r - 0.05 for r in rho if np.isfinite(r))]), 1.05)  # ρ may be negative: every point shown
+    ax.set_ylabel("agreement / rank correlation")
     ax.set_title(f"reward consistency, N={report['n']}, {report['prompts']} prompts")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)

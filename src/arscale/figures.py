@@ -12,3 +12,10 @@ def new_figure(**kwargs: Any):
     from matplotlib.figure import Figure
 
     return Figure(**kwargs)
+
+
+def clip_text(text: str, width: int) -> str:
+    """`text` cut to `width` characters, with "…" where it was cut (a long prompt in a title would otherwise widen
+    the picture, or be cut without a sign)."""
+    text = " ".join(str(text).split())
+    return text if len(text) <= width else text[: width - 1].rstrip() + "…"

@@ -275,9 +275,19 @@ def _write_captions(canvas: np.ndarray, captions: Sequence[str], cols: int, h: i
     for i, text in enumerate(captions):
         r, c = divmod(i, cols)
         top, left = pad + r * (h + pad), pad + c * (w + pad)
+        text = _fit_caption(text, font, w - 4)
         draw.text((left + 3, top + h - CAPTION_HEIGHT + 2), text, font=font,
                   fill=CHOSEN_FRAME if i in framed else (0, 0, 0))
     return np.asarray(picture)
+
+
+def _fit_caption(text: str, font, width: float) -> str:
+    """The caption's leading parts that fit in `width` px (the file number first): wider text would run into the
+    next tile's caption."""
+    parts = text.split(" · ")
+    while len(parts) > 1 and font.getlength(" · ".join(parts)) > width:
+        parts.pop()
+    return " · ".join(parts) if font.getlength(parts[0]) <= width else ""
 
 
 def tile_captions(candidates: Sequence, images: list[np.ndarray], digits: int, score_name: str) -> list[str]:

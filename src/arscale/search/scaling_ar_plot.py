@@ -38,7 +38,7 @@ THUMBS_PER_ROW = 12
 def _plot_prompt(result: SearchResult, p: int, traces: list[dict], path: Path) -> None:
     import matplotlib
 
-    from arscale.figures import new_figure
+    from arscale.figures import clip_text, new_figure
 
     tele = result.telemetry
     chosen_node = result.chosen(p).node if result.candidates[p] else None
@@ -76,12 +76,14 @@ def _plot_prompt(result: SearchResult, p: int, traces: list[dict], path: Path) -
             ax.plot([], [], color="#2c7bb6", lw=1.0, label="survived")
         ax.plot([], [], color="#bbbbbb", lw=1.0, label="terminated")
     theta = np.asarray(tele["threshold"][p], dtype=float)
-    ax.plot(np.arange(len(theta)), theta, ls="--", color="dimgray", lw=1.1, label="threshold θ")
+    if np.isfinite(theta).any():  # without termination (terminate: false) there is no threshold to draw or name
+        ax.plot(np.arange(len(theta)), theta, ls="--", color="dimgray", lw=1.1, label="threshold θ")
     ax.axvline(tele.get("warmup_steps", 0), color="dimgray", lw=1.1, ls=":", label="warm-up ends")
-    ax.scatter([], [], marker="x", color="dimgray", label="terminated here")
+    if any(tr["reason"] == "prune" for tr in traces):  # the legend names only marks the plot has
+        ax.scatter([], [], marker="x", color="dimgray", label="terminated here")
     ax.set_xlabel("token step")
     ax.set_ylabel("confidence C")
-    ax.set_title(f"ScalingAR confidence, {len(traces)} candidates: {str(result.prompts[p])[:70]}", fontsize=9)
+    ax.set_title(f"ScalingAR confidence, {len(traces)} candidates: {clip_text(result.prompts[p], 70)}", fontsize=9)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)  # off the curves
     for i, tr in enumerate(traces):
         thumb = fig.add_subplot(grid[1 + i // cols, i % cols])

@@ -11,6 +11,7 @@ import numpy as np
 from arscale.search.result import SearchResult
 
 MAX_COLUMNS = 16  # candidates shown per scale (the pick's line first); a wider row says how many it leaves out
+PROMPT_CHARS = 100  # of the prompt in the title, about as wide as its second line (result.json has it whole)
 COLORS = {"pick": "black", "lineage": "#1a9850", "cluster": "#4575b4", "resample": "#d73027", "alive": "#bbbbbb"}
 
 
@@ -23,7 +24,7 @@ def draw_search_tree(result: SearchResult, prompt: int, path: str | Path) -> boo
         return False
     from matplotlib.patches import Patch
 
-    from arscale.figures import new_figure
+    from arscale.figures import clip_text, new_figure
 
     chosen = result.chosen(prompt)
     lineage = lineage_until(result, chosen.node)
@@ -73,7 +74,8 @@ def draw_search_tree(result: SearchResult, prompt: int, path: str | Path) -> boo
                ("clustered away", COLORS["cluster"]), ("resampled away", COLORS["resample"]),
                ("alive", COLORS["alive"]))]
     fig.legend(handles=legend, loc="lower center", ncol=5, fontsize=7, frameon=False)
-    fig.suptitle(f"{result.strategy}: {result.prompts[prompt]}\npartial decodes of each scale's image so far (colours "
+    title = f"{result.strategy}: {clip_text(result.prompts[prompt], PROMPT_CHARS)}"
+    fig.suptitle(f"{title}\npartial decodes of each scale's image so far (colours "
                  "settle at the fine scales); numbers: the reward each resampling read", fontsize=9)
     fig.tight_layout(rect=(0, 0.05, 1, 0.93))
     fig.savefig(path, dpi=110, bbox_inches="tight")  # a narrow tree (N <= 4) is narrower than its title and legend
