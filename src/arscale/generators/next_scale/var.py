@@ -305,8 +305,12 @@ class VARGenerator(ScaleGenerator):
         if not upstream or traj.halves == 1 or self.sampling.cfg_schedule != "linear":
             return super().guide(traj, logits, upstream=False)  # one half: started where t is 0 at every scale
         cond, uncond = logits.chunk(2)
-        t = (traj.rows["cfg"] * traj.step / max(1, self.num_scales - 1)).view(-1, 1, 1)
-        return (1 + t) * cond - t * uncond
+        # upstream's Python floats: ratio = si/(K-1), t = cfg·ratio and 1 + t in double (here on the CPU, which every
+        # device can copy from), each rounded once to float32; float32 arithmetic rounds twice (1 ulp off at K = 10)
+        ratio = traj.step / max(1, self.num_scales - 1)
+        t = traj.rows["cfg"].cpu().double() * ratio
+        one_plus_t, t = (x.float().to(cond.device).view(-1, 1, 1) for x in (1 + t, t))
+        return one_plus_t * cond - t * uncond
 
 
 # -- released checkpoints ---------------------------------------------------------------------------------
