@@ -80,11 +80,12 @@ def greedy_where_overflowed(logits: torch.Tensor, scaled: torch.Tensor) -> torch
     """`scaled` (logits / temperature), except in rows where it overflowed: a temperature so small that it overflows
     float32 (1e-40; 1e-320 even rounds to 0), or guided logits that already did (a cfg near float32's largest), would
     give NaN probabilities; such a row takes the limit, the argmax (tied maxima share), as a temperature such as 1e-8
-    already does. A row whose logits hold a NaN keeps it (the sampler refuses it)."""
-    over = ~torch.isfinite(scaled.amax(-1, keepdim=True)) & ~logits.isnan().any(-1, keepdim=True)
+    already does. A row whose logits hold a NaN, or are all -inf, keeps it (the sampler refuses it)."""
+    top = logits.amax(-1, keepdim=True)  # -inf: no likeliest token to take (NaN probabilities, refused as before)
+    over = ~torch.isfinite(scaled.amax(-1, keepdim=True)) & ~logits.isnan().any(-1, keepdim=True) & (top > -math.inf)
     if scaled.device.type == "cpu" and not bool(over.any()):  # on a GPU the test would cost a sync per draw
         return scaled
-    greedy = torch.zeros_like(scaled).masked_fill(logits < logits.amax(-1, keepdim=True), float("-inf"))
+    greedy = torch.zeros_like(scaled).masked_fill(logits < top, float("-inf"))
     return torch.where(over, greedy, scaled)
 
 

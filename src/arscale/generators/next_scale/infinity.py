@@ -257,8 +257,9 @@ def _likelier_bit_where_overflowed(mixed: torch.Tensor, exact: Callable[[], torc
     if not bool(bad.any()):
         return mixed
     plain = exact()
-    bad &= ~plain.isnan().any(-1, keepdim=True)  # the model's own NaN stays NaN (the sampler refuses it)
-    greedy = torch.zeros_like(mixed).masked_fill(plain < plain.amax(-1, keepdim=True), float("-inf"))
+    top = plain.amax(-1, keepdim=True)  # both values -inf: neither is likelier, the NaN stays (as a model's own NaN)
+    bad &= ~plain.isnan().any(-1, keepdim=True) & (top > -math.inf)  # the sampler refuses them
+    greedy = torch.zeros_like(mixed).masked_fill(plain < top, float("-inf"))
     return torch.where(bad, greedy, mixed)
 
 

@@ -299,6 +299,10 @@ class VARGenerator(ScaleGenerator):
         return super().start(labels, rows_per_prompt, seed, prompt_offset=prompt_offset, cfg=cfg,
                              unconditional=unconditional)
 
+    def init_guidance(self, traj: Trajectories, cfg: float | None) -> None:
+        super().init_guidance(traj, cfg)
+        traj.extra["upstream_cfg"] = float(self.sampling.cfg if cfg is None else cfg)  # upstream's Python float
+
     def guide(self, traj: Trajectories, logits: torch.Tensor, *, upstream: bool = False) -> torch.Tensor:
         """With `upstream`, VAR's own formula (1 + t)·cond - t·uncond, t = cfg·si/(K-1), for bitwise parity: the
         linear ramp's (another schedule has no upstream formula and takes the usual mix)."""
@@ -306,9 +310,14 @@ class VARGenerator(ScaleGenerator):
             return super().guide(traj, logits, upstream=False)  # one half: started where t is 0 at every scale
         cond, uncond = logits.chunk(2)
         # upstream's Python floats: ratio = si/(K-1), t = cfg·ratio and 1 + t in double (here on the CPU, which every
-        # device can copy from), each rounded once to float32; float32 arithmetic rounds twice (1 ulp off at K = 10)
+        # device can copy from), each rounded once to float32; float32 arithmetic rounds twice (1 ulp off at K = 10).
+        # cfg itself as given: the rows' float32 copy of a cfg such as 1.3 is another number
         ratio = traj.step / max(1, self.num_scales - 1)
-        t = traj.rows["cfg"].cpu().double() * ratio
+        cfg = traj.rows["cfg"].cpu().double()
+        exact = traj.extra.get("upstream_cfg")
+        if exact is not None and bool((cfg == torch.tensor(exact, dtype=torch.float32).double()).all()):
+            cfg = torch.full_like(cfg, exact)  # rows still at the cfg they started with (none was given another)
+        t = cfg * ratio
         one_plus_t, t = (x.float().to(cond.device).view(-1, 1, 1) for x in (1 + t, t))
         return one_plus_t * cond - t * uncond
 
