@@ -112,7 +112,7 @@ class TokenGenerator:
     def __repr__(self) -> str:  # which model and how it samples, not `<... object at 0x...>`
         return (f"{type(self).__name__}(name={self.name!r}, num_tokens={self.num_tokens}, "
                 f"image_size={self.image_size}, cfg={self.cfg}, temperature={self.temperature}, top_k={self.top_k}, "
-                f"top_p={self.top_p}, device={self.device})")
+                f"top_p={self.top_p}, device={next((p.device for p in self.transformer.parameters()), None)})")
 
     @property
     def device(self) -> torch.device:
