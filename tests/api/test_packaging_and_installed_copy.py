@@ -118,8 +118,8 @@ def test_python_dash_m_arscale_is_the_arscale_command():
     """`python -m arscale` (an environment whose scripts folder is not on PATH) runs the CLI and passes its exit
     status on."""
     run = subprocess.run([sys.executable, "-m", "arscale", "--version"], check=False, capture_output=True, text=True,
-                         timeout=120)
+                         timeout=600)
     assert run.returncode == 0 and run.stdout.strip() == f"arscale {arscale.__version__}"
     bad = subprocess.run([sys.executable, "-m", "arscale", "no-such-command"], check=False, capture_output=True,
-                         text=True, timeout=120)
+                         text=True, timeout=600)
     assert bad.returncode == 2 and "invalid choice" in bad.stderr

@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 import pytest
-from bench_scale_helpers import bench_argv, clean_env, run_bench
+from bench_scale_helpers import SUBPROCESS_TIMEOUT, bench_argv, clean_env, run_bench
 from PIL import Image
 
 TIMING_KEYS = {"total_wall", "overhead", "overhead_fraction", "wall"}
@@ -107,7 +107,7 @@ def test_two_shards_merged_equal_one_run(tiny_weights, reference, tmp_path):
                               env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for i, s in enumerate(shards)]
     for p in procs:
-        _, err = p.communicate(timeout=120)
+        _, err = p.communicate(timeout=SUBPROCESS_TIMEOUT)
         assert p.returncode == 0, err[-2000:]
     for i, s in enumerate(shards):
         assert (s / f"manifest.shard-{i}-of-2.json").is_file() and not (s / "raw" / "n1" / "summary.json").exists()
@@ -117,7 +117,7 @@ def test_two_shards_merged_equal_one_run(tiny_weights, reference, tmp_path):
     cmd = [*bench_argv(tiny_weights, merged)[:3], "bench", "merge", str(shards[0]), str(shards[1]),
            "--out", str(merged)]
     for _ in range(2):  # merging again changes nothing
-        proc = subprocess.run(cmd, env=clean_env(), capture_output=True, text=True, timeout=120, check=False)
+        proc = subprocess.run(cmd, env=clean_env(), capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT, check=False)
         assert proc.returncode == 0, proc.stderr[-2000:]
         assert snapshot(merged) == reference[1]
     manifest = json.loads((merged / "manifest.json").read_text())
@@ -126,7 +126,7 @@ def test_two_shards_merged_equal_one_run(tiny_weights, reference, tmp_path):
     other = tmp_path / "other-seed"
     run_bench(tiny_weights, other, "--seed", "4", "--num-shards", "2", "--shard-index", "1")
     proc = subprocess.run([*cmd[:5], str(shards[0]), str(other), "--out", str(tmp_path / "bad")], env=clean_env(),
-                          capture_output=True, text=True, timeout=120, check=False)
+                          capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT, check=False)
     assert proc.returncode == 2 and "seed: 3 vs 4" in proc.stderr
 
 
@@ -144,7 +144,7 @@ def test_two_launcher_ranks_equal_one_process(tiny_weights, reference, tmp_path)
                                             MASTER_ADDR="127.0.0.1", MASTER_PORT=port),
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for r in range(2)]
     for p in procs:
-        _, err = p.communicate(timeout=120)
+        _, err = p.communicate(timeout=SUBPROCESS_TIMEOUT)
         assert p.returncode == 0, err[-2000:]
     assert snapshot(out) == reference[1]
     assert json.loads((out / "manifest.json").read_text())["shard"]["world_size"] == 2
@@ -158,7 +158,7 @@ def test_hand_started_ranks_in_any_order_merge_to_one_run(tiny_weights, referenc
     proc = run_bench(tiny_weights, out, env=clean_env(RANK="0", WORLD_SIZE="2"))
     assert "ranks were not synchronised" in proc.stdout
     merge = [*bench_argv(tiny_weights, out)[:3], "bench", "merge", str(out), "--out", str(out)]
-    proc = subprocess.run(merge, env=clean_env(), capture_output=True, text=True, timeout=120, check=False)
+    proc = subprocess.run(merge, env=clean_env(), capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT, check=False)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert snapshot(out) == reference[1]
 
@@ -167,9 +167,9 @@ def test_resuming_with_other_settings_is_refused(tiny_weights, reference, tmp_pa
     out = tmp_path / "copy"
     shutil.copytree(reference[0], out)
     proc = subprocess.run(bench_argv(tiny_weights, out, "--resume", "--seed", "4"), env=clean_env(),
-                          capture_output=True, text=True, timeout=120, check=False)
+                          capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT, check=False)
     assert proc.returncode == 2 and "seed: 3 vs 4" in proc.stderr and "Traceback" not in proc.stderr
     proc = subprocess.run(bench_argv(tiny_weights, out, "--resume", "--config", 'best-of-n={"reward": "x"}'),
-                          env=clean_env(), capture_output=True, text=True, timeout=120, check=False)
+                          env=clean_env(), capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT, check=False)
     assert proc.returncode == 2 and "strategy best-of-n" in proc.stderr
     assert snapshot(out) == reference[1]  # nothing was touched
