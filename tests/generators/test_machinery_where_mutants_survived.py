@@ -103,7 +103,8 @@ def test_next_scale_sample_draws_scale_si_from_the_stream_of_key_and_si():
 
 
 # -- VAR's upstream CFG formula -------------------------------------------------------------------------------------
-def test_var_upstream_guidance_is_bitwise_upstreams_formula_at_ten_scales():
+@pytest.mark.parametrize("cfg", [1.5, 1.3])  # 1.3 is no float32: upstream's t = cfg * ratio uses the double
+def test_var_upstream_guidance_is_bitwise_upstreams_formula_at_ten_scales(cfg):
     # MODELS.md: ratio = si/(K−1), t = cfg·ratio, (1+t)·cond − t·uncond, with Python floats (VAR's released
     # models have K = 10 scales; 1.5 is VARGenerator's default cfg); var.py promises bitwise parity
     from tiny_families import randomised
@@ -122,17 +123,15 @@ def test_var_upstream_guidance_is_bitwise_upstreams_formula_at_ten_scales():
                                             code_dim=4), num_classes=4)
     vae = VQVAE(VQVAEConfig(vocab_size=16, code_dim=4, ch=32, ch_mult=(1, 1), num_res_blocks=1, patch_nums=pn))
     randomised(model, 2)
-    cfg = 1.5
     gen = VARGenerator(model, vae, SamplingConfig(cfg=cfg, cfg_schedule="linear"))
-    traj = gen.start([0, 1], 1, seed=0)
-    torch.manual_seed(0)
-    for si in range(len(pn)):
-        logits = torch.randn(2 * len(traj), 3, 64) * 4
-        traj.step = si  # guide reads only the scale index, the rows' cfg and the logits
-        ratio = si / (len(pn) - 1)
-        t = cfg * ratio
-        expected = (1 + t) * logits[:2] - t * logits[2:]
-        assert torch.equal(gen.guide(traj, logits, upstream=True), expected), f"scale {si}"
+    for traj in (gen.start([0, 1], 1, seed=0), gen.start([0, 1], 1, seed=0, cfg=cfg)):  # the model's, or given
+        g = torch.Generator().manual_seed(0)
+        for si in range(len(pn)):
+            logits = torch.randn(2 * len(traj), 3, 64, generator=g) * 4
+            traj.step = si  # guide reads only the scale index, the rows' cfg and the logits
+            t = cfg * (si / (len(pn) - 1))
+            expected = (1 + t) * logits[:2] - t * logits[2:]  # VAR's autoregressive_infer_cfg
+            assert torch.equal(gen.guide(traj, logits, upstream=True), expected), f"scale {si}"
 
 
 def test_cfg_mix_per_row_scale_follows_the_logits_dtype_and_matches_each_rows_scalar_mix():
