@@ -81,10 +81,11 @@ def greedy_where_overflowed(logits: torch.Tensor, scaled: torch.Tensor) -> torch
     float32 (1e-40; 1e-320 even rounds to 0), or guided logits that already did (a cfg near float32's largest), would
     give NaN probabilities; such a row takes the limit, the argmax (tied maxima share), as a temperature such as 1e-8
     already does. A row whose logits hold a NaN, or are all -inf, keeps it (the sampler refuses it)."""
+    peak = scaled.amax(-1, keepdim=True)
+    if scaled.device.type == "cpu" and bool(torch.isfinite(peak).all()):  # the usual draw: one reduction, no more
+        return scaled  # (on a GPU this test would cost a sync per draw: the where below runs instead)
     top = logits.amax(-1, keepdim=True)  # -inf: no likeliest token to take (NaN probabilities, refused as before)
-    over = ~torch.isfinite(scaled.amax(-1, keepdim=True)) & ~logits.isnan().any(-1, keepdim=True) & (top > -math.inf)
-    if scaled.device.type == "cpu" and not bool(over.any()):  # on a GPU the test would cost a sync per draw
-        return scaled
+    over = ~torch.isfinite(peak) & ~logits.isnan().any(-1, keepdim=True) & (top > -math.inf)
     greedy = torch.zeros_like(scaled).masked_fill(logits < top, float("-inf"))
     return torch.where(over, greedy, scaled)
 
