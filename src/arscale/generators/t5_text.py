@@ -95,6 +95,12 @@ class T5TextEncoder:
         self.width = int(model.config.d_model)
         self.flops_spent = 0.0  # every forward so far, padding included (what the encoder computed)
 
+    def to(self, device: str | torch.device) -> T5TextEncoder:
+        """Move the encoder (with the generator that reads it); its dtype stays the one `dtype=` chose."""
+        self.device = torch.device(device)
+        self.model.to(self.device)
+        return self
+
     def forward_flops(self, rows: int, length: int) -> float:
         """FLOPs of encoding `rows` sequences padded to `length` tokens: per layer the q/k/v/o projections,
         the attention scores and their weighted sum, and the (gated) feed-forward."""

@@ -380,6 +380,8 @@ class TrainState:
 
     def _write(self, model, optimizer, step, config, elapsed, metrics, extra, extra_metadata) -> None:
         stamp = {SAVED_AT_STEP: str(step)}  # each file is replaced atomically, the set of them is not (`torn`)
+        written = ["model.safetensors"] + ["optimizer.safetensors"] * (optimizer is not None) \
+            + ["trainer.safetensors"] * (extra is not None)
         if extra is not None:
             save_file(_contiguous(extra), str(self.dir / "trainer.safetensors.tmp"),
                       metadata={**(extra_metadata or {}), **stamp})
@@ -390,7 +392,7 @@ class TrainState:
             save_optimizer(optimizer, self.dir / "optimizer.safetensors", stamp)
         info = {"step": step, "config": config, "elapsed_seconds": elapsed, "metrics": metrics or {},
                 **({"hyperparameters": self.hyperparameters} if self.hyperparameters is not None else {}),
-                "saved_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "saved_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "files": written,
                 "device": str(next(model.parameters()).device)}
         (self.dir / "state.json.tmp").write_text(json.dumps(info, indent=2), encoding="utf-8")
         os.replace(self.dir / "state.json.tmp", self.dir / "state.json")
@@ -398,10 +400,16 @@ class TrainState:
     def info(self) -> dict[str, Any]:
         return read_json(self.dir / "state.json")
 
+    def _written(self, name: str) -> bool:
+        """Whether the latest whole save wrote `name`: a file an earlier save left beside it (a save with trainer
+        extras before one without) is not part of this state. A state.json without the list counts every file."""
+        return name in self.info().get("files", CHECKPOINT_FILES)
+
     def extra(self) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-        """What `save(extra=..., extra_metadata=...)` wrote; empty for a state without it (an older one)."""
+        """What the latest `save(extra=..., extra_metadata=...)` wrote; empty for a state without it (an older one, or
+        one whose latest save carried none)."""
         path = self.dir / "trainer.safetensors"
-        if not path.exists():
+        if not path.exists() or not self._written(path.name):
             return {}, {}
         from safetensors import safe_open
 
@@ -413,12 +421,12 @@ class TrainState:
         return tensors, metadata
 
     def torn(self) -> list[str]:
-        """The files saved at another step than state.json's, in words: what a machine that went down between the
-        writes of one save leaves (state.json is written last). Files without a step (saved before 2026-12-07)
-        count as whole."""
+        """The files of the latest save (state.json lists them) saved at another step than state.json's, in words:
+        what a machine that went down between the writes of one save leaves (state.json is written last). Files
+        without a step (saved before 2026-12-07) count as whole."""
         step = str(self.info()["step"])
         torn = []
-        for name in ("model.safetensors", "optimizer.safetensors", "trainer.safetensors"):
+        for name in filter(self._written, CHECKPOINT_FILES):
             saved = _saved_at_step(self.dir / name)
             if saved is not None and saved != step:
                 torn.append(f"{name} is from step {saved}")
@@ -435,11 +443,13 @@ class TrainState:
                           "as the uninterrupted run would", ArscaleWarning, stacklevel=2)
         device = next(model.parameters()).device
         load_strict(model, read_safetensors(self.dir / "model.safetensors", device), str(self.dir))
-        restored = load_optimizer(optimizer, self.dir) if optimizer is not None else False
+        restored = load_optimizer(optimizer, self.dir) if optimizer is not None and self._written(
+            "optimizer.safetensors") else False
         return dict(self.info(), optimizer_restored=restored)
 
 
 SAVED_AT_STEP = "arscale_saved_at_step"  # a checkpoint file's metadata key: the step of the save that wrote it
+CHECKPOINT_FILES = ("model.safetensors", "optimizer.safetensors", "trainer.safetensors")
 
 
 def _saved_at_step(path: Path) -> str | None:

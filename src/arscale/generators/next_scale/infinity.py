@@ -361,6 +361,15 @@ class InfinityGenerator(NextScaleLoop):
         """(h, w) of every scale (what strategies read to count generated tokens)."""
         return self.scales
 
+    def _apply(self, fn, recurse=True):
+        """`.to(device)` / `.cuda()` move Flan-T5 too: it hangs on as a bound `encode`, which nn.Module does not
+        see; a dtype cast leaves it at its own `text_dtype`."""
+        super()._apply(fn, recurse)
+        encoder = getattr(self.text_encoder, "__self__", None)
+        if callable(getattr(encoder, "to", None)) and getattr(encoder, "device", None) != self.device:
+            encoder.to(self.device)
+        return self
+
     # -- start -------------------------------------------------------------------------------------
     def encode_prompts(self, prompts: list[str]) -> list[torch.Tensor]:
         if self.text_encoder is None:

@@ -26,6 +26,8 @@ API (see `generators/protocol.py`):
   gives an empty background patch (found on first use by encoding a blank canvas), so a preview
   shows the rows generated so far on a blank canvas below them. No model forward is spent.
 - `finish(traj) -> [R, 3, H, W]` in [0, 1]: decode the complete token grids.
+- `to(device=None, dtype=None) -> self`: moves transformer, tokenizer, condition encoder; `dtype` casts the
+  transformer only.
 - Cost: `prefill_flops(rows, halves=2)`, `step_flops(rows, step, halves=2)`, `flops_per_token(rows,
   position)` (CFG pair included, so a conditional-only trajectory spends half; what producing token
   `position` costs) and `decode_flops(rows, size)`. `start`/`advance` also add the transformer FLOPs they spend
@@ -117,6 +119,25 @@ class TokenGenerator:
     @property
     def device(self) -> torch.device:
         return next(self.transformer.parameters()).device
+
+    def to(self, device: str | torch.device | torch.dtype | None = None,
+           dtype: torch.dtype | None = None) -> TokenGenerator:
+        """Move the transformer, the tokenizer and the condition encoder (one with a `.to`) to `device`; `dtype`
+        casts the transformer only, as the loaders' `dtype=` (the tokenizer decodes in fp32, a text encoder keeps
+        its own dtype; the transformer runs in float32, bfloat16 or float16). Returns the generator."""
+        if isinstance(device, torch.dtype):  # `gen.to(torch.bfloat16)`, as nn.Module takes it
+            device, dtype = None, device
+        if dtype is not None and not dtype.is_floating_point:
+            raise TypeError(f"a generator's transformer takes a floating dtype, got {dtype}")
+        self.transformer.to(device=device, dtype=dtype)
+        if device is not None:
+            self.tokenizer.to(device)
+            for encoder in (self.encode_condition, getattr(self, "text_encoder", None)):
+                owner = getattr(encoder, "__self__", encoder)  # a bound method (T5's `llamagen`) moves its encoder
+                if owner is not None and owner is not self and callable(getattr(owner, "to", None)):
+                    owner.to(device)
+        self._background_code = None  # found again by the tokenizer where it now runs
+        return self
 
     # -- protocol --------------------------------------------------------------------------------
     def needs_unconditional(self, scale: float | None = None) -> bool:

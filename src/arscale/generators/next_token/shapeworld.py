@@ -102,6 +102,11 @@ class _ConditionEncoder:
     def flops_spent(self) -> float:
         return self.model.text_encoder.flops_spent
 
+    def to(self, device: str | torch.device) -> _ConditionEncoder:
+        """Move the text encoder (`TokenGenerator.to` moves the transformer it shares a model with)."""
+        self.model.text_encoder.to(device)
+        return self
+
 
 def _load_state(module: nn.Module, path: Path) -> None:
     from arscale.train.common import load_strict
