@@ -74,9 +74,9 @@ class SearchTree:
         self.reason += other.reason
         return shift
 
-    def to_dict(self) -> dict[str, list]:
-        return {"parent": self.parent, "prompt": self.prompt, "born": self.born,
-                "ended": self.ended, "reason": self.reason}
+    def to_dict(self) -> dict[str, list]:  # copies: a later `extend`, or the caller's edits, change only their own
+        return {"parent": list(self.parent), "prompt": list(self.prompt), "born": list(self.born),
+                "ended": list(self.ended), "reason": list(self.reason)}
 
 
 class Trajectories:

@@ -10,6 +10,7 @@ import copy
 import dataclasses
 import difflib
 import json
+import numbers
 import sys
 import types
 import typing
@@ -203,7 +204,20 @@ def check_result(result: Any, strategy: str, prompts: int) -> SearchResult:
                 shape = getattr(image, "shape", None)
                 raise ArscaleError(f"strategy {strategy!r}: a candidate's image must be a uint8 [H, W, 3] array, got "
                                    f"{type(image).__name__} {getattr(image, 'dtype', '')} {shape}")
+            if c.score is not None:  # result.json and bench records store it as a JSON number
+                c.score = _as_score(c.score, strategy)
     return result
+
+
+def _as_score(score: Any, strategy: str) -> float:
+    """A candidate's score as a float: a number, or a numpy or torch scalar (`scores[r]` of a tensor); else one line."""
+    if not isinstance(score, bool) and (isinstance(score, numbers.Real) or getattr(score, "ndim", None) == 0):
+        try:
+            return float(score)
+        except (TypeError, ValueError, RuntimeError):  # a complex or text scalar
+            pass
+    raise ArscaleError(f"strategy {strategy!r}: a candidate's score must be a number or None, got {score!r:.60} "
+                       f"({type(score).__name__})")
 
 
 def read_config(text: str, what: str = "--config") -> dict[str, Any]:

@@ -127,6 +127,13 @@ class SearchResult:
         return (f"SearchResult(strategy={self.strategy!r}, {len(self.prompts)} prompt(s) [{prompts}], {per} final "
                 f"candidate(s) each, {len(self.tree)} tree nodes, config={self.config!r})")
 
+    def __eq__(self, other: object) -> bool:  # the generated __eq__ asks the telemetry's preview arrays for one truth
+        if not isinstance(other, SearchResult):  # value
+            return NotImplemented
+        return (self.prompts, self.candidates, self.tree, self.cost, self.strategy, self.config) == (
+            other.prompts, other.candidates, other.tree, other.cost, other.strategy, other.config) and \
+            _same(self.telemetry, other.telemetry)
+
     def chosen(self, prompt: int) -> Candidate:
         picks = [c for c in self.candidates[prompt] if c.chosen]
         if len(picks) != 1:
@@ -176,11 +183,32 @@ def _plain(value: Any) -> Any:
         return {str(k): _plain(v) for k, v in value.items() if not _is_array(v)}
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value if not _is_array(v)]
-    if isinstance(value, (np.generic, torch.Tensor)):
-        value = value.item()
+    if isinstance(value, (np.generic, torch.Tensor)) or (isinstance(value, np.ndarray) and value.ndim == 0):
+        value = value.item()  # a 0-d array too: what `tensor.numpy()` gives of a scalar
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Telemetry equality: arrays and tensors by dtype, shape and values, containers item by item, and NaN (a step
+    that has no value, e.g. ScalingAR's threshold in the warm-up) equal to NaN, so a copy equals its original."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return type(a) is type(b) and len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
+        if not (isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and a.dtype == b.dtype
+                and a.shape == b.shape):
+            return False
+        a, b = a.detach().cpu(), b.detach().cpu()
+        return bool(((a == b) | (a.isnan() & b.isnan())).all())
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return (isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and a.dtype == b.dtype
+                and np.array_equal(a, b, equal_nan=a.dtype.kind in "fc"))
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
+        return True
+    return bool(a == b)
 
 
 def _shape(image: Any) -> str:
