@@ -100,8 +100,8 @@ class Importance:
         if search.kind == "scale":
             k = search.length
             scales = self.config.resample_at
-            if scales is None:
-                scales = list(map_operation_scales(k)[1]) if k >= 5 else [max(0, k - 2)]
+            if scales is None:  # one scale: no scale before the last to resample after
+                scales = list(map_operation_scales(k)[1]) if k >= 5 else [k - 2] if k >= 2 else []
             bad = [s for s in scales if not 0 <= s <= k - 2]
             if bad:
                 raise ArscaleError(f"resample_at {bad} out of range 0..{k - 2} for a model with {k} scales")
@@ -110,8 +110,8 @@ class Importance:
         bad = [c for c in self.config.checkpoints if not 0.0 < c < 1.0]
         if bad:
             raise ArscaleError(f"checkpoints must be fractions in (0, 1) of the {t} tokens, got {bad}")
-        # the nearest token (Python's round: a tie goes to the even one), kept inside 1..t-1
-        return sorted({max(1, min(t - 1, round(c * t))) for c in self.config.checkpoints})
+        # the nearest token (Python's round: a tie goes to the even one), kept inside 1..t-1 (empty for one token)
+        return sorted({max(1, min(t - 1, round(c * t))) for c in self.config.checkpoints}) if t > 1 else []
 
     def run(self, generator: Any, prompts: Sequence[str], n: int, *, seed: int = 0, prompt_offset: int = 0,
             scorer: Any = None) -> SearchResult:
