@@ -178,12 +178,15 @@ class Trajectories:
         Rows not kept end in the search tree with `reason`. The first copy of a kept row keeps its
         node and seed; further copies become child nodes with fresh seed keys.
         """
-        given = torch.as_tensor(rows)
+        n = len(self)
+        try:
+            given = torch.as_tensor(rows)
+        except (TypeError, ValueError, RuntimeError) as exc:  # None, strings, sets, ragged lists, huge ints
+            raise TypeError(f"select takes row indices (integers in [0, {n})), got {rows!r:.80}: {exc}") from None
         if given.numel() and (given.is_floating_point() or given.is_complex() or given.dtype == torch.bool):
             hint = ": for a boolean mask pass mask.nonzero().flatten()" if given.dtype == torch.bool else ""
             raise TypeError(f"select takes row indices (integers), got {given.dtype}{hint}")
         idx = given.long().flatten().cpu()
-        n = len(self)
         if len(idx) == 0:
             raise ValueError("select needs at least one row")
         if int(idx.min()) < 0 or int(idx.max()) >= n:

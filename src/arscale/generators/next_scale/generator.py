@@ -9,7 +9,8 @@ every row:
     sample          per-row seeded streams (or one generator, upstream order) family: `sampler_options`,
                                                                                      `shape_tokens`
     commit          tokens → accumulated latent f̂ → the next scale's input   family: `accumulate`,
-                                                                                     `next_input`
+                                                                                     `next_input`,
+                    (tokens outside [0, `token_values`) are refused first)           `token_values`
 
 `start` builds the rows and the CFG halves of the condition (family: `encode_prompts`,
 `pair_conditions`, `init_guidance`); `preview` / `finish` decode f̂ (family: `decode_latent`).
@@ -69,6 +70,8 @@ class NextScaleLoop(nn.Module):
     name: str
     token_dims: tuple[int, ...] = ()  # trailing shape of one token (Infinity: its d bits)
     token_dtype: torch.dtype = torch.long  # storage of the token record (bits fit int8: 8x less per row)
+    token_values: int | None = None  # values one token (element) takes: the codebook size (Infinity's bits: 2);
+    # None: a family that does not say is not range-checked
 
     # -- schedule ---------------------------------------------------------------------------------
     def set_scales(self, scales: Sequence[Sequence[int]]) -> None:
@@ -234,9 +237,10 @@ class NextScaleLoop(nn.Module):
     def commit(self, traj: Trajectories, tokens: torch.Tensor) -> Trajectories:
         """Append the next scale's tokens: update f̂, the token record and the next input; advance `traj.step`."""
         si = self._next_scale(traj)
-        if not traj.extra.pop("pending", False):
+        if not traj.extra.get("pending", False):
             raise RuntimeError("commit needs a preceding forward_scale (the KV cache must hold this scale)")
-        tokens = tokens.to(self.device)
+        tokens = self._checked_tokens(traj, si, tokens)
+        del traj.extra["pending"]  # only now: a refused commit leaves the trajectory ready for a valid one
         f_hat = self.accumulate(si, traj.rows["f_hat"], tokens)
         traj.rows["f_hat"] = f_hat
         b, e = self.begin_ends[si]
@@ -247,6 +251,22 @@ class NextScaleLoop(nn.Module):
             traj.rows.pop("next_input", None)
         traj.step = si + 1
         return traj
+
+    def _checked_tokens(self, traj: Trajectories, si: int, tokens: torch.Tensor) -> torch.Tensor:
+        """Scale si's tokens for every row, refused in one line where they are not integers, not one scale's worth
+        per row, or outside [0, token_values) (a wrong bit would change the latent silently, and on a GPU an
+        out-of-range codebook index stops the device)."""
+        tokens = torch.as_tensor(tokens, device=self.device)
+        if tokens.is_floating_point() or tokens.is_complex() or tokens.dtype == torch.bool:
+            raise ArscaleError(f"tokens must be integers (codebook indices or bits), got {tokens.dtype}")
+        b, e = self.begin_ends[si]
+        per_row = (e - b) * math.prod(self.token_dims)
+        if tokens.dim() == 0 or tokens.shape[0] != len(traj) or tokens.numel() != len(traj) * per_row:
+            raise ArscaleError(f"commit got tokens of shape {tuple(tokens.shape)} for {len(traj)} rows of scale {si} "
+                               f"({per_row} values per row)")
+        if self.token_values is not None and bool(((tokens < 0) | (tokens >= self.token_values)).any()):
+            raise ArscaleError(f"tokens of scale {si} must lie in [0, {self.token_values})")
+        return tokens
 
     @torch.no_grad()
     def step(self, traj: Trajectories, *, generator: torch.Generator | None = None) -> Trajectories:
@@ -369,6 +389,7 @@ class ScaleGenerator(NextScaleLoop):
         self.sampling = sampling or SamplingConfig()
         self.name = name
         self.patch_nums = tuple(transformer.patch_nums)
+        self.token_values = transformer.config.vocab_size
         self.set_scales([(pn, pn) for pn in self.patch_nums])
         self.image_size = tokenizer.config.image_size
         self.eval()

@@ -324,6 +324,7 @@ class InfinityGenerator(NextScaleLoop):
         self.name = name
         self.token_dims = (model.cfg.codebook_dim,)
         self.token_dtype = torch.int8
+        self.token_values = 2  # bits
         self.set_schedule(self.sampling.schedule or scale_schedule(self.sampling.h_div_w, self.sampling.pixels))
         self.eval()
 

@@ -197,6 +197,8 @@ class TokenGenerator:
         checks = [((tokens < 0) | (tokens >= self.vocab_size)).any()]
         if guidance is not None:
             g = torch.as_tensor(guidance, dtype=torch.float32, device=self.device)
+            if g.dim() and g.numel() != R:  # e.g. a strategy's per-row scales not selected with the rows
+                raise ArscaleError(f"advance got {g.numel()} guidance scales for {R} rows")
             g = g.expand(R).clone() if g.dim() == 0 else g.reshape(R).clone()
             checks.append(~(torch.isfinite(g) & (g >= 0)).all())  # as start's check: NaN / inf would reach the sampler
         bad_tokens, *bad_guidance = torch.stack(checks).tolist()  # one device sync per step
