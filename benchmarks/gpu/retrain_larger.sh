@@ -13,7 +13,8 @@
 #   bash benchmarks/gpu/retrain_larger.sh eval    # raw sampling on fresh draws, shipped vs larger (LIMIT=K: first K)
 #
 # One device call can do both for a model: MINUTES=7 bash benchmarks/gpu/retrain_larger.sh var && bash ... eval.
-# VAR_BATCH, AR_BATCH (256, 128) and WORKERS change the batch and data processes (tests run it tiny, on CPU).
+# VAR_BATCH, AR_BATCH (256, 128) and WORKERS change the batch and data processes (tests run it tiny, on CPU);
+# THREADS sets every stage's --threads (default 4 to train, 8 to evaluate; the tests' 2-core machine: 1).
 #
 # States and weights go to $ROOT (default runs/gpu); finished weights folders are copied to $OUT when set
 # (the device tool's return folder). The last COOLDOWN steps anneal the learning rate to zero.
@@ -37,6 +38,8 @@ COOLDOWN=${COOLDOWN:-1500}
 WORKERS=${WORKERS:-10}
 VAR_BATCH=${VAR_BATCH:-256}
 AR_BATCH=${AR_BATCH:-128}
+TRAIN_THREADS=${THREADS:-4}
+EVAL_THREADS=${THREADS:-8}
 HERE=$(dirname "$0")
 SHIPPED=src/arscale/weights
 mkdir -p "$ROOT"
@@ -51,14 +54,14 @@ case "${1:-}" in
   var)
     "${ARSCALE[@]}" train shapeworld-var --config "$HERE/shapeworld-var-large.json" --tokenizer "$SHIPPED/shapeworld-var" \
       --state-dir "$ROOT/var-state" --out "$ROOT/shapeworld-var-large" --steps "$VAR_STEPS" --cooldown "$COOLDOWN" \
-      --batch-size "$VAR_BATCH" --lr 1e-3 --self-correction 0.3 --threads 4 --data-workers "$WORKERS" --time-limit "$MINUTES" \
+      --batch-size "$VAR_BATCH" --lr 1e-3 --self-correction 0.3 --threads "$TRAIN_THREADS" --data-workers "$WORKERS" --time-limit "$MINUTES" \
       --fit-time-limit --eval-every 2000
     export_to_out "$ROOT/shapeworld-var-large" "$SHIPPED/shapeworld-var"
     ;;
   ar)
     "${ARSCALE[@]}" train shapeworld-ar --config "$HERE/shapeworld-ar-large.json" --tokenizer "$SHIPPED/shapeworld-ar" \
       --state-dir "$ROOT/ar-state" --out "$ROOT/shapeworld-ar-large" --steps "$AR_STEPS" --cooldown "$COOLDOWN" \
-      --batch-size "$AR_BATCH" --lr 1e-3 --threads 4 --data-workers "$WORKERS" --time-limit "$MINUTES" --fit-time-limit \
+      --batch-size "$AR_BATCH" --lr 1e-3 --threads "$TRAIN_THREADS" --data-workers "$WORKERS" --time-limit "$MINUTES" --fit-time-limit \
       --fresh-fraction 1 --tune-decoder-every 0  # every sample fresh (no CPU replay economy); tokenizer frozen
     export_to_out "$ROOT/shapeworld-ar-large" "$SHIPPED/shapeworld-ar"
     ;;
@@ -67,7 +70,7 @@ case "${1:-}" in
       for weights in "" "$ROOT/$model-large"; do
         [[ -z "$weights" || -f "$weights/model.safetensors" ]] || continue
         "${ARSCALE[@]}" bench --model "$model" ${weights:+--model-weights "$weights"} --strategies raw --n 1 \
-          --prompts draw:100:9100 --scorer "" --threads 8 --batch-prompts 200 \
+          --prompts draw:100:9100 --scorer "" --threads "$EVAL_THREADS" --batch-prompts 200 \
           ${LIMIT:+--limit "$LIMIT"} --out "$ROOT/eval/$model${weights:+-large}"
         if [[ -n "${OUT:-}" ]]; then mkdir -p "$OUT/eval" && cp "$ROOT/eval/$model${weights:+-large}/table.md" \
           "$OUT/eval/$model${weights:+-large}.md"; fi

@@ -14,6 +14,8 @@ import pytest
 from bench_scale_helpers import SUBPROCESS_TIMEOUT, bench_argv, clean_env, run_bench
 from PIL import Image
 
+from arscale.cli import main
+
 TIMING_KEYS = {"total_wall", "overhead", "overhead_fraction", "wall"}
 PROMPTS = 12
 RUNS = ("raw/n1", "raw/n2", "best-of-n/n1", "best-of-n/n2")
@@ -101,7 +103,7 @@ def test_killed_at_random_points_then_resumed_equals_uninterrupted(tiny_weights,
     assert snapshot(out) == reference[1]
 
 
-def test_two_shards_merged_equal_one_run(tiny_weights, reference, tmp_path):
+def test_two_shards_merged_equal_one_run(tiny_weights, reference, tmp_path, capsys):
     shards = [tmp_path / "shard0", tmp_path / "shard1"]
     procs = [subprocess.Popen(bench_argv(tiny_weights, s, "--num-shards", "2", "--shard-index", str(i)),
                               env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -114,20 +116,17 @@ def test_two_shards_merged_equal_one_run(tiny_weights, reference, tmp_path):
         done = sorted(int(r.parent.name) for r in (s / "raw" / "n1").glob("*/record.json"))
         assert done == [k for k in range(PROMPTS) if (k // 2) % 2 == i]  # whole blocks of --batch-prompts 2
     merged = tmp_path / "merged"
-    cmd = [*bench_argv(tiny_weights, merged)[:3], "bench", "merge", str(shards[0]), str(shards[1]),
-           "--out", str(merged)]
-    for _ in range(2):  # merging again changes nothing
-        proc = subprocess.run(cmd, env=clean_env(), capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT, check=False)
-        assert proc.returncode == 0, proc.stderr[-2000:]
+    for _ in range(2):  # merging again changes nothing (in process: the shards above were the processes to test)
+        assert main(["bench", "merge", str(shards[0]), str(shards[1]), "--out", str(merged)]) == 0
         assert snapshot(merged) == reference[1]
     manifest = json.loads((merged / "manifest.json").read_text())
     assert len(manifest["shard"]["merged_from"]) == 2 and (merged / "table.md").is_file()
 
     other = tmp_path / "other-seed"
-    run_bench(tiny_weights, other, "--seed", "4", "--num-shards", "2", "--shard-index", "1")
-    proc = subprocess.run([*cmd[:5], str(shards[0]), str(other), "--out", str(tmp_path / "bad")], env=clean_env(),
-                          capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT, check=False)
-    assert proc.returncode == 2 and "seed: 3 vs 4" in proc.stderr
+    capsys.readouterr()
+    assert main(bench_argv(tiny_weights, other, "--seed", "4", "--num-shards", "2", "--shard-index", "1")[3:]) == 0
+    assert main(["bench", "merge", str(shards[0]), str(other), "--out", str(tmp_path / "bad")]) == 2
+    assert "seed: 3 vs 4" in capsys.readouterr().err
 
 
 def _free_port() -> int:
@@ -157,19 +156,18 @@ def test_hand_started_ranks_in_any_order_merge_to_one_run(tiny_weights, referenc
     assert not list(out.glob("manifest*.json")) and (out / "raw").is_dir()
     proc = run_bench(tiny_weights, out, env=clean_env(RANK="0", WORLD_SIZE="2"))
     assert "ranks were not synchronised" in proc.stdout
-    merge = [*bench_argv(tiny_weights, out)[:3], "bench", "merge", str(out), "--out", str(out)]
-    proc = subprocess.run(merge, env=clean_env(), capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT, check=False)
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert main(["bench", "merge", str(out), "--out", str(out)]) == 0
     assert snapshot(out) == reference[1]
 
 
-def test_resuming_with_other_settings_is_refused(tiny_weights, reference, tmp_path):
+def test_resuming_with_other_settings_is_refused(tiny_weights, reference, tmp_path, capsys):
     out = tmp_path / "copy"
     shutil.copytree(reference[0], out)
-    proc = subprocess.run(bench_argv(tiny_weights, out, "--resume", "--seed", "4"), env=clean_env(),
-                          capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT, check=False)
-    assert proc.returncode == 2 and "seed: 3 vs 4" in proc.stderr and "Traceback" not in proc.stderr
-    proc = subprocess.run(bench_argv(tiny_weights, out, "--resume", "--config", 'best-of-n={"reward": "x"}'),
-                          env=clean_env(), capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT, check=False)
-    assert proc.returncode == 2 and "strategy best-of-n" in proc.stderr
+    capsys.readouterr()
+    # in process: `main`'s return value is the exit status (the subprocess runs above test the process itself)
+    assert main(bench_argv(tiny_weights, out, "--resume", "--seed", "4")[3:]) == 2
+    err = capsys.readouterr().err
+    assert "seed: 3 vs 4" in err and "Traceback" not in err
+    assert main(bench_argv(tiny_weights, out, "--resume", "--config", 'best-of-n={"reward": "x"}')[3:]) == 2
+    assert "strategy best-of-n" in capsys.readouterr().err
     assert snapshot(out) == reference[1]  # nothing was touched
