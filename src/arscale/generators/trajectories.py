@@ -179,6 +179,9 @@ class Trajectories:
         node and seed; further copies become child nodes with fresh seed keys.
         """
         n = len(self)
+        if isinstance(rows, (list, tuple)) and any(isinstance(r, bool) for r in rows):  # torch reads [True, 2] as 1, 2
+            raise TypeError(f"select takes row indices (integers), got booleans in {rows!r:.80}: for a boolean mask "
+                            "pass mask.nonzero().flatten()")
         try:
             given = torch.as_tensor(rows)
         except (TypeError, ValueError, RuntimeError) as exc:  # None, strings, sets, ragged lists, huge ints
@@ -190,7 +193,8 @@ class Trajectories:
         if len(idx) == 0:
             raise ValueError("select needs at least one row")
         if int(idx.min()) < 0 or int(idx.max()) >= n:
-            raise IndexError(f"select rows must lie in [0, {n}), got {idx.tolist()}")
+            # the rows as given: a uint64 2**64 - 1 is -1 once cast to long
+            raise IndexError(f"select rows must lie in [0, {n}), got {given.flatten().tolist()}")
 
         kept = set(idx.tolist())
         self.tree.end([int(self.node[r]) for r in range(n) if r not in kept], self.step, reason)

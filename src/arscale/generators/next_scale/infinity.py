@@ -187,7 +187,8 @@ class InfinityTransformer(nn.Module):
 
     def precision(self):
         """Weights cast to bf16 / fp16 (`load_infinity_2b(dtype=...)`) run as upstream runs its bf16 blocks: under
-        autocast to that dtype, with the norms and the logits in fp32. A no-op for fp32 weights."""
+        autocast to that dtype, with the norms, the shared AdaLN and the logits in fp32 (`_in_fp32`). A no-op for fp32
+        weights."""
         dtype = self.pos_start.dtype
         if dtype == torch.float32:  # also leaves a caller's own autocast in force
             return contextlib.nullcontext()
@@ -220,13 +221,22 @@ class InfinityTransformer(nn.Module):
     def _run(self, h, lvl, cond, context, context_mask, rope, *, mask=None, cache=None) -> torch.Tensor:
         """Blocks and head: h [B, n, C] and its level embedding lvl (added before block 0, or before every
         block chunk when `lvl_embed_only_first_block` is off) -> logits [B, n, 2d]."""
-        gss = self.shared_ada_lin(cond.float()).view(-1, 1, 6, self.cfg.embed_dim)
+        gss = self._in_fp32(self.shared_ada_lin, cond.float()).view(-1, 1, 6, self.cfg.embed_dim)
         per_chunk = self.cfg.depth // self.cfg.block_chunks
         for i, block in enumerate(self.blocks):
             if i == 0 or (not self.cfg.lvl_embed_only_first_block and i % per_chunk == 0):
                 h = h + lvl
             h = block(h, gss, mask, cache, i, context, context_mask, rope)
-        return self.head(self.head_nm(h.float(), cond.float())).float()
+        return self._in_fp32(self.head, self._in_fp32(self.head_nm, h.float(), cond.float()))
+
+    def _in_fp32(self, module: nn.Module, *inputs: torch.Tensor) -> torch.Tensor:
+        """`module` in fp32 with autocast off, as upstream runs `shared_ada_lin` and `get_logits` (only its blocks are
+        bf16): weights cast to bf16 / fp16 are read as fp32 copies for this call."""
+        if self.pos_start.dtype == torch.float32:
+            return module(*inputs).float()
+        weights = {name: p.float() for name, p in module.named_parameters()}
+        with torch.autocast(self.pos_start.device.type, enabled=False):
+            return torch.func.functional_call(module, weights, inputs).float()
 
     def forward_scale(self, si: int, cond: torch.Tensor, x: torch.Tensor | None, cache: KVCache,
                       context: torch.Tensor, context_mask: torch.Tensor, rope: torch.Tensor) -> torch.Tensor:
