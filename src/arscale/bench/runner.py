@@ -315,14 +315,15 @@ class Bench:
             layout.write_prompt(root, sp.index, metadata, [chosen[i].image])
             if official is not None:
                 official.write(sp, [chosen[i].image, *extra[i]])
-            correct, reason = None, None
+            correct, reason, found = None, None, None
             if self.kind == "shapeworld":
-                from arscale.shapeworld import evaluate
+                from arscale.shapeworld.evaluate import details, evaluate
 
                 verdict = evaluate(chosen[i].image, metadata)
-                correct, reason = bool(verdict.correct), verdict.reason
+                correct, reason, found = bool(verdict.correct), verdict.reason, details(verdict.detections)
             record = {"index": sp.index, "prompt": sp.prompt, "tag": metadata.get("tag"), "label": spec.label,
                       "strategy": spec.strategy, "n": n, "seed": self.seed, "correct": correct, "reason": reason,
+                      "details": found,
                       "reward": rewards.get(i),
                       "candidate_scores": [c.score for c in result.candidates[i]],
                       "scores_are_rewards": bool(by_reward),
@@ -350,7 +351,7 @@ def summarize_run(spec: RunSpec, n: int, root: Path, prompts: Sequence[SuiteProm
         if rec.get("correct") is not None:
             md = geneval_metadata(sp)
             rows.append(layout.result_row(layout.sample_path(root, sp.index, 0), md, rec["correct"],
-                                          rec.get("reason") or ""))
+                                          rec.get("reason") or "", rec.get("details")))  # None in older records
     if rows:
         layout.write_results(root / layout.RESULTS_FILE, rows)
     summary = summarize(records, rows)
