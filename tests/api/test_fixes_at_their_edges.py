@@ -25,7 +25,7 @@ from arscale.generators.registry import load_generator
 from arscale.search.tts_var import TTSVAR, TTSVARConfig
 from arscale.shapeworld import metadata_from_prompt, render
 from arscale.shapeworld.scene import Scene, SceneObject
-from arscale.train import common
+from arscale.train import checkpoint
 
 PROMPT = "a photo of a red circle"
 
@@ -199,7 +199,7 @@ def test_holding_ctrl_c_delivers_a_held_ctrl_c_to_the_handler_it_replaced():
     got = []
     previous = signal.signal(signal.SIGINT, lambda signum, frame: got.append(signum))
     try:
-        with common._holding_ctrl_c():
+        with checkpoint._holding_ctrl_c():
             signal.raise_signal(signal.SIGINT)
             assert got == []  # held while the files are written
         assert got == [signal.SIGINT]
@@ -219,7 +219,7 @@ def test_holding_ctrl_c_puts_the_default_back_for_a_handler_python_cannot_restor
     original = signal.getsignal(signal.SIGINT)
     monkeypatch.setattr(signal, "signal", as_if_installed_by_c)
     try:
-        with common._holding_ctrl_c():
+        with checkpoint._holding_ctrl_c():
             pass
         assert calls[-1] is signal.SIG_DFL
     finally:

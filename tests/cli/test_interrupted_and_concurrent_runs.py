@@ -75,7 +75,7 @@ def test_a_second_ctrl_c_during_the_save_leaves_the_last_checkpoint_whole(tmp_pa
 
     import torch
 
-    from arscale.train import common, scene_stream
+    from arscale.train import checkpoint, scene_stream
 
     torch.manual_seed(0)
     sample, calls = scene_stream.ShapeWorldStream.sample, []
@@ -94,19 +94,19 @@ def test_a_second_ctrl_c_during_the_save_leaves_the_last_checkpoint_whole(tmp_pa
     before = {p.name: p.read_bytes() for p in state.iterdir() if p.is_file()}
     assert json.loads(before["state.json"])["step"] == 2
 
-    save_optimizer = common.save_optimizer
+    save_optimizer = checkpoint.save_optimizer
 
     def second_ctrl_c(*args, **kwargs):  # lands while the next save writes its files
         signal.raise_signal(signal.SIGINT)
         return save_optimizer(*args, **kwargs)
 
     calls.clear()
-    monkeypatch.setattr(common, "save_optimizer", second_ctrl_c)
+    monkeypatch.setattr(checkpoint, "save_optimizer", second_ctrl_c)
     try:
         main(argv)  # resumes at 2, the first Ctrl-C in step 4, the second one during its save
     except KeyboardInterrupt:
         pass
-    monkeypatch.setattr(common, "save_optimizer", save_optimizer)
+    monkeypatch.setattr(checkpoint, "save_optimizer", save_optimizer)
     after = {p.name: p.read_bytes() for p in state.iterdir() if p.is_file()}
     step = json.loads(after["state.json"])["step"]
     changed = sorted(name for name in before if after.get(name) != before[name])

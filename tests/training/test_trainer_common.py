@@ -7,7 +7,7 @@ import torch
 
 from arscale.cli import build_parser
 from arscale.errors import ArscaleError
-from arscale.train import common
+from arscale.train import common, run_control
 
 
 def _parsed(*argv):
@@ -66,7 +66,7 @@ def test_weights_of_the_wrong_shape_are_named_not_a_torch_traceback():
 
 def test_the_timer_counts_earlier_runs_and_saves_every_interval_since_the_last_save(monkeypatch):
     clock = [1000.0]
-    monkeypatch.setattr(common.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(run_control.time, "monotonic", lambda: clock[0])
     timer = common.Timer(already=120.0, checkpoint_minutes=5.0)
     try:
         clock[0] += 30

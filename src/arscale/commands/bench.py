@@ -128,53 +128,18 @@ def _not_a_bench_folder(out: Path) -> ArscaleError:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    import time
-
-    import torch
-
     from arscale.bench import manifest as mf
-    from arscale.bench.merge import manifests_in, write_reports, written_line
-    from arscale.bench.runner import (
-        Bench,
-        manifest_strategies,
-        parse_ns,
-        parse_runs,
-        record_path,
-        scorers_named,
-    )
-    from arscale.bench.sharding import ProcessGroup, launcher_device, resolve_shard
-    from arscale.bench.suites import load_prompts
-    from arscale.commands.generate import check_cfg
+    from arscale.bench.merge import manifests_in
+    from arscale.bench.runner import manifest_strategies, parse_ns, parse_runs
+    from arscale.bench.sharding import launcher_device, resolve_shard
+    from arscale.commands.generate import model_options
     from arscale.generators.loading import recording_hub_files
     from arscale.generators.registry import load_generator
-    from arscale.generators.seeding import check_seed
-    from arscale.search.rollout import cached_scorer_and_files, scoring_prompts
 
-    check_seed(args.seed)
-    check_cfg(args.cfg)
-    for option in ("threads", "batch_prompts"):
-        if getattr(args, option) < 1:
-            raise ArscaleError(f"--{option.replace('_', '-')} must be at least 1, got {getattr(args, option)}")
-    check_threads(args.threads)
-    torch.set_num_threads(args.threads)
-    from arscale.generators.registry import MODELS
-
-    if args.model not in MODELS:
-        raise ArscaleError(f"unknown model {args.model!r}; choose from {', '.join(MODELS)}")
-    precision = precision_options(args.model, args.dtype, args.text_dtype)
-    if args.scorer is None:  # the ShapeWorld reward knows only ShapeWorld: another model's images need another
-        if not args.model.startswith("shapeworld-"):
-            raise ArscaleError(f"--scorer: name the reward for {args.model}'s images (imagereward, pickscore, hpsv2, "
-                               "clip, aesthetic), or --scorer '' for none; the default shapeworld-reward knows only "
-                               "ShapeWorld")
-        args.scorer = "shapeworld-reward"
+    precision = _check_options(args)
     # before anything is written or a plugin's model loaded below; under torchrun, this rank's own GPU
     args.device = str(pick_device(launcher_device(args.device)))
-    options = {"device": args.device}
-    if args.cfg is not None:
-        options["cfg"] = args.cfg
-    if args.model_weights:
-        options["weights"] = args.model_weights
+    options = model_options(args.device, args.cfg, args.model_weights)
     shard = resolve_shard(args.num_shards, args.shard_index)
     out = output_folder(args.out)
     found = manifests_in(out)
@@ -192,24 +157,7 @@ def _bench(args: argparse.Namespace) -> int:
         args.strategies = DEFAULT_STRATEGIES[family]
     specs = parse_runs(args.strategies, args.config)
     ns = parse_ns(args.n)
-    kind, prompts = load_prompts(args.prompts)
-    if args.limit < 0:
-        raise ArscaleError(f"--limit must be ≥ 0, got {args.limit}")
-    suite_sha = mf.suite_hash(prompts)  # the whole suite: --limit only says how much of it this call runs
-    suite = prompts
-    if args.limit:
-        tags = {sp.metadata.get("tag") for sp in prompts}
-        prompts = prompts[: args.limit]
-        kept = {sp.metadata.get("tag") for sp in prompts}
-        # and the tags of prompts an earlier, longer --limit finished: the summaries keep those prompts
-        kept |= {sp.metadata.get("tag") for sp in suite[len(prompts):] for spec in specs for n in ns
-                 if record_path(spec.folder(Path(args.out), n), sp.index).is_file()}
-        left_out = sorted(str(tag) for tag in tags - kept if tag is not None)
-        if left_out:  # suites are ordered by tag: a short prefix is a few tags, and "overall" averages only those
-            print(f"note: --limit {args.limit} takes the first prompts in suite order, which leaves out the tags "
-                  f"{', '.join(left_out)}: 'overall' averages the tags it keeps", file=sys.stderr)
-    if not prompts:
-        raise ArscaleError("the prompt suite is empty")
+    kind, suite, prompts = _suite(args, specs, ns)
     if args.scorer_weights:  # before the manifest hashes them: a wrong folder fails here, clearly
         from arscale.scorers.shapeworld import use_weights
 
@@ -227,16 +175,11 @@ def _bench(args: argparse.Namespace) -> int:
         scorer=args.scorer or None, scorer_weights=mf.scorer_weights_entry(args.scorer_weights),
         seed=args.seed, ns=ns, kind=kind, shard=shard.to_dict(),
         batch_prompts=args.batch_prompts, layout=args.layout, device=args.device, threads=args.threads,
-        suite={"spec": args.prompts, "limit": args.limit, "size": len(prompts), "sha256": suite_sha})
+        suite={"spec": args.prompts, "limit": args.limit, "size": len(prompts), "sha256": mf.suite_hash(suite)})
     manifest_path = out / mf.manifest_name(shard.array_shards, shard.array_index)
     for path, old in found:
         mf.check_compatible(old, manifest, f"{out} ({path.name})")
-    for label, entry in manifest["strategies"].items():  # --scorer replaces a config's reward: say so, not ignore it
-        own = entry["config"].get("reward")
-        if args.scorer and own is not None and own != args.scorer:
-            raise ArscaleError(f"--config {label} sets reward {own!r}, but a bench's --scorer {args.scorer!r} is the "
-                               "reward of every strategy (search and reward column): drop the field, or bench with "
-                               f"--scorer {own}")
+    _refuse_a_second_reward(manifest, args.scorer)
     if manifest_path.is_file():
         manifest = mf.combine(mf.read_manifest(manifest_path), manifest)
     with recording_hub_files() as hub_files:
@@ -244,6 +187,92 @@ def _bench(args: argparse.Namespace) -> int:
     hub_files.update(preloaded_files)
     mf.add_hub_hashes(manifest, hub_files, found, str(out))
     use_class_names(generator, args.class_names)
+    reward = _load_scorers(args, generator, manifest, found, out, prompts)
+    bench, synchronised = _run_and_time(args, generator, reward, kind, specs, ns, prompts, out, shard, manifest,
+                                        manifest_path, first_run=not found)
+    if not shard.is_main:
+        return 0
+    if shard.array_shards > 1:
+        print(f"shard {shard.array_index}/{shard.array_shards} done in {out}; combine the shards with "
+              "`arscale bench merge DIR [DIR...] --out OUT`")
+        return 0
+    _summarize_and_report(bench, specs, ns, suite, prompts, out)
+    if not synchronised:  # WORLD_SIZE without MASTER_ADDR: no barrier, other ranks may still be writing
+        print(f"note: ranks were not synchronised; once all have finished run `arscale bench merge {out} --out {out}`")
+    return 0
+
+
+def _check_options(args: argparse.Namespace) -> dict:
+    """The options that can be refused before anything is written, and the default --scorer; returns the model's
+    precision options. Sets torch's thread count."""
+    import torch
+
+    from arscale.commands.generate import check_cfg
+    from arscale.generators.registry import MODELS
+    from arscale.generators.seeding import check_seed
+
+    check_seed(args.seed)
+    check_cfg(args.cfg)
+    for option in ("threads", "batch_prompts"):
+        if getattr(args, option) < 1:
+            raise ArscaleError(f"--{option.replace('_', '-')} must be at least 1, got {getattr(args, option)}")
+    check_threads(args.threads)
+    torch.set_num_threads(args.threads)
+    if args.model not in MODELS:
+        raise ArscaleError(f"unknown model {args.model!r}; choose from {', '.join(MODELS)}")
+    precision = precision_options(args.model, args.dtype, args.text_dtype)
+    if args.scorer is None:  # the ShapeWorld reward knows only ShapeWorld: another model's images need another
+        if not args.model.startswith("shapeworld-"):
+            raise ArscaleError(f"--scorer: name the reward for {args.model}'s images (imagereward, pickscore, hpsv2, "
+                               "clip, aesthetic), or --scorer '' for none; the default shapeworld-reward knows only "
+                               "ShapeWorld")
+        args.scorer = "shapeworld-reward"
+    return precision
+
+
+def _suite(args: argparse.Namespace, specs: list, ns: list[int]) -> tuple[str, list, list]:
+    """(kind, the whole suite, the prompts this call runs: its first --limit ones); a --limit that leaves out
+    whole tags says so."""
+    from arscale.bench.runner import record_path
+    from arscale.bench.suites import load_prompts
+
+    kind, suite = load_prompts(args.prompts)
+    if args.limit < 0:
+        raise ArscaleError(f"--limit must be ≥ 0, got {args.limit}")
+    prompts = suite
+    if args.limit:
+        tags = {sp.metadata.get("tag") for sp in suite}
+        prompts = suite[: args.limit]
+        kept = {sp.metadata.get("tag") for sp in prompts}
+        # and the tags of prompts an earlier, longer --limit finished: the summaries keep those prompts
+        kept |= {sp.metadata.get("tag") for sp in suite[len(prompts):] for spec in specs for n in ns
+                 if record_path(spec.folder(Path(args.out), n), sp.index).is_file()}
+        left_out = sorted(str(tag) for tag in tags - kept if tag is not None)
+        if left_out:  # suites are ordered by tag: a short prefix is a few tags, and "overall" averages only those
+            print(f"note: --limit {args.limit} takes the first prompts in suite order, which leaves out the tags "
+                  f"{', '.join(left_out)}: 'overall' averages the tags it keeps", file=sys.stderr)
+    if not prompts:
+        raise ArscaleError("the prompt suite is empty")
+    return kind, suite, prompts
+
+
+def _refuse_a_second_reward(manifest: dict, scorer: str) -> None:
+    """--scorer replaces a config's reward: say so, not ignore it."""
+    for label, entry in manifest["strategies"].items():
+        own = entry["config"].get("reward")
+        if scorer and own is not None and own != scorer:
+            raise ArscaleError(f"--config {label} sets reward {own!r}, but a bench's --scorer {scorer!r} is the "
+                               "reward of every strategy (search and reward column): drop the field, or bench with "
+                               f"--scorer {own}")
+
+
+def _load_scorers(args: argparse.Namespace, generator, manifest: dict, found: list, out: Path, prompts: list):
+    """The reward (None without --scorer) and every scorer the strategy configs name, loaded once, their hub files
+    hashed into the manifest; returns the reward."""
+    from arscale.bench import manifest as mf
+    from arscale.bench.runner import scorers_named
+    from arscale.search.rollout import cached_scorer_and_files, scoring_prompts
+
     # recorded apart from the model's: the scorer's files are not the model's weights (`add_hub_hashes`)
     reward, scorer_files = cached_scorer_and_files(args.scorer, args.device) if args.scorer else (None, {})
     # the scorers strategy configs name (TTS-VAR's features, a config's reward without --scorer) load now, once,
@@ -254,7 +283,22 @@ def _bench(args: argparse.Namespace) -> int:
     mf.add_scorer_hub_hashes(manifest, scorer_files, found, str(out))
     if reward is not None:  # the reward column reads text: a class-conditional model needs names, said up front
         scoring_prompts(generator, [sp.prompt for sp in prompts], reward)
-    first_run = not found
+    return reward
+
+
+def _run_and_time(args: argparse.Namespace, generator, reward, kind: str, specs: list, ns: list[int], prompts: list,
+                  out: Path, shard, manifest: dict, manifest_path: Path, first_run: bool):
+    """Write the manifest, run every label and N on this shard's prompts, and add the run's wall time to the
+    manifest however it ends (an interrupted run's prompts resume). Returns (the Bench, whether the ranks were
+    synchronised)."""
+    import time
+
+    import torch
+
+    from arscale.bench import manifest as mf
+    from arscale.bench.runner import Bench
+    from arscale.bench.sharding import ProcessGroup
+
     if shard.is_main:
         mf.write_manifest(manifest_path, manifest)
     start = time.time()
@@ -285,12 +329,13 @@ def _bench(args: argparse.Namespace) -> int:
             if finished:
                 timings["finished"] = time.time()
             mf.write_manifest(manifest_path, manifest)
-    if not shard.is_main:
-        return 0
-    if shard.array_shards > 1:
-        print(f"shard {shard.array_index}/{shard.array_shards} done in {out}; combine the shards with "
-              "`arscale bench merge DIR [DIR...] --out OUT`")
-        return 0
+    return bench, synchronised
+
+
+def _summarize_and_report(bench, specs: list, ns: list[int], suite: list, prompts: list, out: Path) -> None:
+    """Every label and N's summaries, table.md and the plots, and the table printed."""
+    from arscale.bench.merge import write_reports, written_line
+
     for spec in specs:
         for n in ns:  # every finished prompt, as `bench merge` summarises: those a longer --limit ran before too
             root = spec.folder(out, n)
@@ -299,6 +344,3 @@ def _bench(args: argparse.Namespace) -> int:
     table, plots = write_reports(out)
     print(table)
     print(written_line(out, plots))
-    if not synchronised:  # WORLD_SIZE without MASTER_ADDR: no barrier, other ranks may still be writing
-        print(f"note: ranks were not synchronised; once all have finished run `arscale bench merge {out} --out {out}`")
-    return 0

@@ -104,15 +104,10 @@ def run(args: argparse.Namespace) -> int:
 def _generate(args: argparse.Namespace, out: Path, t0: float) -> int:
     from arscale.bench.geneval_layout import strict_json
     from arscale.generators.registry import load_generator
-    from arscale.search.base import budget_note, check_result, make_strategy, read_config, strategy_extras
+    from arscale.search.base import budget_note, check_result, make_strategy, read_config
 
-    options = {"device": args.device}
-    if args.cfg is not None:
-        options["cfg"] = args.cfg
-    if args.weights:
-        options["weights"] = args.weights
     precision = precision_options(args.model, args.dtype, args.text_dtype)
-    generator = load_generator(args.model, **options, **precision)
+    generator = load_generator(args.model, **model_options(args.device, args.cfg, args.weights), **precision)
     use_class_names(generator, args.class_names)
     strategy = make_strategy(args.strategy, read_config(args.config) if args.config else {})
     scorer = None
@@ -139,24 +134,10 @@ def _generate(args: argparse.Namespace, out: Path, t0: float) -> int:
         result = check_result(strategy.run(generator, [args.prompt], args.n, seed=args.seed, scorer=scorer),
                               args.strategy, 1)
     candidates = [c for per_prompt in result.candidates for c in per_prompt]
-
     images = [c.image for c in candidates]
     stem = f"{args.model}_{args.strategy}".replace("/", "-").replace("\\", "-")  # a plugin's "org/model": one file
     digits = max(2, len(str(len(images) - 1)))  # names sort in order
-    score_name = "reward" if getattr(strategy, "uses_reward", True) else "confidence"
-    try:  # a read-only or full --out, a folder in the way: one line, as eval and render say it
-        for i, img in enumerate(images):
-            Image.fromarray(img).save(out / f"{stem}_{i:0{digits}d}.png")
-            Image.fromarray(upscale(img, 4)).save(out / f"{stem}_{i:0{digits}d}_x4.png")
-        captions = tile_captions(candidates, images, digits, score_name)
-        Image.fromarray(grid(images, chosen=[i for i, c in enumerate(candidates) if c.chosen],
-                             captions=captions)).save(out / "grid.png")
-        written = [out / "grid.png"]
-        write_extras = strategy_extras(strategy)
-        if write_extras is not None:
-            written += list(write_extras(result, out) or [])
-    except OSError as exc:
-        raise ArscaleError(f"cannot write {exc.filename or out}: {exc.strerror or exc}") from None
+    written = _write_images(strategy, result, candidates, out, stem, digits)
     summary = {"prompt": args.prompt, "model": args.model, "strategy": args.strategy, "n": args.n,
                "seed": args.seed, "cfg": _model_cfg(generator), **precision,  # given only: else the loader's fp32
                "scorer": args.scorer if scorer else None,
@@ -177,13 +158,7 @@ def _generate(args: argparse.Namespace, out: Path, t0: float) -> int:
     except OSError as exc:
         raise ArscaleError(f"cannot write {out / 'result.json'}: {exc.strerror or exc}") from None
     if args.model.startswith("shapeworld-"):  # the shipped models were trained on the ShapeWorld grammar only
-        from arscale.shapeworld.grammar import GrammarError, metadata_from_prompt
-
-        try:
-            metadata_from_prompt(args.prompt)
-        except GrammarError as exc:  # known words still encode (a test of composition), so warn, don't refuse
-            print(f"note: outside the ShapeWorld grammar ({exc}); the shipped models never saw such a prompt "
-                  "and the ShapeWorld evaluator cannot judge it", file=sys.stderr)
+        _note_outside_the_grammar(args.prompt)
     ours = {out / "result.json", *written, *(out / f"{stem}_{i:0{digits}d}{x}.png" for i in range(len(images))
                                              for x in ("", "_x4"))}
     earlier = sorted(f for f in out.iterdir() if f.suffix in (".png", ".json") and f not in ours)
@@ -195,6 +170,49 @@ def _generate(args: argparse.Namespace, out: Path, t0: float) -> int:
     if 1 < len(images) and len(summary["chosen"]) < len(images):  # raw's images are each their own pick
         print(f"chosen: {', '.join(f'{stem}_{i:0{digits}d}.png' for i in summary['chosen'])} (framed in grid.png)")
     return 0
+
+
+def _write_images(strategy, result, candidates: list, out: Path, stem: str, digits: int) -> list[Path]:
+    """Every candidate (native size and ×4), grid.png and the strategy's own extras; returns grid.png and the
+    extras' paths."""
+    from arscale.search.base import strategy_extras
+
+    images = [c.image for c in candidates]
+    score_name = "reward" if getattr(strategy, "uses_reward", True) else "confidence"
+    try:  # a read-only or full --out, a folder in the way: one line, as eval and render say it
+        for i, img in enumerate(images):
+            Image.fromarray(img).save(out / f"{stem}_{i:0{digits}d}.png")
+            Image.fromarray(upscale(img, 4)).save(out / f"{stem}_{i:0{digits}d}_x4.png")
+        captions = tile_captions(candidates, images, digits, score_name)
+        Image.fromarray(grid(images, chosen=[i for i, c in enumerate(candidates) if c.chosen],
+                             captions=captions)).save(out / "grid.png")
+        written = [out / "grid.png"]
+        write_extras = strategy_extras(strategy)
+        if write_extras is not None:
+            written += list(write_extras(result, out) or [])
+    except OSError as exc:
+        raise ArscaleError(f"cannot write {exc.filename or out}: {exc.strerror or exc}") from None
+    return written
+
+
+def _note_outside_the_grammar(prompt: str) -> None:
+    from arscale.shapeworld.grammar import GrammarError, metadata_from_prompt
+
+    try:
+        metadata_from_prompt(prompt)
+    except GrammarError as exc:  # known words still encode (a test of composition), so warn, don't refuse
+        print(f"note: outside the ShapeWorld grammar ({exc}); the shipped models never saw such a prompt "
+              "and the ShapeWorld evaluator cannot judge it", file=sys.stderr)
+
+
+def model_options(device: str, cfg: float | None, weights: str | None) -> dict:
+    """`load_generator`'s options (generate and bench): the device, and --cfg and the weights only where given."""
+    options: dict = {"device": device}
+    if cfg is not None:
+        options["cfg"] = cfg
+    if weights:
+        options["weights"] = weights
+    return options
 
 
 def _raw_in_batches(strategy, generator, args: argparse.Namespace, scorer):

@@ -32,7 +32,7 @@ def register(sub) -> None:
 
 def _releasing(main):
     def run(args):
-        from arscale.train.common import release_trainer, stopped_by_signal
+        from arscale.train.run_control import release_trainer, stopped_by_signal
 
         release_trainer()  # whatever a trainer called outside `arscale train` left is not this run's to tidy
         failed = True

@@ -184,24 +184,16 @@ def main(args: argparse.Namespace) -> int:
     dec_opt = torch.optim.Adam(dec_params, lr=args.decoder_lr, betas=(0.9, 0.95))
     if resume:
         common.load_optimizer(dec_opt, tuned)
-    if resume:
-        config = ShapeWorldARConfig.from_dict(state.info()["config"])
-    elif args.config:
-        config = common.read_config(args.config, ShapeWorldARConfig.from_dict)
-    else:
-        config = default_config(tokenizer)
+    config = common.run_config(args, state, resume, ShapeWorldARConfig.from_dict, lambda: default_config(tokenizer))
     if config.transformer.vocab_size != tokenizer.config.codebook_size or config.transformer.grid != tokenizer.grid:
         raise ArscaleError("the decoder config does not match the tokenizer (vocab size / grid)")
     torch.manual_seed(args.seed)
     model = ShapeWorldAR(config).to(device)
-    decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
-    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=args.lr, betas=(0.9, 0.95))
+    opt = make_optimizer(model, args.lr, args.weight_decay)
     run = common.restore(state, model, opt) if resume else common.Resumed()
     step, metrics = run.step, run.metrics
     stream = scene_stream.ShapeWorldStream(args.batch_size, args.seed, start_step=step, workers=args.data_workers)
-    drop_rng = torch.Generator()  # seeded per step, in the loop
+    drop_rng = torch.Generator()  # seeded per step, in `with_replayed`
     timer = common.Timer(run.elapsed, args.checkpoint_minutes, args.time_limit)
     fitter = lr_schedule.StepFitter(args, timer, step)
 
@@ -232,22 +224,12 @@ def main(args: argparse.Namespace) -> int:
     fresh_n = max(1, round(args.batch_size * args.fresh_fraction))
     replay = ReplayBuffer(args.replay_size, seed=args.seed)
     running = replay.restore(*state.extra()) if resume else None  # the recent samples and the running loss
-
-    def schedule(at: int) -> float:
-        return lr_schedule.cooled(lambda i: lr_schedule.cosine_lr(i, args.steps, args.lr, 300), at, args.steps, args.cooldown)
-
     while step < args.steps:
-        lr_schedule.set_lr(opt, lr_schedule.rewarm(schedule(step), step, run.rewarm_from))
+        lr_schedule.set_lr(opt, lr_schedule.transformer_lr(step, args, run.rewarm_from))
         batch = stream.sample(fresh_n)
         with torch.no_grad():
             codes = tokenizer.encode(batch.images.to(device))
-        replay.add(batch.prompts, codes)
-        replay.rng.manual_seed(mix(args.seed, step, 0x2E91A))  # seeded per step, as the prompt drops below
-        drop_rng.manual_seed(mix(args.seed, step, 0xD20B))
-        old_prompts, old_codes = replay.sample(args.batch_size - fresh_n)
-        codes = torch.cat([codes, old_codes.to(device)])
-        drop = torch.rand(len(codes), generator=drop_rng) < args.text_dropout
-        prompts = [None if d else p for p, d in zip(batch.prompts + old_prompts, drop.tolist())]
+        prompts, codes = with_replayed(replay, batch.prompts, codes, args.batch_size - fresh_n, args, step, drop_rng)
         loss = training_loss(model, prompts, codes)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -258,11 +240,7 @@ def main(args: argparse.Namespace) -> int:
         common.stop_if_diverged(value, step, args)
         running = value if running is None else 0.98 * running + 0.02 * value
         if args.tune_decoder_every > 0 and step % args.tune_decoder_every == 0:
-            tokenizer.train()
-            lr_schedule.set_lr(dec_opt, lr_schedule.cosine_lr(step, args.steps, args.decoder_lr, 0))
-            rec_loss = decoder_step(tokenizer, dec_opt, batch.images.to(device))
-            common.stop_if_diverged(rec_loss, step, args, "decoder_lr")
-            tokenizer.eval()
+            rec_loss = tune_decoder(tokenizer, dec_opt, batch.images.to(device), args, step)
         bar.update(1)
         if message := fitter.after_step(step):
             bar.total = args.steps
@@ -280,11 +258,43 @@ def main(args: argparse.Namespace) -> int:
             save()
         if timer.out_of_time():
             break
-    timer.close()
-    bar.close()
-    stream.close()
+    common.end_loop(timer, bar, stream)
     if running is not None:  # this run trained
         metrics = {"step": step, "loss_ema": running}
     save()
     print(f"saved state to {args.state_dir} and weights to {args.out}")
     return 0
+
+
+def make_optimizer(model: torch.nn.Module, lr: float, weight_decay: float) -> torch.optim.AdamW:
+    """AdamW with --weight-decay on the matrices only."""
+    decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
+    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
+    return torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay},
+                              {"params": no_decay, "weight_decay": 0.0}], lr=lr, betas=(0.9, 0.95))
+
+
+def with_replayed(replay: ReplayBuffer, prompts: list[str], codes: torch.Tensor, replayed: int,
+                  args: argparse.Namespace, step: int, drop_rng: torch.Generator
+                  ) -> tuple[list[str | None], torch.Tensor]:
+    """One step's prompts and codes: the fresh samples (kept for replay) and `replayed` more from the buffer, prompts
+    dropped at --text-dropout."""
+    replay.add(prompts, codes)
+    replay.rng.manual_seed(mix(args.seed, step, 0x2E91A))  # seeded per step, as the prompt drops below
+    drop_rng.manual_seed(mix(args.seed, step, 0xD20B))
+    old_prompts, old_codes = replay.sample(replayed)
+    codes = torch.cat([codes, old_codes.to(codes.device)])
+    drop = torch.rand(len(codes), generator=drop_rng) < args.text_dropout
+    return [None if d else p for p, d in zip(prompts + old_prompts, drop.tolist())], codes
+
+
+def tune_decoder(tokenizer: VQTokenizer, dec_opt: torch.optim.Optimizer, images: torch.Tensor,
+                 args: argparse.Namespace, step: int) -> float:
+    """One reconstruction step of the tokenizer's decoder (`decoder_step`) on the fresh scenes, at its own cosine
+    learning rate; returns its loss."""
+    tokenizer.train()
+    lr_schedule.set_lr(dec_opt, lr_schedule.cosine_lr(step, args.steps, args.decoder_lr, 0))
+    rec_loss = decoder_step(tokenizer, dec_opt, images)
+    common.stop_if_diverged(rec_loss, step, args, "decoder_lr")
+    tokenizer.eval()
+    return rec_loss

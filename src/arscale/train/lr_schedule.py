@@ -16,7 +16,7 @@ import torch
 from arscale.errors import ArscaleError
 
 if TYPE_CHECKING:
-    from arscale.train.common import Timer
+    from arscale.train.run_control import Timer
 
 
 def cosine_lr(step: int, total: int, peak: float, warmup: int) -> float:
@@ -120,6 +120,14 @@ def rewarm(lr: float, step: int, resumed_at: int | None, steps: int = 200) -> fl
     if resumed_at is None:
         return lr
     return lr * min(1.0, (step - resumed_at + 1) / steps)
+
+
+def transformer_lr(step: int, args: argparse.Namespace, rewarm_from: int | None) -> float:
+    """The learning rate of the transformer trainers (ShapeWorld-VAR, -AR) at `step`: 300 warm-up steps, the cosine
+    to --steps, the --cooldown, re-warmed after a resume without optimizer moments. --steps and --cooldown are read
+    at each call: `--fit-time-limit` may shorten both during the run."""
+    scheduled = cooled(lambda i: cosine_lr(i, args.steps, args.lr, 300), step, args.steps, args.cooldown)
+    return rewarm(scheduled, step, rewarm_from)
 
 
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:

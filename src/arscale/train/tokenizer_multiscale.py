@@ -121,12 +121,7 @@ def main(args: argparse.Namespace) -> int:
         raise ArscaleError(f"--decoder-only fine-tunes a trained tokenizer, but {args.state_dir} holds no training "
                            "state: give --state-dir of one (e.g. a copy of train_state/shapeworld-tokenizer for the "
                            "shipped tokenizer) or train the tokenizer first; --steps counts from that state's step")
-    if resume:
-        config = MultiScaleTokenizerConfig.from_dict(state.info()["config"])
-    elif args.config:
-        config = common.read_config(args.config, MultiScaleTokenizerConfig.from_dict)
-    else:
-        config = MultiScaleTokenizerConfig()
+    config = common.run_config(args, state, resume, MultiScaleTokenizerConfig.from_dict, MultiScaleTokenizerConfig)
     torch.manual_seed(args.seed)
     model = MultiScaleTokenizer(config).to(device)
     phase = "decoder-generated" if args.generator else "decoder" if args.decoder_only else "full"
@@ -199,16 +194,14 @@ def main(args: argparse.Namespace) -> int:
         if step % 20 == 0:
             codes = {} if args.decoder_only else {"vq": f"{vq_loss.item():.4f}", "used": int((usage > 0.05).sum())}
             bar.set_postfix(loss=f"{loss.item():.4f}", **codes)
-        if (args.eval_every > 0 and step % args.eval_every == 0) or step == args.steps:
+        if common.evaluation_due(step, args):
             metrics = {"step": step, **reconstruction_accuracy(model), "phase": phase, "phase_start": phase_start}
             bar.write(f"step {step}: reconstruction accuracy {json.dumps(metrics)}")
         if timer.should_save():
             save()
         if timer.out_of_time():
             break
-    timer.close()
-    bar.close()
-    stream.close()
+    common.end_loop(timer, bar, stream)
     save()
     common.export_weights(model.state_dict(), config.to_dict(), args.out, "tokenizer.safetensors",
                           "tokenizer_config.json", dtype=torch.float16)

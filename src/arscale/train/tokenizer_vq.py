@@ -126,7 +126,7 @@ def decoder_only(args: argparse.Namespace) -> int:
         bar.update(1)
         if step % 20 == 0:
             bar.set_postfix(loss=f"{loss:.4f}")
-        if (args.eval_every > 0 and step % args.eval_every == 0) or step == args.steps:
+        if common.evaluation_due(step, args):
             metrics = {"step": step, **reconstruction_accuracy(model)}
             bar.write(json.dumps(metrics))
         if timer.should_save():
@@ -134,9 +134,7 @@ def decoder_only(args: argparse.Namespace) -> int:
                        metrics=metrics)
         if timer.out_of_time():
             break
-    timer.close()
-    bar.close()
-    stream.close()
+    common.end_loop(timer, bar, stream)
     model.eval()
     state.save(model, opt, step=step, config={**config, "decoder_only": True}, elapsed=timer.elapsed, metrics=metrics)
     common.export_weights(model.state_dict(), {"tokenizer": config, "decoder_only_steps": step}, args.out,
@@ -154,12 +152,7 @@ def main(args: argparse.Namespace) -> int:
     if resume and state.info().get("config", {}).get("decoder_only"):
         raise ArscaleError(f"{args.state_dir} holds a --decoder-only run, not the tokenizer's own training: give "
                            "this run a --state-dir of its own (or add --decoder-only DIR to go on with that one)")
-    if resume:
-        config = VQConfig(**state.info()["config"])
-    elif args.config:
-        config = common.read_config(args.config, lambda d: VQConfig(**d))
-    else:
-        config = VQConfig(ch_mult=SHIPPED_CH_MULT)
+    config = common.run_config(args, state, resume, lambda d: VQConfig(**d), lambda: VQConfig(ch_mult=SHIPPED_CH_MULT))
     from arscale.shapeworld import IMAGE_SIZE
 
     if config.image_size != IMAGE_SIZE:  # the scene stream renders 64x64; another size has no grid of its own
@@ -202,16 +195,14 @@ def main(args: argparse.Namespace) -> int:
         bar.update(1)
         if step % 20 == 0:
             bar.set_postfix(loss=f"{loss.item():.4f}", vq=f"{vq_loss.item():.4f}", used=int((usage > 0.03).sum()))
-        if (args.eval_every > 0 and step % args.eval_every == 0) or step == args.steps:
+        if common.evaluation_due(step, args):
             metrics = {"step": step, **reconstruction_accuracy(model)}
             bar.write(f"step {step}: reconstruction accuracy {json.dumps(metrics)}")
         if timer.should_save():
             save()
         if timer.out_of_time():
             break
-    timer.close()
-    bar.close()
-    stream.close()
+    common.end_loop(timer, bar, stream)
     save()
     common.export_weights(model.state_dict(), {"tokenizer": config.to_dict(), "trained_steps": step},
                           args.out, "tokenizer.safetensors", "tokenizer_config.json", dtype=torch.float16)

@@ -212,13 +212,7 @@ def sample_accuracy(gen: ScaleGenerator, per_tag: int = 8, seed: int = 777, cfg:
 def main(args: argparse.Namespace) -> int:
     check_args(args)
     if args.fresh or not common.TrainState(args.state_dir).exists:  # a new run: before the tokenizer is looked for
-        if args.init_from:
-            initial_files(args.init_from)
-            if not args.tokenizer and not (Path(args.out) / "tokenizer_config.json").is_file() \
-                    and (Path(args.init_from) / "tokenizer_config.json").is_file():
-                args.tokenizer = args.init_from  # the codes the initial weights were trained on
-        if args.config:
-            config_overrides(args.config)
+        check_new_run_files(args)
     args.tokenizer = common.tokenizer_folder(args, WEIGHTS_DIR)
     tok_cfg = load_tokenizer_config(args.tokenizer)
     check_sampled_prefix(args.sampled_prefix, args.sampled_prefix_from, len(tok_cfg["patch_nums"]))
@@ -227,32 +221,13 @@ def main(args: argparse.Namespace) -> int:
     if resume and args.init_from:
         print(f"--init-from {args.init_from} is ignored: {args.state_dir} already holds a run, which resumes "
               "(--fresh starts over from --init-from)")
-    if resume:
-        config = state.info()["config"]
-    else:
-        overrides = config_overrides(args.config) if args.config else None
-        config = full_config(tok_cfg, merged(init[1], overrides) if init else overrides)
-    torch.manual_seed(args.seed)
-    try:
-        gen = build_shapeworld_var(tok_cfg, config).to(device)
-    except TypeError as exc:  # an unknown field in --config's sections
-        if resume or not args.config:
-            raise
-        raise ArscaleError(f"--config {args.config} does not fit this trainer: {exc}") from None
-    tok_file = Path(args.tokenizer) / "tokenizer.safetensors"
-    common.load_strict(gen.tokenizer, read_safetensors(tok_file, device), str(tok_file))
-    gen.tokenizer.requires_grad_(False).eval()
-    model = trainable(gen)
-    if init:
-        load_initial(model, *init, config, args.init_from)
-    decay = [p for n, p in model.named_parameters() if p.dim() >= 2 and "embed" not in n and "pos_" not in n]
-    other = [p for n, p in model.named_parameters() if not (p.dim() >= 2 and "embed" not in n and "pos_" not in n)]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.05}, {"params": other, "weight_decay": 0.0}],
-                            lr=args.lr, betas=(0.9, 0.95))
+    config = run_config(args, state, resume, tok_cfg, init)
+    gen, model = build_trainable(args, tok_cfg, config, device, resume, init)
+    opt = make_optimizer(model, args.lr)
     run = common.restore(state, model, opt) if resume else common.Resumed()
     step, metrics = run.step, run.metrics
     stream = scene_stream.ShapeWorldStream(args.batch_size, args.seed, start_step=step, workers=args.data_workers)
-    drop_rng, noise_rng = torch.Generator(), torch.Generator(device=device)  # seeded per step, in the loop
+    drop_rng, noise_rng = torch.Generator(), torch.Generator(device=device)  # seeded per step, in `step_loss`
     timer = common.Timer(run.elapsed, args.checkpoint_minutes, args.time_limit)
     fitter = lr_schedule.StepFitter(args, timer, step)
 
@@ -263,35 +238,13 @@ def main(args: argparse.Namespace) -> int:
 
     bar = common.progress(args.steps, step, "shapeworld-var")
     model.train()
-    q = gen.tokenizer.quantizer
     carried = state.extra()[0] if resume else {}
     ema_loss = float(carried["ema_loss"]) if "ema_loss" in carried else None  # the running loss goes on
     token_weights = scale_loss_weights(config["transformer"]["patch_nums"], args.scale_weighting).to(device)
-
-    def schedule(at: int) -> float:
-        return lr_schedule.cooled(lambda i: lr_schedule.cosine_lr(i, args.steps, args.lr, 300), at, args.steps, args.cooldown)
-
     while step < args.steps:
-        lr_schedule.set_lr(opt, lr_schedule.rewarm(schedule(step), step, run.rewarm_from))
+        lr_schedule.set_lr(opt, lr_schedule.transformer_lr(step, args, run.rewarm_from))
         batch = stream.sample(args.batch_size)
-        # seeded per step, so a resumed run drops prompts and corrupts prefixes as the uninterrupted run would
-        drop_rng.manual_seed(mix(args.seed, step, 0xD20B))
-        noise_rng.manual_seed(mix(args.seed, step, 0x7015E))
-        with torch.no_grad():
-            # strength 0 is exactly plain teacher forcing (tested)
-            latent = gen.tokenizer.latent(batch.images.to(device))
-            teacher = corrupted_teacher_batch(q, latent, args.self_correction, args.self_correction_neighbours,
-                                              noise_rng)
-            if args.sampled_prefix > 0:
-                teacher = with_sampled_scale(gen, latent, teacher, batch.prompts, args.sampled_prefix,
-                                             args.sampled_prefix_from, noise_rng)
-            x, target = teacher.inputs, teacher.targets
-        drop = torch.rand(len(batch.prompts), generator=drop_rng) < args.null_prob
-        prompts = [None if d else p for p, d in zip(batch.prompts, drop.tolist())]
-        cond = gen.conditioner(prompts)
-        logits = gen.transformer(cond.pooled, x, cond.context, cond.context_mask)
-        per_token = F.cross_entropy(logits.transpose(1, 2), target, reduction="none")  # [B, L]
-        loss = (per_token * token_weights).mean()
+        loss = step_loss(gen, batch, args, step, token_weights, drop_rng, noise_rng)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 2.0)
@@ -306,26 +259,105 @@ def main(args: argparse.Namespace) -> int:
             bar.write(message)
         if step % 20 == 0:
             bar.set_postfix(loss=f"{ema_loss:.4f}")
-        if (args.eval_every > 0 and step % args.eval_every == 0) or step == args.steps:
+        if common.evaluation_due(step, args):
             metrics = {"step": step, "loss": ema_loss, **sample_accuracy(gen)}
             bar.write(f"step {step}: raw sampling accuracy {json.dumps(metrics)}")
         if timer.should_save():
             save()
         if timer.out_of_time():
             break
-    timer.close()
-    bar.close()
-    stream.close()
+    common.end_loop(timer, bar, stream)
     save()
-    export = dict(config, training={"steps": step, "batch_size": args.batch_size, "lr": args.lr,
-                                    "cooldown": args.cooldown, "self_correction": args.self_correction,
-                                    "self_correction_neighbours": args.self_correction_neighbours,
-                                    "sampled_prefix": args.sampled_prefix,
-                                    "sampled_prefix_from": args.sampled_prefix_from,
-                                    "scale_weighting": args.scale_weighting,
-                                    "elapsed_seconds": round(timer.elapsed), "device": str(device),
-                                    "metrics": metrics})
-    common.export_weights(model.state_dict(), export, args.out, dtype=torch.float16)
-    common.complete_with_tokenizer(args.out, args.tokenizer)
+    export_model(args, model, config, step, timer.elapsed, device, metrics)
     print(f"saved state to {args.state_dir} and weights to {args.out}")
     return 0
+
+
+def check_new_run_files(args: argparse.Namespace) -> None:
+    """A new run's --init-from and --config, read before the tokenizer is looked for: --init-from's own tokenizer
+    is the one its weights were trained on."""
+    if args.init_from:
+        initial_files(args.init_from)
+        if not args.tokenizer and not (Path(args.out) / "tokenizer_config.json").is_file() \
+                and (Path(args.init_from) / "tokenizer_config.json").is_file():
+            args.tokenizer = args.init_from  # the codes the initial weights were trained on
+    if args.config:
+        config_overrides(args.config)
+
+
+def run_config(args: argparse.Namespace, state: common.TrainState, resume: bool, tok_cfg: dict,
+               init: tuple[dict[str, torch.Tensor], dict] | None) -> dict:
+    """A resumed run's own config; a new run's: DEFAULT_CONFIG, under --init-from's, under --config's sections, with
+    the tokenizer's sizes."""
+    if resume:
+        return state.info()["config"]
+    overrides = config_overrides(args.config) if args.config else None
+    return full_config(tok_cfg, merged(init[1], overrides) if init else overrides)
+
+
+def build_trainable(args: argparse.Namespace, tok_cfg: dict, config: dict, device: torch.device, resume: bool,
+                    init: tuple[dict[str, torch.Tensor], dict] | None) -> tuple[ScaleGenerator, torch.nn.ModuleDict]:
+    """The generator (seeded with --seed) with its frozen tokenizer loaded, and its trained part (`trainable`),
+    starting from --init-from's weights in a new run that has them."""
+    torch.manual_seed(args.seed)
+    try:
+        gen = build_shapeworld_var(tok_cfg, config).to(device)
+    except TypeError as exc:  # an unknown field in --config's sections
+        if resume or not args.config:
+            raise
+        raise ArscaleError(f"--config {args.config} does not fit this trainer: {exc}") from None
+    tok_file = Path(args.tokenizer) / "tokenizer.safetensors"
+    common.load_strict(gen.tokenizer, read_safetensors(tok_file, device), str(tok_file))
+    gen.tokenizer.requires_grad_(False).eval()
+    model = trainable(gen)
+    if init:
+        load_initial(model, *init, config, args.init_from)
+    return gen, model
+
+
+def make_optimizer(model: torch.nn.Module, lr: float) -> torch.optim.AdamW:
+    """AdamW with weight decay on the matrices only (not on embeddings or position tables)."""
+    def decayed(name: str, p: torch.nn.Parameter) -> bool:
+        return p.dim() >= 2 and "embed" not in name and "pos_" not in name
+
+    decay = [p for n, p in model.named_parameters() if decayed(n, p)]
+    other = [p for n, p in model.named_parameters() if not decayed(n, p)]
+    return torch.optim.AdamW([{"params": decay, "weight_decay": 0.05}, {"params": other, "weight_decay": 0.0}],
+                             lr=lr, betas=(0.9, 0.95))
+
+
+def step_loss(gen: ScaleGenerator, batch, args: argparse.Namespace, step: int, token_weights: torch.Tensor,
+              drop_rng: torch.Generator, noise_rng: torch.Generator) -> torch.Tensor:
+    """One step's weighted cross-entropy: the batch's teacher-forced scales (corrupted with --self-correction, one
+    scale sampled by the model in a --sampled-prefix share of the rows), prompts dropped at --null-prob."""
+    device = token_weights.device
+    # seeded per step, so a resumed run drops prompts and corrupts prefixes as the uninterrupted run would
+    drop_rng.manual_seed(mix(args.seed, step, 0xD20B))
+    noise_rng.manual_seed(mix(args.seed, step, 0x7015E))
+    with torch.no_grad():
+        # strength 0 is exactly plain teacher forcing (tested)
+        latent = gen.tokenizer.latent(batch.images.to(device))
+        teacher = corrupted_teacher_batch(gen.tokenizer.quantizer, latent, args.self_correction,
+                                          args.self_correction_neighbours, noise_rng)
+        if args.sampled_prefix > 0:
+            teacher = with_sampled_scale(gen, latent, teacher, batch.prompts, args.sampled_prefix,
+                                         args.sampled_prefix_from, noise_rng)
+        x, target = teacher.inputs, teacher.targets
+    drop = torch.rand(len(batch.prompts), generator=drop_rng) < args.null_prob
+    prompts = [None if d else p for p, d in zip(batch.prompts, drop.tolist())]
+    cond = gen.conditioner(prompts)
+    logits = gen.transformer(cond.pooled, x, cond.context, cond.context_mask)
+    per_token = F.cross_entropy(logits.transpose(1, 2), target, reduction="none")  # [B, L]
+    return (per_token * token_weights).mean()
+
+
+def export_model(args: argparse.Namespace, model: torch.nn.Module, config: dict, step: int, elapsed: float,
+           device: torch.device, metrics: dict) -> None:
+    """The shippable fp16 weights, their config with what trained them, and the tokenizer beside them."""
+    training = {"steps": step, "batch_size": args.batch_size, "lr": args.lr, "cooldown": args.cooldown,
+                "self_correction": args.self_correction, "self_correction_neighbours": args.self_correction_neighbours,
+                "sampled_prefix": args.sampled_prefix, "sampled_prefix_from": args.sampled_prefix_from,
+                "scale_weighting": args.scale_weighting, "elapsed_seconds": round(elapsed), "device": str(device),
+                "metrics": metrics}
+    common.export_weights(model.state_dict(), dict(config, training=training), args.out, dtype=torch.float16)
+    common.complete_with_tokenizer(args.out, args.tokenizer)

@@ -64,7 +64,7 @@ def load_shapeworld_var(device: str | torch.device = "cpu", weights: str | Path 
         config = read_json(files[0])
         config["sampling"] = {**config.get("sampling", {}), **sampling_overrides}
         gen = build_shapeworld_var(read_json(files[1]), config)
-    from arscale.train.common import load_strict
+    from arscale.train.checkpoint import load_strict
 
     load_strict(gen.tokenizer, read_safetensors(files[3]), str(files[3]))
     model_state = read_safetensors(files[2])
@@ -91,7 +91,7 @@ def load_shapeworld_tokenizer(directory: str | Path | None = None) -> MultiScale
                            "tokenizer.safetensors (a weights folder) or state.json + model.safetensors (a training state)")
     with shapeworld_folder(directory, "a ShapeWorld-VAR tokenizer"):
         tokenizer = MultiScaleTokenizer(MultiScaleTokenizerConfig.from_dict(config))
-    from arscale.train.common import load_strict
+    from arscale.train.checkpoint import load_strict
 
     load_strict(tokenizer, read_safetensors(weights), str(weights))
     return tokenizer.eval()

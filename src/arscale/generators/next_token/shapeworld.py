@@ -109,7 +109,7 @@ class _ConditionEncoder:
 
 
 def _load_state(module: nn.Module, path: Path) -> None:
-    from arscale.train.common import load_strict
+    from arscale.train.checkpoint import load_strict
 
     state = read_safetensors(path)
     own = module.state_dict()
