@@ -40,7 +40,8 @@ def register(subparsers) -> None:
         "OUT/<5-digit index>/{metadata.jsonl, samples/<5-digit>.png}.",
     )
     r.add_argument(
-        "--prompts", required=True, metavar="FILE", help=f"jsonl suite file or the name {PUBLIC_SUITE}"
+        "--prompts", required=True, metavar="FILE",
+        help=f"jsonl suite file, the name {PUBLIC_SUITE}, or draw:PER_TAG:SEED (the prompts bench draws with it)"
     )
     r.add_argument("--out", required=True, metavar="DIR", help="output folder (created if missing)")
     r.add_argument("--per-prompt", type=int, default=4, metavar="K", help="samples per prompt (default 4)")
@@ -80,13 +81,12 @@ def cmd_render(args) -> int:
 
     from arscale.bench.geneval_layout import write_metadata, write_sample
     from arscale.shapeworld import render, sample_scene
-    from arscale.shapeworld.suite import load_suite
 
     if args.per_prompt < 1:
         raise ArscaleError(f"--per-prompt must be at least 1, got {args.per_prompt}")
     if args.seed < 0:
         raise ArscaleError(f"--seed must be non-negative, got {args.seed}")
-    records = load_suite(args.prompts)
+    records = _suite_records(args.prompts)
     out = output_folder(args.out)
     total = len(records) * args.per_prompt
     with tqdm(total=total, desc="render", unit="img", disable=args.no_progress or None) as bar:
@@ -107,3 +107,15 @@ def cmd_render(args) -> int:
         print(f"note: {out} also holds {len(stale)} prompt folder(s) or sample(s) of an earlier render (e.g. "
               f"{stale[0]}) that `arscale eval` would score too: render into an empty folder", file=sys.stderr)
     return 0
+
+
+def _suite_records(spec: str) -> list[dict]:
+    """A suite file or name, or `draw:PER_TAG:SEED` as `arscale bench --prompts` reads it (the ground truth of a
+    fresh draw)."""
+    if spec.startswith("draw:"):
+        from arscale.bench.suites import load_prompts
+
+        return [sp.metadata for sp in load_prompts(spec)[1]]
+    from arscale.shapeworld.suite import load_suite
+
+    return load_suite(spec)
