@@ -26,7 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from load_time import _status_mb, combined, digest, print_table
+from load_time import combined, digest, print_table
+from process_memory import current_mib, peak_mib
 
 SCORERS = ("imagereward", "hpsv2")
 
@@ -151,11 +152,11 @@ def measure(variant: str, scorer: str, path: Path) -> dict:
 
     for name in ("BlipVisionModel", "BlipTextModel", "CLIPModel"):  # transformers imports its model code lazily
         getattr(transformers, name)
-    rss_before = _status_mb("VmRSS")
+    rss_before = current_mib()
     start = time.perf_counter()
     model = (load_old if variant == "old" else load_new)(scorer, path)
     seconds = time.perf_counter() - start
-    peak = _status_mb("VmHWM")  # read before hashing, which only reads the loaded tensors
+    peak = peak_mib()  # read before hashing, which only reads the loaded tensors
     return {"seconds": seconds, "rss_before_mb": rss_before, "peak_mb": peak, "digest": digest(model)}
 
 

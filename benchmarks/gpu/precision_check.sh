@@ -13,4 +13,7 @@ DEST=${OUT:-runs/gpu}
 mkdir -p "$DEST"
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}"  # the device image has no install of arscale
 read -r -a MODEL_LIST <<< "${MODELS:-var-d16 var-d30 llamagen-c2i-b llamagen-c2i-xl}"
-python benchmarks/precision.py --device "${DEVICE:-cuda}" --batch "${BATCH:-8}" --models "${MODEL_LIST[@]}" | tee "$DEST/precision.md"
+# written beside and renamed when whole: a run that fails (no CUDA) leaves no empty precision.md behind
+python benchmarks/precision.py --device "${DEVICE:-cuda}" --batch "${BATCH:-8}" --models "${MODEL_LIST[@]}" \
+  | tee "$DEST/precision.md.part" || { rm -f "$DEST/precision.md.part"; exit 1; }
+mv "$DEST/precision.md.part" "$DEST/precision.md"
