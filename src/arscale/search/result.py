@@ -206,7 +206,8 @@ def _same(a: Any, b: Any) -> bool:
     if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
         return (isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and a.dtype == b.dtype
                 and np.array_equal(a, b, equal_nan=a.dtype.kind in "fc"))
-    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
+    floats = (float, np.floating)  # a numpy scalar too (np.float32 is no float)
+    if isinstance(a, floats) and isinstance(b, floats) and math.isnan(a) and math.isnan(b):
         return True
     return bool(a == b)
 

@@ -32,6 +32,7 @@ from arscale.errors import ArscaleError
 from arscale.folders import first_missing, output_folder
 from arscale.generators.loading import shapeworld_folder_holds as holds
 from arscale.train.checkpoint import (  # noqa: F401 (re-exported)
+    SAVED_AT_STEP,
     TrainState,
     load_optimizer,
     load_strict,
@@ -41,6 +42,7 @@ from arscale.train.checkpoint import (  # noqa: F401 (re-exported)
 from arscale.train.options import (  # noqa: F401 (re-exported)
     AR_MODEL,
     AR_TOKENIZER,
+    NOTHING_KNOWN,
     PARTNERS,
     REWARD,
     VAR_MODEL,
@@ -51,8 +53,10 @@ from arscale.train.options import (  # noqa: F401 (re-exported)
     check_count,
     check_rate,
     check_share,
+    check_training_args,
     option_name,
     read_config,
+    refuse_another_model,
     resolve_output,
 )
 from arscale.train.run_control import (  # noqa: F401 (re-exported)
@@ -62,7 +66,12 @@ from arscale.train.run_control import (  # noqa: F401 (re-exported)
     release_trainer,
     stopped_by_signal,
 )
-from arscale.train.shipping import check_range, complete_with_tokenizer, export_weights  # noqa: F401 (re-exported)
+from arscale.train.shipping import (  # noqa: F401 (re-exported)
+    cast_floats,
+    check_range,
+    complete_with_tokenizer,
+    export_weights,
+)
 
 
 def begin(args: argparse.Namespace, recorded: tuple[str, ...] = ()) -> tuple[torch.device, TrainState, bool]:

@@ -255,7 +255,7 @@ class NextScaleLoop(nn.Module):
     def _checked_tokens(self, traj: Trajectories, si: int, tokens: torch.Tensor) -> torch.Tensor:
         """Scale si's tokens for every row, refused in one line where they are not integers, not one scale's worth
         per row, or outside [0, token_values) (a wrong bit would change the latent silently, and on a GPU an
-        out-of-range codebook index stops the device)."""
+        out-of-range codebook index stops the device). One host sync per scale, as Infinity's bit guard costs."""
         tokens = torch.as_tensor(tokens, device=self.device)
         if tokens.is_floating_point() or tokens.is_complex() or tokens.dtype == torch.bool:
             raise ArscaleError(f"tokens must be integers (codebook indices or bits), got {tokens.dtype}")
@@ -266,7 +266,7 @@ class NextScaleLoop(nn.Module):
                                f"({per_row} values per row)")
         if self.token_values is not None and bool(((tokens < 0) | (tokens >= self.token_values)).any()):
             raise ArscaleError(f"tokens of scale {si} must lie in [0, {self.token_values})")
-        return tokens
+        return tokens.long()  # the codebook lookup takes int64 / int32 only; uint8, int8, int16 are integers too
 
     @torch.no_grad()
     def step(self, traj: Trajectories, *, generator: torch.Generator | None = None) -> Trajectories:

@@ -127,8 +127,8 @@ class TokenGenerator:
         its own dtype; the transformer runs in float32, bfloat16 or float16). Returns the generator."""
         if isinstance(device, torch.dtype):  # `gen.to(torch.bfloat16)`, as nn.Module takes it
             device, dtype = None, device
-        if dtype is not None and not dtype.is_floating_point:
-            raise TypeError(f"a generator's transformer takes a floating dtype, got {dtype}")
+        if dtype is not None and not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):  # a name: no .to
+            raise TypeError(f"a generator's transformer takes a floating torch dtype (e.g. torch.bfloat16), got {dtype!r}")
         self.transformer.to(device=device, dtype=dtype)
         if device is not None:
             self.tokenizer.to(device)
