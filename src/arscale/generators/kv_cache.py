@@ -15,6 +15,19 @@ import torch
 RIGHT_SIZE_AT = 0.5
 
 
+def on_device_once(index: torch.Tensor):
+    """`on(tensor)`: `index` on the device of `tensor`, copied once per device (a copy from the host waits for the
+    device: one sync per device, not one per tensor or layer gathered)."""
+    copies: dict[torch.device, torch.Tensor] = {}
+
+    def on(tensor: torch.Tensor) -> torch.Tensor:
+        if tensor.device not in copies:
+            copies[tensor.device] = index.to(tensor.device)
+        return copies[tensor.device]
+
+    return on
+
+
 class KVCache:
     def __init__(self, num_layers: int, capacity: int):
         if capacity <= 0:
@@ -50,12 +63,13 @@ class KVCache:
     def select(self, index: torch.Tensor) -> KVCache:
         """Gather rows (duplicates allowed, any order) into a new cache; only the filled positions are copied."""
         out = KVCache(self.num_layers, self.capacity)
+        on = on_device_once(index)
         for i, (k, v) in enumerate(zip(self.keys, self.values)):
             n = self.lengths[i]
             out.lengths[i] = n
             if k is None:
                 continue
-            idx = index.to(k.device)
+            idx = on(k)
             nk = k.new_empty(len(idx), k.shape[1], self.capacity, k.shape[3])
             nv = v.new_empty(len(idx), v.shape[1], self.capacity, v.shape[3])
             nk[:, :, :n] = k[idx, :, :n]
@@ -77,11 +91,13 @@ class KVCache:
             raise ValueError("keep_ needs a non-empty, strictly increasing row index")
         moved = idx != torch.arange(len(idx))
         moves = (idx[moved], moved.nonzero().flatten())  # (from, to) of the rows whose position changes
+        # each copied to a layer's device once for every layer and buffer (a copy from the host is a device sync)
+        on = tuple(on_device_once(t) for t in (idx, *moves))
         for i, (k, v) in enumerate(zip(self.keys, self.values)):
             if k is None:
                 continue
-            self.keys[i] = _keep_rows(k, idx, moves, self.lengths[i])
-            self.values[i] = _keep_rows(v, idx, moves, self.lengths[i])
+            self.keys[i] = _keep_rows(k, idx, moves, self.lengths[i], on)
+            self.values[i] = _keep_rows(v, idx, moves, self.lengths[i], on)
         return self
 
     def nbytes(self) -> int:
@@ -94,15 +110,16 @@ class KVCache:
 
 
 def _keep_rows(buf: torch.Tensor, index: torch.Tensor, moves: tuple[torch.Tensor, torch.Tensor],
-               filled: int) -> torch.Tensor:
+               filled: int, on: tuple | None = None) -> torch.Tensor:
     """Rows `index` (strictly increasing, on the CPU) of `buf`, whose first `filled` positions are live: gathered
     into a right-sized buffer when they would use at most half of the allocation, else moved up in place
-    (`moves`: the rows whose position changes, from and to)."""
+    (`moves`: the rows whose position changes, from and to; `on`: `index` and `moves` by device, copied once)."""
+    on = on or tuple(on_device_once(t) for t in (index, *moves))
     if len(index) * buf[0].numel() * buf.element_size() <= RIGHT_SIZE_AT * buf.untyped_storage().nbytes():
         out = buf.new_empty(len(index), *buf.shape[1:])
-        out[:, :, :filled] = buf[index.to(buf.device), :, :filled]
+        out[:, :, :filled] = buf[on[0](buf), :, :filled]
         return out
-    src, dst = (m.to(buf.device) for m in moves)
+    src, dst = on[1](buf), on[2](buf)
     if len(src):
         buf[dst, :, :filled] = buf[src, :, :filled]  # the right side is gathered first: no aliasing
     return buf[: len(index)]

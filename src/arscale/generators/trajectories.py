@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from arscale.errors import ArscaleError
-from arscale.generators.kv_cache import KVCache
+from arscale.generators.kv_cache import KVCache, on_device_once
 from arscale.generators.seeding import check_seed, mix, row_key
 
 
@@ -214,8 +214,10 @@ class Trajectories:
                 new_keys.append(mix(self.seed_key[r], self.step, made))
 
         pidx = self.paired_index(idx)
-        self.rows = {k: v.index_select(0, idx.to(v.device)) for k, v in self.rows.items()}
-        self.paired = {k: v.index_select(0, pidx.to(v.device)) for k, v in self.paired.items()}
+        on = on_device_once(idx)
+        self.rows = {k: v.index_select(0, on(v)) for k, v in self.rows.items()}
+        on = on_device_once(pidx)
+        self.paired = {k: v.index_select(0, on(v)) for k, v in self.paired.items()}
         self.history = {k: v.index_select(0, idx) for k, v in self.history.items()}
         if self.cache is not None:
             pruning = len(pidx) == 1 or bool((pidx[1:] > pidx[:-1]).all())

@@ -167,11 +167,12 @@ class ScalingAR:
         log = _Telemetry(traj, index_offset, P, T, previews=cfg.record_previews and "tokens" in traj.rows
                          and callable(getattr(gen, "decode_prefix", None)))
 
+        pmi = None  # the last token's pmi, where it was drawn: the host reads it with the next step's profile
         for t in range(T):
             with cost.timer("model"):
                 cond, uncond = gen.next_logits(traj)
             with cost.timer("selection"):  # Stage I: the profile; Stage II: this step's guidance per candidate
-                step = profile.step(traj, t, cond, uncond)
+                step = profile.step(traj, t, cond, uncond, pmi)
                 # Stage III before token t is drawn (Algorithm 1 draws first): the decision reads only the profile,
                 # so the draw changes nothing, and a terminated candidate spends no draw and no forward on it
                 if cfg.terminate and warmup <= t < T - 1:
@@ -180,19 +181,21 @@ class ScalingAR:
                         step = step.keep(kept)
                         cond, uncond = gen.next_logits(traj)  # the survivors' rows (the batch was just cut)
             with cost.timer("model"):
-                mixed = cfg_mix(cond, uncond, step.guidance.to(cond.device))
+                guidance = step.guidance.to(cond.device)  # one copy to the device for the mix and the generator
+                mixed = cfg_mix(cond, uncond, guidance)
                 if own_sampler:  # the generator's own filter and streams (LlamaGen's HF-style top-k / top-p), as raw
                     tokens = gen.sample(traj, mixed)
                 else:
                     tokens = sample_per_row(mixed, traj.seed_key, t, temperature=temperature, top_k=top_k,
                                             top_p=top_p)
-                gen.advance(traj, tokens, guidance=step.guidance.to(cond.device))
+                gen.advance(traj, tokens, guidance=guidance)
                 check_step_advanced(gen, traj, t, "advance")
                 if not own_count and t + 1 < T:  # feeding token t gave the survivors token t + 1's logits
                     billed += token_forward_flops(gen, traj, t + 1)
             with cost.timer("selection"):
-                traj.record("pmi", t, sig.token_pmi(step.log_cond, step.log_uncond, tokens).cpu())
+                pmi = sig.token_pmi(step.log_cond, step.log_uncond, tokens)
             cost.generated_tokens += len(traj)
+        traj.record("pmi", T - 1, pmi)  # the last token's (the profile recorded the others a step late)
         cost.transformer_flops += float(traj.extra["transformer_flops"] if own_count else billed) + \
             float(traj.extra.get("text_flops", 0.0))
         traj.finish_tree("final")

@@ -72,7 +72,10 @@ class ConfidenceProfile:
         for name in ("sar_s_tok", "sar_i", "sar_kl", "sar_c_min"):
             traj.rows[name] = nan.clone()
 
-    def step(self, traj: Any, t: int, cond: torch.Tensor, uncond: torch.Tensor) -> ProfileStep:
+    def step(self, traj: Any, t: int, cond: torch.Tensor, uncond: torch.Tensor,
+             pmi: torch.Tensor | None = None) -> ProfileStep:
+        """`pmi`: the previous token's pmi [R] where it was drawn (telemetry), recorded at column t - 1 here, so the
+        host reads it with this step's signals in one transfer."""
         cfg = self.config
         w_tok, w_blk, w_i, w_d = self.weights
         prompt = traj.prompt_index
@@ -83,9 +86,15 @@ class ConfidenceProfile:
             dist = cfg_mix(cond.float(), uncond.float(), guidance_prev.to(cond.device))
         else:
             dist = cond.float()
+        # log-probabilities once per step: the KL here, the sampled tokens' pmi after sampling
+        log_cond = torch.log_softmax(cond.float(), dim=-1)
+        log_uncond = torch.log_softmax(uncond.float(), dim=-1)
+        # what the host reads of this step, in one transfer (one device sync, not one per signal)
+        read = [sig.normalized_entropy(dist), sig.top2_margin(dist), sig.kl_from_log_probs(log_cond, log_uncond)]
+        h_norm, margin, kl, *late = torch.stack(read + ([pmi.float()] if pmi is not None else [])).cpu()
+        if pmi is not None:
+            traj.record("pmi", t - 1, late[0])
         # intrinsic channel: token confidence and worst-block stability
-        h_norm = sig.normalized_entropy(dist).cpu()
-        margin = sig.top2_margin(dist).cpu()
         x_tok = 1.0 - (cfg.alpha_h * h_norm + cfg.alpha_m * (1.0 - margin))
         s_tok = sig.ema(traj.rows["sar_s_tok"], x_tok, cfg.lambda_tok)
         traj.rows["sar_s_tok"] = s_tok
@@ -97,10 +106,7 @@ class ConfidenceProfile:
         b = 1.0 - self.block_z.normalize(worst, prompt)
         intr = sig.ema(traj.rows["sar_i"], w_tok * s_tok + w_blk * b, cfg.lambda_i)
         traj.rows["sar_i"] = intr
-        # conditional channel; log-probabilities once per step: the KL here, the sampled tokens' pmi after sampling
-        log_cond = torch.log_softmax(cond.float(), dim=-1)
-        log_uncond = torch.log_softmax(uncond.float(), dim=-1)
-        kl = sig.kl_from_log_probs(log_cond, log_uncond).cpu()
+        # conditional channel: KL(cond || uncond)
         if cfg.kl_ema > 0:
             kl = sig.ema(traj.rows["sar_kl"], kl, cfg.kl_ema)
         traj.rows["sar_kl"] = kl

@@ -264,8 +264,8 @@ def _likelier_bit_where_overflowed(mixed: torch.Tensor, exact: Callable[[], torc
     such a bit takes the limit, its likelier value (logits 0 / -inf; a tie shares), as the sampler does for a tiny
     temperature. `exact()`: the same mix without tau, in float64, where it does not overflow."""
     bad = ~torch.isfinite(mixed).all(-1, keepdim=True)
-    if not bool(bad.any()):
-        return mixed
+    if mixed.device.type == "cpu" and not bool(bad.any()):  # the usual draw: the where below changes nothing
+        return mixed  # (on a GPU this test would cost a sync per scale, as `greedy_where_overflowed` says)
     plain = exact()
     top = plain.amax(-1, keepdim=True)  # both values -inf: neither is likelier, the NaN stays (as a model's own NaN)
     bad &= ~plain.isnan().any(-1, keepdim=True) & (top > -math.inf)  # the sampler refuses them
@@ -353,6 +353,7 @@ class InfinityGenerator(NextScaleLoop):
         self.schedule = schedule
         self.set_scales([(h, w) for _, h, w in schedule])
         self.rope = rope_table(self.model.head_dim, schedule, self.model.cfg.rope_mode)
+        self._rope_moved: torch.Tensor | None = None  # `self.rope` where the model runs (`rope_on`)
         self.cfg_list = self._per_scale(self.sampling.cfg, "cfg")
         self.tau_list = self._per_scale(self.sampling.tau, "tau")
 
@@ -405,6 +406,8 @@ class InfinityGenerator(NextScaleLoop):
         per_row = [features[int(p)] for p in traj.prompt_index]
         if traj.halves == 2:
             per_row = list(per_row) + self.model.unconditional_features([int(f.shape[0]) for f in per_row])
+        # each forward row's text length, on the host: `scale_flops` bills it without reading the device's mask
+        traj.paired["text_tokens"] = torch.tensor([int(f.shape[0]) for f in per_row])
         return Conditioning(*self.model.encode_text(per_row))
 
     def init_guidance(self, traj: Trajectories, cfg: float | None) -> None:
@@ -426,7 +429,14 @@ class InfinityGenerator(NextScaleLoop):
         b, e = self.begin_ends[si]
         p = traj.paired
         return self.model.forward_scale(si, p["cond"], x, traj.cache, p["context"], p["context_mask"],
-                                        self.rope[b:e].to(p["cond"].device))
+                                        self.rope_on(p["cond"])[b:e])
+
+    def rope_on(self, like: torch.Tensor) -> torch.Tensor:
+        """The RoPE table on the device of `like`, copied there once, not at every scale (a copy from the host
+        waits for the device)."""
+        if self._rope_moved is None or self._rope_moved.device != like.device:
+            self._rope_moved = self.rope.to(like.device)
+        return self._rope_moved
 
     def guide(self, traj: Trajectories, logits: torch.Tensor, *, upstream: bool = False) -> torch.Tensor:
         """CFG on logits/tau, cfg·cond + (1-cfg)·uncond: [halves·R, h*w, 2d] -> the sampler input [R, h*w*d, 2]
@@ -497,7 +507,9 @@ class InfinityGenerator(NextScaleLoop):
 
     def scale_flops(self, traj: Trajectories, k: int) -> float:
         """FLOPs of scale k for this batch, cross-attention over each row's real text length (its halves)."""
-        return self._scale_flops(k, traj.halves * len(traj), float(traj.paired["context_mask"].sum()))
+        text = traj.paired.get("text_tokens")  # on the host (the mask's sum would cost a device sync per scale)
+        text = traj.paired["context_mask"] if text is None else text
+        return self._scale_flops(k, traj.halves * len(traj), float(text.sum()))
 
     def _scale_flops(self, k: int, rows: int, text_tokens: float) -> float:
         """`rows` forward rows whose text lengths sum to `text_tokens`. The text's K/V projection and the

@@ -252,8 +252,7 @@ class TokenGenerator:
     def decode_prefix(self, tokens: torch.Tensor, size: int | None = None) -> torch.Tensor:
         """Images [R, 3, size, size] in [0, 1] of token rows [R, num_tokens] whose ungenerated positions are
         negative (shown as background): the raster prefix so far."""
-        codes = tokens.clone()
-        codes[codes < 0] = self.background_code
+        codes = tokens.masked_fill(tokens < 0, self.background_code)  # no boolean indexing: no device sync
         images = self.tokenizer.decode_codes(codes)
         if size is not None and size != images.shape[-1]:
             images = F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False,
