@@ -15,6 +15,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.func import functional_call
 
 
 def _norm(ch: int) -> nn.GroupNorm:
@@ -112,8 +113,9 @@ def downsample_factor(ch_mult: Sequence[int]) -> int:
 
 
 def conv_flops(module: nn.Module, shape: tuple[int, ...]) -> float:
-    """FLOPs of one forward on zeros of `shape`: every convolution, and the matmuls of modules that report
-    theirs (`matmul_flops(input)`, e.g. a decoder's spatial attention)."""
+    """FLOPs of one forward on an input of `shape`: every convolution, and the matmuls of modules that report
+    theirs (`matmul_flops(input)`, e.g. a decoder's spatial attention). The forward runs on the meta device (shapes
+    only): a real one would be a whole decode at the image size, spent inside the first search's wall time."""
     total = 0.0
 
     def hook(mod, _inp, out):
@@ -130,7 +132,9 @@ def conv_flops(module: nn.Module, shape: tuple[int, ...]) -> float:
     try:
         with torch.no_grad():
             p = next(module.parameters())
-            module(torch.zeros(shape, dtype=p.dtype, device=p.device))
+            meta = {name: torch.empty_like(t, device="meta")
+                    for name, t in [*module.named_parameters(), *module.named_buffers()]}
+            functional_call(module, meta, (torch.empty(shape, dtype=p.dtype, device="meta"),))
     finally:
         for h in handles:
             h.remove()

@@ -1,9 +1,10 @@
 """A preallocated per-layer key/value cache whose batch rows can be gathered.
 
 Layout per layer: keys and values of shape [rows, heads, capacity, head_dim], filled up to
-`length`. With classifier-free guidance the rows are the conditional half followed by the
-unconditional half (where the trajectory runs it); `Trajectories.select` builds the matching row index
-for each half.
+`length` (with `grow`, the next-scale loop's, only as many positions as the appends so far needed, at least
+doubling: its searches shrink the batch before the long scales). With classifier-free guidance the rows are
+the conditional half followed by the unconditional half (where the trajectory runs it); `Trajectories.select`
+builds the matching row index for each half.
 """
 
 from __future__ import annotations
@@ -29,11 +30,15 @@ def on_device_once(index: torch.Tensor):
 
 
 class KVCache:
-    def __init__(self, num_layers: int, capacity: int):
+    def __init__(self, num_layers: int, capacity: int, *, grow: bool = False):
         if capacity <= 0:
             raise ValueError("KV cache capacity must be positive")
         self.num_layers = num_layers
         self.capacity = capacity
+        # grow: allocate positions as appends need them (at least doubling, up to `capacity`), not all at once. A
+        # next-scale search shrinks its batch before the long scales (TTS-VAR: 8 rows at scale 0, 1 at the last), so
+        # a whole-capacity buffer per starting row would hold up to 8x the positions any scale uses
+        self.grow = grow
         self.keys: list[torch.Tensor | None] = [None] * num_layers
         self.values: list[torch.Tensor | None] = [None] * num_layers
         self.lengths = [0] * num_layers
@@ -44,25 +49,39 @@ class KVCache:
 
     def append(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Store the new keys/values [rows, heads, n, dim]; return all cached ones so far."""
-        rows, heads, n, dim = k.shape
-        if self.keys[layer] is None:
-            self.keys[layer] = k.new_empty(rows, heads, self.capacity, dim)
-            self.values[layer] = v.new_empty(rows, heads, self.capacity, v.shape[-1])
+        rows, n = k.shape[0], k.shape[2]
         start = self.lengths[layer]
         end = start + n
         if end > self.capacity:
             raise RuntimeError(f"KV cache overflow: {end} positions > capacity {self.capacity}")
+        if self.keys[layer] is not None and self.keys[layer].shape[0] != rows:
+            raise RuntimeError(f"KV cache holds {self.keys[layer].shape[0]} rows but got {rows}")
+        if self.keys[layer] is None or end > self.keys[layer].shape[2]:
+            self._allocate(layer, k, v, end)
         keys, values = self.keys[layer], self.values[layer]
-        if keys.shape[0] != rows:
-            raise RuntimeError(f"KV cache holds {keys.shape[0]} rows but got {rows}")
         keys[:, :, start:end] = k
         values[:, :, start:end] = v
         self.lengths[layer] = end
         return keys[:, :, :end], values[:, :, :end]
 
+    def _allocate(self, layer: int, k: torch.Tensor, v: torch.Tensor, end: int) -> None:
+        """Buffers of `layer` that hold `end` positions: the whole capacity, or (`grow`) what is needed, at least
+        twice the old allocation, up to the capacity; the filled positions move over."""
+        old_k, old_v = self.keys[layer], self.values[layer]
+        size = self.capacity
+        if self.grow:
+            size = min(self.capacity, max(end, 2 * (0 if old_k is None else old_k.shape[2])))
+        new_k = k.new_empty(k.shape[0], k.shape[1], size, k.shape[3])
+        new_v = v.new_empty(v.shape[0], v.shape[1], size, v.shape[3])
+        if old_k is not None:
+            filled = self.lengths[layer]
+            new_k[:, :, :filled] = old_k[:, :, :filled]
+            new_v[:, :, :filled] = old_v[:, :, :filled]
+        self.keys[layer], self.values[layer] = new_k, new_v
+
     def select(self, index: torch.Tensor) -> KVCache:
         """Gather rows (duplicates allowed, any order) into a new cache; only the filled positions are copied."""
-        out = KVCache(self.num_layers, self.capacity)
+        out = KVCache(self.num_layers, self.capacity, grow=self.grow)
         on = on_device_once(index)
         for i, (k, v) in enumerate(zip(self.keys, self.values)):
             n = self.lengths[i]
@@ -70,8 +89,8 @@ class KVCache:
             if k is None:
                 continue
             idx = on(k)
-            nk = k.new_empty(len(idx), k.shape[1], self.capacity, k.shape[3])
-            nv = v.new_empty(len(idx), v.shape[1], self.capacity, v.shape[3])
+            nk = k.new_empty(len(idx), k.shape[1], k.shape[2], k.shape[3])  # as many positions as allocated here
+            nv = v.new_empty(len(idx), v.shape[1], v.shape[2], v.shape[3])
             nk[:, :, :n] = k[idx, :, :n]
             nv[:, :, :n] = v[idx, :, :n]
             out.keys[i], out.values[i] = nk, nv

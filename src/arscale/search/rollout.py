@@ -184,11 +184,13 @@ def flop_counter() -> Iterator[Any]:
 def _flops(obj: Any, analytic: str, cache: _PerObject, key: Any, rows: int, size: int,
            repeat: Callable[[], Any]) -> tuple[float, float]:
     """(FLOPs of `rows` items, seconds spent counting): `obj.<analytic>(rows, size)` when it has one, else torch's
-    FLOP counter on one repeat of the call per (object, key), cached per item. The repeat is kept out of the
-    method's wall time by the caller."""
+    FLOP counter on one repeat of the call per (object, key), cached per item. Either is kept out of the method's
+    wall time by the caller (an analytic count may run a model on the meta device the first time)."""
     fn = getattr(obj, analytic, None)
     if callable(fn):
-        return float(fn(rows, size)), 0.0
+        t0 = time.perf_counter()
+        flops = float(fn(rows, size))
+        return flops, time.perf_counter() - t0
     per_item, spent = cache.of(obj), 0.0
     if key not in per_item:
         t0 = time.perf_counter()

@@ -181,7 +181,7 @@ class NextScaleLoop(nn.Module):
         traj.rows["tokens"] = torch.full((R, self.seq_len, *self.token_dims), -1, dtype=self.token_dtype,
                                         device=dev)
         self.init_guidance(traj, cfg)
-        traj.cache = KVCache(len(self.transformer.blocks), self.seq_len)
+        traj.cache = KVCache(len(self.transformer.blocks), self.seq_len, grow=True)  # positions as scales need them
         traj.extra.update(scales=list(self.scales), model=self.name)
         return traj
 
