@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from test_tts_var_against_spec_references import ref_potential  # TTSVAR.md §3's potentials, written once
 from tiny_shapeworld_var import build_tiny_var, tiny_var_configs
 
 from arscale.generators.next_token.shapeworld import random_shapeworld_ar
@@ -74,16 +75,6 @@ class RecordingScorer:
 # the references, from the spec
 # ================================================================================================================
 
-def ref_potential(history: list[float], kind: str) -> float:
-    """potentials.py / TTSVAR.md §3 on the rewards a row recorded so far (oldest first, the current one last)."""
-    r = history[-1]
-    if kind == "value" or len(history) == 1:
-        return r
-    if kind == "diff":
-        return r - history[-2]
-    if kind == "max":
-        return max(history)
-    return sum(history)
 
 
 def ref_weights(phi: list[float], lam: float) -> np.ndarray:

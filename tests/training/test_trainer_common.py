@@ -1,6 +1,8 @@
 """Audit (mutation testing of src/arscale/train): the shared trainer machinery in `arscale.train.common` -
 --fresh, resuming without optimizer moments, legacy optimizer files, weights of the wrong shape, and the
-timer's elapsed time and checkpoint cadence."""
+timer's elapsed time and checkpoint cadence; a folder judged by the files its latest save wrote."""
+
+import warnings
 
 import pytest
 import torch
@@ -110,3 +112,37 @@ def test_a_save_cut_short_by_a_crash_is_named_when_resuming(tmp_path):
     with pytest.warns(ArscaleWarning, match=r"model.safetensors is from step 5.*state.json from step 3"):
         assert older.load(fresh)["step"] == 3
     assert torch.equal(fresh.weight, model.weight)  # it goes on with the newer weights
+
+
+# -- a folder judged by the files its latest save wrote (state.json lists them) ----------------------------------
+
+def test_a_file_an_earlier_save_left_behind_is_not_called_torn(tmp_path):
+    model, opt = _model_and_opt()
+    state = common.TrainState(tmp_path)
+    state.save(model, opt, step=3, config={}, elapsed=1.0, extra={"x": torch.ones(2)}, extra_metadata={"k": "v"})
+    state.save(model, None, step=5, config={}, elapsed=2.0)  # a whole save without trainer extras or optimizer
+    assert state.torn() == []
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        info = state.load(*_model_and_opt(1))
+    assert info["step"] == 5
+    assert not info["optimizer_restored"]  # step 3's moments are not this save's
+    assert state.extra() == ({}, {})  # nor are step 3's extras
+
+
+def test_a_cut_short_save_over_a_whole_one_is_still_named(tmp_path):
+    """The rule for files the latest save wrote: any of them from another step is torn (a state.json from before
+    the files were listed counts all three)."""
+    import json
+    import shutil
+
+    model, opt = _model_and_opt()
+    older, newer = common.TrainState(tmp_path / "older"), common.TrainState(tmp_path / "newer")
+    older.save(model, opt, step=3, config={}, elapsed=1.0, extra={"x": torch.ones(2)})
+    newer.save(model, opt, step=5, config={}, elapsed=2.0, extra={"x": torch.ones(2)})
+    shutil.copy(newer.dir / "trainer.safetensors", older.dir / "trainer.safetensors")  # the crash: after one file
+    assert older.torn() == ["trainer.safetensors is from step 5"]
+    info = json.loads((older.dir / "state.json").read_text())
+    info.pop("files", None)  # as an older arscale wrote it
+    (older.dir / "state.json").write_text(json.dumps(info))
+    assert older.torn() == ["trainer.safetensors is from step 5"]
