@@ -13,7 +13,7 @@ import torch
 
 from arscale.figures import clip_text, new_figure
 from arscale.generators.registry import load_generator
-from arscale.scorers.base import load_scorer
+from arscale.scorers.base import images_for, load_scorer
 from arscale.search.base import make_strategy
 from arscale.shapeworld import evaluate
 
@@ -39,8 +39,7 @@ for method in METHODS:
     correct = [evaluate(image, prompt).correct for image, prompt in zip(result.images, PROMPTS)]
     # the picks rescored by one reward on their uint8 images (raw's candidates carry no score; the others'
     # scores are of their float decodes, equal up to rounding)
-    images = torch.stack([torch.from_numpy(im).permute(2, 0, 1) for im in result.images]).float() / 255
-    reward = scorer.reward(images, PROMPTS).mean().item()
+    reward = scorer.reward(images_for(scorer, result.images), PROMPTS).mean().item()
     cost = result.cost.to_dict()
     flops = cost["transformer_flops"] + cost["decode_flops"] + cost["scorer_flops"]  # as bench's table.md
     rows.append((method, sum(correct) / len(PROMPTS), reward, cost["generated_tokens"],

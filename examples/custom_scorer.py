@@ -14,6 +14,7 @@ import torch
 from PIL import Image
 
 from arscale.generators.registry import load_generator
+from arscale.scorers.base import images_for
 from arscale.search.base import make_strategy
 
 
@@ -31,7 +32,7 @@ class Redness:
 
 def red_share(image: np.ndarray) -> float:
     """The same measure on a result's uint8 [H, W, 3] image."""
-    return float(Redness().reward(torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255, [""])[0])
+    return float(Redness().reward(images_for(Redness(), image), [""])[0])
 
 
 PROMPTS = ["a photo of a circle", "a photo of two squares"]

@@ -36,9 +36,11 @@ def test_the_readme_python_block_runs_as_written():
     cost = result.cost.to_dict()
     assert cost["transformer_flops"] > 0 and cost["decode_count"] > 0 and cost["scorer_calls"] > 0
     json.dumps(result.to_dict())  # "all of it as plain JSON data (images left out)"
-    # the last line scores the pick's uint8 image: one reward, near the score the search picked by (its float
-    # decode; README "Large runs": they may differ in the last digits)
-    images = namespace["images"]
-    assert images.shape == (1, 3, 64, 64) and images.dtype == torch.float32
-    again = namespace["load_scorer"]("shapeworld-reward").reward(images, ["a photo of a red circle"])
-    assert again.shape == (1,) and abs(float(again[0]) - pick.score) < 0.05
+    # the last lines score the picks' uint8 images: one reward each, near the scores the search picked by (their
+    # float decodes; README "Large runs": they may differ in the last digits)
+    scorer, images_for = namespace["scorer"], namespace["images_for"]
+    images = images_for(scorer, result.images)
+    assert images.shape == (2, 3, 64, 64) and images.dtype == torch.float32
+    again = scorer.reward(images, ["a photo of a red circle", "a photo of two squares"])
+    assert again.shape == (2,)
+    assert all(abs(float(again[p]) - result.chosen(p).score) < 0.05 for p in range(2))

@@ -7,7 +7,9 @@ import inspect
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, runtime_checkable
 
+import numpy as np
 import torch
+from torch.nn import functional as F
 
 from arscale.devices import pick_device
 from arscale.errors import ArscaleError
@@ -29,6 +31,33 @@ class Scorer(Protocol):
     def features(self, images: torch.Tensor) -> torch.Tensor:
         """images [B,3,H,W] float in [0,1] -> [B, ...] feature vectors or maps."""
         ...
+
+
+def sized_for(scorer: Any, images: torch.Tensor) -> torch.Tensor:
+    """Finished images as `scorer` takes them: at its `input_size` (antialiased bilinear), unless it
+    `resizes_itself` with the preprocessing it was trained behind (the real scorers' bicubic and crop)."""
+    size = int(scorer.input_size)
+    if getattr(scorer, "resizes_itself", False) or tuple(images.shape[-2:]) == (size, size):
+        return images
+    return F.interpolate(images.float(), size=(size, size), mode="bilinear", align_corners=False,
+                         antialias=size < images.shape[-1])
+
+
+def images_for(scorer: Any, images: Any) -> torch.Tensor:
+    """A result's uint8 images (`result.images`, a candidate's `.image`: one [H, W, 3] array, a list of them, or
+    [B, H, W, 3]) as `scorer` takes them: float [B, 3, S, S] in [0, 1] at its `input_size`, resized as the
+    strategies resize finished images (`sized_for`)."""
+    if isinstance(images, (list, tuple)):
+        if not images:
+            raise ValueError("images_for needs at least one image")
+        images = np.stack([np.asarray(im) for im in images])
+    pixels = torch.as_tensor(np.asarray(images))
+    if pixels.dim() == 3:
+        pixels = pixels[None]
+    if pixels.dim() != 4 or pixels.shape[-1] != 3 or pixels.dtype != torch.uint8:
+        raise TypeError(f"images_for takes uint8 [H, W, 3] images (one, a list, or [B, H, W, 3]), got "
+                        f"{pixels.dtype} {list(pixels.shape)}")
+    return sized_for(scorer, pixels.permute(0, 3, 1, 2).float() / 255)
 
 
 def scorer_repr(scorer: Any) -> str:

@@ -29,7 +29,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.nn import functional as F
 
 from arscale.devices import device_key
 from arscale.errors import ArscaleError
@@ -37,7 +36,7 @@ from arscale.generators.class_names import class_index
 from arscale.generators.sampling import cfg_mix, sample_per_row
 from arscale.generators.seeding import generator_for, mix
 from arscale.generators.trajectories import Trajectories
-from arscale.scorers.base import SCORERS, load_scorer
+from arscale.scorers.base import SCORERS, load_scorer, sized_for
 from arscale.search.potentials import check_finite
 from arscale.search.result import Candidate, CostRecord, SearchResult
 
@@ -217,16 +216,6 @@ def count_scorer(cost: CostRecord, scorer: Any, method: str, rows: int, size: in
     flops, spent = _flops(scorer, f"{method}_flops", _SCORER_FLOPS_PER_IMAGE, (method, size), rows, size, call)
     cost.scorer_flops += flops
     return spent
-
-
-def sized_for(scorer: Any, images: torch.Tensor) -> torch.Tensor:
-    """Finished images as `scorer` takes them: at its `input_size` (antialiased bilinear), unless it
-    `resizes_itself` with the preprocessing it was trained behind (the real scorers' bicubic and crop)."""
-    size = int(scorer.input_size)
-    if getattr(scorer, "resizes_itself", False) or tuple(images.shape[-2:]) == (size, size):
-        return images
-    return F.interpolate(images.float(), size=(size, size), mode="bilinear", align_corners=False,
-                         antialias=size < images.shape[-1])
 
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:
