@@ -41,7 +41,7 @@ for method in METHODS:
     # scores are of their float decodes, equal up to rounding)
     reward = scorer.reward(images_for(scorer, result.images), PROMPTS).mean().item()
     cost = result.cost.to_dict()
-    flops = cost["transformer_flops"] + cost["decode_flops"] + cost["scorer_flops"]  # as bench's table.md
+    flops = result.cost.total_flops  # transformer + decodes + scorer calls, as bench's table.md
     rows.append((method, sum(correct) / len(PROMPTS), reward, cost["generated_tokens"],
                  cost["transformer_flops"], flops))
     picks[method], verdicts[method] = result.images, correct

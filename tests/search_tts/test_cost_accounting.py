@@ -136,3 +136,14 @@ def test_a_single_image_reward_may_be_a_scalar():
 
     result = BestOfN().run(FakeNextScale(), ["a"], 1, seed=0, scorer=Scalar())
     assert result.chosen(0).score == BestOfN().run(FakeNextScale(), ["a"], 1, seed=0, scorer=FakeScorer()).chosen(0).score
+
+
+
+def test_total_flops_is_the_compute_bench_tabulates():
+    """`CostRecord.total_flops`: transformer + decode + scorer FLOPs, the sum bench's summaries and plots use."""
+    from arscale.bench.metrics import summarize
+    from arscale.search.result import CostRecord
+
+    cost = CostRecord(transformer_flops=3.0e9, decode_flops=0.5e9, scorer_flops=0.25e9)
+    assert cost.total_flops == 3.75e9 and CostRecord().total_flops == 0.0
+    assert summarize([{"cost": cost.to_dict()}], [])["cost_per_prompt"]["flops"] == cost.total_flops

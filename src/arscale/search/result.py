@@ -68,6 +68,11 @@ class CostRecord:
         return max(self.total_wall - self.wall["model"] - self.wall["decode"] - self.wall["features"]
                    - self.wall["reward"], 0.0)
 
+    @property
+    def total_flops(self) -> float:
+        """Transformer, decode and scorer FLOPs together: the compute axis `arscale bench` plots and tabulates."""
+        return self.transformer_flops + self.decode_flops + self.scorer_flops
+
     def add(self, other: CostRecord) -> CostRecord:
         self.transformer_flops += other.transformer_flops
         self.decode_count += other.decode_count
