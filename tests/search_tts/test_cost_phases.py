@@ -101,13 +101,13 @@ def test_the_shared_next_token_sampler_applies_the_generators_guidance():
 
 
 def test_resizing_finished_images_for_the_scorer_is_billed_to_the_reward_phase(monkeypatch):
-    from arscale.search import rollout
+    from arscale.scorers import base  # `sized_for`, which resizes finished images for a scorer
 
     def slow_interpolate(*args, **kwargs):
         time.sleep(PAUSE)
         return torch.nn.functional.interpolate(*args, **kwargs)
 
-    monkeypatch.setattr(rollout, "F", type("F", (), {"interpolate": staticmethod(slow_interpolate)}))
+    monkeypatch.setattr(base, "F", type("F", (), {"interpolate": staticmethod(slow_interpolate)}))
     scorer = FakeScorer()
     gen = FakeNextScale()
     gen.image_size = 2 * scorer.input_size
