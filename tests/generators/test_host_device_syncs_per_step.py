@@ -17,7 +17,7 @@ import sys
 
 import pytest
 import torch
-from tiny_families import BrightnessScorer, tiny_infinity, tiny_llamagen
+from tiny_families import BrightnessScorer, tiny_infinity, tiny_llamagen, tiny_var
 from torch.utils._python_dispatch import TorchDispatchMode, _disable_current_modes
 from torch.utils._pytree import tree_flatten
 from torch.utils.weak import WeakIdKeyDictionary
@@ -226,9 +226,17 @@ def test_infinity_bills_its_scales_without_reading_the_device():
     gen = tiny_infinity()
     counter, result = _counted(gen, "raw", prompts=["a cat", "a red dog"])
     assert counter.count("d2h", "scale_flops") == 0, counter.sites
-    # the commit's range check per scale and the images once
+    # at most the images once, and what the sampler reads (step commits its own tokens unchecked)
     assert counter.count("d2h") <= gen.num_scales + 1, counter.sites
     assert result.cost.transformer_flops > 0
+
+
+@pytest.mark.parametrize("family", ["var", "infinity"])
+def test_a_next_scale_step_commits_its_own_tokens_without_a_range_check(family):
+    """`commit` checks tokens from outside (a device sync); `step`'s own sampled ones need none."""
+    gen = tiny_var() if family == "var" else tiny_infinity()
+    counter, _ = _counted(gen, "raw", prompts=[3, 5] if family == "var" else ["a cat", "a red dog"])
+    assert counter.count("d2h", "_checked_tokens") == 0, counter.sites
 
 
 def test_infinity_copies_its_rope_table_to_the_device_once():

@@ -236,10 +236,17 @@ class NextScaleLoop(nn.Module):
     @torch.no_grad()
     def commit(self, traj: Trajectories, tokens: torch.Tensor) -> Trajectories:
         """Append the next scale's tokens: update f̂, the token record and the next input; advance `traj.step`."""
+        si = self._pending_scale(traj)
+        return self._append(traj, si, self._checked_tokens(traj, si, tokens))
+
+    def _pending_scale(self, traj: Trajectories) -> int:
         si = self._next_scale(traj)
         if not traj.extra.get("pending", False):
             raise RuntimeError("commit needs a preceding forward_scale (the KV cache must hold this scale)")
-        tokens = self._checked_tokens(traj, si, tokens)
+        return si
+
+    def _append(self, traj: Trajectories, si: int, tokens: torch.Tensor) -> Trajectories:
+        """Scale si's tokens, checked (or the sampler's own) into f̂, the token record and the next input."""
         del traj.extra["pending"]  # only now: a refused commit leaves the trajectory ready for a valid one
         f_hat = self.accumulate(si, traj.rows["f_hat"], tokens)
         traj.rows["f_hat"] = f_hat
@@ -255,7 +262,8 @@ class NextScaleLoop(nn.Module):
     def _checked_tokens(self, traj: Trajectories, si: int, tokens: torch.Tensor) -> torch.Tensor:
         """Scale si's tokens for every row, refused in one line where they are not integers, not one scale's worth
         per row, or outside [0, token_values) (a wrong bit would change the latent silently, and on a GPU an
-        out-of-range codebook index stops the device). One host sync per scale, as Infinity's bit guard costs."""
+        out-of-range codebook index stops the device). One host sync per commit; `step` commits its own sampled tokens
+        unchecked."""
         tokens = torch.as_tensor(tokens, device=self.device)
         if tokens.is_floating_point() or tokens.is_complex() or tokens.dtype == torch.bool:
             raise ArscaleError(f"tokens must be integers (codebook indices or bits), got {tokens.dtype}")
@@ -273,7 +281,9 @@ class NextScaleLoop(nn.Module):
         """One whole scale for every row; with `generator`, the upstream sampling order and CFG formula."""
         logits = self.forward_scale(traj)
         guided = self.guide(traj, logits, upstream=generator is not None)
-        return self.commit(traj, self.sample(traj, guided, generator))
+        # the sampler's own tokens lie in the codebook by construction: `commit`'s check (a device sync) is for
+        # tokens from outside
+        return self._append(traj, self._pending_scale(traj), self.sample(traj, guided, generator))
 
     def scale_tokens(self, traj: Trajectories, si: int) -> torch.Tensor:
         """The tokens sampled at scale si, in the family's layout."""
