@@ -47,6 +47,7 @@ import torch
 from torch import nn
 
 from arscale.errors import ArscaleError
+from arscale.generators.decode_chunks import DECODE_PIXELS, decode_in_chunks
 from arscale.generators.kv_cache import KVCache
 from arscale.generators.next_scale.conditioning import Conditioning
 from arscale.generators.next_scale.tokenizer import MultiScaleTokenizer
@@ -72,6 +73,7 @@ class NextScaleLoop(nn.Module):
     token_dtype: torch.dtype = torch.long  # storage of the token record (bits fit int8: 8x less per row)
     token_values: int | None = None  # values one token (element) takes: the codebook size (Infinity's bits: 2);
     # None: a family that does not say is not range-checked
+    decode_pixels: int = DECODE_PIXELS  # output pixels per decoder call: a large N decodes in chunks
 
     # -- schedule ---------------------------------------------------------------------------------
     def set_scales(self, scales: Sequence[Sequence[int]]) -> None:
@@ -299,13 +301,18 @@ class NextScaleLoop(nn.Module):
     def preview(self, traj: Trajectories, size: int | None = None) -> torch.Tensor:
         if traj.step == 0:
             raise ArscaleError("nothing to preview before the first scale is generated")
-        return self.decode_latent(traj.rows["f_hat"], size)
+        return self._decode_rows(traj.rows["f_hat"], size)
 
     @torch.no_grad()
     def finish(self, traj: Trajectories) -> torch.Tensor:
         if traj.step != self.num_scales:
             raise ArscaleError(f"generation is at scale {traj.step} of {self.num_scales}; step to the end first")
-        return self.decode_latent(traj.rows["f_hat"], None)
+        return self._decode_rows(traj.rows["f_hat"], None)
+
+    def _decode_rows(self, f_hat: torch.Tensor, size: int | None) -> torch.Tensor:
+        # chunked by the full image size: a preview decodes at full size on some families before it shrinks
+        return decode_in_chunks(lambda part: self.decode_latent(part, size), f_hat, self.image_size,
+                                self.decode_pixels)
 
     @torch.no_grad()
     def generate(self, prompts: Sequence[Any], rows_per_prompt: int | Sequence[int] = 1, seed: int = 0, *,

@@ -54,6 +54,7 @@ import torch
 import torch.nn.functional as F
 
 from arscale.errors import ArscaleError
+from arscale.generators.decode_chunks import DECODE_PIXELS, decode_in_chunks
 from arscale.generators.kv_cache import KVCache
 from arscale.generators.next_token.tokenizer import VQTokenizer
 from arscale.generators.next_token.transformer import Transformer
@@ -110,6 +111,7 @@ class TokenGenerator:
         self.prefix_len = transformer.prefix_len
         self._background_code: int | None = None
         self._decode_flops: float | None = None
+        self.decode_pixels = DECODE_PIXELS  # output pixels per decoder call: a large N decodes in chunks
 
     def __repr__(self) -> str:  # which model and how it samples, not `<... object at 0x...>`
         return (f"{type(self).__name__}(name={self.name!r}, num_tokens={self.num_tokens}, "
@@ -242,7 +244,7 @@ class TokenGenerator:
         if traj.step < self.num_tokens:
             raise ArscaleError(f"only {traj.step} of {self.num_tokens} tokens are generated; use preview "
                                "for partial images")
-        return self.tokenizer.decode_codes(traj.rows["tokens"])
+        return decode_in_chunks(self.tokenizer.decode_codes, traj.rows["tokens"], self.image_size, self.decode_pixels)
 
     @torch.no_grad()
     def preview(self, traj: Trajectories, size: int | None = None) -> torch.Tensor:
@@ -253,7 +255,7 @@ class TokenGenerator:
         """Images [R, 3, size, size] in [0, 1] of token rows [R, num_tokens] whose ungenerated positions are
         negative (shown as background): the raster prefix so far."""
         codes = tokens.masked_fill(tokens < 0, self.background_code)  # no boolean indexing: no device sync
-        images = self.tokenizer.decode_codes(codes)
+        images = decode_in_chunks(self.tokenizer.decode_codes, codes, self.image_size, self.decode_pixels)
         if size is not None and size != images.shape[-1]:
             images = F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False,
                                    antialias=size < images.shape[-1]).clamp(0, 1)
