@@ -46,12 +46,9 @@ def edge_loss(recon: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def reconstruction_accuracy(model: VQTokenizer, per_tag: int = 10, seed: int = 4242,
-                            metadata: list[dict] | None = None) -> dict[str, float]:
-    """Exact-evaluator accuracy of reconstructions of clean renders, per tag and overall.
-
-    Without `metadata`, `per_tag` fresh prompts per tag are drawn with `seed`.
-    """
+def reconstruction_accuracy(model: VQTokenizer, per_tag: int = 10, seed: int = 4242) -> dict[str, float]:
+    """Exact-evaluator accuracy of reconstructions of clean renders of `per_tag` fresh prompts per tag (drawn with
+    `seed`), per tag and overall."""
     import numpy as np
 
     from arscale import shapeworld
@@ -59,9 +56,8 @@ def reconstruction_accuracy(model: VQTokenizer, per_tag: int = 10, seed: int = 4
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
-    if metadata is None:
-        rng = np.random.default_rng(seed)
-        metadata = [shapeworld.random_metadata(rng, tag) for tag in shapeworld.TAGS for _ in range(per_tag)]
+    rng = np.random.default_rng(seed)
+    metadata = [shapeworld.random_metadata(rng, tag) for tag in shapeworld.TAGS for _ in range(per_tag)]
     rng = np.random.default_rng(seed + 1)
     pixels = shapeworld.render_batch([shapeworld.sample_scene(md, rng) for md in metadata])
     hits: dict[str, list[bool]] = {}

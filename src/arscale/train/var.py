@@ -148,17 +148,24 @@ def initial_files(directory: str) -> tuple[Path, Path]:
     return weights, config_file
 
 
+def initial_config(directory: str) -> dict:
+    """The model sections of --init-from's config (config.json, or a training state's state.json); a folder of
+    another model is refused."""
+    _, config_file = initial_files(directory)
+    config = read_json(config_file)
+    config = config.get("config", config)
+    if "transformer" not in config or "text_encoder" not in config:
+        raise ArscaleError(f"--init-from {directory} holds {shapeworld_folder_holds(directory)}, not a ShapeWorld-VAR "
+                           "model")
+    return {k: config[k] for k in ("transformer", "text_encoder", "sampling") if k in config}
+
+
 def initial_weights(directory: str | None) -> tuple[dict[str, torch.Tensor], dict] | None:
     """(fp32 state dict, config) of a weights folder (config.json) or training state (state.json)."""
     if directory is None:
         return None
-    folder = Path(directory)
-    weights, config_file = initial_files(directory)
-    config = read_json(config_file)
-    config = config.get("config", config)
-    if "transformer" not in config or "text_encoder" not in config:
-        raise ArscaleError(f"--init-from {directory} holds {shapeworld_folder_holds(folder)}, not a ShapeWorld-VAR model")
-    sections = {k: config[k] for k in ("transformer", "text_encoder", "sampling") if k in config}
+    sections = initial_config(directory)
+    weights, _ = initial_files(directory)
     return {k: v.float() for k, v in read_safetensors(weights).items()}, sections
 
 
@@ -277,7 +284,7 @@ def check_new_run_files(args: argparse.Namespace) -> None:
     """A new run's --init-from and --config, read before the tokenizer is looked for: --init-from's own tokenizer
     is the one its weights were trained on."""
     if args.init_from:
-        initial_files(args.init_from)
+        initial_config(args.init_from)  # another model's folder is named now, not as the tokenizer taken from it
         if not args.tokenizer and not (Path(args.out) / "tokenizer_config.json").is_file() \
                 and (Path(args.init_from) / "tokenizer_config.json").is_file():
             args.tokenizer = args.init_from  # the codes the initial weights were trained on
