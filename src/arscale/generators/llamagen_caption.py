@@ -50,6 +50,8 @@ import warnings
 from html.parser import HTMLParser
 from urllib.parse import unquote_plus
 
+from arscale.errors import ArscaleError
+
 # --- building blocks ------------------------------------------------------------------------------
 
 _DOMAIN_ENDINGS = ("com", "co", "ru", "net", "org", "edu", "gov", "it")
@@ -242,10 +244,17 @@ class _TextCollector(HTMLParser):
         self.handle_data(char + rest)
 
 
+class _RejectedMarkup(Exception):
+    """Markup Python's HTML parser stops at (`<![ x`: an AssertionError in `_markupbase`, under bs4 too)."""
+
+
 def _stdlib_markup_text(text: str) -> str:
     collector = _TextCollector()
-    collector.feed(text)
-    collector.close()
+    try:
+        collector.feed(text)
+        collector.close()
+    except AssertionError as exc:
+        raise _RejectedMarkup(str(exc)) from None
     collector.flush()
     return "".join(collector.parts)
 
@@ -255,7 +264,10 @@ def _bs4_markup_text(text: str) -> str:
 
     with warnings.catch_warnings():  # a caption that looks like a file name or URL is still just text
         warnings.simplefilter("ignore", getattr(bs4, "MarkupResemblesLocatorWarning", UserWarning))
-        return bs4.BeautifulSoup(text, features="html.parser").text
+        try:
+            return bs4.BeautifulSoup(text, features="html.parser").text
+        except (AssertionError, getattr(bs4, "ParserRejectedMarkup", AssertionError)) as exc:
+            raise _RejectedMarkup(str(exc).strip().splitlines()[-1].strip().removeprefix("AssertionError: ")) from None
 
 
 @functools.cache
@@ -283,7 +295,11 @@ def clean_caption_once(caption: str, *, use_optional: bool = True) -> str:
     text = unquote_plus(str(caption)).strip().lower()
     text = text.replace("<person>", "person")
     text = _apply(_URLS, text)
-    text = _bs4_markup_text(text) if chosen["markup"] == "bs4" else _stdlib_markup_text(text)
+    try:
+        text = _bs4_markup_text(text) if chosen["markup"] == "bs4" else _stdlib_markup_text(text)
+    except _RejectedMarkup as exc:  # upstream's cleaning stops there too, in a traceback
+        raise ArscaleError(f"the caption {caption!r} holds markup that the HTML parser of LlamaGen's caption "
+                           f"cleaning rejects ({exc}): reword the '<!' part") from None
     text = _apply(_AFTER_MARKUP, text).translate(_QUOTE_FOLD)
     text = _apply(_AFTER_QUOTES, text)
     if len(_JOINERS.findall(text)) > 3:

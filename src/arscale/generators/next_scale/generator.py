@@ -40,7 +40,7 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -377,9 +377,6 @@ class SamplingConfig:
         if si < self.coarse_scales:
             return {"temperature": self.coarse_temperature, "top_k": self.coarse_top_k, "top_p": 0.0}
         return {"temperature": self.temperature, "top_k": self.top_k, "top_p": self.top_p}
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 class ScaleGenerator(NextScaleLoop):

@@ -350,19 +350,22 @@ class InfinityGenerator(NextScaleLoop):
                                f"a schedule of {len(schedule)} scales does not fit")
         if any(t != 1 for t, _, _ in schedule):
             raise ArscaleError(f"image schedules have t = 1 at every scale, got {schedule}")
+        # before anything changes: a cfg / tau list too short for this schedule leaves the generator as it was
+        cfg_list = self._per_scale(self.sampling.cfg, "cfg", len(schedule))
+        tau_list = self._per_scale(self.sampling.tau, "tau", len(schedule))
         self.schedule = schedule
         self.set_scales([(h, w) for _, h, w in schedule])
         self.rope = rope_table(self.model.head_dim, schedule, self.model.cfg.rope_mode)
         self._rope_moved: torch.Tensor | None = None  # `self.rope` where the model runs (`rope_on`)
-        self.cfg_list = self._per_scale(self.sampling.cfg, "cfg")
-        self.tau_list = self._per_scale(self.sampling.tau, "tau")
+        self.cfg_list, self.tau_list = cfg_list, tau_list
 
-    def _per_scale(self, value, what: str) -> list[float]:
-        if isinstance(value, (int, float)):
-            return [float(value)] * len(self.schedule)
-        if len(value) < len(self.schedule):
-            raise ArscaleError(f"{what} list has {len(value)} entries for {len(self.schedule)} scales")
-        return [float(v) for v in value[: len(self.schedule)]]
+    def _per_scale(self, value, what: str, scales: int | None = None) -> list[float]:
+        scales = len(self.schedule) if scales is None else scales
+        if isinstance(value, numbers.Real):  # as InfinitySampling takes it: numpy scalars too
+            return [float(value)] * scales
+        if len(value) < scales:
+            raise ArscaleError(f"{what} list has {len(value)} entries for {scales} scales")
+        return [float(v) for v in value[:scales]]
 
     @property
     def image_size(self) -> int:

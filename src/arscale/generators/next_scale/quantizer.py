@@ -82,10 +82,6 @@ class MultiScaleResidualQuantizer(nn.Module):
     def latent_size(self) -> int:
         return self.patch_nums[-1]
 
-    @property
-    def tokens_per_image(self) -> int:
-        return sum(p * p for p in self.patch_nums)
-
     def phi(self, si: int, h: torch.Tensor) -> torch.Tensor:
         j = self.phi_for_scale[si]
         return h if j < 0 else self.phis[j](h)

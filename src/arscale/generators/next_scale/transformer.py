@@ -56,10 +56,6 @@ class ScaleTransformerConfig:
         d["patch_nums"] = tuple(d.get("patch_nums", cls.patch_nums))
         return cls(**d)
 
-    @property
-    def seq_len(self) -> int:
-        return sum(p * p for p in self.patch_nums)
-
 
 class SelfAttention(nn.Module):
     """VAR-style attention: bias-free qkv matrix + (q_bias, 0, v_bias); optional l2-norm with per-head scale.

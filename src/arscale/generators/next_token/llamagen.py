@@ -370,6 +370,8 @@ def load_llamagen_t2i_xl(weights: str | Path | None = None, vq_weights: str | Pa
     dtype = _check_options("llamagen-t2i-xl", sampling, ("device", "weights", "vq_weights", "text_encoder", "stage",
                                                           "text_dtype"), dtype)
     loading.check_text_dtype(text_dtype)
+    if isinstance(stage, bool) or stage not in (1, 2):  # else any other value read as stage 1
+        raise ArscaleError(f"llamagen-t2i-xl: stage is 1 (256 px) or 2 (512 px), got {stage!r}")
     filename, image = ("t2i_XL_stage2_512.pt", 512) if stage == 2 else ("t2i_XL_stage1_256.pt", 256)
     weights = weights or os.environ.get("ARSCALE_LLAMAGEN_T2I_WEIGHTS")
     if isinstance(text_encoder, str) and text_encoder == "google/flan-t5-xl":
