@@ -211,7 +211,9 @@ def check_result(result: Any, strategy: str, prompts: int) -> SearchResult:
 
 def _as_score(score: Any, strategy: str) -> float:
     """A candidate's score as a float: a number, or a numpy or torch scalar (`scores[r]` of a tensor); else one line."""
-    if not isinstance(score, bool) and (isinstance(score, numbers.Real) or getattr(score, "ndim", None) == 0):
+    numpy_complex = isinstance(score, (np.generic, np.ndarray)) and score.dtype.kind == "c"  # float() only warns
+    if not isinstance(score, bool) and not numpy_complex and (isinstance(score, numbers.Real)
+                                                              or getattr(score, "ndim", None) == 0):
         try:
             return float(score)
         except (TypeError, ValueError, RuntimeError):  # a complex or text scalar

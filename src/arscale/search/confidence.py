@@ -63,10 +63,8 @@ def token_pmi(log_cond: torch.Tensor, log_uncond: torch.Tensor, tokens: torch.Te
     return (log_cond.gather(-1, index) - log_uncond.gather(-1, index)).squeeze(-1)
 
 
-def ema(previous: torch.Tensor | None, value: torch.Tensor, rate: float) -> torch.Tensor:
-    """(1 - rate) * previous + rate * value; rows whose previous value is NaN (or None) start at value."""
-    if previous is None:
-        return value.clone()
+def ema(previous: torch.Tensor, value: torch.Tensor, rate: float) -> torch.Tensor:
+    """(1 - rate) * previous + rate * value; rows whose previous value is NaN start at value."""
     out = (1.0 - rate) * previous + rate * value
     return torch.where(torch.isnan(previous), value, out)
 
@@ -151,9 +149,7 @@ def rebound(confidence: torch.Tensor, running_min: torch.Tensor, eps: float = 1e
 
 def windowed_variance(history: torch.Tensor, window: int) -> torch.Tensor:
     """Population variance of the non-NaN values in each row's last `window` columns of `history` [R, T];
-    0 where fewer than 2."""
-    if history.shape[1] == 0:
-        return torch.zeros(history.shape[0])
+    0 where fewer than 2 (every row of a history without columns)."""
     recent = history[:, -window:]
     valid = ~torch.isnan(recent)
     n = valid.sum(-1)

@@ -343,16 +343,19 @@ class Search:
         """Rewards of the finished images (not decoded again: `sized_for` the scorer), recorded in the reward
         history's last column."""
         with self.cost.timer("reward"):  # the scorer's preprocessing: its time, not overhead
-            images = sized_for(self.reward_scorer, images)
+            images = sized_for(self._reward_scorer(), images)
         r = self.rewards(traj, images)
         traj.record("reward", self.length - 1, r)
         return r
 
-    def rewards(self, traj: Trajectories, images: torch.Tensor) -> torch.Tensor:
-        if self.reward_scorer is None:
+    def _reward_scorer(self) -> Any:
+        if self.reward_scorer is None:  # one line, before anything reads its input size
             raise ArscaleError("this strategy needs a reward scorer")
-        _require_method(self.reward_scorer, "reward")
-        scorer = self.reward_scorer
+        return self.reward_scorer
+
+    def rewards(self, traj: Trajectories, images: torch.Tensor) -> torch.Tensor:
+        scorer = self._reward_scorer()
+        _require_method(scorer, "reward")
         prompts = scoring_prompts(self.generator, [traj.prompts[int(p)] for p in traj.prompt_index], scorer)
         with self.cost.timer("reward"):
             r = scorer_output(scorer.reward(images, prompts), scorer, "reward", len(images))
@@ -375,7 +378,7 @@ class Search:
 
     def score_now(self, traj: Trajectories, column: int) -> torch.Tensor:
         """Decode at the reward's input size, score, and record in the row's reward history."""
-        r = self.rewards(traj, self.decode(traj, int(self.reward_scorer.input_size)))
+        r = self.rewards(traj, self.decode(traj, int(self._reward_scorer().input_size)))
         traj.record("reward", column, r)
         return r
 
