@@ -265,7 +265,7 @@ def build_manifest(*, model: dict, strategies: dict[str, dict], scorer: str | No
 def _identity(manifest: dict, key: str) -> Any:
     value = manifest.get(key)
     if key in ("model", "scorer_weights") and isinstance(value, dict):  # where weights lie may differ between nodes
-        value = {k: v for k, v in value.items() if k != "weights_path"
+        value = {k: v for k, v in value.items() if k not in ("weights_path", "text_encoder_path")  # hashes compared
                  and not (k in PRECISION_KEYS and v == DEFAULT_PRECISION)}
     if key == "suite" and isinstance(value, dict):  # what the prompts are, not how the path was typed or cut
         value = {k: v for k, v in value.items() if k == "sha256"}
@@ -347,11 +347,12 @@ def _difference(key: str, old: Any, new: Any) -> str:
     if key in ("model", "scorer_weights") and isinstance(old, dict) and isinstance(new, dict):
         if old.get("id") != new.get("id"):
             return f"{key}: {old.get('id')} vs {new.get('id')}"
-        a, b = old.get("weights_sha256") or {}, new.get("weights_sha256") or {}
-        changed = sorted(name for name in set(a) | set(b) if a.get(name) != b.get(name))
-        if changed:
-            what = f"{old.get('id')}'s" if old.get("id") else "the"
-            return f"{key}: {what} weights differ ({', '.join(changed)})"
+        for hashes, part in (("weights_sha256", "weights"), ("text_encoder_sha256", "text encoder files")):
+            a, b = old.get(hashes) or {}, new.get(hashes) or {}
+            changed = sorted(name for name in set(a) | set(b) if a.get(name) != b.get(name))
+            if changed:
+                what = f"{old.get('id')}'s" if old.get("id") else "the"
+                return f"{key}: {what} {part} differ ({', '.join(changed)})"
         settings = [f"cfg {old.get('cfg', 'default')} vs {new.get('cfg', 'default')}"] \
             if old.get("cfg") != new.get("cfg") else []  # `bench --cfg`; absent: the model's own
         settings += [f"{name} {old.get(name, DEFAULT_PRECISION)} vs {new.get(name, DEFAULT_PRECISION)}"

@@ -95,8 +95,14 @@ def remove_bench_traces(out: Path, manifest_path: Path) -> None:
 
 def run_merge(inputs: list[str], out: str) -> int:
     from arscale.bench.merge import merge, write_reports, written_line
+    from arscale.folders import first_missing, remove_empty_folders
 
-    summaries = merge(inputs, out)
+    made = first_missing(out)
+    try:
+        summaries = merge(inputs, out)
+    except BaseException:
+        remove_empty_folders(made)  # a refused merge (a damaged shard) leaves no empty --out behind
+        raise
     table, plots = write_reports(Path(out))
     print(table)
     print(written_line(Path(out), plots))

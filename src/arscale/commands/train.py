@@ -18,13 +18,7 @@ def register(sub) -> None:
     parser = sub.add_parser("train", help="train the shipped ShapeWorld models")
     trainers = parser.add_subparsers(dest="model", metavar="MODEL")
     for name in TRAINERS:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name == name:  # trainer not built yet
-                continue
-            raise
-        module.register(trainers)
+        importlib.import_module(name).register(trainers)
     for trainer in trainers.choices.values():  # however a trainer ends, Ctrl-C and its data workers are given back
         trainer.set_defaults(func=_releasing(trainer.get_default("func")))
     parser.set_defaults(func=lambda args: parser.print_help() or 2)
