@@ -12,7 +12,7 @@ MAX_THREADS = 1024  # torch's OpenMP pool hangs at some thousands of threads and
 
 
 def check_threads(threads: int) -> None:
-    """--threads below MAX_THREADS: torch is never asked for a pool it hangs or crashes on."""
+    """--threads at most MAX_THREADS: torch is never asked for a pool it hangs or crashes on."""
     if threads > MAX_THREADS:
         raise ArscaleError(f"--threads {threads} is more than {MAX_THREADS} CPU threads (this machine has "
                            f"{os.cpu_count()} CPUs)")

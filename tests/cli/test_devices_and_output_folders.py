@@ -7,7 +7,7 @@ import os
 import pytest
 import torch
 
-from arscale.devices import pick_device
+from arscale.devices import MAX_THREADS, check_threads, pick_device
 from arscale.errors import ArscaleError
 from arscale.folders import remove_empty_folders
 
@@ -62,3 +62,10 @@ def test_a_linked_out_folder_is_not_tidied_through_the_link(tmp_path):
     remove_empty_folders(link, keep_root=True)
     remove_empty_folders(link)
     assert (target / "empty").is_dir()
+
+
+def test_threads_limit_is_inclusive():
+    """`--threads` takes at most MAX_THREADS: MAX_THREADS itself passes, one more is refused in one line."""
+    check_threads(MAX_THREADS)
+    with pytest.raises(ArscaleError, match=f"more than {MAX_THREADS}"):
+        check_threads(MAX_THREADS + 1)

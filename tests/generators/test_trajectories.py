@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from arscale.generators.kv_cache import KVCache
+from arscale.generators.seeding import row_key
 from arscale.generators.trajectories import Trajectories
 
 
@@ -134,3 +135,13 @@ def test_results_of_later_prompt_chunks_join_with_shifted_indices():
         chunk(["a"], 1).extend(SearchResult(["b"], [[]], SearchTree(), CostRecord(), "raw", {}, {"x": 1}))
     with pytest.raises(ValueError, match="another config"):
         chunk(["a"], 1).extend(SearchResult(["b"], [[]], SearchTree(), CostRecord(), "best-of-n", {}))
+
+
+def test_prompt_index_counts_within_the_call_while_seeds_use_the_global_index():
+    """`traj.prompt_index[r]` indexes the call's own `prompts` (what `rows_of` and the strategies group by); only the
+    seeds read `prompt_offset`, so a later chunk of prompts draws what it would have drawn in one call."""
+    traj = Trajectories.for_prompts(["x", "y"], [2, 1], seed=7, prompt_offset=5)
+    assert traj.prompt_index.tolist() == [0, 0, 1]
+    assert traj.tree.prompt == [0, 0, 1]
+    assert traj.rows_of(1).tolist() == [2]
+    assert traj.seed_key == [row_key(7, 5, 0), row_key(7, 5, 1), row_key(7, 6, 0)]

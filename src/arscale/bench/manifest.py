@@ -7,7 +7,8 @@ and a sha256 of every prompt and its metadata), torch / numpy / Pillow versions,
 hardware, timings and shard. Only the *identity* part (model + weights hash, resolved configs, scorer and
 its weights — the hub files it read, where both runs hashed them —, the model's --cfg, --dtype and
 --text-dtype where given, seed, the suite's hash, suite kind,
-batch_prompts, layout) must agree for a resume or a merge;
+batch_prompts, layout, the cost accounting's version; the device type and, on a CPU, the thread count)
+must agree for a resume or a merge;
 the suite as typed, --limit, versions, hardware and timings may differ between machines and invocations.
 """
 

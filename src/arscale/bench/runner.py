@@ -7,7 +7,8 @@ Output, per run (a strategy label and a budget N)::
     <out>/<label>/n<N>/results.jsonl, summary.json     recomputed from every record.json
     <out>/table.md, score_vs_n.png, score_vs_compute.png   over every run under <out>
 
-A prompt is finished when its record.json exists (written atomically after its image). Prompts are
+A prompt is finished when its record.json (written atomically after its image), metadata and image
+are whole (`is_done`; a crash may leave one empty or cut short). Prompts are
 batched in fixed blocks of `batch_prompts` consecutive global indices; `resume=True` skips the blocks
 whose prompts are all finished and reruns the others whole, because batched forwards are not
 bit-identical across batch compositions. Seeds derive from the global prompt index (the

@@ -82,7 +82,8 @@ class SearchTree:
 class Trajectories:
     """Rows of partial generations.
 
-    - `prompt_index[r]`: which of `prompts` row r belongs to (global index given by the caller).
+    - `prompt_index[r]`: which of `prompts` row r belongs to (an index into `prompts`; seeds use the caller's
+      global index, `prompt_offset` + it).
     - `node[r]`: the row's id in `tree`; `seed_key[r]`: its random stream.
     - `rows`: per-row tensors, dim 0 = R (accumulated latent, tokens, next input, ...).
     - `paired`: CFG-paired tensors, dim 0 = halves·R (conditional rows first, then unconditional).

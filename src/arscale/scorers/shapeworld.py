@@ -171,8 +171,9 @@ _DEFAULT_DIR: list[Path] = [WEIGHTS_DIR]
 def use_weights(directory: str | Path | None) -> Path:
     """Make `directory` (None: the shipped weights) where this process's ShapeWorld reward *and* features
     load from by default (`arscale bench --scorer-weights`): TTS-VAR's clustering features then come
-    from the same image tower as its reward, as they do with the shipped model. Call it before any
-    scorer is loaded (search caches loaded scorers per process). Returns the folder."""
+    from the same image tower as its reward, as they do with the shipped model. Call it before the
+    scorers are loaded: one loaded before keeps its weights (the search's `cached_scorer` loads anew). Returns
+    the folder."""
     target = Path(directory) if directory is not None else WEIGHTS_DIR
     if not target.is_dir():
         raise ArscaleError(f"{target} is not a folder (the ShapeWorld reward's weights are the folder "

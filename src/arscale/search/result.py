@@ -86,6 +86,7 @@ class CostRecord:
         return self
 
     def to_dict(self) -> dict[str, Any]:
+        """The fields as plain JSON data, with `overhead`."""
         d = asdict(self)
         d["overhead"] = self.overhead
         return d
@@ -140,6 +141,7 @@ class SearchResult:
             _same(self.telemetry, other.telemetry)
 
     def chosen(self, prompt: int) -> Candidate:
+        """Prompt `prompt`'s pick among its final candidates (`.image`, `.score`)."""
         picks = [c for c in self.candidates[prompt] if c.chosen]
         if len(picks) != 1:
             raise RuntimeError(f"prompt {prompt} has {len(picks)} chosen candidates, expected 1")
@@ -147,6 +149,7 @@ class SearchResult:
 
     @property
     def images(self) -> list[np.ndarray]:
+        """The chosen image of each prompt, uint8 [H, W, 3], in prompt order."""
         return [self.chosen(i).image for i in range(len(self.prompts))]
 
     def to_dict(self) -> dict[str, Any]:

@@ -323,6 +323,7 @@ class Search:
         return images
 
     def finish(self, traj: Trajectories) -> torch.Tensor:
+        """Final images of every row, [R, 3, H, W] in [0, 1] at the generator's `image_size` (counted as decodes)."""
         with self.cost.timer("decode"):
             images = self.generator.finish(traj)
         self._count_decode(len(traj), int(self.generator.image_size), lambda: self.generator.finish(traj))
@@ -354,6 +355,7 @@ class Search:
         return self.reward_scorer
 
     def rewards(self, traj: Trajectories, images: torch.Tensor) -> torch.Tensor:
+        """The reward scorer's [R] scores of `images` (one per row of `traj`, read with its prompt); not recorded."""
         scorer = self._reward_scorer()
         _require_method(scorer, "reward")
         prompts = scoring_prompts(self.generator, [traj.prompts[int(p)] for p in traj.prompt_index], scorer)
@@ -366,6 +368,7 @@ class Search:
         return r
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
+        """The feature scorer's [R, ...] vectors or maps of `images`."""
         if self.feature_scorer is None:
             raise ArscaleError("this strategy needs a feature scorer")
         _require_method(self.feature_scorer, "features")
@@ -467,6 +470,7 @@ def check_prompt_offset(prompt_offset: int) -> int:
 
 
 def check_n(n: int) -> int:
+    """A strategy's budget `n` as an int: a whole number ≥ 1, else one line."""
     return _whole_number(n, "N (candidates per prompt)", 1, "at least 1")
 
 

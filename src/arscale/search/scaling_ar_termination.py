@@ -4,7 +4,8 @@ theta = EMA of the p-quantile of the C of a prompt's candidates not on probation
 "active": of all its active candidates); a candidate below theta is flagged; `recovery_window` steps later it is
 terminated if C < theta and R < delta_rec then (`probation="end"`; with "any" the flag clears at any step of the
 window where C >= theta or R >= delta_rec, and a candidate still flagged at its end is terminated). The last
-survivors (`min_survivors`) and the current arg-max-C candidate of a prompt are never terminated.
+survivors (`min_survivors`) and, with `protect_best` (default), the current arg-max-C candidate of a prompt are
+never terminated.
 
 `simulate_termination` / `token_floor` run the policy alone on synthetic confidences: how many tokens a reading of
 the policy spends at a given T, N and p (`benchmarks/scaling_ar_token_floor.py`).

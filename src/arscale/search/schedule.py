@@ -97,7 +97,7 @@ def derive_batch(num_scales: int, cluster_at: tuple[int, ...], resample_at: tupl
     operation (the official run at N=8; multipliers of N in the paper text's reading).
 
     With fewer than four operations the last levels are used (two operations: 8 → 2 → 1), so the
-    pattern always ends with one row.
+    pattern ends with one row (with none, it stays at 8).
     """
     ops = sorted(set(cluster_at) | set(resample_at))
     if len(ops) > len(PAPER_LEVELS) - 1:

@@ -259,7 +259,7 @@ def main(args: argparse.Namespace) -> int:
         if timer.out_of_time():
             break
     common.end_loop(timer, bar, stream)
-    if running is not None:  # this run trained
+    if running is not None:  # a loss to report: this run's, or the resumed state's
         metrics = {"step": step, "loss_ema": running}
     save()
     print(f"saved state to {args.state_dir} and weights to {args.out}")

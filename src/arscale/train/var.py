@@ -323,7 +323,8 @@ def build_trainable(args: argparse.Namespace, tok_cfg: dict, config: dict, devic
 
 
 def make_optimizer(model: torch.nn.Module, lr: float) -> torch.optim.AdamW:
-    """AdamW with weight decay on the matrices only (not on embeddings or position tables)."""
+    """AdamW with weight decay on the matrices only (not on embeddings or the transformer's position tables; the
+    text encoder's `pos` table is decayed)."""
     def decayed(name: str, p: torch.nn.Parameter) -> bool:
         return p.dim() >= 2 and "embed" not in name and "pos_" not in name
 

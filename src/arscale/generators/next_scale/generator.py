@@ -157,6 +157,8 @@ class NextScaleLoop(nn.Module):
     @torch.no_grad()
     def start(self, prompts: Sequence[Any], rows_per_prompt: int | Sequence[int], seed: int, *,
               prompt_offset: int = 0, cfg: float | None = None, unconditional: bool = True) -> Trajectories:
+        """Encode the prompts and make `rows_per_prompt` rows of each at `traj.step = 0` (`cfg`: another guidance
+        scale than the sampling config's; `unconditional=False`: see the module docstring)."""
         prompts, counts, cfg = self._check_start(prompts, rows_per_prompt, cfg)
         encoder = getattr(self, "text_encoder", None)  # T5; else ShapeWorld's own (a class label costs nothing)
         encoder = getattr(self, "conditioner", None) if encoder is None else encoder
@@ -299,12 +301,14 @@ class NextScaleLoop(nn.Module):
     # -- images -------------------------------------------------------------------------------------
     @torch.no_grad()
     def preview(self, traj: Trajectories, size: int | None = None) -> torch.Tensor:
+        """The accumulated latent of every row decoded: [R, 3, size, size] in [0, 1] (full size when None)."""
         if traj.step == 0:
             raise ArscaleError("nothing to preview before the first scale is generated")
         return self._decode_rows(traj.rows["f_hat"], size)
 
     @torch.no_grad()
     def finish(self, traj: Trajectories) -> torch.Tensor:
+        """Final images [R, 3, H, W] in [0, 1], once every scale is generated."""
         if traj.step != self.num_scales:
             raise ArscaleError(f"generation is at scale {traj.step} of {self.num_scales}; step to the end first")
         return self._decode_rows(traj.rows["f_hat"], None)

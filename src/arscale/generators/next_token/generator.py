@@ -153,6 +153,7 @@ class TokenGenerator:
     @torch.no_grad()
     def start(self, prompts: Sequence[str], rows_per_prompt: int | Sequence[int], seed: int, *,
               prompt_offset: int = 0, cfg: float | None = None, unconditional: bool = True) -> Trajectories:
+        """Rows for each prompt, prefilled, with the logits of image token 0 ready (see the module docstring)."""
         scale = float(self.cfg if cfg is None else cfg)
         check_guidance(scale)
         halves = self._halves(scale, unconditional)
@@ -178,6 +179,7 @@ class TokenGenerator:
         return traj
 
     def next_logits(self, traj: Trajectories) -> tuple[torch.Tensor, torch.Tensor]:
+        """Conditional and unconditional fp32 logits [R, V] of token `traj.step` (computed by `start` / `advance`)."""
         if traj.step >= self.num_tokens:
             raise ArscaleError(f"all {self.num_tokens} tokens are generated; call finish")
         logits = traj.paired["next_logits"]
@@ -187,6 +189,8 @@ class TokenGenerator:
     @torch.no_grad()
     def advance(self, traj: Trajectories, tokens: torch.Tensor,
                 guidance: torch.Tensor | float | None = None) -> Trajectories:
+        """Write `tokens` [R] at column `traj.step`, take `guidance` (per row, for the next token's mix) and run the
+        forward for the next logits."""
         R, step = len(traj), traj.step
         if step >= self.num_tokens:
             raise ArscaleError(f"all {self.num_tokens} tokens are generated; call finish")
@@ -241,6 +245,7 @@ class TokenGenerator:
 
     @torch.no_grad()
     def finish(self, traj: Trajectories) -> torch.Tensor:
+        """Final images [R, 3, H, W] in [0, 1], once every token is generated."""
         if traj.step < self.num_tokens:
             raise ArscaleError(f"only {traj.step} of {self.num_tokens} tokens are generated; use preview "
                                "for partial images")
@@ -248,6 +253,7 @@ class TokenGenerator:
 
     @torch.no_grad()
     def preview(self, traj: Trajectories, size: int | None = None) -> torch.Tensor:
+        """The raster prefix of every row decoded, ungenerated positions as background (`decode_prefix`)."""
         return self.decode_prefix(traj.rows["tokens"], size)
 
     @torch.no_grad()
