@@ -168,6 +168,20 @@ def test_conditional_only_table(monkeypatch, capsys):
     assert rows[1][3] == "identical" and rows[2][1] == "0.50x"
 
 
+def test_decode_memory_table(monkeypatch, capsys):
+    """decode_memory.py (tiny VQVAE): one row per setting from its own process, and the two settings' images agree."""
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]))
+    run_main(monkeypatch, "decode_memory", "--tiny", "--rows", "5", "--chunk", "2")
+    out = capsys.readouterr().out
+    rows = table_rows(out)
+    assert [r[0] for r in rows] == ["one call (5 rows)", "chunks of 2"]
+    assert all(float(r[1]) >= 0 and float(r[2]) > 0 for r in rows)
+    difference = float(re.search(r"largest pixel difference between the two settings: (\S+)", out).group(1))
+    assert difference < 1e-4
+    with pytest.raises(SystemExit):  # a chunk larger than the rows is refused by the parser
+        run_main(monkeypatch, "decode_memory", "--tiny", "--rows", "2", "--chunk", "3")
+
+
 def test_kv_memory_table(monkeypatch, capsys, tiny_ar):
     """kv_memory.py (on a tiny ShapeWorld-AR): five runs; right-sizing ends on a buffer no larger, same images."""
     run_main(monkeypatch, "kv_memory", "--per-tag", "1", "--seed", "99", "--n", "4")

@@ -13,8 +13,8 @@ from arscale.search.tts_var import TTSVAR
 
 
 def test_rows_per_decode_follows_the_pixel_budget():
-    assert rows_per_decode(1024) == 8 and rows_per_decode(256) == 128 and rows_per_decode(64) == 2048
-    assert rows_per_decode(4096) == 1  # one image over the budget still decodes
+    assert rows_per_decode(1024) == 2 and rows_per_decode(256) == 32 and rows_per_decode(64) == 512
+    assert rows_per_decode(2048) == 1  # one image over the budget still decodes
     assert rows_per_decode(10, budget=250) == 2
     with pytest.raises(ValueError, match="decode_pixels must be a positive"):
         rows_per_decode(64, budget=0)

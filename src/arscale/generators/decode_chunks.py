@@ -7,8 +7,9 @@ from collections.abc import Callable
 
 import torch
 
-DECODE_PIXELS = 8 * 1024 * 1024
-"""Output pixels one decoder call may make: eight 1024² images, 128 at 256², 2,048 at ShapeWorld's 64²."""
+DECODE_PIXELS = 2 * 1024 * 1024
+"""Output pixels one decoder call may make: two 1024² images, 32 at 256², 512 at ShapeWorld's 64². VAR's VQVAE
+decoder peaks at about 245 MiB per 256² image in fp32 (`benchmarks/decode_memory.py`), so about 7.5 GiB a call."""
 
 
 def rows_per_decode(image_size: int, budget: int = DECODE_PIXELS) -> int:

@@ -12,13 +12,14 @@ flattened to that):
 One embedding per image ([B, C]: CLIP, PickScore, HPSv2) is already a semantic vector: `pca` and `pool` take
 it as it is (a single token has no per-image principal direction), `pca-joint` projects it as above.
 
-K-Means follows scikit-learn's defaults as the official code used them (greedy k-means++ with
-2 + ⌊ln k⌋ local trials, Lloyd to tol 1e-4 relative to the mean variance, 300 iterations, one
-init), in float64, seeded by an explicit generator. Ties go to the lowest index everywhere and
-duplicate points never yield a missing or repeated representative (an empty cluster takes the nearest
-unused row). Distances to a centre within a relative TIE_RTOL count as ties: with 8 → 6 or 6 → 4
-rows most clusters have one or two members, and the two members of a pair are equidistant from their centre (their midpoint), so
-without it the pick would be decided by float rounding (as in the official code's float32 `np.argmin`).
+K-Means follows scikit-learn's defaults as the official code used them (greedy k-means++ with 2 +
+⌊ln k⌋ local trials, Lloyd to tol 1e-4 relative to the mean variance, 300 iterations, one init), in
+float64, seeded by an explicit generator. Ties go to the lowest index everywhere and duplicate
+points never yield a missing or repeated representative (an empty cluster takes the nearest unused
+row). Distances to a centre within a relative TIE_RTOL count as ties: with 8 → 6 or 6 → 4 rows most
+clusters have one or two members, and the two members of a pair are equidistant from their centre
+(their midpoint), so without it the pick would be decided by float rounding (as in the official
+code's float32 `np.argmin`).
 """
 
 from __future__ import annotations
