@@ -99,8 +99,11 @@ def kmeans_plus_plus(x: torch.Tensor, k: int, generator: torch.Generator) -> tor
             pot = float(cand.sum())
             if best is None or pot < best_pot:
                 best, best_pot, best_closest = p, pot, cand
-        if best in chosen:  # possible only via duplicate points; any unused equal point is as good
-            best = next(i for i in range(n) if i not in chosen and torch.equal(x[i], x[best]))
+        if best in chosen:  # a chosen row has weight 0: only a uniform draw of exactly 0 lands a trial there
+            unused = [i for i in range(n) if i not in chosen]
+            equal = [i for i in unused if torch.equal(x[i], x[best])]  # an unused copy is as good
+            best = equal[0] if equal else max(unused, key=lambda i: float(closest[i]))  # else the farthest row
+            best_closest = torch.minimum(closest, _sq_dists(x, x[best : best + 1]).squeeze(1))
         chosen.append(best)
         closest = best_closest
     return torch.tensor(chosen)
