@@ -83,6 +83,7 @@ def main() -> None:
     rows_out, images = [], []
     with tempfile.TemporaryDirectory() as tmp:
         for label, chunk in ((f"one call ({args.rows} rows)", 0), (f"chunks of {args.chunk}", args.chunk)):
+            print(f"decoding: {label} ...", file=sys.stderr, flush=True)  # minutes at 256 px
             out = str(Path(tmp) / f"{chunk}.pt")
             cmd = [sys.executable, __file__, "--rows", str(args.rows), "--chunk", str(args.chunk), "--child", str(chunk),
                    out] + (["--tiny"] if args.tiny else [])
