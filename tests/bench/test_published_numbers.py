@@ -26,11 +26,11 @@ def _load(path: Path, name: str):
 
 
 def test_issue5_pool_reads_todays_default_in_every_draw():
-    """Every draw of the pool (42 through Session 34) is read at ScalingAR's current default (≈ 0.32× Best-of-8's tokens)."""
+    """Every draw of the pool (44 through Session 35) is read at ScalingAR's current default (≈ 0.32× Best-of-8's tokens)."""
     pool23 = _load(AR16 / "session23-fresh-draws" / "pool.py", "published_pool23")
     pool = _pool()
     draws = pool.draws()
-    assert len(pool.draws(through=34)) == 42 and len(pool.draws(through=33)) == 40  # two draws a session
+    assert len(pool.draws(through=35)) == 44 and len(pool.draws(through=34)) == 42  # two draws a session
     tokens = {d: pool23.summaries(d)[1]["cost_per_prompt"]["generated_tokens"] for d in draws}
     assert {d: t for d, t in tokens.items() if t > 0.35 * 2048} == {}
 
