@@ -137,8 +137,9 @@ def kmeans(x: torch.Tensor, k: int, generator: torch.Generator, *, max_iter: int
 def representatives(x: torch.Tensor, k: int, generator: torch.Generator) -> torch.Tensor:
     """k distinct row indices: per cluster (in label order) the member nearest its centre.
 
-    A cluster left empty (duplicate points) or whose nearest member was already taken falls back to
-    the nearest not-yet-chosen point overall, so the result always has k distinct rows.
+    A taken member is passed over; a cluster left empty (duplicate points) or whose members were all taken
+    (by an earlier cluster's fallback) falls back to the row nearest its centre among those not yet chosen,
+    so the result always has k distinct rows.
     """
     x = x.double()
     labels, centres = kmeans(x, k, generator)
