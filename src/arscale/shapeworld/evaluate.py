@@ -82,7 +82,7 @@ def _as_rgb(image) -> np.ndarray:
         except AttributeError:
             raise ArscaleError(f"expected an RGB image array, got {type(image).__name__}") from None
     if image.ndim != 3 or image.shape[2] not in (3, 4) or image.shape[0] == 0 or image.shape[1] == 0:
-        raise ArscaleError(f"expected an image of shape [H, W, 3], got shape {tuple(image.shape)}")
+        raise ArscaleError(f"expected an image of shape [H, W, 3] (or RGBA), got shape {tuple(image.shape)}")
     if image.dtype != np.uint8:
         raise ArscaleError(f"expected a uint8 image, got dtype {image.dtype}")
     return image[..., :3]
@@ -201,7 +201,7 @@ def classify(mask: np.ndarray, x0: int, y0: int) -> tuple[str | None, float]:
 
 
 def detect(image) -> list[Detection]:
-    """Detect ShapeWorld objects in an RGB ``uint8 [H, W, 3]`` image (any size).
+    """Detect ShapeWorld objects in an RGB ``uint8 [H, W, 3]`` image (any size; RGBA's alpha is ignored).
 
     Returns detections grouped by class in `CLASSES` order, each class sorted by area (largest first,
     then top-most, then left-most). Boxes are ``(x0, y0, x1, y1)`` with exclusive ends.
@@ -346,8 +346,9 @@ def evaluate(image, metadata: dict | str, detections: list[Detection] | None = N
     grammar (parsed with `metadata_from_prompt`).
 
     ``detections`` may be passed to skip detection (e.g. when judging one image for several records).
-    Raises `ArscaleError` for an image that is not ``uint8 [H, W, 3]``, metadata naming unknown
-    classes, colours or relations, or a prompt outside the grammar.
+    Raises `ArscaleError` for an image that is neither a PIL image nor ``uint8 [H, W, 3]`` (RGBA ``[H, W, 4]``
+    passes, its alpha ignored), metadata naming unknown classes, colours or relations, or a prompt outside the
+    grammar.
     """
     if isinstance(metadata, str):
         metadata = metadata_from_prompt(metadata)
