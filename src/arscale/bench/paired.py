@@ -16,7 +16,7 @@ import math
 from collections.abc import Mapping
 from pathlib import Path
 
-from arscale.bench.table import label_order, percent
+from arscale.bench.table import label_order, percent, points
 from arscale.errors import ArscaleError
 
 RunKey = tuple[str, int]  # (strategy label, N)
@@ -204,7 +204,7 @@ def format_comparison(rows: list[dict], name_a: str = "A", name_b: str = "B") ->
             lines.append(f"| {r['label']} | {r['n']} | {r['against']} | 0 | – | – | no prompt judged in both | – | – |")
             continue
         lines.append(f"| {r['label']} | {r['n']} | {r['against']} | {r['prompts']} | {percent(r['acc_a'])} | "
-                     f"{percent(r['acc_b'])} | {100 * r['diff']:+.1f} ± {100 * r['diff_se']:.1f} | "
+                     f"{percent(r['acc_b'])} | {points(r['diff'], '+.1f')} ± {points(r['diff_se'])} | "
                      f"{r['b_fixed']} / {r['b_broke']} | {_reward(r['reward_a'])} / {_reward(r['reward_b'])} |")
     return "\n".join(lines) + "\n"
 

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from arscale.bench.paired import compare_folders, load_records
-from arscale.bench.table import label_order, percent
+from arscale.bench.table import label_order, percent, points
 from arscale.errors import ArscaleError
 
 
@@ -109,8 +109,8 @@ def format_pooled(per_draw: list[dict], pooled: list[dict], name_a: str = "basel
                          "no prompt judged in both | – | – |")
             continue
         lines.append(f"| {r['draw']} | {r['label']} | {r['n']} | {r['against']} | {r['prompts']} | "
-                     f"{percent(r['acc_a'])} | {percent(r['acc_b'])} | {100 * r['diff']:+.1f} ± "
-                     f"{100 * r['diff_se']:.1f} | {r['b_fixed']} / {r['b_broke']} | "
+                     f"{percent(r['acc_a'])} | {percent(r['acc_b'])} | {points(r['diff'], '+.1f')} ± "
+                     f"{points(r['diff_se'])} | {r['b_fixed']} / {r['b_broke']} | "
                      f"{_reward(r['reward_a'])} / {_reward(r['reward_b'])} |")
     pooled_head = (f"| pooled: strategy | N | against | draws | prompts | {name_a} % | {name_b} % | {name_b} − {name_a} "
                    f"± SE (points) | relative ± SE | SE from the draws' spread (SD) | fixed / broken | mean reward "
@@ -120,11 +120,11 @@ def format_pooled(per_draw: list[dict], pooled: list[dict], name_a: str = "basel
         if not r["prompts"]:
             lines.append(f"| {r['label']} | {r['n']} | – | 0 | 0 | – | – | no prompt judged in both | – | – | – | – |")
             continue
-        spread = "–" if math.isnan(r["spread_sd"]) else f"{100 * r['spread_se']:.1f} ({100 * r['spread_sd']:.1f})"
-        rel = "–" if math.isnan(r["rel"]) else f"{100 * r['rel']:+.1f} ± {100 * r['rel_se']:.1f} %"
+        spread = "–" if math.isnan(r["spread_sd"]) else f"{points(r['spread_se'])} ({points(r['spread_sd'])})"
+        rel = "–" if math.isnan(r["rel"]) else f"{points(r['rel'], '+.1f')} ± {points(r['rel_se'])} %"
         lines.append(f"| {r['label']} | {r['n']} | {r['against']} | {r['draws']} | {r['prompts']} | "
-                     f"{percent(r['acc_a'])} | {percent(r['acc_b'])} | {100 * r['diff']:+.2f} ± "
-                     f"{100 * r['diff_se']:.2f} | {rel} | {spread} | {r['b_fixed']} / {r['b_broke']} | "
+                     f"{percent(r['acc_a'])} | {percent(r['acc_b'])} | {points(r['diff'], '+.2f')} ± "
+                     f"{points(r['diff_se'], '.2f')} | {rel} | {spread} | {r['b_fixed']} / {r['b_broke']} | "
                      f"{_reward(r['reward_a'])} / {_reward(r['reward_b'])} |")
     note = (f"relative: the difference over the pooled accuracy of {name_a}, its SE the difference's over the same "
             f"(the uncertainty of {name_a}'s accuracy left out). The spread's SE rests on one fewer degrees of "

@@ -27,13 +27,19 @@ def tag_order(tags) -> list[str]:
 def percent(x) -> str:
     """Percent with one decimal, rounded to 9 places first: an accuracy such as 117/240, averaged over tags in
     another order, is 48.7499… or 48.7500…1 and must not print 48.7 for one run and 48.8 for the other."""
-    return "–" if x is None else f"{round(100 * x, 9):.1f}"
+    return "–" if x is None else points(x)
+
+
+def points(x: float, spec: str = ".1f") -> str:
+    """100·x in `spec` (e.g. "+.1f"), rounded to 9 places first for the reason `percent` gives: a paired
+    difference of 1/80 summed over tags is 1.2499… or 1.2500…1 points, and prints as the exact 1.25 would."""
+    return format(round(100 * x, 9), spec)
 
 
 def _paired(diff: dict | None) -> str:
     if not diff or not diff.get("prompts"):
         return "–"
-    return f"{100 * diff['diff']:+.1f} ± {100 * diff['diff_se']:.1f}"
+    return f"{points(diff['diff'], '+.1f')} ± {points(diff['diff_se'])}"
 
 
 def flops_unit(largest: float) -> tuple[float, str]:
