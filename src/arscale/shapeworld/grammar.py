@@ -399,6 +399,7 @@ def check_metadata(metadata) -> None:
                     or len(pos) != 2
                     or pos[0] not in RELATIONS
                     or not isinstance(pos[1], int)
+                    or isinstance(pos[1], bool)  # like a count: True is not group 1
                     or not 0 <= pos[1] < i
                 ):
                     raise GrammarError(
