@@ -1,5 +1,6 @@
-"""The KV cache (kv_cache.py) where mutants of it outlived the suite: reallocation at an append that ends exactly
-at the allocation, `keep`'s index checks, right-sizing and the per-device copies, each worked out by hand."""
+"""The KV cache (kv_cache.py) where mutants of it outlived the suite: growth and reallocation (doubling up to the
+capacity, an append that ends exactly at the allocation), `keep`'s index checks, `select` of an empty layer,
+right-sizing and the per-device copies, each worked out by hand."""
 
 import pytest
 import torch
@@ -75,3 +76,49 @@ def test_keep_rows_without_the_per_device_copies_makes_them_itself():
         assert torch.equal(out, want[rows])
 
 
+def test_a_growing_cache_allocates_what_the_appends_need_at_least_doubling_up_to_its_capacity():
+    # grow: "what is needed, at least twice the old allocation, up to the capacity", the filled positions moved
+    # over. Appends of 1, 1, 1, 3, 3 positions at capacity 10: ends 1 2 3 6 9 -> allocations 1, max(2, 2) = 2,
+    # max(3, 4) = 4, max(6, 8) = 8, min(10, max(9, 16)) = 10
+    cache = KVCache(1, capacity=10, grow=True)
+    parts, sizes = [], []
+    for i, n in enumerate([1, 1, 1, 3, 3]):
+        k, v = _kv(2, n, i)
+        keys, values = cache.append(0, k, v)
+        parts.append((k, v))
+        sizes.append(cache.keys[0].shape[2])
+        assert torch.equal(keys, torch.cat([p[0] for p in parts], 2))
+        assert torch.equal(values, torch.cat([p[1] for p in parts], 2))
+    assert sizes == [1, 2, 4, 8, 10]
+    assert cache.length == 9
+
+
+def test_a_cache_allocates_its_whole_capacity_by_default_and_fills_it_to_the_last_position():
+    cache = KVCache(2, capacity=4)
+    k, v = _kv(3, 1, 0)
+    cache.append(0, k, v)
+    assert cache.keys[0].shape == (3, 2, 4, 3) and cache.keys[1] is None
+    assert cache.length == 1  # the length is layer 0's: the first layer a step appends to
+    k2, v2 = _kv(3, 3, 1)
+    keys, values = cache.append(0, k2, v2)  # 1 + 3 = 4 positions: exactly the capacity is no overflow
+    assert torch.equal(keys, torch.cat([k, k2], 2)) and torch.equal(values, torch.cat([v, v2], 2))
+    with pytest.raises(RuntimeError, match="overflow"):
+        cache.append(0, *_kv(3, 1, 2))
+    with pytest.raises(RuntimeError, match="holds 3 rows but got 2"):
+        cache.append(0, *_kv(2, 0, 3))
+    assert KVCache(1, capacity=1).capacity == 1
+    with pytest.raises(ValueError, match="capacity"):
+        KVCache(1, capacity=0)
+
+
+def test_select_of_a_cache_with_an_empty_layer_keeps_it_empty_and_its_lengths():
+    cache = KVCache(2, capacity=6, grow=True)
+    k, v = _kv(3, 2, 0)
+    cache.append(0, k, v)
+    out = cache.select(torch.tensor([2, 0, 2]))
+    assert out.lengths == [2, 0] and out.keys[1] is None and out.values[1] is None
+    assert out.grow and out.capacity == 6
+    assert torch.equal(out.keys[0][:, :, :2], k[[2, 0, 2]]) and torch.equal(out.values[0][:, :, :2], v[[2, 0, 2]])
+    assert out.keys[0].shape[2] == cache.keys[0].shape[2]  # as many positions as allocated
+    # bytes of the live rows: 3 rows x 2 heads x 2 allocated positions x 3 dims x 4 bytes, keys and values
+    assert out.nbytes() == 2 * 3 * 2 * 2 * 3 * 4 == out.allocated_bytes()

@@ -159,27 +159,21 @@ def test_kmeans_plus_plus_keeps_the_trial_it_drew_among_duplicates():
     assert firsts == {1, 2}  # both rows were drawn first for some seed
 
 
-def test_kmeans_plus_plus_replaces_a_trial_on_a_chosen_row_by_an_unused_equal_row(monkeypatch):
-    # A chosen row has D^2 = 0, so only a uniform draw of exactly 0 can land a trial on it; then an unused row equal
-    # to it is as good (here row 1, a copy of row 0), never the chosen row again
+@pytest.mark.parametrize("rows, expected", [
+    # an unused row equal to the chosen one is as good (row 1, a copy of row 0), never the chosen row again
+    ([0.0, 0.0, 3.0], [0, 1]),
+    # no duplicate rows: the farthest unused row (D^2 = 25), not a StopIteration
+    ([0.0, 3.0, 5.0], [0, 2]),
+])
+def test_kmeans_plus_plus_moves_a_trial_that_lands_on_a_chosen_row(monkeypatch, rows, expected):
+    # A chosen row has D^2 = 0, so only a uniform draw of exactly 0 can land a trial on it (forced here)
     from arscale.search import clustering
 
-    x = torch.tensor([[0.0], [0.0], [3.0]], dtype=torch.float64)
+    x = torch.tensor(rows, dtype=torch.float64)[:, None]
     seed = _seeds_with_first_centre_at_row_0(1)[0]
     monkeypatch.setattr(clustering.torch, "multinomial",
                         lambda probs, count, replacement, generator: torch.zeros(count, dtype=torch.long))
-    assert clustering.kmeans_plus_plus(x, 2, torch.Generator().manual_seed(seed)).tolist() == [0, 1]
-
-
-def test_kmeans_plus_plus_without_an_unused_copy_takes_the_farthest_row(monkeypatch):
-    # the same zero draw with no duplicate rows: the farthest unused row (D^2 = 25), not a StopIteration
-    from arscale.search import clustering
-
-    x = torch.tensor([[0.0], [3.0], [5.0]], dtype=torch.float64)
-    seed = _seeds_with_first_centre_at_row_0(1)[0]
-    monkeypatch.setattr(clustering.torch, "multinomial",
-                        lambda probs, count, replacement, generator: torch.zeros(count, dtype=torch.long))
-    assert clustering.kmeans_plus_plus(x, 2, torch.Generator().manual_seed(seed)).tolist() == [0, 2]
+    assert clustering.kmeans_plus_plus(x, 2, torch.Generator().manual_seed(seed)).tolist() == expected
 
 
 def test_per_image_pca_of_two_tokens_is_their_half_difference_map():
